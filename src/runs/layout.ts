@@ -1,0 +1,74 @@
+/**
+ * Where every file of a run lives (ARCHITECTURE.md, "Storage layout"). Keys are deterministic, so a retried shard
+ * or a re-run Finalize overwrites instead of duplicating.
+ */
+import { asPrefix, joinUri } from '../storage/uri.js';
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+export interface RunLayout {
+  readonly runId: string;
+  /** `<output.uri>/` */
+  readonly outputUri: string;
+  /** `<output.uri>/_runs/<runId>/`: plan, shard list, markers, manifest. */
+  readonly runUri: string;
+  readonly planUri: string;
+  readonly shardsUri: string;
+  readonly manifestUri: string;
+  readonly reportUri: string;
+  /** Prefix of the run's predictions partition. */
+  readonly partitionUri: string;
+  /** Prefix of the run's error files. */
+  readonly errorsPrefixUri: string;
+  readonly markersPrefixUri: string;
+  markerUri(shardId: number): string;
+  checkpointUri(shardId: number): string;
+  roundUri(round: number): string;
+  partUri(shardId: number, chunk: number): string;
+  errorsUri(shardId: number): string;
+}
+
+/** `run_date` is the UTC date the run was planned; it is fixed in the plan so every shard agrees. */
+export function runLayout(outputUri: string, runId: string, runDate: string): RunLayout {
+  const out = asPrefix(outputUri);
+  const runUri = asPrefix(joinUri(out, '_runs', runId));
+  const partitionUri = asPrefix(joinUri(out, `run_date=${runDate}`, `run_id=${runId}`));
+  const errorsPrefixUri = asPrefix(joinUri(out, '_errors', `run_id=${runId}`));
+  const markersPrefixUri = asPrefix(joinUri(runUri, 'shards'));
+  return {
+    runId,
+    outputUri: out,
+    runUri,
+    planUri: joinUri(runUri, 'plan.json'),
+    shardsUri: joinUri(runUri, 'shards.jsonl'),
+    manifestUri: joinUri(runUri, 'manifest.json'),
+    reportUri: joinUri(runUri, 'report.html'),
+    partitionUri,
+    errorsPrefixUri,
+    markersPrefixUri,
+    markerUri: (id) => joinUri(markersPrefixUri, `${id}.json`),
+    checkpointUri: (id) => joinUri(runUri, 'checkpoints', `${id}.json`),
+    roundUri: (round) => joinUri(runUri, 'rounds', `${round}.json`),
+    partUri: (id, chunk) => joinUri(partitionUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.parquet`),
+    errorsUri: (id) => joinUri(errorsPrefixUri, `part-${pad(id, 5)}.jsonl`),
+  };
+}
+
+/** The run prefix of an output URI, for code that only knows the run URI (workers, reconcile). */
+export function runUriOf(outputUri: string, runId: string): string {
+  return asPrefix(joinUri(asPrefix(outputUri), '_runs', runId));
+}
+
+/**
+ * Run ids are Step Functions execution names: 1-80 characters of letters, digits, `-` and `_`. Generated ids sort
+ * by time.
+ */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+
+export function newRunId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const rand = Math.floor(Math.random() * 0xffffff)
+    .toString(16)
+    .padStart(6, '0');
+  return `${stamp}-${rand}`;
+}

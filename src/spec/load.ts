@@ -1,0 +1,171 @@
+/**
+ * Loading a job spec: YAML or JSON text -> schema validation -> cross-field checks -> paths made absolute.
+ * Every problem is reported at once, each naming the field, the value and the fix.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { normalizeUri, prefixesOverlap, UriError } from '../storage/uri.js';
+import { SpecError, type SpecIssue } from './errors.js';
+import { jobSpecSchema, type JobSpec } from './schema.js';
+
+export interface ParseOptions {
+  /** Shown in error messages: the file the spec came from. */
+  readonly source?: string;
+  /**
+   * Directory that relative paths in the spec are relative to. Without it (a spec sent to the Plan Lambda), every
+   * location must already be an s3:// or file:// URI.
+   */
+  readonly baseDir?: string;
+}
+
+/** Parses YAML (JSON is YAML) text into a validated spec. */
+export function parseJobSpecText(text: string, options: ParseOptions = {}): JobSpec {
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    throw new SpecError(
+      [{ path: '', value: 'unparseable text', message: `is not valid YAML or JSON: ${(err as Error).message}` }],
+      options.source,
+    );
+  }
+  return parseJobSpec(raw, options);
+}
+
+export async function loadJobSpecFile(file: string): Promise<JobSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new SpecError(
+      [{ path: '', value: file, message: `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }],
+      file,
+    );
+  }
+  return parseJobSpecText(text, { source: file, baseDir: path.dirname(path.resolve(file)) });
+}
+
+/** Validates an already-parsed value (e.g. the `spec` of an execution input). */
+export function parseJobSpec(raw: unknown, options: ParseOptions = {}): JobSpec {
+  const result = jobSpecSchema.safeParse(raw);
+  if (!result.success) {
+    throw new SpecError(result.error.issues.map((issue) => toSpecIssue(issue, raw)), options.source);
+  }
+  const spec = result.data;
+  const issues = [...crossFieldIssues(spec), ...normalizeLocations(spec, options.baseDir)];
+  if (issues.length > 0) throw new SpecError(issues, options.source);
+  return spec;
+}
+
+/** The columns a run writes, in order, from a resolved spec. Also used to check for clashes. */
+export function outputColumnNames(spec: JobSpec): string[] {
+  const names: string[] = [];
+  if (spec.input.id) names.push(spec.input.id);
+  names.push(...spec.output.passthrough.filter((c) => c !== spec.input.id));
+  for (const out of spec.model.outputs) {
+    if (!out.postprocess) {
+      names.push(out.as ?? out.tensor);
+      continue;
+    }
+    if (out.postprocess.argmax) names.push(out.postprocess.argmax.as);
+    for (const k of out.postprocess.keep) names.push(k === 'score' ? 'score' : (out.as ?? out.tensor));
+    if (!out.postprocess.argmax) names.push(out.as ?? out.tensor);
+  }
+  return names;
+}
+
+function crossFieldIssues(spec: JobSpec): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const seen = new Set<string>();
+  for (const name of outputColumnNames(spec)) {
+    if (seen.has(name) || name.startsWith('_')) {
+      issues.push({
+        path: 'model.outputs',
+        value: JSON.stringify(name),
+        message: name.startsWith('_')
+          ? 'output columns may not start with "_" (reserved for _shard, _source, _offset); rename it with "as"'
+          : 'is produced twice (check input.id, output.passthrough and each output\'s "as"); give each column a unique name',
+      });
+    }
+    seen.add(name);
+  }
+  const tensors = new Set<string>();
+  spec.model.inputs.forEach((input, i) => {
+    if (tensors.has(input.tensor)) {
+      issues.push({
+        path: `model.inputs[${i}].tensor`,
+        value: JSON.stringify(input.tensor),
+        message: 'feeds the same graph input twice; each input tensor must be declared once',
+      });
+    }
+    tensors.add(input.tensor);
+  });
+  if (spec.output.schema) {
+    for (const name of Object.keys(spec.output.schema)) {
+      if (!seen.has(name)) {
+        issues.push({
+          path: `output.schema.${name}`,
+          value: JSON.stringify(name),
+          message: `is not a column this job writes (it writes ${[...seen].join(', ')}); fix the name or remove it`,
+        });
+      }
+    }
+  }
+  return issues;
+}
+
+/** Makes input/output/model locations absolute URIs and rejects an input that overlaps the output. */
+function normalizeLocations(spec: JobSpec, baseDir: string | undefined): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const fix = (field: string, value: string): string => {
+    try {
+      if (baseDir === undefined && !/^(s3|file):\/\//.test(value)) {
+        throw new UriError('relative paths are only allowed in a spec file; use an s3:// or file:// URI here');
+      }
+      return normalizeUri(value, baseDir ?? '/');
+    } catch (err) {
+      issues.push({ path: field, value: JSON.stringify(value), message: (err as Error).message });
+      return value;
+    }
+  };
+  spec.input.uri = fix('input.uri', spec.input.uri);
+  spec.output.uri = fix('output.uri', spec.output.uri);
+  if (!spec.output.uri.endsWith('/')) spec.output.uri += '/';
+  if (spec.model.uri) spec.model.uri = fix('model.uri', spec.model.uri);
+  if (issues.length === 0 && prefixesOverlap(spec.input.uri, spec.output.uri)) {
+    issues.push({
+      path: 'output.uri',
+      value: JSON.stringify(spec.output.uri),
+      message: `overlaps input.uri ${spec.input.uri}; a run would read its own output. Write predictions to a separate prefix`,
+    });
+  }
+  return issues;
+}
+
+function toSpecIssue(issue: z.core.$ZodIssue, raw: unknown): SpecIssue {
+  const pathText = issue.path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+  let value = valueAt(raw, issue.path);
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    message = `has unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; check the spelling against the job spec reference`;
+    value = issue.keys.join(', ');
+  } else if (issue.code === 'invalid_type' && value === 'undefined') {
+    message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  }
+  return { path: pathText, value, message };
+}
+
+function valueAt(raw: unknown, keys: readonly PropertyKey[]): string {
+  let cur: unknown = raw;
+  for (const key of keys) {
+    if (cur === null || typeof cur !== 'object') return 'undefined';
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  if (cur === undefined) return 'undefined';
+  const text = JSON.stringify(cur);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

@@ -1,0 +1,157 @@
+/**
+ * ObjectStore over the local filesystem, for `file://` URIs. Writes go to a temporary file in the same directory
+ * and are renamed into place, so a reader (or a crashed writer's successor) never sees half an object.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import { NotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { parseUri } from './uri.js';
+
+const TMP_MARK = '.tmp-';
+
+export class LocalObjectStore implements ObjectStore {
+  async head(uri: string): Promise<ObjectInfo> {
+    const info = await this.tryHead(uri);
+    if (!info) throw new NotFoundError(uri);
+    return info;
+  }
+
+  async tryHead(uri: string): Promise<ObjectInfo | undefined> {
+    const file = toPath(uri);
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) return undefined;
+      return { uri, size: st.size, etag: fileEtag(st.size, st.mtimeMs, st.ino), lastModified: st.mtime };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
+    const file = toPath(uri);
+    let handle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(uri);
+      throw err;
+    }
+    try {
+      if (!range) return new Uint8Array(await handle.readFile());
+      const { size } = await handle.stat();
+      const end = Math.min(range.end, size);
+      const length = Math.max(0, end - range.start);
+      const buf = new Uint8Array(length);
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await handle.read(buf, read, length - read, range.start + read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return read === length ? buf : buf.subarray(0, read);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
+    const file = toPath(uri);
+    if (!(await this.tryHead(uri))) throw new NotFoundError(uri);
+    if (range && range.end <= range.start) return Readable.from([]);
+    return createReadStream(file, {
+      start: range?.start,
+      end: range ? range.end - 1 : undefined,
+      highWaterMark: 1 << 20,
+    });
+  }
+
+  async put(uri: string, body: Uint8Array | string): Promise<ObjectInfo> {
+    const file = toPath(uri);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = tmpName(file);
+    try {
+      await writeFile(tmp, body);
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return this.head(uri);
+  }
+
+  async putStream(uri: string, body: Readable | AsyncIterable<Uint8Array>): Promise<ObjectInfo> {
+    const file = toPath(uri);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = tmpName(file);
+    try {
+      await pipeline(body instanceof Readable ? body : Readable.from(body), createWriteStream(tmp));
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return this.head(uri);
+  }
+
+  async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
+    const prefix = toPath(prefixUri);
+    // A prefix is a directory plus a partial name: list the directory and filter, like S3 does.
+    const endsWithSep = prefixUri.endsWith('/');
+    const root = endsWithSep ? prefix : path.dirname(prefix);
+    const namePrefix = endsWithSep ? '' : path.basename(prefix);
+    yield* this.walk(root, (name) => name.startsWith(namePrefix));
+  }
+
+  async delete(uri: string): Promise<void> {
+    await rm(toPath(uri), { force: true });
+  }
+
+  private async *walk(dir: string, keep: (name: string) => boolean): AsyncIterable<ObjectInfo> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw err;
+    }
+    // S3 lists keys in byte order; a directory "a" sorts as "a/", so compare with the separator appended.
+    const sorted = entries
+      .filter((e) => keep(e.name) && !e.name.includes(TMP_MARK))
+      .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    for (const { entry } of sorted) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(full, () => true);
+      } else if (entry.isFile()) {
+        const info = await this.tryHead(pathToFileURL(full).href);
+        if (info) yield info;
+      }
+    }
+  }
+}
+
+function toPath(uri: string): string {
+  const parsed = parseUri(uri);
+  if (parsed.scheme !== 'file') throw new Error(`LocalObjectStore cannot handle ${uri}`);
+  return parsed.key;
+}
+
+function tmpName(file: string): string {
+  return path.join(path.dirname(file), `${TMP_MARK}${path.basename(file)}-${randomBytes(6).toString('hex')}`);
+}
+
+function fileEtag(size: number, mtimeMs: number, ino: number): string {
+  return createHash('sha256').update(`${size}:${mtimeMs}:${ino}`).digest('hex').slice(0, 32);
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT';
+}
