@@ -1,0 +1,27 @@
+/**
+ * Where model versions come from: the SageMaker Model Registry in AWS, a folder of versions offline. Both follow
+ * the same semantics: a group has numbered versions, each with an approval status and one artifact.
+ */
+
+export type ApprovalStatus = 'Approved' | 'PendingManualApproval' | 'Rejected';
+
+export interface ModelVersion {
+  readonly group: string;
+  readonly version: number;
+  readonly status: ApprovalStatus;
+  /** The model artifact (.onnx) URI. */
+  readonly artifactUri: string;
+  readonly createdAt?: string;
+  /** Registry-specific identity, e.g. the model package ARN. */
+  readonly ref?: string;
+}
+
+export type VersionSelector = 'latest-approved' | 'latest' | number;
+
+export interface ModelRegistry {
+  /**
+   * Resolves a selector to one version. Throws ModelError naming the group and what was looked for when nothing
+   * matches (no such group, no approved version, no such version).
+   */
+  resolve(group: string, selector: VersionSelector): Promise<ModelVersion>;
+}
