@@ -153,8 +153,8 @@ function toSpecIssue(issue: z.core.$ZodIssue, raw: unknown): SpecIssue {
   if (issue.code === 'unrecognized_keys') {
     message = `has unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; check the spelling against the job spec reference`;
     value = issue.keys.join(', ');
-  } else if (issue.code === 'invalid_type' && value === 'undefined') {
-    message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  } else if (value === 'undefined' && issue.code !== 'custom') {
+    message = `is required: ${issue.message.replace(/^Invalid input: /, '')}`;
   }
   return { path: pathText, value, message };
 }

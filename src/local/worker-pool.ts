@@ -1,0 +1,180 @@
+/**
+ * Local stand-in for AWS Batch: runs a job (single, or an array of N children) as child processes of the worker
+ * entry, at most `concurrency` at a time, with the environment Batch would give each child and Batch's retry
+ * strategy (WORKER_RETRY). Like Batch, a job fails when any child fails after its attempts.
+ */
+import { fork } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WORKER_ENV } from '../runs/tasks.js';
+import { matchesRetryPattern, WORKER_RETRY } from '../runs/worker-retry.js';
+
+export interface JobRequest {
+  readonly jobName: string;
+  /** Array size; undefined for a single job (no AWS_BATCH_JOB_ARRAY_INDEX, like Batch). */
+  readonly arraySize?: number;
+  /** Container override environment. */
+  readonly environment: Readonly<Record<string, string>>;
+}
+
+export interface ChildFailure {
+  readonly index: number;
+  readonly attempts: number;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** What Batch would report as the status reason. */
+  readonly statusReason: string;
+  readonly logFile: string;
+  /** The end of the child's log, to show with the failure. */
+  readonly logTail: string;
+}
+
+export interface JobResult {
+  readonly jobName: string;
+  readonly children: number;
+  readonly failed: readonly ChildFailure[];
+}
+
+/** Messages a worker sends over IPC (see src/worker/main.ts). */
+export interface WorkerMessage {
+  readonly type: 'progress' | 'done';
+  readonly shardId: number;
+  readonly records: number;
+  readonly expected?: number;
+}
+
+export interface WorkerPoolOptions {
+  /** Children running at once. */
+  readonly concurrency: number;
+  /** Directory for one log file per child attempt. */
+  readonly logDir: string;
+  /** Extra environment for every child (e.g. thread count, S3 endpoint). */
+  readonly environment?: Readonly<Record<string, string>>;
+  readonly onMessage?: (message: WorkerMessage, index: number) => void;
+  /** Called when a child attempt ends, for logging. */
+  readonly onAttemptEnd?: (info: { index: number; attempt: number; code: number | null; signal: string | null }) => void;
+}
+
+const LOG_TAIL_BYTES = 4096;
+
+export class LocalWorkerPool {
+  private readonly running = new Set<import('node:child_process').ChildProcess>();
+
+  constructor(private readonly options: WorkerPoolOptions) {
+    mkdirSync(options.logDir, { recursive: true });
+  }
+
+  async runJob(request: JobRequest): Promise<JobResult> {
+    const size = request.arraySize ?? 1;
+    const failed: ChildFailure[] = [];
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (;;) {
+        const index = next++;
+        if (index >= size) return;
+        const failure = await this.runChild(request, index);
+        if (failure) failed.push(failure);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(size, Math.max(1, this.options.concurrency)) }, lane));
+    failed.sort((a, b) => a.index - b.index);
+    return { jobName: request.jobName, children: size, failed };
+  }
+
+  /** Kills every running child (used when a local run is interrupted). */
+  killAll(signal: NodeJS.Signals = 'SIGTERM'): void {
+    for (const child of this.running) child.kill(signal);
+  }
+
+  private async runChild(request: JobRequest, index: number): Promise<ChildFailure | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.spawnAttempt(request, index, attempt);
+      this.options.onAttemptEnd?.({ index, attempt, code: outcome.code, signal: outcome.signal });
+      if (outcome.code === 0) return undefined;
+      const statusReason =
+        outcome.signal !== null
+          ? // What Batch reports when the instance under a job goes away (Spot reclaim): retried.
+            `Host EC2 (local worker pid ${outcome.pid}) terminated by ${outcome.signal}.`
+          : 'Essential container in task exited';
+      const retry = WORKER_RETRY.retryOn.some(
+        (rule) => 'onStatusReason' in rule && matchesRetryPattern(rule.onStatusReason, statusReason),
+      );
+      if (!retry || attempt >= WORKER_RETRY.attempts) {
+        return {
+          index,
+          attempts: attempt,
+          exitCode: outcome.code,
+          signal: outcome.signal,
+          statusReason,
+          logFile: outcome.logFile,
+          logTail: outcome.logTail,
+        };
+      }
+    }
+  }
+
+  private spawnAttempt(
+    request: JobRequest,
+    index: number,
+    attempt: number,
+  ): Promise<{ code: number | null; signal: string | null; pid: number; logFile: string; logTail: string }> {
+    const logFile = path.join(this.options.logDir, `${request.jobName}-${index}-attempt${attempt}.log`);
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      ...this.options.environment,
+      ...request.environment,
+      [WORKER_ENV.attempt]: String(attempt),
+    };
+    if (request.arraySize !== undefined) env[WORKER_ENV.arrayIndex] = String(index);
+    else delete env[WORKER_ENV.arrayIndex];
+
+    return new Promise((resolve, reject) => {
+      const entry = workerEntry();
+      const child = fork(entry.file, [], {
+        execArgv: entry.execArgv,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+      this.running.add(child);
+      const log = createWriteStream(logFile);
+      let tail = '';
+      const keepTail = (chunk: Buffer): void => {
+        log.write(chunk);
+        tail = (tail + chunk.toString('utf8')).slice(-LOG_TAIL_BYTES);
+      };
+      child.stdout?.on('data', keepTail);
+      child.stderr?.on('data', keepTail);
+      child.on('message', (message) => {
+        if (isWorkerMessage(message)) this.options.onMessage?.(message, index);
+      });
+      child.on('error', (err) => {
+        this.running.delete(child);
+        log.end();
+        reject(err);
+      });
+      child.on('close', (code, signal) => {
+        this.running.delete(child);
+        log.end(() => resolve({ code, signal, pid: child.pid ?? -1, logFile, logTail: tail }));
+      });
+    });
+  }
+}
+
+function isWorkerMessage(value: unknown): value is WorkerMessage {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  return (m.type === 'progress' || m.type === 'done') && typeof m.shardId === 'number' && typeof m.records === 'number';
+}
+
+/**
+ * The worker entry to fork. From source (tests, `npm run demo`) it is the .ts file run through tsx's loader;
+ * resolved from this module's location so the CLI works from any working directory.
+ */
+export function workerEntry(): { file: string; execArgv: string[] } {
+  const self = fileURLToPath(import.meta.url);
+  const ext = path.extname(self);
+  const file = path.join(path.dirname(self), '..', 'worker', `main${ext}`);
+  const execArgv = ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : [];
+  return { file, execArgv };
+}
