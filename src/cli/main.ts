@@ -128,7 +128,7 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
       spec,
       {
         store,
-        registry: new LocalModelRegistry({ rootUri: registryUri, store }),
+        registry: new LocalModelRegistry(store, registryUri),
         catalog,
         log,
         ...(values.json ? {} : { progress: terminalProgress() }),

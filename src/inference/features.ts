@@ -141,10 +141,10 @@ function toNumber(raw: unknown): number | undefined {
     case 'number':
       return Number.isFinite(raw) ? raw : undefined;
     case 'string': {
-      if (raw.length === 0) return undefined;
       const n = Number(raw);
-      // Number('  ') is 0: reject blank strings explicitly.
-      return Number.isFinite(n) && raw.trim().length > 0 ? n : undefined;
+      // Number('') and Number('  ') are 0: only then is it worth checking for a blank string (trim allocates).
+      if (n === 0 && raw.trim().length === 0) return undefined;
+      return Number.isFinite(n) ? n : undefined;
     }
     case 'bigint':
       return Number(raw);
