@@ -1,0 +1,325 @@
+/**
+ * The AWS catalogue: one Glue table per job (an external Parquet table at the job's output prefix, partitioned by
+ * run_date and run_id), one partition per published run. Athena and Spark read validated runs through it.
+ *
+ * Table definition (columns and model parameters) follows the newest published run: a table is only updated when
+ * something changed, and never by a run older than the one that last defined it, so re-publishing an old run
+ * (a retried Finalize, a backfill) does not roll the schema or the model lineage back.
+ */
+import {
+  AlreadyExistsException,
+  BatchCreatePartitionCommand,
+  ConcurrentModificationException,
+  CreateTableCommand,
+  EntityNotFoundException,
+  GetTableCommand,
+  GlueClient,
+  UpdateTableCommand,
+  type Column,
+  type PartitionInput,
+  type StorageDescriptor,
+  type Table,
+  type TableInput,
+} from '@aws-sdk/client-glue';
+import type { Catalog, CatalogColumn, PublishedRun } from './catalog.js';
+
+/** BatchCreatePartition accepts at most 100 partitions per call. */
+export const PARTITION_BATCH = 100;
+
+/** SDK attempts per call; throttling (ThrottlingException, 429, 5xx) is retried with backoff by the SDK. */
+export const DEFAULT_MAX_ATTEMPTS = 8;
+
+/** Create/update races with another Finalize (ConcurrentModificationException, AlreadyExists) are retried. */
+const TABLE_RACE_ATTEMPTS = 4;
+
+export const PARTITION_KEYS: readonly Column[] = [
+  { Name: 'run_date', Type: 'string' },
+  { Name: 'run_id', Type: 'string' },
+];
+
+const PARQUET = {
+  InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+  OutputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
+  SerdeInfo: {
+    SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
+    Parameters: { 'serialization.format': '1' },
+  },
+} as const satisfies StorageDescriptor;
+
+/** Table parameters this catalogue owns; any other parameter (set by people or tools) is kept as it is. */
+export const PARAM = {
+  classification: 'classification',
+  modelName: 'batch_infer.model_name',
+  modelVersion: 'batch_infer.model_version',
+  modelSha256: 'batch_infer.model_sha256',
+  /** The run whose columns and model define the table now, and when it finished. */
+  definedByRun: 'batch_infer.defined_by_run_id',
+  definedAt: 'batch_infer.defined_at',
+} as const;
+
+export interface GlueCatalogOptions {
+  /** Glue database holding the job tables. */
+  readonly database: string;
+  /** Account of the Data Catalog; the caller's by default. */
+  readonly catalogId?: string;
+  /** A configured client; built from `region` and `maxAttempts` when absent. */
+  readonly client?: GlueClient;
+  readonly region?: string;
+  readonly maxAttempts?: number;
+}
+
+export class GlueCatalog implements Catalog {
+  readonly database: string;
+  private readonly catalogId: string | undefined;
+  private readonly client: GlueClient;
+
+  constructor(options: GlueCatalogOptions) {
+    this.database = options.database;
+    this.catalogId = options.catalogId;
+    this.client =
+      options.client ??
+      new GlueClient({
+        ...(options.region !== undefined && { region: options.region }),
+        maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      });
+  }
+
+  async publishRun(run: PublishedRun): Promise<void> {
+    checkRun(run);
+    await this.ensureTable(run);
+    await this.addPartitions(run.table, [partitionInputOf(run)]);
+  }
+
+  /**
+   * Adds partitions in batches of PARTITION_BATCH. A partition that already exists counts as added (publishing
+   * is idempotent); any other per-partition error fails the call, naming the partitions.
+   */
+  async addPartitions(table: string, partitions: readonly PartitionInput[]): Promise<void> {
+    for (let i = 0; i < partitions.length; i += PARTITION_BATCH) {
+      const batch = partitions.slice(i, i + PARTITION_BATCH);
+      const out = await this.client.send(
+        new BatchCreatePartitionCommand({
+          ...this.catalog(),
+          DatabaseName: this.database,
+          TableName: table,
+          PartitionInputList: batch,
+        }),
+      );
+      const failures = (out.Errors ?? []).filter(
+        (e) => e.ErrorDetail?.ErrorCode !== 'AlreadyExistsException',
+      );
+      if (failures.length > 0) {
+        const list = failures
+          .map(
+            (e) =>
+              `[${(e.PartitionValues ?? []).join(', ')}]: ${e.ErrorDetail?.ErrorCode ?? 'Error'} ` +
+              `${e.ErrorDetail?.ErrorMessage ?? ''}`.trim(),
+          )
+          .join('; ');
+        throw new Error(`Glue refused ${failures.length} partition(s) of ${this.database}.${table}: ${list}`);
+      }
+    }
+  }
+
+  /** Creates the job's table, or updates it when this run changes its definition. */
+  private async ensureTable(run: PublishedRun): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const existing = await this.getTable(run.table);
+        if (!existing) {
+          await this.client.send(
+            new CreateTableCommand({
+              ...this.catalog(),
+              DatabaseName: this.database,
+              TableInput: newTableInput(run),
+            }),
+          );
+          return;
+        }
+        const update = updatedTableInput(existing, run, this.database);
+        if (!update) return;
+        await this.client.send(
+          new UpdateTableCommand({
+            ...this.catalog(),
+            DatabaseName: this.database,
+            TableInput: update,
+            // Optimistic locking: fails with ConcurrentModificationException if someone changed the table since.
+            ...(existing.VersionId !== undefined && { VersionId: existing.VersionId }),
+          }),
+        );
+        return;
+      } catch (err) {
+        const race = err instanceof AlreadyExistsException || err instanceof ConcurrentModificationException;
+        if (!race || attempt >= TABLE_RACE_ATTEMPTS) throw err;
+        // Another Finalize created or changed the table between our read and write: read it again.
+      }
+    }
+  }
+
+  private async getTable(name: string): Promise<Table | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetTableCommand({ ...this.catalog(), DatabaseName: this.database, Name: name }),
+      );
+      return out.Table;
+    } catch (err) {
+      if (err instanceof EntityNotFoundException) return undefined;
+      throw err;
+    }
+  }
+
+  private catalog(): { CatalogId?: string } {
+    return this.catalogId !== undefined ? { CatalogId: this.catalogId } : {};
+  }
+}
+
+const HIVE_SCALARS: Readonly<Record<string, string>> = {
+  string: 'string',
+  float: 'float',
+  double: 'double',
+  int: 'int',
+  bigint: 'bigint',
+  boolean: 'boolean',
+};
+
+/** Hive types with no spec name that a catalogue column may still carry (lower-cased writer types). */
+const OTHER_HIVE = /^(?:tinyint|smallint|timestamp|date|binary|decimal\(\d+,\d+\))$/;
+
+/**
+ * The Hive type of a catalogue column: spec types map one to one (string, float, double, int, bigint, boolean,
+ * array<float>), and a few other Hive types pass through. Anything else is refused rather than registered as a
+ * type Athena cannot read.
+ */
+export function hiveType(type: string): string {
+  const t = type.replace(/\s+/g, '').toLowerCase();
+  const scalar = HIVE_SCALARS[t];
+  if (scalar) return scalar;
+  const element = /^array<(.+)>$/.exec(t)?.[1];
+  if (element !== undefined) return `array<${hiveType(element)}>`;
+  if (OTHER_HIVE.test(t)) return t;
+  throw new Error(`Column type "${type}" has no Hive equivalent; the Glue catalogue cannot register it`);
+}
+
+export function glueColumns(columns: readonly CatalogColumn[]): Column[] {
+  return columns.map((c) => ({ Name: c.name, Type: hiveType(c.type) }));
+}
+
+/** The parameters this catalogue sets on a table for a run. */
+export function tableParameters(run: PublishedRun): Record<string, string> {
+  return {
+    [PARAM.classification]: 'parquet',
+    [PARAM.modelName]: run.model.name,
+    ...(run.model.version !== undefined && { [PARAM.modelVersion]: String(run.model.version) }),
+    [PARAM.modelSha256]: run.model.sha256,
+    [PARAM.definedByRun]: run.runId,
+    [PARAM.definedAt]: run.finishedAt,
+  };
+}
+
+export function newTableInput(run: PublishedRun): TableInput {
+  return {
+    Name: run.table,
+    Description: `Batch inference predictions of job ${run.table} (one partition per validated run)`,
+    TableType: 'EXTERNAL_TABLE',
+    Parameters: { EXTERNAL: 'TRUE', ...tableParameters(run) },
+    PartitionKeys: PARTITION_KEYS.map((k) => ({ ...k })),
+    StorageDescriptor: {
+      Columns: glueColumns(run.columns),
+      Location: run.outputUri,
+      ...PARQUET,
+      SerdeInfo: { ...PARQUET.SerdeInfo, Parameters: { ...PARQUET.SerdeInfo.Parameters } },
+      Compressed: false,
+      StoredAsSubDirectories: false,
+    },
+  };
+}
+
+/**
+ * The TableInput to update `existing` with for `run`, or undefined when the table needs no change: the columns
+ * and model parameters already match, or a newer run defined the table. Everything else about the table
+ * (description, other parameters, location, storage settings) is carried over as it is.
+ */
+export function updatedTableInput(existing: Table, run: PublishedRun, database = ''): TableInput | undefined {
+  const keys = (existing.PartitionKeys ?? []).map((k) => k.Name ?? '');
+  if (keys.join(',') !== PARTITION_KEYS.map((k) => k.Name).join(',')) {
+    throw new Error(
+      `Glue table ${database}.${run.table} exists but is partitioned by (${keys.join(', ')}), not (run_date, run_id); ` +
+        'it was not created by batch-infer: drop it or use another job name',
+    );
+  }
+  const params = existing.Parameters ?? {};
+  const definedAt = params[PARAM.definedAt];
+  if (definedAt !== undefined && Date.parse(definedAt) > Date.parse(run.finishedAt)) return undefined;
+
+  const columns = glueColumns(run.columns);
+  const desired = tableParameters(run);
+  const sameColumns = sameColumnList(existing.StorageDescriptor?.Columns ?? [], columns);
+  const sameModel = [PARAM.modelName, PARAM.modelVersion, PARAM.modelSha256].every(
+    (k) => params[k] === desired[k],
+  );
+  if (sameColumns && sameModel) return undefined;
+
+  const parameters: Record<string, string> = { ...params, ...desired };
+  if (run.model.version === undefined) delete parameters[PARAM.modelVersion];
+  return {
+    Name: existing.Name ?? run.table,
+    ...(existing.Description !== undefined && { Description: existing.Description }),
+    ...(existing.Owner !== undefined && { Owner: existing.Owner }),
+    ...(existing.Retention !== undefined && { Retention: existing.Retention }),
+    TableType: existing.TableType ?? 'EXTERNAL_TABLE',
+    Parameters: parameters,
+    PartitionKeys: existing.PartitionKeys,
+    StorageDescriptor: { ...existing.StorageDescriptor, Columns: columns },
+  };
+}
+
+export function partitionInputOf(run: PublishedRun): PartitionInput {
+  return {
+    Values: [run.runDate, run.runId],
+    Parameters: {
+      [PARAM.classification]: 'parquet',
+      [PARAM.modelName]: run.model.name,
+      ...(run.model.version !== undefined && { [PARAM.modelVersion]: String(run.model.version) }),
+      [PARAM.modelSha256]: run.model.sha256,
+      'batch_infer.records': String(run.records),
+      'batch_infer.predictions': String(run.predictions),
+      'batch_infer.errors': String(run.errors),
+      'batch_infer.manifest_uri': run.manifestUri,
+      'batch_infer.finished_at': run.finishedAt,
+    },
+    StorageDescriptor: {
+      Columns: glueColumns(run.columns),
+      Location: run.partitionUri,
+      ...PARQUET,
+      SerdeInfo: { ...PARQUET.SerdeInfo, Parameters: { ...PARQUET.SerdeInfo.Parameters } },
+      Compressed: false,
+      StoredAsSubDirectories: false,
+    },
+  };
+}
+
+function sameColumnList(a: readonly Column[], b: readonly Column[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (c, i) => c.Name === b[i]?.Name && (c.Type ?? '').toLowerCase() === (b[i]?.Type ?? '').toLowerCase(),
+    )
+  );
+}
+
+function checkRun(run: PublishedRun): void {
+  glueColumns(run.columns); // throws on a type Glue cannot take, before anything is written
+  for (const uri of [run.outputUri, run.partitionUri]) {
+    if (!uri.startsWith('s3://')) {
+      throw new Error(
+        `The Glue catalogue only registers S3 locations; ${uri} is not one (use the local catalogue)`,
+      );
+    }
+  }
+  const clash = run.columns.find((c) => PARTITION_KEYS.some((k) => k.Name === c.name));
+  if (clash) {
+    throw new Error(
+      `Output column "${clash.name}" clashes with a partition key of table ${run.table}; rename it`,
+    );
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * The offline catalogue: an embedded DuckDB database file.
+ *
+ * - `_runs`: one row per published run (what, when, which model, where its manifest and files are).
+ * - One VIEW per job, named after the job, over exactly the Parquet files of its published runs, with the
+ *   partition columns `run_date` (DATE) and `run_id` (VARCHAR) taken from the Hive-style paths. It is recreated
+ *   on every publish, so a run becomes visible only once it passed validation, and a failed run's stray files in
+ *   the output prefix never show.
+ *
+ * The database is opened for each publish and closed right after, so `batch-infer query` (a read-only connection,
+ * possibly in another process) is not locked out between runs.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DuckDBInstance,
+  DuckDBTypeId,
+  LIST,
+  VARCHAR,
+  listValue,
+  type DuckDBConnection,
+  type DuckDBType,
+  type JS,
+} from '@duckdb/node-api';
+import type { Catalog, PublishedRun } from './catalog.js';
+import { parseUri } from '../storage/uri.js';
+
+/** Job names are spec identifiers; checked again here because they become SQL identifiers. */
+const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
+
+export interface LocalCatalogOptions {
+  /** Path of the DuckDB database file; created (with its directory) on first publish. */
+  readonly path: string;
+}
+
+export class LocalCatalog implements Catalog {
+  readonly path: string;
+  /** Publishes of this instance run one after another: DuckDB allows one writer per file. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: LocalCatalogOptions) {
+    this.path = path.resolve(options.path);
+  }
+
+  async publishRun(run: PublishedRun): Promise<void> {
+    if (this.closed) throw new Error(`LocalCatalog ${this.path} is closed`);
+    checkRun(run);
+    const task = this.queue.then(() => this.publish(run));
+    this.queue = task.catch(() => undefined);
+    return task;
+  }
+
+  /** Waits for publishes in flight. The database is not held open between publishes, so nothing else to do. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+  }
+
+  private async publish(run: PublishedRun): Promise<void> {
+    await mkdir(path.dirname(this.path), { recursive: true });
+    await withConnection(this.path, false, async (conn) => {
+      await conn.run(RUNS_DDL);
+      await conn.run('BEGIN TRANSACTION');
+      try {
+        const existing = await conn.runAndReadAll(
+          `SELECT count(*) FROM ${RUNS_TABLE} WHERE table_name = $1 AND run_id = $2`,
+          [run.table, run.runId],
+        );
+        if (Number(existing.getRowsJS()[0]?.[0] ?? 0) > 0) {
+          // Already published: idempotent, and the view already includes it.
+          await conn.run('COMMIT');
+          return;
+        }
+        await conn.run(
+          `INSERT INTO ${RUNS_TABLE} (table_name, run_id, run_date, status, model_name, model_version,
+             model_sha256, records, predictions, errors, manifest_uri, output_uri, partition_uri, files, columns,
+             finished_at, published_at)
+           VALUES ($table_name, $run_id, $run_date::DATE, 'SUCCEEDED', $model_name, $model_version, $model_sha256,
+             $records, $predictions, $errors, $manifest_uri, $output_uri, $partition_uri, $files, $columns,
+             $finished_at::TIMESTAMP, $published_at::TIMESTAMP)`,
+          {
+            table_name: run.table,
+            run_id: run.runId,
+            run_date: run.runDate,
+            model_name: run.model.name,
+            model_version: run.model.version ?? null,
+            model_sha256: run.model.sha256,
+            records: run.records,
+            predictions: run.predictions,
+            errors: run.errors,
+            manifest_uri: run.manifestUri,
+            output_uri: run.outputUri,
+            partition_uri: run.partitionUri,
+            files: listValue([...run.files]),
+            columns: JSON.stringify(run.columns),
+            finished_at: toUtcTimestamp(run.finishedAt),
+            published_at: toUtcTimestamp(new Date().toISOString()),
+          },
+          // An empty list has no element type to infer; say it.
+          { files: LIST(VARCHAR) },
+        );
+        await recreateView(conn, run.table);
+        await conn.run('COMMIT');
+      } catch (err) {
+        await conn.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+}
+
+const RUNS_TABLE = quoteIdentifier('_runs');
+
+const RUNS_DDL = `CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (
+  table_name VARCHAR NOT NULL,
+  run_id VARCHAR NOT NULL,
+  run_date DATE NOT NULL,
+  status VARCHAR NOT NULL,
+  model_name VARCHAR NOT NULL,
+  model_version INTEGER,
+  model_sha256 VARCHAR NOT NULL,
+  records BIGINT NOT NULL,
+  predictions BIGINT NOT NULL,
+  errors BIGINT NOT NULL,
+  manifest_uri VARCHAR NOT NULL,
+  output_uri VARCHAR NOT NULL,
+  partition_uri VARCHAR NOT NULL,
+  files VARCHAR[] NOT NULL,
+  columns VARCHAR NOT NULL,
+  finished_at TIMESTAMP NOT NULL,
+  published_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (table_name, run_id)
+)`;
+
+/**
+ * Points the job's view at every file of its published runs. A job whose runs wrote no file has no view:
+ * `read_parquet` needs at least one file.
+ */
+async function recreateView(conn: DuckDBConnection, table: string): Promise<void> {
+  const result = await conn.runAndReadAll(
+    `SELECT f FROM (SELECT run_date, run_id, unnest(files) AS f FROM ${RUNS_TABLE} WHERE table_name = $1)
+     ORDER BY run_date, run_id, f`,
+    [table],
+  );
+  const files = result.getRowsJS().map(([uri]) => {
+    if (typeof uri !== 'string')
+      throw new Error(`Corrupt catalogue: a file of table ${table} is not a string`);
+    return fileUriToPath(uri);
+  });
+  if (files.length === 0) return;
+  // DDL takes no parameters, so the file list is inlined as properly escaped string literals.
+  const list = files.map(quoteString).join(', ');
+  await conn.run(
+    `CREATE OR REPLACE VIEW ${quoteIdentifier(table)} AS SELECT * FROM read_parquet([${list}],
+       hive_partitioning = true, union_by_name = true, hive_types = {'run_date': DATE, 'run_id': VARCHAR})`,
+  );
+}
+
+function checkRun(run: PublishedRun): void {
+  if (!TABLE_NAME.test(run.table)) {
+    throw new Error(`Cannot publish to table "${run.table}": table names are [a-z][a-z0-9_]* (the job name)`);
+  }
+  for (const uri of [run.outputUri, run.partitionUri, ...run.files]) fileUriToPath(uri);
+  // Hive columns come from the path, so a file outside the run's partition would be labelled with another run.
+  for (const file of run.files) {
+    if (!file.startsWith(run.partitionUri)) {
+      throw new Error(`Cannot publish ${file}: it is not inside the run's partition ${run.partitionUri}`);
+    }
+  }
+}
+
+function fileUriToPath(uri: string): string {
+  if (uri.startsWith('s3://')) {
+    throw new Error(
+      `The local catalogue only supports file:// locations; ${uri} is in S3, which it does not support yet ` +
+        '(publish runs with S3 outputs to the Glue catalogue)',
+    );
+  }
+  const parsed = parseUri(uri);
+  return parsed.key;
+}
+
+function toUtcTimestamp(iso: string): string {
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw new Error(`Not a timestamp: ${iso}`);
+  // TIMESTAMP has no zone: store UTC wall time, without the "Z" that a plain TIMESTAMP cast may reject.
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** `"name"` with embedded quotes doubled: safe for any identifier, and keeps case. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** `'text'` with embedded quotes doubled. */
+export function quoteString(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+async function withConnection<T>(
+  file: string,
+  readOnly: boolean,
+  fn: (conn: DuckDBConnection) => Promise<T>,
+): Promise<T> {
+  const instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
+  try {
+    const conn = await instance.connect();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+}
+
+export interface QueryResult {
+  readonly columns: string[];
+  readonly rows: unknown[][];
+}
+
+/**
+ * Runs SQL against the catalogue over a read-only connection (`batch-infer query`). Values come back as plain
+ * JSON-friendly data: BIGINTs as numbers when exactly representable (else decimal strings), DATEs as
+ * `YYYY-MM-DD`, timestamps as ISO strings, FLOATs as the shortest decimal that reads back as the same float,
+ * BLOBs as `0x` hex.
+ */
+export async function queryCatalog(dbPath: string, sql: string): Promise<QueryResult> {
+  const file = path.resolve(dbPath);
+  if (!existsSync(file)) {
+    throw new Error(`No catalogue at ${file}: it is created when the first run is published`);
+  }
+  return withConnection(file, true, async (conn) => {
+    const reader = await conn.runAndReadAll(sql);
+    const columns = reader.columnNames();
+    const types = reader.columnTypes();
+    const rows = reader.getRowsJS().map((row) => row.map((value, i) => plainValue(value, types[i])));
+    return { columns, rows };
+  });
+}
+
+/** Converts a value read by DuckDB into plain data, guided by its column type where it matters. */
+function plainValue(value: JS, type: DuckDBType | undefined): unknown {
+  if (value === null) return null;
+  if (typeof value === 'bigint') {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
+  }
+  if (typeof value === 'number') return type?.typeId === DuckDBTypeId.FLOAT ? shortestFloat32(value) : value;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) return String(value);
+    const iso = value.toISOString();
+    return type?.typeId === DuckDBTypeId.DATE ? iso.slice(0, 10) : iso;
+  }
+  if (value instanceof Uint8Array) return `0x${Buffer.from(value).toString('hex')}`;
+  if (Array.isArray(value)) {
+    const element =
+      type?.typeId === DuckDBTypeId.LIST || type?.typeId === DuckDBTypeId.ARRAY ? type.valueType : undefined;
+    return value.map((v) => plainValue(v, element));
+  }
+  if (typeof value === 'object') {
+    const struct = type?.typeId === DuckDBTypeId.STRUCT ? type : undefined;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const index = struct ? struct.entryNames.indexOf(k) : -1;
+      out[k] = plainValue(v, index >= 0 ? struct?.entryTypes[index] : undefined);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** 0.1f reads as 0.10000000149011612 in a double; print it as 0.1, which converts back to the same float. */
+function shortestFloat32(value: number): number {
+  if (!Number.isFinite(value)) return value;
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(value.toPrecision(digits));
+    if (Math.fround(candidate) === value) return candidate;
+  }
+  return value;
+}
+
+/** Longest cell shown by `formatTable`; longer values are cut with an ellipsis. */
+const MAX_CELL = 60;
+
+/**
+ * Renders a result as an aligned text table for a terminal: a header, a rule, one line per row (numbers
+ * right-aligned, NULL for missing values) and a row count.
+ */
+export function formatTable(result: QueryResult): string {
+  const header = result.columns;
+  const cells = result.rows.map((row) => header.map((_, i) => cellText(row[i])));
+  const numeric = header.map((_, i) =>
+    result.rows.every((row) => typeof row[i] === 'number' || row[i] === null || row[i] === undefined),
+  );
+  const widths = header.map((name, i) => Math.max(width(name), ...cells.map((row) => width(row[i] ?? ''))));
+  const line = (values: readonly string[], alignNumbers: boolean): string =>
+    values
+      .map((v, i) => {
+        const pad = ' '.repeat(Math.max(0, (widths[i] ?? 0) - width(v)));
+        return alignNumbers && numeric[i] ? pad + v : v + pad;
+      })
+      .join(' | ')
+      .trimEnd();
+  const out = [line(header, false), widths.map((w) => '-'.repeat(w)).join('-+-')];
+  for (const row of cells) out.push(line(row, true));
+  const n = result.rows.length;
+  out.push(`(${n} ${n === 1 ? 'row' : 'rows'})`);
+  return out.join('\n');
+}
+
+function cellText(value: unknown): string {
+  let text: string;
+  if (value === null || value === undefined) text = 'NULL';
+  else if (typeof value === 'string') text = value;
+  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    text = String(value);
+  } else text = JSON.stringify(value);
+  // One line per row: control characters would break the alignment.
+  text = text.replace(/\r?\n/g, '\\n').replace(/\t/g, '\\t');
+  return width(text) > MAX_CELL ? `${[...text].slice(0, MAX_CELL - 1).join('')}…` : text;
+}
+
+/** Display width in code points (close enough for a terminal table; wide CJK glyphs are not measured). */
+function width(text: string): number {
+  return [...text].length;
+}

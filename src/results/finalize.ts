@@ -1,0 +1,192 @@
+/**
+ * Finalize: the last state of a run. Reads the plan, the shard list and every marker, validates the run
+ * (`validateRun`), publishes it to the catalogue only when it passed, and always writes manifest.json.
+ *
+ * Re-running Finalize is safe: it reads the same files, publishing is idempotent, and the manifest is overwritten
+ * with the latest verdict.
+ */
+import type { Catalog, PublishedRun } from '../catalog/catalog.js';
+import { RunStateError } from '../spec/errors.js';
+import type { RunLayout } from '../runs/layout.js';
+import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
+import type { Plan } from '../runs/types.js';
+import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { catalogColumnType } from './column-types.js';
+import { buildManifest, modelName, type Manifest, type ManifestFailedShard } from './manifest.js';
+import { describeInferError, reconcileRecordSchema, type ReconcileRecord } from './reconcile.js';
+import {
+  DEFAULT_READ_CONCURRENCY,
+  forEachLimit,
+  readPlan,
+  readShards,
+  reconcileRecordUri,
+  scanMarkers,
+} from './run-files.js';
+import { validateRun, type FailedShard, type ValidationReport } from './validate.js';
+
+export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
+export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
+
+export interface FinalizeDeps {
+  readonly store: ObjectStore;
+  readonly catalog: Catalog;
+  readonly now?: () => Date;
+  /** Recorded in the manifest: which build of this code finalized the run. */
+  readonly codeVersion?: string;
+  /** Parallel marker reads. */
+  readonly concurrency?: number;
+}
+
+export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<RunResult> {
+  const parsed = runStateSchema.safeParse(state);
+  if (!parsed.success) throw new RunStateError(`Finalize got an invalid run state: ${parsed.error.message}`);
+  const { runId, runUri, round } = parsed.data;
+  const concurrency = deps.concurrency ?? DEFAULT_READ_CONCURRENCY;
+
+  const { plan, layout } = await readPlan(deps.store, runUri, runId);
+  const [shards, scan, records] = await Promise.all([
+    readShards(deps.store, layout, plan.shardCount),
+    scanMarkers(deps.store, layout, plan.shardCount, concurrency),
+    readReconcileRecords(deps.store, layout, round, concurrency),
+  ]);
+
+  const report = validateRun(plan, shards, scan.markers, scan.problems);
+  const failedShards = explainFailures(report.failedShards, records);
+
+  let publishedAt: string | undefined;
+  let publishError: Error | undefined;
+  if (report.passed) {
+    try {
+      const run = publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString());
+      await deps.catalog.publishRun(run);
+      publishedAt = run.finishedAt;
+    } catch (err) {
+      publishError = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  const finalizedAt = deps.now?.() ?? new Date();
+  const manifest = buildManifest({
+    plan,
+    layout,
+    report,
+    failedShards,
+    rounds: round + 1,
+    finalizedAt,
+    catalog: {
+      table: plan.spec.name,
+      ...(publishedAt !== undefined && { publishedAt }),
+      ...(publishError !== undefined && { error: publishError.message }),
+    },
+    codeVersion: deps.codeVersion ?? 'unknown',
+  });
+  await putJson(deps.store, layout.manifestUri, manifest);
+
+  // A catalogue failure is not a verdict on the data: rethrow so the state machine retries Finalize, which
+  // rewrites the manifest and publishes again (idempotently).
+  if (publishError !== undefined) throw publishError;
+  return runResultOf(manifest, layout);
+}
+
+/** What the catalogue is told about a validated run: the accepted shards' files and the written columns. */
+export function publishedRunOf(
+  plan: Plan,
+  layout: RunLayout,
+  report: ValidationReport,
+  finishedAt: string,
+): PublishedRun {
+  const { version } = plan.model;
+  return {
+    table: plan.spec.name,
+    runId: plan.runId,
+    runDate: plan.runDate,
+    outputUri: layout.outputUri,
+    partitionUri: layout.partitionUri,
+    files: report.accepted.flatMap((m) => m.outputs.map((f) => f.uri)),
+    columns: Object.entries(report.columns).map(([name, type]) => ({ name, type: catalogColumnType(type) })),
+    model: {
+      name: modelName(plan.model),
+      ...(version !== undefined && { version }),
+      sha256: plan.model.sha256,
+    },
+    records: report.totals.records,
+    predictions: report.totals.predictions,
+    errors: report.totals.errors,
+    manifestUri: layout.manifestUri,
+    finishedAt,
+  };
+}
+
+/**
+ * Adds to each failed shard what the reconcile records knew: the last round in which it was still missing (the
+ * last round that ran it) and that round's Batch error, if the job failed.
+ */
+export function explainFailures(
+  failed: readonly FailedShard[],
+  records: readonly ReconcileRecord[],
+): ManifestFailedShard[] {
+  const byRound = [...records].sort((a, b) => b.round - a.round);
+  // Newest record first: the first record that lists a shard as missing is the last round that ran it. Linear in
+  // the size of the records, which matters when a whole 10,000-shard run failed.
+  const last = new Map<number, { record: ReconcileRecord; invalid?: string }>();
+  for (const record of byRound) {
+    const invalid = new Map(record.invalid.map((i) => [i.shardId, i.problem]));
+    for (const id of record.missing) if (!last.has(id)) last.set(id, { record, invalid: invalid.get(id) });
+  }
+  return failed.map((f) => {
+    const seen = last.get(f.shardId);
+    if (!seen) return { ...f };
+    const { record, invalid } = seen;
+    const parts = [
+      invalid === undefined
+        ? `no marker after round ${record.round}`
+        : `marker invalid after round ${record.round}: ${invalid}`,
+    ];
+    if (record.inferError) parts.push(`Batch: ${describeInferError(record.inferError)}`);
+    return { ...f, lastRound: record.round, lastError: parts.join('; ') };
+  });
+}
+
+/** Reconcile records of rounds 0..lastRound; a round without a readable record is skipped (it explains less). */
+export async function readReconcileRecords(
+  store: ObjectStore,
+  layout: RunLayout,
+  lastRound: number,
+  concurrency = DEFAULT_READ_CONCURRENCY,
+): Promise<ReconcileRecord[]> {
+  const rounds = Array.from({ length: lastRound + 1 }, (_, r) => r);
+  const found: (ReconcileRecord | undefined)[] = new Array<ReconcileRecord | undefined>(rounds.length);
+  await forEachLimit(rounds, concurrency, async (r) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.get(reconcileRecordUri(layout, r));
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    try {
+      const parsed = reconcileRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+      if (parsed.success) found[r] = parsed.data;
+    } catch {
+      // A corrupt record only costs the explanation of a failure, never the verdict.
+    }
+  });
+  return found.filter((r): r is ReconcileRecord => r !== undefined);
+}
+
+function runResultOf(manifest: Manifest, layout: RunLayout): RunResult {
+  const reason = manifest.reason;
+  return {
+    runId: manifest.runId,
+    status: manifest.status,
+    // RunResult's reasons are the state machine's Fail states; a publish failure never returns (it throws).
+    ...(reason !== undefined && reason !== 'PublishFailed' && { reason }),
+    message: manifest.message,
+    records: manifest.counts.records,
+    predictions: manifest.counts.predictions,
+    errors: manifest.counts.errors,
+    failedShards: manifest.counts.failedShards.count,
+    outputUri: layout.partitionUri,
+    manifestUri: layout.manifestUri,
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * manifest.json: the audit record of a run, written by Finalize whether the run succeeded or not. It answers
+ * "what ran, on what, with which model, what came out, and did it pass" without opening any other file, and it is
+ * parsed back with `manifestSchema` by `batch-infer status` / `report`.
+ *
+ * Everything that shapes a manifest is here (`buildManifest`), so the writer and the readers agree.
+ */
+import { z } from 'zod';
+import { jobSpecSchema } from '../spec/schema.js';
+import type { RunLayout } from '../runs/layout.js';
+import { resolvedModelSchema, type Plan, type ShardMarker } from '../runs/types.js';
+import type { ValidationReport } from './validate.js';
+
+export const MANIFEST_VERSION = 1;
+
+/** Failed shards listed with details; ids are always listed in full. Keeps a broken 10,000-shard run readable. */
+export const MAX_FAILED_SHARD_DETAILS = 1_000;
+
+const count = z.number().int().nonnegative();
+
+const manifestFileSchema = z.object({
+  uri: z.string(),
+  shardId: count,
+  rows: count,
+  bytes: count,
+  etag: z.string(),
+});
+export type ManifestFile = z.infer<typeof manifestFileSchema>;
+
+const checkSchema = z.object({
+  name: z.string(),
+  description: z.string(),
+  threshold: z.union([z.number(), z.string()]),
+  actual: z.union([z.number(), z.string()]),
+  passed: z.boolean(),
+  message: z.string().optional(),
+});
+
+const failedShardSchema = z.object({
+  shardId: count,
+  /** Why the shard does not count at finalize time (missing marker, corrupt counts...). */
+  problem: z.string(),
+  /** The last round that ran the shard, from the reconcile records. */
+  lastRound: count.optional(),
+  /** What that round's Batch job reported, when it failed. */
+  lastError: z.string().optional(),
+});
+export type ManifestFailedShard = z.infer<typeof failedShardSchema>;
+
+const shardTimingsSchema = z.object({
+  readMs: z.number().nonnegative(),
+  decodeMs: z.number().nonnegative(),
+  inferMs: z.number().nonnegative(),
+  writeMs: z.number().nonnegative(),
+  totalMs: z.number().nonnegative(),
+});
+
+export const manifestSchema = z.object({
+  version: z.literal(MANIFEST_VERSION),
+  runId: z.string(),
+  runDate: z.string(),
+  status: z.enum(['SUCCEEDED', 'FAILED']),
+  /** Why the run failed. `PublishFailed`: validation passed but the catalogue refused the run. */
+  reason: z.enum(['ValidationFailed', 'ShardsFailed', 'PublishFailed']).optional(),
+  message: z.string(),
+  spec: jobSpecSchema,
+  /** The model every shard loaded, as resolved at plan time, and the name the catalogue knows it by. */
+  model: resolvedModelSchema.extend({ name: z.string() }),
+  input: z.object({
+    objects: count,
+    bytes: count,
+    snapshotSha256: z.string(),
+    snapshotUri: z.string(),
+  }),
+  counts: z.object({
+    shards: count,
+    completedShards: count,
+    /** Over completed shards: failed shards' records are not known. */
+    records: count,
+    predictions: count,
+    errors: count,
+    errorsByReason: z.record(z.string(), count),
+    errorRate: z.number().nonnegative(),
+    failedShards: z.object({
+      count,
+      ids: z.array(count),
+      /** The first MAX_FAILED_SHARD_DETAILS failed shards; `detailsOmitted` counts the rest. */
+      details: z.array(failedShardSchema),
+      detailsOmitted: count,
+    }),
+  }),
+  timings: z.object({
+    plannedAt: z.string(),
+    finalizedAt: z.string(),
+    /** From planning to finalizing: what the user waited. */
+    wallMs: z.number().nonnegative(),
+    /** Rounds run: 1 when no shard needed a retry. */
+    rounds: count,
+    firstShardStartedAt: z.string().optional(),
+    lastShardFinishedAt: z.string().optional(),
+    /** Summed over completed shards: compute time, not wall time. */
+    shards: shardTimingsSchema,
+  }),
+  outputs: z.object({
+    /** Table location. */
+    outputUri: z.string(),
+    /** This run's predictions partition. */
+    partitionUri: z.string(),
+    errorsPrefixUri: z.string(),
+    /** Output column -> written (Parquet) type. */
+    columns: z.record(z.string(), z.string()),
+    /** Prediction files of completed shards: exactly what is published. */
+    files: z.array(manifestFileSchema),
+    errorsFiles: z.array(manifestFileSchema),
+  }),
+  validation: z.object({
+    passed: z.boolean(),
+    checks: z.array(checkSchema),
+  }),
+  catalog: z.object({
+    table: z.string(),
+    published: z.boolean(),
+    publishedAt: z.string().optional(),
+    error: z.string().optional(),
+  }),
+  codeVersion: z.string(),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Parses a manifest read back from storage; throws a ZodError naming the bad field. */
+export function parseManifest(value: unknown): Manifest {
+  return manifestSchema.parse(value);
+}
+
+export interface ManifestInput {
+  readonly plan: Plan;
+  readonly layout: RunLayout;
+  readonly report: ValidationReport;
+  /** Details of failed shards, in the report's order (problem plus what the reconcile records knew). */
+  readonly failedShards: readonly ManifestFailedShard[];
+  /** Rounds that ran (state.round + 1). */
+  readonly rounds: number;
+  readonly finalizedAt: Date;
+  readonly catalog: { readonly table: string; readonly publishedAt?: string; readonly error?: string };
+  readonly codeVersion: string;
+}
+
+/** The model's name in the catalogue: the registry group, or the artifact's file name without `.onnx`. */
+export function modelName(model: Plan['model']): string {
+  if (model.group) return model.group;
+  const file = model.artifactUri.split('/').pop() ?? model.artifactUri;
+  return file.replace(/\.onnx$/i, '') || model.artifactUri;
+}
+
+export function buildManifest(input: ManifestInput): Manifest {
+  const { plan, layout, report, catalog } = input;
+  const published = report.passed && catalog.publishedAt !== undefined && catalog.error === undefined;
+  const status = published ? 'SUCCEEDED' : 'FAILED';
+  const reason = report.reason ?? (published ? undefined : 'PublishFailed');
+  const message = report.passed
+    ? published
+      ? `${report.message}; published to table ${catalog.table}`
+      : `validation passed but publishing to table ${catalog.table} failed: ${catalog.error ?? 'unknown error'}`
+    : report.message;
+
+  const timings = { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
+  let firstStart: string | undefined;
+  let lastFinish: string | undefined;
+  const files: ManifestFile[] = [];
+  const errorsFiles: ManifestFile[] = [];
+  for (const m of report.accepted) {
+    timings.readMs += m.timings.readMs;
+    timings.decodeMs += m.timings.decodeMs;
+    timings.inferMs += m.timings.inferMs;
+    timings.writeMs += m.timings.writeMs;
+    timings.totalMs += m.timings.totalMs;
+    // ISO-8601 UTC strings order like the instants they name.
+    if (firstStart === undefined || m.startedAt < firstStart) firstStart = m.startedAt;
+    if (lastFinish === undefined || m.finishedAt > lastFinish) lastFinish = m.finishedAt;
+    for (const f of m.outputs) files.push(fileOf(m, f));
+    if (m.errorsFile) errorsFiles.push(fileOf(m, m.errorsFile));
+  }
+
+  const plannedAtMs = Date.parse(plan.createdAt);
+  const errorRate = report.totals.records === 0 ? 0 : report.totals.errors / report.totals.records;
+  return {
+    version: MANIFEST_VERSION,
+    runId: plan.runId,
+    runDate: plan.runDate,
+    status,
+    ...(reason && { reason }),
+    message,
+    spec: plan.spec,
+    model: { ...plan.model, name: modelName(plan.model) },
+    input: { ...plan.input },
+    counts: {
+      shards: plan.shardCount,
+      completedShards: report.accepted.length,
+      records: report.totals.records,
+      predictions: report.totals.predictions,
+      errors: report.totals.errors,
+      errorsByReason: { ...report.totals.errorsByReason },
+      errorRate,
+      failedShards: {
+        count: report.failedShards.length,
+        ids: report.failedShards.map((f) => f.shardId),
+        details: input.failedShards.slice(0, MAX_FAILED_SHARD_DETAILS),
+        detailsOmitted: Math.max(0, input.failedShards.length - MAX_FAILED_SHARD_DETAILS),
+      },
+    },
+    timings: {
+      plannedAt: plan.createdAt,
+      finalizedAt: input.finalizedAt.toISOString(),
+      wallMs: Number.isFinite(plannedAtMs) ? Math.max(0, input.finalizedAt.getTime() - plannedAtMs) : 0,
+      rounds: input.rounds,
+      ...(firstStart !== undefined && { firstShardStartedAt: firstStart }),
+      ...(lastFinish !== undefined && { lastShardFinishedAt: lastFinish }),
+      shards: timings,
+    },
+    outputs: {
+      outputUri: layout.outputUri,
+      partitionUri: layout.partitionUri,
+      errorsPrefixUri: layout.errorsPrefixUri,
+      columns: { ...report.columns },
+      files,
+      errorsFiles,
+    },
+    validation: { passed: report.passed, checks: report.checks.map((c) => ({ ...c })) },
+    catalog: {
+      table: catalog.table,
+      published,
+      ...(catalog.publishedAt !== undefined && published && { publishedAt: catalog.publishedAt }),
+      ...(catalog.error !== undefined && { error: catalog.error }),
+    },
+    codeVersion: input.codeVersion,
+  };
+}
+
+function fileOf(m: ShardMarker, f: ShardMarker['outputs'][number]): ManifestFile {
+  return { uri: f.uri, shardId: m.shardId, rows: f.rows, bytes: f.bytes, etag: f.etag };
+}

@@ -1,0 +1,232 @@
+/**
+ * Reconcile: after each Infer round, find the shards of the whole run that have no valid completion marker and
+ * either schedule another round for exactly those shards or hand over to Finalize.
+ *
+ * What each round saw is recorded in `rounds/<r>.reconcile.json` (schema below), because the Batch job's error
+ * exists only in the state machine's payload: Finalize reads these records to tell why a shard never completed.
+ */
+import { z } from 'zod';
+import { RunStateError } from '../spec/errors.js';
+import { runStateSchema, type RunState } from '../runs/tasks.js';
+import type { Round } from '../runs/types.js';
+import { putJson, type ObjectStore } from '../storage/object-store.js';
+import { readPlan, reconcileRecordUri, scanMarkers } from './run-files.js';
+
+/** Longest raw text kept from an unparseable error cause: enough to read, small enough for any record. */
+const MAX_RAW_CAUSE = 2_000;
+/** Unexpected keys kept in a record; the count is kept in full. */
+const MAX_UNEXPECTED = 100;
+
+/** What Infer's error (Step Functions' `{ Error, Cause }` of the failed Batch job) boils down to. */
+export const inferErrorSummarySchema = z.object({
+  /** Step Functions error name, e.g. `States.TaskFailed`. */
+  error: z.string(),
+  /** Batch job status and its reason, e.g. `FAILED` / `Array Child Job failed`. */
+  status: z.string().optional(),
+  statusReason: z.string().optional(),
+  jobId: z.string().optional(),
+  jobName: z.string().optional(),
+  /** Child job counts by status, for array jobs. */
+  arrayStatusSummary: z.record(z.string(), z.number()).optional(),
+  /** The last attempt's container exit code and reason (e.g. `OutOfMemoryError: Container killed ...`). */
+  exitCode: z.number().optional(),
+  containerReason: z.string().optional(),
+  logStreamName: z.string().optional(),
+  /** The cause as text when it is not the JSON a Batch integration sends. */
+  cause: z.string().optional(),
+});
+export type InferErrorSummary = z.infer<typeof inferErrorSummarySchema>;
+
+/** rounds/<r>.reconcile.json */
+export const reconcileRecordSchema = z.object({
+  version: z.literal(1),
+  runId: z.string(),
+  round: z.number().int().nonnegative(),
+  reconciledAt: z.string(),
+  /** Shards the round ran (the Batch array size). */
+  attempted: z.number().int().nonnegative(),
+  /** Shards of the whole run with a valid marker after the round. */
+  completed: z.number().int().nonnegative(),
+  /** Shards of the whole run without a valid marker after the round, ascending. */
+  missing: z.array(z.number().int().nonnegative()),
+  /** Shards among `missing` whose marker exists but does not count, and why. */
+  invalid: z.array(z.object({ shardId: z.number().int().nonnegative(), problem: z.string() })),
+  /** Keys under the markers prefix that name no shard of this run (first few) and how many there were. */
+  unexpected: z.array(z.string()),
+  unexpectedCount: z.number().int().nonnegative(),
+  inferError: inferErrorSummarySchema.optional(),
+  next: z.enum(['infer', 'finalize']),
+  /** The round scheduled for the missing shards, when `next` is `infer`. */
+  nextRound: z.number().int().positive().optional(),
+});
+export type ReconcileRecord = z.infer<typeof reconcileRecordSchema>;
+
+export interface ReconcileDeps {
+  readonly store: ObjectStore;
+  readonly now?: () => Date;
+}
+
+/**
+ * Reconciles round `state.round`. `inferError` is what the state machine caught from the Batch job, if it failed;
+ * it is recorded and then dropped, so the state stays small and matches `runStateSchema`.
+ */
+export async function reconcileRun(
+  state: RunState & { inferError?: unknown },
+  deps: ReconcileDeps,
+): Promise<RunState> {
+  const { inferError, ...rest } = state;
+  const parsed = runStateSchema.safeParse(rest);
+  if (!parsed.success) throw new RunStateError(`Reconcile got an invalid run state: ${parsed.error.message}`);
+  const current = parsed.data;
+
+  const { plan, layout } = await readPlan(deps.store, current.runUri, current.runId);
+  if (plan.shardCount !== current.shardCount) {
+    throw new RunStateError(
+      `Run ${current.runId}: the state has ${current.shardCount} shards but the plan has ${plan.shardCount}`,
+    );
+  }
+
+  const scan = await scanMarkers(deps.store, layout, current.shardCount);
+  const missing: number[] = [];
+  for (let id = 0; id < current.shardCount; id++) if (!scan.markers.has(id)) missing.push(id);
+
+  const retry = missing.length > 0 && current.round < current.maxRounds;
+  const nextRound = current.round + 1;
+  const record: ReconcileRecord = {
+    version: 1,
+    runId: current.runId,
+    round: current.round,
+    reconciledAt: (deps.now?.() ?? new Date()).toISOString(),
+    attempted: current.pending,
+    completed: scan.markers.size,
+    missing,
+    invalid: [...scan.problems].sort(([a], [b]) => a - b).map(([shardId, problem]) => ({ shardId, problem })),
+    unexpected: scan.unexpected.slice(0, MAX_UNEXPECTED),
+    unexpectedCount: scan.unexpected.length,
+    inferError: inferError === undefined ? undefined : summarizeInferError(inferError),
+    next: retry ? 'infer' : 'finalize',
+    nextRound: retry ? nextRound : undefined,
+  };
+
+  // The round file first: if writing the record fails the Lambda is retried and both are rewritten identically.
+  if (retry) {
+    const roundFile: Round = { round: nextRound, shardIds: missing };
+    await putJson(deps.store, layout.roundUri(nextRound), roundFile);
+  }
+  await putJson(deps.store, reconcileRecordUri(layout, current.round), record);
+
+  const base: RunState = {
+    runId: current.runId,
+    runUri: current.runUri,
+    shardCount: current.shardCount,
+    round: current.round,
+    maxRounds: current.maxRounds,
+    pending: missing.length,
+    compute: current.compute,
+    next: 'finalize',
+  };
+  return retry ? { ...base, round: nextRound, next: 'infer' } : base;
+}
+
+/**
+ * Boils a caught error down to what helps a person: Step Functions passes `{ Error, Cause }` where Cause is the
+ * Batch job description as a JSON string (PascalCase keys from the Step Functions integration; camelCase is also
+ * accepted, as the Batch API itself uses it). Anything else is kept as truncated text.
+ */
+export function summarizeInferError(value: unknown): InferErrorSummary {
+  if (typeof value === 'string') return { error: truncate(value) };
+  if (!isRecord(value)) return { error: truncate(safeStringify(value)) };
+  const error = str(value, 'Error', 'error') ?? 'Error';
+  const rawCause = value.Cause ?? value.cause;
+  if (rawCause === undefined) return { error };
+  let cause: unknown = rawCause;
+  if (typeof rawCause === 'string') {
+    try {
+      cause = JSON.parse(rawCause) as unknown;
+    } catch {
+      return { error, cause: truncate(rawCause) };
+    }
+  }
+  if (!isRecord(cause)) return { error, cause: truncate(safeStringify(cause)) };
+
+  const summary: InferErrorSummary = { error };
+  summary.status = str(cause, 'Status', 'status');
+  summary.statusReason = str(cause, 'StatusReason', 'statusReason');
+  summary.jobId = str(cause, 'JobId', 'jobId');
+  summary.jobName = str(cause, 'JobName', 'jobName');
+  const array = rec(cause, 'ArrayProperties', 'arrayProperties');
+  const statusSummary = array && rec(array, 'StatusSummary', 'statusSummary');
+  if (statusSummary) {
+    const counts: Record<string, number> = {};
+    for (const [k, v] of Object.entries(statusSummary)) if (typeof v === 'number') counts[k] = v;
+    summary.arrayStatusSummary = counts;
+  }
+  // The last attempt says most about why the job ended; fall back to the job's own container.
+  const attempts = cause.Attempts ?? cause.attempts;
+  const lastAttempt = Array.isArray(attempts) ? (attempts.at(-1) as unknown) : undefined;
+  const container =
+    (isRecord(lastAttempt) ? rec(lastAttempt, 'Container', 'container') : undefined) ??
+    rec(cause, 'Container', 'container');
+  if (container) {
+    const exitCode = container.ExitCode ?? container.exitCode;
+    if (typeof exitCode === 'number') summary.exitCode = exitCode;
+    summary.containerReason = str(container, 'Reason', 'reason');
+    summary.logStreamName = str(container, 'LogStreamName', 'logStreamName');
+  }
+  if (!summary.statusReason && isRecord(lastAttempt)) {
+    summary.statusReason = str(lastAttempt, 'StatusReason', 'statusReason');
+  }
+  // Drop absent keys so the record reads cleanly.
+  return Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined)) as InferErrorSummary;
+}
+
+/** One line for a person: `States.TaskFailed: FAILED (Array Child Job failed), exit 137 OutOfMemoryError`. */
+export function describeInferError(summary: InferErrorSummary): string {
+  const parts: string[] = [];
+  if (summary.status)
+    parts.push(summary.statusReason ? `${summary.status} (${summary.statusReason})` : summary.status);
+  else if (summary.statusReason) parts.push(summary.statusReason);
+  if (summary.exitCode !== undefined) parts.push(`exit code ${summary.exitCode}`);
+  if (summary.containerReason) parts.push(summary.containerReason);
+  if (summary.arrayStatusSummary) {
+    const counts = Object.entries(summary.arrayStatusSummary)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${n} ${k}`);
+    if (counts.length) parts.push(`children: ${counts.join(', ')}`);
+  }
+  if (summary.jobId) parts.push(`job ${summary.jobId}`);
+  if (summary.cause) parts.push(summary.cause);
+  return parts.length ? `${summary.error}: ${parts.join('; ')}` : summary.error;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(obj: Record<string, unknown>, ...keys: string[]): string | undefined {
+  for (const key of keys) {
+    const v = obj[key];
+    if (typeof v === 'string' && v !== '') return v;
+  }
+  return undefined;
+}
+
+function rec(obj: Record<string, unknown>, ...keys: string[]): Record<string, unknown> | undefined {
+  for (const key of keys) {
+    const v = obj[key];
+    if (isRecord(v)) return v;
+  }
+  return undefined;
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_RAW_CAUSE ? `${text.slice(0, MAX_RAW_CAUSE)}… (${text.length} characters)` : text;
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

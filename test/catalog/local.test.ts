@@ -1,0 +1,232 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PublishedRun } from '../../src/catalog/catalog.js';
+import { formatTable, LocalCatalog, queryCatalog, quoteString } from '../../src/catalog/local.js';
+import { runLayout } from '../../src/runs/layout.js';
+import { tempDir } from '../results/run-fixture.js';
+
+let dir: string;
+let dbPath: string;
+beforeEach(async () => {
+  // A quote in the directory name proves file paths are escaped inside the view's SQL.
+  dir = path.join(await tempDir(), "it's here");
+  await mkdir(dir, { recursive: true });
+  dbPath = path.join(dir, 'catalog.duckdb');
+});
+afterEach(async () => {
+  await rm(path.dirname(dir), { recursive: true, force: true });
+});
+
+/** Writes one Parquet file through DuckDB from a SELECT. */
+async function copyTo(fileUri: string, select: string): Promise<void> {
+  const file = fileURLToPath(fileUri);
+  await mkdir(path.dirname(file), { recursive: true });
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  try {
+    await conn.run(`COPY (${select}) TO ${quoteString(file)} (FORMAT parquet)`);
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}
+
+function runOf(table: string, runId: string, runDate: string, files: string[]): PublishedRun {
+  const layout = runLayout(`${pathToFileURL(path.join(dir, 'out')).href}/`, runId, runDate);
+  return {
+    table,
+    runId,
+    runDate,
+    outputUri: layout.outputUri,
+    partitionUri: layout.partitionUri,
+    files: files.map((name) => `${layout.partitionUri}${name}`),
+    columns: [
+      { name: 'label', type: 'string' },
+      { name: 'score', type: 'float' },
+    ],
+    model: { name: 'churn', version: 3, sha256: 'c'.repeat(64) },
+    records: 2,
+    predictions: 2,
+    errors: 0,
+    manifestUri: `${layout.runUri}manifest.json`,
+    finishedAt: '2024-05-06T12:34:56.000Z',
+  };
+}
+
+describe('LocalCatalog', () => {
+  it('publishes runs into _runs and a view over exactly their files, with hive columns', async () => {
+    const first = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    const second = runOf('scores', 'run-b', '2024-05-07', [
+      'part-00000-0000.parquet',
+      'part-00001-0000.parquet',
+    ]);
+    await copyTo(first.files[0]!, "SELECT 'x' AS label, 0.5::FLOAT AS score");
+    // The later run wrote an extra column: union_by_name fills it with NULL for older files.
+    await copyTo(second.files[0]!, "SELECT 'y' AS label, 0.25::FLOAT AS score, 7 AS extra");
+    await copyTo(second.files[1]!, "SELECT 'z' AS label, 1::FLOAT AS score, 8 AS extra");
+    // A stray file in a published partition that no marker listed: must not show.
+    await copyTo(
+      `${second.partitionUri}part-00002-0000.parquet`,
+      "SELECT 'stray' AS label, 0::FLOAT AS score",
+    );
+
+    const catalog = new LocalCatalog({ path: dbPath });
+    await catalog.publishRun(first);
+    await catalog.publishRun(second);
+    await catalog.close();
+
+    const rows = await queryCatalog(dbPath, 'SELECT * FROM scores ORDER BY label');
+    // Data columns (unioned by name), then the partition columns.
+    expect(rows.columns).toEqual(['label', 'score', 'extra', 'run_date', 'run_id']);
+    expect(rows.rows).toEqual([
+      ['x', 0.5, null, '2024-05-06', 'run-a'],
+      ['y', 0.25, 7, '2024-05-07', 'run-b'],
+      ['z', 1, 8, '2024-05-07', 'run-b'],
+    ]);
+
+    const runs = await queryCatalog(
+      dbPath,
+      `SELECT table_name, run_id, run_date, status, model_name, model_version, model_sha256, records, predictions,
+              errors, manifest_uri, output_uri, partition_uri, files, finished_at, typeof(published_at) AS published
+       FROM _runs ORDER BY run_id`,
+    );
+    expect(runs.rows[1]).toEqual([
+      'scores',
+      'run-b',
+      '2024-05-07',
+      'SUCCEEDED',
+      'churn',
+      3,
+      'c'.repeat(64),
+      2,
+      2,
+      0,
+      second.manifestUri,
+      second.outputUri,
+      second.partitionUri,
+      second.files,
+      '2024-05-06T12:34:56.000Z',
+      'TIMESTAMP',
+    ]);
+  });
+
+  it('is idempotent: publishing the same run again changes nothing', async () => {
+    const run = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    await copyTo(run.files[0]!, "SELECT 'x' AS label, 0.5::FLOAT AS score");
+    const catalog = new LocalCatalog({ path: dbPath });
+    await catalog.publishRun(run);
+    await catalog.publishRun(run);
+    // Even with other content: a published run is immutable.
+    await catalog.publishRun({ ...run, records: 99 });
+    const counts = await queryCatalog(
+      dbPath,
+      'SELECT (SELECT count(*) FROM _runs) AS runs, (SELECT max(records) FROM _runs) AS records, (SELECT count(*) FROM scores) AS rows',
+    );
+    expect(counts.rows).toEqual([[1, 2, 1]]);
+  });
+
+  it('serialises concurrent publishes and quotes reserved table names', async () => {
+    const a = runOf('select', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    const b = runOf('select', 'run-b', '2024-05-06', ['part-00000-0000.parquet']);
+    await copyTo(a.files[0]!, "SELECT 'a' AS label");
+    await copyTo(b.files[0]!, "SELECT 'b' AS label");
+    const catalog = new LocalCatalog({ path: dbPath });
+    await Promise.all([catalog.publishRun(a), catalog.publishRun(b)]);
+    const rows = await queryCatalog(dbPath, 'SELECT run_id, label FROM "select" ORDER BY run_id');
+    expect(rows.rows).toEqual([
+      ['run-a', 'a'],
+      ['run-b', 'b'],
+    ]);
+  });
+
+  it('records a run without files but creates no view until a file exists', async () => {
+    const catalog = new LocalCatalog({ path: dbPath });
+    await catalog.publishRun(runOf('empty_job', 'run-a', '2024-05-06', []));
+    expect((await queryCatalog(dbPath, 'SELECT run_id, files FROM _runs')).rows).toEqual([['run-a', []]]);
+    await expect(queryCatalog(dbPath, 'SELECT * FROM empty_job')).rejects.toThrow(/empty_job/);
+  });
+
+  it('refuses S3 locations, files outside the partition and bad table names', async () => {
+    const catalog = new LocalCatalog({ path: dbPath });
+    const run = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    await expect(
+      catalog.publishRun({
+        ...run,
+        files: ['s3://bucket/out/run_date=2024-05-06/run_id=run-a/part.parquet'],
+      }),
+    ).rejects.toThrow(/only supports file:\/\/ locations.*not support/);
+    await expect(
+      catalog.publishRun({ ...run, files: [`${run.outputUri}elsewhere/part.parquet`] }),
+    ).rejects.toThrow(/not inside the run's partition/);
+    await expect(catalog.publishRun({ ...run, table: 'Bad-Name' })).rejects.toThrow(/table names are/);
+    await catalog.close();
+    await expect(catalog.publishRun(run)).rejects.toThrow(/closed/);
+  });
+});
+
+describe('queryCatalog', () => {
+  it('returns plain values and refuses writes', async () => {
+    await new LocalCatalog({ path: dbPath }).publishRun(runOf('empty_job', 'run-a', '2024-05-06', []));
+    const result = await queryCatalog(
+      dbPath,
+      `SELECT 9007199254740993::BIGINT AS big, 42::BIGINT AS small, DATE '2024-01-02' AS d,
+              TIMESTAMP '2024-01-02 03:04:05' AS ts, 0.1::FLOAT AS f, [0.1::FLOAT, 0.2::FLOAT] AS fl,
+              {'a': 1::BIGINT} AS s, NULL AS n, '\\xAA'::BLOB AS b, true AS t, 1.5::DOUBLE AS dbl`,
+    );
+    expect(result.columns).toEqual(['big', 'small', 'd', 'ts', 'f', 'fl', 's', 'n', 'b', 't', 'dbl']);
+    expect(result.rows).toEqual([
+      [
+        '9007199254740993',
+        42,
+        '2024-01-02',
+        '2024-01-02T03:04:05.000Z',
+        0.1,
+        [0.1, 0.2],
+        { a: 1 },
+        null,
+        '0xaa',
+        true,
+        1.5,
+      ],
+    ]);
+    await expect(queryCatalog(dbPath, 'CREATE TABLE t (a INT)')).rejects.toThrow(/read-only/);
+  });
+
+  it('says when there is no catalogue yet', async () => {
+    await expect(queryCatalog(path.join(dir, 'missing.duckdb'), 'SELECT 1')).rejects.toThrow(
+      /No catalogue at .*missing\.duckdb/,
+    );
+  });
+});
+
+describe('formatTable', () => {
+  it('aligns columns, right-aligns numbers and shows NULL', () => {
+    const text = formatTable({
+      columns: ['label', 'score', 'tags'],
+      rows: [
+        ['cat', 0.5, ['a', 'b']],
+        ['a much longer label', 12, null],
+        ['two\nlines', null, { k: 1 }],
+      ],
+    });
+    expect(text).toBe(
+      [
+        'label               | score | tags',
+        '--------------------+-------+----------',
+        'cat                 |   0.5 | ["a","b"]',
+        'a much longer label |    12 | NULL',
+        'two\\nlines          |  NULL | {"k":1}',
+        '(3 rows)',
+      ].join('\n'),
+    );
+  });
+
+  it('cuts long cells and handles empty results', () => {
+    const text = formatTable({ columns: ['v'], rows: [['x'.repeat(100)]] });
+    expect(text.split('\n')[2]).toBe(`${'x'.repeat(59)}…`);
+    expect(formatTable({ columns: ['a', 'b'], rows: [] })).toBe('a | b\n--+--\n(0 rows)');
+  });
+});

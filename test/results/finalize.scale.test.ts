@@ -1,0 +1,70 @@
+/**
+ * Finalize and Reconcile over a large run, with real marker files, real Parquet files and the real local
+ * catalogue. Guards the "lists once, reads with bounded concurrency, stays linear" design: a per-shard HEAD, an
+ * O(n²) step or unbounded parallelism shows up here.
+ *
+ * By default 2,000 shards (a few seconds on two cores); BATCH_INFER_SCALE=1 runs the largest run the planner
+ * makes (MAX_SHARDS = 10,000), which takes ~15 s with its setup. Limits scale with the shard count.
+ */
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
+import { finalizeRun } from '../../src/results/finalize.js';
+import { reconcileRun } from '../../src/results/reconcile.js';
+import { forEachLimit } from '../../src/results/run-files.js';
+import { MAX_SHARDS } from '../../src/spec/schema.js';
+import { makeMarker, makeRun, writeMarker, type RunFixture } from './run-fixture.js';
+import { writeScores } from './parquet-fixture.js';
+
+const SHARDS = process.env.BATCH_INFER_SCALE ? MAX_SHARDS : 2_000;
+const scale = SHARDS / MAX_SHARDS;
+let fx: RunFixture;
+
+beforeAll(async () => {
+  fx = await makeRun({ shardCount: SHARDS });
+  // One real Parquet file, copied per shard: every marker points at a readable file of the right row count.
+  const template = path.join(fx.dir, 'template.parquet');
+  await writeScores(`file://${template}`, [
+    { label: 'a', score: 0.5 },
+    { label: 'b', score: 0.25 },
+    { label: 'c', score: 1 },
+  ]);
+  await mkdir(fileURLToPath(fx.layout.partitionUri), { recursive: true });
+  const ids = Array.from({ length: SHARDS }, (_, i) => i);
+  await forEachLimit(ids, 64, async (id) => {
+    await copyFile(template, fileURLToPath(fx.layout.partUri(id, 0)));
+    await writeMarker(fx, makeMarker(fx.layout, id));
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await fx.cleanup();
+});
+
+describe(`a run of ${SHARDS} shards`, () => {
+  it('reconciles quickly', async () => {
+    const started = performance.now();
+    const next = await reconcileRun(fx.state, { store: fx.store });
+    const ms = performance.now() - started;
+    console.log(`reconcile of ${SHARDS} markers: ${ms.toFixed(0)} ms`);
+    expect(next).toMatchObject({ pending: 0, next: 'finalize' });
+    expect(ms).toBeLessThan(15_000 * scale);
+  });
+
+  it('finalizes in well under 30 s, catalogue included', async () => {
+    const dbPath = path.join(fx.dir, 'catalog.duckdb');
+    const started = performance.now();
+    const result = await finalizeRun(fx.state, {
+      store: fx.store,
+      catalog: new LocalCatalog({ path: dbPath }),
+    });
+    const ms = performance.now() - started;
+    console.log(`finalize of ${SHARDS} markers (incl. publishing ${SHARDS} files): ${ms.toFixed(0)} ms`);
+    expect(result).toMatchObject({ status: 'SUCCEEDED', records: 3 * SHARDS, failedShards: 0 });
+    expect(ms).toBeLessThan(30_000 * scale);
+    const rows = await queryCatalog(dbPath, 'SELECT count(*) FROM churn_scores');
+    expect(rows.rows).toEqual([[3 * SHARDS]]);
+  });
+});
