@@ -122,7 +122,7 @@ export class LocalObjectStore implements ObjectStore {
     }
     // S3 lists keys in byte order; a directory "a" sorts as "a/", so compare with the separator appended.
     const sorted = entries
-      .filter((e) => keep(e.name) && !e.name.includes(TMP_MARK))
+      .filter((e) => keep(e.name) && !e.name.startsWith(TMP_MARK))
       .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
       .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
     for (const { entry } of sorted) {

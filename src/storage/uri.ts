@@ -25,12 +25,22 @@ export function parseUri(uri: string): ParsedUri {
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-      throw new UriError(`"${uri}" does not name a valid S3 bucket (3-63 lowercase letters, digits, dots, hyphens)`);
+      throw new UriError(
+        `"${uri}" does not name a valid S3 bucket (3-63 lowercase letters, digits, dots, hyphens)`,
+      );
     }
     return { scheme: 's3', bucket, key: slash < 0 ? '' : rest.slice(slash + 1) };
   }
   if (uri.startsWith('file://')) {
-    const p = fileURLToPath(uri);
+    let p: string;
+    try {
+      p = fileURLToPath(uri);
+    } catch (err) {
+      // Node throws a TypeError for e.g. `file://relative/path` (a host); callers expect a UriError for bad input.
+      throw new UriError(
+        `"${uri}" is not a valid file URI (use file:///absolute/path): ${(err as Error).message}`,
+      );
+    }
     // fileURLToPath drops a trailing slash on some inputs; prefixes rely on it.
     return { scheme: 'file', bucket: '', key: uri.endsWith('/') && !p.endsWith('/') ? `${p}/` : p };
   }
@@ -56,7 +66,10 @@ export function joinUri(prefix: string, ...parts: string[]): string {
   let out = prefix;
   for (const part of parts) {
     if (part === '') continue;
-    out = `${out.replace(/\/+$/, '')}/${part.replace(/^\/+/, '')}`;
+    const base = out.replace(/\/+$/, '');
+    const rel = part.replace(/^\/+/, '');
+    // When only the scheme is left (`file:///`, the filesystem root), its slashes are not a separator to trim.
+    out = /^[a-z][a-z0-9+.-]*:$/i.test(base) ? `${out}${rel}` : `${base}/${rel}`;
   }
   return out;
 }

@@ -1,0 +1,98 @@
+/**
+ * The storage entry point: one ObjectStore that accepts both `file://` and `s3://` URIs, so a run can read inputs
+ * from one scheme and write outputs to the other.
+ */
+import type { Readable } from 'node:stream';
+import { LocalObjectStore } from './local.js';
+import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import { parseUri, type StorageScheme } from './uri.js';
+
+export type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+export { NotFoundError, getJson, putJson } from './object-store.js';
+export * from './uri.js';
+export { LocalObjectStore } from './local.js';
+export type { S3ObjectStore, S3ClientOptions, S3StoreError } from './s3.js';
+
+/** The environment variable that points `s3://` URIs at an S3-compatible endpoint instead of AWS. */
+export const S3_ENDPOINT_ENV = 'BATCH_INFER_S3_ENDPOINT';
+
+export interface ObjectStoreOptions {
+  /** S3-compatible endpoint; defaults to `$BATCH_INFER_S3_ENDPOINT`, else AWS. */
+  readonly s3Endpoint?: string;
+  /** Defaults to `$AWS_REGION`, `$AWS_DEFAULT_REGION`, then us-east-1. */
+  readonly region?: string;
+}
+
+/** Builds the store for one scheme; called at most once, on the first URI of that scheme. */
+export type StoreFactory = () => ObjectStore | Promise<ObjectStore>;
+
+/** Dispatches each call to the store for the URI's scheme, creating that store on first use. */
+export class RoutingObjectStore implements ObjectStore {
+  private readonly stores = new Map<StorageScheme, Promise<ObjectStore>>();
+
+  constructor(private readonly factories: Readonly<Record<StorageScheme, StoreFactory>>) {}
+
+  async head(uri: string): Promise<ObjectInfo> {
+    return (await this.storeFor(uri)).head(uri);
+  }
+
+  async tryHead(uri: string): Promise<ObjectInfo | undefined> {
+    return (await this.storeFor(uri)).tryHead(uri);
+  }
+
+  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
+    return (await this.storeFor(uri)).get(uri, range);
+  }
+
+  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
+    return (await this.storeFor(uri)).getStream(uri, range);
+  }
+
+  async put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo> {
+    return (await this.storeFor(uri)).put(uri, body, options);
+  }
+
+  async putStream(
+    uri: string,
+    body: Readable | AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<ObjectInfo> {
+    return (await this.storeFor(uri)).putStream(uri, body, options);
+  }
+
+  async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
+    yield* (await this.storeFor(prefixUri)).list(prefixUri);
+  }
+
+  async delete(uri: string): Promise<void> {
+    return (await this.storeFor(uri)).delete(uri);
+  }
+
+  private storeFor(uri: string): Promise<ObjectStore> {
+    const { scheme } = parseUri(uri);
+    let store = this.stores.get(scheme);
+    if (!store) {
+      const factory = this.factories[scheme];
+      store = Promise.resolve().then(() => factory());
+      // A failed creation should be retried by the next call, not cached for the life of the process.
+      void store.catch(() => this.stores.delete(scheme));
+      this.stores.set(scheme, store);
+    }
+    return store;
+  }
+}
+
+/**
+ * The store every entry point uses. The S3 client (and the SDK, which is slow to load) is only brought in when an
+ * `s3://` URI is first used, so purely local runs never touch it.
+ */
+export function createObjectStore(options: ObjectStoreOptions = {}): RoutingObjectStore {
+  return new RoutingObjectStore({
+    file: () => new LocalObjectStore(),
+    s3: async () => {
+      const { S3ObjectStore, createS3Client } = await import('./s3.js');
+      const endpoint = options.s3Endpoint ?? (process.env[S3_ENDPOINT_ENV] || undefined);
+      return new S3ObjectStore(createS3Client({ endpoint, region: options.region }));
+    },
+  });
+}

@@ -1,0 +1,395 @@
+/**
+ * ObjectStore over S3 (AWS or any S3-compatible endpoint) for `s3://` URIs. PutObject and multipart uploads are
+ * atomic on S3 itself, so no temporary keys are needed.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import {
+  NotFoundError,
+  type ByteRange,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from './object-store.js';
+import { parseUri } from './uri.js';
+
+/** Multipart part size: 8 MiB keeps memory bounded (parts x queue) while staying far below the 10,000-part cap. */
+export const S3_PART_SIZE = 8 * 1024 * 1024;
+/** Parts uploaded concurrently by one `putStream`. */
+export const S3_UPLOAD_QUEUE_SIZE = 4;
+
+export interface S3ClientOptions {
+  /** S3-compatible endpoint (e.g. a local server); AWS's own endpoint when absent. */
+  readonly endpoint?: string;
+  readonly region?: string;
+}
+
+/** The region used when none is configured: the AWS environment variables, then us-east-1. */
+export function resolveRegion(region?: string): string {
+  return region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
+}
+
+export function createS3Client(options: S3ClientOptions = {}): S3Client {
+  return new S3Client({
+    region: resolveRegion(options.region),
+    // Custom endpoints rarely resolve `bucket.host` names, so address buckets in the path instead.
+    ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+    // The SDK's default sends streamed bodies aws-chunked with trailing checksums; S3-compatible servers that do not
+    // decode that framing (s3rver among them) store the framing bytes as object content.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // Adaptive mode backs off client-side on SlowDown/503 as well as retrying, which matters when hundreds of
+    // workers hit one prefix at once.
+    retryMode: 'adaptive',
+    maxAttempts: 8,
+  });
+}
+
+/** An S3 request that failed for a reason other than a missing object. */
+export class S3StoreError extends Error {
+  override readonly name = 'S3StoreError';
+  constructor(
+    message: string,
+    readonly uri: string,
+    /** The S3 error code (e.g. NoSuchBucket, AccessDenied) or the network error code, when known. */
+    readonly code: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class S3ObjectStore implements ObjectStore {
+  /** Buckets seen to exist, so a HEAD 404 (which carries no error body) is resolved to "no such key" cheaply. */
+  private readonly knownBuckets = new Set<string>();
+
+  constructor(private readonly client: S3Client) {}
+
+  async head(uri: string): Promise<ObjectInfo> {
+    const info = await this.tryHead(uri);
+    if (!info) throw new NotFoundError(uri);
+    return info;
+  }
+
+  async tryHead(uri: string): Promise<ObjectInfo | undefined> {
+    const { bucket, key } = toLocation(uri);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      this.knownBuckets.add(bucket);
+      return {
+        uri,
+        size: out.ContentLength ?? 0,
+        etag: unquote(out.ETag),
+        ...(out.VersionId ? { versionId: out.VersionId } : {}),
+        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
+      };
+    } catch (err) {
+      if (!isMissing(err)) throw this.error('HeadObject', uri, err);
+      // HEAD responses have no body, so a missing bucket looks exactly like a missing key; ask the bucket once.
+      await this.assertBucketExists(bucket, uri);
+      return undefined;
+    }
+  }
+
+  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
+    const { bucket, key } = toLocation(uri);
+    if (range && isEmptyRange(range, uri)) return new Uint8Array(0);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? rangeHeader(range) : undefined }),
+      );
+      if (!out.Body) throw new S3StoreError(`S3 GetObject ${uri} returned no body`, uri, undefined);
+      this.knownBuckets.add(bucket);
+      const bytes = await out.Body.transformToByteArray();
+      if (!range) return bytes;
+      const skip = bytesToSkip(range, out.ContentRange, uri);
+      const want = range.end - range.start;
+      return skip === 0 && bytes.length <= want ? bytes : bytes.subarray(skip, skip + want);
+    } catch (err) {
+      // A range that starts at or past the end is unsatisfiable on S3; the contract clips it to nothing instead.
+      if (range && errorCode(err) === 'InvalidRange') return new Uint8Array(0);
+      throw this.error('GetObject', uri, err);
+    }
+  }
+
+  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
+    const { bucket, key } = toLocation(uri);
+    if (range && isEmptyRange(range, uri)) return Readable.from([]);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? rangeHeader(range) : undefined }),
+      );
+      this.knownBuckets.add(bucket);
+      if (!(out.Body instanceof Readable)) {
+        throw new S3StoreError(`S3 GetObject ${uri} returned no readable body`, uri, undefined);
+      }
+      if (!range) return out.Body;
+      const body = out.Body;
+      let skip: number;
+      try {
+        skip = bytesToSkip(range, out.ContentRange, uri);
+      } catch (err) {
+        // Release the connection rather than leave an unread response holding it.
+        body.destroy();
+        throw err;
+      }
+      const want = range.end - range.start;
+      if (skip === 0 && out.ContentLength !== undefined && out.ContentLength <= want) return body;
+      return Readable.from(sliceStream(body, skip, want));
+    } catch (err) {
+      if (range && errorCode(err) === 'InvalidRange') return Readable.from([]);
+      throw this.error('GetObject', uri, err);
+    }
+  }
+
+  async put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo> {
+    const { bucket, key } = toLocation(uri);
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: options?.contentType,
+        }),
+      );
+      this.knownBuckets.add(bucket);
+      if (!out.ETag) return await this.head(uri);
+      return {
+        uri,
+        size: bytes.byteLength,
+        etag: unquote(out.ETag),
+        ...(out.VersionId ? { versionId: out.VersionId } : {}),
+      };
+    } catch (err) {
+      throw this.error('PutObject', uri, err);
+    }
+  }
+
+  async putStream(
+    uri: string,
+    body: Readable | AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<ObjectInfo> {
+    const { bucket, key } = toLocation(uri);
+    let size = 0;
+    let bodyError: unknown;
+    // Counting here gives the size without a HEAD afterwards; remembering the body's own failure matters because
+    // the Upload reports the abort's outcome, which on some servers is an unrelated error.
+    const counted = Readable.from(
+      (async function* () {
+        try {
+          for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+            const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+            size += bytes.byteLength;
+            yield bytes;
+          }
+        } catch (err) {
+          bodyError = err;
+          throw err;
+        }
+      })(),
+      { objectMode: false },
+    );
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: bucket, Key: key, Body: counted, ContentType: options?.contentType },
+      partSize: S3_PART_SIZE,
+      queueSize: S3_UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    try {
+      const out = await upload.done();
+      this.knownBuckets.add(bucket);
+      if (!out.ETag) return await this.head(uri);
+      return {
+        uri,
+        size,
+        etag: unquote(out.ETag),
+        ...(out.VersionId ? { versionId: out.VersionId } : {}),
+      };
+    } catch (err) {
+      counted.destroy();
+      if (body instanceof Readable) body.destroy();
+      if (bodyError !== undefined) {
+        throw new S3StoreError(
+          `Upload to ${uri} failed: the body stream failed: ${describe(bodyError)}`,
+          uri,
+          undefined,
+          { cause: bodyError },
+        );
+      }
+      throw this.error('Upload', uri, err);
+    }
+  }
+
+  async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
+    const { bucket, key: prefix } = toLocation(prefixUri);
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.error('ListObjectsV2', prefixUri, err);
+      }
+      this.knownBuckets.add(bucket);
+      const infos: { info: ObjectInfo; sortKey: Buffer }[] = [];
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        infos.push({
+          info: {
+            uri: `s3://${bucket}/${obj.Key}`,
+            size: obj.Size ?? 0,
+            etag: unquote(obj.ETag),
+            ...(obj.LastModified ? { lastModified: obj.LastModified } : {}),
+          },
+          sortKey: Buffer.from(obj.Key, 'utf8'),
+        });
+      }
+      // AWS returns each page in UTF-8 byte order already; some S3-compatible servers do not (s3rver walks its
+      // directories, so "a/b" comes before "a.json"), and callers rely on the order.
+      infos.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+      for (const { info } of infos) yield info;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(uri: string): Promise<void> {
+    const { bucket, key } = toLocation(uri);
+    try {
+      // S3 answers 204 whether or not the key existed, which is the contract; a missing bucket still fails.
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (err) {
+      if (isMissing(err) && errorCode(err) !== 'NoSuchBucket') return;
+      throw this.error('DeleteObject', uri, err);
+    }
+  }
+
+  private async assertBucketExists(bucket: string, uri: string): Promise<void> {
+    if (this.knownBuckets.has(bucket)) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+    } catch (err) {
+      if (isMissing(err)) throw noSuchBucket(bucket, 'HeadObject', uri, err);
+      // Without s3:ListBucket, HeadBucket may be refused; the object is then simply reported missing.
+      return;
+    }
+    this.knownBuckets.add(bucket);
+  }
+
+  private error(operation: string, uri: string, err: unknown): Error {
+    if (err instanceof NotFoundError || err instanceof S3StoreError) return err;
+    const code = errorCode(err);
+    if (code === 'NoSuchBucket') return noSuchBucket(toLocation(uri).bucket, operation, uri, err);
+    if (isMissing(err)) return new NotFoundError(uri);
+    const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+    const statusText = status === undefined ? '' : ` (HTTP ${status})`;
+    return new S3StoreError(`S3 ${operation} ${uri} failed${statusText}: ${describe(err)}`, uri, code, {
+      cause: err,
+    });
+  }
+}
+
+function toLocation(uri: string): { bucket: string; key: string } {
+  const parsed = parseUri(uri);
+  if (parsed.scheme !== 's3') throw new Error(`S3ObjectStore cannot handle ${uri}`);
+  return { bucket: parsed.bucket, key: parsed.key };
+}
+
+function isEmptyRange(range: ByteRange, uri: string): boolean {
+  if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0) {
+    throw new RangeError(`Invalid byte range ${range.start}-${range.end} for ${uri}`);
+  }
+  return range.end <= range.start;
+}
+
+function rangeHeader(range: ByteRange): string {
+  return `bytes=${range.start}-${range.end - 1}`;
+}
+
+/**
+ * How many leading bytes of a ranged GET's body precede the requested range. Servers may answer with more than was
+ * asked for (s3rver reads "bytes=0-0" as the whole object) or ignore the range; callers trim to the request.
+ */
+function bytesToSkip(range: ByteRange, contentRange: string | undefined, uri: string): number {
+  // No Content-Range: the server sent the whole object from byte 0.
+  const match = contentRange === undefined ? ['', '0'] : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(contentRange);
+  const first = match ? Number(match[1]) : Number.NaN;
+  if (!(first <= range.start)) {
+    throw new S3StoreError(
+      `S3 GetObject ${uri}: asked for bytes ${range.start}-${range.end - 1}, got Content-Range "${contentRange}"`,
+      uri,
+      undefined,
+    );
+  }
+  return range.start - first;
+}
+
+async function* sliceStream(source: Readable, skip: number, take: number): AsyncIterable<Buffer> {
+  let toSkip = skip;
+  let left = take;
+  for await (const raw of source as AsyncIterable<Buffer>) {
+    let chunk = raw;
+    if (toSkip > 0) {
+      const dropped = Math.min(toSkip, chunk.length);
+      chunk = chunk.subarray(dropped);
+      toSkip -= dropped;
+    }
+    if (chunk.length === 0) continue;
+    const kept = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= kept.length;
+    yield kept;
+    // Returning ends the for-await, which destroys the source instead of downloading the rest.
+    if (left === 0) return;
+  }
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^(W\/)?"(.*)"$/, '$2');
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (err instanceof S3ServiceException) return err.name;
+  if (err instanceof Error) return (err as NodeJS.ErrnoException).code ?? err.name;
+  return undefined;
+}
+
+/** A 404 of any kind: NoSuchKey from GET, a bodiless NotFound from HEAD, or NoSuchBucket. */
+function isMissing(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  return (
+    err.name === 'NoSuchKey' ||
+    err.name === 'NotFound' ||
+    err.name === 'NoSuchBucket' ||
+    err.$metadata.httpStatusCode === 404
+  );
+}
+
+function noSuchBucket(bucket: string, operation: string, uri: string, cause: unknown): S3StoreError {
+  return new S3StoreError(`S3 bucket "${bucket}" does not exist (${operation} ${uri})`, uri, 'NoSuchBucket', {
+    cause,
+  });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return `${err.name}${code && code !== err.name ? ` ${code}` : ''}: ${err.message}`;
+  }
+  return String(err);
+}
