@@ -1,0 +1,270 @@
+/**
+ * Splits a byte range of a text object into lines, streaming. The range rule (see InputRange): a range [start, end)
+ * owns every line whose first byte lies in [start, end). So a reader that starts at `start > 0` begins one byte
+ * early and drops everything through the first '\n' (if byte start-1 is '\n', the line at `start` is kept), and it
+ * reads past `end` to finish its last line. Adjacent ranges therefore see every line exactly once.
+ *
+ * Work happens on raw bytes: '\n' (0x0A) never occurs inside a multi-byte UTF-8 sequence, so splitting bytes first
+ * and decoding each complete line once is both correct for characters split across chunks and fast.
+ */
+import type { ObjectStore } from '../storage/object-store.js';
+
+export interface Line {
+  /** Byte offset of the line's first byte in the object. */
+  readonly offset: number;
+  /** The line without its '\n' or '\r\n'; empty when `tooLong` is set. */
+  readonly text: string;
+  /**
+   * Set when the line was longer than `maxLineBytes`: its length in bytes. Its bytes were dropped rather than
+   * buffered, so one corrupt file without line breaks cannot exhaust a worker's memory.
+   */
+  readonly tooLong?: number;
+}
+
+/** What the splitter needs from an InputRange. */
+export interface LineRange {
+  readonly uri: string;
+  readonly start: number;
+  readonly end: number;
+  /** Object size: bounds the reads that finish the last line (S3 rejects a range starting at or past the end). */
+  readonly size: number;
+}
+
+export interface LineOptions {
+  /** Longest line decoded; longer ones come back with `tooLong`. @default 64 MiB */
+  readonly maxLineBytes?: number;
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+const NEWLINE = 0x0a;
+const CR = 0x0d;
+/** First read past the range end; doubled each time up to the cap, since most lines are short. */
+const TAIL_WINDOW = 64 * 1024;
+const TAIL_WINDOW_MAX = 8 * 1024 * 1024;
+
+/**
+ * Incremental splitter: feed it consecutive chunks of the object, starting at `readStart`. Exported for tests and
+ * for callers that already hold the bytes.
+ */
+export class LineSplitter {
+  /** Absolute offset of the next byte pushed. */
+  private pos: number;
+  /** Still dropping the partial line the range landed in. */
+  private discarding: boolean;
+  /** Absolute offset where the pending (incomplete) line starts. */
+  private lineStart: number;
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** Bytes of the pending line when it went over the limit (then `parts` is empty). */
+  private overflow = 0;
+  private finished = false;
+
+  constructor(
+    private readonly start: number,
+    private readonly end: number,
+    private readonly maxLineBytes: number = DEFAULT_MAX_LINE_BYTES,
+  ) {
+    this.pos = start > 0 ? start - 1 : 0;
+    this.discarding = start > 0;
+    this.lineStart = start;
+  }
+
+  /** Offset of the first byte to feed. */
+  get readStart(): number {
+    return this.start > 0 ? this.start - 1 : 0;
+  }
+
+  /** Absolute offset of the next byte expected. */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** True once every owned line has been emitted: the caller can stop reading. */
+  get done(): boolean {
+    return this.finished || (!this.discarding && this.lineStart >= this.end);
+  }
+
+  /** Splits one chunk; returns the complete owned lines it finished, in order. */
+  push(chunk: Buffer): Line[] {
+    const out: Line[] = [];
+    if (this.done) return out;
+    const base = this.pos;
+    this.pos += chunk.length;
+    let i = 0;
+    if (this.discarding) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) return out;
+      this.discarding = false;
+      i = nl + 1;
+      this.lineStart = base + i;
+    }
+    while (this.lineStart < this.end) {
+      const nl = chunk.indexOf(NEWLINE, i);
+      if (nl < 0) {
+        if (i < chunk.length) this.hold(chunk.subarray(i));
+        return out;
+      }
+      this.emit(chunk, i, nl, out);
+      i = nl + 1;
+      this.lineStart = base + i;
+    }
+    return out;
+  }
+
+  /** Call at the end of the object: returns the last line when it had no final newline. */
+  finish(): Line | undefined {
+    if (this.done) return undefined;
+    this.finished = true;
+    if (this.discarding || (this.partBytes === 0 && this.overflow === 0)) return undefined;
+    const out: Line[] = [];
+    this.emit(Buffer.alloc(0), 0, 0, out);
+    return out[0];
+  }
+
+  private hold(bytes: Buffer): void {
+    if (this.overflow > 0) {
+      this.overflow += bytes.length;
+      return;
+    }
+    if (this.partBytes + bytes.length > this.maxLineBytes) {
+      this.overflow = this.partBytes + bytes.length;
+      this.parts = [];
+      this.partBytes = 0;
+      return;
+    }
+    // Copy: a view would pin the whole chunk (up to 1 MiB) in memory for a few held bytes.
+    this.parts.push(Buffer.from(bytes));
+    this.partBytes += bytes.length;
+  }
+
+  /** Emits the pending parts plus chunk[from, to) as one line. */
+  private emit(chunk: Buffer, from: number, to: number, out: Line[]): void {
+    const offset = this.lineStart;
+    if (this.overflow > 0 || this.partBytes + (to - from) > this.maxLineBytes) {
+      // Byte count including a trailing '\r' if any: it only feeds an error message.
+      const length = (this.overflow > 0 ? this.overflow : this.partBytes) + (to - from);
+      this.reset();
+      out.push({ offset, text: '', tooLong: length });
+      return;
+    }
+    let bytes: Buffer;
+    let lo: number;
+    let hi: number;
+    if (this.partBytes === 0) {
+      bytes = chunk;
+      lo = from;
+      hi = to;
+    } else {
+      this.parts.push(chunk.subarray(from, to));
+      bytes = Buffer.concat(this.parts, this.partBytes + (to - from));
+      lo = 0;
+      hi = bytes.length;
+      this.reset();
+    }
+    if (hi > lo && bytes[hi - 1] === CR) hi -= 1;
+    // A UTF-8 byte order mark is not part of the first record.
+    if (
+      offset === 0 &&
+      hi - lo >= 3 &&
+      bytes[lo] === 0xef &&
+      bytes[lo + 1] === 0xbb &&
+      bytes[lo + 2] === 0xbf
+    ) {
+      lo += 3;
+    }
+    if (hi > lo) out.push({ offset, text: bytes.toString('utf8', lo, hi) });
+  }
+
+  private reset(): void {
+    this.parts = [];
+    this.partBytes = 0;
+    this.overflow = 0;
+  }
+}
+
+/**
+ * The owned lines of a range, in batches (one per chunk read), skipping empty lines. Batches rather than single
+ * lines because an await per line costs more than splitting it.
+ */
+export async function* readLineBatches(
+  store: ObjectStore,
+  range: LineRange,
+  options: LineOptions = {},
+): AsyncIterable<Line[]> {
+  if (range.end <= range.start || range.start >= range.size) return;
+  const splitter = new LineSplitter(range.start, range.end, options.maxLineBytes);
+  const mainEnd = Math.min(range.end, range.size);
+  const stream = await store.getStream(range.uri, { start: splitter.readStart, end: mainEnd });
+  try {
+    for await (const chunk of stream as AsyncIterable<unknown>) {
+      const lines = splitter.push(toBuffer(chunk));
+      if (lines.length > 0) yield lines;
+      if (splitter.done) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  // The last owned line usually runs past `end`: finish it with bounded reads rather than one open-ended stream, so
+  // nothing has to be aborted mid-transfer.
+  let window = TAIL_WINDOW;
+  while (!splitter.done) {
+    const from = splitter.position;
+    if (from >= range.size) {
+      const last = splitter.finish();
+      if (last) yield [last];
+      return;
+    }
+    const bytes = await store.get(range.uri, { start: from, end: Math.min(from + window, range.size) });
+    if (bytes.length === 0) {
+      // The object is shorter than the plan said; end the line where the data ends.
+      const last = splitter.finish();
+      if (last) yield [last];
+      return;
+    }
+    const lines = splitter.push(toBuffer(bytes));
+    if (lines.length > 0) yield lines;
+    window = Math.min(window * 2, TAIL_WINDOW_MAX);
+  }
+}
+
+/** The owned lines of a range, one at a time. */
+export async function* readLines(
+  store: ObjectStore,
+  range: LineRange,
+  options: LineOptions = {},
+): AsyncIterable<Line> {
+  for await (const batch of readLineBatches(store, range, options)) yield* batch;
+}
+
+/** The first non-empty line of an object (a CSV header), read with small ranged requests. */
+export async function readFirstLine(
+  store: ObjectStore,
+  uri: string,
+  size: number,
+  options: LineOptions = {},
+): Promise<Line | undefined> {
+  const splitter = new LineSplitter(0, size, options.maxLineBytes);
+  let window = TAIL_WINDOW;
+  while (!splitter.done) {
+    const from = splitter.position;
+    const bytes =
+      from < size ? await store.get(uri, { start: from, end: Math.min(from + window, size) }) : undefined;
+    if (!bytes || bytes.length === 0) return splitter.finish();
+    const lines = splitter.push(toBuffer(bytes));
+    if (lines[0]) return lines[0];
+    window = Math.min(window * 2, TAIL_WINDOW_MAX);
+  }
+  return undefined;
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new TypeError(`expected a byte stream, got ${typeof chunk} chunks`);
+}
+
+/** The start of a line, quoted, for error messages: enough to find the line, short enough for an errors file. */
+export function lineSnippet(text: string, max = 60): string {
+  return JSON.stringify(text.length <= max ? text : `${text.slice(0, max)}…`);
+}
