@@ -1,0 +1,432 @@
+/**
+ * The Plan step: from a PlanRequest to a frozen plan in `<output>/_runs/<runId>/`, and the RunState that starts
+ * round 0.
+ *
+ *   spec -> model (registry or URI; HEAD, sha256, label files) -> input listing -> input.jsonl (snapshot)
+ *        -> Parquet footers / line sampling -> shards -> shards.jsonl -> plan.json (last)
+ *
+ * plan.json is written last and is the commit point: a Plan Lambda retried after a crash finds no plan.json and
+ * plans again (overwriting the earlier partial files); one retried after success finds it and returns the same
+ * RunState without touching anything.
+ *
+ * Memory: for a million input objects the snapshot and the shard list are tens of MB as text, so they are
+ * streamed to storage in chunks rather than joined into one string.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { mapConcurrent } from '../manifest/concurrency.js';
+import { listInput } from '../manifest/list-input.js';
+import { parquetLayout } from '../formats/parquet-read.js';
+import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
+import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
+import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
+import { planSchema, type InputObject, type Plan, type ResolvedModel } from '../runs/types.js';
+import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors.js';
+import { parseJobSpec, parseJobSpecText } from '../spec/load.js';
+import type { JobSpec } from '../spec/schema.js';
+import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { joinUri, resolveAgainst } from '../storage/uri.js';
+import { planShards, type ParquetLayoutLike } from './planner.js';
+
+export interface PlanDeps {
+  readonly store: ObjectStore;
+  readonly registry: ModelRegistry;
+  /** Clock for runDate/createdAt; injectable so tests can pin the date. */
+  readonly now?: () => Date;
+}
+
+/** File name of the input snapshot inside the run prefix. */
+export const SNAPSHOT_FILE = 'input.jsonl';
+
+/** Parquet footers read at once. Each is one or two small ranged GETs. */
+const FOOTER_CONCURRENCY = 32;
+/** Line-format objects sampled for the bytes-per-record estimate, and bytes read from the start of each. */
+const SAMPLE_OBJECTS = 8;
+const SAMPLE_BYTES = 1 << 20;
+/** Objects named in a "missing column" error before it says "and N more". */
+const MAX_LISTED = 5;
+
+export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<RunState> {
+  const { store, registry } = deps;
+  const now = (deps.now ?? (() => new Date()))();
+  const req = checkRequest(request);
+  const spec = await loadSpec(req, store);
+  const runDate = now.toISOString().slice(0, 10);
+  const layout = runLayout(spec.output.uri, req.runId, runDate);
+
+  const existing = await readExistingPlan(store, layout);
+  if (existing) return runStateOf(existing, layout.runUri);
+
+  const model = await resolveModel(spec, registry, store);
+  const objects = await listInput(store, spec.input);
+  const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
+  const snapshot = await writeJsonLines(store, snapshotUri, objects);
+
+  let layouts: Map<string, ParquetLayoutLike> | undefined;
+  let bytesPerRecord: number | undefined;
+  if (spec.input.format === 'parquet') {
+    layouts = await readParquetLayouts(store, objects, requiredColumns(spec));
+  } else {
+    bytesPerRecord = await sampleBytesPerRecord(store, objects, spec.input.format === 'csv');
+  }
+  const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, { bytesPerRecord });
+  await writeJsonLines(store, layout.shardsUri, shards);
+
+  const plan: Plan = planSchema.parse({
+    version: 1,
+    runId: req.runId,
+    runDate,
+    createdAt: now.toISOString(),
+    spec,
+    model,
+    input: {
+      objects: objects.length,
+      bytes: objects.reduce((sum, o) => sum + o.size, 0),
+      snapshotSha256: snapshot.sha256,
+      snapshotUri,
+    },
+    shardCount: shards.length,
+    maxRounds: spec.run.maxRounds,
+  } satisfies Plan);
+  await putJson(store, layout.planUri, plan);
+  return runStateOf(plan, layout.runUri);
+}
+
+function runStateOf(plan: Plan, runUri: string): RunState {
+  return {
+    runId: plan.runId,
+    runUri,
+    shardCount: plan.shardCount,
+    round: 0,
+    maxRounds: plan.maxRounds,
+    pending: plan.shardCount,
+    compute: plan.spec.run.compute,
+    next: 'infer',
+  };
+}
+
+function checkRequest(request: PlanRequest): PlanRequest {
+  const parsed = planRequestSchema.safeParse(request);
+  if (!parsed.success) {
+    throw new SpecError(
+      parsed.error.issues.map((issue) => ({
+        path: issue.path.join('.'),
+        value:
+          issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : describeValue(request, issue.path),
+        message:
+          issue.code === 'unrecognized_keys'
+            ? 'has unknown field(s); expected runId, spec, specUri, inputUri'
+            : issue.message,
+      })),
+      'PlanRequest',
+    );
+  }
+  const req = parsed.data;
+  if (!RUN_ID_PATTERN.test(req.runId)) {
+    throw new SpecError(
+      [
+        {
+          path: 'runId',
+          value: JSON.stringify(req.runId),
+          message: 'must be 1-80 letters, digits, "-" or "_" (it is the Step Functions execution name)',
+        },
+      ],
+      'PlanRequest',
+    );
+  }
+  if ((req.spec === undefined) === (req.specUri === undefined)) {
+    throw new SpecError(
+      [
+        {
+          path: req.spec ? 'spec, specUri' : 'spec',
+          value: req.spec ? 'both' : 'undefined',
+          message: 'set exactly one of spec (the job spec inline) or specUri (where it is stored)',
+        },
+      ],
+      'PlanRequest',
+    );
+  }
+  return req;
+}
+
+function describeValue(root: unknown, keys: readonly PropertyKey[]): string {
+  let value: unknown = root;
+  for (const key of keys)
+    value =
+      typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  const text = JSON.stringify(value) ?? 'undefined';
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The spec, with `inputUri` applied. The override goes through the full spec validation again, so it must be an
+ * s3:// or file:// URI and may not overlap the output, exactly as if it had been written in the spec.
+ */
+async function loadSpec(req: PlanRequest, store: ObjectStore): Promise<JobSpec> {
+  let spec: JobSpec;
+  let source: string;
+  if (req.spec !== undefined) {
+    source = 'PlanRequest.spec';
+    spec = parseJobSpec(req.spec, { source });
+  } else {
+    const specUri = req.specUri!;
+    source = specUri;
+    let text: string;
+    try {
+      text = new TextDecoder().decode(await store.get(specUri));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      throw new SpecError(
+        [{ path: '', value: specUri, message: 'does not exist (PlanRequest.specUri)' }],
+        specUri,
+      );
+    }
+    spec = parseJobSpecText(text, { source });
+  }
+  if (req.inputUri !== undefined) {
+    spec = parseJobSpec(
+      { ...spec, input: { ...spec.input, uri: req.inputUri } },
+      { source: `${source} with PlanRequest.inputUri ${req.inputUri} as input.uri` },
+    );
+  }
+  return spec;
+}
+
+async function readExistingPlan(store: ObjectStore, layout: RunLayout): Promise<Plan | undefined> {
+  if (!(await store.tryHead(layout.planUri))) return undefined;
+  const parsed = planSchema.safeParse(await getJson(store, layout.planUri));
+  if (!parsed.success || parsed.data.runId !== layout.runId) {
+    throw new RunStateError(
+      `${layout.planUri} exists but is not a valid plan for run ${layout.runId}` +
+        (parsed.success ? ` (it belongs to run ${parsed.data.runId})` : `: ${parsed.error.message}`) +
+        '; start the run under a new run id',
+    );
+  }
+  return parsed.data;
+}
+
+async function resolveModel(
+  spec: JobSpec,
+  registry: ModelRegistry,
+  store: ObjectStore,
+): Promise<ResolvedModel> {
+  let artifactUri: string;
+  let described: string;
+  let fromRegistry: { group: string; version: number; status: ApprovalStatus } | undefined;
+  if (spec.model.registry) {
+    const { group, version } = spec.model.registry;
+    const resolved = await registry.resolve(group, version);
+    fromRegistry = { group: resolved.group, version: resolved.version, status: resolved.status };
+    artifactUri = resolved.artifactUri;
+    described = `the artifact of model ${resolved.group} version ${resolved.version} (${resolved.status})`;
+  } else {
+    artifactUri = spec.model.uri!;
+    described = 'model.uri';
+  }
+  if (/\.(tar\.gz|tgz)$/i.test(artifactUri)) {
+    throw new ModelError(
+      `${described} is ${artifactUri}, an archive; model archives (model.tar.gz) are supported in a later ` +
+        'version. Point it at the .onnx file itself',
+    );
+  }
+  const info = await store.tryHead(artifactUri);
+  if (!info) {
+    throw new ModelError(`${described} ${artifactUri} does not exist; check the path or the registry entry`);
+  }
+  const sha256 = await sha256Of(store, artifactUri);
+
+  // Label files: checked here, so a typo fails the plan and not every shard of the run.
+  const files: Record<string, string> = {};
+  for (const output of spec.model.outputs) {
+    const ref = output.postprocess?.argmax?.labels;
+    if (ref === undefined || ref in files) continue;
+    const uri = resolveAgainst(artifactUri, ref);
+    if (!(await store.tryHead(uri))) {
+      throw new ModelError(
+        `labels file "${ref}" of output "${output.tensor}" does not exist at ${uri} (relative paths are resolved ` +
+          `against the model artifact ${artifactUri}); put the file there or give its full URI`,
+      );
+    }
+    files[ref] = uri;
+  }
+  return {
+    source: fromRegistry ? 'registry' : 'uri',
+    ...(fromRegistry ?? {}),
+    artifactUri,
+    etag: info.etag,
+    size: info.size,
+    sha256,
+    files,
+  };
+}
+
+async function sha256Of(store: ObjectStore, uri: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of await store.getStream(uri)) hash.update(chunk as Uint8Array);
+  return hash.digest('hex');
+}
+
+/**
+ * Writes one JSON value per line and returns the sha256 of exactly the bytes written, so the digest can be checked
+ * with `sha256sum` on the stored file. Lines are batched into ~1 MiB chunks; a small file is one plain put.
+ */
+export async function writeJsonLines(
+  store: ObjectStore,
+  uri: string,
+  items: readonly unknown[],
+): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  function* chunks(): Generator<Buffer> {
+    let parts: string[] = [];
+    let length = 0;
+    for (const item of items) {
+      const line = `${JSON.stringify(item)}\n`;
+      parts.push(line);
+      length += line.length;
+      if (length >= CHUNK_CHARS) {
+        yield emit(parts.join(''));
+        parts = [];
+        length = 0;
+      }
+    }
+    if (parts.length > 0) yield emit(parts.join(''));
+  }
+  const emit = (text: string): Buffer => {
+    const buf = Buffer.from(text, 'utf8');
+    hash.update(buf);
+    bytes += buf.length;
+    return buf;
+  };
+  const iterator = chunks();
+  const first = iterator.next();
+  const second = first.done ? first : iterator.next();
+  const options = { contentType: 'application/x-ndjson' };
+  if (second.done) {
+    await store.put(uri, first.done ? new Uint8Array() : first.value, options);
+  } else {
+    function* rest(): Generator<Buffer> {
+      yield first.value as Buffer;
+      yield second.value as Buffer;
+      yield* iterator;
+    }
+    await store.putStream(uri, Readable.from(rest()), options);
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+const CHUNK_CHARS = 1 << 20;
+
+/** Columns every Parquet input must have: the model's input columns, the id column and the passthrough columns. */
+function requiredColumns(spec: JobSpec): string[] {
+  const columns = new Set<string>();
+  for (const input of spec.model.inputs) for (const c of input.from.columns) columns.add(c);
+  if (spec.input.id) columns.add(spec.input.id);
+  for (const c of spec.output.passthrough) columns.add(c);
+  return [...columns];
+}
+
+/**
+ * Footers of every Parquet input (row groups for sharding) with a column check: a file without a column the job
+ * reads would fail its shard in every round, so it fails the plan instead, naming the files.
+ */
+async function readParquetLayouts(
+  store: ObjectStore,
+  objects: readonly InputObject[],
+  columns: readonly string[],
+): Promise<Map<string, ParquetLayoutLike>> {
+  const problems: string[] = [];
+  const layouts = await mapConcurrent(objects, FOOTER_CONCURRENCY, async (object) => {
+    let layout;
+    try {
+      layout = await parquetLayout(store, object.uri, object.size);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new InputError(
+          `input object ${object.uri} disappeared while the run was being planned; start again`,
+        );
+      }
+      throw err;
+    }
+    const missing = columns.filter((c) => !layout.columns.includes(c));
+    if (missing.length > 0) {
+      problems.push(
+        `${object.uri} has no column ${missing.map((c) => `"${c}"`).join(', ')} (it has ${layout.columns.join(', ')})`,
+      );
+    }
+    // Only what the planner needs: a million column lists would be most of the plan's memory.
+    return { rows: layout.rows, rowGroups: layout.rowGroups };
+  });
+  if (problems.length > 0) {
+    problems.sort();
+    const more = problems.length > MAX_LISTED ? `\n  ... and ${problems.length - MAX_LISTED} more` : '';
+    throw new InputError(
+      `${problems.length} Parquet input file(s) lack columns the job reads (model inputs, input.id, ` +
+        `output.passthrough):\n${problems
+          .slice(0, MAX_LISTED)
+          .map((p) => `  - ${p}`)
+          .join('\n')}${more}\nFix the spec's column names or remove those files from the input`,
+    );
+  }
+  return new Map(objects.map((object, i) => [object.uri, layouts[i]!]));
+}
+
+/**
+ * Average bytes per record of a line-format input, from the first MiB of a few objects spread over the snapshot.
+ * An estimate only (it sizes shards by `targetRecords` and fills `Shard.records`); undefined when nothing could be
+ * sampled. A sampled object that has vanished is skipped: the shard that owns it reports that, with its range.
+ */
+async function sampleBytesPerRecord(
+  store: ObjectStore,
+  objects: readonly InputObject[],
+  csvHeader: boolean,
+): Promise<number | undefined> {
+  if (objects.length === 0) return undefined;
+  const picks = [
+    ...new Set(
+      Array.from({ length: Math.min(SAMPLE_OBJECTS, objects.length) }, (_, i) =>
+        Math.floor((i * objects.length) / Math.min(SAMPLE_OBJECTS, objects.length)),
+      ),
+    ),
+  ].map((i) => objects[i]!);
+  const samples = await mapConcurrent(picks, SAMPLE_OBJECTS, async (object) => {
+    const length = Math.min(object.size, SAMPLE_BYTES);
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.get(object.uri, { start: 0, end: length });
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+    return countLines(bytes, bytes.length >= object.size, csvHeader);
+  });
+  let totalBytes = 0;
+  let totalRecords = 0;
+  for (const sample of samples) {
+    if (!sample) continue;
+    totalBytes += sample.bytes;
+    totalRecords += sample.records;
+  }
+  return totalRecords > 0 ? totalBytes / totalRecords : undefined;
+}
+
+/** Complete lines in a sample (a trailing partial line counts only when the sample is the whole object). */
+export function countLines(
+  bytes: Uint8Array,
+  wholeObject: boolean,
+  csvHeader: boolean,
+): { bytes: number; records: number } | undefined {
+  let records = 0;
+  let lastNewline = -1;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) {
+    records++;
+    lastNewline = i;
+  }
+  let covered = lastNewline + 1;
+  if (wholeObject && covered < bytes.length) {
+    records++;
+    covered = bytes.length;
+  }
+  if (csvHeader) records--;
+  return records > 0 ? { bytes: covered, records } : undefined;
+}

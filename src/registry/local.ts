@@ -1,0 +1,147 @@
+/**
+ * The offline model registry: a folder of versions, laid out like this (the root is any URI prefix the ObjectStore
+ * can read, so a "local" registry can also live in a bucket of an S3-compatible store):
+ *
+ *   <root>/<group>/<version>/metadata.json   {"status": "Approved" | "PendingManualApproval" | "Rejected",
+ *                                             "createdAt"?: "2024-05-01T12:00:00Z", ...anything else}
+ *   <root>/<group>/<version>/model.onnx
+ *
+ * Versions are positive integers (folder names `1`, `2`, ...). Selectors follow SageMaker's:
+ * - `latest-approved`: the highest version whose status is Approved;
+ * - `latest`: the highest version, whatever its status (SageMaker's newest package regardless of approval);
+ * - a number: exactly that version, whatever its status.
+ * The status of the chosen version is recorded in the plan, so a run on an unapproved model is visible in its audit.
+ */
+import { z } from 'zod';
+import { ModelError } from '../spec/errors.js';
+import { getJson, type ObjectStore } from '../storage/object-store.js';
+import { asPrefix, joinUri, parseUri } from '../storage/uri.js';
+import type { ApprovalStatus, ModelRegistry, ModelVersion, VersionSelector } from './model-registry.js';
+
+const metadataSchema = z.looseObject({
+  status: z.enum(['Approved', 'PendingManualApproval', 'Rejected'], {
+    message: 'must be "Approved", "PendingManualApproval" or "Rejected"',
+  }),
+  createdAt: z.string().optional(),
+});
+
+export const METADATA_FILE = 'metadata.json';
+export const ARTIFACT_FILE = 'model.onnx';
+
+interface FoundVersion {
+  readonly version: number;
+  readonly status: ApprovalStatus;
+  readonly createdAt?: string;
+  readonly folderUri: string;
+}
+
+export class LocalModelRegistry implements ModelRegistry {
+  readonly rootUri: string;
+
+  constructor(
+    private readonly store: ObjectStore,
+    rootUri: string,
+  ) {
+    this.rootUri = asPrefix(rootUri);
+  }
+
+  async resolve(group: string, selector: VersionSelector): Promise<ModelVersion> {
+    if (group === '' || group.includes('/')) {
+      throw new ModelError(
+        `model group "${group}" is not a folder name of the local registry ${this.rootUri}`,
+      );
+    }
+    const versions = await this.versions(group);
+    if (versions.length === 0) {
+      const groups = await this.groups();
+      throw new ModelError(
+        `model group "${group}" has no versions in the local registry ${this.rootUri} (expected ` +
+          `${joinUri(this.rootUri, group, '<version>', METADATA_FILE)}). ` +
+          (groups.length > 0 ? `Groups there: ${groups.join(', ')}. ` : 'The registry is empty. ') +
+          'Check model.registry.group, or register a version by creating that folder with metadata.json and model.onnx',
+      );
+    }
+    let chosen: FoundVersion | undefined;
+    if (selector === 'latest') chosen = versions[versions.length - 1];
+    else if (selector === 'latest-approved') chosen = versions.findLast((v) => v.status === 'Approved');
+    else chosen = versions.find((v) => v.version === selector);
+    if (!chosen) {
+      const existing = describeVersions(versions);
+      if (selector === 'latest-approved') {
+        throw new ModelError(
+          `model group "${group}" in the local registry ${this.rootUri} has no Approved version (it has ${existing}). ` +
+            `Approve one by setting "status": "Approved" in its ${METADATA_FILE}, or pin a version with ` +
+            'model.registry.version',
+        );
+      }
+      throw new ModelError(
+        `model group "${group}" in the local registry ${this.rootUri} has no version ${String(selector)} (it has ` +
+          `${existing}). Pin an existing version, or use "latest-approved"`,
+      );
+    }
+    return {
+      group,
+      version: chosen.version,
+      status: chosen.status,
+      artifactUri: joinUri(chosen.folderUri, ARTIFACT_FILE),
+      ...(chosen.createdAt !== undefined ? { createdAt: chosen.createdAt } : {}),
+      ref: chosen.folderUri,
+    };
+  }
+
+  /** Every version of a group that has a metadata.json, in ascending version order. */
+  private async versions(group: string): Promise<FoundVersion[]> {
+    const groupUri = asPrefix(joinUri(this.rootUri, group));
+    const base = parseUri(groupUri).key;
+    const found: { version: number; metadataUri: string }[] = [];
+    for await (const info of this.store.list(groupUri)) {
+      const rest = parseUri(info.uri).key.slice(base.length);
+      const match = /^([1-9][0-9]*)\/metadata\.json$/.exec(rest);
+      if (match) found.push({ version: Number(match[1]), metadataUri: info.uri });
+    }
+    found.sort((a, b) => a.version - b.version);
+    return Promise.all(
+      found.map(async ({ version, metadataUri }) => {
+        let raw: unknown;
+        try {
+          raw = await getJson(this.store, metadataUri);
+        } catch (err) {
+          throw new ModelError(
+            `${metadataUri} is not valid JSON (${(err as Error).message}); fix or remove it`,
+          );
+        }
+        const parsed = metadataSchema.safeParse(raw);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new ModelError(
+            `${metadataUri}: "${issue?.path.join('.') || '(root)'}" ${issue?.message ?? 'is invalid'}; ` +
+              'expected {"status": "Approved" | "PendingManualApproval" | "Rejected", "createdAt"?: "..."}',
+          );
+        }
+        return {
+          version,
+          status: parsed.data.status,
+          ...(parsed.data.createdAt !== undefined ? { createdAt: parsed.data.createdAt } : {}),
+          folderUri: asPrefix(joinUri(this.rootUri, group, String(version))),
+        };
+      }),
+    );
+  }
+
+  /** Group folders that hold at least one version, for "did you mean" in errors. */
+  private async groups(): Promise<string[]> {
+    const base = parseUri(this.rootUri).key;
+    const names = new Set<string>();
+    for await (const info of this.store.list(this.rootUri)) {
+      const match = /^([^/]+)\/[1-9][0-9]*\/metadata\.json$/.exec(parseUri(info.uri).key.slice(base.length));
+      if (match) names.add(match[1]!);
+    }
+    return [...names].sort();
+  }
+}
+
+/** "1 (Approved), 2 (PendingManualApproval)": what a group holds, for error messages. */
+export function describeVersions(versions: readonly { version: number; status: string }[]): string {
+  if (versions.length === 0) return 'no versions';
+  return `version${versions.length > 1 ? 's' : ''} ${versions.map((v) => `${v.version} (${v.status})`).join(', ')}`;
+}

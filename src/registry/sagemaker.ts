@@ -1,0 +1,183 @@
+/**
+ * The model registry in AWS: SageMaker Model Registry model package groups.
+ *
+ * - `latest-approved`: ListModelPackages(group, ModelApprovalStatus=Approved, newest first), the first package whose
+ *   ModelPackageStatus is Completed (a package still being created, or one that failed, has no usable artifact).
+ * - `latest`: the same without the approval filter: the newest Completed package, whatever its approval status.
+ * - a number: the package whose ModelPackageVersion is that number, found by listing (its ARN comes from the list,
+ *   so no ARN is assembled from region and account).
+ * Then DescribeModelPackage gives the artifact: InferenceSpecification.Containers[0].ModelDataUrl, or
+ * ModelDataSource.S3DataSource.S3Uri (an uncompressed S3Prefix source means `<prefix>model.onnx`, the same file
+ * name the local registry uses). Archives (model.tar.gz) are rejected with a ModelError for now.
+ *
+ * Throttling and transient errors are retried by the SDK client's own retry strategy.
+ */
+import {
+  DescribeModelPackageCommand,
+  ListModelPackagesCommand,
+  SageMakerClient,
+  type DescribeModelPackageCommandOutput,
+  type ModelApprovalStatus,
+  type ModelPackageSummary,
+} from '@aws-sdk/client-sagemaker';
+import { ModelError } from '../spec/errors.js';
+import { asPrefix, joinUri } from '../storage/uri.js';
+import { describeVersions } from './local.js';
+import type { ApprovalStatus, ModelRegistry, ModelVersion, VersionSelector } from './model-registry.js';
+
+/** The file an uncompressed S3Prefix model source is expected to hold. */
+export const PREFIX_ARTIFACT_FILE = 'model.onnx';
+
+/** Largest page ListModelPackages returns. */
+const PAGE_SIZE = 100;
+
+export class SageMakerModelRegistry implements ModelRegistry {
+  /** @param client a configured client (region, credentials); defaults to the environment's. */
+  constructor(private readonly client: SageMakerClient = new SageMakerClient({})) {}
+
+  async resolve(group: string, selector: VersionSelector): Promise<ModelVersion> {
+    const summary = await this.find(group, selector);
+    const arn = summary.ModelPackageArn!;
+    const described = await this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn }));
+    const version = described.ModelPackageVersion ?? summary.ModelPackageVersion;
+    if (version === undefined) {
+      throw new ModelError(
+        `model package ${arn} has no ModelPackageVersion; only versioned packages can be used`,
+      );
+    }
+    if (described.ModelPackageStatus !== 'Completed') {
+      throw new ModelError(
+        `model package ${arn} (group "${group}" version ${version}) is ${described.ModelPackageStatus ?? 'in an unknown state'}, ` +
+          'not Completed; wait for it to finish or pick another version',
+      );
+    }
+    const createdAt = described.CreationTime ?? summary.CreationTime;
+    return {
+      group,
+      version,
+      status: approvalOf(described.ModelApprovalStatus ?? summary.ModelApprovalStatus),
+      artifactUri: artifactOf(described, `model package ${arn} (group "${group}" version ${version})`),
+      ...(createdAt ? { createdAt: createdAt.toISOString() } : {}),
+      ref: arn,
+    };
+  }
+
+  private async find(group: string, selector: VersionSelector): Promise<ModelPackageSummary> {
+    if (typeof selector === 'number') {
+      const seen: ModelPackageSummary[] = [];
+      for await (const summary of this.packages(group, undefined)) {
+        if (summary.ModelPackageVersion === selector) return summary;
+        seen.push(summary);
+      }
+      throw await this.notFound(group, `has no version ${selector}`, 'Pin an existing version', seen);
+    }
+    const approval = selector === 'latest-approved' ? 'Approved' : undefined;
+    for await (const summary of this.packages(group, approval)) {
+      if (summary.ModelPackageStatus === 'Completed') return summary;
+    }
+    if (approval) {
+      throw await this.notFound(
+        group,
+        'has no Approved version that is Completed',
+        'Approve a version in SageMaker Model Registry (UpdateModelPackage ModelApprovalStatus=Approved), or pin ' +
+          'a version with model.registry.version',
+      );
+    }
+    throw await this.notFound(group, 'has no Completed version', 'Register a model package in the group');
+  }
+
+  /** Every package of a group, newest first, page by page. */
+  private async *packages(
+    group: string,
+    approval: ModelApprovalStatus | undefined,
+  ): AsyncGenerator<ModelPackageSummary> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListModelPackagesCommand({
+          ModelPackageGroupName: group,
+          ...(approval ? { ModelApprovalStatus: approval } : {}),
+          SortBy: 'CreationTime',
+          SortOrder: 'Descending',
+          MaxResults: PAGE_SIZE,
+          ...(token ? { NextToken: token } : {}),
+        }),
+      );
+      yield* page.ModelPackageSummaryList ?? [];
+      token = page.NextToken;
+    } while (token);
+  }
+
+  /** A ModelError naming the group, the region, what the group holds, and the fix. */
+  private async notFound(
+    group: string,
+    problem: string,
+    fix: string,
+    known?: readonly ModelPackageSummary[],
+  ): Promise<ModelError> {
+    let summaries = known;
+    if (!summaries) {
+      // The failed lookup was filtered; one unfiltered page says what the group does hold.
+      const page = await this.client.send(
+        new ListModelPackagesCommand({
+          ModelPackageGroupName: group,
+          SortBy: 'CreationTime',
+          SortOrder: 'Descending',
+          MaxResults: PAGE_SIZE,
+        }),
+      );
+      summaries = page.ModelPackageSummaryList ?? [];
+    }
+    const region = await this.client.config.region();
+    const where = `model package group "${group}" (SageMaker Model Registry, ${region})`;
+    if (summaries.length === 0) {
+      return new ModelError(
+        `${where} has no model packages or does not exist; check model.registry.group and the region`,
+      );
+    }
+    const versions = summaries
+      .filter((s) => s.ModelPackageVersion !== undefined)
+      .map((s) => ({
+        version: s.ModelPackageVersion!,
+        status:
+          (s.ModelApprovalStatus ?? 'PendingManualApproval') +
+          (s.ModelPackageStatus && s.ModelPackageStatus !== 'Completed' ? `, ${s.ModelPackageStatus}` : ''),
+      }))
+      .sort((a, b) => a.version - b.version);
+    return new ModelError(`${where} ${problem} (it has ${describeVersions(versions)}). ${fix}`);
+  }
+}
+
+function approvalOf(status: ModelApprovalStatus | undefined): ApprovalStatus {
+  // A versioned package always has one; SageMaker's default at registration is PendingManualApproval.
+  return status ?? 'PendingManualApproval';
+}
+
+function artifactOf(described: DescribeModelPackageCommandOutput, what: string): string {
+  const container = described.InferenceSpecification?.Containers?.[0];
+  let uri = container?.ModelDataUrl;
+  let archive = false;
+  if (!uri) {
+    const source = container?.ModelDataSource?.S3DataSource;
+    if (source?.S3Uri) {
+      archive = source.CompressionType === 'Gzip';
+      uri =
+        source.S3DataType === 'S3Prefix'
+          ? joinUri(asPrefix(source.S3Uri), PREFIX_ARTIFACT_FILE)
+          : source.S3Uri;
+    }
+  }
+  if (!uri) {
+    throw new ModelError(
+      `${what} has no model artifact: InferenceSpecification.Containers[0] has neither ModelDataUrl nor ` +
+        'ModelDataSource.S3DataSource.S3Uri. Register the package with the S3 URI of its .onnx file as ModelDataUrl',
+    );
+  }
+  if (archive || /\.(tar\.gz|tgz)$/i.test(uri)) {
+    throw new ModelError(
+      `${what} has the model archive ${uri}; archives (model.tar.gz) are supported in a later version. Register the ` +
+        '.onnx file itself as ModelDataUrl',
+    );
+  }
+  return uri;
+}

@@ -1,0 +1,354 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planRun } from '../../src/planning/plan-run.js';
+import type { PlanRequest } from '../../src/runs/tasks.js';
+import { LocalModelRegistry } from '../../src/registry/local.js';
+import { inputObjectSchema, planSchema, shardSchema, type Shard } from '../../src/runs/types.js';
+import { InputError, ModelError, RunStateError, SpecError } from '../../src/spec/errors.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+
+const store = new LocalObjectStore();
+let root: string;
+let registryUri: string;
+let registry: LocalModelRegistry;
+const url = (...parts: string[]): string => pathToFileURL(path.join(root, ...parts)).href;
+const write = async (rel: string, body: string | Uint8Array): Promise<void> => {
+  const file = path.join(root, rel);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, body);
+};
+const read = (uri: string): Promise<string> => readFile(fileURLToPath(uri), 'utf8');
+const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+const jsonLines = (n: number, from = 0): string =>
+  Array.from({ length: n }, (_, i) => `{"id":${from + i},"a":${i % 7},"b":${(i * 13) % 11}}\n`).join('');
+const fixedNow = (): Date => new Date('2024-06-01T23:30:00Z');
+
+const MODEL_BYTES = 'not really onnx, planning never loads it';
+
+function spec(
+  overrides: { input?: object; model?: object; output?: object; run?: object } = {},
+): Record<string, unknown> {
+  return {
+    name: 'iris_scores',
+    input: { uri: `${url('in')}/`, format: 'jsonl', id: 'id', ...overrides.input },
+    model: {
+      registry: { group: 'iris' },
+      inputs: [{ tensor: 'input', from: { columns: ['a', 'b'] } }],
+      outputs: [
+        { tensor: 'probabilities', postprocess: { argmax: { labels: 'labels.txt' }, keep: 'score' } },
+      ],
+      ...overrides.model,
+    },
+    output: { uri: `${url('out')}/`, ...overrides.output },
+    run: { shards: { targetBytes: 2000 }, ...overrides.run },
+  };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'plan-run-'));
+  registryUri = `${url('registry')}/`;
+  registry = new LocalModelRegistry(store, registryUri);
+  await write('registry/iris/1/metadata.json', '{"status": "Approved"}');
+  await write('registry/iris/1/model.onnx', MODEL_BYTES);
+  await write('registry/iris/1/labels.txt', 'setosa\nversicolor\nvirginica\n');
+  await write('registry/iris/2/metadata.json', '{"status": "PendingManualApproval"}');
+  await write('registry/iris/2/model.onnx', 'v2');
+  await write('registry/draft/1/metadata.json', '{"status": "Rejected"}');
+  await write('registry/draft/1/model.onnx', 'x');
+  await write('registry/nolabels/1/metadata.json', '{"status": "Approved"}');
+  await write('registry/nolabels/1/model.onnx', 'x');
+  await write('in/part-0.jsonl', jsonLines(100));
+  await write('in/part-1.jsonl', jsonLines(10, 100));
+  await write('in/part-2.jsonl', jsonLines(150, 110));
+  await write('in/_SUCCESS', '');
+  await mkdir(path.join(root, 'empty'), { recursive: true });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('planRun', () => {
+  it('plans a jsonl run end to end with the local registry', async () => {
+    const state = await planRun({ runId: 'run-1', spec: spec() }, { store, registry, now: fixedNow });
+    const runUri = `${url('out')}/_runs/run-1/`;
+    const plan = planSchema.parse(JSON.parse(await read(`${runUri}plan.json`)));
+    expect(state).toEqual({
+      runId: 'run-1',
+      runUri,
+      shardCount: plan.shardCount,
+      round: 0,
+      maxRounds: 2,
+      pending: plan.shardCount,
+      compute: 'gpu',
+      next: 'infer',
+    });
+    expect(plan.runDate).toBe('2024-06-01');
+    expect(plan.createdAt).toBe('2024-06-01T23:30:00.000Z');
+    expect(plan.model).toEqual({
+      source: 'registry',
+      group: 'iris',
+      version: 1,
+      status: 'Approved',
+      artifactUri: `${registryUri}iris/1/model.onnx`,
+      etag: expect.any(String) as string,
+      size: MODEL_BYTES.length,
+      sha256: sha256(MODEL_BYTES),
+      files: { 'labels.txt': `${registryUri}iris/1/labels.txt` },
+    });
+
+    // The snapshot: one InputObject per line, sorted, hashed exactly as stored.
+    const snapshotText = await read(plan.input.snapshotUri);
+    expect(plan.input.snapshotUri).toBe(`${runUri}input.jsonl`);
+    expect(plan.input.snapshotSha256).toBe(sha256(snapshotText));
+    const snapshot = snapshotText
+      .trimEnd()
+      .split('\n')
+      .map((l) => inputObjectSchema.parse(JSON.parse(l)));
+    expect(snapshot.map((o) => o.uri)).toEqual(
+      ['part-0', 'part-1', 'part-2'].map((p) => url(`in/${p}.jsonl`)),
+    );
+    expect(plan.input.objects).toBe(3);
+    expect(plan.input.bytes).toBe(snapshot.reduce((s, o) => s + o.size, 0));
+
+    // The shards cover the input; record estimates come from the sampled line length.
+    const shards = (await read(`${runUri}shards.jsonl`))
+      .trimEnd()
+      .split('\n')
+      .map((l) => shardSchema.parse(JSON.parse(l)));
+    expect(shards.length).toBe(plan.shardCount);
+    expect(shards.length).toBeGreaterThan(1);
+    expect(shards.map((s) => s.id)).toEqual(shards.map((_, i) => i));
+    expect(shards.reduce((s, sh) => s + sh.bytes, 0)).toBe(plan.input.bytes);
+    const records = shards.reduce((s, sh) => s + sh.records, 0);
+    expect(Math.abs(records - 260)).toBeLessThanOrEqual(shards.length);
+  });
+
+  it('is idempotent: a retried Plan returns the same state without planning again', async () => {
+    const first = await planRun({ runId: 'run-2', spec: spec() }, { store, registry, now: fixedNow });
+    const planText = await read(`${first.runUri}plan.json`);
+    const snapshotText = await read(`${first.runUri}input.jsonl`);
+    await write('in/part-3.jsonl', jsonLines(500, 1000));
+    try {
+      const again = await planRun(
+        { runId: 'run-2', spec: spec() },
+        { store, registry, now: () => new Date('2030-01-01T00:00:00Z') },
+      );
+      expect(again).toEqual(first);
+      expect(await read(`${first.runUri}plan.json`)).toBe(planText);
+      expect(await read(`${first.runUri}input.jsonl`)).toBe(snapshotText);
+    } finally {
+      await rm(path.join(root, 'in/part-3.jsonl'));
+    }
+  });
+
+  it('re-plans identically after a crash before plan.json, and rejects a corrupt plan.json', async () => {
+    const state = await planRun({ runId: 'run-3', spec: spec() }, { store, registry, now: fixedNow });
+    const shardsText = await read(`${state.runUri}shards.jsonl`);
+    await rm(fileURLToPath(`${state.runUri}plan.json`));
+    await writeFile(fileURLToPath(`${state.runUri}shards.jsonl`), 'partial');
+    expect(await planRun({ runId: 'run-3', spec: spec() }, { store, registry, now: fixedNow })).toEqual(
+      state,
+    );
+    expect(await read(`${state.runUri}shards.jsonl`)).toBe(shardsText);
+
+    await writeFile(fileURLToPath(`${state.runUri}plan.json`), '{"version": 1}');
+    await expect(planRun({ runId: 'run-3', spec: spec() }, { store, registry })).rejects.toThrow(
+      RunStateError,
+    );
+  });
+
+  it('applies inputUri (a trigger object) and rejects one that overlaps the output', async () => {
+    const state = await planRun(
+      { runId: 'run-4', spec: spec(), inputUri: url('in/part-1.jsonl') },
+      { store, registry, now: fixedNow },
+    );
+    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
+    expect(plan.spec.input.uri).toBe(url('in/part-1.jsonl'));
+    expect(plan.input.objects).toBe(1);
+    expect(state.shardCount).toBe(1);
+
+    const err = await planRun(
+      { runId: 'run-5', spec: spec(), inputUri: url('out/day=1/') },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpecError);
+    expect((err as Error).message).toContain('overlaps input.uri');
+    expect((err as Error).message).toContain('PlanRequest.inputUri');
+    // The spec itself is checked the same way.
+    await expect(
+      planRun(
+        { runId: 'run-5', spec: spec({ output: { uri: `${url('in')}/preds/` } }) },
+        { store, registry },
+      ),
+    ).rejects.toThrow(/overlaps input.uri/);
+    await expect(
+      planRun({ runId: 'run-5', spec: spec(), inputUri: 'in/x.jsonl' }, { store, registry }),
+    ).rejects.toThrow(/relative paths are only allowed in a spec file/);
+  });
+
+  it('fails with a ModelError naming a missing labels file', async () => {
+    const err = await planRun(
+      { runId: 'run-6', spec: spec({ model: { registry: { group: 'nolabels' } } }) },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as Error).message).toContain(
+      `labels file "labels.txt" of output "probabilities" does not exist at ${registryUri}nolabels/1/labels.txt`,
+    );
+    expect(await store.tryHead(`${url('out')}/_runs/run-6/plan.json`)).toBeUndefined();
+  });
+
+  it('fails with the registry message when no version is approved', async () => {
+    await expect(
+      planRun(
+        { runId: 'run-7', spec: spec({ model: { registry: { group: 'draft' } } }) },
+        { store, registry },
+      ),
+    ).rejects.toThrow(
+      `model group "draft" in the local registry ${registryUri} has no Approved version (it has version 1 (Rejected))`,
+    );
+  });
+
+  it('resolves a model.uri, with labels next to it', async () => {
+    const direct = { registry: undefined, uri: `${registryUri}iris/2/model.onnx` };
+    await write('registry/iris/2/labels.txt', 'a\nb\n');
+    const state = await planRun(
+      { runId: 'run-8', spec: spec({ model: direct }) },
+      { store, registry, now: fixedNow },
+    );
+    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
+    expect(plan.model).toMatchObject({ source: 'uri', artifactUri: direct.uri, sha256: sha256('v2') });
+    expect(plan.model.group).toBeUndefined();
+    expect(plan.model.files).toEqual({ 'labels.txt': `${registryUri}iris/2/labels.txt` });
+  });
+
+  it('rejects a missing model.uri and archives', async () => {
+    const missing = { registry: undefined, uri: `${registryUri}iris/9/model.onnx` };
+    await expect(
+      planRun({ runId: 'run-9', spec: spec({ model: missing }) }, { store, registry }),
+    ).rejects.toThrow(
+      new ModelError(`model.uri ${missing.uri} does not exist; check the path or the registry entry`),
+    );
+    const archive = { registry: undefined, uri: `${registryUri}iris/1/model.tar.gz` };
+    await expect(
+      planRun({ runId: 'run-9', spec: spec({ model: archive }) }, { store, registry }),
+    ).rejects.toThrow(/an archive; model archives \(model.tar.gz\) are supported in a later version/);
+  });
+
+  it('reads the spec from specUri (YAML)', async () => {
+    const { stringify } = await import('yaml');
+    await write('specs/job.yaml', stringify(spec({ run: { compute: 'cpu', maxRounds: 0 } })));
+    const state = await planRun(
+      { runId: 'run-10', specUri: url('specs/job.yaml') },
+      { store, registry, now: fixedNow },
+    );
+    expect(state).toMatchObject({ compute: 'cpu', maxRounds: 0 });
+    await expect(
+      planRun({ runId: 'run-10b', specUri: url('specs/none.yaml') }, { store, registry }),
+    ).rejects.toThrow(SpecError);
+  });
+
+  it('validates the request', async () => {
+    await expect(planRun({ runId: 'bad id!', spec: spec() }, { store, registry })).rejects.toThrow(
+      /runId: must be 1-80/,
+    );
+    await expect(planRun({ runId: 'x'.repeat(81), spec: spec() }, { store, registry })).rejects.toThrow(
+      SpecError,
+    );
+    await expect(
+      planRun({ runId: 'ok', spec: spec(), specUri: url('specs/job.yaml') }, { store, registry }),
+    ).rejects.toThrow(/exactly one of spec/);
+    await expect(planRun({ runId: 'ok' }, { store, registry })).rejects.toThrow(/exactly one of spec/);
+    const extra = { runId: 'ok', spec: spec(), input: 's3://b/x' } as PlanRequest;
+    await expect(planRun(extra, { store, registry })).rejects.toThrow(
+      /\(root\): has unknown field\(s\).*\(got input\)/,
+    );
+  });
+
+  it('plans empty input as zero shards', async () => {
+    const state = await planRun(
+      { runId: 'run-11', spec: spec({ input: { uri: `${url('empty')}/` } }) },
+      { store, registry, now: fixedNow },
+    );
+    expect(state).toMatchObject({ shardCount: 0, pending: 0, next: 'infer' });
+    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
+    expect(plan.input).toMatchObject({ objects: 0, bytes: 0, snapshotSha256: sha256('') });
+    expect(await read(`${state.runUri}shards.jsonl`)).toBe('');
+    await expect(
+      planRun({ runId: 'run-12', spec: spec({ input: { uri: `${url('nothing')}/` } }) }, { store, registry }),
+    ).rejects.toThrow(InputError);
+  });
+});
+
+describe('planRun with Parquet input', () => {
+  const parquet = (rows: number, rowGroupSize: number, columns = ['id', 'a', 'b']): Uint8Array =>
+    new Uint8Array(
+      parquetWriteBuffer({
+        columnData: columns.map((name) => ({
+          name,
+          data: Array.from({ length: rows }, (_, i) => (name === 'id' ? i : (i % 10) / 10)),
+          type: name === 'id' ? 'INT32' : 'DOUBLE',
+        })),
+        rowGroupSize,
+      }),
+    );
+
+  it('shards by row groups with exact record counts', async () => {
+    await write('pq/a.parquet', parquet(1000, 250));
+    await write('pq/b.parquet', parquet(300, 100));
+    const state = await planRun(
+      {
+        runId: 'pq-1',
+        spec: spec({
+          input: { uri: `${url('pq')}/`, format: 'parquet' },
+          run: { shards: { targetRecords: 500 } },
+        }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    const shards = (await read(`${state.runUri}shards.jsonl`))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Shard);
+    expect(shards.map((s) => [s.records, s.recordsExact])).toEqual([
+      [500, true],
+      [500, true],
+      [300, true],
+    ]);
+    expect(shards[1]!.ranges).toEqual([
+      expect.objectContaining({
+        uri: url('pq/a.parquet'),
+        rowGroupStart: 2,
+        rowGroupEnd: 4,
+        rowStart: 500,
+        records: 500,
+      }),
+    ]);
+    expect(shards[2]!.ranges).toEqual([
+      expect.objectContaining({
+        uri: url('pq/b.parquet'),
+        rowGroupStart: 0,
+        rowGroupEnd: 3,
+        rowStart: 0,
+        records: 300,
+      }),
+    ]);
+  });
+
+  it('fails the plan when a file lacks a column the job reads', async () => {
+    await write('pq2/a.parquet', parquet(10, 10));
+    await write('pq2/b.parquet', parquet(10, 10, ['id', 'a']));
+    const err = await planRun(
+      { runId: 'pq-2', spec: spec({ input: { uri: `${url('pq2')}/`, format: 'parquet' } }) },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toContain(`${url('pq2/b.parquet')} has no column "b" (it has id, a)`);
+  });
+});
