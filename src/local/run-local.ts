@@ -7,7 +7,7 @@
 import '../runtime/polyfills.js';
 import os from 'node:os';
 import path from 'node:path';
-import { ExecutionError, StateMachine, type RunOptions } from 'aws-local-stepfunctions';
+import { ExecutionError, StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { INFER_STATES, planRequestFromEvent, WORKFLOW_STATES } from '../../lib/workflow-contract.js';
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -156,7 +156,7 @@ export async function runLocal(
     };
   }
 
-  const machine = new StateMachine(renderWorkflowDefinition() as never, {
+  const machine = new StateMachine(withAwsTaskTimeouts(renderWorkflowDefinition()) as unknown as StateMachineDefinition, {
     validationOptions: { checkArn: false },
   });
   // The spec is plain data (parsed YAML with defaults applied), so it is valid JSON as the interpreter requires.
@@ -192,6 +192,22 @@ export async function runLocal(
     process.off('SIGINT', onSignal);
     progress.close();
   }
+}
+
+/**
+ * The one adaptation of the definition for the interpreter. A Task without `TimeoutSeconds` runs until the execution
+ * times out in AWS (its default is 99999999 s), but the interpreter applies the States Language default of 60 s,
+ * which would cut every Batch round short. Such tasks get the execution's own timeout, AWS's effective bound.
+ */
+export function withAwsTaskTimeouts(definition: Record<string, unknown>): Record<string, unknown> {
+  const executionTimeout = typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : 99_999_999;
+  const states = definition.States as Record<string, Record<string, unknown>>;
+  const adapted: Record<string, Record<string, unknown>> = {};
+  for (const [name, state] of Object.entries(states)) {
+    const untimed = state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined;
+    adapted[name] = untimed ? { ...state, TimeoutSeconds: executionTimeout } : state;
+  }
+  return { ...definition, States: adapted };
 }
 
 function parseState(payload: unknown) {

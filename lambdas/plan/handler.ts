@@ -1,0 +1,38 @@
+/**
+ * Plan task: `{ request, runId }` (the execution input and the execution name) -> RunState. Thin: the work is in
+ * src/planning/plan-run.ts, shared with the local orchestrator.
+ */
+import { z } from 'zod';
+import { planRequestFromEvent } from '../../lib/workflow-contract.js';
+import { planRun } from '../../src/planning/plan-run.js';
+import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
+import type { RunState } from '../../src/runs/tasks.js';
+import { createObjectStore } from '../../src/storage/index.js';
+import { createLogger } from '../shared/logger.js';
+import { parseEvent, readEnv } from '../shared/lambda.js';
+import type { LambdaContext } from '../shared/lambda.js';
+
+// The SDK clients (S3, SageMaker) need the region; Lambda always sets it.
+readEnv(z.object({ AWS_REGION: z.string().min(1) }));
+
+// Built once per execution environment, reused by warm invocations.
+const logger = createLogger();
+const deps = { store: createObjectStore(), registry: new SageMakerModelRegistry() };
+
+export async function handler(event: unknown, context?: LambdaContext): Promise<RunState> {
+  const request = parseEvent('Plan', () => planRequestFromEvent(event));
+  const log = logger.child({ runId: request.runId, requestId: context?.awsRequestId });
+  log.info('Planning run', {
+    specUri: request.specUri,
+    inputUri: request.inputUri,
+    inlineSpec: !!request.spec,
+  });
+  try {
+    const state = await planRun(request, deps);
+    log.info('Planned run', { shardCount: state.shardCount, pending: state.pending, compute: state.compute });
+    return state;
+  } catch (error) {
+    log.error('Planning failed', { error });
+    throw error;
+  }
+}

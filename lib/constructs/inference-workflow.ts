@@ -1,0 +1,255 @@
+/**
+ * The run's state machine: Plan -> (Batch round -> Reconcile)* -> Finalize. Built from typed tasks only, in
+ * JSONPath, because the same definition is executed locally by `aws-local-stepfunctions` (which ignores JSONata).
+ *
+ *   Plan ──catch──> PlanFailed
+ *    │
+ *   Route shards ── pending == 0 ──────────────────────────────> Finalize ─> Passed? ─> Succeeded | Failed
+ *    │  pending == 1 -> Infer shard      (single job)              ^
+ *    │  otherwise    -> Infer shards     (array job, size pending) │
+ *    v                                                             │
+ *   Reconcile (a failed job is caught into $.inferError) ─> Retry round? ── next == 'infer' ─> Route shards
+ */
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import type * as batch from 'aws-cdk-lib/aws-batch';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { PLAN_EVENT_KEYS, WORKFLOW_STATES } from '../workflow-contract.js';
+
+export { WORKFLOW_STATES, INFER_STATES, NON_RETRYABLE_ERRORS } from '../workflow-contract.js';
+
+/** Step Functions' limit for a STANDARD execution. */
+const MAX_EXECUTION_TIME = Duration.days(365);
+
+export interface InferenceWorkflowProps {
+  /** Plans the run: `{ request, runId }` (see `planEventSchema`) -> RunState. */
+  readonly planFunction: lambda.IFunction;
+
+  /** Finds missing shards after a round: RunState (+ `inferError`) -> RunState with `next`. */
+  readonly reconcileFunction: lambda.IFunction;
+
+  /** Validates, writes the manifest and catalogues: RunState -> RunResult. */
+  readonly finalizeFunction: lambda.IFunction;
+
+  /** Queue of runs whose `compute` is `gpu` (and of every run when no CPU queue is given). */
+  readonly gpuJobQueue: batch.IJobQueue;
+
+  /**
+   * Queue of runs whose `compute` is `cpu`.
+   *
+   * @default - the GPU queue; no separate CPU states are generated.
+   */
+  readonly cpuJobQueue?: batch.IJobQueue;
+
+  /** The worker's job definition; its retry strategy handles spot reclaims and image pull failures. */
+  readonly jobDefinition: batch.IJobDefinition;
+
+  /**
+   * Maximum duration of a run, every round included.
+   *
+   * @default Duration.hours(24)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Where execution history is logged (level ALL, with execution data).
+   *
+   * @default - a new log group with one month retention
+   */
+  readonly logs?: logs.ILogGroup;
+}
+
+/** The longest a Lambda function can run. */
+const LAMBDA_TASK_TIMEOUT = Duration.minutes(15);
+
+/** Retry shape for Lambda throttling: exponential backoff with full jitter so throttled runs do not retry in step. */
+const THROTTLE_RETRY: sfn.RetryProps = {
+  errors: ['Lambda.TooManyRequestsException'],
+  interval: Duration.seconds(1),
+  backoffRate: 2,
+  maxAttempts: 8,
+  maxDelay: Duration.seconds(30),
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
+export class InferenceWorkflow extends Construct {
+  /** The state machine (STANDARD). */
+  readonly stateMachine: sfn.StateMachine;
+  /** Where execution history is logged. */
+  readonly logGroup: logs.ILogGroup;
+
+  constructor(scope: Construct, id: string, props: InferenceWorkflowProps) {
+    super(scope, id);
+
+    const timeout = props.timeout ?? Duration.hours(24);
+    if (!Token.isUnresolved(timeout.toSeconds())) {
+      const seconds = timeout.toSeconds();
+      if (seconds < 1 || seconds > MAX_EXECUTION_TIME.toSeconds()) {
+        throw new Error(
+          `InferenceWorkflow timeout must be between 1 second and 365 days, got ${seconds} seconds. ` +
+            'Pass a Duration in that range (the default is 24 hours).',
+        );
+      }
+    }
+
+    // --- Plan ---------------------------------------------------------------------------------------------------
+    const plan = this.invoke('Plan', WORKFLOW_STATES.plan, props.planFunction, {
+      // The whole execution input, because its fields are optional (see planEventSchema).
+      [PLAN_EVENT_KEYS.request]: sfn.JsonPath.entirePayload,
+      [PLAN_EVENT_KEYS.runId]: sfn.JsonPath.executionName,
+    });
+    const planFailed = new sfn.Fail(this, 'PlanFailed', {
+      stateName: WORKFLOW_STATES.planFailed,
+      error: 'PlanFailed',
+      // The caught error's cause: for a Lambda error, JSON with the typed error's errorType and errorMessage.
+      causePath: sfn.JsonPath.stringAt('$.Cause'),
+    });
+    plan.addCatch(planFailed, { errors: [sfn.Errors.ALL] });
+
+    // --- Batch round ----------------------------------------------------------------------------------------------
+    const reconcile = this.invoke('Reconcile', WORKFLOW_STATES.reconcile, props.reconcileFunction);
+    const finalize = this.invoke('Finalize', WORKFLOW_STATES.finalize, props.finalizeFunction);
+
+    const gpuQueue = props.gpuJobQueue;
+    const cpuQueue = props.cpuJobQueue && props.cpuJobQueue !== gpuQueue ? props.cpuJobQueue : undefined;
+
+    const submit = (id: string, stateName: string, queue: batch.IJobQueue, array: boolean) =>
+      this.submitJob(id, stateName, queue, props.jobDefinition, { array });
+    const inferShard = submit('InferShard', WORKFLOW_STATES.inferShard, gpuQueue, false);
+    const inferShards = submit('InferShards', WORKFLOW_STATES.inferShards, gpuQueue, true);
+    const roundJobs = [inferShard, inferShards];
+
+    const pendingIsNone = sfn.Condition.numberEquals('$.pending', 0);
+    const pendingIsOne = sfn.Condition.numberEquals('$.pending', 1);
+    const routeShards = new sfn.Choice(this, 'RouteShards', { stateName: WORKFLOW_STATES.routeShards }).when(
+      pendingIsNone,
+      finalize,
+    );
+    if (cpuQueue) {
+      // A second pair of tasks rather than a dynamic `JobQueue.$`: the queue stays a literal ARN, so the state
+      // machine role's batch:SubmitJob is scoped to the two queues instead of `*`.
+      const onCpu = sfn.Condition.stringEquals('$.compute', 'cpu');
+      const inferShardOnCpu = submit('InferShardOnCpu', WORKFLOW_STATES.inferShardOnCpu, cpuQueue, false);
+      const inferShardsOnCpu = submit('InferShardsOnCpu', WORKFLOW_STATES.inferShardsOnCpu, cpuQueue, true);
+      roundJobs.push(inferShardOnCpu, inferShardsOnCpu);
+      routeShards
+        .when(sfn.Condition.and(pendingIsOne, onCpu), inferShardOnCpu)
+        .when(pendingIsOne, inferShard)
+        .when(onCpu, inferShardsOnCpu)
+        .otherwise(inferShards);
+    } else {
+      routeShards.when(pendingIsOne, inferShard).otherwise(inferShards);
+    }
+
+    for (const job of roundJobs) {
+      // A failed job (for an array job: any failed child) fails the state; Reconcile decides what happens next
+      // from the markers in storage, so the error is kept beside the state rather than replacing it.
+      job.addCatch(reconcile, { errors: [sfn.Errors.ALL], resultPath: '$.inferError' });
+      job.next(reconcile);
+    }
+
+    const retryRound = new sfn.Choice(this, 'RetryRound', { stateName: WORKFLOW_STATES.retryRound })
+      .when(sfn.Condition.stringEquals('$.next', 'infer'), routeShards)
+      .otherwise(finalize);
+    reconcile.next(retryRound);
+
+    // --- Finalize -------------------------------------------------------------------------------------------------
+    const succeeded = new sfn.Succeed(this, 'Succeeded', { stateName: WORKFLOW_STATES.succeeded });
+    const failed = new sfn.Fail(this, 'Failed', {
+      stateName: WORKFLOW_STATES.failed,
+      // RunResult.reason is the error name (ValidationFailed | ShardsFailed), RunResult.message the cause.
+      errorPath: sfn.JsonPath.stringAt('$.reason'),
+      causePath: sfn.JsonPath.stringAt('$.message'),
+    });
+    const passed = new sfn.Choice(this, 'Passed', { stateName: WORKFLOW_STATES.passed })
+      .when(sfn.Condition.stringEquals('$.status', 'SUCCEEDED'), succeeded)
+      .otherwise(failed);
+    finalize.next(passed);
+
+    // --- State machine --------------------------------------------------------------------------------------------
+    this.logGroup =
+      props.logs ??
+      new logs.LogGroup(this, 'Logs', {
+        retention: logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(routeShards)),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      timeout,
+      tracingEnabled: true,
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+  }
+
+  /**
+   * A Lambda task whose output is the function's response (`$.Payload`). The state input is the payload unless
+   * `payload` is given. CDK's retry on Lambda service exceptions is kept; throttling is retried with jitter. No
+   * Retry matches the typed errors of src/spec/errors.ts (NON_RETRYABLE_ERRORS): only `Lambda.*` names are listed.
+   */
+  private invoke(
+    id: string,
+    stateName: string,
+    fn: lambda.IFunction,
+    payload?: Readonly<Record<string, unknown>>,
+  ): tasks.LambdaInvoke {
+    const task = tasks.LambdaInvoke.jsonPath(this, id, {
+      stateName,
+      lambdaFunction: fn,
+      payload: payload ? sfn.TaskInput.fromObject({ ...payload }) : sfn.TaskInput.fromJsonPathAt('$'),
+      payloadResponseOnly: false,
+      retryOnServiceExceptions: true,
+      outputPath: '$.Payload',
+      // Explicit, because a Task without TimeoutSeconds defaults to 60 s in the States Language (and in the local
+      // interpreter) but to a year in AWS; neither is what a Lambda task means.
+      taskTimeout: sfn.Timeout.duration(LAMBDA_TASK_TIMEOUT),
+    });
+    task.addRetry(THROTTLE_RETRY);
+    return task;
+  }
+
+  /**
+   * One Batch round: a job on `queue` that runs the worker for every pending shard. The task waits for the job
+   * (`.sync`) and keeps RunState as its output (the job description is discarded). No state-level Retry: Batch's
+   * retry strategy on the job definition already retries spot reclaims and image pulls per child.
+   */
+  private submitJob(
+    id: string,
+    stateName: string,
+    queue: batch.IJobQueue,
+    jobDefinition: batch.IJobDefinition,
+    options: { readonly array: boolean },
+  ): tasks.BatchSubmitJob {
+    return tasks.BatchSubmitJob.jsonPath(this, id, {
+      stateName,
+      // No taskTimeout: BatchSubmitJob turns it into the job's attempt timeout (overriding the job definition's)
+      // and never renders the state's TimeoutSeconds. A round is bounded by the state machine's timeout instead.
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      jobQueueArn: queue.jobQueueArn,
+      jobDefinitionArn: jobDefinition.jobDefinitionArn,
+      // Batch job names allow letters, digits, '-' and '_': run ids are execution names, which are already limited
+      // to those characters, and the round is a number.
+      jobName: sfn.JsonPath.format(
+        '{}-r{}',
+        sfn.JsonPath.stringAt('$.runId'),
+        sfn.JsonPath.stringAt('$.round'),
+      ),
+      // Batch array jobs need 2..10,000 children, hence the single-job state for one pending shard.
+      arraySize: options.array ? sfn.JsonPath.numberAt('$.pending') : undefined,
+      containerOverrides: {
+        environment: {
+          [WORKER_ENV.runUri]: sfn.JsonPath.stringAt('$.runUri'),
+          // Environment values must be strings; the round is a number in RunState.
+          [WORKER_ENV.round]: sfn.JsonPath.format('{}', sfn.JsonPath.stringAt('$.round')),
+        },
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * A Lambda function written in TypeScript, bundled by the locally installed esbuild, with the project's defaults:
+ * Node 22 on Graviton, an ESM bundle with source maps, X-Ray tracing and a log group with a retention.
+ */
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { REPO_ROOT } from '../paths.js';
+
+/**
+ * Prepended to the ESM bundle. esbuild turns a bundled CommonJS dependency's `require('node:x')` into a call of a
+ * shim that throws in an ES module unless a `require` exists in scope; this defines one. The import is aliased so
+ * it cannot collide with a `createRequire` of the bundled code (the banner is opaque text to esbuild).
+ */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __batchInferCreateRequire } from 'node:module';" +
+  'const require = __batchInferCreateRequire(import.meta.url);';
+
+export interface NodeFunctionProps {
+  /** The handler module, relative to the repository root (e.g. `lambdas/plan/handler.ts`) or absolute. */
+  readonly entry: string;
+
+  /**
+   * Name of the exported handler function.
+   *
+   * @default 'handler'
+   */
+  readonly handler?: string;
+
+  /**
+   * A description of the function.
+   *
+   * @default - no description
+   */
+  readonly description?: string;
+
+  /**
+   * Memory size in MiB. Lambda allocates CPU in proportion to memory, so this is also the CPU knob.
+   *
+   * @default 1024
+   */
+  readonly memorySize?: number;
+
+  /**
+   * Time the function may run per invocation.
+   *
+   * @default Duration.minutes(1)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Extra environment variables. `NODE_OPTIONS` and `POWERTOOLS_SERVICE_NAME` are set by this construct; passing
+   * either here overrides it.
+   *
+   * @default - none
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+
+  /**
+   * Service name for structured logs (`POWERTOOLS_SERVICE_NAME`, the variable Powertools and our logger read).
+   *
+   * @default 'batch-infer'
+   */
+  readonly serviceName?: string;
+
+  /**
+   * How long the function's logs are kept.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * What happens to the log group when the function is removed from the stack.
+   *
+   * @default RemovalPolicy.DESTROY - logs are kept for `logRetention` while the function exists; a deleted
+   *   function's logs would otherwise linger forever.
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * Bundle the AWS SDK v3 into the function instead of using the runtime's copy. The runtime's SDK is a version
+   * we do not choose, and an ES module's bare `import '@aws-sdk/...'` is resolved from the bundle's folder (ESM
+   * resolution ignores `NODE_PATH`), so bundling is the predictable choice.
+   *
+   * @default true
+   */
+  readonly bundleAwsSdk?: boolean;
+}
+
+/**
+ * `NodejsFunction` with project defaults. Bundling runs esbuild from node_modules (never Docker). When the context
+ * `aws:cdk:bundling-stacks` excludes the stack (`cdk synth --exclusively`, `cdk ls`, or `[]` as set by
+ * `renderWorkflowDefinition`), CDK's asset staging skips bundling on its own and references the source folder.
+ */
+export class NodeFunction extends Construct {
+  /** The underlying function. */
+  readonly function: nodejs.NodejsFunction;
+  /** The function's log group. */
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: NodeFunctionProps) {
+    super(scope, id);
+
+    const entry = path.isAbsolute(props.entry) ? props.entry : path.join(REPO_ROOT, props.entry);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
+    });
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry,
+      handler: props.handler ?? 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1024,
+      timeout: props.timeout ?? Duration.minutes(1),
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      environment: {
+        // Stack traces point at the TypeScript sources through the bundled source map.
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'batch-infer',
+        ...props.environment,
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        // Prefer packages' ESM entry points: better tree shaking, and no CJS interop where it can be avoided.
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        bundleAwsSDK: props.bundleAwsSdk ?? true,
+        forceDockerBundling: false,
+      },
+    });
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The Plan payload contract between the state machine and the plan handler, and the handlers' shared helpers.
+ */
+import { describe, expect, it } from 'vitest';
+import { ZodError } from 'zod';
+import { planRequestFromEvent } from '../../lib/workflow-contract.js';
+import { createLogger } from '../../lambdas/shared/logger.js';
+import { ConfigurationError, InvalidEventError, parseEvent, readEnv } from '../../lambdas/shared/lambda.js';
+import { z } from 'zod';
+
+describe('planRequestFromEvent', () => {
+  it('takes the execution input fields and the execution name as run id', () => {
+    expect(
+      planRequestFromEvent({
+        runId: 'exec-1',
+        request: { specUri: 's3://b/spec.yaml', inputUri: 's3://b/in/' },
+      }),
+    ).toEqual({ runId: 'exec-1', specUri: 's3://b/spec.yaml', inputUri: 's3://b/in/' });
+  });
+
+  it('lets the execution name win over a runId in the input', () => {
+    expect(planRequestFromEvent({ runId: 'exec-1', request: { runId: 'other', spec: {} } })).toEqual({
+      runId: 'exec-1',
+      spec: {},
+    });
+  });
+
+  it('rejects unknown execution input fields and malformed payloads', () => {
+    expect(() => planRequestFromEvent({ runId: 'exec-1', request: { specUrl: 'typo' } })).toThrow(ZodError);
+    expect(() => planRequestFromEvent({ spec: {} })).toThrow(ZodError);
+  });
+});
+
+describe('handler helpers', () => {
+  it('parseEvent turns a schema mismatch into an InvalidEvent error naming the field', () => {
+    const error = (() => {
+      try {
+        parseEvent('Plan', () => z.object({ runId: z.string() }).parse({}));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(InvalidEventError);
+    expect((error as Error).name).toBe('InvalidEvent');
+    expect((error as Error).message).toMatch(/Invalid Plan event[\s\S]*runId/);
+  });
+
+  it('readEnv names a missing variable', () => {
+    expect(() => readEnv(z.object({ BATCH_INFER_SURELY_UNSET: z.string() }))).toThrow(ConfigurationError);
+    expect(() => readEnv(z.object({ BATCH_INFER_SURELY_UNSET: z.string() }))).toThrow(
+      /BATCH_INFER_SURELY_UNSET/,
+    );
+  });
+
+  it('the logger writes one JSON object per line with level, service, message, fields and errors', () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'INFO', write: (line) => lines.push(line) }).child({
+      runId: 'r1',
+    });
+    log.debug('hidden');
+    log.error('failed', { error: new RangeError('boom') });
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(entry).toMatchObject({ level: 'ERROR', service: 'test', message: 'failed', runId: 'r1' });
+    expect(entry.error).toMatchObject({ name: 'RangeError', message: 'boom' });
+  });
+});
