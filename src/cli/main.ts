@@ -115,7 +115,9 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
   const dir = stateDir(values);
   mkdirSync(dir, { recursive: true });
   const registryUri = normalizeUri(
-    values.registry ?? process.env.BATCH_INFER_REGISTRY ?? path.join(path.dirname(path.resolve(specFile)), 'registry/'),
+    values.registry ??
+      process.env.BATCH_INFER_REGISTRY ??
+      path.join(path.dirname(path.resolve(specFile)), 'registry/'),
     process.cwd(),
   );
   const s3Endpoint = values['s3-endpoint'] ?? process.env.BATCH_INFER_S3_ENDPOINT;
@@ -151,7 +153,8 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
     predictions: outcome.result?.predictions ?? 0,
     errors: outcome.result?.errors ?? 0,
     outputUri: outcome.result?.outputUri ?? spec.output.uri,
-    manifestUri: outcome.result?.manifestUri ?? joinUri(runUriOf(spec.output.uri, outcome.runId), 'manifest.json'),
+    manifestUri:
+      outcome.result?.manifestUri ?? joinUri(runUriOf(spec.output.uri, outcome.runId), 'manifest.json'),
     wallMs: Math.round(outcome.wallMs),
   };
   if (values.json) {
@@ -165,7 +168,14 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
 function printSummary(
   spec: JobSpec,
   outcome: LocalRunOutcome,
-  s: { records: number; predictions: number; errors: number; outputUri: string; manifestUri: string; wallMs: number },
+  s: {
+    records: number;
+    predictions: number;
+    errors: number;
+    outputUri: string;
+    manifestUri: string;
+    wallMs: number;
+  },
   catalogFile: string,
 ): void {
   const out = process.stdout;
@@ -185,7 +195,8 @@ function printSummary(
     const example = spec.model.outputs.some((o) => o.postprocess?.argmax)
       ? `select ${columns.includes('label') ? 'label' : columns[columns.length - 1]}, count(*) as n from ${spec.name} where run_id = '${outcome.runId}' group by all order by n desc`
       : `select * from ${spec.name} where run_id = '${outcome.runId}' limit 10`;
-    const catalogFlag = catalogFile === path.resolve('.batch-infer', 'catalog.duckdb') ? '' : ` --catalog ${catalogFile}`;
+    const catalogFlag =
+      catalogFile === path.resolve('.batch-infer', 'catalog.duckdb') ? '' : ` --catalog ${catalogFile}`;
     out.write(`\nQuery the results:\n  npx batch-infer query${catalogFlag} "${example}"\n`);
   }
 }

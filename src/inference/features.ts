@@ -54,7 +54,9 @@ export function createFeatureBuilder(
       continue;
     }
     if (info.type && info.type !== input.dtype) {
-      problems.push(`tensor "${input.tensor}" is ${info.type} in the model; set dtype: ${info.type} in the job spec`);
+      problems.push(
+        `tensor "${input.tensor}" is ${info.type} in the model; set dtype: ${info.type} in the job spec`,
+      );
     }
     const last = info.shape?.[info.shape.length - 1];
     if (typeof last === 'number' && last !== input.from.columns.length) {
@@ -63,14 +65,18 @@ export function createFeatureBuilder(
       );
     }
     if (info.shape && info.shape.length !== 2) {
-      problems.push(`tensor "${input.tensor}" has rank ${info.shape.length}; tabular inputs need [batch, features]`);
+      problems.push(
+        `tensor "${input.tensor}" has rank ${info.shape.length}; tabular inputs need [batch, features]`,
+      );
     }
   }
   const declaredNames = new Set(declared.map((d) => d.tensor));
   for (const name of byName.keys()) {
-    if (!declaredNames.has(name)) problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
+    if (!declaredNames.has(name))
+      problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
   }
-  if (problems.length > 0) throw new ModelError(`The job spec does not match the model: ${problems.join('; ')}`);
+  if (problems.length > 0)
+    throw new ModelError(`The job spec does not match the model: ${problems.join('; ')}`);
 
   const columns = [...new Set(declared.flatMap((d) => d.from.columns))];
   return { columns, build: (records) => buildBatch(declared, records) };
@@ -102,13 +108,21 @@ function buildBatch(declared: readonly InputTensorSpec[], records: readonly Deco
             }
             num = spec.missing.fill;
           } else {
-            issue = { index, reason: 'INVALID_VALUE', message: `column "${column}" is not a number: ${show(raw)}` };
+            issue = {
+              index,
+              reason: 'INVALID_VALUE',
+              message: `column "${column}" is not a number: ${show(raw)}`,
+            };
             break;
           }
         }
         if (buf instanceof BigInt64Array) {
           if (!Number.isInteger(num)) {
-            issue = { index, reason: 'INVALID_VALUE', message: `column "${column}" is not an integer: ${show(raw)}` };
+            issue = {
+              index,
+              reason: 'INVALID_VALUE',
+              message: `column "${column}" is not an integer: ${show(raw)}`,
+            };
             break;
           }
           buf[base + c] = BigInt(num);
@@ -129,7 +143,7 @@ function buildBatch(declared: readonly InputTensorSpec[], records: readonly Deco
     const width = spec.from.columns.length;
     const full = buffers[t]!;
     // Rows of rejected records were never committed: only the first `row` rows hold data.
-    const data = row === n ? full : (full.subarray(0, row * width) as NumericArray);
+    const data = row === n ? full : full.subarray(0, row * width);
     feeds[spec.tensor] = new ort.Tensor(spec.dtype, data, [row, width]);
   });
   return { feeds, included, issues };

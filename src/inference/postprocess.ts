@@ -195,7 +195,11 @@ function planReaders(
       if (!labels) return idx;
       const label = labels[idx];
       if (label === undefined) {
-        fail(row, 'POSTPROCESS_ERROR', `argmax ${idx} has no line in the labels file (${labels.length} labels)`);
+        fail(
+          row,
+          'POSTPROCESS_ERROR',
+          `argmax ${idx} has no line in the labels file (${labels.length} labels)`,
+        );
       }
       return label;
     },

@@ -7,7 +7,12 @@
 import '../runtime/polyfills.js';
 import os from 'node:os';
 import path from 'node:path';
-import { ExecutionError, StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import {
+  ExecutionError,
+  StateMachine,
+  type RunOptions,
+  type StateMachineDefinition,
+} from 'aws-local-stepfunctions';
 import { INFER_STATES, planRequestFromEvent, WORKFLOW_STATES } from '../../lib/workflow-contract.js';
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -70,7 +75,9 @@ export async function runLocal(
   const started = performance.now();
   const runId = options.runId ?? newRunId();
   if (!RUN_ID_PATTERN.test(runId)) {
-    throw new Error(`run id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`);
+    throw new Error(
+      `run id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
+    );
   }
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });
@@ -107,7 +114,10 @@ export async function runLocal(
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
     [WORKFLOW_STATES.plan]: lambda(async (payload) => {
       progress.stage('planning');
-      const state = await planRun(planRequestFromEvent(payload), { store: deps.store, registry: deps.registry });
+      const state = await planRun(planRequestFromEvent(payload), {
+        store: deps.store,
+        registry: deps.registry,
+      });
       await reportPlan(deps.store, state.runUri, progress);
       log.info('planned', { shards: state.shardCount, runUri: state.runUri });
       return state;
@@ -136,7 +146,8 @@ export async function runLocal(
           JSON.stringify({
             JobName: request.jobName,
             Status: 'FAILED',
-            StatusReason: request.arraySize === undefined ? result.failed[0]!.statusReason : 'Array Child Job failed',
+            StatusReason:
+              request.arraySize === undefined ? result.failed[0]!.statusReason : 'Array Child Job failed',
             ArrayProperties: request.arraySize
               ? { Size: request.arraySize, StatusSummary: { FAILED: result.failed.length } }
               : undefined,
@@ -156,9 +167,12 @@ export async function runLocal(
     };
   }
 
-  const machine = new StateMachine(withAwsTaskTimeouts(renderWorkflowDefinition()) as unknown as StateMachineDefinition, {
-    validationOptions: { checkArn: false },
-  });
+  const machine = new StateMachine(
+    withAwsTaskTimeouts(renderWorkflowDefinition()) as unknown as StateMachineDefinition,
+    {
+      validationOptions: { checkArn: false },
+    },
+  );
   // The spec is plain data (parsed YAML with defaults applied), so it is valid JSON as the interpreter requires.
   const executionInput = {
     spec: spec as unknown as Record<string, JsonValue>,
@@ -200,11 +214,13 @@ export async function runLocal(
  * which would cut every Batch round short. Such tasks get the execution's own timeout, AWS's effective bound.
  */
 export function withAwsTaskTimeouts(definition: Record<string, unknown>): Record<string, unknown> {
-  const executionTimeout = typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : 99_999_999;
+  const executionTimeout =
+    typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : 99_999_999;
   const states = definition.States as Record<string, Record<string, unknown>>;
   const adapted: Record<string, Record<string, unknown>> = {};
   for (const [name, state] of Object.entries(states)) {
-    const untimed = state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined;
+    const untimed =
+      state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined;
     adapted[name] = untimed ? { ...state, TimeoutSeconds: executionTimeout } : state;
   }
   return { ...definition, States: adapted };

@@ -3,7 +3,7 @@
  * entry, at most `concurrency` at a time, with the environment Batch would give each child and Batch's retry
  * strategy (WORKER_RETRY). Like Batch, a job fails when any child fails after its attempts.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,13 +53,18 @@ export interface WorkerPoolOptions {
   readonly environment?: Readonly<Record<string, string>>;
   readonly onMessage?: (message: WorkerMessage, index: number) => void;
   /** Called when a child attempt ends, for logging. */
-  readonly onAttemptEnd?: (info: { index: number; attempt: number; code: number | null; signal: string | null }) => void;
+  readonly onAttemptEnd?: (info: {
+    index: number;
+    attempt: number;
+    code: number | null;
+    signal: string | null;
+  }) => void;
 }
 
 const LOG_TAIL_BYTES = 4096;
 
 export class LocalWorkerPool {
-  private readonly running = new Set<import('node:child_process').ChildProcess>();
+  private readonly running = new Set<ChildProcess>();
 
   constructor(private readonly options: WorkerPoolOptions) {
     mkdirSync(options.logDir, { recursive: true });
@@ -164,7 +169,11 @@ export class LocalWorkerPool {
 function isWorkerMessage(value: unknown): value is WorkerMessage {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as Record<string, unknown>;
-  return (m.type === 'progress' || m.type === 'done') && typeof m.shardId === 'number' && typeof m.records === 'number';
+  return (
+    (m.type === 'progress' || m.type === 'done') &&
+    typeof m.shardId === 'number' &&
+    typeof m.records === 'number'
+  );
 }
 
 /**

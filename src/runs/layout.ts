@@ -66,7 +66,10 @@ export function runUriOf(outputUri: string, runId: string): string {
 export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
 
 export function newRunId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const rand = Math.floor(Math.random() * 0xffffff)
     .toString(16)
     .padStart(6, '0');

@@ -27,7 +27,13 @@ export function parseJobSpecText(text: string, options: ParseOptions = {}): JobS
     raw = YAML.parse(text, { prettyErrors: true });
   } catch (err) {
     throw new SpecError(
-      [{ path: '', value: 'unparseable text', message: `is not valid YAML or JSON: ${(err as Error).message}` }],
+      [
+        {
+          path: '',
+          value: 'unparseable text',
+          message: `is not valid YAML or JSON: ${(err as Error).message}`,
+        },
+      ],
       options.source,
     );
   }
@@ -40,7 +46,13 @@ export async function loadJobSpecFile(file: string): Promise<JobSpec> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new SpecError(
-      [{ path: '', value: file, message: `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }],
+      [
+        {
+          path: '',
+          value: file,
+          message: `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        },
+      ],
       file,
     );
   }
@@ -51,7 +63,10 @@ export async function loadJobSpecFile(file: string): Promise<JobSpec> {
 export function parseJobSpec(raw: unknown, options: ParseOptions = {}): JobSpec {
   const result = jobSpecSchema.safeParse(raw);
   if (!result.success) {
-    throw new SpecError(result.error.issues.map((issue) => toSpecIssue(issue, raw)), options.source);
+    throw new SpecError(
+      result.error.issues.map((issue) => toSpecIssue(issue, raw)),
+      options.source,
+    );
   }
   const spec = result.data;
   const issues = [...crossFieldIssues(spec), ...normalizeLocations(spec, options.baseDir)];
@@ -122,7 +137,9 @@ function normalizeLocations(spec: JobSpec, baseDir: string | undefined): SpecIss
   const fix = (field: string, value: string): string => {
     try {
       if (baseDir === undefined && !/^(s3|file):\/\//.test(value)) {
-        throw new UriError('relative paths are only allowed in a spec file; use an s3:// or file:// URI here');
+        throw new UriError(
+          'relative paths are only allowed in a spec file; use an s3:// or file:// URI here',
+        );
       }
       return normalizeUri(value, baseDir ?? '/');
     } catch (err) {

@@ -38,7 +38,8 @@ const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   if (bytes === undefined) {
     ctx.addIssue({
       code: 'custom',
-      message: 'must be a positive size such as 1073741824, "512MiB" or "1GiB" (units B, KB, MB, GB, KiB, MiB, GiB)',
+      message:
+        'must be a positive size such as 1073741824, "512MiB" or "1GiB" (units B, KB, MB, GB, KiB, MiB, GiB)',
     });
     return z.NEVER;
   }
@@ -162,7 +163,9 @@ const jobSpecObject = z.strictObject({
     }),
   output: z.strictObject({
     uri,
-    format: z.literal('parquet', { message: 'must be parquet (jsonl and csv outputs come later)' }).default('parquet'),
+    format: z
+      .literal('parquet', { message: 'must be parquet (jsonl and csv outputs come later)' })
+      .default('parquet'),
     /** Input columns copied unchanged next to the predictions. */
     passthrough: z.array(columnName).default([]),
     /** Declared output columns and their types, checked when the run is finalized. */

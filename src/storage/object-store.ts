@@ -39,7 +39,11 @@ export interface ObjectStore {
   /** Writes an object atomically: readers see the old object or the whole new one, never a part. */
   put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo>;
   /** Writes a large object from a stream (multipart on S3), atomically. */
-  putStream(uri: string, body: Readable | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<ObjectInfo>;
+  putStream(
+    uri: string,
+    body: Readable | AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<ObjectInfo>;
   /** Every object under a prefix, in lexicographic key order, page by page. */
   list(prefixUri: string): AsyncIterable<ObjectInfo>;
   /** Deletes an object; deleting a missing object is not an error. */

@@ -138,7 +138,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
               else writer.addPrediction(rec, result.values, row);
             }
           } else {
-            for (const idx of built.included) writer.addError(decoded[idx]!, 'INFERENCE_ERROR', outputs.message);
+            for (const idx of built.included)
+              writer.addError(decoded[idx]!, 'INFERENCE_ERROR', outputs.message);
           }
           timings.decodeMs += performance.now() - t;
         }
@@ -193,7 +194,12 @@ async function readPlan(store: ObjectStore, runUri: string): Promise<Plan> {
   return parsed.data;
 }
 
-async function resolveShardId(store: ObjectStore, layout: RunLayout, plan: Plan, task: WorkerTask): Promise<number> {
+async function resolveShardId(
+  store: ObjectStore,
+  layout: RunLayout,
+  plan: Plan,
+  task: WorkerTask,
+): Promise<number> {
   let shardId = task.arrayIndex;
   if (task.round > 0) {
     const uri = layout.roundUri(task.round);
@@ -213,7 +219,11 @@ async function resolveShardId(store: ObjectStore, layout: RunLayout, plan: Plan,
   return shardId;
 }
 
-async function readMarker(store: ObjectStore, layout: RunLayout, shardId: number): Promise<ShardMarker | undefined> {
+async function readMarker(
+  store: ObjectStore,
+  layout: RunLayout,
+  shardId: number,
+): Promise<ShardMarker | undefined> {
   const uri = layout.markerUri(shardId);
   if (!(await store.tryHead(uri))) return undefined;
   const parsed = shardMarkerSchema.safeParse(await getJson(store, uri).catch(() => undefined));
@@ -415,7 +425,10 @@ class ShardWriter {
   }
 
   private async writeChunk(rows: number): Promise<void> {
-    const columns: OutputColumn[] = this.columnsInOrder().map((c) => ({ ...c, values: c.values.slice(0, rows) }));
+    const columns: OutputColumn[] = this.columnsInOrder().map((c) => ({
+      ...c,
+      values: c.values.slice(0, rows),
+    }));
     for (const slot of [...this.identity, ...this.predictions]) slot.values.splice(0, rows);
     this.lineage.shard.splice(0, rows);
     this.lineage.source.splice(0, rows);
@@ -447,12 +460,18 @@ function inferType(v: unknown): ColumnType | undefined {
   }
 }
 
-/** Passthrough values keep their type; a value of another type is converted, never dropped. */
+/**
+ * Passthrough values keep their type; a value of another type is converted (a number in a string column becomes
+ * its text). A value that cannot be converted (text in a column declared numeric in output.schema) is written as
+ * null: the prediction itself is still valid.
+ */
 function coerce(v: unknown, type: ColumnType | undefined): unknown {
   if (v === null || v === undefined) return null;
   switch (type) {
     case 'string':
-      return typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | bigint);
+      if (typeof v === 'string') return v;
+      if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v.toString();
+      return v instanceof Date ? v.toISOString() : JSON.stringify(v);
     case 'bigint':
       return typeof v === 'bigint' ? v : Number.isInteger(Number(v)) ? BigInt(Number(v)) : null;
     case 'int':

@@ -8,8 +8,13 @@ import { loadModel } from '../../src/inference/session.js';
 import { ModelError } from '../../src/spec/errors.js';
 import type { InputTensorSpec, OutputTensorSpec } from '../../src/spec/schema.js';
 
-const model = (name: string): Uint8Array => readFileSync(new URL(`../fixtures/models/${name}`, import.meta.url));
-const rec = (values: Record<string, unknown>, offset = 0): DecodedRecord => ({ source: 'file:///in.jsonl', offset, values });
+const model = (name: string): Uint8Array =>
+  readFileSync(new URL(`../fixtures/models/${name}`, import.meta.url));
+const rec = (values: Record<string, unknown>, offset = 0): DecodedRecord => ({
+  source: 'file:///in.jsonl',
+  offset,
+  values,
+});
 const affineInput: InputTensorSpec = {
   tensor: 'x',
   from: { columns: ['a', 'b', 'c'] },
@@ -93,7 +98,10 @@ describe('feature building', () => {
       [{ tensor: 'ids', from: { columns: cols }, dtype: 'int64', missing: 'error' }],
       ints.inputs,
     );
-    const batch = intBuilder.build([rec({ c1: 1, c2: '2', c3: 3n, c4: 4, c5: 2 ** 40 }), rec({ c1: 1.5, c2: 0, c3: 0, c4: 0, c5: 0 })]);
+    const batch = intBuilder.build([
+      rec({ c1: 1, c2: '2', c3: 3n, c4: 4, c5: 2 ** 40 }),
+      rec({ c1: 1.5, c2: 0, c3: 0, c4: 0, c5: 0 }),
+    ]);
     expect(batch.issues.map((i) => i.reason)).toEqual(['INVALID_VALUE']);
     const out = await ints.run(batch.feeds);
     expect(Array.from(out.ids_out!.data as BigInt64Array)).toEqual([1n, 2n, 3n, 4n, 2n ** 40n]);
@@ -128,14 +136,22 @@ describe('post-processing', () => {
   const twoOutputs: OutputTensorSpec[] = [
     {
       tensor: 'logits',
-      postprocess: { softmax: true, argmax: { labels: 'labels.txt', as: 'label' }, keep: ['score', 'probabilities'] },
+      postprocess: {
+        softmax: true,
+        argmax: { labels: 'labels.txt', as: 'label' },
+        keep: ['score', 'probabilities'],
+      },
     },
     { tensor: 'embedding', as: 'vec' },
   ];
 
   it('applies softmax, argmax with labels, score and raw vectors to several outputs at once', async () => {
     const session = await loadModel(model('two_outputs.onnx'));
-    const post = createPostprocessor(twoOutputs, session.outputs, new Map([['labels.txt', ['cat', 'dog', 'eel']]]));
+    const post = createPostprocessor(
+      twoOutputs,
+      session.outputs,
+      new Map([['labels.txt', ['cat', 'dog', 'eel']]]),
+    );
     expect(post.columns).toEqual([
       { name: 'label', type: 'string' },
       { name: 'score', type: 'float' },
@@ -171,7 +187,12 @@ describe('post-processing', () => {
     expect(noLabels.apply(outputs, 2).values[0]).toEqual([2, 1]);
 
     const shortLabels = createPostprocessor(
-      [{ tensor: 'logits', postprocess: { softmax: false, argmax: { labels: 'l.txt', as: 'cls' }, keep: [] } }],
+      [
+        {
+          tensor: 'logits',
+          postprocess: { softmax: false, argmax: { labels: 'l.txt', as: 'cls' }, keep: [] },
+        },
+      ],
       session.outputs,
       new Map([['l.txt', ['a', 'b']]]),
     );

@@ -62,7 +62,9 @@ describe('job spec', () => {
   });
 
   it('names the exact nested path of a bad enum value and lists the allowed values', () => {
-    const [issue] = issuesOf(withPatch((s) => ((s.model as { inputs: { dtype?: string }[] }).inputs[0]!.dtype = 'float8')));
+    const [issue] = issuesOf(
+      withPatch((s) => ((s.model as { inputs: { dtype?: string }[] }).inputs[0]!.dtype = 'float8')),
+    );
     expect(issue).toMatchObject({ path: 'model.inputs[0].dtype', value: '"float8"' });
     expect(issue!.message).toContain('float32, float64, int32, int64');
   });
@@ -88,13 +90,18 @@ describe('job spec', () => {
 
   it('rejects keep without argmax, pointing at postprocess.keep', () => {
     const [issue] = issuesOf(
-      withPatch((s) => ((s.model as Record<string, unknown>).outputs = [{ tensor: 'p', postprocess: { keep: 'score' } }])),
+      withPatch(
+        (s) =>
+          ((s.model as Record<string, unknown>).outputs = [{ tensor: 'p', postprocess: { keep: 'score' } }]),
+      ),
     );
     expect(issue!.path).toBe('model.outputs[0].postprocess.keep');
   });
 
   it('rejects an output column produced twice', () => {
-    const issues = issuesOf(withPatch((s) => ((s.output as Record<string, unknown>).passthrough = ['label'])));
+    const issues = issuesOf(
+      withPatch((s) => ((s.output as Record<string, unknown>).passthrough = ['label'])),
+    );
     expect(issues[0]!.value).toBe('"label"');
     expect(issues[0]!.message).toMatch(/produced twice/);
   });
@@ -106,7 +113,9 @@ describe('job spec', () => {
   });
 
   it('rejects an output that overlaps the input, so a run never reads its own output', () => {
-    const [issue] = issuesOf(withPatch((s) => ((s.output as Record<string, unknown>).uri = 's3://lake/raw/customers/out/')));
+    const [issue] = issuesOf(
+      withPatch((s) => ((s.output as Record<string, unknown>).uri = 's3://lake/raw/customers/out/')),
+    );
     expect(issue!.path).toBe('output.uri');
     expect(issue!.message).toMatch(/overlaps input.uri/);
   });
@@ -121,7 +130,7 @@ describe('job spec', () => {
     const issues = issuesOf(
       withPatch((s) => {
         s.name = '1bad';
-        (s.validation as unknown) = { maxErrorRate: 2 };
+        s.validation = { maxErrorRate: 2 };
       }),
     );
     expect(issues.map((i) => i.path).sort()).toEqual(['name', 'validation.maxErrorRate']);
@@ -151,7 +160,9 @@ describe('job spec', () => {
   });
 
   it('reports unparseable YAML and unreadable files as spec errors naming the file', async () => {
-    expect(() => parseJobSpecText('name: [unclosed', { source: 'job.yaml' })).toThrow(/Invalid job spec job.yaml/);
+    expect(() => parseJobSpecText('name: [unclosed', { source: 'job.yaml' })).toThrow(
+      /Invalid job spec job.yaml/,
+    );
     await expect(loadJobSpecFile('/nonexistent/job.yaml')).rejects.toThrow(/cannot be read: ENOENT/);
   });
 
