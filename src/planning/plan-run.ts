@@ -22,7 +22,7 @@ import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
 import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
 import { planSchema, type InputObject, type Plan, type ResolvedModel } from '../runs/types.js';
 import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors.js';
-import { parseJobSpec, parseJobSpecText } from '../spec/load.js';
+import { modelFileReferences, parseJobSpec, parseJobSpecText } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { joinUri, resolveAgainst } from '../storage/uri.js';
@@ -235,16 +235,15 @@ async function resolveModel(
   }
   const sha256 = await sha256Of(store, artifactUri);
 
-  // Label files: checked here, so a typo fails the plan and not every shard of the run.
+  // Companion files (labels, ...): checked here, so a typo fails the plan and not every shard of the run.
   const files: Record<string, string> = {};
-  for (const output of spec.model.outputs) {
-    const ref = output.postprocess?.argmax?.labels;
-    if (ref === undefined || ref in files) continue;
+  for (const { ref, field } of modelFileReferences(spec)) {
+    if (ref in files) continue;
     const uri = resolveAgainst(artifactUri, ref);
     if (!(await store.tryHead(uri))) {
       throw new ModelError(
-        `labels file "${ref}" of output "${output.tensor}" does not exist at ${uri} (relative paths are resolved ` +
-          `against the model artifact ${artifactUri}); put the file there or give its full URI`,
+        `${field} "${ref}" does not exist at ${uri} (relative paths are resolved against the model artifact ` +
+          `${artifactUri}); put the file there or give its full URI`,
       );
     }
     files[ref] = uri;

@@ -91,6 +91,21 @@ export function outputColumnNames(spec: JobSpec): string[] {
   return names;
 }
 
+/**
+ * Files the model section refers to (labels, and later tokenizers and processors), each with the field it comes
+ * from. Relative references resolve against the model artifact; Plan resolves and checks them all, and workers
+ * find them in `plan.model.files` under the same reference.
+ */
+export function modelFileReferences(spec: JobSpec): { readonly ref: string; readonly field: string }[] {
+  const refs: { ref: string; field: string }[] = [];
+  spec.model.outputs.forEach((output, i) => {
+    const labels = output.postprocess?.argmax?.labels;
+    if (labels !== undefined)
+      refs.push({ ref: labels, field: `model.outputs[${i}].postprocess.argmax.labels` });
+  });
+  return refs;
+}
+
 function crossFieldIssues(spec: JobSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];
   const seen = new Set<string>();

@@ -199,7 +199,7 @@ describe('planRun', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
     expect((err as Error).message).toContain(
-      `labels file "labels.txt" of output "probabilities" does not exist at ${registryUri}nolabels/1/labels.txt`,
+      `model.outputs[0].postprocess.argmax.labels "labels.txt" does not exist at ${registryUri}nolabels/1/labels.txt`,
     );
     expect(await store.tryHead(`${url('out')}/_runs/run-6/plan.json`)).toBeUndefined();
   });
