@@ -167,12 +167,9 @@ export async function runLocal(
     };
   }
 
-  const machine = new StateMachine(
-    withAwsTaskTimeouts(renderWorkflowDefinition()) as unknown as StateMachineDefinition,
-    {
-      validationOptions: { checkArn: false },
-    },
-  );
+  const machine = new StateMachine(localWorkflowDefinition() as unknown as StateMachineDefinition, {
+    validationOptions: { checkArn: false },
+  });
   // The spec is plain data (parsed YAML with defaults applied), so it is valid JSON as the interpreter requires.
   const executionInput = {
     spec: spec as unknown as Record<string, JsonValue>,
@@ -206,6 +203,11 @@ export async function runLocal(
     process.off('SIGINT', onSignal);
     progress.close();
   }
+}
+
+/** The definition a local run executes: the synthesized one, with AWS's task timeout default made explicit. */
+export function localWorkflowDefinition(): Record<string, unknown> {
+  return withAwsTaskTimeouts(renderWorkflowDefinition());
 }
 
 /**

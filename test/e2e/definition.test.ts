@@ -1,0 +1,42 @@
+import '../../src/runtime/polyfills.js';
+import { describe, expect, it } from 'vitest';
+import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
+import { localWorkflowDefinition, withAwsTaskTimeouts } from '../../src/local/run-local.js';
+
+type States = Record<string, Record<string, unknown>>;
+
+describe('the definition a local run executes', () => {
+  it('is the synthesized definition, with only the untimed tasks given the execution timeout', () => {
+    const rendered = renderWorkflowDefinition();
+    const executed = localWorkflowDefinition();
+    const renderedStates = rendered.States as States;
+    const executedStates = executed.States as States;
+    expect(Object.keys(executedStates)).toEqual(Object.keys(renderedStates));
+    for (const [name, state] of Object.entries(renderedStates)) {
+      const { TimeoutSeconds, ...rest } = executedStates[name]!;
+      expect(rest, name).toEqual(
+        Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'TimeoutSeconds')),
+      );
+      if (state.TimeoutSeconds !== undefined) expect(TimeoutSeconds, name).toBe(state.TimeoutSeconds);
+      else if (state.Type === 'Task') expect(TimeoutSeconds, name).toBe(rendered.TimeoutSeconds);
+      else expect(TimeoutSeconds, name).toBeUndefined();
+    }
+    expect({ ...executed, States: undefined }).toEqual({ ...rendered, States: undefined });
+  });
+
+  it('gives an untimed task the execution timeout, or AWS default when the machine has none', () => {
+    const machine = {
+      StartAt: 'A',
+      TimeoutSeconds: 3600,
+      States: {
+        A: { Type: 'Task', Resource: 'x', Next: 'B' },
+        B: { Type: 'Task', Resource: 'y', TimeoutSeconds: 5, End: true },
+      },
+    };
+    const adapted = withAwsTaskTimeouts(machine).States as States;
+    expect(adapted.A!.TimeoutSeconds).toBe(3600);
+    expect(adapted.B!.TimeoutSeconds).toBe(5);
+    const { TimeoutSeconds: _omit, ...untimedMachine } = machine;
+    expect((withAwsTaskTimeouts(untimedMachine).States as States).A!.TimeoutSeconds).toBe(99_999_999);
+  });
+});

@@ -1,0 +1,304 @@
+/**
+ * Whole local runs through the synthesized state machine: Plan -> worker processes -> Reconcile -> Finalize, with
+ * the shipped breast-cancer model, real files, real worker processes and the real DuckDB catalogue.
+ */
+import '../../src/runtime/polyfills.js';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import YAML from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
+import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
+import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
+import { LocalModelRegistry } from '../../src/registry/local.js';
+import { parseManifest } from '../../src/results/manifest.js';
+import { createLogger } from '../../src/runtime/log.js';
+import { loadJobSpecFile } from '../../src/spec/load.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+
+const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
+const example = path.join(repo, 'examples/breast-cancer');
+const registryUri = pathToFileURL(path.join(example, 'registry')).href + '/';
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'e2e-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A job spec like the shipped one, over `input` and writing to `out`, with overrides. */
+function writeJob(name: string, input: string, out: string, overrides: Record<string, unknown> = {}): string {
+  const spec = YAML.parse(readFileSync(path.join(example, 'job.yaml'), 'utf8')) as Record<string, unknown>;
+  const job = {
+    ...spec,
+    name,
+    input: { ...(spec.input as object), uri: `${input}/` },
+    output: { ...(spec.output as object), uri: `${out}/` },
+    run: { shards: { targetRecords: 700 }, maxRounds: 1 },
+    ...overrides,
+  };
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, YAML.stringify(job));
+  return file;
+}
+
+async function run(specFile: string, catalogPath: string): Promise<LocalRunOutcome> {
+  const store = new LocalObjectStore();
+  const catalog = new LocalCatalog({ path: catalogPath });
+  try {
+    return await runLocal(
+      await loadJobSpecFile(specFile),
+      {
+        store,
+        registry: new LocalModelRegistry(store, registryUri),
+        catalog,
+        log: createLogger({}, { level: 'error' }),
+      },
+      { stateDir: path.join(dir, 'state'), workers: 2 },
+    );
+  } finally {
+    await catalog.close();
+  }
+}
+
+async function sql<T extends Record<string, unknown>>(query: string): Promise<T[]> {
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    return (await connection.runAndReadAll(query)).getRowObjectsJS() as T[];
+  } finally {
+    connection.closeSync();
+    db.closeSync();
+  }
+}
+
+interface InputRow {
+  readonly id: string;
+  readonly source: string;
+  readonly offset: number;
+}
+
+/** Every record of the CSV input, read independently of the product's readers. */
+function inputRows(inputDir: string): InputRow[] {
+  const rows: InputRow[] = [];
+  for (const file of readdirSync(inputDir)
+    .filter((f) => f.endsWith('.csv'))
+    .sort()) {
+    const bytes = readFileSync(path.join(inputDir, file));
+    let offset = bytes.indexOf(10) + 1; // skip the header line
+    while (offset < bytes.length) {
+      const end = bytes.indexOf(10, offset);
+      const line = bytes.subarray(offset, end < 0 ? bytes.length : end).toString('utf8');
+      if (line.length > 0)
+        rows.push({
+          id: line.split(',')[0]!.replace(/"/g, ''),
+          source: pathToFileURL(path.join(inputDir, file)).href,
+          offset,
+        });
+      offset = end < 0 ? bytes.length : end + 1;
+    }
+  }
+  return rows;
+}
+
+describe('a local run with bad records', () => {
+  let input: string;
+  let out: string;
+  let outcome: LocalRunOutcome;
+  let catalogPath: string;
+  let badIds: string[];
+
+  beforeAll(async () => {
+    input = path.join(dir, 'input');
+    out = path.join(dir, 'out');
+    catalogPath = path.join(dir, 'catalog.duckdb');
+    const made = await makeDemoInput({ dir: input, records: 3000, files: 3, badRecordEvery: 700 });
+    // One more kind of poison: a row whose quoting is broken, so it cannot even be parsed.
+    appendFileSync(made.files[1]!, 'D9999999,"unterminated,1,2\n');
+    badIds = [...made.badRecordIds, 'D9999999'];
+    outcome = await run(
+      writeJob('e2e_bad_records', input, out, { validation: { maxErrorRate: 0.01 } }),
+      catalogPath,
+    );
+  }, 120_000);
+
+  it('succeeds, with several shards, and accounts for every input record: records = predictions + errors', () => {
+    expect(outcome.error, outcome.cause).toBeUndefined();
+    expect(outcome.status).toBe('SUCCEEDED');
+    const result = outcome.result!;
+    expect(result.records).toBe(3001);
+    expect(result.errors).toBe(badIds.length);
+    expect(result.predictions + result.errors).toBe(result.records);
+  });
+
+  it('writes exactly one prediction row per good record, readable by an independent Parquet reader', async () => {
+    const parts = `${fileURLToPath(outcome.result!.outputUri)}*.parquet`;
+    const [counts] = await sql<{ rows: bigint; ids: bigint; shards: bigint }>(
+      `select count(*) as rows, count(distinct patient_id) as ids, count(distinct _shard) as shards from read_parquet('${parts}')`,
+    );
+    expect(Number(counts!.rows)).toBe(3001 - badIds.length);
+    expect(Number(counts!.ids)).toBe(3001 - badIds.length);
+    expect(Number(counts!.shards)).toBeGreaterThanOrEqual(4);
+
+    const predicted = await sql<{ patient_id: string }>(`select patient_id from read_parquet('${parts}')`);
+    const errors = readdirSync(path.join(out, '_errors', `run_id=${outcome.runId}`))
+      .flatMap((f) =>
+        readFileSync(path.join(out, '_errors', `run_id=${outcome.runId}`, f), 'utf8')
+          .trim()
+          .split('\n'),
+      )
+      .map((l) => JSON.parse(l) as { id: string | null; _source: string; _offset: number; reason: string });
+    // Every input record is in exactly one of predictions and errors.
+    const seen = [
+      ...predicted.map((p) => p.patient_id),
+      ...errors.map((e) => e.id ?? `${e._source}@${e._offset}`),
+    ];
+    const expected = inputRows(input).map((r) =>
+      badIds.includes(r.id) && r.id === 'D9999999' ? `${r.source}@${r.offset}` : r.id,
+    );
+    expect(seen.sort()).toEqual(expected.sort());
+  });
+
+  it('keeps input order within each shard and carries the record identity on every row', async () => {
+    const parts = `${fileURLToPath(outcome.result!.outputUri)}*.parquet`;
+    const rows = await sql<{ patient_id: string; _shard: number; _source: string; _offset: bigint }>(
+      `select patient_id, _shard, _source, _offset from read_parquet('${parts}', filename = true) order by filename, file_row_number`,
+    );
+    const byId = new Map(inputRows(input).map((r) => [r.id, r]));
+    let previous: { shard: number; source: string; offset: number } | undefined;
+    for (const row of rows) {
+      const original = byId.get(row.patient_id)!;
+      expect(row._source).toBe(original.source);
+      expect(Number(row._offset)).toBe(original.offset);
+      if (previous && previous.shard === row._shard && previous.source === row._source) {
+        expect(Number(row._offset)).toBeGreaterThan(previous.offset);
+      }
+      previous = { shard: row._shard, source: row._source, offset: Number(row._offset) };
+    }
+  });
+
+  it('isolates each bad record in the errors file with a reason and the place it came from', () => {
+    const errorsDir = path.join(out, '_errors', `run_id=${outcome.runId}`);
+    const errors = readdirSync(errorsDir)
+      .flatMap((f) => readFileSync(path.join(errorsDir, f), 'utf8').trim().split('\n'))
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            id: string | null;
+            _source: string;
+            _offset: number;
+            reason: string;
+            message: string;
+          },
+      );
+    const reasons = errors.map((e) => e.reason).sort();
+    expect(reasons).toEqual(
+      ['DECODE_ERROR', 'INVALID_VALUE', 'INVALID_VALUE', 'MISSING_VALUE', 'MISSING_VALUE'].sort(),
+    );
+    for (const e of errors) {
+      // The offset points at the record's line in its source file.
+      const line = readFileSync(fileURLToPath(e._source))
+        .subarray(e._offset)
+        .toString('utf8')
+        .split('\n')[0]!;
+      expect(line.startsWith(e.id ?? 'D9999999')).toBe(true);
+      expect(e.message.length).toBeGreaterThan(5);
+    }
+  });
+
+  it('writes an audit manifest naming the model digest and the input snapshot, and publishes the run', async () => {
+    const manifest = parseManifest(
+      JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')),
+    );
+    expect(manifest.status).toBe('SUCCEEDED');
+    const modelBytes = readFileSync(path.join(example, 'registry/breast-cancer-mlp/1/model.onnx'));
+    expect(manifest.model.sha256).toBe(createHash('sha256').update(modelBytes).digest('hex'));
+    expect(manifest.model.version).toBe(1);
+    expect(manifest.input.objects).toBe(3);
+    expect(manifest.counts.records).toBe(3001);
+
+    const published = await queryCatalog(
+      catalogPath,
+      `select count(*) as n, count(distinct run_id) as runs from e2e_bad_records where run_id = '${outcome.runId}'`,
+    );
+    expect(published.rows).toEqual([[3001 - badIds.length, 1]]);
+  });
+});
+
+describe('a local run that misses its quality bar', () => {
+  it('fails validation, still writes the manifest, and publishes nothing', async () => {
+    const input = path.join(dir, 'strict-input');
+    const out = path.join(dir, 'strict-out');
+    const catalogPath = path.join(dir, 'strict.duckdb');
+    await makeDemoInput({ dir: input, records: 800, files: 1, badRecordEvery: 400 });
+    const outcome = await run(
+      writeJob('e2e_strict', input, out, { validation: { maxErrorRate: 0 } }),
+      catalogPath,
+    );
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.error).toBe('ValidationFailed');
+    expect(outcome.cause).toMatch(/error rate/i);
+    const manifest = parseManifest(
+      JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')),
+    );
+    expect(manifest.status).toBe('FAILED');
+    expect(manifest.catalog?.published ?? false).toBe(false);
+    const tables = await queryCatalog(
+      catalogPath,
+      `select count(*) from _runs where run_id = '${outcome.runId}'`,
+    ).catch(() => ({ rows: [[0]] }));
+    expect(tables.rows).toEqual([[0]]);
+  }, 120_000);
+});
+
+describe('a local run whose shard keeps failing', () => {
+  it('retries only the missing shard, then fails with ShardsFailed naming it', async () => {
+    const input = path.join(dir, 'broken-input');
+    mkdirSync(input, { recursive: true });
+    await makeDemoInput({ dir: input, records: 1000, files: 2, badRecordEvery: 0 });
+    // The second file lacks a feature column: its shards fail in every round (an InputError in the worker).
+    const second = path.join(input, 'part-00001.csv');
+    const [header, ...lines] = readFileSync(second, 'utf8').split('\n');
+    const drop = header!.split(',').indexOf('mean_texture');
+    const strip = (l: string): string =>
+      l
+        .split(',')
+        .filter((_, i) => i !== drop)
+        .join(',');
+    writeFileSync(second, [strip(header!), ...lines.map((l) => (l ? strip(l) : l))].join('\n'));
+
+    const out = path.join(dir, 'broken-out');
+    const outcome = await run(
+      writeJob('e2e_broken', input, out, { run: { shards: { targetRecords: 500 }, maxRounds: 1 } }),
+      path.join(dir, 'broken.duckdb'),
+    );
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.error).toBe('ShardsFailed');
+    const manifest = parseManifest(
+      JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')),
+    );
+    const failed = manifest.counts.failedShards;
+    expect(failed.count).toBeGreaterThanOrEqual(1);
+    // Round 1 re-ran only the failed shards.
+    const round1 = JSON.parse(
+      readFileSync(path.join(out, '_runs', outcome.runId, 'rounds', '1.json'), 'utf8'),
+    ) as {
+      shardIds: number[];
+    };
+    expect(round1.shardIds).toEqual(failed.ids);
+    expect(manifest.counts.completedShards).toBe(manifest.counts.shards - failed.count);
+  }, 120_000);
+});
