@@ -1,12 +1,10 @@
 /**
- * The CDK app (`cdk synth`, `cdk deploy`; see cdk.json). Configuration comes from the `batchInfer` context key.
- * The stack is environment-agnostic (no account/region lookups), so `cdk synth` works offline; the account and
- * region are the deploying credentials'.
+ * The CDK app (`cdk synth`, `cdk deploy`; see cdk.json). Everything it deploys is decided by the deploy configuration
+ * (context `batchInfer`) and the pipelines of its `pipelinesDir`; see lib/deployment.ts. The stack is
+ * environment-agnostic (no account or region lookups), so `cdk synth` works offline; the account and region are the
+ * deploying credentials'.
  */
 import { App } from 'aws-cdk-lib';
-import { BatchInferenceStack } from '../lib/batch-inference-stack.js';
-import { loadDeployConfig, stackName } from '../lib/config.js';
+import { addDeployment } from '../lib/deployment.js';
 
-const app = new App();
-const config = loadDeployConfig(app);
-new BatchInferenceStack(app, stackName(config), { config });
+addDeployment(new App());

@@ -1,129 +1,394 @@
 /**
- * The deployed product: data lake, network, GPU compute, the three task functions and the state machine.
+ * The deployed product, one construct per box: the data lake, the network, the compute, the three task functions
+ * shared by every pipeline, one state machine per pipeline, the pipelines' triggers, model registry access and
+ * monitoring. Configured by a validated DeployConfig (lib/config.ts) and the validated pipelines of the deployment
+ * (lib/pipelines.ts).
  */
-import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { RUN_RECORD_COLUMNS } from '../lambdas/finalize/run-record-columns.js';
 import type { DeployConfig } from './config.js';
-import { glueDatabaseName } from './config.js';
+import { DATA_PREFIXES, glueDatabaseName } from './config.js';
 import { DataLake } from './constructs/data-lake.js';
 import { GpuCompute } from './constructs/gpu-compute.js';
 import { InferenceWorkflow } from './constructs/inference-workflow.js';
+import { ModelRegistryAccess } from './constructs/model-registry-access.js';
+import { Monitoring } from './constructs/monitoring.js';
+import { Network } from './constructs/network.js';
 import { NodeFunction } from './constructs/node-function.js';
+import { PipelineTriggers, type TriggerTarget } from './constructs/pipeline-triggers.js';
+import { acknowledgeFindings } from './nag.js';
+import {
+  DATA_BUCKET_STANDIN,
+  declaredPrefix,
+  isDataBucket,
+  modelPackageGroupsOf,
+  pascalCase,
+  pipelineOutputKeys,
+  s3Location,
+  triggerKeyPrefix,
+  withDataBucketStandin,
+  type Pipeline,
+} from './pipelines.js';
+import { grantS3, type S3Location } from './s3-access.js';
 import { FUNCTION_ENV } from './workflow-contract.js';
+import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
+import { scheduleExpression } from '../src/spec/triggers.js';
 
 export interface BatchInferenceStackProps extends StackProps {
   /** Validated deploy configuration (see lib/config.ts). */
   readonly config: DeployConfig;
+  /** Validated pipelines of the deployment (see lib/pipelines.ts). */
+  readonly pipelines: readonly Pipeline[];
 }
 
 /**
  * Glue actions Finalize needs to publish a run, as src/catalog/glue.ts calls them: read, create or update the job's
  * table, add the run's partition. Listed one by one: no `glue:*`.
  */
-const GLUE_PUBLISH_ACTIONS = [
+export const GLUE_PUBLISH_ACTIONS = [
   'glue:GetTable',
   'glue:CreateTable',
   'glue:UpdateTable',
   'glue:BatchCreatePartition',
 ];
 
+/** A grant on a pipeline's prefix in a bucket outside the stack. */
+export interface PipelineGrant {
+  readonly pipeline: string;
+  readonly what: 'input' | 'output';
+  readonly role: iam.IRole;
+  readonly location: S3Location;
+}
+
 export class BatchInferenceStack extends Stack {
   readonly dataLake: DataLake;
-  readonly vpc: ec2.Vpc;
+  readonly network: Network;
   readonly gpuCompute: GpuCompute;
-  readonly workflow: InferenceWorkflow;
   readonly planFunction: NodeFunction;
   readonly reconcileFunction: NodeFunction;
   readonly finalizeFunction: NodeFunction;
+  /** One workflow per pipeline, by pipeline name. */
+  readonly workflows: ReadonlyMap<string, InferenceWorkflow>;
+  readonly modelRegistryAccess: ModelRegistryAccess;
+  readonly triggers: PipelineTriggers;
+  readonly monitoring: Monitoring;
+  /** Where model artifacts may be read from. */
+  readonly modelArtifactLocations: readonly S3Location[];
+  /** Grants on buckets outside the stack that pipelines read or write. */
+  readonly pipelineGrants: readonly PipelineGrant[];
 
   constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
     super(scope, id, props);
-    const { config } = props;
+    const { config, pipelines } = props;
+    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    const logRetention = config.logRetentionDays as logs.RetentionDays;
 
-    this.dataLake = new DataLake(this, 'DataLake', { databaseName: glueDatabaseName(config) });
-    const { bucket } = this.dataLake;
-
-    // Workers run in private subnets. S3 traffic (nearly all of it) goes through the free gateway endpoint instead
-    // of the NAT gateway; the NAT is only for ECR, CloudWatch Logs and SageMaker/Glue APIs.
-    this.vpc = new ec2.Vpc(this, 'Vpc', {
-      maxAzs: 2,
-      natGateways: 1,
-      subnetConfiguration: [
-        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
-        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
-      ],
-      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    // --- Data lake ------------------------------------------------------------------------------------------------
+    this.dataLake = new DataLake(this, 'DataLake', {
+      databaseName: glueDatabaseName(config),
+      removalPolicy,
+      tempDataExpiration: Duration.days(config.tempDataExpirationDays),
+      tempPrefix: DATA_PREFIXES.temp,
+      ...(config.dataBucketName
+        ? { bucket: s3.Bucket.fromBucketName(this, 'ImportedDataBucket', config.dataBucketName) }
+        : {}),
     });
+    const dataBucket = this.dataLake.bucket;
+    const otherBuckets = new Map<string, s3.IBucket>();
+    /** The bucket of a pipeline location: the data bucket (`${dataBucket}`) or another, imported by name. */
+    const bucketNamed = (name: string): s3.IBucket => {
+      if (isDataBucket(name)) return dataBucket;
+      let bucket = otherBuckets.get(name);
+      if (!bucket) {
+        bucket = s3.Bucket.fromBucketName(this, `Bucket-${name}`, name);
+        otherBuckets.set(name, bucket);
+      }
+      return bucket;
+    };
+    /** A string of a pipeline with the data bucket's real name (a token) in place of the stand-in. */
+    const resolve = (text: string): string => text.split(DATA_BUCKET_STANDIN).join(dataBucket.bucketName);
+    const locationOf = (uri: string): S3Location => {
+      const { bucket, key } = s3Location(uri);
+      return { bucket: bucketNamed(bucket), keyPrefix: key };
+    };
+
+    // --- Network and compute ----------------------------------------------------------------------------------------
+    const imported = config.vpc.import;
+    if (imported) {
+      const vpc = ec2.Vpc.fromVpcAttributes(this, 'ImportedVpc', {
+        vpcId: imported.vpcId,
+        vpcCidrBlock: imported.cidr,
+        availabilityZones: imported.availabilityZones,
+        privateSubnetIds: imported.subnetIds,
+        privateSubnetRouteTableIds: imported.routeTableIds,
+      });
+      this.network = new Network(this, 'Network', {
+        vpc,
+        subnets: { subnets: vpc.privateSubnets },
+        createEndpoints: imported.endpoints,
+      });
+    } else {
+      this.network = new Network(this, 'Network', {
+        maxAzs: config.vpc.create?.maxAzs,
+        cidr: config.vpc.create?.cidr,
+        flowLogRetention: logRetention,
+        removalPolicy,
+      });
+    }
 
     this.gpuCompute = new GpuCompute(this, 'GpuCompute', {
-      vpc: this.vpc,
+      vpc: this.network.vpc,
+      subnets: this.network.workerSubnets,
       instanceTypes: config.gpuInstanceTypes,
       maxvCpus: config.maxvCpus,
       spot: config.spot,
       workerCpu: config.workerCpu,
       workerMemoryMiB: config.workerMemoryMiB,
+      attemptTimeout: Duration.minutes(config.attemptTimeoutMinutes),
+      runnableTimeout: Duration.minutes(config.runnableTimeoutMinutes),
+      cpu: {
+        instanceTypes: config.cpuInstanceTypes,
+        maxvCpus: config.cpuMaxvCpus,
+        workerCpu: config.cpuWorkerCpu,
+        workerMemoryMiB: config.cpuWorkerMemoryMiB,
+      },
+      queueNamePrefix: `batch-infer-${config.stage}`,
+      logRetention,
+      logRemovalPolicy: removalPolicy,
     });
-    bucket.grantReadWrite(this.gpuCompute.jobRole);
+    const { jobRole } = this.gpuCompute;
 
+    // --- Task functions (shared by every pipeline's state machine) -------------------------------------------------
+    const fnDefaults = { logRetention, logRemovalPolicy: removalPolicy };
     this.planFunction = new NodeFunction(this, 'PlanFunction', {
       entry: 'lambdas/plan/handler.ts',
       description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
       memorySize: 1024,
       timeout: Duration.minutes(5),
+      ...fnDefaults,
     });
     this.reconcileFunction = new NodeFunction(this, 'ReconcileFunction', {
       entry: 'lambdas/reconcile/handler.ts',
       description: 'Finds the shards a Batch round did not complete and decides whether to run another round',
       memorySize: 512,
       timeout: Duration.minutes(2),
+      ...fnDefaults,
     });
+    const auditRunsUri = `s3://${dataBucket.bucketName}/${DATA_PREFIXES.auditRuns}`;
     this.finalizeFunction = new NodeFunction(this, 'FinalizeFunction', {
       entry: 'lambdas/finalize/handler.ts',
-      description: 'Validates a run, writes its audit manifest and publishes it to the Glue catalog',
+      description: 'Validates a run, writes its audit manifest and record, publishes it to the Glue catalog',
       memorySize: 2048,
       timeout: Duration.minutes(10),
-      environment: { [FUNCTION_ENV.glueDatabase]: this.dataLake.databaseName },
+      environment: {
+        [FUNCTION_ENV.glueDatabase]: this.dataLake.databaseName,
+        [FUNCTION_ENV.auditRunsUri]: auditRunsUri,
+        // What the audit manifest records as the code and the worker image of each run.
+        [CODE_VERSION_ENV]: resolveCodeVersion(),
+        ...(this.gpuCompute.workerImageUri ? { [WORKER_IMAGE_ENV]: this.gpuCompute.workerImageUri } : {}),
+      },
+      ...fnDefaults,
     });
+    const taskRoles = [this.planFunction.role, this.reconcileFunction.role, this.finalizeFunction.role];
 
-    // Every task reads and writes run files in the data bucket.
-    for (const fn of [this.planFunction, this.reconcileFunction, this.finalizeFunction]) {
-      bucket.grantReadWrite(fn.function);
+    // --- Data access ------------------------------------------------------------------------------------------------
+    // The data lake is the product's own bucket: every task and the workers read and write runs anywhere in it
+    // (run files live under output prefixes chosen by each spec, including specs submitted ad hoc).
+    for (const role of [...taskRoles, jobRole])
+      grantS3(role, { bucket: dataBucket, keyPrefix: '' }, 'readwrite');
+    // Pipelines reading or writing other buckets get exactly their prefixes there.
+    const pipelineGrants: PipelineGrant[] = [];
+    for (const pipeline of pipelines) {
+      const input = locationOf(pipeline.spec.input.uri);
+      const output = locationOf(pipeline.spec.output.uri);
+      if (input.bucket !== dataBucket) {
+        for (const role of [this.planFunction.role, jobRole]) {
+          grantS3(role, input, 'read');
+          pipelineGrants.push({ pipeline: pipeline.name, what: 'input', role, location: input });
+        }
+      }
+      if (output.bucket !== dataBucket) {
+        for (const role of [...taskRoles, jobRole]) {
+          grantS3(role, output, 'readwrite');
+          pipelineGrants.push({ pipeline: pipeline.name, what: 'output', role, location: output });
+        }
+      }
     }
+    this.pipelineGrants = pipelineGrants;
 
-    // Plan resolves model versions in the SageMaker Model Registry. ListModelPackages supports no resource-level
-    // permissions, so it needs "*"; DescribeModelPackage is scoped to model packages of this account and region.
-    this.planFunction.function.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['sagemaker:ListModelPackages'], resources: ['*'] }),
-    );
-    this.planFunction.function.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['sagemaker:DescribeModelPackage'],
-        resources: [this.formatArn({ service: 'sagemaker', resource: 'model-package', resourceName: '*' })],
-      }),
+    // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
+    this.reconcileFunction.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['batch:ListJobs', 'batch:DescribeJobs'], resources: ['*'] }),
     );
 
-    // Finalize publishes to the run's database only: the catalog, the database and its tables.
+    // Finalize publishes to this stack's database only: the catalog, the database and its tables.
     const { glueArns } = this.dataLake;
-    this.finalizeFunction.function.addToRolePolicy(
+    this.finalizeFunction.role.addToPolicy(
       new iam.PolicyStatement({
         actions: GLUE_PUBLISH_ACTIONS,
         resources: [glueArns.catalog, glueArns.database, glueArns.tables],
       }),
     );
 
-    this.workflow = new InferenceWorkflow(this, 'Workflow', {
-      planFunction: this.planFunction.function,
-      reconcileFunction: this.reconcileFunction.function,
-      finalizeFunction: this.finalizeFunction.function,
-      gpuJobQueue: this.gpuCompute.jobQueue,
-      jobDefinition: this.gpuCompute.jobDefinition,
+    this.modelArtifactLocations = config.modelArtifactUris.map((uri) =>
+      locationOf(withDataBucketStandin(uri)),
+    );
+    this.modelRegistryAccess = new ModelRegistryAccess(this, 'ModelRegistryAccess', {
+      resolvers: [this.planFunction.role],
+      artifactReaders: [jobRole],
+      modelPackageGroups: [
+        ...new Set([...config.modelPackageGroups, ...modelPackageGroupsOf(pipelines)]),
+      ].sort(),
+      artifactLocations: this.modelArtifactLocations,
     });
 
-    new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
-    new CfnOutput(this, 'DataBucketName', { value: bucket.bucketName });
-    new CfnOutput(this, 'GlueDatabaseName', { value: this.dataLake.databaseName });
+    // --- Pipelines ------------------------------------------------------------------------------------------------
+    const workflows = new Map<string, InferenceWorkflow>();
+    for (const pipeline of pipelines) {
+      const workflow = new InferenceWorkflow(this, `Pipeline${pascalCase(pipeline.name)}`, {
+        planFunction: this.planFunction.function,
+        reconcileFunction: this.reconcileFunction.function,
+        finalizeFunction: this.finalizeFunction.function,
+        gpuJobQueue: this.gpuCompute.jobQueue,
+        cpuJobQueue: this.gpuCompute.cpuJobQueue,
+        jobDefinition: this.gpuCompute.jobDefinition,
+        cpuJobDefinition: this.gpuCompute.cpuJobDefinition,
+        timeout: Duration.hours(config.runTimeoutHours),
+        logRetention,
+        logRemovalPolicy: removalPolicy,
+      });
+      workflows.set(pipeline.name, workflow);
+      const tables = this.dataLake.addPipelineTables({
+        name: pipeline.name,
+        outputUri: resolve(pipeline.spec.output.uri),
+        format: pipeline.spec.output.format,
+        columns: Object.entries(pipeline.spec.output.schema ?? {}).map(([name, type]) => ({ name, type })),
+        runsUri: `${auditRunsUri}${pipeline.name}/`,
+        runsColumns: RUN_RECORD_COLUMNS,
+      });
+      const keys = pipelineOutputKeys(pipeline.name);
+      new CfnOutput(this, keys.stateMachineArn, {
+        description: `Pipeline ${pipeline.name}: its state machine`,
+        value: workflow.stateMachine.stateMachineArn,
+      });
+      new CfnOutput(this, keys.table, {
+        description: `Pipeline ${pipeline.name}: its predictions table`,
+        value: tables.table,
+      });
+      new CfnOutput(this, keys.runsTable, {
+        description: `Pipeline ${pipeline.name}: its runs table`,
+        value: tables.runsTable,
+      });
+    }
+    this.workflows = workflows;
+
+    // --- Triggers -----------------------------------------------------------------------------------------------------
+    this.triggers = new PipelineTriggers(this, 'Triggers', {
+      pipelines: pipelines.map((pipeline) => ({
+        name: pipeline.name,
+        stateMachine: workflows.get(pipeline.name)!.stateMachine,
+        // A JSON round trip first: the execution input is JSON, and undefined fields have no place in it.
+        spec: resolveDeep(JSON.parse(JSON.stringify(pipeline.spec)), resolve) as Record<string, unknown>,
+        triggers: pipeline.triggers.map((trigger): TriggerTarget => {
+          if (trigger.kind === 'schedule') {
+            const s = trigger.schedule;
+            return {
+              kind: 'schedule',
+              expression: scheduleExpression(s),
+              timezone: s.timezone,
+              ...(s.input !== undefined ? { input: resolve(s.input) } : {}),
+              ...(s.offset !== undefined ? { offset: s.offset } : {}),
+            };
+          }
+          const bucketName = bucketNamed(s3Location(pipeline.spec.input.uri).bucket).bucketName;
+          const prefix = triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger));
+          return trigger.kind === 's3'
+            ? { kind: 's3', bucketName, prefix, ...(trigger.s3.suffix ? { suffix: trigger.s3.suffix } : {}) }
+            : { kind: 'volume', bucketName, prefix, minBytes: trigger.volume.minBytes };
+        }),
+      })),
+      volumeState: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.volumeState },
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
+
+    // --- Monitoring -----------------------------------------------------------------------------------------------
+    const { cpuJobQueue } = this.gpuCompute;
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      pipelines: pipelines.map((p) => ({
+        name: p.name,
+        stateMachine: workflows.get(p.name)!.stateMachine,
+        maxErrorRate: p.spec.validation.maxErrorRate,
+      })),
+      jobQueues: [
+        { label: 'gpu', jobQueueName: this.gpuCompute.jobQueue.jobQueueName },
+        ...(cpuJobQueue ? [{ label: 'cpu', jobQueueName: cpuJobQueue.jobQueueName }] : []),
+      ],
+      queueDepthMetrics: config.queueDepthMetrics,
+      // Half the RUNNABLE limit (in 5-minute steps, at most 30 minutes): a human hears before Batch cancels the job.
+      stuckRunnableAfter: Duration.minutes(
+        Math.min(30, Math.max(5, Math.floor(config.runnableTimeoutMinutes / 2 / 5) * 5)),
+      ),
+      functions: [
+        { label: 'plan', function: this.planFunction.function },
+        { label: 'reconcile', function: this.reconcileFunction.function },
+        { label: 'finalize', function: this.finalizeFunction.function },
+        ...(this.triggers.triggerFunction
+          ? [{ label: 'trigger', function: this.triggers.triggerFunction.function }]
+          : []),
+        ...(this.triggers.volumeFunction
+          ? [{ label: 'volume', function: this.triggers.volumeFunction.function }]
+          : []),
+      ],
+      deadLetterQueues: this.triggers.deadLetterQueue ? [this.triggers.deadLetterQueue] : [],
+      alarmEmail: config.alarmEmail,
+      driftThreshold: config.driftThreshold,
+      dashboardName: `batch-infer-${config.stage}`,
+      logRetention,
+      removalPolicy,
+    });
+
+    // --- Outputs ------------------------------------------------------------------------------------------------------
+    new CfnOutput(this, 'DataBucketName', { description: 'The data bucket', value: dataBucket.bucketName });
+    if (this.dataLake.accessLogsBucket) {
+      new CfnOutput(this, 'AccessLogsBucketName', {
+        description: "The data bucket's server access logs",
+        value: this.dataLake.accessLogsBucket.bucketName,
+      });
+    }
+    new CfnOutput(this, 'GlueDatabaseName', {
+      description: 'The Glue database of the pipelines tables',
+      value: this.dataLake.databaseName,
+    });
+    new CfnOutput(this, 'GpuJobQueueName', { value: this.gpuCompute.jobQueue.jobQueueName });
+    if (cpuJobQueue) new CfnOutput(this, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.alarmTopic.topicArn });
+    new CfnOutput(this, 'RunEventsTopicArn', {
+      description: 'Every finished run (Step Functions status change events) is published here',
+      value: this.monitoring.runEventsTopic.topicArn,
+    });
+    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'PipelineNames', {
+      description: 'The pipelines of this deployment, comma-separated',
+      value: pipelines.map((p) => p.name).join(',') || '-',
+    });
+
+    acknowledgeFindings(this);
   }
+}
+
+/** A copy of a JSON value with `resolve` applied to every string. */
+function resolveDeep(value: unknown, resolve: (text: string) => string): unknown {
+  if (typeof value === 'string') return resolve(value);
+  if (Array.isArray(value)) return value.map((item) => resolveDeep(item, resolve));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveDeep(v, resolve)]));
+  }
+  return value;
 }

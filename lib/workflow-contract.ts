@@ -45,6 +45,14 @@ export const INFER_STATES: readonly WorkflowStateName[] = [
 export const FUNCTION_ENV = {
   /** Finalize: the Glue database where runs are published. */
   glueDatabase: 'GLUE_DATABASE_NAME',
+  /** Finalize: `s3://<bucket>/<prefix>/` under which each run's audit record is written (the runs tables). */
+  auditRunsUri: 'AUDIT_RUNS_URI',
+  /** Volume trigger: the bucket holding the volume counters. */
+  volumeStateBucket: 'VOLUME_STATE_BUCKET',
+  /** Volume trigger: the key prefix of the counters, one object per pipeline. */
+  volumeStatePrefix: 'VOLUME_STATE_PREFIX',
+  /** Queue depth: a JSON array of the job queue names to measure. */
+  jobQueues: 'JOB_QUEUES',
 } as const;
 
 /**

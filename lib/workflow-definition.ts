@@ -22,7 +22,9 @@ export const PLACEHOLDERS = {
   reconcileFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:batch-infer-reconcile',
   finalizeFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:batch-infer-finalize',
   gpuJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-gpu',
+  cpuJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-cpu',
   jobDefinitionArn: 'arn:aws:batch:us-east-1:123456789012:job-definition/batch-infer-worker:1',
+  cpuJobDefinitionArn: 'arn:aws:batch:us-east-1:123456789012:job-definition/batch-infer-cpu-worker:1',
 } as const;
 
 const PSEUDO_PARAMETERS: Readonly<Record<string, string>> = {
@@ -111,20 +113,33 @@ export function definitionFromTemplate(
   template: unknown,
   options: CfnResolveOptions = {},
 ): Record<string, unknown> {
-  const resources = Object.values((template as TemplateResources).Resources ?? {});
-  const machines = resources.filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
-  const [machine] = machines;
-  if (machines.length !== 1 || !machine) {
+  const definitions = Object.values(definitionsFromTemplate(template, options));
+  const [definition] = definitions;
+  if (definitions.length !== 1 || !definition) {
     throw new Error(
-      `Expected one AWS::StepFunctions::StateMachine in the template, found ${machines.length}`,
+      `Expected one AWS::StepFunctions::StateMachine in the template, found ${definitions.length}`,
     );
   }
-  const properties = (machine.Properties ?? {}) as { readonly DefinitionString?: unknown };
-  const parsed: unknown = JSON.parse(resolveCfnString(properties.DefinitionString, options));
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error('The state machine definition is not a JSON object');
+  return definition;
+}
+
+/** The ASL of every `AWS::StepFunctions::StateMachine` of a synthesized template, by logical id. */
+export function definitionsFromTemplate(
+  template: unknown,
+  options: CfnResolveOptions = {},
+): Record<string, Record<string, unknown>> {
+  const resources = Object.entries((template as TemplateResources).Resources ?? {});
+  const definitions: Record<string, Record<string, unknown>> = {};
+  for (const [logicalId, resource] of resources) {
+    if (resource.Type !== 'AWS::StepFunctions::StateMachine') continue;
+    const properties = (resource.Properties ?? {}) as { readonly DefinitionString?: unknown };
+    const parsed: unknown = JSON.parse(resolveCfnString(properties.DefinitionString, options));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error(`The definition of state machine ${logicalId} is not a JSON object`);
+    }
+    definitions[logicalId] = parsed as Record<string, unknown>;
   }
-  return parsed as Record<string, unknown>;
+  return definitions;
 }
 
 /**
@@ -159,10 +174,18 @@ export function renderWorkflowDefinition(): Record<string, unknown> {
       ),
       finalizeFunction: lambda.Function.fromFunctionArn(stack, 'Finalize', PLACEHOLDERS.finalizeFunctionArn),
       gpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'GpuQueue', PLACEHOLDERS.gpuJobQueueArn),
+      // The deployed stack always has a CPU queue (pipelines with run.compute: cpu), so the local definition has
+      // the CPU states too, and a local run of a cpu spec takes the same path as in AWS.
+      cpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'CpuQueue', PLACEHOLDERS.cpuJobQueueArn),
       jobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(
         stack,
         'JobDefinition',
         PLACEHOLDERS.jobDefinitionArn,
+      ),
+      cpuJobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(
+        stack,
+        'CpuJobDefinition',
+        PLACEHOLDERS.cpuJobDefinitionArn,
       ),
     });
     const template = app.synth().getStackArtifact(stack.artifactId).template as unknown;

@@ -8,15 +8,14 @@ import { planRun } from '../../src/planning/plan-run.js';
 import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import { createLogger } from '../shared/logger.js';
-import { parseEvent, readEnv } from '../shared/lambda.js';
+import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 
 // The SDK clients (S3, SageMaker) need the region; Lambda always sets it.
 readEnv(z.object({ AWS_REGION: z.string().min(1) }));
 
 // Built once per execution environment, reused by warm invocations.
-const logger = createLogger();
+const logger = functionLogger();
 const deps = { store: createObjectStore(), registry: new SageMakerModelRegistry() };
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<RunState> {

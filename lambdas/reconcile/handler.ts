@@ -3,18 +3,19 @@
  * whether another round runs. Thin: the work is in src/results/reconcile.ts.
  */
 import { z } from 'zod';
+import { AwsBatchJobInspector } from '../../src/results/job-inspector.js';
 import { reconcileRun } from '../../src/results/reconcile.js';
 import { runStateSchema } from '../../src/runs/tasks.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import { createLogger } from '../shared/logger.js';
-import { parseEvent, readEnv } from '../shared/lambda.js';
+import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 
 readEnv(z.object({ AWS_REGION: z.string().min(1) }));
 
-const logger = createLogger();
-const deps = { store: createObjectStore() };
+const logger = functionLogger();
+// The inspector asks Batch which array children failed and why (ListJobs/DescribeJobs), for the run manifest.
+const deps = { store: createObjectStore(), inspector: new AwsBatchJobInspector() };
 
 /** The state as the state machine passes it: a failed Batch task's Catch adds the error under `inferError`. */
 const reconcileEventSchema = runStateSchema.extend({ inferError: z.unknown().optional() });

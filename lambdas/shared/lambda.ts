@@ -1,8 +1,14 @@
 /**
- * What the three handlers share: the Lambda context fields they use, environment checks at module load, and event
- * parsing that fails with a named error instead of a generic one.
+ * What the handlers share: the Lambda context fields they use, environment checks at module load, event parsing
+ * that fails with a named error instead of a generic one, and the logger.
  */
 import { z } from 'zod';
+import { createLogger, type Logger } from '../../src/runtime/log.js';
+
+/** The function's logger: every line carries `service` (`POWERTOOLS_SERVICE_NAME`, set by NodeFunction). */
+export function functionLogger(): Logger {
+  return createLogger({ service: process.env.POWERTOOLS_SERVICE_NAME ?? 'batch-infer' });
+}
 
 /** The part of the Lambda context object the handlers use (`@types/aws-lambda` is not a dependency). */
 export interface LambdaContext {

@@ -1,6 +1,7 @@
 /**
- * GPU capacity for the worker: a managed EC2 compute environment that scales to zero, a job queue, and the
- * worker's job definition (one GPU per job, the image built from this repository at deploy time).
+ * Compute for the worker: GPU compute environments that scale to zero (Spot first, On-Demand as fallback), a GPU job
+ * queue that never lets a job wait RUNNABLE forever, the worker's job definitions (one GPU per job; the image built
+ * from this repository at deploy time), and optionally a CPU queue for pipelines with `run.compute: cpu`.
  */
 import { Duration, IgnoreMode, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
@@ -8,8 +9,10 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import { Construct } from 'constructs';
+import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
 import { REPO_ROOT } from '../paths.js';
 
 /** The worker's Dockerfile, relative to the repository root (the image's build context). */
@@ -30,19 +33,50 @@ export const WORKER_IMAGE_EXCLUDE: readonly string[] = [
   '!containers/worker',
 ];
 
+/** Root volume of worker instances: the CUDA image alone is several GiB, and the default 30 GiB fills up. */
+const ROOT_VOLUME_GIB = 100;
+
+/** Batch's bounds for jobStateTimeLimitActions' maxTime. */
+const MIN_RUNNABLE_TIMEOUT = Duration.minutes(10);
+const MAX_RUNNABLE_TIMEOUT = Duration.hours(24);
+
+/** The CPU queue's settings. */
+export interface CpuComputeProps {
+  /**
+   * x86_64 instance types or families (the worker image is linux/amd64).
+   *
+   * @default ['c6i', 'c7i', 'm6i', 'm7i']
+   */
+  readonly instanceTypes?: readonly string[];
+  /** @default 32 */
+  readonly maxvCpus?: number;
+  /** @default 2 */
+  readonly workerCpu?: number;
+  /** @default 4096 */
+  readonly workerMemoryMiB?: number;
+}
+
 export interface GpuComputeProps {
-  /** Where instances run; they are placed in the private subnets. */
+  /** Where instances run. */
   readonly vpc: ec2.IVpc;
 
   /**
-   * Instance types or families Batch may launch. Each job takes one GPU, so single-GPU sizes pack best.
+   * The subnets instances are placed in: private ones, with the VPC endpoints the workers need.
+   *
+   * @default { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }
+   */
+  readonly subnets?: ec2.SubnetSelection;
+
+  /**
+   * Instance types or families Batch may launch. Each job takes one GPU, so single-GPU sizes pack best; several
+   * types give Spot more pools to choose from.
    *
    * @default ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge']
    */
   readonly instanceTypes?: readonly string[];
 
   /**
-   * Upper bound of the compute environment's vCPUs (all running jobs together). The lower bound is 0: no cost
+   * Upper bound of each GPU compute environment's vCPUs (all running jobs together). The lower bound is 0: no cost
    * when no run is in flight.
    *
    * @default 64
@@ -50,22 +84,23 @@ export interface GpuComputeProps {
   readonly maxvCpus?: number;
 
   /**
-   * Use Spot instances. Reclaimed instances fail their jobs with a `Host EC2*` status reason, which the job
-   * definition's retry strategy retries.
+   * Use Spot instances first (SPOT_PRICE_CAPACITY_OPTIMIZED), with an On-Demand environment second in the queue.
+   * Reclaimed instances fail their jobs with a `Host EC2*` status reason, which the job definition retries.
+   * False: On-Demand only.
    *
    * @default true
    */
   readonly spot?: boolean;
 
   /**
-   * vCPUs reserved per worker job.
+   * vCPUs reserved per GPU worker job.
    *
    * @default 4
    */
   readonly workerCpu?: number;
 
   /**
-   * Memory reserved per worker job, in MiB. Must fit what the ECS agent leaves of the instance's memory (a
+   * Memory reserved per GPU worker job, in MiB. Must fit what the ECS agent leaves of the instance's memory (a
    * g5.xlarge has 16 GiB, of which about 15.3 GiB are schedulable).
    *
    * @default 14336
@@ -81,6 +116,29 @@ export interface GpuComputeProps {
   readonly attemptTimeout?: Duration;
 
   /**
+   * How long a job may sit RUNNABLE at the head of a queue, for lack of capacity or because no environment can ever
+   * run it, before Batch cancels it (the round's Batch task then fails and Reconcile decides). 10 minutes to 24 hours.
+   *
+   * @default Duration.hours(1)
+   */
+  readonly runnableTimeout?: Duration;
+
+  /**
+   * A CPU queue and job definition, for pipelines with `run.compute: cpu`.
+   *
+   * @default - no CPU queue
+   */
+  readonly cpu?: CpuComputeProps;
+
+  /**
+   * Prefix of the job queue names (`<prefix>-gpu`, `<prefix>-cpu`): fixed names keep the queue-depth metrics'
+   * dimension readable and stable.
+   *
+   * @default - names generated by CloudFormation
+   */
+  readonly queueNamePrefix?: string;
+
+  /**
    * The worker image.
    *
    * @default - built from `containers/worker/Dockerfile` with the repository root as context, at deploy time
@@ -93,15 +151,29 @@ export interface GpuComputeProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * What happens to the worker log group when the stack is deleted.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
 }
 
 export class GpuCompute extends Construct {
-  readonly computeEnvironment: batch.ManagedEc2EcsComputeEnvironment;
+  /** The GPU environments, in queue order: Spot then On-Demand (On-Demand only when spot is off). */
+  readonly computeEnvironments: readonly batch.ManagedEc2EcsComputeEnvironment[];
   readonly jobQueue: batch.JobQueue;
   readonly jobDefinition: batch.EcsJobDefinition;
-  /** The role the worker's code runs as: grant it access to data. */
+  readonly cpuJobQueue?: batch.JobQueue;
+  readonly cpuJobDefinition?: batch.EcsJobDefinition;
+  /** The role the worker's code runs as (both queues): grant it access to data. */
   readonly jobRole: iam.Role;
+  /** The worker image's URI (ECR, tagged with the asset hash); undefined when `image` was given. */
+  readonly workerImageUri?: string;
   readonly logGroup: logs.LogGroup;
+  /** The security group of worker instances: HTTPS out, nothing in. */
+  readonly securityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: GpuComputeProps) {
     super(scope, id);
@@ -112,41 +184,144 @@ export class GpuCompute extends Construct {
     const workerCpu = props.workerCpu ?? 4;
     const workerMemoryMiB = props.workerMemoryMiB ?? 14336;
     const attemptTimeout = props.attemptTimeout ?? Duration.hours(2);
+    const runnableTimeout = props.runnableTimeout ?? Duration.hours(1);
+    const subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
 
     if (instanceTypes.length === 0) {
       throw new Error(
         'GpuCompute instanceTypes must name at least one instance type or family, e.g. g5.xlarge.',
       );
     }
-    if (!Token.isUnresolved(maxvCpus) && !Token.isUnresolved(workerCpu) && maxvCpus < workerCpu) {
-      throw new Error(
-        `GpuCompute maxvCpus (${maxvCpus}) is below workerCpu (${workerCpu}): no job could ever start. ` +
-          'Raise maxvCpus or lower workerCpu.',
-      );
+    checkCapacity('GpuCompute maxvCpus', maxvCpus, 'workerCpu', workerCpu);
+    if (!Token.isUnresolved(workerMemoryMiB) && workerMemoryMiB < 1024) {
+      throw new Error(`GpuCompute workerMemoryMiB must be at least 1024, got ${workerMemoryMiB}.`);
     }
     if (!Token.isUnresolved(attemptTimeout.toSeconds()) && attemptTimeout.toSeconds() < 60) {
       throw new Error(`GpuCompute attemptTimeout must be at least 60 seconds (Batch's minimum).`);
     }
+    const runnableSeconds = runnableTimeout.toSeconds();
+    if (
+      !Token.isUnresolved(runnableSeconds) &&
+      (runnableSeconds < MIN_RUNNABLE_TIMEOUT.toSeconds() ||
+        runnableSeconds > MAX_RUNNABLE_TIMEOUT.toSeconds())
+    ) {
+      throw new Error(
+        `GpuCompute runnableTimeout must be from 10 minutes to 24 hours (Batch's bounds), got ${runnableSeconds} seconds.`,
+      );
+    }
+    const cpu = props.cpu && {
+      instanceTypes: props.cpu.instanceTypes ?? ['c6i', 'c7i', 'm6i', 'm7i'],
+      maxvCpus: props.cpu.maxvCpus ?? 32,
+      workerCpu: props.cpu.workerCpu ?? 2,
+      workerMemoryMiB: props.cpu.workerMemoryMiB ?? 4096,
+    };
+    if (cpu) {
+      if (cpu.instanceTypes.length === 0) {
+        throw new Error(
+          'GpuCompute cpu.instanceTypes must name at least one instance type or family, e.g. c6i.',
+        );
+      }
+      checkCapacity('GpuCompute cpu.maxvCpus', cpu.maxvCpus, 'cpu.workerCpu', cpu.workerCpu);
+    }
 
-    this.computeEnvironment = new batch.ManagedEc2EcsComputeEnvironment(this, 'ComputeEnvironment', {
+    // Workers only talk HTTPS to VPC endpoints (the subnets have no route out); nothing talks to them.
+    this.securityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
       vpc: props.vpc,
-      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-      instanceTypes: instanceTypes.map((t) => new ec2.InstanceType(t)),
-      // 'optimal' means C/M/R families: no GPUs.
-      useOptimalInstanceClasses: false,
-      images: [{ imageType: batch.EcsMachineImageType.ECS_AL2023_NVIDIA }],
-      minvCpus: 0,
-      maxvCpus,
-      spot,
-      allocationStrategy: spot
-        ? batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
-        : batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
-      updateToLatestImageVersion: true,
+      description: 'Batch worker instances: HTTPS out to VPC endpoints, no inbound',
+      allowAllOutbound: false,
+    });
+    this.securityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      'HTTPS to VPC endpoints and the S3 gateway',
+    );
+
+    // IMDSv2 only, one hop: the ECS agent (host network) reaches the instance metadata, containers do not, so job
+    // code can only use the job role (through the ECS credentials endpoint), never the instance role.
+    const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      requireImdsv2: true,
+      httpPutResponseHopLimit: 1,
+      blockDevices: [
+        {
+          deviceName: '/dev/xvda',
+          volume: ec2.BlockDeviceVolume.ebs(ROOT_VOLUME_GIB, {
+            encrypted: true,
+            volumeType: ec2.EbsDeviceVolumeType.GP3,
+            deleteOnTermination: true,
+          }),
+        },
+      ],
     });
 
+    const environment = (
+      envId: string,
+      options: {
+        readonly spot: boolean;
+        readonly instanceTypes: readonly string[];
+        readonly maxvCpus: number;
+        readonly gpu: boolean;
+      },
+    ): batch.ManagedEc2EcsComputeEnvironment =>
+      new batch.ManagedEc2EcsComputeEnvironment(this, envId, {
+        vpc: props.vpc,
+        vpcSubnets: subnets,
+        securityGroups: [this.securityGroup],
+        launchTemplate,
+        // Sizes (`g5.xlarge`) are instance types; families (`g6`, `c6i`) are instance classes to Batch.
+        instanceTypes: options.instanceTypes
+          .filter((t) => t.includes('.'))
+          .map((t) => new ec2.InstanceType(t)),
+        instanceClasses: options.instanceTypes
+          .filter((t) => !t.includes('.'))
+          .map((t) => t as ec2.InstanceClass),
+        // 'optimal' means C/M/R families: no GPUs, and not the families chosen here.
+        useOptimalInstanceClasses: false,
+        images: [
+          {
+            imageType: options.gpu
+              ? batch.EcsMachineImageType.ECS_AL2023_NVIDIA
+              : batch.EcsMachineImageType.ECS_AL2023,
+          },
+        ],
+        minvCpus: 0,
+        maxvCpus: options.maxvCpus,
+        spot: options.spot,
+        // Spot: the pools least likely to be reclaimed, at a low price. On-Demand: the cheapest type that fits.
+        allocationStrategy: options.spot
+          ? batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+          : batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
+        updateToLatestImageVersion: true,
+      });
+
+    const gpuEnvironments = spot
+      ? [
+          environment('SpotComputeEnvironment', { spot: true, instanceTypes, maxvCpus, gpu: true }),
+          environment('OnDemandComputeEnvironment', { spot: false, instanceTypes, maxvCpus, gpu: true }),
+        ]
+      : [environment('OnDemandComputeEnvironment', { spot: false, instanceTypes, maxvCpus, gpu: true })];
+    this.computeEnvironments = gpuEnvironments;
+
+    // A job that cannot be placed waits RUNNABLE; without a limit it waits forever and the run with it. These are
+    // every reason Batch reports for a job that is not getting capacity.
+    const runnableLimits: batch.JobStateTimeLimitAction[] = [
+      batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+      batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+      batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+    ].map((reason) => ({
+      action: batch.JobStateTimeLimitActionsAction.CANCEL,
+      state: batch.JobStateTimeLimitActionsState.RUNNABLE,
+      maxTime: runnableTimeout,
+      reason,
+    }));
+
     this.jobQueue = new batch.JobQueue(this, 'JobQueue', {
-      computeEnvironments: [{ computeEnvironment: this.computeEnvironment, order: 1 }],
+      ...(props.queueNamePrefix ? { jobQueueName: `${props.queueNamePrefix}-gpu` } : {}),
+      computeEnvironments: gpuEnvironments.map((computeEnvironment, i) => ({
+        computeEnvironment,
+        order: i + 1,
+      })),
       priority: 1,
+      jobStateTimeLimitActions: runnableLimits,
     });
 
     this.jobRole = new iam.Role(this, 'JobRole', {
@@ -156,41 +331,105 @@ export class GpuCompute extends Construct {
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
     });
 
-    const image =
-      props.image ??
-      ecs.ContainerImage.fromAsset(REPO_ROOT, {
-        file: WORKER_DOCKERFILE,
-        exclude: [...WORKER_IMAGE_EXCLUDE],
-        ignoreMode: IgnoreMode.DOCKER,
-        // GPU instances (g5/g6) are x86_64, whatever machine deploys.
-        platform: Platform.LINUX_AMD64,
-      });
+    // The image is a Docker asset: synthesis only stages its build context; `cdk deploy` builds and pushes it.
+    const asset = props.image
+      ? undefined
+      : new DockerImageAsset(this, 'WorkerImage', {
+          directory: REPO_ROOT,
+          file: WORKER_DOCKERFILE,
+          exclude: [...WORKER_IMAGE_EXCLUDE],
+          ignoreMode: IgnoreMode.DOCKER,
+          // GPU instances (g5/g6) are x86_64, whatever machine deploys.
+          platform: Platform.LINUX_AMD64,
+        });
+    this.workerImageUri = asset?.imageUri;
+    const image = props.image ?? ecs.ContainerImage.fromDockerImageAsset(asset!);
 
-    const container = new batch.EcsEc2ContainerDefinition(this, 'Worker', {
+    this.jobDefinition = this.jobDefinitionFor('', {
       image,
       cpu: workerCpu,
-      memory: Size.mebibytes(workerMemoryMiB),
-      gpu: 1,
-      jobRole: this.jobRole,
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'worker', logGroup: this.logGroup }),
+      memoryMiB: workerMemoryMiB,
+      gpu: true,
+      attemptTimeout,
     });
 
-    this.jobDefinition = new batch.EcsJobDefinition(this, 'JobDefinition', {
+    if (cpu) {
+      const cpuEnvironment = environment('CpuComputeEnvironment', {
+        spot,
+        instanceTypes: cpu.instanceTypes,
+        maxvCpus: cpu.maxvCpus,
+        gpu: false,
+      });
+      this.computeEnvironments = [...gpuEnvironments, cpuEnvironment];
+      this.cpuJobQueue = new batch.JobQueue(this, 'CpuJobQueue', {
+        ...(props.queueNamePrefix ? { jobQueueName: `${props.queueNamePrefix}-cpu` } : {}),
+        computeEnvironments: [{ computeEnvironment: cpuEnvironment, order: 1 }],
+        priority: 1,
+        jobStateTimeLimitActions: runnableLimits,
+      });
+      this.cpuJobDefinition = this.jobDefinitionFor('Cpu', {
+        image,
+        cpu: cpu.workerCpu,
+        memoryMiB: cpu.workerMemoryMiB,
+        gpu: false,
+        attemptTimeout,
+      });
+    }
+  }
+
+  private jobDefinitionFor(
+    prefix: string,
+    options: {
+      readonly image: ecs.ContainerImage;
+      readonly cpu: number;
+      readonly memoryMiB: number;
+      readonly gpu: boolean;
+      readonly attemptTimeout: Duration;
+    },
+  ): batch.EcsJobDefinition {
+    const container = new batch.EcsEc2ContainerDefinition(this, `${prefix}Worker`, {
+      image: options.image,
+      cpu: options.cpu,
+      memory: Size.mebibytes(options.memoryMiB),
+      ...(options.gpu ? { gpu: 1 } : {}),
+      jobRole: this.jobRole,
+      // The image runs as a non-root user; a read-only root filesystem would break onnxruntime's temp files.
+      user: '10001:10001',
+      environment: {
+        // A CPU job must not try to load the CUDA provider (there is no GPU to find).
+        [WORKER_ENV.executionProviders]: options.gpu ? 'cuda,cpu' : 'cpu',
+      },
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: options.gpu ? 'worker' : 'cpu-worker',
+        logGroup: this.logGroup,
+      }),
+    });
+
+    return new batch.EcsJobDefinition(this, `${prefix}JobDefinition`, {
       container,
-      timeout: attemptTimeout,
+      timeout: options.attemptTimeout,
       propagateTags: true,
       // Batch retries an attempt that matches a RETRY rule; the catch-all EXIT rule is needed because an attempt
       // that matches no rule at all would be retried too. A worker failure is not retried here: the shard is
       // retried by the next round, after Reconcile has looked at what completed.
-      retryAttempts: 3,
+      retryAttempts: WORKER_RETRY.attempts,
       retryStrategies: [
         batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.SPOT_INSTANCE_RECLAIMED),
         batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.CANNOT_PULL_CONTAINER),
         batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onReason: '*' })),
       ],
     });
+  }
+}
+
+/** Rejects a compute environment that can never run its job. */
+function checkCapacity(what: string, maxvCpus: number, jobWhat: string, jobCpu: number): void {
+  if (!Token.isUnresolved(maxvCpus) && !Token.isUnresolved(jobCpu) && maxvCpus < jobCpu) {
+    throw new Error(
+      `${what} (${maxvCpus}) is below ${jobWhat} (${jobCpu}): no job could ever start. Raise the first or lower the second.`,
+    );
   }
 }

@@ -49,6 +49,13 @@ export interface InferenceWorkflowProps {
   readonly jobDefinition: batch.IJobDefinition;
 
   /**
+   * The job definition of CPU runs (no GPU requested, CPU execution provider).
+   *
+   * @default - `jobDefinition`
+   */
+  readonly cpuJobDefinition?: batch.IJobDefinition;
+
+  /**
    * Maximum duration of a run, every round included.
    *
    * @default Duration.hours(24)
@@ -58,9 +65,23 @@ export interface InferenceWorkflowProps {
   /**
    * Where execution history is logged (level ALL, with execution data).
    *
-   * @default - a new log group with one month retention
+   * @default - a new log group, kept `logRetention`
    */
   readonly logs?: logs.ILogGroup;
+
+  /**
+   * How long the new execution log group keeps logs (when `logs` is not given).
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * What happens to the new execution log group when the stack is deleted.
+   *
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
 }
 
 /** The longest a Lambda function can run. */
@@ -73,6 +94,24 @@ const THROTTLE_RETRY: sfn.RetryProps = {
   backoffRate: 2,
   maxAttempts: 8,
   maxDelay: Duration.seconds(30),
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
+/**
+ * Transient Lambda service errors (the ones CDK's `retryOnServiceExceptions` lists), retried the same way: with
+ * backoff and full jitter, so runs that hit the same service hiccup spread out instead of retrying together.
+ */
+const SERVICE_RETRY: sfn.RetryProps = {
+  errors: [
+    'Lambda.ClientExecutionTimeoutException',
+    'Lambda.ServiceException',
+    'Lambda.AWSLambdaException',
+    'Lambda.SdkClientException',
+  ],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts: 6,
+  maxDelay: Duration.seconds(60),
   jitterStrategy: sfn.JitterType.FULL,
 };
 
@@ -96,6 +135,12 @@ export class InferenceWorkflow extends Construct {
       }
     }
 
+    if (props.cpuJobDefinition && !props.cpuJobQueue) {
+      throw new Error(
+        'InferenceWorkflow cpuJobDefinition is only used with a cpuJobQueue: pass the CPU queue too, or leave both out.',
+      );
+    }
+
     // --- Plan ---------------------------------------------------------------------------------------------------
     const plan = this.invoke('Plan', WORKFLOW_STATES.plan, props.planFunction, {
       // The whole execution input, because its fields are optional (see planEventSchema).
@@ -117,10 +162,22 @@ export class InferenceWorkflow extends Construct {
     const gpuQueue = props.gpuJobQueue;
     const cpuQueue = props.cpuJobQueue && props.cpuJobQueue !== gpuQueue ? props.cpuJobQueue : undefined;
 
-    const submit = (id: string, stateName: string, queue: batch.IJobQueue, array: boolean) =>
-      this.submitJob(id, stateName, queue, props.jobDefinition, { array });
-    const inferShard = submit('InferShard', WORKFLOW_STATES.inferShard, gpuQueue, false);
-    const inferShards = submit('InferShards', WORKFLOW_STATES.inferShards, gpuQueue, true);
+    const submit = (
+      id: string,
+      stateName: string,
+      queue: batch.IJobQueue,
+      jobDefinition: batch.IJobDefinition,
+      array: boolean,
+    ) => this.submitJob(id, stateName, queue, jobDefinition, { array });
+    const inferShard = submit('InferShard', WORKFLOW_STATES.inferShard, gpuQueue, props.jobDefinition, false);
+    const inferShards = submit(
+      'InferShards',
+      WORKFLOW_STATES.inferShards,
+      gpuQueue,
+      props.jobDefinition,
+      true,
+    );
+    const cpuJobDefinition = props.cpuJobDefinition ?? props.jobDefinition;
     const roundJobs = [inferShard, inferShards];
 
     const pendingIsNone = sfn.Condition.numberEquals('$.pending', 0);
@@ -133,8 +190,20 @@ export class InferenceWorkflow extends Construct {
       // A second pair of tasks rather than a dynamic `JobQueue.$`: the queue stays a literal ARN, so the state
       // machine role's batch:SubmitJob is scoped to the two queues instead of `*`.
       const onCpu = sfn.Condition.stringEquals('$.compute', 'cpu');
-      const inferShardOnCpu = submit('InferShardOnCpu', WORKFLOW_STATES.inferShardOnCpu, cpuQueue, false);
-      const inferShardsOnCpu = submit('InferShardsOnCpu', WORKFLOW_STATES.inferShardsOnCpu, cpuQueue, true);
+      const inferShardOnCpu = submit(
+        'InferShardOnCpu',
+        WORKFLOW_STATES.inferShardOnCpu,
+        cpuQueue,
+        cpuJobDefinition,
+        false,
+      );
+      const inferShardsOnCpu = submit(
+        'InferShardsOnCpu',
+        WORKFLOW_STATES.inferShardsOnCpu,
+        cpuQueue,
+        cpuJobDefinition,
+        true,
+      );
       roundJobs.push(inferShardOnCpu, inferShardsOnCpu);
       routeShards
         .when(sfn.Condition.and(pendingIsOne, onCpu), inferShardOnCpu)
@@ -174,8 +243,8 @@ export class InferenceWorkflow extends Construct {
     this.logGroup =
       props.logs ??
       new logs.LogGroup(this, 'Logs', {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
+        retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+        removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
       });
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
@@ -190,8 +259,8 @@ export class InferenceWorkflow extends Construct {
 
   /**
    * A Lambda task whose output is the function's response (`$.Payload`). The state input is the payload unless
-   * `payload` is given. CDK's retry on Lambda service exceptions is kept; throttling is retried with jitter. No
-   * Retry matches the typed errors of src/spec/errors.ts (NON_RETRYABLE_ERRORS): only `Lambda.*` names are listed.
+   * `payload` is given. Lambda service errors and throttling are retried with backoff and jitter. No Retry matches
+   * the typed errors of src/spec/errors.ts (NON_RETRYABLE_ERRORS): only `Lambda.*` names are listed.
    */
   private invoke(
     id: string,
@@ -204,12 +273,14 @@ export class InferenceWorkflow extends Construct {
       lambdaFunction: fn,
       payload: payload ? sfn.TaskInput.fromObject({ ...payload }) : sfn.TaskInput.fromJsonPathAt('$'),
       payloadResponseOnly: false,
-      retryOnServiceExceptions: true,
+      // Replaced by SERVICE_RETRY: the same errors, with jitter.
+      retryOnServiceExceptions: false,
       outputPath: '$.Payload',
       // Explicit, because a Task without TimeoutSeconds defaults to 60 s in the States Language (and in the local
       // interpreter) but to a year in AWS; neither is what a Lambda task means.
       taskTimeout: sfn.Timeout.duration(LAMBDA_TASK_TIMEOUT),
     });
+    task.addRetry(SERVICE_RETRY);
     task.addRetry(THROTTLE_RETRY);
     return task;
   }

@@ -1,14 +1,23 @@
 /**
  * A Lambda function written in TypeScript, bundled by the locally installed esbuild, with the project's defaults:
- * Node 22 on Graviton, an ESM bundle with source maps, X-Ray tracing and a log group with a retention.
+ * Node 24 (the newest Lambda Node runtime) on Graviton, an ESM bundle with source maps, X-Ray tracing, a log group
+ * with a retention, Powertools-compatible logging and metrics settings, and a role that may write its own logs and
+ * nothing else until granted more.
  */
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../../src/runtime/metrics.js';
 import { REPO_ROOT } from '../paths.js';
+
+/** Lambda's bounds: 128 MiB to 10 GiB of memory, 15 minutes per invocation. */
+const MIN_MEMORY_MIB = 128;
+const MAX_MEMORY_MIB = 10240;
+const MAX_TIMEOUT = Duration.minutes(15);
 
 /**
  * Prepended to the ESM bundle. esbuild turns a bundled CommonJS dependency's `require('node:x')` into a call of a
@@ -89,6 +98,14 @@ export interface NodeFunctionProps {
    * @default true
    */
   readonly bundleAwsSdk?: boolean;
+
+  /**
+   * Invocations that may run at once. Reserving concurrency also guarantees it; leave it unset unless a function
+   * must be protected from (or protect others from) bursts.
+   *
+   * @default - the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
@@ -101,25 +118,67 @@ export class NodeFunction extends Construct {
   readonly function: nodejs.NodejsFunction;
   /** The function's log group. */
   readonly logGroup: logs.LogGroup;
+  /** The function's execution role: it may write the function's logs and traces; grant it the rest. */
+  readonly role: iam.Role;
 
   constructor(scope: Construct, id: string, props: NodeFunctionProps) {
     super(scope, id);
 
     const entry = path.isAbsolute(props.entry) ? props.entry : path.join(REPO_ROOT, props.entry);
+    const memorySize = props.memorySize ?? 1024;
+    const timeout = props.timeout ?? Duration.minutes(1);
+    if (!Token.isUnresolved(memorySize) && (memorySize < MIN_MEMORY_MIB || memorySize > MAX_MEMORY_MIB)) {
+      throw new Error(
+        `NodeFunction memorySize must be from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB} MiB, got ${memorySize}.`,
+      );
+    }
+    if (
+      !Token.isUnresolved(timeout.toSeconds()) &&
+      (timeout.toSeconds() < 1 || timeout.toSeconds() > MAX_TIMEOUT.toSeconds())
+    ) {
+      throw new Error(
+        `NodeFunction timeout must be from 1 second to 15 minutes, got ${timeout.toSeconds()} seconds.`,
+      );
+    }
+    const reserved = props.reservedConcurrentExecutions;
+    if (
+      reserved !== undefined &&
+      !Token.isUnresolved(reserved) &&
+      (!Number.isInteger(reserved) || reserved < 1)
+    ) {
+      throw new Error(
+        `NodeFunction reservedConcurrentExecutions must be a whole number of at least 1, got ${reserved}.`,
+      );
+    }
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
     });
 
+    // Our own role instead of AWSLambdaBasicExecutionRole (which may create and write any log group): this
+    // function's log group only. Tracing adds the X-Ray permissions.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: props.description,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       entry,
       handler: props.handler ?? 'handler',
       description: props.description,
-      runtime: lambda.Runtime.NODEJS_22_X,
+      runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: props.memorySize ?? 1024,
-      timeout: props.timeout ?? Duration.minutes(1),
+      memorySize,
+      timeout,
+      role: this.role,
+      reservedConcurrentExecutions: reserved,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
       projectRoot: REPO_ROOT,
@@ -128,11 +187,13 @@ export class NodeFunction extends Construct {
         // Stack traces point at the TypeScript sources through the bundled source map.
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'batch-infer',
+        // Read by src/runtime/metrics.ts (EMF), as by Powertools Metrics.
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
       },
       bundling: {
         format: nodejs.OutputFormat.ESM,
-        target: 'node22',
+        target: 'node24',
         // Prefer packages' ESM entry points: better tree shaking, and no CJS interop where it can be avoided.
         mainFields: ['module', 'main'],
         banner: ESM_REQUIRE_BANNER,

@@ -18,8 +18,10 @@ export interface PublishedRun {
   readonly outputUri: string;
   /** The run's partition prefix: `<output.uri>/run_date=.../run_id=.../`. */
   readonly partitionUri: string;
-  /** The Parquet files of the partition, for catalogues that track files. */
+  /** The prediction files of the partition, for catalogues that track files. */
   readonly files: readonly string[];
+  /** Format of the files (`output.format`); Parquet when absent. */
+  readonly format?: 'parquet' | 'jsonl' | 'csv';
   readonly columns: readonly CatalogColumn[];
   readonly model: { readonly name: string; readonly version?: number; readonly sha256: string };
   readonly records: number;

@@ -1,6 +1,8 @@
 /**
- * The AWS catalogue: one Glue table per job (an external Parquet table at the job's output prefix, partitioned by
- * run_date and run_id), one partition per published run. Athena and Spark read validated runs through it.
+ * The AWS catalogue: one Glue table per job (an external table at the job's output prefix, partitioned by run_date
+ * and run_id, in the job's output format: Parquet, JSON Lines or CSV), one partition per published run. Athena and
+ * Spark read validated runs through it. Each partition carries its own storage settings, so a job whose format
+ * changed still reads its older runs.
  *
  * Table definition (columns and model parameters) follows the newest published run: a table is only updated when
  * something changed, and never by a run older than the one that last defined it, so re-publishing an old run
@@ -37,14 +39,56 @@ export const PARTITION_KEYS: readonly Column[] = [
   { Name: 'run_id', Type: 'string' },
 ];
 
-const PARQUET = {
-  InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
-  OutputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
-  SerdeInfo: {
-    SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
-    Parameters: { 'serialization.format': '1' },
+type FileFormat = NonNullable<PublishedRun['format']>;
+
+/**
+ * How Athena, Spark and Glue read each output format. JSON Lines use the OpenX JSON SerDe (column names match the
+ * JSON keys); CSV uses OpenCSVSerde, which handles quoted fields, with the header line skipped by the table
+ * parameter `skip.header.line.count`.
+ */
+const TEXT_IO = {
+  InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+  OutputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
+} as const;
+const STORAGE: Readonly<Record<FileFormat, StorageDescriptor>> = {
+  parquet: {
+    InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+    OutputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
+    SerdeInfo: {
+      SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
+      Parameters: { 'serialization.format': '1' },
+    },
   },
-} as const satisfies StorageDescriptor;
+  jsonl: {
+    ...TEXT_IO,
+    SerdeInfo: {
+      SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
+      Parameters: { 'ignore.malformed.json': 'FALSE' },
+    },
+  },
+  csv: {
+    ...TEXT_IO,
+    SerdeInfo: {
+      SerializationLibrary: 'org.apache.hadoop.hive.serde2.OpenCSVSerde',
+      Parameters: { separatorChar: ',', quoteChar: '"', escapeChar: '\\' },
+    },
+  },
+};
+const CLASSIFICATION: Readonly<Record<FileFormat, string>> = {
+  parquet: 'parquet',
+  jsonl: 'json',
+  csv: 'csv',
+};
+
+/** A fresh copy of the storage settings of a format (the SDK must not share nested objects between requests). */
+function storageOf(format: FileFormat): StorageDescriptor {
+  const sd = STORAGE[format];
+  return { ...sd, SerdeInfo: { ...sd.SerdeInfo, Parameters: { ...sd.SerdeInfo?.Parameters } } };
+}
+
+function formatOf(run: PublishedRun): FileFormat {
+  return run.format ?? 'parquet';
+}
 
 /** Table parameters this catalogue owns; any other parameter (set by people or tools) is kept as it is. */
 export const PARAM = {
@@ -200,14 +244,19 @@ export function hiveType(type: string): string {
   throw new Error(`Column type "${type}" has no Hive equivalent; the Glue catalogue cannot register it`);
 }
 
-export function glueColumns(columns: readonly CatalogColumn[]): Column[] {
-  return columns.map((c) => ({ Name: c.name, Type: hiveType(c.type) }));
+export function glueColumns(columns: readonly CatalogColumn[], format: FileFormat = 'parquet'): Column[] {
+  // CSV holds arrays as JSON text in one field: OpenCSVSerde reads it as a string.
+  return columns.map((c) => {
+    const type = hiveType(c.type);
+    return { Name: c.name, Type: format === 'csv' && type.startsWith('array<') ? 'string' : type };
+  });
 }
 
 /** The parameters this catalogue sets on a table for a run. */
 export function tableParameters(run: PublishedRun): Record<string, string> {
   return {
-    [PARAM.classification]: 'parquet',
+    [PARAM.classification]: CLASSIFICATION[formatOf(run)],
+    ...(formatOf(run) === 'csv' && { 'skip.header.line.count': '1' }),
     [PARAM.modelName]: run.model.name,
     ...(run.model.version !== undefined && { [PARAM.modelVersion]: String(run.model.version) }),
     [PARAM.modelSha256]: run.model.sha256,
@@ -224,10 +273,9 @@ export function newTableInput(run: PublishedRun): TableInput {
     Parameters: { EXTERNAL: 'TRUE', ...tableParameters(run) },
     PartitionKeys: PARTITION_KEYS.map((k) => ({ ...k })),
     StorageDescriptor: {
-      Columns: glueColumns(run.columns),
+      Columns: glueColumns(run.columns, formatOf(run)),
       Location: run.outputUri,
-      ...PARQUET,
-      SerdeInfo: { ...PARQUET.SerdeInfo, Parameters: { ...PARQUET.SerdeInfo.Parameters } },
+      ...storageOf(formatOf(run)),
       Compressed: false,
       StoredAsSubDirectories: false,
     },
@@ -251,16 +299,21 @@ export function updatedTableInput(existing: Table, run: PublishedRun, database =
   const definedAt = params[PARAM.definedAt];
   if (definedAt !== undefined && Date.parse(definedAt) > Date.parse(run.finishedAt)) return undefined;
 
-  const columns = glueColumns(run.columns);
+  const format = formatOf(run);
+  const columns = glueColumns(run.columns, format);
   const desired = tableParameters(run);
   const sameColumns = sameColumnList(existing.StorageDescriptor?.Columns ?? [], columns);
   const sameModel = [PARAM.modelName, PARAM.modelVersion, PARAM.modelSha256].every(
     (k) => params[k] === desired[k],
   );
-  if (sameColumns && sameModel) return undefined;
+  const sameFormat =
+    existing.StorageDescriptor?.SerdeInfo?.SerializationLibrary ===
+    STORAGE[format].SerdeInfo?.SerializationLibrary;
+  if (sameColumns && sameModel && sameFormat) return undefined;
 
   const parameters: Record<string, string> = { ...params, ...desired };
   if (run.model.version === undefined) delete parameters[PARAM.modelVersion];
+  if (format !== 'csv') delete parameters['skip.header.line.count'];
   return {
     Name: existing.Name ?? run.table,
     ...(existing.Description !== undefined && { Description: existing.Description }),
@@ -269,7 +322,11 @@ export function updatedTableInput(existing: Table, run: PublishedRun, database =
     TableType: existing.TableType ?? 'EXTERNAL_TABLE',
     Parameters: parameters,
     PartitionKeys: existing.PartitionKeys,
-    StorageDescriptor: { ...existing.StorageDescriptor, Columns: columns },
+    StorageDescriptor: {
+      ...existing.StorageDescriptor,
+      ...(sameFormat ? {} : storageOf(format)),
+      Columns: columns,
+    },
   };
 }
 
@@ -277,7 +334,7 @@ export function partitionInputOf(run: PublishedRun): PartitionInput {
   return {
     Values: [run.runDate, run.runId],
     Parameters: {
-      [PARAM.classification]: 'parquet',
+      [PARAM.classification]: CLASSIFICATION[formatOf(run)],
       [PARAM.modelName]: run.model.name,
       ...(run.model.version !== undefined && { [PARAM.modelVersion]: String(run.model.version) }),
       [PARAM.modelSha256]: run.model.sha256,
@@ -288,10 +345,9 @@ export function partitionInputOf(run: PublishedRun): PartitionInput {
       'batch_infer.finished_at': run.finishedAt,
     },
     StorageDescriptor: {
-      Columns: glueColumns(run.columns),
+      Columns: glueColumns(run.columns, formatOf(run)),
       Location: run.partitionUri,
-      ...PARQUET,
-      SerdeInfo: { ...PARQUET.SerdeInfo, Parameters: { ...PARQUET.SerdeInfo.Parameters } },
+      ...storageOf(formatOf(run)),
       Compressed: false,
       StoredAsSubDirectories: false,
     },

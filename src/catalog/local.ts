@@ -2,8 +2,9 @@
  * The offline catalogue: an embedded DuckDB database file.
  *
  * - `_runs`: one row per published run (what, when, which model, where its manifest and files are).
- * - One VIEW per job, named after the job, over exactly the Parquet files of its published runs, with the
- *   partition columns `run_date` (DATE) and `run_id` (VARCHAR) taken from the Hive-style paths. It is recreated
+ * - One VIEW per job, named after the job, over exactly the prediction files (Parquet, JSON Lines or CSV, by
+ *   extension) of its published runs, with the partition columns `run_date` (DATE) and `run_id` (VARCHAR) taken
+ *   from the Hive-style paths. It is recreated
  *   on every publish, so a run becomes visible only once it passed validation, and a failed run's stray files in
  *   the output prefix never show.
  *
@@ -150,11 +151,26 @@ async function recreateView(conn: DuckDBConnection, table: string): Promise<void
     return fileUriToPath(uri);
   });
   if (files.length === 0) return;
-  // DDL takes no parameters, so the file list is inlined as properly escaped string literals.
-  const list = files.map(quoteString).join(', ');
+  // One reader per file format (runs of a job may differ in output.format), unioned by column name. DDL takes no
+  // parameters, so file lists are inlined as properly escaped string literals.
+  const hive = `hive_partitioning = true, union_by_name = true, hive_types = {'run_date': DATE, 'run_id': VARCHAR}`;
+  const byFormat = new Map<string, string[]>();
+  for (const file of files) {
+    const format = /\.(jsonl|csv)$/i.exec(file)?.[1]?.toLowerCase() ?? 'parquet';
+    byFormat.set(format, [...(byFormat.get(format) ?? []), file]);
+  }
+  const selects = [...byFormat].map(([format, list]) => {
+    const literal = `[${list.map(quoteString).join(', ')}]`;
+    if (format === 'jsonl')
+      return `SELECT * FROM read_json(${literal}, format = 'newline_delimited', ${hive})`;
+    // allow_quoted_nulls off: the writer spells a missing value as an empty field and the empty string as "".
+    if (format === 'csv') {
+      return `SELECT * FROM read_csv(${literal}, header = true, allow_quoted_nulls = false, ${hive})`;
+    }
+    return `SELECT * FROM read_parquet(${literal}, ${hive})`;
+  });
   await conn.run(
-    `CREATE OR REPLACE VIEW ${quoteIdentifier(table)} AS SELECT * FROM read_parquet([${list}],
-       hive_partitioning = true, union_by_name = true, hive_types = {'run_date': DATE, 'run_id': VARCHAR})`,
+    `CREATE OR REPLACE VIEW ${quoteIdentifier(table)} AS ${selects.join(' UNION ALL BY NAME ')}`,
   );
 }
 

@@ -3,11 +3,13 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { InputRange } from '../runs/types.js';
 import type { InputFormat } from '../spec/schema.js';
 import { readCsv } from './csv.js';
+import { readFiles } from './files.js';
 import { readJsonl } from './jsonl.js';
 import { readParquet } from './parquet-read.js';
 import type { ReadOptions, ReaderRegistry, SourceRecord } from './records.js';
 
 export { readCsvHeader } from './csv.js';
+export { MAX_FILE_BYTES, readFileRanges } from './files.js';
 export { parquetLayout, READABLE_CODECS, type ParquetLayout } from './parquet-read.js';
 export { encodeParquet, type OutputColumn, type OutputColumnType } from './parquet-write.js';
 export type * from './records.js';
@@ -16,6 +18,7 @@ export const readers: ReaderRegistry = {
   jsonl: readJsonl,
   csv: readCsv,
   parquet: readParquet,
+  files: readFiles,
 };
 
 /** Reads one range of one input object, batch by batch, in input order. */

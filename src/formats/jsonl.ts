@@ -3,22 +3,28 @@
  * an UndecodableRecord; the lines around it still come through.
  */
 import type { DecodedRecord, RangeReader, SourceRecord, UndecodableRecord } from './records.js';
-import { lineSnippet, readLineBatches, type Line } from './lines.js';
+import { lineSnippet, visitLines, type Line, type LineVisitor } from './lines.js';
 
 export const readJsonl: RangeReader = async function* (store, range, options) {
-  let batch: SourceRecord[] = [];
-  for await (const lines of readLineBatches(store, range)) {
-    for (const line of lines) {
-      const record = decodeJsonLine(range.uri, line);
-      if (!record) continue;
-      batch.push(record);
-      if (batch.length >= options.batchSize) {
-        yield batch;
-        batch = [];
+  let pending: SourceRecord[] = [];
+  const source = range.uri;
+  // Byte spans rather than Line objects: an ASCII line is decoded as latin1 (the same text, decoded faster).
+  const visit: LineVisitor = (bytes, start, end, offset, tooLong, ascii) => {
+    const text = tooLong > 0 ? '' : bytes.toString(ascii ? 'latin1' : 'utf8', start, end);
+    const record = decodeJsonLine(source, tooLong > 0 ? { offset, text, tooLong } : { offset, text });
+    if (record) pending.push(record);
+  };
+  for await (const _ of visitLines(store, range, visit)) {
+    while (pending.length >= options.batchSize) {
+      if (pending.length === options.batchSize) {
+        yield pending;
+        pending = [];
+      } else {
+        yield pending.splice(0, options.batchSize);
       }
     }
   }
-  if (batch.length > 0) yield batch;
+  if (pending.length > 0) yield pending;
 };
 
 /** One line as a record; undefined for a whitespace-only line (not a record, like an empty one). */

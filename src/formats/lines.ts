@@ -5,8 +5,10 @@
  * reads past `end` to finish its last line. Adjacent ranges therefore see every line exactly once.
  *
  * Work happens on raw bytes: '\n' (0x0A) never occurs inside a multi-byte UTF-8 sequence, so splitting bytes first
- * and decoding each complete line once is both correct for characters split across chunks and fast.
+ * and decoding each complete line once is both correct for characters split across chunks and fast. Readers that
+ * parse bytes themselves (CSV) take the lines as byte spans (`visitLines`) and never build a string per line.
  */
+import { isAscii } from 'node:buffer';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export interface Line {
@@ -37,8 +39,26 @@ export interface LineOptions {
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Receives one owned, non-empty line as bytes: `bytes[start, end)`, without its '\n' or '\r\n' (or a leading
+ * UTF-8 byte order mark). `offset` is the absolute offset of the line's first byte. `tooLong` is the line's length
+ * when it went over the limit (its bytes were dropped: start === end), else 0. `ascii` is true when the bytes are
+ * known to be ASCII (then latin1 decoding equals UTF-8 decoding and is faster), false when unknown.
+ *
+ * The bytes are only valid during the call: the buffer is reused or released afterwards.
+ */
+export type LineVisitor = (
+  bytes: Buffer,
+  start: number,
+  end: number,
+  offset: number,
+  tooLong: number,
+  ascii: boolean,
+) => void;
+
 const NEWLINE = 0x0a;
 const CR = 0x0d;
+const EMPTY = Buffer.alloc(0);
 /** First read past the range end; doubled each time up to the cap, since most lines are short. */
 const TAIL_WINDOW = 64 * 1024;
 const TAIL_WINDOW_MAX = 8 * 1024 * 1024;
@@ -88,38 +108,54 @@ export class LineSplitter {
   /** Splits one chunk; returns the complete owned lines it finished, in order. */
   push(chunk: Buffer): Line[] {
     const out: Line[] = [];
-    if (this.done) return out;
-    const base = this.pos;
-    this.pos += chunk.length;
-    let i = 0;
-    if (this.discarding) {
-      const nl = chunk.indexOf(NEWLINE);
-      if (nl < 0) return out;
-      this.discarding = false;
-      i = nl + 1;
-      this.lineStart = base + i;
-    }
-    while (this.lineStart < this.end) {
-      const nl = chunk.indexOf(NEWLINE, i);
-      if (nl < 0) {
-        if (i < chunk.length) this.hold(chunk.subarray(i));
-        return out;
-      }
-      this.emit(chunk, i, nl, out);
-      i = nl + 1;
-      this.lineStart = base + i;
-    }
+    this.pushSpans(chunk, (bytes, start, end, offset, tooLong) =>
+      out.push(toLine(bytes, start, end, offset, tooLong)),
+    );
     return out;
   }
 
   /** Call at the end of the object: returns the last line when it had no final newline. */
   finish(): Line | undefined {
-    if (this.done) return undefined;
+    let last: Line | undefined;
+    this.finishSpans((bytes, start, end, offset, tooLong) => {
+      last = toLine(bytes, start, end, offset, tooLong);
+    });
+    return last;
+  }
+
+  /** Splits one chunk, handing each complete owned line to `visit` as a byte span, in order. */
+  pushSpans(chunk: Buffer, visit: LineVisitor): void {
+    if (this.done) return;
+    const base = this.pos;
+    this.pos += chunk.length;
+    let i = 0;
+    if (this.discarding) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) return;
+      this.discarding = false;
+      i = nl + 1;
+      this.lineStart = base + i;
+    }
+    // One native check per chunk lets every line of an ASCII chunk skip UTF-8 decoding.
+    const ascii = chunk.length > 0 && isAscii(chunk);
+    while (this.lineStart < this.end) {
+      const nl = chunk.indexOf(NEWLINE, i);
+      if (nl < 0) {
+        if (i < chunk.length) this.hold(chunk.subarray(i));
+        return;
+      }
+      this.emit(chunk, i, nl, visit, ascii);
+      i = nl + 1;
+      this.lineStart = base + i;
+    }
+  }
+
+  /** `finish` for span readers. */
+  finishSpans(visit: LineVisitor): void {
+    if (this.done) return;
     this.finished = true;
-    if (this.discarding || (this.partBytes === 0 && this.overflow === 0)) return undefined;
-    const out: Line[] = [];
-    this.emit(Buffer.alloc(0), 0, 0, out);
-    return out[0];
+    if (this.discarding || (this.partBytes === 0 && this.overflow === 0)) return;
+    this.emit(Buffer.alloc(0), 0, 0, visit, false);
   }
 
   private hold(bytes: Buffer): void {
@@ -139,18 +175,19 @@ export class LineSplitter {
   }
 
   /** Emits the pending parts plus chunk[from, to) as one line. */
-  private emit(chunk: Buffer, from: number, to: number, out: Line[]): void {
+  private emit(chunk: Buffer, from: number, to: number, visit: LineVisitor, chunkAscii: boolean): void {
     const offset = this.lineStart;
     if (this.overflow > 0 || this.partBytes + (to - from) > this.maxLineBytes) {
       // Byte count including a trailing '\r' if any: it only feeds an error message.
       const length = (this.overflow > 0 ? this.overflow : this.partBytes) + (to - from);
       this.reset();
-      out.push({ offset, text: '', tooLong: length });
+      visit(EMPTY, 0, 0, offset, length, true);
       return;
     }
     let bytes: Buffer;
     let lo: number;
     let hi: number;
+    let ascii = chunkAscii;
     if (this.partBytes === 0) {
       bytes = chunk;
       lo = from;
@@ -160,6 +197,7 @@ export class LineSplitter {
       bytes = Buffer.concat(this.parts, this.partBytes + (to - from));
       lo = 0;
       hi = bytes.length;
+      ascii = isAscii(bytes);
       this.reset();
     }
     if (hi > lo && bytes[hi - 1] === CR) hi -= 1;
@@ -173,7 +211,7 @@ export class LineSplitter {
     ) {
       lo += 3;
     }
-    if (hi > lo) out.push({ offset, text: bytes.toString('utf8', lo, hi) });
+    if (hi > lo) visit(bytes, lo, hi, offset, 0, ascii);
   }
 
   private reset(): void {
@@ -192,14 +230,37 @@ export async function* readLineBatches(
   range: LineRange,
   options: LineOptions = {},
 ): AsyncIterable<Line[]> {
+  let batch: Line[] = [];
+  const visit: LineVisitor = (bytes, start, end, offset, tooLong) =>
+    batch.push(toLine(bytes, start, end, offset, tooLong));
+  for await (const _ of visitLines(store, range, visit, options)) {
+    if (batch.length > 0) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/**
+ * The owned lines of a range as byte spans: `visit` is called for each line, and the generator yields once after
+ * each chunk read, so a caller can hand over what it built from the lines so far. Memory is one chunk plus the
+ * line in progress, whatever the range size.
+ */
+export async function* visitLines(
+  store: ObjectStore,
+  range: LineRange,
+  visit: LineVisitor,
+  options: LineOptions = {},
+): AsyncGenerator<void, void, undefined> {
   if (range.end <= range.start || range.start >= range.size) return;
   const splitter = new LineSplitter(range.start, range.end, options.maxLineBytes);
   const mainEnd = Math.min(range.end, range.size);
   const stream = await store.getStream(range.uri, { start: splitter.readStart, end: mainEnd });
   try {
     for await (const chunk of stream as AsyncIterable<unknown>) {
-      const lines = splitter.push(toBuffer(chunk));
-      if (lines.length > 0) yield lines;
+      splitter.pushSpans(toBuffer(chunk), visit);
+      yield;
       if (splitter.done) break;
     }
   } finally {
@@ -211,19 +272,19 @@ export async function* readLineBatches(
   while (!splitter.done) {
     const from = splitter.position;
     if (from >= range.size) {
-      const last = splitter.finish();
-      if (last) yield [last];
+      splitter.finishSpans(visit);
+      yield;
       return;
     }
     const bytes = await store.get(range.uri, { start: from, end: Math.min(from + window, range.size) });
     if (bytes.length === 0) {
       // The object is shorter than the plan said; end the line where the data ends.
-      const last = splitter.finish();
-      if (last) yield [last];
+      splitter.finishSpans(visit);
+      yield;
       return;
     }
-    const lines = splitter.push(toBuffer(bytes));
-    if (lines.length > 0) yield lines;
+    splitter.pushSpans(toBuffer(bytes), visit);
+    yield;
     window = Math.min(window * 2, TAIL_WINDOW_MAX);
   }
 }
@@ -256,6 +317,10 @@ export async function readFirstLine(
     window = Math.min(window * 2, TAIL_WINDOW_MAX);
   }
   return undefined;
+}
+
+function toLine(bytes: Buffer, start: number, end: number, offset: number, tooLong: number): Line {
+  return tooLong > 0 ? { offset, text: '', tooLong } : { offset, text: bytes.toString('utf8', start, end) };
 }
 
 function toBuffer(chunk: unknown): Buffer {

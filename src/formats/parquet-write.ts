@@ -15,6 +15,11 @@
  * | array<float> | LIST (3-level: optional group / repeated group list / required FLOAT element) | number[] or typed array |
  *
  * null and undefined are null everywhere (for array<float> the whole list is null; elements cannot be).
+ *
+ * Two writers with the same types and checks:
+ * - `encodeParquet` (here): one call, columns in, bytes out, in JavaScript (hyparquet-writer). Simple, for small
+ *   files, and free of native code, so the Lambdas that write Parquet bundle it without DuckDB.
+ * - `ParquetChunkWriter` (parquet-chunk-writer.ts): rows appended batch by batch into DuckDB, for the worker.
  */
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement } from 'hyparquet-writer';
@@ -83,37 +88,130 @@ export function encodeParquet(columns: readonly OutputColumn[], options: EncodeO
   return new Uint8Array(buffer);
 }
 
-function schemaFor({ name, type }: OutputColumn): SchemaElement[] {
-  const repetition_type = 'OPTIONAL';
+export type ScalarType = 'string' | 'float' | 'double' | 'int' | 'bigint' | 'boolean';
+const SCALAR_TYPES: readonly ScalarType[] = ['string', 'float', 'double', 'int', 'bigint', 'boolean'];
+
+/** The element type of an `array<...>` column; undefined for a scalar column. */
+export function elementTypeOf(type: OutputColumnType): ScalarType | undefined {
+  const match = /^array<(.+)>$/.exec(type);
+  const element = match?.[1] as ScalarType | undefined;
+  return element !== undefined && SCALAR_TYPES.includes(element) ? element : undefined;
+}
+
+function scalarSchema(
+  name: string,
+  type: ScalarType,
+  repetition_type: 'OPTIONAL' | 'REQUIRED',
+): SchemaElement {
   switch (type) {
     case 'string':
-      return [
-        {
-          name,
-          type: 'BYTE_ARRAY',
-          converted_type: 'UTF8',
-          logical_type: { type: 'STRING' },
-          repetition_type,
-        },
-      ];
+      return {
+        name,
+        type: 'BYTE_ARRAY',
+        converted_type: 'UTF8',
+        logical_type: { type: 'STRING' },
+        repetition_type,
+      };
     case 'float':
-      return [{ name, type: 'FLOAT', repetition_type }];
+      return { name, type: 'FLOAT', repetition_type };
     case 'double':
-      return [{ name, type: 'DOUBLE', repetition_type }];
+      return { name, type: 'DOUBLE', repetition_type };
     case 'int':
-      return [{ name, type: 'INT32', repetition_type }];
+      return { name, type: 'INT32', repetition_type };
     case 'bigint':
-      return [{ name, type: 'INT64', repetition_type }];
+      return { name, type: 'INT64', repetition_type };
     case 'boolean':
-      return [{ name, type: 'BOOLEAN', repetition_type }];
-    case 'array<float>':
-      // The standard 3-level LIST layout, which Spark, Athena, DuckDB and Arrow all read as list<float>.
-      return [
-        { name, repetition_type, converted_type: 'LIST', logical_type: { type: 'LIST' }, num_children: 1 },
-        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-        { name: 'element', type: 'FLOAT', repetition_type: 'REQUIRED' },
-      ];
+      return { name, type: 'BOOLEAN', repetition_type };
   }
+}
+
+function schemaFor({ name, type }: OutputColumn): SchemaElement[] {
+  const repetition_type = 'OPTIONAL';
+  const element = elementTypeOf(type);
+  if (element === undefined) return [scalarSchema(name, type as ScalarType, repetition_type)];
+  // The standard 3-level LIST layout, which Spark, Athena, DuckDB and Arrow all read as list<element>.
+  return [
+    { name, repetition_type, converted_type: 'LIST', logical_type: { type: 'LIST' }, num_children: 1 },
+    { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+    scalarSchema('element', element, 'REQUIRED'),
+  ];
+}
+
+/** Marks a value that does not fit its declared type. */
+export const INVALID: unique symbol = Symbol('invalid');
+
+const EXPECTED: Record<ScalarType, string> = {
+  string: 'a string',
+  float: 'a number',
+  double: 'a number',
+  int: 'an integer in the 32-bit range',
+  bigint: 'a bigint or a safe integer',
+  boolean: 'a boolean',
+};
+
+/** A non-null value checked against a scalar type, normalised (safe integers become bigint for INT64). */
+export function checkScalar(
+  type: ScalarType,
+  v: unknown,
+): string | number | bigint | boolean | typeof INVALID {
+  switch (type) {
+    case 'string':
+      return typeof v === 'string' ? v : INVALID;
+    case 'float':
+    case 'double':
+      return typeof v === 'number' ? v : INVALID;
+    case 'int':
+      return typeof v === 'number' && Number.isInteger(v) && v >= INT32_MIN && v <= INT32_MAX ? v : INVALID;
+    case 'bigint':
+      if (typeof v === 'bigint') return v >= INT64_MIN && v <= INT64_MAX ? v : INVALID;
+      return typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : INVALID;
+    case 'boolean':
+      return typeof v === 'boolean' ? v : INVALID;
+  }
+}
+
+/**
+ * A list value checked element by element; typed arrays become plain arrays (the writers walk lists with
+ * Array.isArray). Elements cannot be null.
+ */
+export function checkList(element: ScalarType, v: unknown): unknown[] | typeof INVALID {
+  const items: ArrayLike<unknown> | undefined = Array.isArray(v)
+    ? (v as unknown[])
+    : ArrayBuffer.isView(v) && !(v instanceof DataView)
+      ? (v as unknown as ArrayLike<unknown>)
+      : undefined;
+  if (!items) return INVALID;
+  const out = new Array<unknown>(items.length);
+  for (let k = 0; k < items.length; k++) {
+    const x = checkScalar(element, items[k]);
+    if (x === INVALID) return INVALID;
+    out[k] = x;
+  }
+  return out;
+}
+
+const EXPECTED_LIST: Record<ScalarType, string> = {
+  string: 'an array of strings',
+  float: 'an array of numbers',
+  double: 'an array of numbers',
+  int: 'an array of 32-bit integers',
+  bigint: 'an array of 64-bit integers',
+  boolean: 'an array of booleans',
+};
+
+export function expectedText(type: OutputColumnType, v: unknown): string {
+  const element = elementTypeOf(type);
+  if (element !== undefined) return EXPECTED_LIST[element];
+  // A bigint that is out of range gets the more precise message.
+  return type === 'bigint' && typeof v === 'bigint'
+    ? 'an integer in the 64-bit range'
+    : EXPECTED[type as ScalarType];
+}
+
+/** One non-null value checked against a column type; INVALID when it does not fit. */
+function checkValue(type: OutputColumnType, v: unknown): unknown {
+  const element = elementTypeOf(type);
+  return element === undefined ? checkScalar(type as ScalarType, v) : checkList(element, v);
 }
 
 /** Checks every value against the declared type and returns the array the writer takes. */
@@ -130,66 +228,24 @@ function dataFor(column: OutputColumn): ColumnData {
   if (type === 'int' && values instanceof Int32Array) return values;
 
   const out = new Array<unknown>(values.length);
-  const fail = (row: number, expected: string): never => {
-    throw new ParquetEncodeError(
-      `column "${column.name}" (${type}) row ${row}: expected ${expected}, got ${describe(values[row])}`,
-    );
-  };
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) {
       out[i] = null;
       continue;
     }
-    switch (type) {
-      case 'string':
-        if (typeof v !== 'string') fail(i, 'a string');
-        out[i] = v;
-        break;
-      case 'float':
-      case 'double':
-        if (typeof v !== 'number') fail(i, 'a number');
-        out[i] = v;
-        break;
-      case 'int':
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < INT32_MIN || v > INT32_MAX) {
-          fail(i, 'an integer in the 32-bit range');
-        }
-        out[i] = v;
-        break;
-      case 'bigint':
-        if (typeof v === 'bigint') {
-          if (v < INT64_MIN || v > INT64_MAX) fail(i, 'an integer in the 64-bit range');
-          out[i] = v;
-        } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
-          out[i] = BigInt(v);
-        } else {
-          fail(i, 'a bigint or a safe integer');
-        }
-        break;
-      case 'boolean':
-        if (typeof v !== 'boolean') fail(i, 'a boolean');
-        out[i] = v;
-        break;
-      case 'array<float>':
-        out[i] = floatList(v, () => fail(i, 'an array of numbers'));
-        break;
+    const checked = checkValue(type, v);
+    if (checked === INVALID) {
+      throw new ParquetEncodeError(
+        `column "${column.name}" (${type}) row ${i}: expected ${expectedText(type, v)}, got ${describe(v)}`,
+      );
     }
+    out[i] = checked;
   }
   return out;
 }
 
-/** The writer walks lists with Array.isArray, so typed arrays become plain arrays here. */
-function floatList(v: unknown, fail: () => never): number[] {
-  if (Array.isArray(v)) {
-    for (const x of v) if (typeof x !== 'number') fail();
-    return v as number[];
-  }
-  if (v instanceof Float32Array || v instanceof Float64Array) return Array.from(v);
-  return fail();
-}
-
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);

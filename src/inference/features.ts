@@ -1,13 +1,28 @@
 /**
- * Records -> input tensors. A record whose values can't become numbers is set aside as an error row here, before
- * inference, so one bad value never fails a batch.
+ * Records -> input tensors, as declared in `model.inputs` (tabular columns, array columns, tokenized text, decoded
+ * images) or by a processor module's preprocess. A record whose values can't become tensors is set aside as an
+ * error row here, before inference, so one bad value never fails a batch.
  */
 import * as ort from 'onnxruntime-node';
 import type { DecodedRecord } from '../formats/records.js';
 import type { ErrorReason } from '../runs/types.js';
 import { ModelError } from '../spec/errors.js';
-import type { InputTensorSpec, TabularDtype } from '../spec/schema.js';
+import {
+  isArrayInput,
+  isImageInput,
+  isTabularInput,
+  isTextInput,
+  type InputTensorSpec,
+} from '../spec/model-io.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { arrayEntry } from './arrays.js';
+import type { EntryBuilder, EntryIssue } from './entry.js';
+import { imageEntry } from './images.js';
+import { NO_MODEL_FILES, type ModelFiles } from './model-files.js';
+import { checkedFeeds, type ProcessorModule } from './processor.js';
 import type { TensorInfo } from './session.js';
+import { tabularEntry } from './tabular.js';
+import { textEntry, textTensors } from './text.js';
 
 export interface RecordIssue {
   /** Index of the record in the batch handed to `build`. */
@@ -24,150 +39,190 @@ export interface FeatureBatch {
 }
 
 export interface FeatureBuilder {
-  /** Columns the builder reads: what a reader needs to decode. */
+  /** Columns the builder reads: what a reader needs to decode. Empty with a processor (it may read any). */
   readonly columns: readonly string[];
-  build(records: readonly DecodedRecord[]): FeatureBatch;
+  /** Async because images are decoded off the main thread and processors may be async. */
+  build(records: readonly DecodedRecord[]): Promise<FeatureBatch>;
 }
 
-type NumericArray = Float32Array | Float64Array | Int32Array | BigInt64Array;
+export interface FeatureContext {
+  /** Tokenizers and the processor module (see loadModelFiles). */
+  readonly files?: ModelFiles;
+  /** Reads images that a column names by location. */
+  readonly store?: ObjectStore;
+}
 
-const ARRAYS: Record<TabularDtype, new (n: number) => NumericArray> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-};
+/** Images decoded at once per batch: enough to keep libuv's thread pool busy without holding every image. */
+const DECODE_CONCURRENCY = 8;
 
-/** Checks the declared inputs against the model once, so a mismatch fails the shard before any record is read. */
+/**
+ * Checks the declared inputs against the model once, so a mismatch fails the shard before any record is read.
+ * @param modelInputs the session's inputs (names, types, shapes).
+ */
 export function createFeatureBuilder(
   declared: readonly InputTensorSpec[],
   modelInputs: readonly TensorInfo[],
+  context: FeatureContext = {},
 ): FeatureBuilder {
+  const files = context.files ?? NO_MODEL_FILES;
   const byName = new Map(modelInputs.map((i) => [i.name, i]));
-  const problems: string[] = [];
-  for (const input of declared) {
-    const info = byName.get(input.tensor);
-    if (!info) {
-      problems.push(
-        `model.inputs declares tensor "${input.tensor}" but the model's inputs are ${[...byName.keys()].join(', ')}`,
+  const preprocess = files.processor?.preprocess;
+  if (preprocess && files.processor) {
+    if (declared.length > 0) {
+      throw new ModelError(
+        `processor "${files.processor.ref}" exports preprocess, which feeds every graph input, and model.inputs ` +
+          'declares inputs too; remove model.inputs, or the preprocess export',
       );
-      continue;
     }
-    if (info.type && info.type !== input.dtype) {
+    return processorBuilder(files.processor, modelInputs);
+  }
+  if (declared.length === 0) {
+    throw new ModelError(
+      'model.inputs is empty and no processor module exports preprocess; declare the model inputs',
+    );
+  }
+
+  const problems: string[] = [];
+  const explicit = new Set(
+    declared.flatMap((d) => (isTextInput(d) ? Object.values(d.tensors ?? {}) : [d.tensor])),
+  );
+  const entries: EntryBuilder[] = [];
+  for (const input of declared) {
+    try {
+      entries.push(entryFor(input, byName, explicit, files, context.store));
+    } catch (err) {
+      if (!(err instanceof ModelError)) throw err;
+      problems.push(err.message);
+    }
+  }
+  const fed = new Set(entries.flatMap((e) => e.feeds));
+  for (const name of fed) {
+    if (!byName.has(name)) {
       problems.push(
+        `model.inputs declares tensor "${name}" but the model's inputs are ${[...byName.keys()].join(', ')}`,
+      );
+    }
+  }
+  for (const name of byName.keys()) {
+    if (!fed.has(name)) problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
+  }
+  if (problems.length > 0) {
+    throw new ModelError(`The job spec does not match the model: ${problems.join('; ')}`);
+  }
+  const columns = [...new Set(entries.flatMap((e) => e.columns))];
+  return { columns, build: (records) => buildBatch(entries, records) };
+}
+
+function entryFor(
+  input: InputTensorSpec,
+  byName: ReadonlyMap<string, TensorInfo>,
+  explicit: ReadonlySet<string>,
+  files: ModelFiles,
+  store: ObjectStore | undefined,
+): EntryBuilder {
+  if (isTextInput(input)) {
+    const tokenizer = files.tokenizers.get(input.from.tokenizer);
+    if (!tokenizer)
+      throw new ModelError(`tokenizer "${input.from.tokenizer}" was not loaded (loadModelFiles)`);
+    return textEntry(input, tokenizer, textTensors(input, byName, explicit), byName);
+  }
+  if (isImageInput(input)) return imageEntry(input, byName.get(input.tensor), store);
+  if (isArrayInput(input)) {
+    const info = byName.get(input.tensor);
+    if (info?.type && info.type !== input.dtype) {
+      throw new ModelError(`tensor "${input.tensor}" is ${info.type} in the model; set dtype: ${info.type}`);
+    }
+    return arrayEntry(input, info);
+  }
+  if (isTabularInput(input)) {
+    const info = byName.get(input.tensor);
+    if (info?.type && info.type !== input.dtype) {
+      throw new ModelError(
         `tensor "${input.tensor}" is ${info.type} in the model; set dtype: ${info.type} in the job spec`,
       );
     }
-    const last = info.shape?.[info.shape.length - 1];
+    if (info?.shape && info.shape.length !== 2) {
+      throw new ModelError(
+        `tensor "${input.tensor}" has rank ${info.shape.length}; tabular inputs need [batch, features] (an ` +
+          'array input, from: { array }, takes any shape)',
+      );
+    }
+    const last = info?.shape?.[info.shape.length - 1];
     if (typeof last === 'number' && last !== input.from.columns.length) {
-      problems.push(
+      throw new ModelError(
         `tensor "${input.tensor}" takes ${last} values per record but ${input.from.columns.length} columns are listed`,
       );
     }
-    if (info.shape && info.shape.length !== 2) {
-      problems.push(
-        `tensor "${input.tensor}" has rank ${info.shape.length}; tabular inputs need [batch, features]`,
-      );
-    }
+    return tabularEntry(input);
   }
-  const declaredNames = new Set(declared.map((d) => d.tensor));
-  for (const name of byName.keys()) {
-    if (!declaredNames.has(name))
-      problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
-  }
-  if (problems.length > 0)
-    throw new ModelError(`The job spec does not match the model: ${problems.join('; ')}`);
-
-  const columns = [...new Set(declared.flatMap((d) => d.from.columns))];
-  return { columns, build: (records) => buildBatch(declared, records) };
+  // The schema admits no other kind; this keeps the compiler honest if one is added.
+  const never: never = input;
+  throw new ModelError(`unsupported model input ${JSON.stringify(never)}`);
 }
 
-function buildBatch(declared: readonly InputTensorSpec[], records: readonly DecodedRecord[]): FeatureBatch {
-  const n = records.length;
-  const buffers = declared.map((d) => new ARRAYS[d.dtype](n * d.from.columns.length));
-  const issues: RecordIssue[] = [];
-  const included: number[] = [];
-  let row = 0;
-  for (let index = 0; index < n; index++) {
-    const values = records[index]!.values;
-    let issue: RecordIssue | undefined;
-    for (let t = 0; t < declared.length && !issue; t++) {
-      const spec = declared[t]!;
-      const buf = buffers[t]!;
-      const cols = spec.from.columns;
-      const base = row * cols.length;
-      for (let c = 0; c < cols.length; c++) {
-        const column = cols[c]!;
-        const raw = values[column];
-        let num = toNumber(raw);
-        if (num === undefined) {
-          if (raw === null || raw === undefined || raw === '') {
-            if (spec.missing === 'error') {
-              issue = { index, reason: 'MISSING_VALUE', message: `column "${column}" is missing or null` };
-              break;
-            }
-            num = spec.missing.fill;
-          } else {
-            issue = {
-              index,
-              reason: 'INVALID_VALUE',
-              message: `column "${column}" is not a number: ${show(raw)}`,
-            };
-            break;
-          }
-        }
-        if (buf instanceof BigInt64Array) {
-          if (!Number.isInteger(num)) {
-            issue = {
-              index,
-              reason: 'INVALID_VALUE',
-              message: `column "${column}" is not an integer: ${show(raw)}`,
-            };
-            break;
-          }
-          buf[base + c] = BigInt(num);
-        } else {
-          buf[base + c] = num;
-        }
+async function buildBatch(
+  entries: readonly EntryBuilder[],
+  records: readonly DecodedRecord[],
+): Promise<FeatureBatch> {
+  const failed = new Map<number, EntryIssue>();
+  const batches = entries.map((entry) => entry.batch(records));
+  for (let e = 0; e < entries.length; e++) {
+    const batch = batches[e]!;
+    // A record an earlier entry rejected is not prepared again (no image decoded for a record already out).
+    const pending: number[] = [];
+    for (let i = 0; i < records.length; i++) if (!failed.has(i)) pending.push(i);
+    if (!entries[e]!.async) {
+      for (const i of pending) {
+        const issue = batch.prepare(i) as EntryIssue | undefined;
+        if (issue) failed.set(i, issue);
       }
+      continue;
     }
-    if (issue) {
-      issues.push(issue);
-    } else {
-      included.push(index);
-      row++;
-    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < pending.length) {
+        const i = pending[next++]!;
+        const issue = await batch.prepare(i);
+        if (issue) failed.set(i, issue);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, pending.length) }, worker));
   }
+  const included: number[] = [];
+  for (let i = 0; i < records.length; i++) if (!failed.has(i)) included.push(i);
   const feeds: Record<string, ort.Tensor> = {};
-  declared.forEach((spec, t) => {
-    const width = spec.from.columns.length;
-    const full = buffers[t]!;
-    // Rows of rejected records were never committed: only the first `row` rows hold data.
-    const data = row === n ? full : full.subarray(0, row * width);
-    feeds[spec.tensor] = new ort.Tensor(spec.dtype, data, [row, width]);
-  });
+  for (const batch of batches) Object.assign(feeds, batch.assemble(included));
+  const issues = [...failed.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([index, issue]) => ({ index, ...issue }));
   return { feeds, included, issues };
 }
 
-/** A finite number, or undefined when the value is absent or not numeric. */
-function toNumber(raw: unknown): number | undefined {
-  switch (typeof raw) {
-    case 'number':
-      return Number.isFinite(raw) ? raw : undefined;
-    case 'string': {
-      const n = Number(raw);
-      // Number('') and Number('  ') are 0: only then is it worth checking for a blank string (trim allocates).
-      if (n === 0 && raw.trim().length === 0) return undefined;
-      return Number.isFinite(n) ? n : undefined;
-    }
-    case 'bigint':
-      return Number(raw);
-    default:
-      return undefined;
-  }
-}
-
-function show(raw: unknown): string {
-  const text = typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+/** A processor module's preprocess feeds every graph input. */
+function processorBuilder(processor: ProcessorModule, modelInputs: readonly TensorInfo[]): FeatureBuilder {
+  const preprocess = processor.preprocess!;
+  return {
+    columns: [],
+    async build(records) {
+      const context = { Tensor: ort.Tensor, modelInputs };
+      const { feeds, errors } = checkedFeeds(
+        processor.ref,
+        await preprocess(records, context),
+        records.length,
+      );
+      const missingInputs = modelInputs.filter((i) => !(i.name in feeds)).map((i) => i.name);
+      if (missingInputs.length > 0) {
+        throw new ModelError(
+          `processor "${processor.ref}": preprocess did not feed ${missingInputs.join(', ')}; it must feed every ` +
+            'graph input',
+        );
+      }
+      const included: number[] = [];
+      for (let i = 0; i < records.length; i++) if (!errors.has(i)) included.push(i);
+      const issues = [...errors.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(([index, e]) => ({ index, reason: e.reason, message: e.message }));
+      return { feeds, included, issues };
+    },
+  };
 }

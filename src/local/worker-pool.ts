@@ -52,6 +52,8 @@ export interface WorkerPoolOptions {
   /** Extra environment for every child (e.g. thread count, S3 endpoint). */
   readonly environment?: Readonly<Record<string, string>>;
   readonly onMessage?: (message: WorkerMessage, index: number) => void;
+  /** Called when a child attempt has started, with its process id. */
+  readonly onAttemptStart?: (info: { index: number; attempt: number; pid: number }) => void;
   /** Called when a child attempt ends, for logging. */
   readonly onAttemptEnd?: (info: {
     index: number;
@@ -65,6 +67,8 @@ const LOG_TAIL_BYTES = 4096;
 
 export class LocalWorkerPool {
   private readonly running = new Set<ChildProcess>();
+  /** Set by killAll: no further attempt is started, and killed children are not retried. */
+  private stopping = false;
 
   constructor(private readonly options: WorkerPoolOptions) {
     mkdirSync(options.logDir, { recursive: true });
@@ -78,7 +82,7 @@ export class LocalWorkerPool {
       for (;;) {
         const index = next++;
         if (index >= size) return;
-        const failure = await this.runChild(request, index);
+        const failure = this.stopping ? this.cancelled(request, index) : await this.runChild(request, index);
         if (failure) failed.push(failure);
       }
     };
@@ -87,9 +91,25 @@ export class LocalWorkerPool {
     return { jobName: request.jobName, children: size, failed };
   }
 
-  /** Kills every running child (used when a local run is interrupted). */
+  /**
+   * Kills every running child (used when a local run is interrupted). The pool stops for good: a killed child is not
+   * retried (its death by signal would otherwise look like a Spot reclaim) and no further child starts.
+   */
   killAll(signal: NodeJS.Signals = 'SIGTERM'): void {
+    this.stopping = true;
     for (const child of this.running) child.kill(signal);
+  }
+
+  private cancelled(request: JobRequest, index: number): ChildFailure {
+    return {
+      index,
+      attempts: 0,
+      exitCode: null,
+      signal: null,
+      statusReason: 'Job cancelled: the local run is stopping',
+      logFile: path.join(this.options.logDir, `${request.jobName}-${index}-attempt1.log`),
+      logTail: '',
+    };
   }
 
   private async runChild(request: JobRequest, index: number): Promise<ChildFailure | undefined> {
@@ -105,7 +125,7 @@ export class LocalWorkerPool {
       const retry = WORKER_RETRY.retryOn.some(
         (rule) => 'onStatusReason' in rule && matchesRetryPattern(rule.onStatusReason, statusReason),
       );
-      if (!retry || attempt >= WORKER_RETRY.attempts) {
+      if (!retry || attempt >= WORKER_RETRY.attempts || this.stopping) {
         return {
           index,
           attempts: attempt,
@@ -142,6 +162,7 @@ export class LocalWorkerPool {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       });
       this.running.add(child);
+      if (child.pid !== undefined) this.options.onAttemptStart?.({ index, attempt, pid: child.pid });
       const log = createWriteStream(logFile);
       let tail = '';
       const keepTail = (chunk: Buffer): void => {
@@ -184,6 +205,11 @@ export function workerEntry(): { file: string; execArgv: string[] } {
   const self = fileURLToPath(import.meta.url);
   const ext = path.extname(self);
   const file = path.join(path.dirname(self), '..', 'worker', `main${ext}`);
-  const execArgv = ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : [];
+  // A larger young generation: the worker allocates a record object per input line, and with V8's default
+  // semi-space most of its garbage-collection time went to scavenges (measured: about 10% faster per shard).
+  const execArgv = [
+    '--max-semi-space-size=64',
+    ...(ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : []),
+  ];
   return { file, execArgv };
 }

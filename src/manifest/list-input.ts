@@ -3,12 +3,17 @@
  * time. The result is the run's input snapshot, so it is sorted by URI: the same input always gives the same
  * snapshot (and the same plan), whatever order a store or a manifest produced it in.
  *
- * Three ways to name input (`input.manifest`):
+ * Four ways to name input (`input.manifest`):
  * - `prefix`: every data object under `asPrefix(input.uri)`. The URI is always read as a folder (a trailing `/` is
  *   implied), never as a partial key name, so `s3://b/data` cannot pick up `s3://b/data-out/...`; that is also how
- *   the input/output overlap check reads it.
+ *   the input/output overlap check reads it. Where the store can list one level at a time (S3's delimiter), the
+ *   folders below the prefix are listed in parallel (see `listPrefix`).
  * - `list`: `input.uri` is a list manifest naming the objects (see `forEachManifestEntry` for the accepted shapes).
+ * - `s3-inventory`: `input.uri` is the manifest.json of an S3 Inventory report (see s3-inventory.ts).
  * - `auto`: see AUTO_MANIFEST_RULE.
+ *
+ * Whatever names them, input objects may not lie under the run's output prefix (`ListOptions.outputUri`): a run
+ * would read its own predictions.
  *
  * Empty input (a prefix holding only `_SUCCESS`, an empty manifest) is not an error here: Plan makes no shards and
  * the run finalizes with 0 records. A prefix with nothing at all under it, or a manifest that does not exist, is
@@ -20,19 +25,44 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type { InputObject } from '../runs/types.js';
 import { InputError } from '../spec/errors.js';
-import type { InputFormat, JobSpec } from '../spec/schema.js';
+import type { JobSpec } from '../spec/schema.js';
 import { NotFoundError, type ObjectInfo, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, dirnameUri, joinUri, parseUri, type ParsedUri } from '../storage/uri.js';
 import { mapConcurrent } from './concurrency.js';
+import { forEachLine } from './lines.js';
+import { forEachInventoryEntry, looksLikeInventoryManifest } from './s3-inventory.js';
 
 export type InputSpec = Pick<JobSpec['input'], 'uri' | 'format' | 'manifest'>;
 
-/** Names a prefix listing keeps, per format (compared case-insensitively). Compressed inputs come later. */
-export const FORMAT_EXTENSIONS: Readonly<Record<InputFormat, readonly string[]>> = {
+export interface ListOptions {
+  /** The run's output prefix: an input object under it is an InputError (the run would read its own output). */
+  readonly outputUri?: string;
+  /** Objects a prefix must have beyond which it is listed in parallel. @default SMALL_LISTING (one S3 page) */
+  readonly parallelAbove?: number;
+}
+
+/**
+ * Names a listing keeps, per format (compared case-insensitively). Compressed inputs come later. A format with no
+ * entry keeps every name: `files`, where each object is one record whatever its type.
+ */
+export const FORMAT_EXTENSIONS: Readonly<Partial<Record<string, readonly string[]>>> = {
   parquet: ['.parquet'],
   jsonl: ['.jsonl', '.json', '.ndjson'],
   csv: ['.csv'],
 };
+
+/** Whether a listing keeps an object named `name` as data of `format`. */
+export function isDataName(format: string, name: string): boolean {
+  const extensions = FORMAT_EXTENSIONS[format];
+  if (extensions === undefined) return true;
+  const lower = name.toLowerCase();
+  return extensions.some((ext) => lower.endsWith(ext));
+}
+
+/** Spark/Hive convention: `_SUCCESS`, `_temporary/`, `.staging/` and the like are bookkeeping, not data. */
+export function isHiddenPath(relativeKey: string): boolean {
+  return relativeKey.split('/').some((segment) => segment.startsWith('_') || segment.startsWith('.'));
+}
 
 /** Extensions that always mean "list manifest" to `auto`. */
 export const MANIFEST_EXTENSIONS: readonly string[] = ['.manifest', '.txt'];
@@ -42,74 +72,203 @@ const LIST_FILE_EXTENSIONS: readonly string[] = ['.jsonl', '.ndjson', '.json', '
 
 /** The `auto` rule, word for word as error messages show it. */
 export const AUTO_MANIFEST_RULE =
-  'manifest: auto reads input.uri as a prefix when it ends in "/"; otherwise, if it names an existing object, as a ' +
-  'list manifest when the name ends in .manifest or .txt (or in .jsonl/.ndjson/.json/.csv while input.format is ' +
-  'another format), else as a single input object; if it names no object, as a prefix. Set input.manifest to ' +
-  '"prefix" or "list" to choose explicitly';
+  'manifest: auto reads input.uri as a prefix when it ends in "/"; otherwise, if it names an existing object, as an ' +
+  'S3 Inventory report when it is a manifest.json with the inventory shape ({"sourceBucket", "fileFormat", ' +
+  '"files": [...]}), as a list manifest when the name ends in .manifest or .txt (or in .jsonl/.ndjson/.json/.csv ' +
+  'while input.format is another format), else as a single input object; if it names no object, as a prefix. Set ' +
+  'input.manifest to "prefix", "list" or "s3-inventory" to choose explicitly';
 
 /** HEAD requests in flight while checking a list manifest's objects. */
 const HEAD_CONCURRENCY = 64;
 /** Missing objects reported before giving up on the rest of a list manifest. */
 const MAX_REPORTED_MISSING = 20;
+/** A `manifest.json` larger than this is not read to see whether it is an S3 Inventory manifest. */
+const MAX_SNIFF_BYTES = 64 * 1024 * 1024;
+
+/** A prefix with fewer objects than this (one S3 listing page) is listed plainly. */
+export const SMALL_LISTING = 1_000;
+/** Full listings of folders in flight at once. */
+export const LIST_CONCURRENCY = 16;
+/** Folders wanted before the full listings start: enough to keep LIST_CONCURRENCY listings busy. */
+const LIST_FANOUT = 2 * LIST_CONCURRENCY;
+/** Levels expanded at most while looking for that many folders. */
+const LIST_MAX_DEPTH = 3;
 
 export type ResolvedManifestMode =
   | { readonly mode: 'prefix'; readonly prefixUri: string }
   | { readonly mode: 'list'; readonly manifestUri: string }
+  | { readonly mode: 's3-inventory'; readonly manifestUri: string }
   | { readonly mode: 'object'; readonly object: ObjectInfo };
 
 /** Lists the run's input objects, sorted by URI (code-unit order, the same on every platform). */
-export async function listInput(store: ObjectStore, input: InputSpec): Promise<InputObject[]> {
+export async function listInput(
+  store: ObjectStore,
+  input: InputSpec,
+  options: ListOptions = {},
+): Promise<InputObject[]> {
   const resolved = await resolveManifestMode(store, input);
+  let objects: InputObject[];
   switch (resolved.mode) {
     case 'object':
-      return resolved.object.size > 0 ? [toInputObject(resolved.object)] : [];
+      objects = resolved.object.size > 0 ? [toInputObject(resolved.object)] : [];
+      break;
     case 'prefix':
-      return listPrefix(store, input, resolved.prefixUri);
+      objects = await listPrefix(store, input, resolved.prefixUri, options);
+      break;
     case 'list':
-      return listManifest(store, resolved.manifestUri);
+      objects = await listManifest(store, resolved.manifestUri, listEntries(store, resolved.manifestUri));
+      break;
+    case 's3-inventory':
+      objects = await listManifest(
+        store,
+        resolved.manifestUri,
+        inventoryEntries(store, resolved.manifestUri, input.format),
+      );
+      break;
   }
+  if (options.outputUri !== undefined) rejectOutputOverlap(objects, options.outputUri, input.uri);
+  return objects;
 }
 
-/** Decides how `input.uri` is read, applying AUTO_MANIFEST_RULE for `auto`. Costs at most one HEAD. */
+/** Decides how `input.uri` is read, applying AUTO_MANIFEST_RULE for `auto`. Costs at most one HEAD (and one GET). */
 export async function resolveManifestMode(
   store: ObjectStore,
   input: InputSpec,
 ): Promise<ResolvedManifestMode> {
   if (input.manifest === 'prefix') return { mode: 'prefix', prefixUri: asPrefix(input.uri) };
   if (input.manifest === 'list') return { mode: 'list', manifestUri: input.uri };
+  if (input.manifest === 's3-inventory') return { mode: 's3-inventory', manifestUri: input.uri };
   if (input.uri.endsWith('/') || parseUri(input.uri).key === '') {
     return { mode: 'prefix', prefixUri: asPrefix(input.uri) };
   }
   const info = await store.tryHead(input.uri);
   if (!info) return { mode: 'prefix', prefixUri: asPrefix(input.uri) };
   const name = lastSegment(input.uri).toLowerCase();
-  const dataExtensions = FORMAT_EXTENSIONS[input.format];
+  if (
+    name === 'manifest.json' &&
+    info.size <= MAX_SNIFF_BYTES &&
+    (await isInventoryManifest(store, input.uri))
+  ) {
+    return { mode: 's3-inventory', manifestUri: input.uri };
+  }
   const isManifest =
     MANIFEST_EXTENSIONS.some((ext) => name.endsWith(ext)) ||
-    LIST_FILE_EXTENSIONS.some((ext) => name.endsWith(ext) && !dataExtensions.includes(ext));
+    LIST_FILE_EXTENSIONS.some((ext) => name.endsWith(ext) && !isDataName(input.format, name));
   return isManifest ? { mode: 'list', manifestUri: input.uri } : { mode: 'object', object: info };
 }
 
-async function listPrefix(store: ObjectStore, input: InputSpec, prefixUri: string): Promise<InputObject[]> {
+async function isInventoryManifest(store: ObjectStore, uri: string): Promise<boolean> {
+  try {
+    return looksLikeInventoryManifest(JSON.parse(new TextDecoder().decode(await store.get(uri))));
+  } catch {
+    // Not JSON (or gone): whatever it is, it is not an inventory manifest; the other rules decide.
+    return false;
+  }
+}
+
+function rejectOutputOverlap(objects: readonly InputObject[], outputUri: string, inputUri: string): void {
+  const out = asPrefix(outputUri);
+  const inside = objects.filter((o) => o.uri.startsWith(out));
+  if (inside.length === 0) return;
+  const shown = inside.slice(0, 5).map((o) => `  - ${o.uri}`);
+  const more = inside.length > 5 ? [`  ... and ${inside.length - 5} more`] : [];
+  throw new InputError(
+    `input.uri ${inputUri} names ${inside.length} object(s) under output.uri ${out}; a run would read its own ` +
+      `output:\n${[...shown, ...more].join('\n')}\nRemove them from the input, or write predictions to a prefix ` +
+      'that holds no input',
+  );
+}
+
+/**
+ * Every data object under a prefix. A prefix that fits in one listing page (SMALL_LISTING objects) is listed
+ * plainly: one request. A larger one, where the store has `listPrefixes`, is listed in parallel: the prefix is
+ * expanded one level at a time (each level's folders listed concurrently, each level's own objects kept) until
+ * there are at least LIST_FANOUT folders or LIST_MAX_DEPTH levels were expanded, then each folder is listed in
+ * full, LIST_CONCURRENCY at a time. Bookkeeping folders (`_temporary/`, `.staging/`) are not descended into. The
+ * result is sorted, so the order the listings finish in never shows.
+ */
+async function listPrefix(
+  store: ObjectStore,
+  input: InputSpec,
+  prefixUri: string,
+  options: ListOptions,
+): Promise<InputObject[]> {
   const base = parseUri(prefixUri).key;
-  const extensions = FORMAT_EXTENSIONS[input.format];
   const objects: InputObject[] = [];
   let seen = 0;
-  for await (const info of store.list(prefixUri)) {
+  const consider = (info: ObjectInfo): void => {
     seen++;
-    if (info.size === 0) continue;
+    if (info.size === 0) return;
     const key = parseUri(info.uri).key;
     const relative = key.startsWith(base) ? key.slice(base.length) : lastSegment(key);
-    // Spark/Hive convention: `_SUCCESS`, `_temporary/`, `.staging/` and the like are bookkeeping, not data.
-    if (relative.split('/').some((segment) => segment.startsWith('_') || segment.startsWith('.'))) continue;
-    const name = relative.toLowerCase();
-    if (!extensions.some((ext) => name.endsWith(ext))) continue;
+    if (isHiddenPath(relative) || !isDataName(input.format, relative)) return;
     objects.push(toInputObject(info));
+  };
+  if (!store.listPrefixes) {
+    for await (const info of store.list(prefixUri)) consider(info);
+  } else {
+    const listLevel = store.listPrefixes.bind(store);
+    // Most prefixes are small, and a plain listing of them is one request; a large one is listed in parallel,
+    // starting from its first level. Both are asked for at once, so finding out costs no extra round trip.
+    const limit = options.parallelAbove ?? SMALL_LISTING;
+    const [probe, root] = await settleBoth(firstObjects(store, prefixUri, limit), listLevel(prefixUri));
+    if (probe.complete) {
+      for (const info of probe.objects) consider(info);
+    } else {
+      let levels = [root];
+      let frontier: string[] = [];
+      for (let depth = 0; ; depth++) {
+        frontier = [];
+        for (const level of levels) {
+          for (const info of level.objects) consider(info);
+          seen += level.prefixes.length;
+          for (const folder of level.prefixes) {
+            if (!isHiddenPath(parseUri(folder).key.slice(base.length).replace(/\/$/, '')))
+              frontier.push(folder);
+          }
+        }
+        // A folder listed as a level is listed completely when it has no folders itself, so expanding a level
+        // is never wasted work; it stops once there are enough folders to keep every listing slot busy.
+        if (frontier.length === 0 || frontier.length >= LIST_FANOUT || depth + 1 >= LIST_MAX_DEPTH) break;
+        levels = await mapConcurrent(frontier, LIST_CONCURRENCY, (uri) => listLevel(uri));
+      }
+      const listings = await mapConcurrent(frontier, LIST_CONCURRENCY, async (folder) => {
+        const found: ObjectInfo[] = [];
+        for await (const info of store.list(folder)) found.push(info);
+        return found;
+      });
+      for (const listing of listings) for (const info of listing) consider(info);
+    }
   }
   if (seen === 0 && !(await isLocalDirectory(prefixUri))) {
     throw new InputError(await missingPrefixMessage(store, input, prefixUri));
   }
   return sortByUri(objects);
+}
+
+/** The first objects of a plain listing, up to `limit`: `complete` when that is all there is. */
+async function firstObjects(
+  store: ObjectStore,
+  prefixUri: string,
+  limit: number,
+): Promise<{ objects: ObjectInfo[]; complete: boolean }> {
+  const objects: ObjectInfo[] = [];
+  if (limit <= 0) return { objects, complete: false };
+  for await (const info of store.list(prefixUri)) {
+    objects.push(info);
+    // Leaving the loop at the limit ends the listing before it asks for another page. A prefix of exactly `limit`
+    // objects counts as large: telling would take that other page.
+    if (objects.length >= limit) return { objects, complete: false };
+  }
+  return { objects, complete: true };
+}
+
+/** Both results, or the first failure once both have settled (so neither rejection goes unhandled). */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
 }
 
 async function missingPrefixMessage(
@@ -151,6 +310,8 @@ export interface ManifestEntry {
   readonly size?: number;
   readonly etag?: string;
   readonly versionId?: string;
+  /** Where the entry is, when a line number does not say it (an S3 Inventory file and row). */
+  readonly where?: string;
 }
 
 /** `lines`: JSONL, CSV or text, one entry per line. `array`: a SageMaker ManifestFile (a JSON array). */
@@ -161,12 +322,37 @@ export function whereIs(shape: ManifestShape, position: number): string {
   return shape === 'array' ? `entry ${position}` : `line ${position}`;
 }
 
-async function listManifest(store: ObjectStore, manifestUri: string): Promise<InputObject[]> {
+/** Reads a manifest, calling `onEntry` per entry; returns the shape (for naming entries in errors). */
+type EntrySource = (onEntry: (entry: ManifestEntry) => void) => Promise<ManifestShape>;
+
+function listEntries(store: ObjectStore, manifestUri: string): EntrySource {
+  return (onEntry) => forEachManifestEntry(store, manifestUri, onEntry);
+}
+
+/** An S3 Inventory's objects as manifest entries, filtered like a prefix listing of the bucket. */
+function inventoryEntries(store: ObjectStore, manifestUri: string, format: string): EntrySource {
+  return async (onEntry) => {
+    let position = 0;
+    await forEachInventoryEntry(
+      store,
+      manifestUri,
+      (key) => !isHiddenPath(key) && isDataName(format, key),
+      (entry) => onEntry({ ...entry, position: ++position }),
+    );
+    return 'lines';
+  };
+}
+
+async function listManifest(
+  store: ObjectStore,
+  manifestUri: string,
+  entries: EntrySource,
+): Promise<InputObject[]> {
   // Entries are turned into InputObjects as they stream in and then dropped, so a million-line manifest costs the
   // snapshot's memory once, not twice. Only entries that need a HEAD are kept until it is done.
   const objects: InputObject[] = [];
   const toHead: ManifestEntry[] = [];
-  const shape = await forEachManifestEntry(store, manifestUri, (entry) => {
+  const shape = await entries((entry) => {
     // A manifest that carries both (S3 Inventory does) spares a HEAD per object: a million HEADs take minutes.
     if (entry.size !== undefined && entry.etag !== undefined) {
       // Zero-byte objects hold no records (and are not valid Parquet files): left out, as a prefix listing does.
@@ -198,7 +384,9 @@ async function listManifest(store: ObjectStore, manifestUri: string): Promise<In
     const more = missing.length >= MAX_REPORTED_MISSING ? ' (stopped checking after these)' : '';
     throw new InputError(
       `list manifest ${manifestUri} names ${missing.length} object(s) that do not exist${more}:\n` +
-        missing.map((entry) => `  - ${whereIs(shape, entry.position)}: ${entry.uri}`).join('\n') +
+        missing
+          .map((entry) => `  - ${entry.where ?? whereIs(shape, entry.position)}: ${entry.uri}`)
+          .join('\n') +
         '\nFix or remove those lines, or check that the data finished landing before the run started',
     );
   }
@@ -209,8 +397,8 @@ async function listManifest(store: ObjectStore, manifestUri: string): Promise<In
       // Rare and fatal: read the manifest again to name the lines, rather than keep every line number meanwhile.
       const uri = objects[i]!.uri;
       const places: string[] = [];
-      await forEachManifestEntry(store, manifestUri, (entry) => {
-        if (entry.uri === uri) places.push(whereIs(shape, entry.position));
+      await entries((entry) => {
+        if (entry.uri === uri) places.push(entry.where ?? whereIs(shape, entry.position));
       });
       throw new InputError(
         `list manifest ${manifestUri} names ${uri} more than once (${places.join(', ')}); every object would be ` +
@@ -282,35 +470,6 @@ export async function readListManifest(
   const entries: ManifestEntry[] = [];
   const shape = await forEachManifestEntry(store, manifestUri, (entry) => entries.push(entry));
   return { shape, entries };
-}
-
-/**
- * Splits a byte stream into lines at `\n`, decoding each line once. A line split across chunks
- * is gathered as a list of pieces and joined once, so even a single-line manifest of many MB is read in linear
- * time. (readline's async iterator costs a promise per line: seconds for a million lines.)
- */
-async function forEachLine(stream: Readable, onLine: (line: string, lineNo: number) => void): Promise<void> {
-  let pieces: Buffer[] = [];
-  let lineNo = 0;
-  // A `\r` before the `\n` stays on the line: callers trim lines (and JSON ignores it), so CRLF files just work.
-  const emit = (bytes: Buffer): void => onLine(bytes.toString('utf8'), ++lineNo);
-  for await (const chunk of stream) {
-    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    let start = 0;
-    for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
-      const piece = data.subarray(start, nl);
-      if (pieces.length > 0) {
-        pieces.push(piece);
-        emit(Buffer.concat(pieces));
-        pieces = [];
-      } else {
-        emit(piece);
-      }
-      start = nl + 1;
-    }
-    if (start < data.length) pieces.push(data.subarray(start));
-  }
-  if (pieces.length > 0) emit(Buffer.concat(pieces));
 }
 
 function parseManifestLine(

@@ -2,8 +2,9 @@
  * The Plan step: from a PlanRequest to a frozen plan in `<output>/_runs/<runId>/`, and the RunState that starts
  * round 0.
  *
- *   spec -> model (registry or URI; HEAD, sha256, label files) -> input listing -> input.jsonl (snapshot)
- *        -> Parquet footers / line sampling -> shards -> shards.jsonl -> plan.json (last)
+ *   spec -> model (registry or URI; HEAD, sha256; a model.tar.gz is extracted into <runUri>model/; companion files)
+ *        -> input listing -> input.jsonl (snapshot) -> Parquet footers / line sampling -> shards -> shards.jsonl
+ *        -> plan.json (last)
  *
  * plan.json is written last and is the commit point: a Plan Lambda retried after a crash finds no plan.json and
  * plans again (overwriting the earlier partial files); one retried after success finds it and returns the same
@@ -17,15 +18,17 @@ import { Readable } from 'node:stream';
 import { mapConcurrent } from '../manifest/concurrency.js';
 import { listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
+import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
 import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
 import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
 import { planSchema, type InputObject, type Plan, type ResolvedModel } from '../runs/types.js';
 import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors.js';
 import { modelFileReferences, parseJobSpec, parseJobSpecText } from '../spec/load.js';
+import { inputColumnsOf } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
-import { joinUri, resolveAgainst } from '../storage/uri.js';
+import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
 import { planShards, type ParquetLayoutLike } from './planner.js';
 
 export interface PlanDeps {
@@ -37,6 +40,8 @@ export interface PlanDeps {
 
 /** File name of the input snapshot inside the run prefix. */
 export const SNAPSHOT_FILE = 'input.jsonl';
+/** Folder inside the run prefix where a model archive is extracted. */
+export const MODEL_FOLDER = 'model/';
 
 /** Parquet footers read at once. Each is one or two small ranged GETs. */
 const FOOTER_CONCURRENCY = 32;
@@ -57,8 +62,8 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const existing = await readExistingPlan(store, layout);
   if (existing) return runStateOf(existing, layout.runUri);
 
-  const model = await resolveModel(spec, registry, store);
-  const objects = await listInput(store, spec.input);
+  const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER));
+  const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
   const snapshot = await writeJsonLines(store, snapshotUri, objects);
 
@@ -66,7 +71,8 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   let bytesPerRecord: number | undefined;
   if (spec.input.format === 'parquet') {
     layouts = await readParquetLayouts(store, objects, requiredColumns(spec));
-  } else {
+  } else if (spec.input.format !== 'files') {
+    // Files are one record each: their count is exact without reading anything.
     bytesPerRecord = await sampleBytesPerRecord(store, objects, spec.input.format === 'csv');
   }
   const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, { bytesPerRecord });
@@ -209,54 +215,96 @@ async function resolveModel(
   spec: JobSpec,
   registry: ModelRegistry,
   store: ObjectStore,
+  modelFolderUri: string,
 ): Promise<ResolvedModel> {
   let artifactUri: string;
   let described: string;
   let fromRegistry: { group: string; version: number; status: ApprovalStatus } | undefined;
+  let archive = false;
   if (spec.model.registry) {
     const { group, version } = spec.model.registry;
     const resolved = await registry.resolve(group, version);
     fromRegistry = { group: resolved.group, version: resolved.version, status: resolved.status };
     artifactUri = resolved.artifactUri;
+    archive = resolved.archive === true;
     described = `the artifact of model ${resolved.group} version ${resolved.version} (${resolved.status})`;
   } else {
     artifactUri = spec.model.uri!;
     described = 'model.uri';
   }
-  if (/\.(tar\.gz|tgz)$/i.test(artifactUri)) {
-    throw new ModelError(
-      `${described} is ${artifactUri}, an archive; model archives (model.tar.gz) are supported in a later ` +
-        'version. Point it at the .onnx file itself',
-    );
-  }
-  const info = await store.tryHead(artifactUri);
-  if (!info) {
-    throw new ModelError(`${described} ${artifactUri} does not exist; check the path or the registry entry`);
-  }
-  const sha256 = await sha256Of(store, artifactUri);
 
-  // Companion files (labels, ...): checked here, so a typo fails the plan and not every shard of the run.
+  // An archive is extracted into the run's folder; the run then loads the extracted .onnx like any other.
+  let extracted: ExtractedArchive | undefined;
+  let model: { uri: string; etag: string; size: number; sha256: string };
+  if (archive || isModelArchive(artifactUri)) {
+    extracted = await extractModelArchive(store, artifactUri, modelFolderUri, described);
+    model = extracted.model;
+  } else {
+    const info = await store.tryHead(artifactUri);
+    if (!info) {
+      throw new ModelError(
+        `${described} ${artifactUri} does not exist; check the path or the registry entry`,
+      );
+    }
+    model = {
+      uri: artifactUri,
+      etag: info.etag,
+      size: info.size,
+      sha256: await sha256Of(store, artifactUri),
+    };
+  }
+
+  // Companion files (labels, tokenizer, processor): checked here, so a typo fails the plan and not every shard.
   const files: Record<string, string> = {};
   for (const { ref, field } of modelFileReferences(spec)) {
     if (ref in files) continue;
-    const uri = resolveAgainst(artifactUri, ref);
-    if (!(await store.tryHead(uri))) {
-      throw new ModelError(
-        `${field} "${ref}" does not exist at ${uri} (relative paths are resolved against the model artifact ` +
-          `${artifactUri}); put the file there or give its full URI`,
-      );
-    }
-    files[ref] = uri;
+    files[ref] = await resolveCompanion(store, ref, field, artifactUri, model.uri, extracted);
   }
   return {
     source: fromRegistry ? 'registry' : 'uri',
     ...(fromRegistry ?? {}),
-    artifactUri,
-    etag: info.etag,
-    size: info.size,
-    sha256,
+    artifactUri: model.uri,
+    etag: model.etag,
+    size: model.size,
+    sha256: model.sha256,
     files,
+    ...(extracted && { archive: extracted.archive }),
   };
+}
+
+/**
+ * Where a companion file is. A URI is taken as it is. A relative reference is looked up inside an extracted
+ * archive first (next to the .onnx, then at the archive's root), then next to the artifact as it is stored.
+ */
+async function resolveCompanion(
+  store: ObjectStore,
+  ref: string,
+  field: string,
+  artifactUri: string,
+  modelUri: string,
+  extracted: ExtractedArchive | undefined,
+): Promise<string> {
+  const candidates: string[] = [];
+  const isUri = /^[a-z][a-z0-9+.-]*:\/\//i.test(ref);
+  if (extracted && !isUri) {
+    const inArchive = new Set([...extracted.files.values()].map((f) => f.uri));
+    for (const uri of [resolveAgainst(modelUri, ref), joinUri(asPrefix(extracted.rootUri), ref)]) {
+      if (inArchive.has(uri)) return uri;
+      candidates.push(uri);
+    }
+  }
+  const uri = resolveAgainst(artifactUri, ref);
+  if (await store.tryHead(uri)) return uri;
+  if (!extracted) {
+    throw new ModelError(
+      `${field} "${ref}" does not exist at ${uri} (relative paths are resolved against the model artifact ` +
+        `${artifactUri}); put the file there or give its full URI`,
+    );
+  }
+  throw new ModelError(
+    `${field} "${ref}" is not in the model archive ${artifactUri} (looked for ${[...new Set(candidates)].join(', ')}) ` +
+      `and does not exist next to it at ${uri}; put the file in the archive or give its full URI`,
+  );
 }
 
 async function sha256Of(store: ObjectStore, uri: string): Promise<string> {
@@ -319,7 +367,7 @@ const CHUNK_CHARS = 1 << 20;
 /** Columns every Parquet input must have: the model's input columns, the id column and the passthrough columns. */
 function requiredColumns(spec: JobSpec): string[] {
   const columns = new Set<string>();
-  for (const input of spec.model.inputs) for (const c of input.from.columns) columns.add(c);
+  for (const input of spec.model.inputs) for (const c of inputColumnsOf(input)) columns.add(c);
   if (spec.input.id) columns.add(spec.input.id);
   for (const c of spec.output.passthrough) columns.add(c);
   return [...columns];

@@ -7,11 +7,13 @@
  * - jsonl/csv: an object is one unit that can be cut at any byte; the reader realigns each range to lines (see
  *   InputRange). Objects smaller than the minimum piece are never cut, so small objects are packed whole.
  * - parquet: the units are row groups, which are never cut; a range covers consecutive row groups of one object.
+ * - files: every object is one record and one unit, never cut; a range is a whole object.
  *
  * Weight: shards are balanced on one additive quantity measured in bytes. For line formats it is the byte count
  * (records are estimated from bytes, so a records target is just another byte target). For Parquet, where rows are
  * known exactly, a row group weighs max(its bytes, its rows converted at targetBytes/targetRecords bytes per row),
- * so a shard fills up on whichever of the two targets it reaches first.
+ * so a shard fills up on whichever of the two targets it reaches first. A `files` object weighs the same way, as
+ * one record: small files are packed by count, big ones by bytes.
  */
 import type { InputObject, InputRange, Shard } from '../runs/types.js';
 import type { InputFormat } from '../spec/schema.js';
@@ -76,13 +78,18 @@ export function planShardsDetailed(
   if (bytesPerRecord !== undefined && !(bytesPerRecord > 0 && Number.isFinite(bytesPerRecord))) {
     throw new RangeError(`bytesPerRecord must be a positive number, got ${bytesPerRecord}`);
   }
-  const units = format === 'parquet' ? parquetUnits(objects, layouts, targets) : lineUnits(objects);
+  const units =
+    format === 'parquet'
+      ? parquetUnits(objects, layouts, targets)
+      : format === 'files'
+        ? fileUnits(objects, targets)
+        : lineUnits(objects);
   const totalWeight = units.reduce((sum, unit) => sum + unit.weight, 0);
   if (units.length === 0) return { shards: [], target: 0, totalWeight: 0 };
 
   // The base target: targetBytes, or fewer bytes when a line format would exceed targetRecords first.
   let target = targets.targetBytes;
-  if (format !== 'parquet' && bytesPerRecord !== undefined) {
+  if (isLineFormat(format) && bytesPerRecord !== undefined) {
     target = Math.min(target, targets.targetRecords * bytesPerRecord);
   }
   target = Math.max(1, Math.ceil(target), Math.ceil(totalWeight / targets.max));
@@ -122,6 +129,23 @@ interface Unit {
   readonly rowStart?: number;
   readonly rows?: number;
   readonly bytes?: number;
+}
+
+/** Formats whose objects are cut at byte offsets, with records estimated. */
+function isLineFormat(format: InputFormat): boolean {
+  return format !== 'parquet' && format !== 'files';
+}
+
+function fileUnits(objects: readonly InputObject[], targets: ShardTargets): Unit[] {
+  const bytesPerRecord = targets.targetBytes / targets.targetRecords;
+  return objects.map((object) => ({
+    object,
+    // At least 1, so that even an empty object is a unit: every object belongs to exactly one shard.
+    weight: Math.max(1, object.size, Math.ceil(bytesPerRecord)),
+    splittable: false,
+    rows: 1,
+    bytes: object.size,
+  }));
 }
 
 function lineUnits(objects: readonly InputObject[]): Unit[] {
@@ -257,6 +281,21 @@ function toShard(id: number, pieces: readonly Piece[], format: InputFormat, byte
       });
     }
     return { id, ranges, bytes, records, recordsExact: true };
+  }
+  if (format === 'files') {
+    for (const { unit } of pieces) {
+      const { object } = unit;
+      ranges.push({
+        uri: object.uri,
+        etag: object.etag,
+        size: object.size,
+        start: 0,
+        end: object.size,
+        records: 1,
+      });
+      bytes += object.size;
+    }
+    return { id, ranges, bytes, records: ranges.length, recordsExact: true };
   }
   for (const { unit, start, end } of pieces) {
     ranges.push({ uri: unit.object.uri, etag: unit.object.etag, size: unit.object.size, start, end });

@@ -4,7 +4,8 @@
  *
  *   <root>/<group>/<version>/metadata.json   {"status": "Approved" | "PendingManualApproval" | "Rejected",
  *                                             "createdAt"?: "2024-05-01T12:00:00Z", ...anything else}
- *   <root>/<group>/<version>/model.onnx
+ *   <root>/<group>/<version>/model.onnx       the model, and its companions (labels.txt, ...) next to it
+ *   <root>/<group>/<version>/model.tar.gz     ...or an archive holding them (used when there is no model.onnx)
  *
  * Versions are positive integers (folder names `1`, `2`, ...). Selectors follow SageMaker's:
  * - `latest-approved`: the highest version whose status is Approved;
@@ -27,12 +28,16 @@ const metadataSchema = z.looseObject({
 
 export const METADATA_FILE = 'metadata.json';
 export const ARTIFACT_FILE = 'model.onnx';
+/** The archive a version may hold instead of ARTIFACT_FILE (SageMaker's packaging). */
+export const ARCHIVE_FILE = 'model.tar.gz';
 
 interface FoundVersion {
   readonly version: number;
   readonly status: ApprovalStatus;
   readonly createdAt?: string;
   readonly folderUri: string;
+  /** The version's artifact file name, when it has one. */
+  readonly artifact?: string;
 }
 
 export class LocalModelRegistry implements ModelRegistry {
@@ -79,11 +84,18 @@ export class LocalModelRegistry implements ModelRegistry {
           `${existing}). Pin an existing version, or use "latest-approved"`,
       );
     }
+    if (chosen.artifact === undefined) {
+      throw new ModelError(
+        `model group "${group}" version ${chosen.version} (${chosen.status}) in the local registry has no artifact: ` +
+          `${chosen.folderUri} holds neither ${ARTIFACT_FILE} nor ${ARCHIVE_FILE}. Add the model file to that folder`,
+      );
+    }
     return {
       group,
       version: chosen.version,
       status: chosen.status,
-      artifactUri: joinUri(chosen.folderUri, ARTIFACT_FILE),
+      artifactUri: joinUri(chosen.folderUri, chosen.artifact),
+      ...(chosen.artifact === ARCHIVE_FILE && { archive: true }),
       ...(chosen.createdAt !== undefined ? { createdAt: chosen.createdAt } : {}),
       ref: chosen.folderUri,
     };
@@ -94,10 +106,15 @@ export class LocalModelRegistry implements ModelRegistry {
     const groupUri = asPrefix(joinUri(this.rootUri, group));
     const base = parseUri(groupUri).key;
     const found: { version: number; metadataUri: string }[] = [];
+    // Artifact files per version folder, from the same listing (no HEAD per version).
+    const artifacts = new Map<number, Set<string>>();
     for await (const info of this.store.list(groupUri)) {
       const rest = parseUri(info.uri).key.slice(base.length);
-      const match = /^([1-9][0-9]*)\/metadata\.json$/.exec(rest);
-      if (match) found.push({ version: Number(match[1]), metadataUri: info.uri });
+      const match = /^([1-9][0-9]*)\/(metadata\.json|model\.onnx|model\.tar\.gz)$/.exec(rest);
+      if (!match) continue;
+      const version = Number(match[1]);
+      if (match[2] === METADATA_FILE) found.push({ version, metadataUri: info.uri });
+      else if (info.size > 0) artifacts.set(version, (artifacts.get(version) ?? new Set()).add(match[2]!));
     }
     found.sort((a, b) => a.version - b.version);
     return Promise.all(
@@ -118,11 +135,18 @@ export class LocalModelRegistry implements ModelRegistry {
               'expected {"status": "Approved" | "PendingManualApproval" | "Rejected", "createdAt"?: "..."}',
           );
         }
+        const files = artifacts.get(version);
+        const artifact = files?.has(ARTIFACT_FILE)
+          ? ARTIFACT_FILE
+          : files?.has(ARCHIVE_FILE)
+            ? ARCHIVE_FILE
+            : undefined;
         return {
           version,
           status: parsed.data.status,
           ...(parsed.data.createdAt !== undefined ? { createdAt: parsed.data.createdAt } : {}),
           folderUri: asPrefix(joinUri(this.rootUri, group, String(version))),
+          ...(artifact !== undefined && { artifact }),
         };
       }),
     );

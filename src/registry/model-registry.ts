@@ -9,8 +9,13 @@ export interface ModelVersion {
   readonly group: string;
   readonly version: number;
   readonly status: ApprovalStatus;
-  /** The model artifact (.onnx) URI. */
+  /** The model artifact: an .onnx file, or a model archive (see `archive`). */
   readonly artifactUri: string;
+  /**
+   * The artifact is a gzip-compressed tar archive (model.tar.gz) holding the .onnx file and its companions, even
+   * when its name does not say so (a SageMaker source with CompressionType Gzip).
+   */
+  readonly archive?: boolean;
   readonly createdAt?: string;
   /** Registry-specific identity, e.g. the model package ARN. */
   readonly ref?: string;

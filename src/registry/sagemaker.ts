@@ -8,7 +8,8 @@
  *   so no ARN is assembled from region and account).
  * Then DescribeModelPackage gives the artifact: InferenceSpecification.Containers[0].ModelDataUrl, or
  * ModelDataSource.S3DataSource.S3Uri (an uncompressed S3Prefix source means `<prefix>model.onnx`, the same file
- * name the local registry uses). Archives (model.tar.gz) are rejected with a ModelError for now.
+ * name the local registry uses). A model.tar.gz (ModelDataUrl, or an S3Object source with CompressionType Gzip) is
+ * returned as an archive: Plan extracts it (src/registry/archive.ts).
  *
  * Throttling and transient errors are retried by the SDK client's own retry strategy.
  */
@@ -22,6 +23,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { ModelError } from '../spec/errors.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
+import { isModelArchive } from './archive.js';
 import { describeVersions } from './local.js';
 import type { ApprovalStatus, ModelRegistry, ModelVersion, VersionSelector } from './model-registry.js';
 
@@ -56,7 +58,7 @@ export class SageMakerModelRegistry implements ModelRegistry {
       group,
       version,
       status: approvalOf(described.ModelApprovalStatus ?? summary.ModelApprovalStatus),
-      artifactUri: artifactOf(described, `model package ${arn} (group "${group}" version ${version})`),
+      ...artifactOf(described, `model package ${arn} (group "${group}" version ${version})`),
       ...(createdAt ? { createdAt: createdAt.toISOString() } : {}),
       ref: arn,
     };
@@ -153,14 +155,23 @@ function approvalOf(status: ModelApprovalStatus | undefined): ApprovalStatus {
   return status ?? 'PendingManualApproval';
 }
 
-function artifactOf(described: DescribeModelPackageCommandOutput, what: string): string {
+function artifactOf(
+  described: DescribeModelPackageCommandOutput,
+  what: string,
+): { artifactUri: string; archive?: true } {
   const container = described.InferenceSpecification?.Containers?.[0];
   let uri = container?.ModelDataUrl;
-  let archive = false;
+  let gzip = false;
   if (!uri) {
     const source = container?.ModelDataSource?.S3DataSource;
     if (source?.S3Uri) {
-      archive = source.CompressionType === 'Gzip';
+      gzip = source.CompressionType === 'Gzip';
+      if (gzip && source.S3DataType === 'S3Prefix') {
+        throw new ModelError(
+          `${what} has a Gzip-compressed S3Prefix model source (${source.S3Uri}); a compressed model must be one ` +
+            'S3Object (model.tar.gz). Register the archive itself, or the uncompressed prefix holding model.onnx',
+        );
+      }
       uri =
         source.S3DataType === 'S3Prefix'
           ? joinUri(asPrefix(source.S3Uri), PREFIX_ARTIFACT_FILE)
@@ -170,14 +181,14 @@ function artifactOf(described: DescribeModelPackageCommandOutput, what: string):
   if (!uri) {
     throw new ModelError(
       `${what} has no model artifact: InferenceSpecification.Containers[0] has neither ModelDataUrl nor ` +
-        'ModelDataSource.S3DataSource.S3Uri. Register the package with the S3 URI of its .onnx file as ModelDataUrl',
+        'ModelDataSource.S3DataSource.S3Uri. Register the package with the S3 URI of its .onnx file or ' +
+        'model.tar.gz as ModelDataUrl',
     );
   }
-  if (archive || /\.(tar\.gz|tgz)$/i.test(uri)) {
+  if (!uri.startsWith('s3://')) {
     throw new ModelError(
-      `${what} has the model archive ${uri}; archives (model.tar.gz) are supported in a later version. Register the ` +
-        '.onnx file itself as ModelDataUrl',
+      `${what} has the artifact ${uri}, which is not an s3:// URI; register an S3 location`,
     );
   }
-  return uri;
+  return gzip || isModelArchive(uri) ? { artifactUri: uri, archive: true } : { artifactUri: uri };
 }

@@ -1,9 +1,11 @@
 /**
- * Finalize: the last state of a run. Reads the plan, the shard list and every marker, validates the run
- * (`validateRun`), publishes it to the catalogue only when it passed, and always writes manifest.json.
+ * Finalize: the last state of a run. Reads the plan, the shard list and every marker, checks each marker against
+ * the files it names (`verifyMarkerOutputs`), validates the run (`validateRun`), and only when it passed: removes
+ * stray files from the run's partition, assembles the single output file (`output.singleFile`) and publishes the
+ * run to the catalogue. It always writes manifest.json.
  *
- * Re-running Finalize is safe: it reads the same files, publishing is idempotent, and the manifest is overwritten
- * with the latest verdict.
+ * Re-running Finalize is safe: it reads the same files, cleaning and assembling are idempotent, publishing is
+ * idempotent, and the manifest is overwritten with the latest verdict.
  */
 import type { Catalog, PublishedRun } from '../catalog/catalog.js';
 import { RunStateError } from '../spec/errors.js';
@@ -11,9 +13,16 @@ import type { RunLayout } from '../runs/layout.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
 import type { Plan } from '../runs/types.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
 import { buildManifest, modelName, type Manifest, type ManifestFailedShard } from './manifest.js';
-import { describeInferError, reconcileRecordSchema, type ReconcileRecord } from './reconcile.js';
+import {
+  describeInferError,
+  describeShardError,
+  reconcileRecordSchema,
+  type ReconcileRecord,
+  type ShardError,
+} from './reconcile.js';
 import {
   DEFAULT_READ_CONCURRENCY,
   forEachLimit,
@@ -21,8 +30,12 @@ import {
   readShards,
   reconcileRecordUri,
   scanMarkers,
+  verifyMarkerOutputs,
+  type OutputListing,
 } from './run-files.js';
-import { validateRun, type FailedShard, type ValidationReport } from './validate.js';
+import { assembleSingleFile, type SingleFile } from './single-file.js';
+import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
+import { checkWrittenSchema } from './written-schema.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -31,8 +44,10 @@ export interface FinalizeDeps {
   readonly store: ObjectStore;
   readonly catalog: Catalog;
   readonly now?: () => Date;
-  /** Recorded in the manifest: which build of this code finalized the run. */
+  /** Recorded in the manifest: which build of this code finalized the run. @default resolveCodeVersion() */
   readonly codeVersion?: string;
+  /** Recorded in the manifest: the worker image. @default $BATCH_INFER_WORKER_IMAGE */
+  readonly workerImage?: string;
   /** Parallel marker reads. */
   readonly concurrency?: number;
 }
@@ -50,13 +65,27 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
     readReconcileRecords(deps.store, layout, round, concurrency),
   ]);
 
-  const report = validateRun(plan, shards, scan.markers, scan.problems);
+  const listing = await verifyMarkerOutputs(deps.store, layout, scan);
+  let report = validateRun(plan, shards, scan.markers, scan.problems);
+  if (report.accepted.some((m) => m.predictions > 0)) {
+    report = withCheck(
+      report,
+      await checkWrittenSchema(deps.store, plan.spec.output.format, report.accepted),
+    );
+  }
   const failedShards = explainFailures(report.failedShards, records);
 
   let publishedAt: string | undefined;
   let publishError: Error | undefined;
+  let singleFile: SingleFile | undefined;
+  let strays: string[] | undefined;
   if (report.passed) {
     try {
+      strays = await removeStrayFiles(deps.store, layout, listing, report, concurrency);
+      const format = plan.spec.output.format;
+      if (plan.spec.output.singleFile && format !== 'parquet') {
+        singleFile = await assembleSingleFile(deps.store, layout, format, report.accepted, concurrency);
+      }
       const run = publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString());
       await deps.catalog.publishRun(run);
       publishedAt = run.finishedAt;
@@ -78,7 +107,10 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       ...(publishedAt !== undefined && { publishedAt }),
       ...(publishError !== undefined && { error: publishError.message }),
     },
-    codeVersion: deps.codeVersion ?? 'unknown',
+    codeVersion: deps.codeVersion ?? resolveCodeVersion(),
+    workerImage: deps.workerImage ?? resolveWorkerImage(),
+    ...(singleFile && { singleFile }),
+    ...(strays && { strayFilesRemoved: strays }),
   });
   await putJson(deps.store, layout.manifestUri, manifest);
 
@@ -103,6 +135,7 @@ export function publishedRunOf(
     outputUri: layout.outputUri,
     partitionUri: layout.partitionUri,
     files: report.accepted.flatMap((m) => m.outputs.map((f) => f.uri)),
+    format: plan.spec.output.format,
     columns: Object.entries(report.columns).map(([name, type]) => ({ name, type: catalogColumnType(type) })),
     model: {
       name: modelName(plan.model),
@@ -119,7 +152,8 @@ export function publishedRunOf(
 
 /**
  * Adds to each failed shard what the reconcile records knew: the last round in which it was still missing (the
- * last round that ran it) and that round's Batch error, if the job failed.
+ * last round that ran it), that round's Batch error, and the failed child that ran it (exit code, status reason,
+ * log stream) when the inspector found it.
  */
 export function explainFailures(
   failed: readonly FailedShard[],
@@ -128,23 +162,55 @@ export function explainFailures(
   const byRound = [...records].sort((a, b) => b.round - a.round);
   // Newest record first: the first record that lists a shard as missing is the last round that ran it. Linear in
   // the size of the records, which matters when a whole 10,000-shard run failed.
-  const last = new Map<number, { record: ReconcileRecord; invalid?: string }>();
+  const last = new Map<number, { record: ReconcileRecord; invalid?: string; child?: ShardError }>();
   for (const record of byRound) {
     const invalid = new Map(record.invalid.map((i) => [i.shardId, i.problem]));
-    for (const id of record.missing) if (!last.has(id)) last.set(id, { record, invalid: invalid.get(id) });
+    const children = new Map((record.shardErrors ?? []).map((e) => [e.shardId, e]));
+    for (const id of record.missing) {
+      if (!last.has(id)) last.set(id, { record, invalid: invalid.get(id), child: children.get(id) });
+    }
   }
   return failed.map((f) => {
     const seen = last.get(f.shardId);
     if (!seen) return { ...f };
-    const { record, invalid } = seen;
+    const { record, invalid, child } = seen;
     const parts = [
       invalid === undefined
         ? `no marker after round ${record.round}`
         : `marker invalid after round ${record.round}: ${invalid}`,
     ];
-    if (record.inferError) parts.push(`Batch: ${describeInferError(record.inferError)}`);
-    return { ...f, lastRound: record.round, lastError: parts.join('; ') };
+    if (child) parts.push(`Batch job failed: ${describeShardError(child)}`);
+    else if (record.inferError) parts.push(`Batch: ${describeInferError(record.inferError)}`);
+    return {
+      ...f,
+      lastRound: record.round,
+      lastError: parts.join('; '),
+      ...(child?.exitCode !== undefined && { exitCode: child.exitCode }),
+      ...(child?.statusReason !== undefined && { statusReason: child.statusReason }),
+      ...(child?.reason !== undefined && { reason: child.reason }),
+      ...(child?.logStream !== undefined && { logStream: child.logStream }),
+      ...(child?.jobId !== undefined && { jobId: child.jobId }),
+    };
   });
+}
+
+/**
+ * Deletes the files in the run's partition that no accepted shard claims, so that a catalogue reading the whole
+ * partition (Glue, Athena) sees exactly the validated outputs. Returns their URIs.
+ */
+async function removeStrayFiles(
+  store: ObjectStore,
+  layout: RunLayout,
+  listing: OutputListing,
+  report: ValidationReport,
+  concurrency: number,
+): Promise<string[]> {
+  const claimed = new Set(report.accepted.flatMap((m) => m.outputs.map((f) => f.uri)));
+  const strays = [...listing.files.keys()]
+    .filter((uri) => uri.startsWith(layout.partitionUri) && !claimed.has(uri))
+    .sort();
+  await forEachLimit(strays, concurrency, (uri) => store.delete(uri));
+  return strays;
 }
 
 /** Reconcile records of rounds 0..lastRound; a round without a readable record is skipped (it explains less). */

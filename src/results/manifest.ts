@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { jobSpecSchema } from '../spec/schema.js';
 import type { RunLayout } from '../runs/layout.js';
+import { mergeAllSummaries, outputSummariesSchema, type OutputSummaries } from '../runs/stats.js';
 import { resolvedModelSchema, type Plan, type ShardMarker } from '../runs/types.js';
 import type { ValidationReport } from './validate.js';
 
@@ -42,8 +43,16 @@ const failedShardSchema = z.object({
   problem: z.string(),
   /** The last round that ran the shard, from the reconcile records. */
   lastRound: count.optional(),
-  /** What that round's Batch job reported, when it failed. */
+  /** What that round's Batch job reported, when it failed, in one line. */
   lastError: z.string().optional(),
+  /** The failed Batch child that ran the shard in that round, when it could be found (see job-inspector.ts). */
+  exitCode: z.number().optional(),
+  statusReason: z.string().optional(),
+  /** The container's reason, e.g. `OutOfMemoryError: Container killed due to memory usage`. */
+  reason: z.string().optional(),
+  /** CloudWatch Logs stream (or local log file) of its last attempt. */
+  logStream: z.string().optional(),
+  jobId: z.string().optional(),
 });
 export type ManifestFailedShard = z.infer<typeof failedShardSchema>;
 
@@ -101,6 +110,20 @@ export const manifestSchema = z.object({
     /** Summed over completed shards: compute time, not wall time. */
     shards: shardTimingsSchema,
   }),
+  /** How the completed shards ran: shards per execution provider and per batch size. */
+  execution: z
+    .object({
+      providers: z.record(z.string(), count),
+      batchSizes: z.record(z.string(), count),
+    })
+    .optional(),
+  /**
+   * Per prediction column, the distribution over the whole run (completed shards' summaries merged): what a drift
+   * check compares across runs. Absent when no shard reported summaries.
+   */
+  summaries: outputSummariesSchema.optional(),
+  /** Why `summaries` is absent although shards reported them (they could not be merged). */
+  summariesError: z.string().optional(),
   outputs: z.object({
     /** Table location. */
     outputUri: z.string(),
@@ -112,6 +135,15 @@ export const manifestSchema = z.object({
     /** Prediction files of completed shards: exactly what is published. */
     files: z.array(manifestFileSchema),
     errorsFiles: z.array(manifestFileSchema),
+    /** Output format of the prediction files. */
+    format: z.enum(['parquet', 'jsonl', 'csv']).optional(),
+    /** `output.singleFile`: the predictions assembled into one file, when the run passed. */
+    singleFile: z.object({ uri: z.string(), bytes: count, etag: z.string(), rows: count }).optional(),
+    /**
+     * Files found in the run's partition that no accepted shard claims (left by failed attempts or rejected
+     * markers), deleted before publishing so the catalogue's partition holds exactly the validated outputs.
+     */
+    strayFilesRemoved: z.object({ count, uris: z.array(z.string()) }).optional(),
   }),
   validation: z.object({
     passed: z.boolean(),
@@ -123,9 +155,15 @@ export const manifestSchema = z.object({
     publishedAt: z.string().optional(),
     error: z.string().optional(),
   }),
+  /** The build that finalized the run (see code-version.ts). */
   codeVersion: z.string(),
+  /** The worker image the run's Batch jobs used, when the deployment records it. */
+  workerImage: z.string().optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Stray files named in the manifest; the count is always complete. */
+export const MAX_LISTED_STRAY_FILES = 100;
 
 /** Parses a manifest read back from storage; throws a ZodError naming the bad field. */
 export function parseManifest(value: unknown): Manifest {
@@ -143,6 +181,10 @@ export interface ManifestInput {
   readonly finalizedAt: Date;
   readonly catalog: { readonly table: string; readonly publishedAt?: string; readonly error?: string };
   readonly codeVersion: string;
+  readonly workerImage?: string;
+  readonly singleFile?: Manifest['outputs']['singleFile'];
+  /** URIs of the stray files removed from the partition. */
+  readonly strayFilesRemoved?: readonly string[];
 }
 
 /** The model's name in the catalogue: the registry group, or the artifact's file name without `.onnx`. */
@@ -181,6 +223,14 @@ export function buildManifest(input: ManifestInput): Manifest {
     if (m.errorsFile) errorsFiles.push(fileOf(m, m.errorsFile));
   }
 
+  const providers: Record<string, number> = {};
+  const batchSizes: Record<string, number> = {};
+  for (const m of report.accepted) {
+    providers[m.executionProvider] = (providers[m.executionProvider] ?? 0) + 1;
+    batchSizes[String(m.batchSize)] = (batchSizes[String(m.batchSize)] ?? 0) + 1;
+  }
+  const summaries = runSummaries(report.accepted);
+
   const plannedAtMs = Date.parse(plan.createdAt);
   const errorRate = report.totals.records === 0 ? 0 : report.totals.errors / report.totals.records;
   return {
@@ -217,6 +267,8 @@ export function buildManifest(input: ManifestInput): Manifest {
       ...(lastFinish !== undefined && { lastShardFinishedAt: lastFinish }),
       shards: timings,
     },
+    ...(report.accepted.length > 0 && { execution: { providers, batchSizes } }),
+    ...summaries,
     outputs: {
       outputUri: layout.outputUri,
       partitionUri: layout.partitionUri,
@@ -224,6 +276,15 @@ export function buildManifest(input: ManifestInput): Manifest {
       columns: { ...report.columns },
       files,
       errorsFiles,
+      format: plan.spec.output.format,
+      ...(input.singleFile && { singleFile: input.singleFile }),
+      ...(input.strayFilesRemoved &&
+        input.strayFilesRemoved.length > 0 && {
+          strayFilesRemoved: {
+            count: input.strayFilesRemoved.length,
+            uris: input.strayFilesRemoved.slice(0, MAX_LISTED_STRAY_FILES),
+          },
+        }),
     },
     validation: { passed: report.passed, checks: report.checks.map((c) => ({ ...c })) },
     catalog: {
@@ -233,7 +294,22 @@ export function buildManifest(input: ManifestInput): Manifest {
       ...(catalog.error !== undefined && { error: catalog.error }),
     },
     codeVersion: input.codeVersion,
+    ...(input.workerImage !== undefined && { workerImage: input.workerImage }),
   };
+}
+
+/** The completed shards' output summaries merged into the run's; a merge that fails is reported, not thrown. */
+function runSummaries(accepted: readonly ShardMarker[]): {
+  summaries?: OutputSummaries;
+  summariesError?: string;
+} {
+  const reported = accepted.flatMap((m) => (m.summaries ? [m.summaries] : []));
+  if (reported.length === 0) return {};
+  try {
+    return { summaries: mergeAllSummaries(reported) };
+  } catch (error) {
+    return { summariesError: error instanceof Error ? error.message : String(error) };
+  }
 }
 
 function fileOf(m: ShardMarker, f: ShardMarker['outputs'][number]): ManifestFile {

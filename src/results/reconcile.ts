@@ -4,13 +4,26 @@
  *
  * What each round saw is recorded in `rounds/<r>.reconcile.json` (schema below), because the Batch job's error
  * exists only in the state machine's payload: Finalize reads these records to tell why a shard never completed.
+ * When the round's job failed, the BatchJobInspector says which children failed and how (exit code, status reason,
+ * log stream); each is mapped from its array index to its shard (round 0: index = shard id; later rounds: the
+ * round file's list) and recorded for the shards still missing.
  */
 import { z } from 'zod';
 import { RunStateError } from '../spec/errors.js';
 import { runStateSchema, type RunState } from '../runs/tasks.js';
-import type { Round } from '../runs/types.js';
-import { putJson, type ObjectStore } from '../storage/object-store.js';
-import { readPlan, reconcileRecordUri, scanMarkers } from './run-files.js';
+import { roundSchema, type Round } from '../runs/types.js';
+import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { LocalJobInspector, type BatchJobInspector, type FailedJob } from './job-inspector.js';
+import {
+  errorText,
+  readPlan,
+  readShards,
+  reconcileRecordUri,
+  scanMarkers,
+  verifyMarkerOutputs,
+} from './run-files.js';
+import { shardIntegrityProblem } from './validate.js';
+import type { RunLayout } from '../runs/layout.js';
 
 /** Longest raw text kept from an unparseable error cause: enough to read, small enough for any record. */
 const MAX_RAW_CAUSE = 2_000;
@@ -37,6 +50,21 @@ export const inferErrorSummarySchema = z.object({
 });
 export type InferErrorSummary = z.infer<typeof inferErrorSummarySchema>;
 
+/** One failed Batch child of a round, mapped to the shard it ran. */
+export const shardErrorSchema = z.object({
+  shardId: z.number().int().nonnegative(),
+  arrayIndex: z.number().int().nonnegative().optional(),
+  jobId: z.string().optional(),
+  exitCode: z.number().optional(),
+  statusReason: z.string().optional(),
+  /** The container's reason, e.g. `OutOfMemoryError: Container killed due to memory usage`. */
+  reason: z.string().optional(),
+  /** CloudWatch Logs stream, or the log file of a local run. */
+  logStream: z.string().optional(),
+  attempts: z.number().int().nonnegative().optional(),
+});
+export type ShardError = z.infer<typeof shardErrorSchema>;
+
 /** rounds/<r>.reconcile.json */
 export const reconcileRecordSchema = z.object({
   version: z.literal(1),
@@ -55,6 +83,10 @@ export const reconcileRecordSchema = z.object({
   unexpected: z.array(z.string()),
   unexpectedCount: z.number().int().nonnegative(),
   inferError: inferErrorSummarySchema.optional(),
+  /** The failed children of the round's job whose shards are still missing, by shard id. */
+  shardErrors: z.array(shardErrorSchema).optional(),
+  /** Why the failed children could not be inspected (e.g. batch:ListJobs denied), when they could not. */
+  inspectError: z.string().optional(),
   next: z.enum(['infer', 'finalize']),
   /** The round scheduled for the missing shards, when `next` is `infer`. */
   nextRound: z.number().int().positive().optional(),
@@ -64,6 +96,8 @@ export type ReconcileRecord = z.infer<typeof reconcileRecordSchema>;
 export interface ReconcileDeps {
   readonly store: ObjectStore;
   readonly now?: () => Date;
+  /** Asks about a failed round's Batch children; reads the error's cause alone (local runs) by default. */
+  readonly inspector?: BatchJobInspector;
 }
 
 /**
@@ -86,9 +120,33 @@ export async function reconcileRun(
     );
   }
 
-  const scan = await scanMarkers(deps.store, layout, current.shardCount);
+  const [scan, shards] = await Promise.all([
+    scanMarkers(deps.store, layout, current.shardCount),
+    readShards(deps.store, layout, current.shardCount),
+  ]);
+  // A marker whose files are missing or were replaced, or whose counts do not add up, does not make its shard
+  // done: it is retried (Finalize applies the same checks, so what Reconcile accepts Finalize accepts).
+  await verifyMarkerOutputs(deps.store, layout, scan);
+  for (const [id, marker] of scan.markers) {
+    const problem = shardIntegrityProblem(shards[id]!, marker);
+    if (problem === undefined) continue;
+    scan.markers.delete(id);
+    scan.problems.set(id, `corrupt marker: ${problem}`);
+  }
   const missing: number[] = [];
   for (let id = 0; id < current.shardCount; id++) if (!scan.markers.has(id)) missing.push(id);
+
+  let shardErrors: ShardError[] | undefined;
+  let inspectError: string | undefined;
+  if (inferError !== undefined && missing.length > 0) {
+    try {
+      const failed = await (deps.inspector ?? new LocalJobInspector()).failedJobs(inferError);
+      shardErrors = await shardErrorsOf(deps.store, layout, current, failed, new Set(missing));
+    } catch (err) {
+      // The explanation is worth having, not worth failing the run for.
+      inspectError = errorText(err);
+    }
+  }
 
   const retry = missing.length > 0 && current.round < current.maxRounds;
   const nextRound = current.round + 1;
@@ -104,6 +162,8 @@ export async function reconcileRun(
     unexpected: scan.unexpected.slice(0, MAX_UNEXPECTED),
     unexpectedCount: scan.unexpected.length,
     inferError: inferError === undefined ? undefined : summarizeInferError(inferError),
+    ...(shardErrors !== undefined && { shardErrors }),
+    ...(inspectError !== undefined && { inspectError }),
     next: retry ? 'infer' : 'finalize',
     nextRound: retry ? nextRound : undefined,
   };
@@ -126,6 +186,58 @@ export async function reconcileRun(
     next: 'finalize',
   };
   return retry ? { ...base, round: nextRound, next: 'infer' } : base;
+}
+
+/**
+ * Maps failed children to the shards they ran: in round 0 the array index is the shard id; in round r it indexes
+ * rounds/<r>.json. A single (non-array) job ran the round's only shard. Children whose shard has a marker after all
+ * (the shard completed, then the container failed) are left out.
+ */
+async function shardErrorsOf(
+  store: ObjectStore,
+  layout: RunLayout,
+  state: RunState,
+  failed: readonly FailedJob[],
+  missing: ReadonlySet<number>,
+): Promise<ShardError[]> {
+  let shardIds: readonly number[] | undefined;
+  if (state.round > 0) {
+    try {
+      const parsed = roundSchema.safeParse(await getJson(store, layout.roundUri(state.round)));
+      if (parsed.success) shardIds = parsed.data.shardIds;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    if (!shardIds) throw new RunStateError(`${layout.roundUri(state.round)} is missing or corrupt`);
+  }
+  const shardOf = (index: number | undefined): number | undefined => {
+    if (index === undefined) {
+      // A single job ran exactly one shard.
+      if (state.pending !== 1) return undefined;
+      return shardIds ? shardIds[0] : missing.size === 1 ? [...missing][0] : undefined;
+    }
+    return shardIds ? shardIds[index] : index;
+  };
+  const errors: ShardError[] = [];
+  for (const job of failed) {
+    const shardId = shardOf(job.arrayIndex);
+    if (shardId === undefined || !missing.has(shardId)) continue;
+    errors.push({ shardId, ...job });
+  }
+  return errors.sort((a, b) => a.shardId - b.shardId);
+}
+
+/** One line for a shard's Batch failure: `exit code 137 (OutOfMemoryError: ...); Essential container...; log ...`. */
+export function describeShardError(error: ShardError): string {
+  const parts: string[] = [];
+  if (error.exitCode !== undefined) {
+    parts.push(`exit code ${error.exitCode}${error.reason ? ` (${error.reason})` : ''}`);
+  } else if (error.reason) parts.push(error.reason);
+  if (error.statusReason) parts.push(error.statusReason);
+  if (error.attempts !== undefined) parts.push(`${error.attempts} attempt${error.attempts === 1 ? '' : 's'}`);
+  if (error.logStream) parts.push(`log ${error.logStream}`);
+  if (error.jobId) parts.push(`job ${error.jobId}`);
+  return parts.join('; ');
 }
 
 /**

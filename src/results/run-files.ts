@@ -15,7 +15,7 @@ import {
   type Shard,
   type ShardMarker,
 } from '../runs/types.js';
-import { NotFoundError, type ObjectStore } from '../storage/object-store.js';
+import { NotFoundError, type ObjectInfo, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
 
 /** Parallel GETs: enough to hide S3 latency, few enough to stay far from request-rate limits and file limits. */
@@ -74,6 +74,66 @@ export async function scanMarkers(
     else markers.set(id, result);
   });
   return { markers, problems, unexpected, listed };
+}
+
+/** What the listings of a run's output prefixes found: every file, by URI. */
+export interface OutputListing {
+  readonly files: ReadonlyMap<string, ObjectInfo>;
+}
+
+/**
+ * Checks every marker's files against storage: each prediction file must lie in the run's partition and each
+ * errors file under the run's errors prefix, exist with the size and ETag the marker recorded, and belong to no
+ * other shard. A marker that fails is moved from `scan.markers` to `scan.problems` (the shard is not done: a retry
+ * rewrites it). Costs one listing of each prefix (one LIST request per 1,000 files on S3), never a HEAD per file.
+ */
+export async function verifyMarkerOutputs(
+  store: ObjectStore,
+  layout: RunLayout,
+  scan: MarkerScan,
+): Promise<OutputListing> {
+  const files = new Map<string, ObjectInfo>();
+  for (const prefix of [layout.partitionUri, layout.errorsPrefixUri]) {
+    for await (const info of store.list(prefix)) files.set(info.uri, info);
+  }
+  const claimedBy = new Map<string, number>();
+  for (const id of [...scan.markers.keys()].sort((a, b) => a - b)) {
+    const marker = scan.markers.get(id)!;
+    const problem = outputProblem(marker, layout, files, claimedBy);
+    if (problem === undefined) continue;
+    scan.markers.delete(id);
+    scan.problems.set(id, `corrupt marker: ${problem}`);
+  }
+  return { files };
+}
+
+function outputProblem(
+  marker: ShardMarker,
+  layout: RunLayout,
+  files: ReadonlyMap<string, ObjectInfo>,
+  claimedBy: Map<string, number>,
+): string | undefined {
+  const claims: { file: ShardMarker['outputs'][number]; prefix: string; what: string }[] = [
+    ...marker.outputs.map((file) => ({ file, prefix: layout.partitionUri, what: 'output file' })),
+    ...(marker.errorsFile
+      ? [{ file: marker.errorsFile, prefix: layout.errorsPrefixUri, what: 'errors file' }]
+      : []),
+  ];
+  for (const { file, prefix, what } of claims) {
+    if (!file.uri.startsWith(prefix)) return `${what} ${file.uri} is not under the run's prefix ${prefix}`;
+    const other = claimedBy.get(file.uri);
+    if (other !== undefined) return `${what} ${file.uri} is also claimed by shard ${other}`;
+    const stored = files.get(file.uri);
+    if (!stored) return `${what} ${file.uri} does not exist`;
+    if (stored.size !== file.bytes) {
+      return `${what} ${file.uri} has ${stored.size} bytes, the marker says ${file.bytes}`;
+    }
+    if (stored.etag !== file.etag) {
+      return `${what} ${file.uri} has ETag ${stored.etag}, the marker says ${file.etag}: it was rewritten after the shard completed`;
+    }
+  }
+  for (const { file } of claims) claimedBy.set(file.uri, marker.shardId);
+  return undefined;
 }
 
 /** A marker, or a sentence saying why it does not count. */

@@ -178,6 +178,29 @@ export function validateRun(
 }
 
 /**
+ * The report with one more check (one that needs storage, which validateRun does not read): the verdict, the
+ * failure reason and the message are recomputed with it.
+ */
+export function withCheck(report: ValidationReport, check: ValidationCheck): ValidationReport {
+  const checks = [...report.checks, check];
+  const failing = checks.filter((c) => !c.passed);
+  const passed = failing.length === 0;
+  const reason: FailureReason | undefined = passed
+    ? undefined
+    : failing.some((c) => c.name === 'failedShards')
+      ? 'ShardsFailed'
+      : 'ValidationFailed';
+  const { reason: _previous, ...rest } = report;
+  return {
+    ...rest,
+    passed,
+    ...(reason && { reason }),
+    message: passed ? report.message : failing.map((c) => c.message ?? `${c.name} failed`).join('\n'),
+    checks,
+  };
+}
+
+/**
  * Why a marker cannot be trusted, or undefined when it adds up: every record is a prediction or an error, the
  * output files hold exactly the predictions (and the errors file the errors), and an exactly planned shard
  * processed exactly its records.

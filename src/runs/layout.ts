@@ -24,7 +24,13 @@ export interface RunLayout {
   markerUri(shardId: number): string;
   checkpointUri(shardId: number): string;
   roundUri(round: number): string;
-  partUri(shardId: number, chunk: number): string;
+  /** A prediction file: `part-<shard>-<chunk>.<extension>` (`parquet` unless the output format says otherwise). */
+  partUri(shardId: number, chunk: number, extension?: string): string;
+  /**
+   * The run's predictions as one file (`output.singleFile`): `<output.uri>/_single/<runId>.<extension>`. Outside
+   * the partitions (a `_` folder is hidden from Hive, Athena and Spark), so tables never read it twice.
+   */
+  singleFileUri(extension: string): string;
   errorsUri(shardId: number): string;
 }
 
@@ -49,7 +55,9 @@ export function runLayout(outputUri: string, runId: string, runDate: string): Ru
     markerUri: (id) => joinUri(markersPrefixUri, `${id}.json`),
     checkpointUri: (id) => joinUri(runUri, 'checkpoints', `${id}.json`),
     roundUri: (round) => joinUri(runUri, 'rounds', `${round}.json`),
-    partUri: (id, chunk) => joinUri(partitionUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.parquet`),
+    partUri: (id, chunk, extension = 'parquet') =>
+      joinUri(partitionUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.${extension}`),
+    singleFileUri: (extension) => joinUri(out, '_single', `${runId}.${extension}`),
     errorsUri: (id) => joinUri(errorsPrefixUri, `part-${pad(id, 5)}.jsonl`),
   };
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobSpecSchema } from '../spec/schema.js';
+import { outputSummariesSchema } from './stats.js';
 
 /** One input object as it was when the run was planned. */
 export const inputObjectSchema = z.strictObject({
@@ -58,6 +59,18 @@ export const resolvedModelSchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Label files and other companions, resolved to URIs: spec reference -> URI. */
   files: z.record(z.string(), z.string()).default({}),
+  /**
+   * When the model came as an archive (model.tar.gz): the archive as planned. `artifactUri` is then the .onnx that
+   * Plan extracted from it into `<runUri>model/`, and `sha256` that file's digest.
+   */
+  archive: z
+    .strictObject({
+      uri: z.string(),
+      etag: z.string(),
+      size: z.number().int().nonnegative(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    })
+    .optional(),
 });
 export type ResolvedModel = z.infer<typeof resolvedModelSchema>;
 
@@ -116,6 +129,28 @@ export const outputFileSchema = z.strictObject({
 });
 export type OutputFile = z.infer<typeof outputFileSchema>;
 
+/** One batch size tried by the `auto` probe. */
+export const batchSizeTrialSchema = z.strictObject({
+  batchSize: z.number().int().positive(),
+  /** Inference throughput at this size (session.run only). */
+  recordsPerSecond: z.number().nonnegative(),
+  /** Estimated worker memory with batches of this size in flight. */
+  estimatedBytes: z.number().nonnegative(),
+  /** Why this size was not taken further, when it was the last tried. */
+  stoppedBecause: z.string().optional(),
+});
+
+/** How the worker chose its batch size when the spec says `auto`. */
+export const batchSizeProbeSchema = z.strictObject({
+  chosen: z.number().int().positive(),
+  memoryBudgetBytes: z.number().nonnegative(),
+  /** Records the probe ran on (the first records of the shard). */
+  sampleRecords: z.number().int().nonnegative(),
+  probeMs: z.number().nonnegative(),
+  trials: z.array(batchSizeTrialSchema),
+});
+export type BatchSizeProbe = z.infer<typeof batchSizeProbeSchema>;
+
 /** shards/<id>.json: written last by a worker; a shard counts only once this exists and parses. */
 export const shardMarkerSchema = z.strictObject({
   version: z.literal(1),
@@ -142,5 +177,25 @@ export const shardMarkerSchema = z.strictObject({
   batchSize: z.number().int().positive(),
   startedAt: z.string(),
   finishedAt: z.string(),
+  // Optional fields below were added after version 1 markers existed; readers must accept their absence.
+  /** Per prediction column: a mergeable distribution summary (src/runs/stats.ts), for drift checks. */
+  summaries: outputSummariesSchema.optional(),
+  /** How `batchSize: auto` was resolved: the probe's measurements and the choice. */
+  batchSizeProbe: batchSizeProbeSchema.optional(),
+  /** ONNX Runtime intra-op threads. */
+  threads: z.number().int().positive().optional(),
+  /**
+   * Work done across attempts: a shard interrupted (Spot reclaim, SIGTERM) resumes after its last checkpointed
+   * chunk, so its outputs can come from several attempts. `timings` add up every attempt.
+   */
+  resume: z
+    .strictObject({
+      /** Attempts that wrote chunks of this shard (1 when it ran uninterrupted). */
+      attempts: z.number().int().positive(),
+      /** Chunks and records the last attempt found already done. */
+      resumedChunks: z.number().int().nonnegative(),
+      resumedRecords: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type ShardMarker = z.infer<typeof shardMarkerSchema>;

@@ -8,6 +8,7 @@ import YAML from 'yaml';
 import type { z } from 'zod';
 import { normalizeUri, prefixesOverlap, UriError } from '../storage/uri.js';
 import { SpecError, type SpecIssue } from './errors.js';
+import { isTextInput, type OutputTensorSpec } from './model-io.js';
 import { jobSpecSchema, type JobSpec } from './schema.js';
 
 export interface ParseOptions {
@@ -79,30 +80,55 @@ export function outputColumnNames(spec: JobSpec): string[] {
   const names: string[] = [];
   if (spec.input.id) names.push(spec.input.id);
   names.push(...spec.output.passthrough.filter((c) => c !== spec.input.id));
-  for (const out of spec.model.outputs) {
-    if (!out.postprocess) {
-      names.push(out.as ?? out.tensor);
-      continue;
-    }
-    if (out.postprocess.argmax) names.push(out.postprocess.argmax.as);
-    for (const k of out.postprocess.keep) names.push(k === 'score' ? 'score' : (out.as ?? out.tensor));
-    if (!out.postprocess.argmax) names.push(out.as ?? out.tensor);
-  }
+  for (const out of spec.model.outputs) names.push(...outputTensorColumnNames(out));
+  // A processor's postprocess columns come after the declared outputs' (the postprocessor writes them in this order).
+  names.push(...Object.keys(spec.model.processor?.columns ?? {}));
   return names;
 }
 
+/** The columns one `model.outputs` entry writes, in order. */
+export function outputTensorColumnNames(out: OutputTensorSpec): string[] {
+  const vector = out.as ?? out.tensor;
+  const pp = out.postprocess;
+  if (!pp) return [vector];
+  const names: string[] = [];
+  if (pp.argmax) names.push(pp.argmax.as);
+  for (const k of pp.keep) names.push(k === 'score' ? 'score' : vector);
+  if (pp.topK) names.push(pp.topK.as.labels, pp.topK.as.scores);
+  // The (activated or pooled) vector itself, unless the entry turns it into labels.
+  if (!pp.argmax && !pp.topK) names.push(vector);
+  return names;
+}
+
+/** What a model companion file is for: the worker loads each kind its own way. */
+export type ModelFileKind = 'labels' | 'tokenizer' | 'processor';
+
 /**
- * Files the model section refers to (labels, and later tokenizers and processors), each with the field it comes
- * from. Relative references resolve against the model artifact; Plan resolves and checks them all, and workers
- * find them in `plan.model.files` under the same reference.
+ * Files the model section refers to (labels, tokenizers, the processor module), each with the field it comes from
+ * and its kind. Relative references resolve against the model artifact; Plan resolves and checks them all, and
+ * workers find them in `plan.model.files` under the same reference (`loadModelFiles` in src/inference loads them).
  */
-export function modelFileReferences(spec: JobSpec): { readonly ref: string; readonly field: string }[] {
-  const refs: { ref: string; field: string }[] = [];
+export function modelFileReferences(
+  spec: JobSpec,
+): { readonly ref: string; readonly field: string; readonly kind: ModelFileKind }[] {
+  const refs: { ref: string; field: string; kind: ModelFileKind }[] = [];
+  spec.model.inputs.forEach((input, i) => {
+    if (isTextInput(input)) {
+      refs.push({ ref: input.from.tokenizer, field: `model.inputs[${i}].from.tokenizer`, kind: 'tokenizer' });
+    }
+  });
   spec.model.outputs.forEach((output, i) => {
     const labels = output.postprocess?.argmax?.labels;
     if (labels !== undefined)
-      refs.push({ ref: labels, field: `model.outputs[${i}].postprocess.argmax.labels` });
+      refs.push({ ref: labels, field: `model.outputs[${i}].postprocess.argmax.labels`, kind: 'labels' });
+    const topLabels = output.postprocess?.topK?.labels;
+    // topK.labels defaults to argmax.labels: listing the same file twice would only repeat the check.
+    if (topLabels !== undefined && topLabels !== labels)
+      refs.push({ ref: topLabels, field: `model.outputs[${i}].postprocess.topK.labels`, kind: 'labels' });
   });
+  if (spec.model.processor) {
+    refs.push({ ref: spec.model.processor.module, field: 'model.processor.module', kind: 'processor' });
+  }
   return refs;
 }
 
@@ -121,17 +147,6 @@ function crossFieldIssues(spec: JobSpec): SpecIssue[] {
     }
     seen.add(name);
   }
-  const tensors = new Set<string>();
-  spec.model.inputs.forEach((input, i) => {
-    if (tensors.has(input.tensor)) {
-      issues.push({
-        path: `model.inputs[${i}].tensor`,
-        value: JSON.stringify(input.tensor),
-        message: 'feeds the same graph input twice; each input tensor must be declared once',
-      });
-    }
-    tensors.add(input.tensor);
-  });
   if (spec.output.schema) {
     for (const name of Object.keys(spec.output.schema)) {
       if (!seen.has(name)) {

@@ -6,6 +6,13 @@
  * defaults of its own.
  */
 import { z } from 'zod';
+import {
+  inputTensorSpec,
+  modelSectionIssues,
+  outputColumnType,
+  outputTensorSpec,
+  processorSpec,
+} from './model-io.js';
 
 /** Largest array job AWS Batch accepts; the planner never makes more shards than this. */
 export const MAX_SHARDS = 10_000;
@@ -58,68 +65,8 @@ const columnName = z.string().min(1, 'must be a non-empty column name');
 
 const uri = z.string().min(1, 'must be a URI: s3://bucket/prefix/, file:///abs/path or a relative path');
 
-/** Element types a tensor can be built from tabular columns. */
-export const TABULAR_DTYPES = ['float32', 'float64', 'int32', 'int64'] as const;
-export type TabularDtype = (typeof TABULAR_DTYPES)[number];
-
-const inputTensor = z.strictObject({
-  /** Name of the ONNX graph input this tensor feeds. */
-  tensor: z.string().min(1, 'must name an input of the ONNX graph'),
-  /** Where the values come from: the listed columns, in order, become the last dimension. */
-  from: z.strictObject({
-    columns: z.array(columnName).min(1, 'must list at least one column'),
-  }),
-  dtype: z
-    .enum(TABULAR_DTYPES, { message: `must be one of ${TABULAR_DTYPES.join(', ')}` })
-    .default('float32'),
-  /** What to do with a missing or null value: make the record an error row, or fill with a number. */
-  missing: z
-    .union([z.literal('error'), z.strictObject({ fill: z.number() })], {
-      message: 'must be "error" or { fill: <number> }',
-    })
-    .default('error'),
-});
-
-const keepValue = z.enum(['score', 'probabilities'], {
-  message: 'must be "score" (the winning probability) or "probabilities" (the whole vector)',
-});
-
-const outputTensor = z
-  .strictObject({
-    /** Name of the ONNX graph output to read. */
-    tensor: z.string().min(1, 'must name an output of the ONNX graph'),
-    /** Column name for the raw tensor when no post-processing is declared. @default the tensor name */
-    as: columnName.optional(),
-    postprocess: z
-      .strictObject({
-        /** Apply softmax over the last dimension first (for models that output logits). */
-        softmax: z.boolean().default(false),
-        /** Turn the last dimension into a class label: the argmax index, or its line in the labels file. */
-        argmax: z
-          .strictObject({
-            /** A text file with one label per line, relative to the model artifact (or a URI). */
-            labels: z.string().min(1).optional(),
-            /** Output column for the label. */
-            as: columnName.default('label'),
-          })
-          .optional(),
-        /** Extra columns to keep next to the label. */
-        keep: z
-          .union([keepValue, z.array(keepValue)])
-          .transform((v) => (Array.isArray(v) ? v : [v]))
-          .default([]),
-      })
-      .optional(),
-  })
-  .superRefine((out, ctx) => {
-    if (out.postprocess && out.postprocess.keep.length > 0 && !out.postprocess.argmax) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['postprocess', 'keep'],
-        message: 'only applies together with argmax; add postprocess.argmax or remove keep',
-      });
-    }
-  });
+// The model section's inputs, outputs and processor are defined in model-io.ts.
+export { TABULAR_DTYPES, type TabularDtype } from './model-io.js';
 
 const registryRef = z.strictObject({
   /** Model package group (SageMaker Model Registry in AWS; a folder of the local registry offline). */
@@ -136,11 +83,19 @@ const jobSpecObject = z.strictObject({
   name: identifier,
   input: z.strictObject({
     uri,
-    /** How to read `uri`: a prefix to list, or a list manifest (JSONL or CSV of URIs). `auto` decides by suffix. */
+    /**
+     * How to read `uri`: a prefix to list, a list manifest (JSONL or CSV of URIs, or a SageMaker manifest), or an
+     * S3 Inventory report's manifest.json. `auto` decides by name and, for a `manifest.json`, by content.
+     */
     manifest: z
-      .enum(['auto', 'prefix', 'list'], { message: 'must be one of auto, prefix, list' })
+      .enum(['auto', 'prefix', 'list', 's3-inventory'], {
+        message: 'must be one of auto, prefix, list, s3-inventory',
+      })
       .default('auto'),
-    format: z.enum(['parquet', 'jsonl', 'csv'], { message: 'must be one of parquet, jsonl, csv' }),
+    /** `files`: every object is one record (`{ uri, name, size, content }`, content its bytes). */
+    format: z.enum(['parquet', 'jsonl', 'csv', 'files'], {
+      message: 'must be one of parquet, jsonl, csv, files',
+    }),
     /** Record key carried to every output and error row. */
     id: columnName.optional(),
   }),
@@ -149,8 +104,16 @@ const jobSpecObject = z.strictObject({
       registry: registryRef.optional(),
       /** A direct artifact: an .onnx file (URI or path relative to the spec). */
       uri: uri.optional(),
-      inputs: z.array(inputTensor).min(1, 'must declare at least one input tensor'),
-      outputs: z.array(outputTensor).min(1, 'must declare at least one output tensor'),
+      /** Records -> tensors: tabular columns, array columns, tokenized text, decoded images. */
+      inputs: z
+        .array(inputTensorSpec, { message: 'must be a list of input entries (- tensor: ..., from: ...)' })
+        .default([]),
+      /** Tensors -> columns: raw values, activations, argmax, top-k, pooled embeddings. */
+      outputs: z
+        .array(outputTensorSpec, { message: 'must be a list of output entries (- tensor: ...)' })
+        .default([]),
+      /** A user module (relative to the model artifact) exporting preprocess and/or postprocess. */
+      processor: processorSpec.optional(),
     })
     .superRefine((model, ctx) => {
       if (Boolean(model.registry) === Boolean(model.uri)) {
@@ -160,24 +123,35 @@ const jobSpecObject = z.strictObject({
             'must set exactly one of model.registry ({ group, version }) or model.uri (an .onnx artifact)',
         });
       }
+      modelSectionIssues(model, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     }),
-  output: z.strictObject({
-    uri,
-    format: z
-      .literal('parquet', { message: 'must be parquet (jsonl and csv outputs come later)' })
-      .default('parquet'),
-    /** Input columns copied unchanged next to the predictions. */
-    passthrough: z.array(columnName).default([]),
-    /** Declared output columns and their types, checked when the run is finalized. */
-    schema: z
-      .record(
-        columnName,
-        z.enum(['string', 'float', 'double', 'int', 'bigint', 'boolean', 'array<float>'], {
-          message: 'must be one of string, float, double, int, bigint, boolean, array<float>',
-        }),
-      )
-      .optional(),
-  }),
+  output: z
+    .strictObject({
+      uri,
+      format: z
+        .enum(['parquet', 'jsonl', 'csv'], { message: 'must be one of parquet, jsonl, csv' })
+        .default('parquet'),
+      /**
+       * Also assemble the run's predictions into one file (`<output.uri>/_single/<runId>.<jsonl|csv>`) at Finalize,
+       * in shard order. Only for jsonl and csv: a Parquet file cannot be concatenated.
+       */
+      singleFile: z.boolean().default(false),
+      /** Input columns copied unchanged next to the predictions. */
+      passthrough: z.array(columnName).default([]),
+      /** Declared output columns and their types, checked when the run is finalized. */
+      schema: z.record(columnName, outputColumnType).optional(),
+    })
+    .superRefine((output, ctx) => {
+      if (output.singleFile && output.format === 'parquet') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['singleFile'],
+          message:
+            'only applies to jsonl and csv outputs (Parquet files cannot be concatenated); set output.format to ' +
+            'jsonl or csv, or remove singleFile',
+        });
+      }
+    }),
   run: z
     .strictObject({
       /** Records per inference call, or `auto` to let the worker choose. */

@@ -4,11 +4,27 @@
  */
 import type { Readable } from 'node:stream';
 import { LocalObjectStore } from './local.js';
-import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import {
+  composeObject,
+  concatenatedSources,
+  type ByteRange,
+  type ComposeSource,
+  type ObjectInfo,
+  type ObjectStore,
+  type PrefixListing,
+  type PutOptions,
+} from './object-store.js';
 import { parseUri, type StorageScheme } from './uri.js';
 
-export type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
-export { NotFoundError, getJson, putJson } from './object-store.js';
+export type {
+  ByteRange,
+  ComposeSource,
+  ObjectInfo,
+  ObjectStore,
+  PrefixListing,
+  PutOptions,
+} from './object-store.js';
+export { NotFoundError, composeObject, getJson, putJson } from './object-store.js';
 export * from './uri.js';
 export { LocalObjectStore } from './local.js';
 export type { S3ObjectStore, S3ClientOptions, S3StoreError } from './s3.js';
@@ -68,6 +84,21 @@ export class RoutingObjectStore implements ObjectStore {
     return (await this.storeFor(uri)).delete(uri);
   }
 
+  async listPrefixes(prefixUri: string): Promise<PrefixListing> {
+    const store = await this.storeFor(prefixUri);
+    if (store.listPrefixes) return store.listPrefixes(prefixUri);
+    // The scheme's store cannot list one level: derive it from a full listing (correct, only slower).
+    return levelOf(prefixUri, store.list(prefixUri));
+  }
+
+  async compose(uri: string, sources: readonly ComposeSource[], options?: PutOptions): Promise<ObjectInfo> {
+    const target = await this.storeFor(uri);
+    // A server-side copy only works within one scheme; across schemes the bytes go through this store.
+    const sameScheme = sources.every((s) => parseUri(s.uri).scheme === parseUri(uri).scheme);
+    if (sameScheme) return composeObject(target, uri, sources, options);
+    return this.putStream(uri, concatenatedSources(this, sources), options);
+  }
+
   private storeFor(uri: string): Promise<ObjectStore> {
     const { scheme } = parseUri(uri);
     let store = this.stores.get(scheme);
@@ -95,4 +126,20 @@ export function createObjectStore(options: ObjectStoreOptions = {}): RoutingObje
       return new S3ObjectStore(createS3Client({ endpoint, region: options.region }));
     },
   });
+}
+
+/** One level of a prefix from a full listing: what S3 returns for the same prefix with `Delimiter: '/'`. */
+async function levelOf(prefixUri: string, listing: AsyncIterable<ObjectInfo>): Promise<PrefixListing> {
+  const base = prefixUri.slice(0, prefixUri.lastIndexOf('/') + 1);
+  const prefixes: string[] = [];
+  const objects: ObjectInfo[] = [];
+  for await (const info of listing) {
+    const slash = info.uri.indexOf('/', prefixUri.length);
+    if (slash < 0) objects.push(info);
+    else {
+      const folder = info.uri.slice(0, slash + 1);
+      if (folder.startsWith(base) && prefixes[prefixes.length - 1] !== folder) prefixes.push(folder);
+    }
+  }
+  return { prefixes: [...new Set(prefixes)], objects };
 }

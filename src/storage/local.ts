@@ -3,13 +3,19 @@
  * and are renamed into place, so a reader (or a crashed writer's successor) never sees half an object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { NotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import {
+  NotFoundError,
+  type ByteRange,
+  type ObjectInfo,
+  type ObjectStore,
+  type PrefixListing,
+} from './object-store.js';
 import { parseUri } from './uri.js';
 
 const TMP_MARK = '.tmp-';
@@ -112,20 +118,45 @@ export class LocalObjectStore implements ObjectStore {
     await rm(toPath(uri), { force: true });
   }
 
-  private async *walk(dir: string, keep: (name: string) => boolean): AsyncIterable<ObjectInfo> {
+  /** One directory level: sub-directories as prefixes, files as objects, filtered by a partial name like `list`. */
+  async listPrefixes(prefixUri: string): Promise<PrefixListing> {
+    const prefix = toPath(prefixUri);
+    const endsWithSep = prefixUri.endsWith('/');
+    const dir = endsWithSep ? prefix : path.dirname(prefix);
+    const namePrefix = endsWithSep ? '' : path.basename(prefix);
+    const prefixes: string[] = [];
+    const objects: ObjectInfo[] = [];
+    for (const entry of await this.sortedEntries(dir, (name) => name.startsWith(namePrefix))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        prefixes.push(`${pathToFileURL(full).href}/`);
+      } else if (entry.isFile()) {
+        const info = await this.tryHead(pathToFileURL(full).href);
+        if (info) objects.push(info);
+      }
+    }
+    return { prefixes, objects };
+  }
+
+  /** A directory's entries in S3 key order, without temporary files; none when the directory does not exist. */
+  private async sortedEntries(dir: string, keep: (name: string) => boolean): Promise<Dirent[]> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
       throw err;
     }
     // S3 lists keys in byte order; a directory "a" sorts as "a/", so compare with the separator appended.
-    const sorted = entries
+    return entries
       .filter((e) => keep(e.name) && !e.name.startsWith(TMP_MARK))
       .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
-      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
-    for (const { entry } of sorted) {
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
+      .map(({ entry }) => entry);
+  }
+
+  private async *walk(dir: string, keep: (name: string) => boolean): AsyncIterable<ObjectInfo> {
+    for (const entry of await this.sortedEntries(dir, keep)) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) {
         yield* this.walk(full, () => true);

@@ -27,6 +27,20 @@ export interface PutOptions {
   readonly contentType?: string;
 }
 
+/** One level of a prefix, as S3 lists it with `Delimiter: '/'`. */
+export interface PrefixListing {
+  /** The "folders" one level down: full URIs ending in `/`, in key order. */
+  readonly prefixes: readonly string[];
+  /** The objects directly at this level (none from below it), in key order. */
+  readonly objects: readonly ObjectInfo[];
+}
+
+/** A piece of an existing object that `compose` copies: bytes [range.start, range.end) of `uri`. */
+export interface ComposeSource {
+  readonly uri: string;
+  readonly range: ByteRange;
+}
+
 export interface ObjectStore {
   /** Metadata of one object; throws `NotFoundError` when it does not exist. */
   head(uri: string): Promise<ObjectInfo>;
@@ -48,6 +62,17 @@ export interface ObjectStore {
   list(prefixUri: string): AsyncIterable<ObjectInfo>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(uri: string): Promise<void>;
+  /**
+   * Optional: one level under a prefix (S3's `Delimiter: '/'`), so callers can list the folders below in parallel
+   * instead of walking a large prefix page by page. A store without it is listed with `list`.
+   */
+  listPrefixes?(prefixUri: string): Promise<PrefixListing>;
+  /**
+   * Optional: writes the concatenation of `sources`, in order, to `uri` without passing the bytes through this
+   * process where the store can (S3: a multipart upload of UploadPartCopy parts). Atomic like `putStream`. A store
+   * without it is composed by `composeObject`'s streamed copy.
+   */
+  compose?(uri: string, sources: readonly ComposeSource[], options?: PutOptions): Promise<ObjectInfo>;
 }
 
 export class NotFoundError extends Error {
@@ -65,4 +90,41 @@ export async function getJson(store: ObjectStore, uri: string): Promise<unknown>
 
 export async function putJson(store: ObjectStore, uri: string, value: unknown): Promise<ObjectInfo> {
   return store.put(uri, `${JSON.stringify(value, null, 2)}\n`, { contentType: 'application/json' });
+}
+
+/**
+ * Writes the concatenation of `sources` to `uri`: the store's own `compose` when it has one, else a streamed copy
+ * (one source open at a time, so memory stays at one read buffer whatever the total size).
+ */
+export async function composeObject(
+  store: ObjectStore,
+  uri: string,
+  sources: readonly ComposeSource[],
+  options?: PutOptions,
+): Promise<ObjectInfo> {
+  if (store.compose) return store.compose(uri, sources, options);
+  return store.putStream(uri, concatenatedSources(store, sources), options);
+}
+
+/** The bytes of `sources`, in order, as one stream. Exported for stores whose server-side copy can fall back to it. */
+export async function* concatenatedSources(
+  store: ObjectStore,
+  sources: readonly ComposeSource[],
+): AsyncIterable<Uint8Array> {
+  for (const source of sources) {
+    if (source.range.end <= source.range.start) continue;
+    const stream = await store.getStream(source.uri, source.range);
+    let copied = 0;
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      copied += chunk.byteLength;
+      yield chunk;
+    }
+    const want = source.range.end - source.range.start;
+    // A source that shrank since its size was taken would silently shorten the result: refuse instead.
+    if (copied !== want) {
+      throw new Error(
+        `${source.uri} has ${copied} bytes in ${source.range.start}-${source.range.end}, expected ${want}; it changed while being copied`,
+      );
+    }
+  }
 }

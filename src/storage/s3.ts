@@ -3,6 +3,9 @@
  * atomic on S3 itself, so no temporary keys are needed.
  */
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -11,14 +14,20 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import {
   NotFoundError,
+  concatenatedSources,
   type ByteRange,
+  type ComposeSource,
   type ObjectInfo,
   type ObjectStore,
+  type PrefixListing,
   type PutOptions,
 } from './object-store.js';
 import { parseUri } from './uri.js';
@@ -251,15 +260,7 @@ export class S3ObjectStore implements ObjectStore {
       const infos: { info: ObjectInfo; sortKey: Buffer }[] = [];
       for (const obj of page.Contents ?? []) {
         if (obj.Key === undefined) continue;
-        infos.push({
-          info: {
-            uri: `s3://${bucket}/${obj.Key}`,
-            size: obj.Size ?? 0,
-            etag: unquote(obj.ETag),
-            ...(obj.LastModified ? { lastModified: obj.LastModified } : {}),
-          },
-          sortKey: Buffer.from(obj.Key, 'utf8'),
-        });
+        infos.push({ info: objectInfoOf(bucket, obj), sortKey: Buffer.from(obj.Key, 'utf8') });
       }
       // AWS returns each page in UTF-8 byte order already; some S3-compatible servers do not (s3rver walks its
       // directories, so "a/b" comes before "a.json"), and callers rely on the order.
@@ -267,6 +268,147 @@ export class S3ObjectStore implements ObjectStore {
       for (const { info } of infos) yield info;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  async listPrefixes(prefixUri: string): Promise<PrefixListing> {
+    const { bucket, key: prefix } = toLocation(prefixUri);
+    const prefixes: { uri: string; sortKey: Buffer }[] = [];
+    const objects: { info: ObjectInfo; sortKey: Buffer }[] = [];
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: prefix || undefined,
+            Delimiter: '/',
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw this.error('ListObjectsV2', prefixUri, err);
+      }
+      this.knownBuckets.add(bucket);
+      for (const common of page.CommonPrefixes ?? []) {
+        if (common.Prefix === undefined) continue;
+        prefixes.push({
+          uri: `s3://${bucket}/${common.Prefix}`,
+          sortKey: Buffer.from(common.Prefix, 'utf8'),
+        });
+      }
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        objects.push({ info: objectInfoOf(bucket, obj), sortKey: Buffer.from(obj.Key, 'utf8') });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    // As in `list`: byte order, whatever order the server used.
+    prefixes.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+    objects.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+    return { prefixes: prefixes.map((p) => p.uri), objects: objects.map((o) => o.info) };
+  }
+
+  /**
+   * A multipart upload whose parts are copied server-side (UploadPartCopy) where a source range is large enough to
+   * be a part of its own (S3 parts are at least 5 MiB, except the last), and uploaded from memory where small
+   * sources must be joined to reach that size. Servers without UploadPartCopy (NotImplemented, or an answer without
+   * a CopyPartResult) get a streamed copy instead, so the result is the same everywhere.
+   */
+  async compose(uri: string, sources: readonly ComposeSource[], options?: PutOptions): Promise<ObjectInfo> {
+    const { bucket, key } = toLocation(uri);
+    if (sources.some((s) => !s.uri.startsWith('s3://'))) {
+      return this.putStream(uri, concatenatedSources(this, sources), options);
+    }
+    const parts = planComposeParts(sources);
+    if (parts.length <= 1 && parts.every((p) => p.kind === 'upload')) {
+      // Too small for a multipart upload to help: one PUT of the joined bytes.
+      return this.putStream(uri, concatenatedSources(this, sources), options);
+    }
+    let uploadId: string | undefined;
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: options?.contentType }),
+      );
+      uploadId = created.UploadId;
+      if (!uploadId)
+        throw new S3StoreError(`S3 CreateMultipartUpload ${uri} returned no UploadId`, uri, undefined);
+      const id = uploadId;
+      const completed = new Array<CompletedPart>(parts.length);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < parts.length) {
+          const index = next++;
+          completed[index] = await this.composePart(bucket, key, id, index + 1, parts[index]!);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(S3_UPLOAD_QUEUE_SIZE, parts.length) }, worker));
+      const out = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: id,
+          MultipartUpload: { Parts: completed },
+        }),
+      );
+      this.knownBuckets.add(bucket);
+      const size = parts.reduce((n, p) => n + p.bytes, 0);
+      if (!out.ETag) return await this.head(uri);
+      return { uri, size, etag: unquote(out.ETag), ...(out.VersionId ? { versionId: out.VersionId } : {}) };
+    } catch (err) {
+      if (uploadId !== undefined) {
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))
+          .catch(() => undefined);
+      }
+      if (err instanceof CopyNotSupported || errorCode(err) === 'NotImplemented') {
+        return this.putStream(uri, concatenatedSources(this, sources), options);
+      }
+      throw this.error('multipart copy to', uri, err);
+    }
+  }
+
+  private async composePart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    part: ComposePart,
+  ): Promise<CompletedPart> {
+    if (part.kind === 'copy') {
+      const source = toLocation(part.source.uri);
+      const out = await this.client.send(
+        new UploadPartCopyCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          // CopySource is "bucket/key" with the key URL-encoded (slashes kept), per the UploadPartCopy reference.
+          CopySource: `${source.bucket}/${encodeKey(source.key)}`,
+          CopySourceRange: rangeHeader(part.source.range),
+        }),
+      );
+      const etag = out.CopyPartResult?.ETag;
+      // A server that ignores x-amz-copy-source stores an empty part and answers like UploadPart: no result.
+      if (!etag) throw new CopyNotSupported();
+      return { PartNumber: partNumber, ETag: etag };
+    }
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of concatenatedSources(this, part.sources)) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    const out = await this.client.send(
+      new UploadPartCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        Body: body,
+        ContentLength: body.byteLength,
+      }),
+    );
+    if (!out.ETag)
+      throw new S3StoreError(`S3 UploadPart ${partNumber} of ${key} returned no ETag`, key, undefined);
+    return { PartNumber: partNumber, ETag: out.ETag };
   }
 
   async delete(uri: string): Promise<void> {
@@ -303,6 +445,89 @@ export class S3ObjectStore implements ObjectStore {
       cause: err,
     });
   }
+}
+
+function objectInfoOf(
+  bucket: string,
+  obj: { Key?: string; Size?: number; ETag?: string; LastModified?: Date },
+): ObjectInfo {
+  return {
+    uri: `s3://${bucket}/${obj.Key ?? ''}`,
+    size: obj.Size ?? 0,
+    etag: unquote(obj.ETag),
+    ...(obj.LastModified ? { lastModified: obj.LastModified } : {}),
+  };
+}
+
+/** The smallest part S3 accepts in a multipart upload, except the last one. */
+export const S3_MIN_PART = 5 * 1024 * 1024;
+/** The largest part (and the largest range one UploadPartCopy may copy). */
+export const S3_MAX_PART = 5 * 1024 * 1024 * 1024;
+/** S3 allows 10,000 parts; parts are sized to stay well below it. */
+const COMPOSE_MAX_PARTS = 9_000;
+
+/** One part of a composed object: a server-side copy of one range, or small ranges joined and uploaded. */
+export type ComposePart =
+  | { readonly kind: 'copy'; readonly source: ComposeSource; readonly bytes: number }
+  | { readonly kind: 'upload'; readonly sources: readonly ComposeSource[]; readonly bytes: number };
+
+/**
+ * Cuts the concatenation of `sources` into multipart-upload parts. Every part but the last is at least `minPart`
+ * (5 MiB, or more when that would take over 9,000 parts): a range of at least that size is copied server-side (in
+ * pieces of at most 5 GiB), and smaller ranges are gathered, topped up from the start of the next range when
+ * needed, and uploaded. Pure, so the cut can be tested without a server.
+ */
+export function planComposeParts(sources: readonly ComposeSource[], minPart?: number): ComposePart[] {
+  const total = sources.reduce((n, s) => n + Math.max(0, s.range.end - s.range.start), 0);
+  const min = minPart ?? Math.max(S3_MIN_PART, Math.ceil(total / COMPOSE_MAX_PARTS));
+  const parts: ComposePart[] = [];
+  let pending: ComposeSource[] = [];
+  let pendingBytes = 0;
+  const flush = (): void => {
+    if (pendingBytes > 0) parts.push({ kind: 'upload', sources: pending, bytes: pendingBytes });
+    pending = [];
+    pendingBytes = 0;
+  };
+  for (const source of sources) {
+    let pos = source.range.start;
+    const end = source.range.end;
+    while (pos < end) {
+      const remaining = end - pos;
+      if (pendingBytes > 0) {
+        // A gathered part in progress must reach the minimum before anything is copied after it.
+        const take = Math.min(min - pendingBytes, remaining);
+        pending.push({ uri: source.uri, range: { start: pos, end: pos + take } });
+        pendingBytes += take;
+        pos += take;
+        if (pendingBytes >= min) flush();
+      } else if (remaining >= min) {
+        const bytes = Math.min(remaining, S3_MAX_PART);
+        parts.push({
+          kind: 'copy',
+          source: { uri: source.uri, range: { start: pos, end: pos + bytes } },
+          bytes,
+        });
+        pos += bytes;
+      } else {
+        pending.push({ uri: source.uri, range: { start: pos, end } });
+        pendingBytes += remaining;
+        pos = end;
+        if (pendingBytes >= min) flush();
+      }
+    }
+  }
+  flush();
+  return parts;
+}
+
+/** The server does not copy parts (it ignored or refused UploadPartCopy). */
+class CopyNotSupported extends Error {
+  override readonly name = 'CopyNotSupported';
+}
+
+/** A key as it goes into x-amz-copy-source: every character URL-encoded except the slashes. */
+function encodeKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
 }
 
 function toLocation(uri: string): { bucket: string; key: string } {

@@ -315,6 +315,61 @@ describe('GlueCatalog', () => {
     expect(sizes).toEqual([100, 50]);
   });
 
+  it('registers CSV and JSON Lines outputs with their SerDe, the CSV header skipped and arrays as strings', async () => {
+    const glue = new RecordedGlue('get-table-not-found', 'create-table', 'batch-create-partition');
+    await glue.catalog().publishRun(run({ format: 'csv' }));
+    glue.done();
+    const table = glue.sent[1]!.body.TableInput as Record<string, Record<string, unknown>>;
+    expect(table.Parameters).toMatchObject({ classification: 'csv', 'skip.header.line.count': '1' });
+    const csvSd = {
+      InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+      OutputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
+      SerdeInfo: {
+        SerializationLibrary: 'org.apache.hadoop.hive.serde2.OpenCSVSerde',
+        Parameters: { separatorChar: ',', quoteChar: '"', escapeChar: '\\' },
+      },
+    };
+    const csvColumns = [
+      { Name: 'label', Type: 'string' },
+      { Name: 'score', Type: 'float' },
+      { Name: 'probabilities', Type: 'string' },
+    ];
+    expect(table.StorageDescriptor).toMatchObject({ ...csvSd, Columns: csvColumns });
+    const partition = (
+      glue.sent[2]!.body.PartitionInputList as Record<string, Record<string, unknown>>[]
+    )[0]!;
+    expect(partition.Parameters).toMatchObject({ classification: 'csv' });
+    expect(partition.StorageDescriptor).toMatchObject({ ...csvSd, Columns: csvColumns });
+
+    const json = new RecordedGlue('get-table-not-found', 'create-table', 'batch-create-partition');
+    await json.catalog().publishRun(run({ format: 'jsonl' }));
+    const jsonTable = json.sent[1]!.body.TableInput as Record<string, Record<string, unknown>>;
+    expect(jsonTable.Parameters).toMatchObject({ classification: 'json' });
+    expect(jsonTable.Parameters).not.toHaveProperty('skip.header.line.count');
+    expect(jsonTable.StorageDescriptor).toMatchObject({
+      InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+      SerdeInfo: { SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' },
+      Columns: COLUMNS,
+    });
+  });
+
+  it('updates the table format when a run changes it, keeping the other storage settings', async () => {
+    // get-table holds a Parquet table whose columns and model already match this run: only the format differs.
+    const glue = new RecordedGlue('get-table', 'update-table', 'batch-create-partition');
+    await glue
+      .catalog()
+      .publishRun(run({ format: 'jsonl', runId: 'run-0009', finishedAt: '2030-01-01T00:00:00.000Z' }));
+    glue.done();
+    expect(glue.targets).toEqual(['GetTable', 'UpdateTable', 'BatchCreatePartition']);
+    const sd = (glue.sent[1]!.body.TableInput as Record<string, Record<string, unknown>>).StorageDescriptor!;
+    expect(sd).toMatchObject({
+      InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+      SerdeInfo: { SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' },
+      Location: 's3://predictions-bucket/churn/',
+      NumberOfBuckets: -1,
+    });
+  });
+
   it('refuses runs it cannot register, before calling Glue', async () => {
     const glue = new RecordedGlue();
     const catalog = glue.catalog();

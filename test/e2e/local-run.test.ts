@@ -236,6 +236,24 @@ describe('a local run with bad records', () => {
     );
     expect(published.rows).toEqual([[3001 - badIds.length, 1]]);
   });
+
+  it("merges the shards' output distributions into the manifest, matching the written predictions", async () => {
+    const manifest = parseManifest(
+      JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')),
+    );
+    const parts = `${fileURLToPath(outcome.result!.outputUri)}*.parquet`;
+    const labels = await sql<{ label: string; n: bigint }>(
+      `select label, count(*) as n from read_parquet('${parts}') group by label`,
+    );
+    const label = manifest.summaries?.label;
+    expect(label?.kind).toBe('categorical');
+    expect(label?.kind === 'categorical' ? label.counts : undefined).toEqual(
+      Object.fromEntries(labels.map((r) => [r.label, Number(r.n)])),
+    );
+    const score = manifest.summaries?.score;
+    expect(score).toMatchObject({ kind: 'numeric', count: 3001 - badIds.length });
+    expect(manifest.execution?.providers).toEqual({ cpu: manifest.counts.completedShards });
+  });
 });
 
 describe('a local run that misses its quality bar', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeParquet, parquetLayout, readers, readRange } from '../../src/formats/index.js';
 import { readCsv } from '../../src/formats/csv.js';
+import { readFiles } from '../../src/formats/files.js';
 import { readJsonl } from '../../src/formats/jsonl.js';
 import { readParquet } from '../../src/formats/parquet-read.js';
 import { byteRange, collect, tempDir, type TempDir } from './helpers.js';
@@ -15,7 +16,7 @@ describe('readRange', () => {
   });
 
   it('maps every input format to its reader', () => {
-    expect(readers).toEqual({ jsonl: readJsonl, csv: readCsv, parquet: readParquet });
+    expect(readers).toEqual({ jsonl: readJsonl, csv: readCsv, parquet: readParquet, files: readFiles });
   });
 
   it('reads the same rows from jsonl, csv and parquet versions of one table', async () => {

@@ -189,21 +189,17 @@ describe('lines', () => {
     expect(await readFirstLine(tmp.store, none.uri, none.size)).toBeUndefined();
   });
 
-  it('splits a million short lines quickly', async () => {
+  it('splits a million short lines with exact offsets', async () => {
     const parts: string[] = [];
     for (let i = 0; i < 1_000_000; i++) parts.push(`{"id":${i}}`);
     const { uri, size } = await tmp.write('million.jsonl', `${parts.join('\n')}\n`);
-    const started = performance.now();
     let count = 0;
     let lastOffset = -1;
     for await (const batch of readLineBatches(tmp.store, { uri, start: 0, end: size, size })) {
       count += batch.length;
       lastOffset = batch.at(-1)!.offset;
     }
-    const ms = performance.now() - started;
     expect(count).toBe(1_000_000);
     expect(lastOffset).toBe(size - Buffer.byteLength(parts.at(-1)!) - 1);
-    // ~0.3 s on an idle core; the bound only catches a lost fast path (per-byte or quadratic work).
-    expect(ms).toBeLessThan(10_000);
   });
 });

@@ -51,7 +51,7 @@ describe('feature building', () => {
   it('builds a [n, columns] float32 tensor from numbers and numeric strings, in record order', async () => {
     const session = await loadModel(model('affine.onnx'));
     const builder = createFeatureBuilder([affineInput], session.inputs);
-    const batch = builder.build([rec({ a: 1, b: 2, c: 3 }), rec({ a: '4', b: ' 5 ', c: 6.5 })]);
+    const batch = await builder.build([rec({ a: 1, b: 2, c: 3 }), rec({ a: '4', b: ' 5 ', c: 6.5 })]);
     expect(batch.included).toEqual([0, 1]);
     const x = batch.feeds.x!;
     expect(x.dims).toEqual([2, 3]);
@@ -65,7 +65,7 @@ describe('feature building', () => {
   it('sets aside records with missing or non-numeric values and keeps the others in order', async () => {
     const session = await loadModel(model('affine.onnx'));
     const builder = createFeatureBuilder([affineInput], session.inputs);
-    const batch = builder.build([
+    const batch = await builder.build([
       rec({ a: 1, b: 2, c: 3 }),
       rec({ a: 1, b: null, c: 3 }),
       rec({ a: 'n/a', b: 2, c: 3 }),
@@ -86,7 +86,7 @@ describe('feature building', () => {
   it('fills missing values when the spec says so', async () => {
     const session = await loadModel(model('affine.onnx'));
     const builder = createFeatureBuilder([{ ...affineInput, missing: { fill: -1 } }], session.inputs);
-    const batch = builder.build([rec({ a: 1, c: 3 })]);
+    const batch = await builder.build([rec({ a: 1, c: 3 })]);
     expect(Array.from(batch.feeds.x!.data as Float32Array)).toEqual([1, -1, 3]);
     await session.release();
   });
@@ -98,7 +98,7 @@ describe('feature building', () => {
       [{ tensor: 'ids', from: { columns: cols }, dtype: 'int64', missing: 'error' }],
       ints.inputs,
     );
-    const batch = intBuilder.build([
+    const batch = await intBuilder.build([
       rec({ c1: 1, c2: '2', c3: 3n, c4: 4, c5: 2 ** 40 }),
       rec({ c1: 1.5, c2: 0, c3: 0, c4: 0, c5: 0 }),
     ]);
@@ -112,7 +112,7 @@ describe('feature building', () => {
       [{ tensor: 'x', from: { columns: ['p', 'q'] }, dtype: 'float64', missing: 'error' }],
       doubles.inputs,
     );
-    const dOut = await doubles.run(dBuilder.build([rec({ p: 0.1, q: 0.2 })]).feeds);
+    const dOut = await doubles.run((await dBuilder.build([rec({ p: 0.1, q: 0.2 })])).feeds);
     expect((dOut.s!.data as Float64Array)[0]).toBe(0.1 + 0.2);
     await doubles.release();
   });
@@ -147,11 +147,9 @@ describe('post-processing', () => {
 
   it('applies softmax, argmax with labels, score and raw vectors to several outputs at once', async () => {
     const session = await loadModel(model('two_outputs.onnx'));
-    const post = createPostprocessor(
-      twoOutputs,
-      session.outputs,
-      new Map([['labels.txt', ['cat', 'dog', 'eel']]]),
-    );
+    const post = createPostprocessor(twoOutputs, session.outputs, {
+      labels: new Map([['labels.txt', ['cat', 'dog', 'eel']]]),
+    });
     expect(post.columns).toEqual([
       { name: 'label', type: 'string' },
       { name: 'score', type: 'float' },
@@ -160,7 +158,7 @@ describe('post-processing', () => {
     ]);
     // logits = x @ W with W = [[1,0,2],[0,1,-1],[1,1,0],[-2,0,1]]: x=[1,0,0,0] -> [1,0,2]; x=[0,1,0,0] -> [0,1,-1]
     const x = new ort.Tensor('float32', Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0]), [2, 4]);
-    const result = post.apply(await session.run({ x }), 2);
+    const result = await post.apply(await session.run({ x }), 2);
     expect(result.issues).toEqual([]);
     const [label, score, probs, vec] = result.values;
     expect(label).toEqual(['eel', 'dog']);
@@ -180,11 +178,11 @@ describe('post-processing', () => {
     const noLabels = createPostprocessor(
       [{ tensor: 'logits', postprocess: { softmax: false, argmax: { as: 'cls' }, keep: [] } }],
       session.outputs,
-      new Map(),
+      { labels: new Map() },
     );
     const x = new ort.Tensor('float32', Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0]), [2, 4]);
     const outputs = await session.run({ x });
-    expect(noLabels.apply(outputs, 2).values[0]).toEqual([2, 1]);
+    expect((await noLabels.apply(outputs, 2)).values[0]).toEqual([2, 1]);
 
     const shortLabels = createPostprocessor(
       [
@@ -194,9 +192,9 @@ describe('post-processing', () => {
         },
       ],
       session.outputs,
-      new Map([['l.txt', ['a', 'b']]]),
+      { labels: new Map([['l.txt', ['a', 'b']]]) },
     );
-    const result = shortLabels.apply(outputs, 2);
+    const result = await shortLabels.apply(outputs, 2);
     expect(result.issues.map((i) => [i.row, i.reason])).toEqual([[0, 'POSTPROCESS_ERROR']]);
     expect(result.values[0]).toEqual([undefined, 'b']);
     await session.release();
@@ -204,9 +202,9 @@ describe('post-processing', () => {
 
   it('turns non-finite model outputs into INFERENCE_ERROR rows instead of predictions', async () => {
     const session = await loadModel(model('affine.onnx'));
-    const post = createPostprocessor([{ tensor: 'y' }], session.outputs, new Map());
+    const post = createPostprocessor([{ tensor: 'y' }], session.outputs, { labels: new Map() });
     const x = new ort.Tensor('float32', Float32Array.from([1, 1, 1, NaN, 0, 0]), [2, 3]);
-    const result = post.apply(await session.run({ x }), 2);
+    const result = await post.apply(await session.run({ x }), 2);
     expect(result.issues.map((i) => [i.row, i.reason])).toEqual([[1, 'INFERENCE_ERROR']]);
     expect(result.values[0]).toEqual([[14, -3], undefined]);
     await session.release();

@@ -1,6 +1,7 @@
 /**
- * The deployed stack, synthesized once like `cdk synth` (cdk.json context, bin/app.ts's config) but with
- * function bundling skipped: resources, grants, outputs, and that it runs the same definition as the local
+ * The example deployment (cdk.json's configuration, the two pipelines of pipelines/), synthesized once like
+ * `cdk synth` (cdk-nag included) with function bundling skipped: every item a security reviewer and an on-call
+ * engineer look for, read from the template, and that each pipeline runs the same definition as the local
  * orchestrator.
  */
 import * as fs from 'node:fs';
@@ -10,21 +11,37 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/constructs/gpu-compute.js';
 import { WORKFLOW_STATES } from '../../lib/constructs/inference-workflow.js';
 import { REPO_ROOT } from '../../lib/paths.js';
+import { DATA_BUCKET_STANDIN, loadPipelines, pipelineOutputKeys } from '../../lib/pipelines.js';
 import { normalizeDefinitionArns, renderWorkflowDefinition } from '../../lib/workflow-definition.js';
-import { deployedDefinition, logicalIdsOfType, statesOf, synthApp } from './helpers.js';
+import {
+  actionsOf,
+  deployedDefinitions,
+  iamStatements,
+  logicalIdsOfType,
+  statesOf,
+  synthApp,
+} from './helpers.js';
 import type { SynthesizedApp } from './helpers.js';
 
 let synthesized: SynthesizedApp;
 let template: Template;
 let json: Record<string, unknown>;
+let resources: Record<
+  string,
+  { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> }
+>;
 
 beforeAll(() => {
+  // Throws if any cdk-nag finding is not acknowledged, as `cdk synth` does.
   synthesized = synthApp({ bundling: false });
   json = synthesized.template;
   template = Template.fromJSON(json);
-});
+  resources = json.Resources as typeof resources;
+}, 120_000);
 
-afterAll(() => synthesized.cleanup());
+afterAll(() => synthesized?.cleanup());
+
+const PIPELINES = ['breast_cancer', 'breast_cancer_daily'] as const;
 
 interface AssetManifest {
   readonly files: Record<string, { readonly source: { readonly path: string; readonly packaging?: string } }>;
@@ -47,93 +64,308 @@ function assetManifest(): AssetManifest {
 
 function onlyLogicalId(type: string, prefix: string): string {
   const ids = logicalIdsOfType(json, type).filter((id) => id.startsWith(prefix));
-  expect(ids).toHaveLength(1);
+  expect(ids, `${type} ${prefix}*`).toHaveLength(1);
   return ids[0]!;
 }
 
-describe('BatchInferenceStack', () => {
-  it('runs the same definition as the local orchestrator, apart from resource ARNs (local = deployed)', () => {
-    const deployed = normalizeDefinitionArns(deployedDefinition(json));
-    const local = normalizeDefinitionArns(renderWorkflowDefinition());
-    expect(local).toEqual(deployed);
-  });
+function stateMachineId(pipeline: string): string {
+  const prefix = `Pipeline${pipeline.replace(/(^|_)([a-z])/g, (_m, _s: string, c: string) => c.toUpperCase())}StateMachine`;
+  return logicalIdsOfType(json, 'AWS::StepFunctions::StateMachine').find((id) =>
+    new RegExp(`^${prefix}[0-9A-F]{8}$`).test(id),
+  )!;
+}
 
-  it('wires each task to its own function, the GPU queue and the worker job definition', () => {
-    const states = statesOf(deployedDefinition(json));
-    const getArn = (prefix: string) => `\${${onlyLogicalId('AWS::Lambda::Function', prefix)}.Arn}`;
-    expect(states[WORKFLOW_STATES.plan]?.Parameters?.FunctionName).toBe(getArn('PlanFunction'));
-    expect(states[WORKFLOW_STATES.reconcile]?.Parameters?.FunctionName).toBe(getArn('ReconcileFunction'));
-    expect(states[WORKFLOW_STATES.finalize]?.Parameters?.FunctionName).toBe(getArn('FinalizeFunction'));
-    const queue = onlyLogicalId('AWS::Batch::JobQueue', 'GpuCompute');
-    const jobDefinition = onlyLogicalId('AWS::Batch::JobDefinition', 'GpuCompute');
-    for (const name of [WORKFLOW_STATES.inferShard, WORKFLOW_STATES.inferShards]) {
-      expect(states[name]?.Parameters?.JobQueue).toBe(`\${${queue}.JobQueueArn}`);
-      expect(states[name]?.Parameters?.JobDefinition).toBe(`\${Ref:${jobDefinition}}`);
+describe('cdk-nag AwsSolutions', () => {
+  it('synthesizes with no unacknowledged finding (the synth above would have thrown)', () => {
+    const file = path.join(synthesized.outdir, 'validation-report.json');
+    const reports = fs.existsSync(file)
+      ? (
+          JSON.parse(fs.readFileSync(file, 'utf8')) as {
+            pluginReports: { pluginName: string; conclusion: string; violations?: unknown[] }[];
+          }
+        ).pluginReports
+      : [];
+    for (const report of reports.filter((r) => r.pluginName === 'AwsSolutions')) {
+      expect(report.conclusion).toBe('success');
+      expect(report.violations ?? []).toEqual([]);
     }
   });
 
-  it('NodeFunctions run Node 22 on arm64 with active tracing, source maps and a service name', () => {
-    const functions = template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(3);
-    for (const fn of Object.values(functions)) {
-      expect(fn).toMatchObject({
+  it('acknowledges findings one by one, each with a specific reason written next to the resource', () => {
+    const acknowledged = Object.values(resources)
+      .flatMap(
+        (r) =>
+          (r.Metadata?.cdk_nag as { rules_to_suppress?: { id: string; reason: string }[] })
+            ?.rules_to_suppress ?? [],
+      )
+      // aws-cdk-lib acknowledges some of its built-in CloudFormation validation rules on its own constructs.
+      .filter((a) => a.id.startsWith('AwsSolutions-'));
+    expect(acknowledged.length).toBeGreaterThan(0);
+    for (const { id, reason } of acknowledged) {
+      // Wildcard findings are acknowledged by the exact resource or policy, never the rule as a whole.
+      if (/IAM[45]/.test(id)) expect(id).toMatch(/^AwsSolutions-IAM[45]\[(Resource|Policy)::.+\]$/);
+      expect(reason.length, id).toBeGreaterThan(60);
+    }
+    expect(new Set(acknowledged.map((a) => a.id.replace(/\[.*$/, '')))).toEqual(
+      new Set(['AwsSolutions-IAM4', 'AwsSolutions-IAM5', 'AwsSolutions-SQS3']),
+    );
+  });
+});
+
+describe('pipelines', () => {
+  it('deploys one state machine per pipeline', () => {
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', PIPELINES.length);
+    for (const pipeline of PIPELINES) expect(stateMachineId(pipeline), pipeline).toBeDefined();
+  });
+
+  it('runs the same definition as the local orchestrator, apart from resource ARNs (local = deployed), for every pipeline', () => {
+    const local = normalizeDefinitionArns(renderWorkflowDefinition());
+    const deployed = deployedDefinitions(json);
+    for (const pipeline of PIPELINES) {
+      expect(normalizeDefinitionArns(deployed[stateMachineId(pipeline)]!), pipeline).toEqual(local);
+    }
+  });
+
+  it('wires every pipeline to the shared functions, the GPU and CPU queues and their job definitions', () => {
+    const getArn = (prefix: string) => `\${${onlyLogicalId('AWS::Lambda::Function', prefix)}.Arn}`;
+    const gpuQueue = `\${${onlyLogicalId('AWS::Batch::JobQueue', 'GpuComputeJobQueue')}.JobQueueArn}`;
+    const cpuQueue = `\${${onlyLogicalId('AWS::Batch::JobQueue', 'GpuComputeCpuJobQueue')}.JobQueueArn}`;
+    const gpuJob = `\${Ref:${onlyLogicalId('AWS::Batch::JobDefinition', 'GpuComputeJobDefinition')}}`;
+    const cpuJob = `\${Ref:${onlyLogicalId('AWS::Batch::JobDefinition', 'GpuComputeCpuJobDefinition')}}`;
+    const deployed = deployedDefinitions(json);
+    for (const pipeline of PIPELINES) {
+      const states = statesOf(deployed[stateMachineId(pipeline)]!);
+      expect(states[WORKFLOW_STATES.plan]?.Parameters?.FunctionName).toBe(getArn('PlanFunction'));
+      expect(states[WORKFLOW_STATES.reconcile]?.Parameters?.FunctionName).toBe(getArn('ReconcileFunction'));
+      expect(states[WORKFLOW_STATES.finalize]?.Parameters?.FunctionName).toBe(getArn('FinalizeFunction'));
+      for (const name of [WORKFLOW_STATES.inferShard, WORKFLOW_STATES.inferShards]) {
+        expect(states[name]?.Parameters).toMatchObject({ JobQueue: gpuQueue, JobDefinition: gpuJob });
+      }
+      for (const name of [WORKFLOW_STATES.inferShardOnCpu, WORKFLOW_STATES.inferShardsOnCpu]) {
+        expect(states[name]?.Parameters).toMatchObject({ JobQueue: cpuQueue, JobDefinition: cpuJob });
+      }
+    }
+  });
+
+  it('logs every execution at level ALL to a log group with retention, traced with X-Ray', () => {
+    const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    for (const machine of machines) {
+      expect(machine).toMatchObject({
         Properties: {
-          Runtime: 'nodejs22.x',
-          Architectures: ['arm64'],
-          TracingConfig: { Mode: 'Active' },
-          Handler: 'index.handler',
-          Environment: {
-            Variables: { NODE_OPTIONS: '--enable-source-maps', POWERTOOLS_SERVICE_NAME: 'batch-infer' },
+          StateMachineType: 'STANDARD',
+          TracingConfiguration: { Enabled: true },
+          LoggingConfiguration: {
+            Level: 'ALL',
+            IncludeExecutionData: true,
+            Destinations: [
+              { CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [expect.any(String), 'Arn'] } } },
+            ],
           },
-          LoggingConfig: { LogGroup: { Ref: expect.any(String) as string } },
         },
       });
     }
+    for (const group of Object.values(template.findResources('AWS::Logs::LogGroup'))) {
+      expect(group).toMatchObject({ Properties: { RetentionInDays: 30 } });
+    }
   });
 
-  it('Finalize knows the Glue database', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: {
-        Variables: Match.objectLike({
-          GLUE_DATABASE_NAME: { Ref: onlyLogicalId('AWS::Glue::Database', 'DataLake') },
+  it("declares each pipeline's predictions and runs tables in the stack's Glue database", () => {
+    const names = Object.values(template.findResources('AWS::Glue::Table')).map(
+      (t) => (t as { Properties: { TableInput: { Name: string } } }).Properties.TableInput.Name,
+    );
+    expect(names.sort()).toEqual(PIPELINES.flatMap((p) => [p, `${p}_runs`]).sort());
+    const bucket = onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket');
+    template.hasResourceProperties('AWS::Glue::Table', {
+      TableInput: Match.objectLike({
+        Name: 'breast_cancer',
+        StorageDescriptor: Match.objectLike({
+          Location: { 'Fn::Join': ['', ['s3://', { Ref: bucket }, '/predictions/breast_cancer/']] },
         }),
-      },
-    });
-  });
-
-  it('the worker job definition retries spot reclaims and image pulls, exits otherwise, 3 attempts', () => {
-    template.hasResourceProperties('AWS::Batch::JobDefinition', {
-      RetryStrategy: {
-        Attempts: 3,
-        EvaluateOnExit: [
-          { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
-          { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
-          { Action: 'EXIT', OnReason: '*' },
-        ],
-      },
-      Timeout: { AttemptDurationSeconds: 7200 },
-      PlatformCapabilities: ['EC2'],
-      ContainerProperties: Match.objectLike({
-        ResourceRequirements: Match.arrayWith([{ Type: 'GPU', Value: '1' }]),
       }),
     });
   });
 
-  it('the compute environment scales GPU instances from zero on the NVIDIA AL2023 AMI, on spot by default', () => {
-    template.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
-      Type: 'managed',
-      ComputeResources: Match.objectLike({
-        Type: 'SPOT',
-        MinvCpus: 0,
-        MaxvCpus: 64,
-        InstanceTypes: ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'],
-        Ec2Configuration: [{ ImageType: 'ECS_AL2023_NVIDIA' }],
-      }),
+  it('starts each pipeline with its validated spec, the data bucket resolved at deploy time', () => {
+    const [pipeline] = loadPipelines(path.join(REPO_ROOT, 'pipelines'));
+    const bucket = onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket');
+    const rule = Object.values(resources).find(
+      (r) => r.Type === 'AWS::Events::Rule' && JSON.stringify(r.Properties).includes('"trigger\\":\\"s3\\"'),
+    )!;
+    const transformer = (rule.Properties.Targets as { InputTransformer: { InputTemplate: unknown } }[])[0]!
+      .InputTransformer;
+    const parts = (transformer.InputTemplate as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const text = parts
+      .map((p) =>
+        typeof p === 'string'
+          ? p
+          : JSON.stringify(p) === JSON.stringify({ Ref: bucket })
+            ? DATA_BUCKET_STANDIN
+            : '?',
+      )
+      .join('');
+    const input = JSON.parse(text.replace('<detail>', '{}')) as { spec: unknown; stateMachineArn: string };
+    expect(input.spec).toEqual(JSON.parse(JSON.stringify(pipeline!.spec)));
+  });
+});
+
+describe('triggers', () => {
+  const bucketRef = () => ({ Ref: onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket') });
+
+  it('starts breast_cancer on each new incoming/breast_cancer/*.csv object of the data bucket', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: {
+          bucket: { name: [bucketRef()] },
+          object: { key: [{ wildcard: 'incoming/breast_cancer/*.csv' }], size: [{ numeric: ['>', 0] }] },
+        },
+      },
     });
   });
 
-  it('the data bucket is encrypted, versioned, private and TLS-only', () => {
-    template.hasResourceProperties('AWS::S3::Bucket', {
+  it('schedules both pipelines with EventBridge Scheduler, passing the scheduled time', () => {
+    const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
+      (s) =>
+        (
+          s as {
+            Properties: {
+              ScheduleExpression: string;
+              ScheduleExpressionTimezone: string;
+              Target: { Input?: unknown };
+            };
+          }
+        ).Properties,
+    );
+    const triggers = schedules.filter((s) => s.ScheduleExpression.startsWith('cron('));
+    expect(triggers.map((s) => [s.ScheduleExpression, s.ScheduleExpressionTimezone]).sort()).toEqual([
+      ['cron(0 6 ? * MON *)', 'Europe/Paris'],
+      ['cron(30 2 * * ? *)', 'UTC'],
+    ]);
+    for (const s of triggers)
+      expect(JSON.stringify(s.Target.Input)).toContain('<aws.scheduler.scheduled-time>');
+  });
+
+  it('counts bytes under landing/breast_cancer/ for the volume trigger of breast_cancer_daily', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({
+        detail: {
+          bucket: { name: [bucketRef()] },
+          object: { key: [{ prefix: 'landing/breast_cancer/' }], size: [{ numeric: ['>', 0] }] },
+        },
+      }),
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^TriggersVolumeFunction'), 'Arn'] },
+        }),
+      ],
+    });
+  });
+});
+
+describe('security', () => {
+  it('allows no wildcard action in any IAM policy or resource policy', () => {
+    const allow = iamStatements(json).filter((s) => s.Effect === 'Allow');
+    expect(allow.length).toBeGreaterThan(20);
+    for (const statement of allow) {
+      for (const action of actionsOf(statement)) expect(action, statement.policy).not.toContain('*');
+    }
+    // Resource policies too (bucket, topic, queue), except the KMS key policy's delegation to the account (see
+    // below) and Deny statements (the TLS-only denies are s3:*, sns:*, sqs:* on purpose).
+    for (const type of ['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy', 'AWS::SQS::QueuePolicy']) {
+      for (const policy of Object.values(template.findResources(type))) {
+        const doc = (
+          policy as {
+            Properties: { PolicyDocument: { Statement: { Effect: string; Action: string | string[] }[] } };
+          }
+        ).Properties.PolicyDocument;
+        for (const s of doc.Statement.filter((x) => x.Effect === 'Allow')) {
+          for (const action of actionsOf(s)) expect(action, type).not.toContain('*');
+        }
+      }
+    }
+  });
+
+  it("the KMS key policy's only wildcard is the default delegation of the key to the account's IAM policies", () => {
+    const key = Object.values(template.findResources('AWS::KMS::Key'))[0] as {
+      Properties: { KeyPolicy: { Statement: { Action: string | string[]; Principal: unknown }[] } };
+    };
+    const wildcards = key.Properties.KeyPolicy.Statement.filter((s) =>
+      actionsOf(s).some((a) => a.includes('*')),
+    );
+    expect(wildcards).toEqual([
+      expect.objectContaining({
+        Action: 'kms:*',
+        Principal: {
+          AWS: {
+            'Fn::Join': [
+              '',
+              ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':root'],
+            ],
+          },
+        },
+      }),
+    ]);
+  });
+
+  it('uses no AWS managed policy except the ECS agent policy on container instances', () => {
+    const managed = Object.values(template.findResources('AWS::IAM::Role')).flatMap(
+      (r) =>
+        JSON.stringify(
+          (r as { Properties: { ManagedPolicyArns?: unknown } }).Properties.ManagedPolicyArns ?? [],
+        ).match(/policy\/[^"]+/g) ?? [],
+    );
+    expect(new Set(managed)).toEqual(new Set(['policy/service-role/AmazonEC2ContainerServiceforEC2Role']));
+  });
+
+  it('grants S3 with explicit actions only: read, write, delete and abort on objects, list on buckets', () => {
+    const s3Actions = new Set(
+      iamStatements(json)
+        .flatMap((s) => actionsOf(s))
+        .filter((a) => a.startsWith('s3:')),
+    );
+    expect(s3Actions).toEqual(
+      new Set([
+        's3:ListBucket',
+        's3:GetObject',
+        's3:PutObject',
+        's3:DeleteObject',
+        's3:AbortMultipartUpload',
+      ]),
+    );
+  });
+
+  it("scopes Finalize's Glue actions to the catalog, the stack's database and its tables", () => {
+    const glue = iamStatements(json).filter((s) => actionsOf(s).some((a) => a.startsWith('glue:')));
+    expect(glue).toHaveLength(1);
+    expect(glue[0]!.policy).toMatch(/^FinalizeFunction/);
+    const text = JSON.stringify(glue[0]!.Resource);
+    expect(text).toContain(':catalog');
+    expect(text).toContain(':database/batch_infer_dev');
+    expect(text).toContain(':table/batch_infer_dev/*');
+  });
+
+  it('lets Plan describe only the model package groups the pipelines use', () => {
+    const describe = iamStatements(json).filter((s) =>
+      actionsOf(s).includes('sagemaker:DescribeModelPackage'),
+    );
+    expect(describe).toHaveLength(1);
+    expect(JSON.stringify(describe[0]!.Resource)).toMatch(/model-package\/breast-cancer-mlp\/\*/);
+    expect(describe[0]!.policy).toMatch(/^PlanFunction/);
+  });
+
+  it('lets trigger functions start only the pipelines state machines', () => {
+    const starts = iamStatements(json).filter((s) => actionsOf(s).includes('states:StartExecution'));
+    expect(starts.length).toBeGreaterThan(0);
+    for (const s of starts) {
+      for (const resource of [s.Resource].flat())
+        expect(JSON.stringify(resource)).toMatch(/"Ref":"Pipeline[A-Za-z]+StateMachine[0-9A-F]{8}"/);
+    }
+  });
+
+  it('encrypts and versions the buckets, denies non-TLS requests, blocks public access, logs access', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 2);
+    template.allResourcesProperties('AWS::S3::Bucket', {
       BucketEncryption: Match.objectLike({}),
       VersioningConfiguration: { Status: 'Enabled' },
       PublicAccessBlockConfiguration: {
@@ -143,64 +375,144 @@ describe('BatchInferenceStack', () => {
         RestrictPublicBuckets: true,
       },
     });
-    template.hasResourceProperties('AWS::S3::BucketPolicy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-        ]),
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'data/' }),
+    });
+    for (const policy of Object.values(template.findResources('AWS::S3::BucketPolicy'))) {
+      expect(JSON.stringify(policy)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+});
+
+describe('compute and network', () => {
+  it('scales to zero: every compute environment has minvCpus 0, and nothing is billed per hour but endpoints', () => {
+    for (const env of Object.values(template.findResources('AWS::Batch::ComputeEnvironment'))) {
+      expect(env).toMatchObject({ Properties: { ComputeResources: { MinvCpus: 0 } } });
+    }
+    for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::Instance', 'AWS::EC2::InternetGateway'])
+      template.resourceCountIs(type, 0);
+  });
+
+  it('puts workers in isolated subnets of two zones, with the S3 gateway and seven interface endpoints', () => {
+    template.resourceCountIs('AWS::EC2::Subnet', 2);
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 8);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' });
+  });
+
+  it('retries spot reclaims and image pulls, exits otherwise, on both job definitions', () => {
+    template.allResourcesProperties('AWS::Batch::JobDefinition', {
+      RetryStrategy: {
+        Attempts: 3,
+        EvaluateOnExit: [
+          { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
+          { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
+          { Action: 'EXIT', OnReason: '*' },
+        ],
+      },
+      Timeout: { AttemptDurationSeconds: 7200 },
+    });
+  });
+});
+
+describe('functions', () => {
+  it('runs every function on Node 24 arm64, traced, with its own log group and the Powertools settings', () => {
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    // plan, reconcile, finalize, trigger, volume, queue depth.
+    expect(functions).toHaveLength(6);
+    for (const fn of functions) {
+      expect(fn).toMatchObject({
+        Properties: {
+          Runtime: 'nodejs24.x',
+          Architectures: ['arm64'],
+          TracingConfig: { Mode: 'Active' },
+          LoggingConfig: { LogGroup: { Ref: expect.any(String) as string } },
+          Environment: {
+            Variables: expect.objectContaining({
+              NODE_OPTIONS: '--enable-source-maps',
+              POWERTOOLS_SERVICE_NAME: 'batch-infer',
+              POWERTOOLS_METRICS_NAMESPACE: 'BatchInfer',
+            }) as unknown,
+          },
+        },
+      });
+    }
+  });
+
+  it('tells Finalize the Glue database and where run records go', () => {
+    const bucket = onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          GLUE_DATABASE_NAME: { Ref: onlyLogicalId('AWS::Glue::Database', 'DataLake') },
+          AUDIT_RUNS_URI: { 'Fn::Join': ['', ['s3://', { Ref: bucket }, '/audit/runs/']] },
+        }),
       },
     });
   });
 
-  it('puts workers in private subnets of two AZs with an S3 gateway endpoint', () => {
-    template.resourceCountIs('AWS::EC2::Subnet', 4);
-    template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' });
-  });
-
-  it('grants no wildcard actions', () => {
-    const policies = template.findResources('AWS::IAM::Policy');
-    const actions = Object.values(policies).flatMap((policy) => {
-      const statements = (
-        policy as { Properties: { PolicyDocument: { Statement: { Action: string | string[] }[] } } }
-      ).Properties.PolicyDocument.Statement;
-      return statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
-    });
-    expect(actions.length).toBeGreaterThan(0);
-    for (const action of actions) expect(action).not.toMatch(/^\*$|:\*$/);
-  });
-
-  it("scopes Finalize's Glue actions to the catalog, the database and its tables", () => {
-    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
-    const glueStatements = policies.flatMap((policy) =>
-      (
-        policy as {
-          Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } };
-        }
-      ).Properties.PolicyDocument.Statement.filter((s) =>
-        (Array.isArray(s.Action) ? s.Action : [s.Action]).some((a) => a.startsWith('glue:')),
-      ),
-    );
-    expect(glueStatements).toHaveLength(1);
-    const resources = JSON.stringify(glueStatements[0]!.Resource);
-    expect(resources).toContain(':catalog');
-    expect(resources).toContain(':database/batch_infer_dev');
-    expect(resources).toContain(':table/batch_infer_dev/*');
-  });
-
-  it('has the StateMachineArn, DataBucketName and GlueDatabaseName outputs', () => {
-    expect(Object.keys(template.findOutputs('*')).sort()).toEqual(
-      ['DataBucketName', 'GlueDatabaseName', 'StateMachineArn'].sort(),
-    );
-  });
-
   it('skips function bundling when aws:cdk:bundling-stacks is []: function assets point at the sources', () => {
-    const files = Object.values(assetManifest().files);
-    const zips = files.filter((file) => file.source.packaging === 'zip');
-    expect(zips).toHaveLength(3);
-    // Bundled assets would be staged as asset.<hash> folders holding index.mjs.
+    const zips = Object.values(assetManifest().files).filter((file) => file.source.packaging === 'zip');
+    expect(zips).toHaveLength(6);
     for (const zip of zips) expect(zip.source.path).toBe(REPO_ROOT);
   });
+});
 
+describe('monitoring', () => {
+  it('alarms per pipeline on failed or timed-out runs, error rate and drift, per queue, function and dead letters', () => {
+    const descriptions = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) =>
+      String((a as { Properties: { AlarmDescription: string } }).Properties.AlarmDescription),
+    );
+    for (const pipeline of PIPELINES) {
+      for (const what of ['failed or timed out', 'error rate above', 'drifted']) {
+        expect(
+          descriptions.filter((d) => d.includes(`pipeline ${pipeline} `) && d.includes(what)),
+          `${pipeline} ${what}`,
+        ).toHaveLength(1);
+      }
+    }
+    expect(descriptions.filter((d) => d.includes('RUNNABLE'))).toHaveLength(2);
+    expect(descriptions.filter((d) => d.includes('function reported errors'))).toHaveLength(6);
+    expect(descriptions.filter((d) => d.includes('dead-letter queue'))).toHaveLength(1);
+  });
+
+  it('has a dashboard and sends finished runs to the run events topic', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'batch-infer-dev' });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+      }),
+    });
+  });
+});
+
+describe('outputs', () => {
+  it("gives each pipeline's state machine and tables, the buckets, the database, the queues, topics and dashboard", () => {
+    const outputs = template.findOutputs('*');
+    const expected = [
+      ...PIPELINES.flatMap((p) => Object.values(pipelineOutputKeys(p))),
+      'DataBucketName',
+      'AccessLogsBucketName',
+      'GlueDatabaseName',
+      'GpuJobQueueName',
+      'CpuJobQueueName',
+      'AlarmTopicArn',
+      'RunEventsTopicArn',
+      'DashboardName',
+      'PipelineNames',
+    ];
+    expect(Object.keys(outputs).sort()).toEqual(expected.sort());
+    expect(outputs.PipelineNames?.Value).toBe('breast_cancer,breast_cancer_daily');
+    expect(outputs[pipelineOutputKeys('breast_cancer').stateMachineArn]?.Value).toEqual({
+      Ref: stateMachineId('breast_cancer'),
+    });
+    expect(outputs[pipelineOutputKeys('breast_cancer_daily').runsTable]?.Value).toBe(
+      'breast_cancer_daily_runs',
+    );
+  });
+});
+
+describe('worker image', () => {
   it('stages the worker image context without Docker: the repository allowlist only', () => {
     const images = Object.values(assetManifest().dockerImages);
     expect(images).toHaveLength(1);

@@ -51,6 +51,8 @@ describe('InferenceWorkflow definition', () => {
         S.routeShards,
         S.inferShard,
         S.inferShards,
+        S.inferShardOnCpu,
+        S.inferShardsOnCpu,
         S.reconcile,
         S.retryRound,
         S.finalize,
@@ -78,15 +80,26 @@ describe('InferenceWorkflow definition', () => {
     expect(state(S.planFailed)).toEqual({ Type: 'Fail', Error: 'PlanFailed', CausePath: '$.Cause' });
   });
 
-  it('Route shards sends 0 pending to Finalize, 1 to the single job and more to the array job', () => {
+  it('Route shards sends 0 pending to Finalize, 1 to the single job and more to the array job, CPU runs to the CPU queue', () => {
     const route = state(S.routeShards);
     expect(route.Type).toBe('Choice');
+    const onCpu = { Variable: '$.compute', StringEquals: 'cpu' };
     expect(route.Choices).toEqual([
       { Variable: '$.pending', NumericEquals: 0, Next: S.finalize },
+      { And: [{ Variable: '$.pending', NumericEquals: 1 }, onCpu], Next: S.inferShardOnCpu },
       { Variable: '$.pending', NumericEquals: 1, Next: S.inferShard },
+      { ...onCpu, Next: S.inferShardsOnCpu },
     ]);
     expect(route.Default).toBe(S.inferShards);
   });
+
+  it.each([S.inferShardOnCpu, S.inferShardsOnCpu])(
+    '%s submits to the CPU queue with the CPU job definition',
+    (name) => {
+      expect(state(name).Parameters?.JobQueue).toBe(PLACEHOLDERS.cpuJobQueueArn);
+      expect(state(name).Parameters?.JobDefinition).toBe(PLACEHOLDERS.cpuJobDefinitionArn);
+    },
+  );
 
   it.each([S.inferShard, S.inferShards])('%s submits a Batch job and waits for it (.sync)', (name) => {
     const task = state(name);
@@ -97,7 +110,7 @@ describe('InferenceWorkflow definition', () => {
     expect(task.Parameters?.['JobName.$']).toBe("States.Format('{}-r{}', $.runId, $.round)");
   });
 
-  it.each([S.inferShard, S.inferShards])(
+  it.each([S.inferShard, S.inferShards, S.inferShardOnCpu, S.inferShardsOnCpu])(
     '%s passes the run URI and round to the worker environment',
     (name) => {
       expect(state(name).Parameters?.ContainerOverrides).toEqual({
@@ -114,7 +127,7 @@ describe('InferenceWorkflow definition', () => {
     expect(state(S.inferShard).Parameters).not.toHaveProperty('ArrayProperties');
   });
 
-  it.each([S.inferShard, S.inferShards])(
+  it.each([S.inferShard, S.inferShards, S.inferShardOnCpu, S.inferShardsOnCpu])(
     '%s keeps RunState (result discarded), catches every error into $.inferError and goes to Reconcile',
     (name) => {
       const task = state(name);
@@ -159,7 +172,15 @@ describe('InferenceWorkflow definition', () => {
       const retry = state(name).Retry ?? [];
       expect(retry).toContainEqual(
         expect.objectContaining({
-          ErrorEquals: expect.arrayContaining(['Lambda.ServiceException']) as unknown,
+          ErrorEquals: [
+            'Lambda.ClientExecutionTimeoutException',
+            'Lambda.ServiceException',
+            'Lambda.AWSLambdaException',
+            'Lambda.SdkClientException',
+          ],
+          JitterStrategy: 'FULL',
+          BackoffRate: 2,
+          MaxDelaySeconds: 60,
         }),
       );
       expect(retry).toContainEqual(
@@ -198,6 +219,8 @@ describe('InferenceWorkflow definition', () => {
       [S.finalize]: 900,
       [S.inferShard]: undefined,
       [S.inferShards]: undefined,
+      [S.inferShardOnCpu]: undefined,
+      [S.inferShardsOnCpu]: undefined,
     });
   });
 });
@@ -295,8 +318,30 @@ describe('InferenceWorkflow state machine resource', () => {
     expect(asl.TimeoutSeconds).toBe(7200);
   });
 
-  it('rejects a timeout longer than a STANDARD execution may run', () => {
+  it('rule: the timeout is at most what a STANDARD execution may run', () => {
     expect(() => synthWorkflow(Duration.days(400))).toThrow(/between 1 second and 365 days/);
+  });
+
+  it('rule: a CPU job definition comes with a CPU queue', () => {
+    const app = new App({ builtinCloudFormationValidation: false });
+    const stack = new Stack(app, 'CpuDefinitionOnly');
+    const fn = lambda.Function.fromFunctionArn(stack, 'Fn', PLACEHOLDERS.planFunctionArn);
+    const definition = batch.EcsJobDefinition.fromJobDefinitionArn(
+      stack,
+      'Def',
+      PLACEHOLDERS.jobDefinitionArn,
+    );
+    expect(
+      () =>
+        new InferenceWorkflow(stack, 'Workflow', {
+          planFunction: fn,
+          reconcileFunction: fn,
+          finalizeFunction: fn,
+          gpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'Gpu', PLACEHOLDERS.gpuJobQueueArn),
+          jobDefinition: definition,
+          cpuJobDefinition: definition,
+        }),
+    ).toThrow(/cpuJobDefinition is only used with a cpuJobQueue/);
   });
 });
 

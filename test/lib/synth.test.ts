@@ -1,6 +1,7 @@
 /**
- * `cdk synth`, in-process and offline: the app as bin/app.ts builds it, with esbuild bundling the three handlers
- * (no Docker) and CDK's CloudFormation validation on. Then each bundle is loaded by plain Node, as Lambda would.
+ * `cdk synth`, in-process and offline: the app as bin/app.ts builds it (cdk-nag included), with esbuild bundling the
+ * six handlers (no Docker) and CDK's CloudFormation validation on. Then each bundle is loaded by plain Node, as
+ * Lambda would.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,33 +10,42 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER } from '../../lib/constructs/node-function.js';
-import { REPO_ROOT } from '../../lib/paths.js';
 import { synthApp } from './helpers.js';
 import type { SynthesizedApp } from './helpers.js';
-
-/**
- * The modules the handlers import that other work streams provide. Until they exist the handlers cannot be
- * bundled, so this suite is skipped (not failed) and says why.
- */
-const HANDLER_DEPENDENCIES = [
-  'src/planning/plan-run.ts',
-  'src/results/reconcile.ts',
-  'src/results/finalize.ts',
-  'src/storage/index.ts',
-  'src/catalog/glue.ts',
-  'src/registry/sagemaker.ts',
-];
-const missing = HANDLER_DEPENDENCIES.filter((file) => !fs.existsSync(path.join(REPO_ROOT, file)));
-if (missing.length > 0) console.warn(`Skipping the bundling synth test: missing ${missing.join(', ')}`);
 
 /** The entry each function was bundled from, by logical id prefix. */
 const HANDLERS = {
   PlanFunction: 'lambdas/plan/handler.ts',
   ReconcileFunction: 'lambdas/reconcile/handler.ts',
   FinalizeFunction: 'lambdas/finalize/handler.ts',
+  TriggersTriggerFunction: 'lambdas/trigger/handler.ts',
+  TriggersVolumeFunction: 'lambdas/volume/handler.ts',
+  MonitoringQueueDepthFunction: 'lambdas/queue-depth/handler.ts',
 } as const;
 
-describe.skipIf(missing.length > 0)('cdk synth with bundling (offline, no Docker)', () => {
+/** Handlers that take an event to validate (the queue-depth function ignores its scheduled invocation's event). */
+const EVENT_HANDLERS = Object.keys(HANDLERS).filter((id) => id !== 'MonitoringQueueDepthFunction');
+
+/** What Lambda and the stack would set; the values only have to pass the handlers' environment checks. */
+const FUNCTION_ENVIRONMENT = {
+  AWS_REGION: 'us-east-1',
+  GLUE_DATABASE_NAME: 'batch_infer_test',
+  AUDIT_RUNS_URI: 's3://data-bucket/audit/runs/',
+  VOLUME_STATE_BUCKET: 'data-bucket',
+  VOLUME_STATE_PREFIX: 'state/volume/',
+};
+
+/** Imports a bundle in a fresh Node process and runs `script` (which sees `handler` and `BUNDLE_URL`). */
+function runBundle(dir: string, script: string, env: Record<string, string> = FUNCTION_ENVIRONMENT): string {
+  return execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { PATH: process.env.PATH, ...env, BUNDLE_URL: pathToFileURL(path.join(dir, 'index.mjs')).href },
+    encoding: 'utf8',
+    // The SDK warns on stderr about Node 20 (Lambda runs 24): keep it out of the test output.
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+describe('cdk synth with bundling (offline, no Docker)', () => {
   let synthesized: SynthesizedApp;
   /** Logical id prefix -> folder of the function's bundle. */
   const bundles = new Map<string, string>();
@@ -80,30 +90,33 @@ describe.skipIf(missing.length > 0)('cdk synth with bundling (offline, no Docker
     }
   });
 
-  it.each(Object.keys(HANDLERS))(
+  it.each(EVENT_HANDLERS)(
     'the %s bundle loads in Node and rejects a malformed event as InvalidEvent',
     (id) => {
-      const dir = bundles.get(id)!;
       const script = [
         'const { handler } = await import(process.env.BUNDLE_URL);',
         'try { await handler({ not: "an event" }); console.log(JSON.stringify({ ok: true })); }',
         'catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message })); }',
       ].join('\n');
-      const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-        env: {
-          PATH: process.env.PATH,
-          AWS_REGION: 'us-east-1',
-          GLUE_DATABASE_NAME: 'batch_infer_test',
-          BUNDLE_URL: pathToFileURL(path.join(dir, 'index.mjs')).href,
-        },
-        encoding: 'utf8',
-        // The SDK warns on stderr about Node 20 (Lambda runs 22): keep it out of the test output.
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const lastLine = stdout.trim().split('\n').at(-1)!;
+      const lastLine = runBundle(bundles.get(id)!, script).trim().split('\n').at(-1)!;
       expect(JSON.parse(lastLine)).toMatchObject({ name: 'InvalidEvent' });
     },
   );
+
+  it('the queue-depth bundle loads in Node and refuses to start without its queues (ConfigurationError)', () => {
+    const script = [
+      'try { await import(process.env.BUNDLE_URL); console.log(JSON.stringify({ ok: true })); }',
+      'catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message })); }',
+    ].join('\n');
+    const lastLine = runBundle(bundles.get('MonitoringQueueDepthFunction')!, script)
+      .trim()
+      .split('\n')
+      .at(-1)!;
+    expect(JSON.parse(lastLine)).toMatchObject({
+      name: 'ConfigurationError',
+      message: expect.stringContaining('JOB_QUEUES') as unknown,
+    });
+  });
 
   it("passes CDK's built-in CloudFormation validation", () => {
     const report = path.join(synthesized.outdir, 'validation-report.json');

@@ -4,8 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { ZodError } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
-import { createLogger } from '../../lambdas/shared/logger.js';
-import { ConfigurationError, InvalidEventError, parseEvent, readEnv } from '../../lambdas/shared/lambda.js';
+import {
+  ConfigurationError,
+  functionLogger,
+  InvalidEventError,
+  parseEvent,
+  readEnv,
+} from '../../lambdas/shared/lambda.js';
+import { createLogger } from '../../src/runtime/log.js';
 import { z } from 'zod';
 
 describe('planRequestFromEvent', () => {
@@ -55,14 +61,38 @@ describe('handler helpers', () => {
 
   it('the logger writes one JSON object per line with level, service, message, fields and errors', () => {
     const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'INFO', write: (line) => lines.push(line) }).child({
-      runId: 'r1',
-    });
+    const log = createLogger({ service: 'test' }, { level: 'info', write: (line) => lines.push(line) }).child(
+      {
+        runId: 'r1',
+      },
+    );
     log.debug('hidden');
     log.error('failed', { error: new RangeError('boom') });
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
-    expect(entry).toMatchObject({ level: 'ERROR', service: 'test', message: 'failed', runId: 'r1' });
+    expect(entry).toMatchObject({ level: 'error', service: 'test', message: 'failed', runId: 'r1' });
     expect(entry.error).toMatchObject({ name: 'RangeError', message: 'boom' });
+    expect((entry.error as { stack: string }).stack).toMatch(/^RangeError: boom\n\s+at /);
+  });
+
+  it('the function logger takes its level from POWERTOOLS_LOG_LEVEL and its service from POWERTOOLS_SERVICE_NAME', () => {
+    const saved = { ...process.env };
+    const written: string[] = [];
+    const original = process.stderr.write.bind(process.stderr);
+    process.stderr.write = (chunk: string) => written.push(chunk) > 0;
+    try {
+      delete process.env.LOG_LEVEL;
+      process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
+      process.env.POWERTOOLS_SERVICE_NAME = 'batch-infer-plan';
+      const log = functionLogger();
+      log.info('hidden');
+      log.warn('shown');
+    } finally {
+      process.stderr.write = original;
+      process.env = saved;
+    }
+    expect(written.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ level: 'warn', service: 'batch-infer-plan', message: 'shown' }),
+    ]);
   });
 });

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   AUTO_MANIFEST_RULE,
+  LIST_CONCURRENCY,
   listInput,
   readListManifest,
   resolveManifestMode,
@@ -12,6 +14,7 @@ import {
 } from '../../src/manifest/list-input.js';
 import { InputError } from '../../src/spec/errors.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import type { ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
 
 const store = new LocalObjectStore();
 let root: string;
@@ -342,5 +345,154 @@ describe('s3 manifests', () => {
     expect(() => resolveManifestEntry('s3://bucket/lists/m.txt', 's3://NO/a', 'line 2')).toThrow(
       /valid S3 bucket/,
     );
+  });
+});
+
+/** The same store without `listPrefixes`: listed the sequential way. */
+function sequentialOnly(inner: ObjectStore): ObjectStore {
+  return {
+    head: (u) => inner.head(u),
+    tryHead: (u) => inner.tryHead(u),
+    get: (u, r) => inner.get(u, r),
+    getStream: (u, r) => inner.getStream(u, r),
+    put: (u, b) => inner.put(u, b),
+    putStream: (u, b) => inner.putStream(u, b),
+    list: (u) => inner.list(u),
+    delete: (u) => inner.delete(u),
+  };
+}
+
+/** Counts calls and the most full listings in flight at once; each listing is slowed a little so overlaps show. */
+function instrumented(inner: LocalObjectStore): ObjectStore & {
+  levels: string[];
+  lists: string[];
+  maxInFlight: number;
+} {
+  let inFlight = 0;
+  const self = {
+    ...sequentialOnly(inner),
+    levels: [] as string[],
+    lists: [] as string[],
+    maxInFlight: 0,
+    listPrefixes: (u: string) => {
+      self.levels.push(u);
+      return inner.listPrefixes(u);
+    },
+    list: async function* (u: string): AsyncIterable<ObjectInfo> {
+      self.lists.push(u);
+      inFlight++;
+      self.maxInFlight = Math.max(self.maxInFlight, inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        yield* inner.list(u);
+      } finally {
+        inFlight--;
+      }
+    },
+  };
+  return self;
+}
+
+describe('prefix listing in parallel (listPrefixes)', () => {
+  it('lists the folders below the prefix concurrently and gives exactly the sequential result', async () => {
+    for (let d = 0; d < 40; d++) {
+      await write(`wide/dt=${String(d).padStart(2, '0')}/part-0.jsonl`, `{"d":${d}}\n`);
+      await write(`wide/dt=${String(d).padStart(2, '0')}/_SUCCESS`, '');
+    }
+    await write('wide/top.jsonl', '{"top":1}\n');
+    await write('wide/_temporary/0/part-9.jsonl', '{"x":1}\n');
+    // A prefix within one page is listed plainly: the plain listing (and the first level, asked for at the same
+    // time in case the prefix is large) and nothing else.
+    const small = instrumented(store);
+    const plain = await listInput(small, spec(url('wide') + '/', 'jsonl', 'prefix'));
+    expect(small.levels).toEqual([url('wide') + '/']);
+    expect(small.lists).toEqual([url('wide') + '/']);
+
+    // Past the threshold (forced here to 0 objects), the listing goes parallel.
+    const s = instrumented(store);
+    const parallel = await listInput(s, spec(url('wide') + '/', 'jsonl', 'prefix'), { parallelAbove: 0 });
+    const sequential = await listInput(sequentialOnly(store), spec(url('wide') + '/', 'jsonl', 'prefix'));
+    expect(parallel).toEqual(sequential);
+    expect(plain).toEqual(sequential);
+    expect(parallel).toHaveLength(41);
+    // One level listed (40 folders are enough fan-out), then one full listing per folder, several at once; the
+    // bookkeeping folder is never descended into.
+    expect(s.levels).toEqual([url('wide') + '/']);
+    expect(s.lists).toHaveLength(40);
+    expect(s.lists.some((u) => u.includes('_temporary'))).toBe(false);
+    expect(s.maxInFlight).toBeGreaterThan(1);
+    expect(s.maxInFlight).toBeLessThanOrEqual(LIST_CONCURRENCY);
+  });
+
+  it('expands narrow levels until there is fan-out (year=/month=)', async () => {
+    for (const year of ['2023', '2024']) {
+      for (let d = 1; d <= 20; d++) await write(`narrow/year=${year}/day=${d}/p.jsonl`, `{"d":${d}}\n`);
+    }
+    const s = instrumented(store);
+    const objects = await listInput(s, spec(url('narrow') + '/', 'jsonl', 'prefix'), { parallelAbove: 0 });
+    expect(objects).toHaveLength(40);
+    expect(s.levels).toEqual([
+      url('narrow') + '/',
+      url('narrow/year=2023') + '/',
+      url('narrow/year=2024') + '/',
+    ]);
+    expect(s.lists).toHaveLength(40);
+  });
+
+  it('equals the sequential listing on generated folder trees (property)', async () => {
+    const segment = fc.constantFrom('a', 'b', 'ab', 'a-b', '_x', '.y', 'dt=1', 'dt=10', 'z');
+    const name = fc.constantFrom('p.jsonl', 'q.json', 'r.csv', '_SUCCESS', 'a.jsonl', 'x.ndjson');
+    const keyArb = fc
+      .tuple(fc.array(segment, { minLength: 0, maxLength: 4 }), name)
+      .map(([dirs, file]) => [...dirs, file].join('/'));
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(keyArb, { minLength: 1, maxLength: 25 }), async (keys) => {
+        const base = `tree-${run++}`;
+        // A key cannot be both a file and a folder on disk: keep the first of any such pair.
+        const kept: string[] = [];
+        for (const k of keys) {
+          if (kept.some((o) => o.startsWith(`${k}/`) || k.startsWith(`${o}/`))) continue;
+          kept.push(k);
+        }
+        for (const k of kept) await write(`${base}/${k}`, `{"k":"${k}"}\n`);
+        for (const format of ['jsonl', 'csv'] as const) {
+          const input = spec(url(base) + '/', format, 'prefix');
+          const expected = await listInput(sequentialOnly(store), input);
+          expect(await listInput(store, input, { parallelAbove: 0 })).toEqual(expected);
+          expect(await listInput(store, input, { parallelAbove: 3 })).toEqual(expected);
+        }
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('keeps every name for the files format (one object, one record), bookkeeping still skipped', async () => {
+    await write('files/a.png', 'png');
+    await write('files/b/c.txt', 'text');
+    await write('files/_SUCCESS', 'x');
+    await write('files/d', 'no extension');
+    const objects = await listInput(store, spec(url('files') + '/', 'files', 'prefix'));
+    expect(uris(objects)).toEqual([url('files/a.png'), url('files/b/c.txt'), url('files/d')]);
+  });
+});
+
+describe('input under the output prefix', () => {
+  it('is rejected for a list manifest, naming the objects and the fix', async () => {
+    await write('overlap/out/old/part-0.jsonl', '{"a":1}\n');
+    await write('overlap/list.txt', `${url('data/part-a.jsonl')}\nout/old/part-0.jsonl\n`);
+    const err = await listInput(store, spec(url('overlap/list.txt'), 'jsonl', 'list'), {
+      outputUri: url('overlap/out'),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toBe(
+      `input.uri ${url('overlap/list.txt')} names 1 object(s) under output.uri ${url('overlap/out')}/; a run ` +
+        `would read its own output:\n  - ${url('overlap/out/old/part-0.jsonl')}\nRemove them from the input, or ` +
+        'write predictions to a prefix that holds no input',
+    );
+    // Without an output prefix (or with one elsewhere) the same manifest is fine.
+    expect(
+      await listInput(store, spec(url('overlap/list.txt'), 'jsonl', 'list'), { outputUri: url('x') }),
+    ).toHaveLength(2);
   });
 });

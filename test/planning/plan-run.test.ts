@@ -11,6 +11,7 @@ import { LocalModelRegistry } from '../../src/registry/local.js';
 import { inputObjectSchema, planSchema, shardSchema, type Shard } from '../../src/runs/types.js';
 import { InputError, ModelError, RunStateError, SpecError } from '../../src/spec/errors.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { tarGz } from '../registry/tar-fixture.js';
 
 const store = new LocalObjectStore();
 let root: string;
@@ -228,17 +229,81 @@ describe('planRun', () => {
     expect(plan.model.files).toEqual({ 'labels.txt': `${registryUri}iris/2/labels.txt` });
   });
 
-  it('rejects a missing model.uri and archives', async () => {
+  it('rejects a missing model.uri', async () => {
     const missing = { registry: undefined, uri: `${registryUri}iris/9/model.onnx` };
     await expect(
       planRun({ runId: 'run-9', spec: spec({ model: missing }) }, { store, registry }),
     ).rejects.toThrow(
       new ModelError(`model.uri ${missing.uri} does not exist; check the path or the registry entry`),
     );
-    const archive = { registry: undefined, uri: `${registryUri}iris/1/model.tar.gz` };
-    await expect(
-      planRun({ runId: 'run-9', spec: spec({ model: archive }) }, { store, registry }),
-    ).rejects.toThrow(/an archive; model archives \(model.tar.gz\) are supported in a later version/);
+  });
+
+  it('extracts a model.tar.gz into the run folder; companions are found inside the archive first', async () => {
+    const archive = tarGz([
+      { path: './' },
+      { path: './model/model.onnx', content: 'archived model' },
+      { path: './model/labels.txt', content: 'x\ny\n' },
+    ]);
+    await write('registry/packed/1/metadata.json', '{"status": "Approved"}');
+    await write('registry/packed/1/model.tar.gz', archive);
+    // A labels.txt next to the archive too: the archive's own one wins.
+    await write('registry/packed/1/labels.txt', 'outside\n');
+    const state = await planRun(
+      { runId: 'run-9a', spec: spec({ model: { registry: { group: 'packed' } } }) },
+      { store, registry, now: fixedNow },
+    );
+    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
+    const archiveUri = `${registryUri}packed/1/model.tar.gz`;
+    expect(plan.model).toEqual({
+      source: 'registry',
+      group: 'packed',
+      version: 1,
+      status: 'Approved',
+      artifactUri: `${state.runUri}model/model/model.onnx`,
+      etag: (await store.head(`${state.runUri}model/model/model.onnx`)).etag,
+      size: 'archived model'.length,
+      sha256: sha256('archived model'),
+      files: { 'labels.txt': `${state.runUri}model/model/labels.txt` },
+      archive: {
+        uri: archiveUri,
+        etag: (await store.head(archiveUri)).etag,
+        size: archive.length,
+        sha256: sha256(archive),
+      },
+    });
+    expect(await read(plan.model.files['labels.txt']!)).toBe('x\ny\n');
+    expect(await read(plan.model.artifactUri)).toBe('archived model');
+  });
+
+  it('fails the plan with a ModelError for a corrupt archive, and writes no plan', async () => {
+    await write('registry/broken-archive/1/metadata.json', '{"status": "Approved"}');
+    await write(
+      'registry/broken-archive/1/model.tar.gz',
+      tarGz([{ path: 'model.onnx', content: 'm'.repeat(4000) }]).subarray(0, 60),
+    );
+    const err = await planRun(
+      { runId: 'run-9b', spec: spec({ model: { registry: { group: 'broken-archive' } } }) },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as Error).message).toContain(
+      `the artifact of model broken-archive version 1 (Approved) ${registryUri}broken-archive/1/model.tar.gz is a corrupt model archive`,
+    );
+    expect(await store.tryHead(`${url('out')}/_runs/run-9b/plan.json`)).toBeUndefined();
+  });
+
+  it('names a companion missing from an archive and from next to it', async () => {
+    const uri = url('direct/model.tar.gz');
+    await write('direct/model.tar.gz', tarGz([{ path: 'model.onnx', content: 'm' }]));
+    const err = await planRun(
+      { runId: 'run-9c', spec: spec({ model: { registry: undefined, uri } }) },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as Error).message).toContain(
+      `model.outputs[0].postprocess.argmax.labels "labels.txt" is not in the model archive ${uri}`,
+    );
+    expect((err as Error).message).toContain(`does not exist next to it at ${url('direct/labels.txt')}`);
   });
 
   it('reads the spec from specUri (YAML)', async () => {
@@ -350,5 +415,69 @@ describe('planRun with Parquet input', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toContain(`${url('pq2/b.parquet')} has no column "b" (it has id, a)`);
+  });
+});
+
+describe('planRun with files input (one object, one record)', () => {
+  it('snapshots every object whatever its extension and cuts exact shards without sampling', async () => {
+    for (let i = 0; i < 12; i++)
+      await write(
+        `imgs/day=1/img-${String(i).padStart(2, '0')}.${i % 2 ? 'png' : 'jpg'}`,
+        'x'.repeat(100 + i),
+      );
+    await write('imgs/_SUCCESS', '');
+    const state = await planRun(
+      {
+        runId: 'files-1',
+        spec: spec({
+          input: { uri: `${url('imgs')}/`, format: 'files', id: undefined },
+          model: {
+            inputs: [{ from: { text: 'content', tokenizer: 'labels.txt', maxLength: 8 } }],
+          },
+          run: { shards: { targetRecords: 5, targetBytes: '1GiB' } },
+        }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    const shards = (await read(`${state.runUri}shards.jsonl`))
+      .trimEnd()
+      .split('\n')
+      .map((l) => shardSchema.parse(JSON.parse(l)));
+    expect(shards.map((s) => [s.records, s.recordsExact])).toEqual([
+      [5, true],
+      [5, true],
+      [2, true],
+    ]);
+    expect(
+      shards.flatMap((s) =>
+        s.ranges.map((r) => [r.uri.slice(r.uri.lastIndexOf('/') + 1), r.start, r.end - r.size, r.records]),
+      ),
+    ).toEqual(
+      Array.from({ length: 12 }, (_, i) => [
+        `img-${String(i).padStart(2, '0')}.${i % 2 ? 'png' : 'jpg'}`,
+        0,
+        0,
+        1,
+      ]),
+    );
+  });
+});
+
+describe('planRun refuses input under the output prefix', () => {
+  it('when a list manifest names objects there', async () => {
+    await write('ov/out/earlier/part-0.jsonl', jsonLines(3));
+    await write('ov/list.txt', `${url('in/part-0.jsonl')}\nout/earlier/part-0.jsonl\n`);
+    const err = await planRun(
+      {
+        runId: 'ov-1',
+        spec: spec({
+          input: { uri: url('ov/list.txt'), manifest: 'list' },
+          output: { uri: `${url('ov/out')}/` },
+        }),
+      },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toContain(`names 1 object(s) under output.uri ${url('ov/out')}/`);
   });
 });

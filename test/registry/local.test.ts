@@ -111,6 +111,41 @@ describe('LocalModelRegistry', () => {
     );
   });
 
+  it('a version holding model.tar.gz (and no model.onnx) resolves to the archive, flagged as one', async () => {
+    const other = new LocalModelRegistry(new LocalObjectStore(), `${rootUri}/elsewhere`);
+    const dir = path.join(root, 'elsewhere', 'packed', '3');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'metadata.json'), '{"status": "Approved"}');
+    await writeFile(path.join(dir, 'model.tar.gz'), 'gz bytes');
+    await expect(other.resolve('packed', 'latest-approved')).resolves.toEqual({
+      group: 'packed',
+      version: 3,
+      status: 'Approved',
+      artifactUri: `${rootUri}/elsewhere/packed/3/model.tar.gz`,
+      archive: true,
+      ref: `${rootUri}/elsewhere/packed/3/`,
+    });
+    // model.onnx wins when a version has both.
+    await writeFile(path.join(dir, 'model.onnx'), 'onnx');
+    const both = await other.resolve('packed', 3);
+    expect(both.artifactUri).toBe(`${rootUri}/elsewhere/packed/3/model.onnx`);
+    expect(both.archive).toBeUndefined();
+  });
+
+  it('a version without an artifact is a ModelError naming the folder and the files it should hold', async () => {
+    const other = new LocalModelRegistry(new LocalObjectStore(), `${rootUri}/elsewhere`);
+    const dir = path.join(root, 'elsewhere', 'hollow', '1');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'metadata.json'), '{"status": "Approved"}');
+    await writeFile(path.join(dir, 'model.onnx'), '');
+    await expect(other.resolve('hollow', 'latest-approved')).rejects.toThrow(
+      new ModelError(
+        `model group "hollow" version 1 (Approved) in the local registry has no artifact: ${rootUri}/elsewhere/hollow/1/ ` +
+          'holds neither model.onnx nor model.tar.gz. Add the model file to that folder',
+      ),
+    );
+  });
+
   it('an empty registry says so', async () => {
     const empty = new LocalModelRegistry(new LocalObjectStore(), `${rootUri}/nowhere/`);
     await expect(empty.resolve('iris', 'latest')).rejects.toThrow('The registry is empty.');

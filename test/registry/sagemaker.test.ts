@@ -160,14 +160,35 @@ describe('SageMakerModelRegistry', () => {
     expectAllSent(handler, fixture);
   });
 
-  it('latest takes the newest package regardless of approval, and refuses archives for now', async () => {
+  it('latest takes the newest package regardless of approval; a model.tar.gz is returned as an archive', async () => {
     const { registry, handler, fixture } = await setup('archive');
-    const err = await registry.resolve('iris', 'latest').catch((e: unknown) => e);
+    await expect(registry.resolve('iris', 'latest')).resolves.toEqual({
+      group: 'iris',
+      version: 6,
+      status: 'Rejected',
+      artifactUri: 's3://models-bucket/iris/6/model.tar.gz',
+      archive: true,
+      createdAt: '2024-05-01T16:40:00.000Z',
+      ref: 'arn:aws:sagemaker:eu-west-1:123456789012:model-package/iris/6',
+    });
+    expectAllSent(handler, fixture);
+  });
+
+  it('a Gzip ModelDataSource is an archive whatever its name; a Gzip S3Prefix is refused', async () => {
+    const gzip = await setup('gzip-source');
+    await expect(gzip.registry.resolve('iris', 'latest-approved')).resolves.toMatchObject({
+      version: 7,
+      artifactUri: 's3://models-bucket/iris/7/packed-model',
+      archive: true,
+    });
+    expectAllSent(gzip.handler, gzip.fixture);
+
+    const prefix = await setup('gzip-prefix');
+    const err = await prefix.registry.resolve('iris', 'latest-approved').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
     expect((err as Error).message).toContain(
-      'has the model archive s3://models-bucket/iris/6/model.tar.gz; archives (model.tar.gz) are supported in a later version',
+      'has a Gzip-compressed S3Prefix model source (s3://models-bucket/iris/7/); a compressed model must be one S3Object',
     );
-    expectAllSent(handler, fixture);
   });
 
   it('an empty or unknown group says so', async () => {

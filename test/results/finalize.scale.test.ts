@@ -4,7 +4,7 @@
  * O(n²) step or unbounded parallelism shows up here.
  *
  * By default 2,000 shards (a few seconds on two cores); BATCH_INFER_SCALE=1 runs the largest run the planner
- * makes (MAX_SHARDS = 10,000), which takes ~15 s with its setup. Limits scale with the shard count.
+ * makes (MAX_SHARDS = 10,000). Times are logged, not asserted: `npm run bench` (plan-finalize) measures them.
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,7 +19,6 @@ import { makeMarker, makeRun, writeMarker, type RunFixture } from './run-fixture
 import { writeScores } from './parquet-fixture.js';
 
 const SHARDS = process.env.BATCH_INFER_SCALE ? MAX_SHARDS : 2_000;
-const scale = SHARDS / MAX_SHARDS;
 let fx: RunFixture;
 
 beforeAll(async () => {
@@ -44,16 +43,15 @@ afterAll(async () => {
 });
 
 describe(`a run of ${SHARDS} shards`, () => {
-  it('reconciles quickly', async () => {
+  it('reconciles every shard as complete', async () => {
     const started = performance.now();
     const next = await reconcileRun(fx.state, { store: fx.store });
     const ms = performance.now() - started;
     console.log(`reconcile of ${SHARDS} markers: ${ms.toFixed(0)} ms`);
     expect(next).toMatchObject({ pending: 0, next: 'finalize' });
-    expect(ms).toBeLessThan(15_000 * scale);
   });
 
-  it('finalizes in well under 30 s, catalogue included', async () => {
+  it('finalizes every shard, catalogue included', async () => {
     const dbPath = path.join(fx.dir, 'catalog.duckdb');
     const started = performance.now();
     const result = await finalizeRun(fx.state, {
@@ -63,7 +61,6 @@ describe(`a run of ${SHARDS} shards`, () => {
     const ms = performance.now() - started;
     console.log(`finalize of ${SHARDS} markers (incl. publishing ${SHARDS} files): ${ms.toFixed(0)} ms`);
     expect(result).toMatchObject({ status: 'SUCCEEDED', records: 3 * SHARDS, failedShards: 0 });
-    expect(ms).toBeLessThan(30_000 * scale);
     const rows = await queryCatalog(dbPath, 'SELECT count(*) FROM churn_scores');
     expect(rows.rows).toEqual([[3 * SHARDS]]);
   });

@@ -134,8 +134,15 @@ describe('finalizeRun', () => {
       [1, 2],
       [2, 3],
     ]);
+    const errorsFile = await lenient.store.head(lenient.layout.errorsUri(1));
     expect(manifest.outputs.errorsFiles).toEqual([
-      { uri: lenient.layout.errorsUri(1), shardId: 1, rows: 1, bytes: 80, etag: 'err-1' },
+      {
+        uri: lenient.layout.errorsUri(1),
+        shardId: 1,
+        rows: 1,
+        bytes: errorsFile.size,
+        etag: errorsFile.etag,
+      },
     ]);
     expect(manifest.validation.checks.map((c) => [c.name, c.threshold, c.actual, c.passed])).toEqual([
       ['failedShards', 0, 0, true],
@@ -143,6 +150,7 @@ describe('finalizeRun', () => {
       ['columnTypesConsistent', 0, 0, true],
       ['schema.label', 'string', 'STRING', true],
       ['schema.score', 'float', 'FLOAT', true],
+      ['writtenSchema', 0, 0, true],
     ]);
 
     // Only the validated run is visible: run-0001 failed, its files exist on disk but are not in the view.
@@ -293,9 +301,13 @@ describe('finalizeRun', () => {
     const result = await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW });
 
     expect(result).toMatchObject({ status: 'FAILED', reason: 'ValidationFailed', failedShards: 0 });
-    expect(result.message).toBe(
+    // The markers say DOUBLE while the files (writeScores) really hold FLOAT: both checks fail, the schema first.
+    expect(result.message.split('\n')).toEqual([
       'column "score" is declared as float in output.schema but was written as DOUBLE (double)',
-    );
+      expect.stringMatching(
+        /^written files do not match their markers: .* stores "score" as FLOAT; shard 0's marker reports DOUBLE/,
+      ),
+    ]);
     const check = (await readManifest(fx)).validation.checks.find((c) => c.name === 'schema.score');
     expect(check).toMatchObject({ threshold: 'float', actual: 'DOUBLE', passed: false });
     await expect(queryCatalog(dbPath, 'SELECT 1')).rejects.toThrow(/No catalogue/);

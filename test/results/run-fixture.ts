@@ -8,7 +8,13 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runLayout, type RunLayout } from '../../src/runs/layout.js';
 import type { RunState } from '../../src/runs/tasks.js';
-import { planSchema, type Plan, type Shard, type ShardMarker } from '../../src/runs/types.js';
+import {
+  planSchema,
+  type OutputFile,
+  type Plan,
+  type Shard,
+  type ShardMarker,
+} from '../../src/runs/types.js';
 import { jobSpecSchema, type JobSpecInput } from '../../src/spec/schema.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { putJson } from '../../src/storage/object-store.js';
@@ -31,6 +37,8 @@ export interface RunFixtureOptions {
   readonly runDate?: string;
   readonly maxRounds?: number;
   readonly spec?: Partial<JobSpecInput>;
+  /** Merged into the spec's output section (whose uri is the fixture's own). */
+  readonly output?: Partial<JobSpecInput['output']>;
   /** Records per shard in the plan; exact unless `recordsExact` is false. */
   readonly recordsPerShard?: number;
   readonly recordsExact?: boolean;
@@ -42,7 +50,11 @@ export async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'batch-infer-results-'));
 }
 
-export function makeSpec(outputUri: string, overrides: Partial<JobSpecInput> = {}): Plan['spec'] {
+export function makeSpec(
+  outputUri: string,
+  overrides: Partial<JobSpecInput> = {},
+  output: Partial<JobSpecInput['output']> = {},
+): Plan['spec'] {
   return jobSpecSchema.parse({
     name: 'churn_scores',
     input: { uri: 's3://input-bucket/data/', format: 'jsonl' },
@@ -51,7 +63,7 @@ export function makeSpec(outputUri: string, overrides: Partial<JobSpecInput> = {
       inputs: [{ tensor: 'x', from: { columns: ['a', 'b'] } }],
       outputs: [{ tensor: 'probs', postprocess: { argmax: { as: 'label' }, keep: 'score' } }],
     },
-    output: { uri: outputUri, schema: { label: 'string', score: 'float' } },
+    output: { uri: outputUri, schema: { label: 'string', score: 'float' }, ...output },
     ...overrides,
   });
 }
@@ -78,7 +90,7 @@ export async function makeRun(options: RunFixtureOptions): Promise<RunFixture> {
     runId,
     runDate,
     createdAt: `${runDate}T10:00:00.000Z`,
-    spec: makeSpec(outputUri, options.spec),
+    spec: makeSpec(outputUri, options.spec, options.output),
     model: {
       source: 'uri',
       artifactUri: 's3://models-bucket/churn/model.onnx',
@@ -154,14 +166,38 @@ export function makeMarker(
   };
 }
 
+/**
+ * Writes a marker as a worker does: after its files. By default (`files: 'store'`) every output and errors file the
+ * marker names is written first when it does not exist (placeholder bytes), and the marker records each file's
+ * stored size and ETag, so the marker is consistent with storage. `files: 'as-is'` writes the marker untouched,
+ * for markers whose files are meant to be missing or different.
+ */
 export async function writeMarker(
   fx: RunFixture,
   marker: ShardMarker | string,
   shardId?: number,
-): Promise<void> {
+  options: { files?: 'store' | 'as-is' } = {},
+): Promise<ShardMarker | undefined> {
   if (typeof marker === 'string') {
     await fx.store.put(fx.layout.markerUri(shardId ?? 0), marker);
-    return;
+    return undefined;
   }
-  await putJson(fx.store, fx.layout.markerUri(shardId ?? marker.shardId), marker);
+  const stored = options.files === 'as-is' ? marker : await withStoredFiles(fx, marker);
+  await putJson(fx.store, fx.layout.markerUri(shardId ?? marker.shardId), stored);
+  return stored;
+}
+
+/** The marker with its files present in storage and their sizes and ETags as stored. */
+export async function withStoredFiles(fx: RunFixture, marker: ShardMarker): Promise<ShardMarker> {
+  const stored = async (file: OutputFile): Promise<OutputFile> => {
+    const info =
+      (await fx.store.tryHead(file.uri)) ??
+      (await fx.store.put(file.uri, `placeholder for ${file.rows} rows of shard ${marker.shardId}\n`));
+    return { ...file, bytes: info.size, etag: info.etag };
+  };
+  return {
+    ...marker,
+    outputs: await Promise.all(marker.outputs.map(stored)),
+    ...(marker.errorsFile && { errorsFile: await stored(marker.errorsFile) }),
+  };
 }

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RoutingObjectStore, type ObjectStore } from '../../src/storage/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { collect, objectStoreContract } from './object-store.contract.js';
 
@@ -50,6 +51,44 @@ describe('LocalObjectStore specifics', () => {
     await writeFile(path.join(dir, 'report.tmp-final.csv'), 'kept');
     const listed = await collect(store.list(`${pathToFileURL(dir).href}/`));
     expect(listed.map((i) => path.basename(i.uri))).toEqual(['report.tmp-final.csv']);
+  });
+
+  it('routes listPrefixes, and derives one level from a full listing for a store without it', async () => {
+    for (const key of ['a.json', 'b/1.json', 'b/c/2.json', 'b-x/3.json', 'c/d/e/4.json']) {
+      await mkdir(path.dirname(path.join(dir, key)), { recursive: true });
+      await writeFile(path.join(dir, key), key);
+    }
+    const root = `${pathToFileURL(dir).href}/`;
+    const plain: ObjectStore = {
+      head: (u) => store.head(u),
+      tryHead: (u) => store.tryHead(u),
+      get: (u, r) => store.get(u, r),
+      getStream: (u, r) => store.getStream(u, r),
+      put: (u, b) => store.put(u, b),
+      putStream: (u, b) => store.putStream(u, b),
+      list: (u) => store.list(u),
+      delete: (u) => store.delete(u),
+    };
+    const routed = new RoutingObjectStore({ file: () => store, s3: () => store });
+    const derived = new RoutingObjectStore({ file: () => plain, s3: () => plain });
+    for (const prefix of [root, `${root}b/`, `${root}b`, `${root}c/`, `${root}none/`]) {
+      const expected = await store.listPrefixes(prefix);
+      expect(await routed.listPrefixes(prefix)).toEqual(expected);
+      expect(await derived.listPrefixes(prefix)).toEqual(expected);
+    }
+    expect((await store.listPrefixes(root)).prefixes).toEqual([`${root}b-x/`, `${root}b/`, `${root}c/`]);
+  });
+
+  it('routes compose within a scheme and copies through across schemes', async () => {
+    const routed = new RoutingObjectStore({ file: () => store, s3: () => store });
+    const a = `${pathToFileURL(dir).href}/a.txt`;
+    await store.put(a, 'hello world');
+    const joined = await routed.compose(`${pathToFileURL(dir).href}/joined.txt`, [
+      { uri: a, range: { start: 0, end: 5 } },
+      { uri: a, range: { start: 5, end: 11 } },
+    ]);
+    expect(joined.size).toBe(11);
+    expect(Buffer.from(await store.get(joined.uri)).toString()).toBe('hello world');
   });
 
   it('refuses URIs of another scheme', async () => {

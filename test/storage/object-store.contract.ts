@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   NotFoundError,
+  composeObject,
   getJson,
   joinUri,
   putJson,
@@ -18,6 +19,12 @@ export interface ContractFixture {
   readonly store: ObjectStore;
   /** An empty prefix (ending in `/`) owned by one test. */
   readonly rootUri: string;
+  /**
+   * Known deviations of a test server from S3. `shallowCommonPrefixes`: with a delimiter, the server reports only
+   * folders that hold an object directly (s3rver prunes deeper directories, so `a/b/c.json` alone does not make
+   * `a/` a common prefix; AWS S3 reports it).
+   */
+  readonly quirks?: { readonly shallowCommonPrefixes?: boolean };
   cleanup(): Promise<void>;
 }
 
@@ -271,6 +278,71 @@ export function objectStoreContract(name: string, setup: () => Promise<ContractF
       expect((await collect(store.list(uri('list')))).map((i) => i.uri)).toEqual(sorted(keys));
       expect(await collect(store.list(uri('list/zzz')))).toEqual([]);
       expect(await collect(store.list(uri('no-such-dir/')))).toEqual([]);
+    });
+
+    it('lists one level with listPrefixes: folders as prefixes, objects at the level, partial names like S3', async () => {
+      expect(store.listPrefixes).toBeTypeOf('function');
+      const listPrefixes = store.listPrefixes!.bind(store);
+      const keys = [
+        'lvl/b.json',
+        'lvl/a.json',
+        'lvl/b/2.json',
+        'lvl/b/1.json',
+        'lvl/c/d/3.json',
+        'lvl/_tmp/x.json',
+        'lvl/b-1/4.json',
+        'lvlx/other.json',
+      ];
+      for (const key of keys) await store.put(uri(key), key);
+
+      const level = await listPrefixes(uri('lvl/'));
+      // Byte order: "_" < "b", and "b-1/" < "b/" because "-" < "/". "c/" holds only a deeper folder.
+      const deep = fixture?.quirks?.shallowCommonPrefixes ? [] : [uri('lvl/c/')];
+      expect(level.prefixes).toEqual([uri('lvl/_tmp/'), uri('lvl/b-1/'), uri('lvl/b/'), ...deep]);
+      expect(level.objects.map((o) => o.uri)).toEqual([uri('lvl/a.json'), uri('lvl/b.json')]);
+      expect(level.objects[1]!.size).toBe('lvl/b.json'.length);
+      expect(level.objects[1]!.etag).toBe((await store.head(uri('lvl/b.json'))).etag);
+
+      const partial = await listPrefixes(uri('lvl/b'));
+      expect(partial.prefixes).toEqual([uri('lvl/b-1/'), uri('lvl/b/')]);
+      expect(partial.objects.map((o) => o.uri)).toEqual([uri('lvl/b.json')]);
+
+      const deeper = await listPrefixes(uri('lvl/c/'));
+      expect(deeper.prefixes).toEqual([uri('lvl/c/d/')]);
+      expect(deeper.objects).toEqual([]);
+      expect(await listPrefixes(uri('nothing-here/'))).toEqual({ prefixes: [], objects: [] });
+    });
+
+    it('composes ranges of several objects into one, in order (composeObject)', async () => {
+      const a = patternBytes(70_000, 21);
+      const b = patternBytes(1_000, 22);
+      await store.put(uri('compose/a.bin'), a);
+      await store.put(uri('compose/b.bin'), b);
+      const target = uri('compose/out/joined.bin');
+      const info = await composeObject(store, target, [
+        { uri: uri('compose/a.bin'), range: { start: 0, end: a.length } },
+        { uri: uri('compose/b.bin'), range: { start: 10, end: 1_000 } },
+        { uri: uri('compose/a.bin'), range: { start: 5, end: 5 } },
+        { uri: uri('compose/a.bin'), range: { start: 69_000, end: 70_000 } },
+      ]);
+      const expected = Buffer.concat([a, b.subarray(10), a.subarray(69_000)]);
+      expect(info.size).toBe(expected.length);
+      expect((await store.head(target)).etag).toBe(info.etag);
+      expectBytes(await store.get(target), expected);
+
+      const empty = await composeObject(store, uri('compose/out/empty.bin'), []);
+      expect(empty.size).toBe(0);
+      expect((await store.get(uri('compose/out/empty.bin'))).length).toBe(0);
+    });
+
+    it('composeObject refuses a source shorter than its range rather than write a short object', async () => {
+      await store.put(uri('compose/short.bin'), 'only ten b');
+      await expect(
+        composeObject(store, uri('compose/out/bad.bin'), [
+          { uri: uri('compose/short.bin'), range: { start: 0, end: 50 } },
+        ]),
+      ).rejects.toThrow(/has 10 bytes in 0-50, expected 50/);
+      expect(await store.tryHead(uri('compose/out/bad.bin'))).toBeUndefined();
     });
 
     it('deletes objects, and deleting a missing object is fine', async () => {

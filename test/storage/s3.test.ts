@@ -46,6 +46,7 @@ objectStoreContract('S3ObjectStore (s3rver)', async () => {
     store: new S3ObjectStore(client),
     // Below a key prefix, not at the bucket root, so prefix handling is exercised too.
     rootUri: `s3://${bucket}/root/`,
+    quirks: { shallowCommonPrefixes: true },
     // The server's data directory goes with it in afterAll.
     cleanup: async () => {},
   };
@@ -93,6 +94,50 @@ describe('S3ObjectStore on s3rver', () => {
     expect(pages[0]!.input.ContinuationToken).toBeUndefined();
     expect(typeof pages[1]!.input.ContinuationToken).toBe('string');
     expect(typeof pages[2]!.input.ContinuationToken).toBe('string');
+  });
+
+  it('lists one level with Delimiter "/" across pages, folders and objects apart', async () => {
+    const bucket = await freshBucket();
+    // More folders than one page holds (1,000 keys and prefixes per page on S3).
+    const folders = Array.from({ length: 1_100 }, (_, i) => `lvl/d=${String(i).padStart(4, '0')}/`);
+    await server.putObjects(bucket, [
+      ...folders.map((f) => [`${f}part-0.jsonl`, f] as const),
+      ['lvl/top.jsonl', 'top'],
+      ['lvl-other/x.jsonl', 'x'],
+    ]);
+    const recorded = createS3Client({ endpoint: server.endpoint });
+    const sent = recordCommands(recorded);
+    const level = await new S3ObjectStore(recorded).listPrefixes(`s3://${bucket}/lvl/`);
+    recorded.destroy();
+    expect(level.prefixes).toEqual(folders.map((f) => `s3://${bucket}/${f}`));
+    expect(level.objects.map((o) => [o.uri, o.size])).toEqual([[`s3://${bucket}/lvl/top.jsonl`, 3]]);
+    const requests = sent.filter((c) => c.name === 'ListObjectsV2Command');
+    expect(requests.every((c) => c.input.Delimiter === '/' && c.input.Prefix === 'lvl/')).toBe(true);
+  });
+
+  it('composes large objects on a server without UploadPartCopy by a streamed copy', async () => {
+    const bucket = await freshBucket();
+    const recorded = createS3Client({ endpoint: server.endpoint });
+    const sent = recordCommands(recorded);
+    const store = new S3ObjectStore(recorded);
+    const a = patternBytes(5 * 1024 * 1024 + 3, 31);
+    const b = patternBytes(5 * 1024 * 1024 + 5, 32);
+    await store.put(`s3://${bucket}/c/a.bin`, a);
+    await store.put(`s3://${bucket}/c/b.bin`, b);
+
+    const info = await store.compose(`s3://${bucket}/c/joined.bin`, [
+      { uri: `s3://${bucket}/c/a.bin`, range: { start: 0, end: a.length } },
+      { uri: `s3://${bucket}/c/b.bin`, range: { start: 1, end: b.length } },
+    ]);
+
+    const expected = Buffer.concat([a, b.subarray(1)]);
+    expect(info.size).toBe(expected.length);
+    expect(sha256(await store.get(`s3://${bucket}/c/joined.bin`))).toBe(sha256(expected));
+    const names = sent.map((c) => c.name);
+    // s3rver answers UploadPartCopy with NotImplemented: the upload is aborted and the bytes are copied through.
+    expect(names).toContain('UploadPartCopyCommand');
+    expect(names).toContain('AbortMultipartUploadCommand');
+    recorded.destroy();
   });
 
   it('streams large bodies as multipart uploads of 8 MiB parts', async () => {
@@ -166,6 +211,14 @@ describe('S3ObjectStore on s3rver', () => {
       expect((await collect(store.list(pathToFileURL(dir).href + '/'))).map((i) => i.uri)).toEqual([fileUri]);
       await expect(store.head(`s3://${bucket}/out/missing.txt`)).rejects.toBeInstanceOf(NotFoundError);
       await expect(store.get('gs://bucket/key')).rejects.toBeInstanceOf(UriError);
+
+      // compose across schemes copies the bytes through; one level of each scheme is listed by its own store.
+      const mixed = await store.compose!(`s3://${bucket}/out/mixed.txt`, [
+        { uri: fileUri, range: { start: 0, end: 7 } },
+        { uri: s3Uri, range: { start: 2, end: 13 } },
+      ]);
+      expect(Buffer.from(await direct.get(mixed.uri)).toString()).toBe('on disk the bucket');
+      expect((await store.listPrefixes!(`s3://${bucket}/`)).prefixes).toEqual([`s3://${bucket}/out/`]);
 
       // An explicit endpoint wins over the environment.
       const explicit = createObjectStore({ s3Endpoint: server.endpoint, region: 'eu-west-1' });

@@ -1,0 +1,342 @@
+/**
+ * Plan and Finalize at data-lake scale:
+ * - plan 1,000,000 input objects named by a list manifest (JSONL with size and ETag per line, as an S3 Inventory
+ *   export gives them: no HEAD per object), in a child process so its peak RSS is the plan's own;
+ * - plan 10,000 objects found by prefix listing on the loopback S3 server (s3rver), with the parallel listing
+ *   (one level with Delimiter "/", then the folders concurrently) against the sequential listing;
+ * - finalize 10,000 shard markers (each with a real Parquet file), the local DuckDB catalogue included.
+ *
+ * Targets (the issue's): the 1M plan in < 20 s and < 1 GiB peak RSS; the 10,000-shard finalize in < 30 s.
+ * `--quick` runs a tenth of each.
+ *
+ * This file is also the child process of the first measurement: `node --import tsx plan-finalize.ts --plan-child
+ * <dir> <count>` plans the manifest written in <dir> and prints one JSON line with its timings and peak RSS.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { BenchContext, BenchResult, BenchSuite } from '../suite.js';
+
+const here = fileURLToPath(import.meta.url);
+
+/** Latency added to each LIST request in the second prefix measurement (S3's is typically 20-100 ms a page). */
+const LIST_LATENCY_MS = 50;
+
+interface PlanChildResult {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly peakRssMiB: number;
+  readonly shards: number;
+  readonly objects: number;
+}
+
+/** Writes a JSONL list manifest of `count` objects (deterministic sizes 1 KB..8 MB, ETags), in reverse order. */
+async function writeListManifest(file: string, dataUri: string, count: number): Promise<void> {
+  const out = createWriteStream(file);
+  for (let i = 0; i < count; i++) {
+    const n = count - i;
+    const line =
+      `{"uri":"${dataUri}/dt=${n % 30}/part-${String(n).padStart(8, '0')}.jsonl","size":${1000 + ((n * 7919) % 8_000_000)},` +
+      `"etag":"${(n * 2654435761).toString(16).padStart(12, '0')}"}\n`;
+    if (!out.write(line)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+/** The child: plans the manifest in `dir` and prints its measurements. */
+async function planChild(dir: string, count: number): Promise<void> {
+  const { planRun } = await import('../../src/planning/plan-run.js');
+  const { LocalObjectStore } = await import('../../src/storage/local.js');
+  const url = (p: string): string => pathToFileURL(path.join(dir, p)).href;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const state = await planRun(
+    {
+      runId: 'bench',
+      spec: {
+        name: 'bench_plan',
+        input: { uri: url('inventory.jsonl'), format: 'jsonl', manifest: 'list' },
+        model: {
+          uri: url('model.onnx'),
+          inputs: [{ tensor: 'x', from: { columns: ['a'] } }],
+          outputs: [{ tensor: 'y' }],
+        },
+        output: { uri: `${url('out')}/` },
+      },
+    },
+    {
+      store: new LocalObjectStore(),
+      registry: { resolve: () => Promise.reject(new Error('not used: the spec names model.uri')) },
+    },
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  const result: PlanChildResult = {
+    seconds,
+    cpuSeconds: (used.user + used.system) / 1e6,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    shards: state.shardCount,
+    objects: count,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+async function runPlanChild(dir: string, count: number): Promise<PlanChildResult> {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const child = spawn(process.execPath, ['--import', tsx, here, '--plan-child', dir, String(count)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`plan child exited with ${code}: ${stderr.slice(-2000)}`);
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line) as PlanChildResult;
+}
+
+async function planListManifest(context: BenchContext): Promise<BenchResult[]> {
+  const count = context.quick ? 100_000 : 1_000_000;
+  const dir = path.join(context.workDir, 'plan-list');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'model.onnx'), 'model');
+  await writeListManifest(
+    path.join(dir, 'inventory.jsonl'),
+    pathToFileURL(path.join(dir, 'data')).href,
+    count,
+  );
+  context.log(`planning ${count.toLocaleString('en-US')} objects from a list manifest (child process)`);
+  const result = await runPlanChild(dir, count);
+  context.log(
+    `${result.seconds.toFixed(2)} s wall, ${result.cpuSeconds.toFixed(2)} s CPU, ${result.peakRssMiB.toFixed(0)} MiB peak RSS, ${result.shards} shards`,
+  );
+  const size = `${count.toLocaleString('en-US')} objects (JSONL list manifest with size+ETag), ${result.shards.toLocaleString('en-US')} shards`;
+  return [
+    {
+      name: `plan ${context.quick ? '100k' : '1M'} objects from a list manifest`,
+      metric: 's',
+      value: result.seconds,
+      higherIsBetter: false,
+      target: { max: 20 },
+      notes: `${size}; ${result.cpuSeconds.toFixed(1)} s CPU; plan.json, input.jsonl and shards.jsonl written`,
+    },
+    {
+      name: `plan ${context.quick ? '100k' : '1M'} objects from a list manifest`,
+      metric: 'MiB peak RSS',
+      value: result.peakRssMiB,
+      higherIsBetter: false,
+      target: { max: 1024 },
+      notes: `child process (Node + tsx included); ${size}`,
+    },
+  ];
+}
+
+async function planPrefixOnS3(context: BenchContext): Promise<BenchResult[]> {
+  const { startS3Server, useS3TestEnv } = await import('../../test/support/s3-server.js');
+  const { planRun } = await import('../../src/planning/plan-run.js');
+  const { S3ObjectStore, createS3Client } = await import('../../src/storage/s3.js');
+  const count = context.quick ? 2_000 : 10_000;
+  // A day-partitioned prefix: 20 folders of 500 objects (quick: 100).
+  const folders = 20;
+  const server = await startS3Server();
+  const restore = useS3TestEnv(server.endpoint);
+  const client = createS3Client({ endpoint: server.endpoint });
+  try {
+    await server.createBucket('lake');
+    const line = '{"a":1,"b":2}\n';
+    const objects: [string, string][] = Array.from({ length: count }, (_, i) => [
+      `in/dt=${String(i % folders).padStart(3, '0')}/part-${String(i).padStart(6, '0')}.jsonl`,
+      line.repeat(1 + (i % 5)),
+    ]);
+    objects.push(['model/model.onnx', 'model']);
+    context.log(`seeding ${count.toLocaleString('en-US')} objects into s3rver`);
+    await server.putObjects('lake', objects, 16);
+
+    // S3 answers a LIST page in tens of milliseconds; s3rver on loopback in about one. The second measurement adds
+    // LIST_LATENCY_MS to every ListObjectsV2 request (an SDK middleware sleeping before the request goes out), which
+    // is what parallel listing exists to hide.
+    let listLatencyMs = 0;
+    let listRequests = 0;
+    client.middlewareStack.add(
+      (next, ctx) => async (args) => {
+        if (ctx.commandName === 'ListObjectsV2Command') {
+          listRequests++;
+          if (listLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, listLatencyMs));
+        }
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'benchListLatency' },
+    );
+    const s3 = new S3ObjectStore(client);
+    const sequential = {
+      head: s3.head.bind(s3),
+      tryHead: s3.tryHead.bind(s3),
+      get: s3.get.bind(s3),
+      getStream: s3.getStream.bind(s3),
+      put: s3.put.bind(s3),
+      putStream: s3.putStream.bind(s3),
+      list: s3.list.bind(s3),
+      delete: s3.delete.bind(s3),
+    };
+    const plan = async (
+      store: typeof sequential,
+      runId: string,
+    ): Promise<{ seconds: number; shards: number; lists: number }> => {
+      listRequests = 0;
+      const started = performance.now();
+      const state = await planRun(
+        {
+          runId,
+          spec: {
+            name: 'bench_prefix',
+            input: { uri: 's3://lake/in/', format: 'jsonl', manifest: 'prefix' },
+            model: {
+              uri: 's3://lake/model/model.onnx',
+              inputs: [{ tensor: 'x', from: { columns: ['a'] } }],
+              outputs: [{ tensor: 'y' }],
+            },
+            output: { uri: 's3://lake/out/' },
+            run: { shards: { targetBytes: '64KiB' } },
+          },
+        },
+        { store, registry: { resolve: () => Promise.reject(new Error('not used')) } },
+      );
+      return { seconds: (performance.now() - started) / 1000, shards: state.shardCount, lists: listRequests };
+    };
+    // Warm-up (connections, s3rver's caches), then the best of two runs of each.
+    await plan(s3, 'warmup');
+    const best = async (store: typeof sequential, id: string): Promise<Awaited<ReturnType<typeof plan>>> => {
+      const a = await plan(store, `${id}-a`);
+      const b = await plan(store, `${id}-b`);
+      return a.seconds <= b.seconds ? a : b;
+    };
+    const results: BenchResult[] = [];
+    const parallel = await best(s3, 'parallel');
+    const baseline = await best(sequential, 'sequential');
+    context.log(
+      `plan: parallel listing ${parallel.seconds.toFixed(2)} s (${parallel.lists} LIST requests), ` +
+        `sequential ${baseline.seconds.toFixed(2)} s (${baseline.lists})`,
+    );
+    results.push({
+      name: `plan ${count.toLocaleString('en-US')} objects by prefix listing (s3rver)`,
+      metric: 's',
+      value: parallel.seconds,
+      baseline: { name: 'plan with sequential ListObjectsV2', value: baseline.seconds },
+      higherIsBetter: false,
+      notes:
+        `${folders} folders of ${count / folders}, ${parallel.shards} shards; ${parallel.lists} LIST requests ` +
+        `(sequential: ${baseline.lists}); listing, snapshot, 8 sampled GETs and the plan files written to S3 on ` +
+        'loopback s3rver (one Node process sharing the cores)',
+    });
+    // The listing alone, with S3-like latency on every LIST request: what the parallel listing is for.
+    const { listInput } = await import('../../src/manifest/list-input.js');
+    const input = { uri: 's3://lake/in/', format: 'jsonl', manifest: 'prefix' } as const;
+    const time = async (store: typeof sequential): Promise<number> => {
+      let fastest = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        const objects = await listInput(store, input);
+        if (objects.length !== count) throw new Error(`listed ${objects.length} of ${count} objects`);
+        fastest = Math.min(fastest, (performance.now() - started) / 1000);
+      }
+      return fastest;
+    };
+    listLatencyMs = LIST_LATENCY_MS;
+    const listParallel = await time(s3);
+    const listSequential = await time(sequential);
+    listLatencyMs = 0;
+    context.log(
+      `listing with +${LIST_LATENCY_MS} ms per LIST: parallel ${listParallel.toFixed(2)} s, sequential ${listSequential.toFixed(2)} s`,
+    );
+    results.push({
+      name: `list ${count.toLocaleString('en-US')} objects by prefix, +${LIST_LATENCY_MS} ms per LIST request`,
+      metric: 's',
+      value: listParallel,
+      baseline: { name: 'sequential ListObjectsV2', value: listSequential },
+      higherIsBetter: false,
+      notes:
+        `listInput alone (best of 3) on s3rver with ${LIST_LATENCY_MS} ms added to every ListObjectsV2 request, ` +
+        "standing for S3's per-page latency; same objects and order in both",
+    });
+    return results;
+  } finally {
+    client.destroy();
+    await server.stop();
+    restore();
+  }
+}
+
+async function finalizeMarkers(context: BenchContext): Promise<BenchResult[]> {
+  const { makeMarker, makeRun, writeMarker } = await import('../../test/results/run-fixture.js');
+  const { writeScores } = await import('../../test/results/parquet-fixture.js');
+  const { forEachLimit } = await import('../../src/results/run-files.js');
+  const { finalizeRun } = await import('../../src/results/finalize.js');
+  const { reconcileRun } = await import('../../src/results/reconcile.js');
+  const { LocalCatalog } = await import('../../src/catalog/local.js');
+  const shards = context.quick ? 1_000 : 10_000;
+  const fx = await makeRun({ shardCount: shards, dir: path.join(context.workDir, 'finalize') });
+  const template = path.join(fx.dir, 'template.parquet');
+  await writeScores(pathToFileURL(template).href, [
+    { label: 'a', score: 0.5 },
+    { label: 'b', score: 0.25 },
+    { label: 'c', score: 1 },
+  ]);
+  await mkdir(fileURLToPath(fx.layout.partitionUri), { recursive: true });
+  context.log(`writing ${shards.toLocaleString('en-US')} Parquet files and markers`);
+  await forEachLimit(
+    Array.from({ length: shards }, (_, i) => i),
+    32,
+    async (id) => {
+      await copyFile(template, fileURLToPath(fx.layout.partUri(id, 0)));
+      await writeMarker(fx, makeMarker(fx.layout, id));
+    },
+  );
+  let started = performance.now();
+  await reconcileRun(fx.state, { store: fx.store });
+  const reconcileSeconds = (performance.now() - started) / 1000;
+  started = performance.now();
+  const result = await finalizeRun(fx.state, {
+    store: fx.store,
+    catalog: new LocalCatalog({ path: path.join(fx.dir, 'catalog.duckdb') }),
+  });
+  const seconds = (performance.now() - started) / 1000;
+  if (result.status !== 'SUCCEEDED') throw new Error(`finalize failed: ${result.message}`);
+  context.log(`reconcile ${reconcileSeconds.toFixed(2)} s, finalize ${seconds.toFixed(2)} s`);
+  return [
+    {
+      name: `finalize ${shards.toLocaleString('en-US')} shard markers`,
+      metric: 's',
+      value: seconds,
+      higherIsBetter: false,
+      target: { max: 30 },
+      notes:
+        `local store; markers listed once and read 32 at a time, every output file checked against one listing, ` +
+        `manifest written, ${shards.toLocaleString('en-US')} files published to the DuckDB catalogue; ` +
+        `Reconcile of the same run: ${reconcileSeconds.toFixed(1)} s`,
+    },
+  ];
+}
+
+export const suite: BenchSuite = {
+  name: 'plan-finalize',
+  description:
+    'Plan from a 1M-object list manifest (time, peak RSS), plan 10,000 objects by prefix listing on the loopback S3 ' +
+    'server (parallel vs sequential listing), finalize 10,000 shard markers.',
+  async run(context) {
+    return [
+      ...(await planListManifest(context)),
+      ...(await planPrefixOnS3(context)),
+      ...(await finalizeMarkers(context)),
+    ];
+  },
+};
+
+if (process.argv[1] === here && process.argv[2] === '--plan-child') {
+  await planChild(process.argv[3]!, Number(process.argv[4]));
+}

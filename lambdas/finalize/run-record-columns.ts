@@ -1,0 +1,60 @@
+/**
+ * The row Finalize writes per run in a pipeline's runs table, and the table's columns. Free of heavy imports: the CDK
+ * app reads the columns to declare the Glue table (lib/constructs/data-lake.ts), the Finalize function writes rows.
+ */
+
+/** One row of a pipeline's runs table. Snake case: the column names Athena shows. */
+export interface RunRecord {
+  readonly run_id: string;
+  readonly pipeline: string;
+  readonly status: string;
+  readonly reason: string | null;
+  readonly message: string;
+  readonly records: number;
+  readonly predictions: number;
+  readonly errors: number;
+  readonly error_rate: number;
+  readonly failed_shards: number;
+  readonly shards: number;
+  readonly rounds: number;
+  readonly model_name: string;
+  readonly model_version: number | null;
+  readonly model_sha256: string;
+  readonly input_objects: number;
+  readonly input_bytes: number;
+  readonly input_snapshot_sha256: string;
+  readonly planned_at: string;
+  readonly finalized_at: string;
+  readonly wall_seconds: number;
+  readonly records_per_second: number;
+  readonly output_uri: string;
+  readonly manifest_uri: string;
+}
+
+/** The columns of RunRecord with their Hive types, in order: the runs table's schema (lib/constructs/data-lake.ts). */
+export const RUN_RECORD_COLUMNS: readonly { readonly name: keyof RunRecord; readonly type: string }[] = [
+  { name: 'run_id', type: 'string' },
+  { name: 'pipeline', type: 'string' },
+  { name: 'status', type: 'string' },
+  { name: 'reason', type: 'string' },
+  { name: 'message', type: 'string' },
+  { name: 'records', type: 'bigint' },
+  { name: 'predictions', type: 'bigint' },
+  { name: 'errors', type: 'bigint' },
+  { name: 'error_rate', type: 'double' },
+  { name: 'failed_shards', type: 'int' },
+  { name: 'shards', type: 'int' },
+  { name: 'rounds', type: 'int' },
+  { name: 'model_name', type: 'string' },
+  { name: 'model_version', type: 'int' },
+  { name: 'model_sha256', type: 'string' },
+  { name: 'input_objects', type: 'bigint' },
+  { name: 'input_bytes', type: 'bigint' },
+  { name: 'input_snapshot_sha256', type: 'string' },
+  { name: 'planned_at', type: 'string' },
+  { name: 'finalized_at', type: 'string' },
+  { name: 'wall_seconds', type: 'double' },
+  { name: 'records_per_second', type: 'double' },
+  { name: 'output_uri', type: 'string' },
+  { name: 'manifest_uri', type: 'string' },
+];

@@ -1,0 +1,102 @@
+/**
+ * What Finalize publishes about a run besides the catalogue: CloudWatch metrics (EMF, see RUN_METRICS) and one
+ * audit row in the pipeline's runs table (`<auditRunsUri><pipeline>/run_date=<date>/<runId>.json`, one JSON line,
+ * read by the Glue table the stack declares for each pipeline).
+ *
+ * Both are derived from the run's manifest.json, the authoritative audit record: losing either can be repaired
+ * from it, so a failure here is logged and does not fail a run that passed validation.
+ */
+import { parseManifest, type Manifest } from '../../src/results/manifest.js';
+import type { RunResult } from '../../src/runs/tasks.js';
+import { RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
+import { getJson, type ObjectStore } from '../../src/storage/index.js';
+import type { RunRecord } from './run-record-columns.js';
+
+export { RUN_RECORD_COLUMNS, type RunRecord } from './run-record-columns.js';
+
+export function runRecordOf(manifest: Manifest, result: RunResult): RunRecord {
+  const wallSeconds = manifest.timings.wallMs / 1000;
+  return {
+    run_id: manifest.runId,
+    pipeline: manifest.spec.name,
+    status: manifest.status,
+    reason: manifest.reason ?? null,
+    message: manifest.message,
+    records: manifest.counts.records,
+    predictions: manifest.counts.predictions,
+    errors: manifest.counts.errors,
+    error_rate: manifest.counts.errorRate,
+    failed_shards: manifest.counts.failedShards.count,
+    shards: manifest.counts.shards,
+    rounds: manifest.timings.rounds,
+    model_name: manifest.model.name,
+    model_version: manifest.model.version ?? null,
+    model_sha256: manifest.model.sha256,
+    input_objects: manifest.input.objects,
+    input_bytes: manifest.input.bytes,
+    input_snapshot_sha256: manifest.input.snapshotSha256,
+    planned_at: manifest.timings.plannedAt,
+    finalized_at: manifest.timings.finalizedAt,
+    wall_seconds: wallSeconds,
+    records_per_second: wallSeconds > 0 ? manifest.counts.records / wallSeconds : 0,
+    output_uri: result.outputUri,
+    manifest_uri: result.manifestUri,
+  };
+}
+
+/** Where a run's audit row goes. */
+export function runRecordUri(
+  auditRunsUri: string,
+  record: Pick<RunRecord, 'pipeline' | 'run_id'>,
+  runDate: string,
+): string {
+  const base = auditRunsUri.endsWith('/') ? auditRunsUri : `${auditRunsUri}/`;
+  return `${base}${record.pipeline}/run_date=${runDate}/${record.run_id}.json`;
+}
+
+/** Emits the run's metrics (one EMF line). Drift is emitted when the manifest carries a drift score. */
+export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: number): void {
+  metrics.add(RUN_METRICS.records, record.records, 'Count');
+  metrics.add(RUN_METRICS.predictions, record.predictions, 'Count');
+  metrics.add(RUN_METRICS.errors, record.errors, 'Count');
+  metrics.add(RUN_METRICS.errorRate, record.error_rate, 'None');
+  metrics.add(RUN_METRICS.failedShards, record.failed_shards, 'Count');
+  metrics.add(RUN_METRICS.recordsPerSecond, record.records_per_second, 'Count/Second');
+  metrics.add(RUN_METRICS.wallSeconds, record.wall_seconds, 'Seconds');
+  if (drift !== undefined && Number.isFinite(drift)) metrics.add(RUN_METRICS.drift, drift, 'None');
+  metrics.flush();
+}
+
+/** A drift score, when a later version of the manifest carries one (`drift.score` or a numeric `drift`). */
+export function driftOf(raw: unknown): number | undefined {
+  const drift = (raw as { drift?: unknown } | null)?.drift;
+  if (typeof drift === 'number') return drift;
+  const score = (drift as { score?: unknown } | null | undefined)?.score;
+  return typeof score === 'number' ? score : undefined;
+}
+
+export interface RunRecordDeps {
+  readonly store: ObjectStore;
+  readonly metrics: (pipeline: string, runId: string) => Metrics;
+  /** @default - no audit row is written (local runs) */
+  readonly auditRunsUri?: string;
+}
+
+/** Reads the manifest of a finalized run, emits its metrics and writes its audit row. Returns the row. */
+export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): Promise<RunRecord> {
+  const raw = await getJson(deps.store, result.manifestUri);
+  const manifest = parseManifest(raw);
+  const record = runRecordOf(manifest, result);
+  emitRunMetrics(record, deps.metrics(record.pipeline, record.run_id), driftOf(raw));
+  if (deps.auditRunsUri !== undefined) {
+    // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
+    await deps.store.put(
+      runRecordUri(deps.auditRunsUri, record, manifest.runDate),
+      `${JSON.stringify(record)}\n`,
+      {
+        contentType: 'application/json',
+      },
+    );
+  }
+  return record;
+}

@@ -1,0 +1,41 @@
+/**
+ * Queue depth function, run every minute by EventBridge Scheduler: measures each job queue (see depth.ts) and emits
+ * the counts as EMF metrics. Costs one invocation and a few ListJobs calls a minute, with or without runs.
+ */
+import { BatchClient } from '@aws-sdk/client-batch';
+import { z } from 'zod';
+import { FUNCTION_ENV } from '../../lib/workflow-contract.js';
+import { createEmfMetrics, QUEUE_METRICS } from '../../src/runtime/metrics.js';
+import { functionLogger, readEnv } from '../shared/lambda.js';
+import type { LambdaContext } from '../shared/lambda.js';
+import { emitQueueDepth, measureQueue, type QueueDepth } from './depth.js';
+
+const env = readEnv(
+  z.object({
+    AWS_REGION: z.string().min(1),
+    [FUNCTION_ENV.jobQueues]: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON array of job queue names' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.array(z.string().min(1)).min(1)),
+  }),
+);
+
+const logger = functionLogger();
+const batch = new BatchClient({});
+
+export async function handler(_event: unknown, context?: LambdaContext): Promise<QueueDepth[]> {
+  const log = logger.child({ requestId: context?.awsRequestId });
+  const depths = await Promise.all(env[FUNCTION_ENV.jobQueues].map((queue) => measureQueue(batch, queue)));
+  for (const depth of depths) {
+    emitQueueDepth(depth, createEmfMetrics({ dimensions: { [QUEUE_METRICS.dimension]: depth.queue } }));
+  }
+  log.debug('Measured queues', { depths });
+  return depths;
+}

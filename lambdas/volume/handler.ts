@@ -1,0 +1,50 @@
+/**
+ * Volume trigger function: an S3 "Object Created" event under a pipeline's volume prefix -> count its bytes, and
+ * start one run over the prefix when the count since the last run reaches the pipeline's minBytes. Thin: the work is
+ * in src/triggers/volume.ts.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { z } from 'zod';
+import { FUNCTION_ENV } from '../../lib/workflow-contract.js';
+import { volumeTriggerEventSchema } from '../../src/triggers/events.js';
+import {
+  recordVolume,
+  S3VolumeStateStore,
+  volumeStateKey,
+  type VolumeOutcome,
+} from '../../src/triggers/volume.js';
+import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
+import type { LambdaContext } from '../shared/lambda.js';
+
+const env = readEnv(
+  z.object({
+    AWS_REGION: z.string().min(1),
+    [FUNCTION_ENV.volumeStateBucket]: z.string().min(3),
+    [FUNCTION_ENV.volumeStatePrefix]: z.string().min(1),
+  }),
+);
+
+const logger = functionLogger();
+const s3 = new S3Client({});
+const sfn = new SFNClient({ maxAttempts: 6 });
+
+export async function handler(event: unknown, context?: LambdaContext): Promise<VolumeOutcome> {
+  const parsed = parseEvent('Volume', () => volumeTriggerEventSchema.parse(event));
+  const log = logger.child({
+    pipeline: parsed.pipeline,
+    trigger: 'volume',
+    requestId: context?.awsRequestId,
+  });
+  const store = new S3VolumeStateStore(
+    s3,
+    env[FUNCTION_ENV.volumeStateBucket],
+    volumeStateKey(env[FUNCTION_ENV.volumeStatePrefix], parsed.pipeline),
+  );
+  try {
+    return await recordVolume(parsed, { store, sfn, log });
+  } catch (error) {
+    log.error('Volume trigger failed', { error });
+    throw error;
+  }
+}

@@ -1,0 +1,478 @@
+/**
+ * What the on-call engineer looks at: a dashboard (executions, durations, records/s, error rate, failed shards,
+ * drift, queue depth, triggers), alarms on what needs a human (a run failed or timed out, a run's error rate above
+ * the pipeline's bar, drift, jobs stuck RUNNABLE, a function failing, a trigger event undeliverable) sent to an SNS
+ * topic (optionally to an email), and the run-finished events: every terminal status of a pipeline's state machine,
+ * as Step Functions emits it to EventBridge, routed to a "run events" SNS topic for downstream consumers.
+ */
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, QUEUE_METRICS, RUN_METRICS } from '../../src/runtime/metrics.js';
+import { FUNCTION_ENV } from '../workflow-contract.js';
+import { NodeFunction } from './node-function.js';
+
+/** Terminal statuses of an execution: a run has finished, one way or another. */
+export const RUN_FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] as const;
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PERIOD = Duration.minutes(5);
+
+export interface MonitoredPipeline {
+  readonly name: string;
+  readonly stateMachine: sfn.IStateMachine;
+  /** The pipeline's validation.maxErrorRate: a run above it alarms. 0..1. */
+  readonly maxErrorRate: number;
+}
+
+export interface MonitoredQueue {
+  /** A short label for the dashboard (gpu, cpu). */
+  readonly label: string;
+  /** The queue's name: the JobQueue dimension of the queue-depth metrics. */
+  readonly jobQueueName: string;
+}
+
+export interface MonitoredFunction {
+  readonly label: string;
+  readonly function: lambda.IFunction;
+}
+
+export interface MonitoringProps {
+  readonly pipelines: readonly MonitoredPipeline[];
+
+  /**
+   * Job queues whose depth is measured every minute (a scheduled function) and alarmed on when stuck.
+   *
+   * @default - none
+   */
+  readonly jobQueues?: readonly MonitoredQueue[];
+
+  /**
+   * Measure the queues' depth. Off: no function, no schedule, no queue-depth widgets or alarms.
+   *
+   * @default true
+   */
+  readonly queueDepthMetrics?: boolean;
+
+  /**
+   * Functions alarmed on when they report errors.
+   *
+   * @default - none
+   */
+  readonly functions?: readonly MonitoredFunction[];
+
+  /**
+   * Queues alarmed on as soon as they hold a message (trigger dead letters).
+   *
+   * @default - none
+   */
+  readonly deadLetterQueues?: readonly sqs.IQueue[];
+
+  /**
+   * Subscribed to the alarm topic (a confirmation email is sent at deploy time).
+   *
+   * @default - no subscription
+   */
+  readonly alarmEmail?: string;
+
+  /**
+   * The drift alarm's threshold on RUN_METRICS.drift (a population stability index).
+   *
+   * @default 0.2
+   */
+  readonly driftThreshold?: number;
+
+  /**
+   * How long jobs may wait RUNNABLE with nothing running before the stuck-queue alarm fires: a multiple of 5
+   * minutes, up to 24 hours. Keep it below the queue's RUNNABLE time limit, so a human hears before Batch cancels.
+   *
+   * @default Duration.minutes(30)
+   */
+  readonly stuckRunnableAfter?: Duration;
+
+  /**
+   * Dashboard name.
+   *
+   * @default - generated
+   */
+  readonly dashboardName?: string;
+
+  /**
+   * The queue-depth function's log retention.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * What happens to the notification key and the function's logs when the stack is deleted.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+export class Monitoring extends Construct {
+  /** Where alarms are sent. */
+  readonly alarmTopic: sns.Topic;
+  /** Where run-finished events are sent: subscribe downstream systems here. */
+  readonly runEventsTopic: sns.Topic;
+  /** Encrypts both topics. */
+  readonly key: kms.Key;
+  readonly alarms: readonly cloudwatch.Alarm[];
+  readonly dashboard: cloudwatch.Dashboard;
+  /** The rule matching every run's end. */
+  readonly runFinishedRule?: events.Rule;
+  readonly queueDepthFunction?: NodeFunction;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    validate(props);
+    const driftThreshold = props.driftThreshold ?? 0.2;
+    const stuckAfter = props.stuckRunnableAfter ?? Duration.minutes(30);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const queues = props.queueDepthMetrics === false ? [] : (props.jobQueues ?? []);
+    const stack = Stack.of(this);
+
+    // A customer managed key: CloudWatch alarms and EventBridge cannot publish to a topic encrypted with the AWS
+    // managed SNS key, so they are given use of this one (as the SNS guide's key policy for AWS event sources, with
+    // explicit actions). What they may publish to, and from where, is decided by the topic policies below.
+    this.key = new kms.Key(this, 'NotificationKey', {
+      description: 'Encrypts the batch-infer alarm and run-event topics',
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+      this.key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal(service)],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: ['*'],
+        }),
+      );
+    }
+    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: 'batch-infer alarms',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    if (props.alarmEmail)
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    // The topic policy (created for the TLS-only rule) replaces SNS's default one: CloudWatch alarms of this account
+    // are allowed to publish explicitly.
+    this.alarmTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.alarmTopic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    );
+    this.runEventsTopic = new sns.Topic(this, 'RunEventsTopic', {
+      displayName: 'batch-infer run finished events',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+
+    const alarms: cloudwatch.Alarm[] = [];
+    const alarm = (alarmId: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm => {
+      const created = new cloudwatch.Alarm(this, alarmId, {
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...props,
+      });
+      created.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
+      created.addOkAction(new cwActions.SnsAction(this.alarmTopic));
+      alarms.push(created);
+      return created;
+    };
+    const runMetric = (name: string, pipeline: string, statistic = 'Maximum'): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: name,
+        dimensionsMap: { [RUN_METRICS.dimension]: pipeline },
+        statistic,
+        period: PERIOD,
+        label: pipeline,
+      });
+
+    // --- Per pipeline -------------------------------------------------------------------------------------------
+    for (const pipeline of props.pipelines) {
+      const pid = pipeline.name.replace(/(^|_)([a-z0-9])/g, (_m, _s: string, c: string) => c.toUpperCase());
+      const sm = pipeline.stateMachine;
+      alarm(`${pid}RunFailedAlarm`, {
+        alarmDescription: `A run of pipeline ${pipeline.name} failed or timed out. See docs/operations.md, "A run failed".`,
+        metric: new cloudwatch.MathExpression({
+          expression: 'failed + timedOut',
+          usingMetrics: {
+            failed: sm.metricFailed({ period: PERIOD, statistic: 'Sum' }),
+            timedOut: sm.metricTimedOut({ period: PERIOD, statistic: 'Sum' }),
+          },
+          period: PERIOD,
+          label: `${pipeline.name} failed + timed out`,
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+      alarm(`${pid}ErrorRateAlarm`, {
+        alarmDescription:
+          `A run of pipeline ${pipeline.name} had an error rate above its validation.maxErrorRate ` +
+          `(${pipeline.maxErrorRate}). See the run's _errors/ files.`,
+        metric: runMetric(RUN_METRICS.errorRate, pipeline.name),
+        threshold: pipeline.maxErrorRate,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+      alarm(`${pid}DriftAlarm`, {
+        alarmDescription:
+          `The predictions of pipeline ${pipeline.name} drifted (${RUN_METRICS.drift} above ${driftThreshold}). ` +
+          `Finalize emits ${RUN_METRICS.drift} once runs compute it; until then this alarm stays OK.`,
+        metric: runMetric(RUN_METRICS.drift, pipeline.name),
+        threshold: driftThreshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+    }
+
+    // --- Queues -------------------------------------------------------------------------------------------------
+    const queueMetric = (name: string, queue: MonitoredQueue, statistic: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: name,
+        dimensionsMap: { [QUEUE_METRICS.dimension]: queue.jobQueueName },
+        statistic,
+        period: PERIOD,
+        label: `${queue.label} ${name}`,
+      });
+    if (queues.length > 0) {
+      this.queueDepthFunction = new NodeFunction(this, 'QueueDepthFunction', {
+        entry: 'lambdas/queue-depth/handler.ts',
+        description: 'Measures how many Batch jobs wait, start and run per queue, as metrics, every minute',
+        memorySize: 256,
+        timeout: Duration.seconds(50),
+        logRetention: props.logRetention,
+        logRemovalPolicy: removalPolicy,
+        environment: { [FUNCTION_ENV.jobQueues]: stack.toJsonString(queues.map((q) => q.jobQueueName)) },
+      });
+      // ListJobs supports no resource-level permissions.
+      this.queueDepthFunction.role.addToPolicy(
+        new iam.PolicyStatement({ actions: ['batch:ListJobs'], resources: ['*'] }),
+      );
+      new scheduler.Schedule(this, 'QueueDepthSchedule', {
+        description: 'Measures the Batch job queues every minute (dashboard and stuck-RUNNABLE alarm)',
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+        target: new schedulerTargets.LambdaInvoke(this.queueDepthFunction.function, {
+          // A missed measurement is replaced by the next one a minute later.
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(1),
+        }),
+      });
+      for (const queue of queues) {
+        const qid = queue.label.replace(/[^A-Za-z0-9]/g, '');
+        alarm(`${qid}QueueStuckAlarm`, {
+          alarmDescription:
+            `Jobs of the ${queue.label} queue have waited RUNNABLE for ${stuckAfter.toMinutes()} minutes with nothing ` +
+            'running. See docs/operations.md, "Jobs stuck in RUNNABLE".',
+          metric: new cloudwatch.MathExpression({
+            expression: 'IF(runnable > 0 AND running == 0, 1, 0)',
+            usingMetrics: {
+              runnable: queueMetric(QUEUE_METRICS.runnable, queue, 'Minimum'),
+              running: queueMetric(QUEUE_METRICS.running, queue, 'Maximum'),
+            },
+            period: PERIOD,
+            label: `${queue.label} stuck`,
+          }),
+          threshold: 1,
+          evaluationPeriods: Math.round(stuckAfter.toMinutes() / PERIOD.toMinutes()),
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        });
+      }
+    }
+
+    // --- Functions and dead letters -----------------------------------------------------------------------------
+    const monitoredFunctions = [
+      ...(props.functions ?? []),
+      ...(this.queueDepthFunction
+        ? [{ label: 'queue-depth', function: this.queueDepthFunction.function }]
+        : []),
+    ];
+    for (const fn of monitoredFunctions) {
+      const fid = fn.label.replace(/(^|[^A-Za-z0-9]+)([A-Za-z0-9])/g, (_m, _s: string, c: string) =>
+        c.toUpperCase(),
+      );
+      alarm(`${fid}FunctionErrorsAlarm`, {
+        alarmDescription: `The ${fn.label} function reported errors. See its log group.`,
+        metric: fn.function.metricErrors({ period: PERIOD, statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+    }
+    (props.deadLetterQueues ?? []).forEach((queue, i) => {
+      alarm(`DeadLetters${i}Alarm`, {
+        alarmDescription:
+          'A trigger event could not be delivered or processed and is kept in the dead-letter queue: a run may be ' +
+          'missing. See docs/operations.md, "A trigger did not start a run".',
+        metric: queue.metricApproximateNumberOfMessagesVisible({ period: PERIOD, statistic: 'Maximum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+    });
+    this.alarms = alarms;
+
+    // --- Run finished ---------------------------------------------------------------------------------------------
+    if (props.pipelines.length > 0) {
+      this.runFinishedRule = new events.Rule(this, 'RunFinishedRule', {
+        description: 'A batch-infer run finished (succeeded, failed, timed out or aborted)',
+        eventPattern: {
+          source: ['aws.states'],
+          detailType: ['Step Functions Execution Status Change'],
+          detail: {
+            stateMachineArn: props.pipelines.map((p) => p.stateMachine.stateMachineArn),
+            status: [...RUN_FINISHED_STATUSES],
+          },
+        },
+      });
+      // Not targets.SnsTopic: it grants EventBridge kms:GenerateDataKey* on the key. The key policy above already
+      // lets EventBridge use the key (explicit actions); the topic lets this rule, and only it, publish.
+      const topic = this.runEventsTopic;
+      this.runFinishedRule.addTarget({ bind: () => ({ arn: topic.topicArn }) });
+      topic.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+          actions: ['sns:Publish'],
+          resources: [topic.topicArn],
+          conditions: { ArnEquals: { 'aws:SourceArn': this.runFinishedRule.ruleArn } },
+        }),
+      );
+    }
+
+    // --- Dashboard ----------------------------------------------------------------------------------------------
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      ...(props.dashboardName ? { dashboardName: props.dashboardName } : {}),
+      defaultInterval: Duration.days(7),
+    });
+    const perPipeline = (make: (p: MonitoredPipeline) => cloudwatch.IMetric[]): cloudwatch.IMetric[] =>
+      props.pipelines.flatMap(make);
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown:
+          '# batch-infer\nRuns per pipeline, their throughput and quality, and the Batch queues. ' +
+          'Runbook: docs/operations.md.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Executions (started, succeeded, failed, timed out)',
+        width: 12,
+        left: perPipeline((p) => [
+          p.stateMachine.metricStarted({ period: PERIOD, statistic: 'Sum', label: `${p.name} started` }),
+          p.stateMachine.metricSucceeded({ period: PERIOD, statistic: 'Sum', label: `${p.name} succeeded` }),
+          p.stateMachine.metricFailed({ period: PERIOD, statistic: 'Sum', label: `${p.name} failed` }),
+          p.stateMachine.metricTimedOut({ period: PERIOD, statistic: 'Sum', label: `${p.name} timed out` }),
+        ]),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Run duration (p50, p90)',
+        width: 12,
+        left: perPipeline((p) => [
+          p.stateMachine.metricTime({ period: PERIOD, statistic: 'p50', label: `${p.name} p50` }),
+          p.stateMachine.metricTime({ period: PERIOD, statistic: 'p90', label: `${p.name} p90` }),
+        ]),
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Records per second (per run)',
+        width: 8,
+        left: perPipeline((p) => [runMetric(RUN_METRICS.recordsPerSecond, p.name)]),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Error rate (per run)',
+        width: 8,
+        left: perPipeline((p) => [runMetric(RUN_METRICS.errorRate, p.name)]),
+        leftAnnotations: props.pipelines.map((p) => ({
+          value: p.maxErrorRate,
+          label: `${p.name} maxErrorRate`,
+        })),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Failed shards (per run)',
+        width: 8,
+        left: perPipeline((p) => [runMetric(RUN_METRICS.failedShards, p.name)]),
+      }),
+    );
+    const queueWidgets: cloudwatch.IWidget[] = queues.map(
+      (queue) =>
+        new cloudwatch.GraphWidget({
+          title: `Queue depth: ${queue.label} (${queue.jobQueueName})`,
+          width: 8,
+          left: [
+            queueMetric(QUEUE_METRICS.runnable, queue, 'Maximum'),
+            queueMetric(QUEUE_METRICS.starting, queue, 'Maximum'),
+            queueMetric(QUEUE_METRICS.running, queue, 'Maximum'),
+          ],
+        }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Drift (per run)',
+        width: 8,
+        left: perPipeline((p) => [runMetric(RUN_METRICS.drift, p.name)]),
+        leftAnnotations: [{ value: driftThreshold, label: 'alarm threshold' }],
+      }),
+      ...queueWidgets,
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 4 }),
+    );
+  }
+}
+
+function validate(props: MonitoringProps): void {
+  if (
+    props.alarmEmail !== undefined &&
+    !Token.isUnresolved(props.alarmEmail) &&
+    !EMAIL.test(props.alarmEmail)
+  ) {
+    throw new Error(`Monitoring alarmEmail "${props.alarmEmail}" is not an email address.`);
+  }
+  if (props.driftThreshold !== undefined && !(props.driftThreshold > 0)) {
+    throw new Error(`Monitoring driftThreshold must be above 0, got ${props.driftThreshold}.`);
+  }
+  const names = new Set<string>();
+  for (const p of props.pipelines) {
+    if (names.has(p.name))
+      throw new Error(`Monitoring pipeline names must be unique: "${p.name}" appears twice.`);
+    names.add(p.name);
+    if (!(p.maxErrorRate >= 0 && p.maxErrorRate <= 1)) {
+      throw new Error(
+        `Monitoring maxErrorRate of pipeline ${p.name} must be from 0 to 1, got ${p.maxErrorRate}.`,
+      );
+    }
+  }
+  const stuck = props.stuckRunnableAfter;
+  if (stuck !== undefined && !Token.isUnresolved(stuck.toSeconds())) {
+    const minutes = stuck.toSeconds() / 60;
+    if (!Number.isInteger(minutes / 5) || minutes < 5 || minutes > 24 * 60) {
+      throw new Error(
+        `Monitoring stuckRunnableAfter must be a multiple of 5 minutes from 5 minutes to 24 hours, got ${minutes} minutes.`,
+      );
+    }
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * cdk-nag (AwsSolutions) for the app, and this stack's acknowledgements. Each acknowledgement names one finding on
+ * one construct (a role and its policies, a queue) and says why it is acceptable there; anything not acknowledged
+ * fails `cdk synth`. With `writeSuppressionsToCloudFormation`, each reason is also written into the template next to
+ * the resource, so a reviewer of the template reads it where the permission is.
+ */
+import { Stack, Validations } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
+import { Policy } from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import type { BatchInferenceStack } from './batch-inference-stack.js';
+import { DATA_PREFIXES } from './config.js';
+
+/** Registers the AwsSolutions checks on an app (or stage): violations fail synthesis. */
+export function addNagChecks(scope: IConstruct): void {
+  Validations.of(scope).addPlugins(
+    new AwsSolutionsChecks(scope, { writeSuppressionsToCloudFormation: true }),
+  );
+}
+
+/**
+ * A CloudFormation value as cdk-nag prints it in a finding id: literals as they are, `Ref` as `<Id>`, `Fn::GetAtt`
+ * as `<Id.Attr>`, joins concatenated.
+ */
+export function flattenForNag(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null) return String(value);
+  const record = value as Record<string, unknown>;
+  if (typeof record.Ref === 'string') return `<${record.Ref}>`;
+  const getAtt = record['Fn::GetAtt'];
+  if (Array.isArray(getAtt)) return `<${getAtt.map(String).join('.')}>`;
+  const join = record['Fn::Join'];
+  if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {
+    return (join[1] as unknown[]).map(flattenForNag).join(join[0]);
+  }
+  return JSON.stringify(value);
+}
+
+/** The IAM5 finding id of a wildcard resource (an ARN with tokens, resolved in `scope`'s stack). */
+export function wildcardResourceFinding(scope: IConstruct, arn: string): string {
+  return `AwsSolutions-IAM5[Resource::${flattenForNag(Stack.of(scope).resolve(arn))}]`;
+}
+
+const ack = (scope: IConstruct, id: string, reason: string): void =>
+  Validations.of(scope).acknowledge({ id, reason });
+
+/** Reasons shared by several acknowledgements. */
+const REASONS = {
+  xray:
+    'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) support no resource-level permissions, so ' +
+    'their resource is "*"; the actions are listed one by one.',
+  dataLake:
+    "The data lake bucket is this product's own: runs write plans, shard lists, markers, predictions, error files and " +
+    'manifests under keys only known at run time (<output.uri>/_runs/<runId>/..., run_date=/run_id= partitions), ' +
+    'for pipelines and for specs submitted ad hoc. Explicit actions only (GetObject, PutObject, DeleteObject, ' +
+    'AbortMultipartUpload), no s3:*.',
+  lambdaVersions:
+    'CDK grants lambda:InvokeFunction on the function and on its versions and aliases (<arn>:*), the form the ' +
+    'invoking service may use; the function itself is fixed.',
+} as const;
+
+/** Acknowledges this stack's accepted findings. */
+export function acknowledgeFindings(stack: BatchInferenceStack): void {
+  const dataBucket = stack.dataLake.bucket;
+  const objectsOf = (bucket: s3.IBucket, keyPrefix: string): string => bucket.arnForObjects(`${keyPrefix}*`);
+
+  // --- Functions' roles -------------------------------------------------------------------------------------------
+  const taskRoles: [iam.IRole, string][] = [
+    [stack.planFunction.role, 'Plan'],
+    [stack.reconcileFunction.role, 'Reconcile'],
+    [stack.finalizeFunction.role, 'Finalize'],
+  ];
+  for (const [role, name] of taskRoles) {
+    ack(
+      role,
+      'AwsSolutions-IAM5[Resource::*]',
+      name === 'Plan'
+        ? `${REASONS.xray} sagemaker:ListModelPackages supports no resource-level permissions either (it takes a ` +
+            'group name, returns version summaries); DescribeModelPackage, which reveals artifacts, is scoped to the configured groups.'
+        : name === 'Reconcile'
+          ? `${REASONS.xray} batch:ListJobs and batch:DescribeJobs support no resource-level permissions either; ` +
+            'Reconcile only reads why the children of a failed round failed (exit code, reason, log stream).'
+          : REASONS.xray,
+    );
+    ack(role, wildcardResourceFinding(stack, objectsOf(dataBucket, '')), `${name}: ${REASONS.dataLake}`);
+  }
+  for (const [fn, extra] of [
+    [stack.triggers.triggerFunction, ''],
+    [stack.triggers.volumeFunction, ''],
+    [
+      stack.monitoring.queueDepthFunction,
+      ' batch:ListJobs supports no resource-level permissions either; the function only counts jobs.',
+    ],
+  ] as const) {
+    if (fn) ack(fn.role, 'AwsSolutions-IAM5[Resource::*]', `${REASONS.xray}${extra}`);
+  }
+  const volume = stack.triggers.volumeFunction;
+  if (volume) {
+    ack(
+      volume.role,
+      wildcardResourceFinding(stack, objectsOf(dataBucket, DATA_PREFIXES.volumeState)),
+      'The volume counters: one object per pipeline under this prefix (<prefix><pipeline>.json), read and written ' +
+        'with conditional PUTs. Nothing else of the bucket.',
+    );
+  }
+
+  // --- Workers ----------------------------------------------------------------------------------------------------
+  const { gpuCompute } = stack;
+  ack(
+    gpuCompute.jobRole,
+    wildcardResourceFinding(stack, objectsOf(dataBucket, '')),
+    `Workers: ${REASONS.dataLake}`,
+  );
+  for (const child of gpuCompute.node.findAll()) {
+    // The execution roles CDK creates for the containers (image pull, log writes).
+    if (child.node.id === 'ExecutionRole') {
+      ack(
+        child,
+        'AwsSolutions-IAM5[Resource::*]',
+        'ecr:GetAuthorizationToken supports no resource-level permissions (the ECS agent needs it to log in to ECR); ' +
+          'the image pull actions are scoped to the CDK assets repository and log writes to the worker log group.',
+      );
+    }
+    // The instance roles of the compute environments.
+    if (child.node.id === 'InstanceProfileRole') {
+      ack(
+        child,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]',
+        'The AWS-maintained policy for the ECS agent on Batch container instances (register the instance, report ' +
+          'task state, pull images, write logs), kept current by AWS as the agent changes. Job code never gets it: ' +
+          'jobs run as the job role, and IMDSv2 with a hop limit of 1 keeps containers away from instance credentials.',
+      );
+    }
+  }
+
+  // --- Model registry ---------------------------------------------------------------------------------------------
+  for (const arn of stack.modelRegistryAccess.modelPackageArns) {
+    ack(
+      stack.planFunction.role,
+      wildcardResourceFinding(stack, arn),
+      'Versions of a configured model package group (model-package/<group>/<version>): versions are registered ' +
+        'after deployment, so the version is a wildcard; the group is fixed. Read-only (DescribeModelPackage).',
+    );
+  }
+  const artifactReason =
+    'A configured model artifact prefix (modelArtifactUris): artifacts of new model versions appear under it after ' +
+    'deployment. Read-only (GetObject).';
+  for (const location of stack.modelArtifactLocations) {
+    const finding = wildcardResourceFinding(stack, objectsOf(location.bucket, location.keyPrefix));
+    ack(stack.planFunction.role, finding, artifactReason);
+    ack(gpuCompute.jobRole, finding, artifactReason);
+  }
+
+  // --- Pipelines' own buckets ---------------------------------------------------------------------------------------
+  for (const grant of stack.pipelineGrants) {
+    ack(
+      grant.role,
+      wildcardResourceFinding(stack, objectsOf(grant.location.bucket, grant.location.keyPrefix)),
+      `The ${grant.what} prefix of pipeline ${grant.pipeline} in a bucket outside the stack: run files have ` +
+        'run-specific keys under it. Explicit actions only.',
+    );
+  }
+
+  // --- Glue --------------------------------------------------------------------------------------------------------
+  ack(
+    stack.finalizeFunction.role,
+    wildcardResourceFinding(stack, stack.dataLake.glueArns.tables),
+    "The tables of this stack's Glue database only: Finalize creates or updates the table of each job it " +
+      'publishes, including jobs submitted ad hoc whose table is not declared by the stack.',
+  );
+
+  // --- State machines ----------------------------------------------------------------------------------------------
+  const invoked = [stack.planFunction, stack.reconcileFunction, stack.finalizeFunction];
+  for (const workflow of stack.workflows.values()) {
+    const role = workflow.stateMachine.role;
+    ack(
+      role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
+        'tracing support no resource-level permissions; CDK lists the actions one by one.',
+    );
+    ack(
+      role,
+      wildcardResourceFinding(
+        stack,
+        stack.formatArn({ service: 'batch', resource: 'job-definition', resourceName: '*' }),
+      ),
+      "CDK's Batch .sync integration grants batch:SubmitJob on job definitions by pattern because a job definition " +
+        'ARN carries its revision, which every deployment changes; the job queues are fixed ARNs.',
+    );
+    for (const fn of invoked) {
+      ack(role, wildcardResourceFinding(stack, `${fn.function.functionArn}:*`), REASONS.lambdaVersions);
+    }
+  }
+
+  // --- Schedules' roles ---------------------------------------------------------------------------------------------
+  // EventBridge Scheduler targets get one role per target function (SchedulerRoleForTarget-<hash>); each is
+  // acknowledged for the function its policy names.
+  for (const fn of [stack.triggers.triggerFunction, stack.monitoring.queueDepthFunction]) {
+    if (!fn) continue;
+    const functionId = Stack.of(fn).getLogicalId(fn.function.node.defaultChild as CfnElement);
+    for (const child of stack.node.findAll()) {
+      if (!(child instanceof Policy) || !child.node.scope?.node.id.startsWith('SchedulerRoleForTarget'))
+        continue;
+      if (!JSON.stringify(stack.resolve(child.document)).includes(`"${functionId}"`)) continue;
+      ack(child, wildcardResourceFinding(stack, `${fn.function.functionArn}:*`), REASONS.lambdaVersions);
+    }
+  }
+
+  // --- Dead letters -------------------------------------------------------------------------------------------------
+  const dlq = stack.triggers.deadLetterQueue;
+  if (dlq) {
+    ack(
+      dlq,
+      'AwsSolutions-SQS3',
+      'This queue is the dead-letter queue of the trigger rules, schedules and functions; a dead-letter queue of ' +
+        'its own would only move the problem. An alarm fires on its first message.',
+    );
+  }
+
+  // --- RemovalPolicy.DESTROY ----------------------------------------------------------------------------------------
+  for (const child of stack.node.children) {
+    // autoDeleteObjects (removalPolicy: destroy) adds CDK's bucket-emptying custom resource provider.
+    if (child.node.id.startsWith('Custom::S3AutoDeleteObjectsCustomResourceProvider')) {
+      ack(
+        child,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        "CDK's provider that empties the buckets on stack deletion (removalPolicy: destroy, for disposable stages); it only runs at deletion.",
+      );
+      ack(
+        child,
+        'AwsSolutions-L1',
+        "CDK's provider that empties the buckets on stack deletion: its runtime is chosen by aws-cdk-lib, not by this project.",
+      );
+    }
+  }
+}

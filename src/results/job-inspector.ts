@@ -1,0 +1,217 @@
+/**
+ * Why a round's Batch job failed, per array child: exit code, status reason, the container's reason and where its
+ * logs are. Reconcile asks after every failed round, so the manifest can say of a shard that never completed
+ * "exit code 137, OutOfMemoryError: Container killed due to memory usage, log stream batch-infer/default/abc".
+ *
+ * What Step Functions catches from a failed `batch:submitJob.sync` task is `{ Error: "States.TaskFailed", Cause }`,
+ * where Cause is the job's description as JSON text (the DescribeJobs shape with PascalCase keys: JobId, JobName,
+ * Status, StatusReason, Attempts[].Container.{ExitCode, Reason, LogStreamName}, ArrayProperties.StatusSummary).
+ * - A single (non-array) job: the description says it all.
+ * - An array job: the parent's description only counts its children. `AwsBatchJobInspector` lists the failed
+ *   children (ListJobs arrayJobId + jobStatus FAILED, paginated) and describes them (DescribeJobs, 100 at a time)
+ *   for their log streams.
+ * - Locally, the worker pool puts the failed children in the cause itself (`FailedChildren`: index, attempts,
+ *   exitCode, statusReason, logFile); `LocalJobInspector` reads them from there.
+ */
+import {
+  BatchClient,
+  DescribeJobsCommand,
+  ListJobsCommand,
+  type JobDetail,
+  type JobSummary,
+} from '@aws-sdk/client-batch';
+
+export interface FailedJob {
+  /** The child's array index; undefined for a single (non-array) job. */
+  readonly arrayIndex?: number;
+  readonly jobId?: string;
+  readonly exitCode?: number;
+  /** Batch's status reason, e.g. `Essential container in task exited`. */
+  readonly statusReason?: string;
+  /** The container's reason, e.g. `OutOfMemoryError: Container killed due to memory usage`. */
+  readonly reason?: string;
+  /** CloudWatch Logs stream (AWS) or log file (local runs) of the last attempt. */
+  readonly logStream?: string;
+  readonly attempts?: number;
+}
+
+export interface BatchJobInspector {
+  /**
+   * The failed jobs behind a caught Infer error (`{ Error, Cause }`), in array-index order. An error it cannot read
+   * gives what could be found (possibly nothing); a failed API call throws, and Reconcile records that and goes on.
+   */
+  failedJobs(inferError: unknown): Promise<FailedJob[]>;
+}
+
+/** Children described at most per failed round: beyond this, the summaries (no log stream) are kept. */
+export const MAX_DESCRIBED_CHILDREN = 1_000;
+/** DescribeJobs takes at most 100 job ids per call. */
+const DESCRIBE_BATCH = 100;
+/** ListJobs returns at most 1,000 jobs per page. */
+const LIST_PAGE = 1_000;
+
+/** Reads the failed jobs from the cause alone: local runs (FailedChildren) and single AWS jobs. */
+export class LocalJobInspector implements BatchJobInspector {
+  async failedJobs(inferError: unknown): Promise<FailedJob[]> {
+    const cause = causeOf(inferError);
+    if (!cause) return [];
+    const children = cause.FailedChildren ?? cause.failedChildren;
+    if (Array.isArray(children)) {
+      return sortByIndex(
+        children.filter(isRecord).map((c) =>
+          compact({
+            arrayIndex: num(c, 'index', 'Index'),
+            exitCode: num(c, 'exitCode', 'ExitCode'),
+            statusReason: str(c, 'statusReason', 'StatusReason'),
+            logStream: str(c, 'logFile', 'logStreamName', 'LogStreamName'),
+            attempts: num(c, 'attempts', 'Attempts'),
+          }),
+        ),
+      );
+    }
+    return isArrayParent(cause) ? [] : [fromDescription(cause)];
+  }
+}
+
+/** Asks AWS Batch about the failed children of an array job; single jobs are read from the cause. */
+export class AwsBatchJobInspector implements BatchJobInspector {
+  private readonly local = new LocalJobInspector();
+
+  constructor(private readonly client: BatchClient = new BatchClient({})) {}
+
+  async failedJobs(inferError: unknown): Promise<FailedJob[]> {
+    const cause = causeOf(inferError);
+    if (!cause || !isArrayParent(cause)) return this.local.failedJobs(inferError);
+    const parentId = str(cause, 'JobId', 'jobId');
+    if (!parentId) return [];
+    const summaries: JobSummary[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListJobsCommand({
+          arrayJobId: parentId,
+          jobStatus: 'FAILED',
+          maxResults: LIST_PAGE,
+          ...(token !== undefined && { nextToken: token }),
+        }),
+      );
+      summaries.push(...(page.jobSummaryList ?? []));
+      token = page.nextToken;
+    } while (token);
+    const failed = new Map<string, FailedJob>();
+    for (const s of summaries) {
+      failed.set(
+        s.jobId ?? '',
+        compact({
+          arrayIndex: s.arrayProperties?.index,
+          jobId: s.jobId,
+          exitCode: s.container?.exitCode,
+          statusReason: s.statusReason,
+          reason: s.container?.reason,
+        }),
+      );
+    }
+    // The summaries have no log stream: describe (a bounded number of) the children for it.
+    const ids = sortByIndex([...failed.values()])
+      .map((f) => f.jobId)
+      .filter((id): id is string => id !== undefined)
+      .slice(0, MAX_DESCRIBED_CHILDREN);
+    for (let i = 0; i < ids.length; i += DESCRIBE_BATCH) {
+      const out = await this.client.send(new DescribeJobsCommand({ jobs: ids.slice(i, i + DESCRIBE_BATCH) }));
+      for (const job of out.jobs ?? []) {
+        const known = failed.get(job.jobId ?? '');
+        if (known) failed.set(job.jobId!, { ...known, ...detailOf(job) });
+      }
+    }
+    return sortByIndex([...failed.values()]);
+  }
+}
+
+/** What DescribeJobs adds: the last attempt's container (exit code, reason, log stream) and the attempt count. */
+function detailOf(job: JobDetail): FailedJob {
+  const last = job.attempts?.at(-1);
+  return compact({
+    arrayIndex: job.arrayProperties?.index,
+    jobId: job.jobId,
+    exitCode: last?.container?.exitCode ?? job.container?.exitCode,
+    statusReason: job.statusReason ?? last?.statusReason,
+    reason: last?.container?.reason ?? job.container?.reason,
+    logStream: last?.container?.logStreamName ?? job.container?.logStreamName,
+    attempts: job.attempts?.length,
+  });
+}
+
+/** A single job's description as Step Functions passes it (PascalCase; camelCase accepted too). */
+function fromDescription(cause: Record<string, unknown>): FailedJob {
+  const attempts = cause.Attempts ?? cause.attempts;
+  const last = Array.isArray(attempts) ? (attempts.at(-1) as unknown) : undefined;
+  const container =
+    (isRecord(last) ? rec(last, 'Container', 'container') : undefined) ??
+    rec(cause, 'Container', 'container');
+  return compact({
+    jobId: str(cause, 'JobId', 'jobId'),
+    exitCode: container ? num(container, 'ExitCode', 'exitCode') : undefined,
+    statusReason:
+      str(cause, 'StatusReason', 'statusReason') ??
+      (isRecord(last) ? str(last, 'StatusReason', 'statusReason') : undefined),
+    reason: container ? str(container, 'Reason', 'reason') : undefined,
+    logStream: container ? str(container, 'LogStreamName', 'logStreamName') : undefined,
+    attempts: Array.isArray(attempts) ? attempts.length : undefined,
+  });
+}
+
+/** The caught error's Cause, parsed; undefined when it is not a job description. */
+export function causeOf(inferError: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(inferError)) return undefined;
+  let cause = inferError.Cause ?? inferError.cause;
+  if (typeof cause === 'string') {
+    try {
+      cause = JSON.parse(cause) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  return isRecord(cause) ? cause : undefined;
+}
+
+function isArrayParent(cause: Record<string, unknown>): boolean {
+  const array = rec(cause, 'ArrayProperties', 'arrayProperties');
+  // A child has an Index; the parent has a Size and a StatusSummary.
+  return array !== undefined && num(array, 'Index', 'index') === undefined;
+}
+
+function sortByIndex(jobs: FailedJob[]): FailedJob[] {
+  return jobs.sort((a, b) => (a.arrayIndex ?? -1) - (b.arrayIndex ?? -1));
+}
+
+function compact(job: { [K in keyof FailedJob]: FailedJob[K] | undefined }): FailedJob {
+  return Object.fromEntries(Object.entries(job).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(obj: Record<string, unknown>, ...keys: string[]): string | undefined {
+  for (const key of keys) {
+    const v = obj[key];
+    if (typeof v === 'string' && v !== '') return v;
+  }
+  return undefined;
+}
+
+function num(obj: Record<string, unknown>, ...keys: string[]): number | undefined {
+  for (const key of keys) {
+    const v = obj[key];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+function rec(obj: Record<string, unknown>, ...keys: string[]): Record<string, unknown> | undefined {
+  for (const key of keys) {
+    const v = obj[key];
+    if (isRecord(v)) return v;
+  }
+  return undefined;
+}

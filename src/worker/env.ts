@@ -1,0 +1,14 @@
+/**
+ * Worker settings beyond Batch's standard environment (src/runs/tasks.ts WORKER_ENV), and the stop deadline. Kept
+ * apart from main.ts, which runs the worker when imported.
+ */
+
+/** Memory the `auto` batch size may plan for, in MiB; default half of what the process may use. */
+export const MEMORY_BUDGET_ENV = 'BATCH_INFER_MEMORY_BUDGET_MB';
+/** Input records per output chunk (and checkpoint); default 250,000. */
+export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
+/**
+ * After SIGTERM the process is gone within this long, whatever is still running: inside the 30 s ECS waits before
+ * SIGKILL (the job definition's stop timeout), with room to spare.
+ */
+export const STOP_DEADLINE_MS = 20_000;

@@ -1,0 +1,539 @@
+/**
+ * ONNX Runtime in a worker thread, so that inference overlaps reading, decoding and writing.
+ *
+ * Why a thread: onnxruntime-node 1.30's `session.run` returns a promise but executes the whole run synchronously
+ * on the calling thread (its backend defers the native call with setImmediate and blocks there). Measured: during a
+ * 100 ms run the event loop does not turn once. On the main thread, the next batch could only be read and decoded
+ * after the current one was inferred. Here the session lives in its own thread (loaded once per worker process),
+ * and the main thread keeps reading while it runs.
+ *
+ * Tensors cross the thread boundary by transfer where their buffer is their own (no copy), else as a copy.
+ *
+ * A batch whose run throws is bisected here, next to the session: the halves are run separately, recursively, until
+ * the failing records are alone; every other record gets its outputs. The caller receives segments: row ranges of
+ * the batch with either outputs or the error that isolated them.
+ *
+ * The thread's entry is this module itself: in the bundled worker image (one .mjs file) `import.meta.url` is the
+ * bundle, which contains this module; from source it is this .ts file, loaded through tsx.
+ */
+import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import {
+  loadModel,
+  type ExecutionProvider,
+  type ModelSession,
+  type TensorInfo,
+} from '../inference/session.js';
+import { ModelError } from '../spec/errors.js';
+
+const THREAD_ROLE = 'batch-infer:inference';
+
+/** A tensor as it crosses the thread boundary. */
+interface WireTensor {
+  readonly type: ort.Tensor.Type;
+  readonly dims: readonly number[];
+  readonly data: ort.Tensor.DataType;
+}
+type WireFeeds = Record<string, WireTensor>;
+
+type ToThread =
+  | {
+      readonly kind: 'load';
+      readonly model: Uint8Array;
+      readonly providers: readonly ExecutionProvider[];
+      readonly threads?: number;
+    }
+  | {
+      readonly kind: 'run';
+      readonly id: number;
+      readonly feeds: WireFeeds;
+      readonly rows: number;
+      readonly isolate: boolean;
+      /** Send the feeds back with the result (moved, like the outputs). */
+      readonly returnFeeds: boolean;
+    }
+  | { readonly kind: 'close' };
+
+interface WireSegment {
+  readonly start: number;
+  readonly count: number;
+  readonly outputs?: WireFeeds;
+  readonly error?: string;
+}
+
+type FromThread =
+  | {
+      readonly kind: 'loaded';
+      readonly inputs: readonly TensorInfo[];
+      readonly outputs: readonly TensorInfo[];
+      readonly executionProvider: ExecutionProvider;
+    }
+  | { readonly kind: 'log'; readonly message: string; readonly fields?: Record<string, unknown> }
+  | { readonly kind: 'load-failed'; readonly name: string; readonly message: string }
+  | {
+      readonly kind: 'result';
+      readonly id: number;
+      readonly segments: readonly WireSegment[];
+      readonly inferMs: number;
+      readonly runs: number;
+      readonly feeds?: WireFeeds;
+    }
+  | { readonly kind: 'run-failed'; readonly id: number; readonly message: string }
+  | { readonly kind: 'closed' };
+
+/** Rows [start, start + count) of a batch: their outputs, or the error that isolated them. */
+export interface ResultSegment {
+  readonly start: number;
+  readonly count: number;
+  readonly outputs?: Record<string, ort.Tensor>;
+  readonly error?: string;
+}
+
+export interface InferenceResult {
+  /** In row order, covering every row of the batch exactly once. */
+  readonly segments: readonly ResultSegment[];
+  /** Time inside session.run in the thread, all runs of this batch (bisection included). */
+  readonly inferMs: number;
+  /** session.run calls made (1 when the batch ran at once). */
+  readonly runs: number;
+  /** The feeds, handed back when the run moved them (`transfer` with `returnFeeds`). */
+  readonly feeds?: Record<string, ort.Tensor>;
+}
+
+export interface RunOptions {
+  /** Bisect a failing batch to isolate its bad records. @default true */
+  readonly isolate?: boolean;
+  /**
+   * Move the feeds' buffers to the thread instead of copying them. The caller must not touch the feeds afterwards
+   * (unless they come back: `returnFeeds`). @default true
+   */
+  readonly transfer?: boolean;
+  /**
+   * Have the thread move the feeds back with the result (InferenceResult.feeds), for a caller that still needs them
+   * after the run (post-processing by attention mask) without paying for a copy either way. @default false
+   */
+  readonly returnFeeds?: boolean;
+}
+
+export interface InferenceThreadOptions {
+  readonly providers?: readonly ExecutionProvider[];
+  readonly threads?: number;
+  /** Receives the session's log lines (execution provider fallback). */
+  readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** The thread died or answered something unexpected: the shard cannot go on. */
+export class InferenceThreadError extends Error {
+  override readonly name = 'InferenceThreadError';
+}
+
+/** The session could not be created (bad model, no provider); carries the name of the original error. */
+export class ModelLoadError extends Error {
+  override readonly name: string;
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** Longest model error message kept in an error row: ONNX Runtime's can run to several kilobytes. */
+const MAX_ERROR_CHARS = 500;
+
+/** The main thread's handle on the inference thread. */
+export class InferenceThread {
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: InferenceResult) => void; reject: (e: Error) => void }
+  >();
+  private failure: Error | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly inputs: readonly TensorInfo[],
+    readonly outputs: readonly TensorInfo[],
+    readonly executionProvider: ExecutionProvider,
+  ) {}
+
+  /**
+   * Starts the thread and loads the model in it; resolves once the session exists. The model may still be on its way
+   * (a promise): the thread boots meanwhile, which from source (compiling its modules) takes a moment.
+   */
+  static async start(
+    modelBytes: Uint8Array | Promise<Uint8Array>,
+    options: InferenceThreadOptions = {},
+  ): Promise<InferenceThread> {
+    const worker = spawnThread();
+    let model: Uint8Array;
+    try {
+      model = await modelBytes;
+    } catch (err) {
+      await worker.terminate();
+      throw err;
+    }
+    const loaded = await new Promise<Extract<FromThread, { kind: 'loaded' }>>((resolve, reject) => {
+      const onMessage = (message: FromThread): void => {
+        if (message.kind === 'log') options.log?.(message.message, message.fields);
+        else if (message.kind === 'loaded') done(() => resolve(message));
+        else if (message.kind === 'load-failed') {
+          // A ModelError (bad artifact, no usable provider) stays one across the thread boundary.
+          const err =
+            message.name === 'ModelError'
+              ? new ModelError(message.message)
+              : new ModelLoadError(message.name, message.message);
+          done(() => reject(err));
+        }
+      };
+      const onError = (err: Error): void =>
+        done(() => reject(new InferenceThreadError(`inference thread failed: ${err.message}`)));
+      const onExit = (code: number): void =>
+        done(() =>
+          reject(new InferenceThreadError(`inference thread exited (${code}) while loading the model`)),
+        );
+      const done = (settle: () => void): void => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        settle();
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      // A copy: the caller keeps its bytes (it may have hashed them, or hold them elsewhere).
+      post(worker, {
+        kind: 'load',
+        model: model.slice(),
+        providers: [...(options.providers ?? ['cpu'])],
+        ...(options.threads ? { threads: options.threads } : {}),
+      });
+    }).catch(async (err: unknown) => {
+      await worker.terminate();
+      throw err;
+    });
+    const thread = new InferenceThread(worker, loaded.inputs, loaded.outputs, loaded.executionProvider);
+    thread.listen(options.log);
+    return thread;
+  }
+
+  /** Runs one batch of `rows` records; see ResultSegment. Rejects only if the thread itself fails. */
+  run(feeds: Record<string, ort.Tensor>, rows: number, options: RunOptions = {}): Promise<InferenceResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new InferenceThreadError('the inference thread is closed'));
+    const id = this.nextId++;
+    const transfer = options.transfer ?? true;
+    const transferList: ArrayBuffer[] = [];
+    const wire: WireFeeds = {};
+    for (const [name, tensor] of Object.entries(feeds)) {
+      wire[name] = toWire(tensor.type, tensor.dims, tensor.data, transfer ? transferList : undefined);
+    }
+    return new Promise<InferenceResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      post(
+        this.worker,
+        {
+          kind: 'run',
+          id,
+          feeds: wire,
+          rows,
+          isolate: options.isolate ?? true,
+          returnFeeds: options.returnFeeds ?? false,
+        },
+        transferList,
+      );
+    });
+  }
+
+  /** Releases the session and ends the thread. Pending runs are rejected. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void this.worker.terminate().then(() => resolve()), 5_000);
+      this.worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      post(this.worker, { kind: 'close' });
+    });
+    return this.closing;
+  }
+
+  /** Ends the thread at once (the session's native memory goes with it). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  private listen(log: InferenceThreadOptions['log']): void {
+    this.worker.on('message', (message: FromThread) => {
+      switch (message.kind) {
+        case 'log':
+          log?.(message.message, message.fields);
+          return;
+        case 'result': {
+          const waiter = this.pending.get(message.id);
+          this.pending.delete(message.id);
+          waiter?.resolve({
+            segments: message.segments.map((s) => ({
+              start: s.start,
+              count: s.count,
+              ...(s.outputs ? { outputs: fromWireFeeds(s.outputs) } : {}),
+              ...(s.error !== undefined ? { error: s.error } : {}),
+            })),
+            inferMs: message.inferMs,
+            runs: message.runs,
+            ...(message.feeds ? { feeds: fromWireFeeds(message.feeds) } : {}),
+          });
+          return;
+        }
+        case 'run-failed': {
+          const waiter = this.pending.get(message.id);
+          this.pending.delete(message.id);
+          waiter?.reject(new InferenceThreadError(message.message));
+          return;
+        }
+        default:
+          return;
+      }
+    });
+    const fail = (err: Error): void => {
+      this.failure ??= err;
+      for (const waiter of this.pending.values()) waiter.reject(this.failure);
+      this.pending.clear();
+    };
+    this.worker.on('error', (err) =>
+      fail(new InferenceThreadError(`inference thread failed: ${err.message}`)),
+    );
+    this.worker.on('exit', (code) => {
+      if (!this.closing) fail(new InferenceThreadError(`inference thread exited unexpectedly (${code})`));
+    });
+  }
+}
+
+function post(
+  target: Worker | MessagePort,
+  message: ToThread | FromThread,
+  transfer: ArrayBuffer[] = [],
+): void {
+  target.postMessage(message, transfer);
+}
+
+/**
+ * A tensor for postMessage. A typed array that spans its whole buffer is moved when `transferList` is given; a view
+ * into a larger buffer (a subarray, or Node's pooled small Buffers) is copied first, because moving its buffer would
+ * detach memory that something else may still use.
+ */
+function toWire(
+  type: ort.Tensor.Type,
+  dims: readonly number[],
+  data: ort.Tensor.DataType,
+  transferList: ArrayBuffer[] | undefined,
+): WireTensor {
+  if (!transferList || !ArrayBuffer.isView(data)) return { type, dims: [...dims], data };
+  const view = data;
+  const owned =
+    view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  const moved = owned ? view : view.slice();
+  if (!transferList.includes(moved.buffer as ArrayBuffer)) transferList.push(moved.buffer as ArrayBuffer);
+  return { type, dims: [...dims], data: moved };
+}
+
+function fromWireFeeds(feeds: WireFeeds): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) out[name] = makeTensor(t.type, t.data, t.dims);
+  return out;
+}
+
+function makeTensor(type: ort.Tensor.Type, data: ort.Tensor.DataType, dims: readonly number[]): ort.Tensor {
+  // The Tensor constructor's overloads pair each type with its array; the pair came from a Tensor, so it matches.
+  return new ort.Tensor(type, data, dims);
+}
+
+/**
+ * Starts the thread. From source (.ts, under tsx or vitest) a Worker does not inherit the TypeScript loader, so a
+ * small bootstrap registers tsx in the thread first; from the bundle the thread runs the bundle directly.
+ */
+function spawnThread(): Worker {
+  const self = import.meta.url;
+  const data = { role: THREAD_ROLE };
+  if (self.endsWith('.ts')) {
+    const api = import.meta.resolve('tsx/esm/api');
+    const bootstrap =
+      `import(${JSON.stringify(api)})` +
+      `.then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`;
+    return new Worker(bootstrap, { eval: true, workerData: data });
+  }
+  return new Worker(new URL(self), { workerData: data });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The thread side
+
+function serve(port: MessagePort): void {
+  let session: ModelSession | undefined;
+  // One run at a time, in arrival order: messages are queued here while a run is in progress.
+  let queue: Promise<void> = Promise.resolve();
+  port.on('message', (message: ToThread) => {
+    queue = queue
+      .then(() => handle(message))
+      .catch((err: unknown) => {
+        post(port, { kind: 'log', message: 'inference thread error', fields: { error: errorText(err) } });
+      });
+  });
+
+  async function handle(message: ToThread): Promise<void> {
+    switch (message.kind) {
+      case 'load':
+        try {
+          session = await loadModel(message.model, {
+            providers: message.providers,
+            ...(message.threads ? { threads: message.threads } : {}),
+            log: (text, fields) => post(port, { kind: 'log', message: text, ...(fields ? { fields } : {}) }),
+          });
+          post(port, {
+            kind: 'loaded',
+            inputs: session.inputs,
+            outputs: session.outputs,
+            executionProvider: session.executionProvider,
+          });
+        } catch (err) {
+          const e = err instanceof Error ? err : new Error(String(err));
+          post(port, { kind: 'load-failed', name: e.name, message: e.message });
+        }
+        return;
+      case 'run': {
+        if (!session) {
+          post(port, { kind: 'run-failed', id: message.id, message: 'no model loaded' });
+          return;
+        }
+        try {
+          const feeds = fromWireFeeds(message.feeds);
+          const segments: WireSegment[] = [];
+          const transferList: ArrayBuffer[] = [];
+          const stats = { inferMs: 0, runs: 0 };
+          await runIsolating(
+            session,
+            feeds,
+            message.rows,
+            0,
+            message.rows,
+            message.isolate,
+            segments,
+            transferList,
+            stats,
+          );
+          let returned: WireFeeds | undefined;
+          if (message.returnFeeds) {
+            returned = {};
+            for (const [name, tensor] of Object.entries(message.feeds)) {
+              returned[name] = toWire(tensor.type, tensor.dims, tensor.data, transferList);
+            }
+          }
+          post(
+            port,
+            {
+              kind: 'result',
+              id: message.id,
+              segments,
+              inferMs: stats.inferMs,
+              runs: stats.runs,
+              ...(returned ? { feeds: returned } : {}),
+            },
+            transferList,
+          );
+        } catch (err) {
+          post(port, { kind: 'run-failed', id: message.id, message: errorText(err) });
+        }
+        return;
+      }
+      case 'close':
+        await session?.release().catch(() => undefined);
+        session = undefined;
+        port.close();
+        return;
+    }
+  }
+}
+
+/**
+ * Runs rows [start, start + count); on failure splits them in two and runs each half, down to single rows. Each
+ * failing record costs about 2·log2(batch) extra runs of shrinking size; the others are still inferred in batches.
+ */
+async function runIsolating(
+  session: ModelSession,
+  feeds: Record<string, ort.Tensor>,
+  rows: number,
+  start: number,
+  count: number,
+  isolate: boolean,
+  segments: WireSegment[],
+  transferList: ArrayBuffer[],
+  stats: { inferMs: number; runs: number },
+): Promise<void> {
+  const part = start === 0 && count === rows ? feeds : sliceFeeds(feeds, rows, start, count);
+  const t = performance.now();
+  let outputs: Record<string, ort.Tensor> | undefined;
+  let failure: unknown;
+  try {
+    outputs = await session.run(part);
+  } catch (err) {
+    failure = err;
+  }
+  stats.inferMs += performance.now() - t;
+  stats.runs++;
+  if (outputs) {
+    const wire: WireFeeds = {};
+    for (const [name, tensor] of Object.entries(outputs)) {
+      wire[name] = toWire(tensor.type, tensor.dims, tensor.data, transferList);
+    }
+    segments.push({ start, count, outputs: wire });
+    return;
+  }
+  if (!isolate || count === 1) {
+    segments.push({ start, count, error: truncate(errorText(failure), MAX_ERROR_CHARS) });
+    return;
+  }
+  const half = Math.ceil(count / 2);
+  await runIsolating(session, feeds, rows, start, half, isolate, segments, transferList, stats);
+  await runIsolating(
+    session,
+    feeds,
+    rows,
+    start + half,
+    count - half,
+    isolate,
+    segments,
+    transferList,
+    stats,
+  );
+}
+
+/** Rows [start, start + count) of every feed (dimension 0 is the batch), as views: no copy. */
+export function sliceFeeds(
+  feeds: Record<string, ort.Tensor>,
+  rows: number,
+  start: number,
+  count: number,
+): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of Object.entries(feeds)) {
+    const per = rows === 0 ? 0 : tensor.size / rows;
+    const dims = [count, ...tensor.dims.slice(1)];
+    const data = tensor.data;
+    const part = Array.isArray(data)
+      ? data.slice(start * per, (start + count) * per)
+      : (data as Float32Array).subarray(start * per, (start + count) * per);
+    out[name] = makeTensor(tensor.type, part, dims);
+  }
+  return out;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+if (!isMainThread && (workerData as { role?: unknown } | null)?.role === THREAD_ROLE && parentPort) {
+  serve(parentPort);
+}

@@ -1,0 +1,242 @@
+/**
+ * GpuCompute: Spot then On-Demand GPU environments that scale to zero on the NVIDIA AMI, a queue that cancels jobs
+ * stuck RUNNABLE, the GPU and CPU job definitions with their retry strategy, hardened instances; one test per rule.
+ */
+import { Duration } from 'aws-cdk-lib';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GpuCompute, type GpuComputeProps } from '../../lib/constructs/gpu-compute.js';
+import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
+import { synthConstruct } from './helpers.js';
+
+/** A registry image: no Docker asset to stage in these tests. */
+const IMAGE = ecs.ContainerImage.fromRegistry('public.ecr.aws/example/worker:1');
+
+function compute(props: Partial<GpuComputeProps> = {}): Template {
+  return synthConstruct((stack) => {
+    const vpc = new ec2.Vpc(stack, 'Vpc', {
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'w', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+    });
+    new GpuCompute(stack, 'GpuCompute', { vpc, image: IMAGE, ...props });
+  });
+}
+
+type Resource = { Properties: Record<string, unknown> };
+
+describe('GpuCompute', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = compute({ cpu: {}, queueNamePrefix: 'batch-infer-test' });
+  });
+
+  it('has a Spot environment and an On-Demand one, both GPU, from zero, NVIDIA AL2023, optimal classes off', () => {
+    const environments = Object.values(
+      template.findResources('AWS::Batch::ComputeEnvironment'),
+    ) as Resource[];
+    const gpu = environments.filter((e) => JSON.stringify(e).includes('ECS_AL2023_NVIDIA'));
+    expect(gpu.map((e) => (e.Properties.ComputeResources as { Type: string }).Type).sort()).toEqual([
+      'EC2',
+      'SPOT',
+    ]);
+    for (const env of gpu) {
+      expect(env.Properties).toMatchObject({
+        Type: 'managed',
+        ComputeResources: {
+          MinvCpus: 0,
+          MaxvCpus: 64,
+          InstanceTypes: ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'],
+          Ec2Configuration: [{ ImageType: 'ECS_AL2023_NVIDIA' }],
+        },
+      });
+      // useOptimalInstanceClasses: false means "optimal" is not added to the instance types.
+      expect(JSON.stringify(env)).not.toContain('optimal');
+    }
+  });
+
+  it('uses SPOT_PRICE_CAPACITY_OPTIMIZED on Spot and BEST_FIT_PROGRESSIVE On-Demand', () => {
+    template.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: Match.objectLike({
+        Type: 'SPOT',
+        AllocationStrategy: 'SPOT_PRICE_CAPACITY_OPTIMIZED',
+      }),
+    });
+    template.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: Match.objectLike({
+        Type: 'EC2',
+        AllocationStrategy: 'BEST_FIT_PROGRESSIVE',
+        Ec2Configuration: [{ ImageType: 'ECS_AL2023_NVIDIA' }],
+      }),
+    });
+  });
+
+  it('orders the GPU queue Spot first (1), On-Demand second (2)', () => {
+    const queue = Object.values(
+      template.findResources('AWS::Batch::JobQueue', {
+        Properties: { JobQueueName: 'batch-infer-test-gpu' },
+      }),
+    )[0] as Resource;
+    const order = queue.Properties.ComputeEnvironmentOrder as {
+      ComputeEnvironment: { 'Fn::GetAtt': string[] };
+      Order: number;
+    }[];
+    expect(
+      order.map((o) => [o.ComputeEnvironment['Fn::GetAtt'][0]!.replace(/[0-9A-F]{8}$/, ''), o.Order]),
+    ).toEqual([
+      ['GpuComputeSpotComputeEnvironment', 1],
+      ['GpuComputeOnDemandComputeEnvironment', 2],
+    ]);
+  });
+
+  it('cancels jobs RUNNABLE for too long, for every capacity reason, on both queues', () => {
+    const limits = [
+      'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+      'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
+      'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+    ].map((Reason) => ({ Action: 'CANCEL', MaxTimeSeconds: 3600, Reason, State: 'RUNNABLE' }));
+    template.resourceCountIs('AWS::Batch::JobQueue', 2);
+    template.allResourcesProperties('AWS::Batch::JobQueue', { JobStateTimeLimitActions: limits });
+  });
+
+  it('defines the GPU job: 1 GPU, cpu and memory from props, CUDA provider, attempt timeout, retry strategy', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      Type: 'container',
+      PlatformCapabilities: ['EC2'],
+      Timeout: { AttemptDurationSeconds: 7200 },
+      RetryStrategy: {
+        Attempts: WORKER_RETRY.attempts,
+        EvaluateOnExit: [
+          { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
+          { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
+          { Action: 'EXIT', OnReason: '*' },
+        ],
+      },
+      ContainerProperties: Match.objectLike({
+        ResourceRequirements: [
+          { Type: 'MEMORY', Value: '14336' },
+          { Type: 'VCPU', Value: '4' },
+          { Type: 'GPU', Value: '1' },
+        ],
+        Environment: [{ Name: 'BATCH_INFER_EXECUTION_PROVIDERS', Value: 'cuda,cpu' }],
+        User: '10001:10001',
+      }),
+    });
+  });
+
+  it('defines the CPU job on its own queue: no GPU, CPU provider, the ECS_AL2023 AMI', () => {
+    const cpuJob = Object.values(template.findResources('AWS::Batch::JobDefinition')).find((d) =>
+      JSON.stringify(d).includes('"Value":"cpu"'),
+    ) as Resource;
+    expect(JSON.stringify(cpuJob)).not.toContain('"GPU"');
+    expect(cpuJob.Properties).toMatchObject({
+      ContainerProperties: expect.objectContaining({
+        ResourceRequirements: expect.arrayContaining([
+          { Type: 'VCPU', Value: '2' },
+          { Type: 'MEMORY', Value: '4096' },
+        ]) as unknown,
+      }) as unknown,
+    });
+    template.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: Match.objectLike({
+        Ec2Configuration: [{ ImageType: 'ECS_AL2023' }],
+        InstanceTypes: ['c6i', 'c7i', 'm6i', 'm7i'],
+        MinvCpus: 0,
+      }),
+    });
+    template.hasResourceProperties('AWS::Batch::JobQueue', { JobQueueName: 'batch-infer-test-cpu' });
+  });
+
+  it('hardens instances: IMDSv2 only with one hop, encrypted gp3 root volume', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+        BlockDeviceMappings: [
+          {
+            DeviceName: '/dev/xvda',
+            Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 100, DeleteOnTermination: true },
+          },
+        ],
+      }),
+    });
+    const environments = Object.values(
+      template.findResources('AWS::Batch::ComputeEnvironment'),
+    ) as Resource[];
+    for (const env of environments) expect(JSON.stringify(env.Properties)).toContain('LaunchTemplateId');
+  });
+
+  it('lets instances out on HTTPS only, and nothing in', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: 'Batch worker instances: HTTPS out to VPC endpoints, no inbound',
+      SecurityGroupEgress: [
+        {
+          CidrIp: '0.0.0.0/0',
+          FromPort: 443,
+          ToPort: 443,
+          IpProtocol: 'tcp',
+          Description: 'HTTPS to VPC endpoints and the S3 gateway',
+        },
+      ],
+      SecurityGroupIngress: Match.absent(),
+    });
+  });
+
+  it('runs jobs as a job role assumed by ECS tasks, logging to a log group with retention', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'ecs-tasks.amazonaws.com' } })],
+      },
+      Description: Match.stringLikeRegexp('Worker jobs'),
+    });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('with spot off, has one On-Demand GPU environment', () => {
+    const onDemand = compute({ spot: false });
+    onDemand.resourceCountIs('AWS::Batch::ComputeEnvironment', 1);
+    onDemand.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: Match.objectLike({ Type: 'EC2' }),
+    });
+    onDemand.resourceCountIs('AWS::Batch::JobQueue', 1);
+  });
+
+  it('passes instance families as families and sizes as types', () => {
+    compute({ instanceTypes: ['g6', 'g5.xlarge'] }).hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: Match.objectLike({ InstanceTypes: ['g5.xlarge', 'g6'] }),
+    });
+  });
+});
+
+describe('GpuCompute rules', () => {
+  it('rule: at least one instance type', () => {
+    expect(() => compute({ instanceTypes: [] })).toThrow(/instanceTypes must name at least one/);
+  });
+  it('rule: maxvCpus is at least workerCpu', () => {
+    expect(() => compute({ maxvCpus: 2, workerCpu: 4 })).toThrow(/maxvCpus \(2\) is below workerCpu \(4\)/);
+  });
+  it('rule: workerMemoryMiB is at least 1024', () => {
+    expect(() => compute({ workerMemoryMiB: 512 })).toThrow(/workerMemoryMiB must be at least 1024/);
+  });
+  it('rule: attemptTimeout is at least 60 seconds', () => {
+    expect(() => compute({ attemptTimeout: Duration.seconds(30) })).toThrow(
+      /attemptTimeout must be at least 60 seconds/,
+    );
+  });
+  it('rule: runnableTimeout is within Batch bounds (10 minutes to 24 hours)', () => {
+    expect(() => compute({ runnableTimeout: Duration.minutes(5) })).toThrow(
+      /runnableTimeout must be from 10 minutes to 24 hours/,
+    );
+    expect(() => compute({ runnableTimeout: Duration.hours(25) })).toThrow(/runnableTimeout/);
+  });
+  it('rule: the CPU queue has at least one instance type', () => {
+    expect(() => compute({ cpu: { instanceTypes: [] } })).toThrow(
+      /cpu\.instanceTypes must name at least one/,
+    );
+  });
+  it('rule: the CPU maxvCpus is at least its workerCpu', () => {
+    expect(() => compute({ cpu: { maxvCpus: 1, workerCpu: 2 } })).toThrow(
+      /cpu\.maxvCpus \(1\) is below cpu\.workerCpu \(2\)/,
+    );
+  });
+});

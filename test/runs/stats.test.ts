@@ -1,0 +1,148 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  CategoricalAccumulator,
+  MAX_CATEGORIES,
+  mergeAllSummaries,
+  mergeSummaries,
+  NumericAccumulator,
+  outputSummariesSchema,
+  quantileOf,
+  SummaryMergeError,
+  VectorAccumulator,
+  type NumericSummary,
+  type OutputSummaries,
+} from '../../src/runs/stats.js';
+
+const numeric = (values: readonly unknown[]): NumericSummary => {
+  const acc = new NumericAccumulator();
+  for (const v of values) acc.add(v);
+  return acc.summary();
+};
+
+/** What the summary of the union must equal; `sum` compared separately (addition order differs). */
+const withoutSums = (s: NumericSummary) => ({ ...s, sum: 0, sumSquares: 0 });
+
+describe('numeric summaries', () => {
+  it('merging the summaries of any split equals the summary of the whole', () => {
+    const value = fc.oneof(
+      fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+      fc.constantFrom(0, -0, 1e-15, NaN, Infinity, null),
+      fc.integer({ min: -5, max: 5 }),
+    );
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 200 }), fc.nat(), (values, cut) => {
+        const k = values.length === 0 ? 0 : cut % (values.length + 1);
+        const merged = mergeSummaries({ x: numeric(values.slice(0, k)) }, { x: numeric(values.slice(k)) });
+        const whole = numeric(values);
+        const m = merged.x as NumericSummary;
+        expect(withoutSums(m)).toEqual(withoutSums(whole));
+        expect(m.sum).toBeCloseTo(whole.sum, 3);
+      }),
+    );
+  });
+
+  it('quantiles are within 1% of the exact value, whatever the scale', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 1e-6, max: 1e9, noNaN: true }), { minLength: 1, maxLength: 300 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (values, q) => {
+          const s = numeric(values);
+          const sorted = [...values].sort((a, b) => a - b);
+          const exact = sorted[Math.floor(q * (sorted.length - 1))]!;
+          expect(Math.abs(quantileOf(s, q)! - exact) / exact).toBeLessThanOrEqual(0.0100001);
+        },
+      ),
+    );
+  });
+
+  it('counts missing and non-finite values apart, and reports the standard quantiles', () => {
+    const s = numeric([1, 2, 3, null, undefined, NaN, Infinity, 'x', 2n]);
+    expect(s).toMatchObject({ count: 4, missing: 5, min: 1, max: 3, sum: 8, sumSquares: 18 });
+    expect(Object.keys(s.quantiles!)).toEqual(['p1', 'p5', 'p10', 'p25', 'p50', 'p75', 'p90', 'p95', 'p99']);
+    expect(numeric([]).quantiles).toBeUndefined();
+    expect(outputSummariesSchema.parse({ s })).toEqual({ s });
+  });
+
+  it('handles negative values and zeros in order', () => {
+    const s = numeric([-100, -1, 0, 0, 1, 100]);
+    expect(quantileOf(s, 0)).toBe(-100);
+    expect(quantileOf(s, 1)).toBe(100);
+    expect(quantileOf(s, 0.5)).toBe(0);
+    expect(Math.abs(quantileOf(s, 0.2)! + 1)).toBeLessThan(0.011);
+  });
+});
+
+describe('categorical summaries', () => {
+  it('merges counts, and keeps at most MAX_CATEGORIES values (the rest in other)', () => {
+    const a = new CategoricalAccumulator();
+    const b = new CategoricalAccumulator();
+    for (let i = 0; i < MAX_CATEGORIES; i++) a.add(`v${i}`);
+    a.add('v0');
+    a.add(null);
+    b.add('v0');
+    b.add('new');
+    b.add(true);
+    const merged = mergeSummaries({ c: a.summary() }, { c: b.summary() }).c;
+    expect(merged).toMatchObject({ kind: 'categorical', count: MAX_CATEGORIES + 4, missing: 1, other: 2 });
+    if (merged?.kind !== 'categorical') throw new Error('kind');
+    expect(merged.counts.v0).toBe(3);
+    expect(Object.keys(merged.counts)).toHaveLength(MAX_CATEGORIES);
+  });
+
+  it('keeps a label called __proto__ as an ordinary value', () => {
+    const a = new CategoricalAccumulator();
+    a.add('__proto__');
+    const s = a.summary();
+    expect(Object.keys(s.counts)).toEqual(['__proto__']);
+    expect(mergeSummaries({ c: s }, { c: s }).c).toMatchObject({ counts: { ['__proto__']: 2 } });
+  });
+});
+
+describe('vector summaries', () => {
+  it('summarise all elements, and each position for short vectors', () => {
+    const acc = new VectorAccumulator();
+    acc.add([0.25, 0.75]);
+    acc.add(new Float32Array([0.5, 0.5]));
+    acc.add(null);
+    const s = acc.summary();
+    expect(s).toMatchObject({ kind: 'vector', count: 2, missing: 1, minLength: 2, maxLength: 2 });
+    expect(s.elements.count).toBe(4);
+    expect(s.positions?.map((p) => [p.min, p.max])).toEqual([
+      [0.25, 0.5],
+      [0.5, 0.75],
+    ]);
+    const twice = mergeSummaries({ v: s }, { v: s }).v;
+    expect(twice).toMatchObject({ count: 4, missing: 2, elements: { count: 8 } });
+  });
+
+  it('drop per-position summaries for long vectors (embeddings)', () => {
+    const acc = new VectorAccumulator();
+    acc.add(Array.from({ length: 64 }, (_, i) => i));
+    expect(acc.summary().positions).toBeUndefined();
+    expect(acc.summary().elements.count).toBe(64);
+  });
+});
+
+describe('mergeSummaries', () => {
+  it('keeps columns present on one side, and is pure', () => {
+    const a: OutputSummaries = { x: numeric([1]) };
+    const b: OutputSummaries = { y: numeric([2]) };
+    const snapshot = JSON.stringify([a, b]);
+    expect(Object.keys(mergeSummaries(a, b))).toEqual(['x', 'y']);
+    expect(JSON.stringify([a, b])).toBe(snapshot);
+    expect(mergeAllSummaries([])).toEqual({});
+    expect(mergeAllSummaries([a, a, a]).x).toMatchObject({ count: 3 });
+  });
+
+  it('refuses to add up different kinds or different bins', () => {
+    const cat = new CategoricalAccumulator();
+    cat.add('a');
+    expect(() => mergeSummaries({ x: numeric([1]) }, { x: cat.summary() })).toThrow(SummaryMergeError);
+    const other = numeric([1]);
+    expect(() =>
+      mergeSummaries({ x: numeric([1]) }, { x: { ...other, bins: { ...other.bins, gamma: 1.5 } } }),
+    ).toThrow(/do not line up/);
+  });
+});
