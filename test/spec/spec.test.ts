@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -172,5 +172,21 @@ describe('job spec', () => {
     expect(parseByteSize(4096)).toBe(4096);
     expect(parseByteSize('12 parsecs')).toBeUndefined();
     expect(parseByteSize('-1')).toBeUndefined();
+  });
+});
+
+describe('the README job spec reference', () => {
+  it('validates as written, with every default it documents', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Job spec reference'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+    const spec = parseJobSpecText(yaml, { baseDir: '/specs' });
+    expect(spec).toMatchObject({
+      input: { manifest: 'auto', format: 'csv', id: 'patient_id' },
+      model: { registry: { group: 'breast-cancer-mlp', version: 'latest-approved' } },
+      output: { format: 'parquet', singleFile: false },
+      run: { batchSize: 'auto', compute: 'gpu', maxRounds: 2 },
+      validation: { maxErrorRate: 0.001, maxFailedShards: 0 },
+    });
   });
 });
