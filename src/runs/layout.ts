@@ -1,5 +1,5 @@
 /**
- * Where every file of a run lives (ARCHITECTURE.md, "Storage layout"). Keys are deterministic, so a retried shard
+ * Where every file of a run lives (README "What a run writes"). Keys are deterministic, so a retried shard
  * or a re-run Finalize overwrites instead of duplicating.
  */
 import { asPrefix, joinUri } from '../storage/uri.js';

@@ -4,7 +4,7 @@
  * finally the completion marker. A re-run of the same shard (Batch retry, retry round) resumes after the last
  * checkpointed chunk (checkpoint.ts); a shard whose marker already exists is not run again.
  *
- * The loop is a pipeline (see README "How the worker runs a shard"):
+ * The loop is a pipeline (see docs/adr/0005-shard-worker-pipeline-and-checkpoints.md):
  *
  *   main thread:       read + decode batch i+1  | post-process batch i, append to the chunk | ...
  *   inference thread:  session.run(batch i)                                               | run(batch i+1)
