@@ -1,7 +1,9 @@
 /**
  * Local stand-in for AWS Batch: runs a job (single, or an array of N children) as child processes of the worker
  * entry, at most `concurrency` at a time, with the environment Batch would give each child and Batch's retry
- * strategy (WORKER_RETRY). Like Batch, a job fails when any child fails after its attempts.
+ * strategy (WORKER_RETRY). Like Batch, a job fails when any child fails after its attempts. A child that dies by a
+ * signal or exits with INTERRUPTED_EXIT_CODE (stopped by SIGTERM, checkpoint written) counts as interrupted, as a
+ * Spot reclaim does in Batch, and is retried.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WORKER_ENV } from '../runs/tasks.js';
 import { matchesRetryPattern, WORKER_RETRY } from '../runs/worker-retry.js';
+import { INTERRUPTED_EXIT_CODE } from '../worker/env.js';
 
 export interface JobRequest {
   readonly jobName: string;
@@ -117,10 +120,16 @@ export class LocalWorkerPool {
       const outcome = await this.spawnAttempt(request, index, attempt);
       this.options.onAttemptEnd?.({ index, attempt, code: outcome.code, signal: outcome.signal });
       if (outcome.code === 0) return undefined;
+      // A worker stopped by SIGTERM exits with INTERRUPTED_EXIT_CODE after its checkpoint (src/worker/main.ts): like
+      // a death by a signal, that is an attempt cut short from outside, which Batch reports as a host termination
+      // (a Spot reclaim) and retries, and the retry resumes the shard.
+      const interruptedBy =
+        outcome.signal ??
+        (outcome.code === INTERRUPTED_EXIT_CODE ? `SIGTERM (exit code ${outcome.code})` : null);
       const statusReason =
-        outcome.signal !== null
+        interruptedBy !== null
           ? // What Batch reports when the instance under a job goes away (Spot reclaim): retried.
-            `Host EC2 (local worker pid ${outcome.pid}) terminated by ${outcome.signal}.`
+            `Host EC2 (local worker pid ${outcome.pid}) terminated by ${interruptedBy}.`
           : 'Essential container in task exited';
       const retry = WORKER_RETRY.retryOn.some(
         (rule) => 'onStatusReason' in rule && matchesRetryPattern(rule.onStatusReason, statusReason),

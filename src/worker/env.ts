@@ -12,3 +12,10 @@ export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
  * SIGKILL (the job definition's stop timeout), with room to spare.
  */
 export const STOP_DEADLINE_MS = 20_000;
+/**
+ * The exit status of a worker stopped by SIGTERM (128 + 15, what a shell shows for a death by SIGTERM), after it
+ * wrote its checkpoint, and of the backstop after STOP_DEADLINE_MS. Set explicitly rather than by re-raising the
+ * signal: in a container node is PID 1, and Linux ignores a signal PID 1 sends itself when its action is the
+ * default, so a re-raise would do nothing and the attempt would end with 0, as if it had succeeded.
+ */
+export const INTERRUPTED_EXIT_CODE = 143;

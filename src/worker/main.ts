@@ -5,10 +5,13 @@
  *
  * SIGTERM (Spot reclaim notice, job timeout, the local pool stopping): the shard stops taking batches, writes what
  * is done with a final checkpoint (well within the 30 s ECS gives before SIGKILL; see STOP_DEADLINE_MS) and the
- * process then ends *by SIGTERM*, re-raised with the default handler. That is the conventional way for a program
- * that cleans up on a fatal signal to exit: the parent sees "terminated by SIGTERM" (exit status 143 in a shell),
- * not a success, so Batch (and the local pool, which mirrors it) count the attempt as interrupted and retry it, and
- * the retry resumes after the checkpoint.
+ * process exits with INTERRUPTED_EXIT_CODE (143 = 128 + SIGTERM), whatever happens a backstop exits with it at the
+ * deadline. Not 0: Batch (and the local pool, which mirrors it) must count the attempt as interrupted, not as a
+ * success, and retry it; the retry resumes after the checkpoint.
+ *
+ * The status is set explicitly instead of re-raising SIGTERM with its default action (the usual idiom): in the
+ * container node is PID 1 (the image's ENTRYPOINT), and Linux ignores a signal that PID 1 sends itself with the
+ * default action, so the re-raise did nothing and the worker exited 0.
  *
  * The bundled image runs this file's bundle in the inference thread too (inference-thread.ts): there this module
  * must do nothing.
@@ -19,7 +22,7 @@ import { z } from 'zod';
 import { WORKER_ENV } from '../runs/tasks.js';
 import { createLogger } from '../runtime/log.js';
 import { createObjectStore } from '../storage/index.js';
-import { CHUNK_RECORDS_ENV, MEMORY_BUDGET_ENV, STOP_DEADLINE_MS } from './env.js';
+import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE, MEMORY_BUDGET_ENV, STOP_DEADLINE_MS } from './env.js';
 import { runWorkerTask, WorkerInterruptedError, type ShardProgress } from './run-shard.js';
 
 const envSchema = z.object({
@@ -60,8 +63,12 @@ async function main(): Promise<number | 'interrupted'> {
     if (stop.signal.aborted) return;
     taskLog.warn('SIGTERM: stopping after the batches in flight', { deadlineMs: STOP_DEADLINE_MS });
     stop.abort();
-    // The backstop: whatever hangs, the process ends by the signal before the platform's SIGKILL would.
-    setTimeout(() => reraise('SIGTERM'), STOP_DEADLINE_MS).unref();
+    // The backstop: whatever hangs, the process ends as interrupted before the platform's SIGKILL would. Every
+    // write is atomic and the checkpoint goes last, so the checkpoint is consistent whenever this fires.
+    setTimeout(() => {
+      taskLog.warn('stop deadline reached: exiting as interrupted', { deadlineMs: STOP_DEADLINE_MS });
+      process.exit(INTERRUPTED_EXIT_CODE);
+    }, STOP_DEADLINE_MS).unref();
   };
   process.on('SIGTERM', onTerm);
 
@@ -108,14 +115,10 @@ function defaultThreads(): number {
   return Math.max(1, os.availableParallelism() - 1);
 }
 
-/** Ends the process by `signal` with its default action (see the module comment). */
-function reraise(signal: NodeJS.Signals): void {
-  process.removeAllListeners(signal);
-  process.kill(process.pid, signal);
-}
-
 if (isMainThread) {
   const outcome = await main();
-  if (outcome === 'interrupted') reraise('SIGTERM');
+  // Interrupted: exit now (nothing left to wait for; the inference thread was terminated) with the status that
+  // says so. Log lines are already out: writes to pipes and files are synchronous on Linux.
+  if (outcome === 'interrupted') process.exit(INTERRUPTED_EXIT_CODE);
   else process.exitCode = outcome;
 }

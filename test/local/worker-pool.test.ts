@@ -1,14 +1,15 @@
 /**
- * The local stand-in for AWS Batch, with real worker processes on real shards: a child that dies by a signal is
- * what Batch reports as "Host EC2 ... terminated" and is retried (the retry resumes the shard); a child that exits
- * non-zero is not retried; stopping the pool retries nothing.
+ * The local stand-in for AWS Batch, with real worker processes on real shards: a child that dies by a signal, or
+ * that was stopped by SIGTERM and exited 143 after its checkpoint, is what Batch reports as "Host EC2 ...
+ * terminated" and is retried (the retry resumes the shard); a child that exits non-zero otherwise is not retried;
+ * stopping the pool retries nothing.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
-import { CHUNK_RECORDS_ENV } from '../../src/worker/env.js';
+import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -90,6 +91,49 @@ describe('LocalWorkerPool', () => {
     expect(marker.records).toBe(20_000);
   });
 
+  it('retries a child stopped by SIGTERM (it exits 143 after its checkpoint); the retry resumes and completes', async () => {
+    const planned = await planWorkerRun(spec('terminated'));
+    const attempts: Attempt[] = [];
+    const p = pool(attempts, (a) => {
+      if (a.attempt !== 1) return;
+      void waitFor(async () => ((await readCheckpointFile(planned))?.chunks.length ? true : undefined), {
+        timeoutMs: 60_000,
+      }).then(() => process.kill(a.pid!, 'SIGTERM'));
+    });
+    const result = await p.runJob(job(planned));
+    expect(result.failed).toEqual([]);
+    expect(attempts.map((a) => [a.attempt, a.code, a.signal])).toEqual([
+      [1, INTERRUPTED_EXIT_CODE, null],
+      [2, 0, null],
+    ]);
+    const marker = await readMarker(planned);
+    expect(marker.attempt).toBe(2);
+    expect(marker.resume?.resumedChunks).toBeGreaterThan(0);
+    expect(marker.records).toBe(20_000);
+  });
+
+  it('reports a child stopped by SIGTERM on every attempt as a host termination, after all attempts', async () => {
+    const planned = await planWorkerRun(spec('always-terminated'));
+    const attempts: Attempt[] = [];
+    const p = pool(attempts, (a) => {
+      // Each attempt is stopped once it has checkpointed a chunk of its own (it is running its shard by then).
+      void (async () => {
+        const before = (await readCheckpointFile(planned))?.chunks.length ?? 0;
+        await waitFor(
+          async () => (((await readCheckpointFile(planned))?.chunks.length ?? 0) > before ? true : undefined),
+          { timeoutMs: 60_000 },
+        );
+        process.kill(a.pid!, 'SIGTERM');
+      })();
+    });
+    const result = await p.runJob(job(planned));
+    expect(attempts.map((a) => a.code)).toEqual(Array(WORKER_RETRY.attempts).fill(INTERRUPTED_EXIT_CODE));
+    expect(result.failed[0]).toMatchObject({ attempts: WORKER_RETRY.attempts, exitCode: 143, signal: null });
+    expect(result.failed[0]!.statusReason).toMatch(
+      /^Host EC2 \(local worker pid \d+\) terminated by SIGTERM \(exit code 143\)\.$/,
+    );
+  });
+
   it('reports a child killed on every attempt as Batch does: "Host EC2 ... terminated", after all attempts', async () => {
     const planned = await planWorkerRun(spec('always-killed'));
     const attempts: Attempt[] = [];
@@ -130,7 +174,7 @@ describe('LocalWorkerPool', () => {
     });
     const result = await p.runJob(job(planned));
     expect(attempts).toHaveLength(1);
-    expect(result.failed[0]).toMatchObject({ attempts: 1, signal: 'SIGTERM' });
+    expect(result.failed[0]).toMatchObject({ attempts: 1, exitCode: INTERRUPTED_EXIT_CODE, signal: null });
     expect((await readCheckpointFile(planned))?.chunks.length).toBeGreaterThan(0);
     expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
   });

@@ -123,10 +123,19 @@ export interface WorkerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-/** Starts the worker entry as the local pool does (tsx loader, Batch's environment). */
-export function startWorker(runUri: string, env: Record<string, string> = {}, attempt = 1): WorkerProcess {
+/**
+ * Starts the worker entry as the local pool does (tsx loader, Batch's environment). `wrapper` is a command line the
+ * worker runs under (e.g. `unshare --pid --fork`, to be PID 1 as in a container).
+ */
+export function startWorker(
+  runUri: string,
+  env: Record<string, string> = {},
+  attempt = 1,
+  wrapper: readonly string[] = [],
+): WorkerProcess {
   const entry = workerEntry();
-  const child = spawn(process.execPath, [...entry.execArgv, entry.file], {
+  const command = [...wrapper, process.execPath, ...entry.execArgv, entry.file];
+  const child = spawn(command[0]!, command.slice(1), {
     env: {
       ...process.env,
       [WORKER_ENV.runUri]: runUri,

@@ -3,11 +3,13 @@
  * SIGTERM (stop in time, leave a consistent checkpoint, exit as interrupted). The retry must resume after the last
  * checkpointed chunk and end with exactly the rows of an uninterrupted run: none lost, none twice.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ShardMarker } from '../../src/runs/types.js';
-import { CHUNK_RECORDS_ENV, STOP_DEADLINE_MS } from '../../src/worker/env.js';
+import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE, STOP_DEADLINE_MS } from '../../src/worker/env.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -41,8 +43,8 @@ async function finish(planned: PlannedRun, attempt: number): Promise<ShardMarker
 }
 
 /** Starts a worker and waits until it has checkpointed at least `chunks` chunks (while still running). */
-async function startAndWaitForChunks(planned: PlannedRun, chunks: number) {
-  const worker = startWorker(planned.runUri, WORKER_ENV, 1);
+async function startAndWaitForChunks(planned: PlannedRun, chunks: number, wrapper: readonly string[] = []) {
+  const worker = startWorker(planned.runUri, WORKER_ENV, 1, wrapper);
   const checkpoint = await waitFor(
     async () => {
       const cp = await readCheckpointFile(planned);
@@ -119,32 +121,99 @@ describe('a worker killed with SIGKILL mid-shard', () => {
   });
 });
 
+/**
+ * SIGTERM, then the checks every interrupted attempt must pass: stopped within the deadline, exited with 143 (not 0:
+ * Batch must not count the attempt as a success), a consistent checkpoint and no marker; then the retry resumes and
+ * its output is exactly the uninterrupted run's. `terminate` sends the signal; it returns when it was sent.
+ */
+async function expectInterruptedThenExactRetry(
+  planned: PlannedRun,
+  worker: ReturnType<typeof startWorker>,
+  terminate: () => void,
+): Promise<void> {
+  const sent = performance.now();
+  terminate();
+  const exit = await worker.exited;
+  expect(exit.at - sent).toBeLessThan(STOP_DEADLINE_MS);
+  // An explicit exit status after writing the checkpoint: 128 + SIGTERM, what a shell shows for a death by SIGTERM.
+  expect(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
+  expect(INTERRUPTED_EXIT_CODE).toBe(143);
+  expect(worker.output()).toMatch(/SIGTERM: stopping after the batches in flight/);
+  expect(worker.output()).toMatch(/shard interrupted; a retry resumes after the last checkpoint/);
+  await expectConsistentCheckpoint(planned);
+  const before = (await readCheckpointFile(planned))!;
+  expect(before.records).toBeGreaterThan(0);
+  expect(before.records).toBeLessThan(RECORDS);
+  expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
+
+  const marker = await finish(planned, 2);
+  expect(marker.resume).toMatchObject({ attempts: 2, resumedRecords: before.records });
+  expect(marker.records).toBe(RECORDS);
+  expect(await expectSameOutput(uninterrupted, marker)).toEqual({
+    rows: uninterrupted.predictions,
+    differences: 0,
+  });
+  expect(errorLines(marker)).toEqual(errorLines(uninterrupted));
+  expectNoStrayParts(planned, marker);
+}
+
 describe('a worker sent SIGTERM mid-shard', () => {
-  it('stops within the deadline with a consistent checkpoint, exits as interrupted, and the retry is exact', async () => {
+  it('stops within the deadline with a consistent checkpoint, exits 143, and the retry is exact', async () => {
     const planned = await planWorkerRun(spec('sigterm'));
     const worker = await startAndWaitForChunks(planned, 2);
-    const sent = performance.now();
-    worker.child.kill('SIGTERM');
-    const exit = await worker.exited;
-    expect(exit.at - sent).toBeLessThan(STOP_DEADLINE_MS);
-    // Ended by the signal it was sent (a shell shows 143), after writing its checkpoint: not a success.
-    expect(exit, worker.output()).toMatchObject({ code: null, signal: 'SIGTERM' });
-    expect(worker.output()).toMatch(/SIGTERM: stopping after the batches in flight/);
-    expect(worker.output()).toMatch(/shard interrupted; a retry resumes after the last checkpoint/);
-    await expectConsistentCheckpoint(planned);
-    const before = (await readCheckpointFile(planned))!;
-    expect(before.records).toBeGreaterThan(0);
-    expect(before.records).toBeLessThan(RECORDS);
-    expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
-
-    const marker = await finish(planned, 2);
-    expect(marker.resume).toMatchObject({ attempts: 2, resumedRecords: before.records });
-    expect(marker.records).toBe(RECORDS);
-    expect(await expectSameOutput(uninterrupted, marker)).toEqual({
-      rows: uninterrupted.predictions,
-      differences: 0,
-    });
-    expect(errorLines(marker)).toEqual(errorLines(uninterrupted));
-    expectNoStrayParts(planned, marker);
+    await expectInterruptedThenExactRetry(planned, worker, () => worker.child.kill('SIGTERM'));
   });
+});
+
+/**
+ * In a container node is PID 1 (the image's ENTRYPOINT runs node directly), and Linux ignores a signal PID 1 sends
+ * itself when its action is the default: a worker that re-raised SIGTERM to end "by the signal" exited 0 there.
+ * `unshare --pid --fork` gives the worker a PID namespace of its own, where it is PID 1, as in the container.
+ */
+const pidNamespace = (() => {
+  const probe = spawnSync('unshare', ['--pid', '--fork', 'sh', '-c', 'echo $$'], { encoding: 'utf8' });
+  if (probe.error) return { available: false, reason: `unshare could not run: ${probe.error.message}` };
+  if (probe.status !== 0 || probe.stdout.trim() !== '1') {
+    return {
+      available: false,
+      reason: `unshare --pid --fork is not permitted here (status ${probe.status}): ${probe.stderr.trim()}`,
+    };
+  }
+  return { available: true, reason: '' };
+})();
+if (!pidNamespace.available) {
+  console.warn(`skipping the PID 1 SIGTERM test: ${pidNamespace.reason}`);
+}
+
+/** The pid (in this namespace) of the one child of `parent`. */
+function childOf(parent: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may contain spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) return Number(entry);
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return undefined;
+}
+
+describe('a worker that is PID 1 (as in a container) sent SIGTERM mid-shard', () => {
+  it.runIf(pidNamespace.available)(
+    'exits non-zero (143), not 0, with a consistent checkpoint, and the retry is exact',
+    async () => {
+      const planned = await planWorkerRun(spec('sigterm-pid1'));
+      const worker = await startAndWaitForChunks(planned, 2, ['unshare', '--pid', '--fork']);
+      const node = childOf(worker.child.pid!);
+      expect(node, 'the worker process under unshare').toBeDefined();
+      // The worker is PID 1 of its namespace: NSpid lists its pid here, then in its own namespace.
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${node}/status`, 'utf8'))?.[1]?.split(/\s+/);
+      expect(nspid).toEqual([String(node), '1']);
+      // Sent from outside its namespace to its init, as the container runtime does; unshare passes the exit status on.
+      await expectInterruptedThenExactRetry(planned, worker, () => process.kill(node!, 'SIGTERM'));
+    },
+  );
 });
