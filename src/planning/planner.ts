@@ -270,6 +270,7 @@ function toShard(id: number, pieces: readonly Piece[], format: InputFormat, byte
       ranges.push({
         uri: object.uri,
         etag: object.etag,
+        ...versionOf(object),
         size: object.size,
         // A Parquet range is defined by its row groups; the byte span is the whole object (the footer is at the end).
         start: 0,
@@ -288,6 +289,7 @@ function toShard(id: number, pieces: readonly Piece[], format: InputFormat, byte
       ranges.push({
         uri: object.uri,
         etag: object.etag,
+        ...versionOf(object),
         size: object.size,
         start: 0,
         end: object.size,
@@ -298,9 +300,21 @@ function toShard(id: number, pieces: readonly Piece[], format: InputFormat, byte
     return { id, ranges, bytes, records: ranges.length, recordsExact: true };
   }
   for (const { unit, start, end } of pieces) {
-    ranges.push({ uri: unit.object.uri, etag: unit.object.etag, size: unit.object.size, start, end });
+    ranges.push({
+      uri: unit.object.uri,
+      etag: unit.object.etag,
+      ...versionOf(unit.object),
+      size: unit.object.size,
+      start,
+      end,
+    });
     bytes += end - start;
   }
   records = Math.max(1, Math.round(bytes / (bytesPerRecord ?? DEFAULT_BYTES_PER_RECORD)));
   return { id, ranges, bytes, records, recordsExact: false };
+}
+
+/** The object's version for its ranges, when the snapshot recorded one. */
+function versionOf(object: InputObject): { versionId?: string } {
+  return object.versionId !== undefined ? { versionId: object.versionId } : {};
 }

@@ -23,7 +23,10 @@ export type InputObject = z.infer<typeof inputObjectSchema>;
  */
 export const inputRangeSchema = z.strictObject({
   uri: z.string(),
+  /** The object's ETag at plan time: readers pin their reads to it (`ReadOptions.ifMatch`, `pinObjects`). */
   etag: z.string(),
+  /** The object's version at plan time, when the snapshot has one (never from a prefix listing: see ObjectInfo). */
+  versionId: z.string().optional(),
   size: z.number().int().nonnegative(),
   start: z.number().int().nonnegative(),
   end: z.number().int().nonnegative(),

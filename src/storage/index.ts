@@ -13,6 +13,7 @@ import {
   type ObjectStore,
   type PrefixListing,
   type PutOptions,
+  type ReadOptions,
 } from './object-store.js';
 import { parseUri, type StorageScheme } from './uri.js';
 
@@ -23,8 +24,17 @@ export type {
   ObjectStore,
   PrefixListing,
   PutOptions,
+  ReadOptions,
 } from './object-store.js';
-export { NotFoundError, composeObject, getJson, putJson } from './object-store.js';
+export {
+  NotFoundError,
+  ObjectChangedError,
+  composeObject,
+  getJson,
+  putJson,
+  readOptionsOf,
+} from './object-store.js';
+export { PinnedObjectStore, pinObjects, type PinnedObject } from './pinned.js';
 export * from './uri.js';
 export { LocalObjectStore } from './local.js';
 export type { S3ObjectStore, S3ClientOptions, S3StoreError } from './s3.js';
@@ -56,12 +66,12 @@ export class RoutingObjectStore implements ObjectStore {
     return (await this.storeFor(uri)).tryHead(uri);
   }
 
-  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
-    return (await this.storeFor(uri)).get(uri, range);
+  async get(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array> {
+    return (await this.storeFor(uri)).get(uri, range, options);
   }
 
-  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
-    return (await this.storeFor(uri)).getStream(uri, range);
+  async getStream(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Readable> {
+    return (await this.storeFor(uri)).getStream(uri, range, options);
   }
 
   async put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo> {

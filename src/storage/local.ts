@@ -3,18 +3,20 @@
  * and are renamed into place, so a reader (or a crashed writer's successor) never sees half an object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream, type Dirent, type Stats } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import {
   NotFoundError,
+  ObjectChangedError,
   type ByteRange,
   type ObjectInfo,
   type ObjectStore,
   type PrefixListing,
+  type ReadOptions,
 } from './object-store.js';
 import { parseUri } from './uri.js';
 
@@ -39,18 +41,11 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
-    const file = toPath(uri);
-    let handle;
+  async get(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array> {
+    const handle = await openFile(uri);
     try {
-      handle = await open(file, 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(uri);
-      throw err;
-    }
-    try {
+      const { size } = await checkCondition(handle, uri, options);
       if (!range) return new Uint8Array(await handle.readFile());
-      const { size } = await handle.stat();
       const end = Math.min(range.end, size);
       const length = Math.max(0, end - range.start);
       const buf = new Uint8Array(length);
@@ -66,11 +61,24 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
-    const file = toPath(uri);
-    if (!(await this.tryHead(uri))) throw new NotFoundError(uri);
-    if (range && range.end <= range.start) return Readable.from([]);
-    return createReadStream(file, {
+  /**
+   * The stream reads the file that was open when the condition was checked: a file replaced afterwards (written
+   * elsewhere and renamed over it, as every write here does) does not change what this stream returns.
+   */
+  async getStream(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Readable> {
+    const handle = await openFile(uri);
+    try {
+      await checkCondition(handle, uri, options);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    if (range && range.end <= range.start) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    // The stream owns the handle from here and closes it when it ends or is destroyed.
+    return handle.createReadStream({
       start: range?.start,
       end: range ? range.end - 1 : undefined,
       highWaterMark: 1 << 20,
@@ -166,6 +174,34 @@ export class LocalObjectStore implements ObjectStore {
       }
     }
   }
+}
+
+async function openFile(uri: string): Promise<FileHandle> {
+  try {
+    return await open(toPath(uri), 'r');
+  } catch (err) {
+    if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') throw new NotFoundError(uri);
+    throw err;
+  }
+}
+
+/**
+ * The open file's metadata, after checking that it is a file and `options.ifMatch` against its ETag, computed exactly as `tryHead`
+ * computes it (so an ETag from a listing or a HEAD compares equal until the file is rewritten).
+ */
+async function checkCondition(
+  handle: FileHandle,
+  uri: string,
+  options: ReadOptions | undefined,
+): Promise<Stats> {
+  const st = await handle.stat();
+  // A directory opens for reading on some platforms; it is no object, as `tryHead` says.
+  if (!st.isFile()) throw new NotFoundError(uri);
+  if (options?.ifMatch !== undefined) {
+    const etag = fileEtag(st.size, st.mtimeMs, st.ino);
+    if (etag !== options.ifMatch) throw new ObjectChangedError(uri, options.ifMatch, etag);
+  }
+  return st;
 }
 
 function toPath(uri: string): string {

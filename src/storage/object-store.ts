@@ -11,9 +11,30 @@ export interface ObjectInfo {
   readonly size: number;
   /** Entity tag: S3's ETag without quotes; for files a digest of size and modification time. */
   readonly etag: string;
-  /** S3 object version, when the bucket is versioned. */
+  /**
+   * S3 object version, when the bucket is versioned and the call that produced this info returns one: HeadObject
+   * and PutObject do, a prefix listing (ListObjectsV2) does not, so objects found by listing a prefix carry no
+   * versionId (S3 Inventory reports and list manifests with a versionId column do).
+   */
   readonly versionId?: string;
   readonly lastModified?: Date;
+}
+
+/**
+ * Conditions on a read, for data that must still be what a run planned against (input ranges). A read whose
+ * condition does not hold throws ObjectChangedError instead of returning other bytes.
+ */
+export interface ReadOptions {
+  /**
+   * The ETag the object must still have (`ObjectInfo.etag`, without quotes). S3 sends it as If-Match and answers
+   * HTTP 412 when the object was replaced; the local store compares the file's current ETag the same way.
+   */
+  readonly ifMatch?: string;
+  /**
+   * The S3 object version to read, when the snapshot recorded one (a versioned bucket, seen through HeadObject or
+   * an inventory). Local files have no versions: the local store ignores it and relies on `ifMatch`.
+   */
+  readonly versionId?: string;
 }
 
 export interface ByteRange {
@@ -46,10 +67,16 @@ export interface ObjectStore {
   head(uri: string): Promise<ObjectInfo>;
   /** Metadata of one object, or undefined when it does not exist. */
   tryHead(uri: string): Promise<ObjectInfo | undefined>;
-  /** Whole object (or a byte range) in memory. Throws `NotFoundError`. */
-  get(uri: string, range?: ByteRange): Promise<Uint8Array>;
-  /** Whole object (or a range) as a stream, for data that should not be held in memory. */
-  getStream(uri: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Whole object (or a byte range) in memory. Throws `NotFoundError`, and `ObjectChangedError` when
+   * `options.ifMatch` no longer holds.
+   */
+  get(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array>;
+  /**
+   * Whole object (or a range) as a stream, for data that should not be held in memory. The condition in `options`
+   * is checked before the stream is returned (S3 checks it when it answers the request).
+   */
+  getStream(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Readable>;
   /** Writes an object atomically: readers see the old object or the whole new one, never a part. */
   put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo>;
   /** Writes a large object from a stream (multipart on S3), atomically. */
@@ -80,6 +107,34 @@ export class NotFoundError extends Error {
   constructor(readonly uri: string) {
     super(`No object at ${uri}`);
   }
+}
+
+/**
+ * A conditional read found the object changed: its ETag is no longer the one the run planned against (S3: HTTP
+ * 412 Precondition Failed). Reading it anyway would mix records of two versions of the data into one run.
+ */
+export class ObjectChangedError extends Error {
+  override readonly name = 'ObjectChangedError';
+  constructor(
+    readonly uri: string,
+    /** The ETag the read required (the planned one). */
+    readonly expectedEtag: string,
+    /** The ETag the object has now, where the store can tell (the local store can; S3's 412 does not say). */
+    readonly actualEtag?: string,
+  ) {
+    super(
+      `${uri} changed since the run was planned (ETag was ${expectedEtag}): re-run to plan against the current data`,
+    );
+  }
+}
+
+/** The read conditions that pin an input range (or snapshot object) to what was planned. */
+export function readOptionsOf(planned: { readonly etag: string; readonly versionId?: string }): ReadOptions {
+  return {
+    // An empty ETag (a store that reported none) pins nothing; every ETag a store reports is non-empty.
+    ...(planned.etag !== '' ? { ifMatch: planned.etag } : {}),
+    ...(planned.versionId !== undefined ? { versionId: planned.versionId } : {}),
+  };
 }
 
 /** Convenience: read and parse a JSON object. */

@@ -22,6 +22,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import {
   NotFoundError,
+  ObjectChangedError,
   concatenatedSources,
   type ByteRange,
   type ComposeSource,
@@ -29,6 +30,7 @@ import {
   type ObjectStore,
   type PrefixListing,
   type PutOptions,
+  type ReadOptions,
 } from './object-store.js';
 import { parseUri } from './uri.js';
 
@@ -110,13 +112,11 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
+  async get(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array> {
     const { bucket, key } = toLocation(uri);
     if (range && isEmptyRange(range, uri)) return new Uint8Array(0);
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? rangeHeader(range) : undefined }),
-      );
+      const out = await this.client.send(getObjectCommand(bucket, key, range, options));
       if (!out.Body) throw new S3StoreError(`S3 GetObject ${uri} returned no body`, uri, undefined);
       this.knownBuckets.add(bucket);
       const bytes = await out.Body.transformToByteArray();
@@ -127,17 +127,15 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       // A range that starts at or past the end is unsatisfiable on S3; the contract clips it to nothing instead.
       if (range && errorCode(err) === 'InvalidRange') return new Uint8Array(0);
-      throw this.error('GetObject', uri, err);
+      throw this.error('GetObject', uri, err, options);
     }
   }
 
-  async getStream(uri: string, range?: ByteRange): Promise<Readable> {
+  async getStream(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Readable> {
     const { bucket, key } = toLocation(uri);
     if (range && isEmptyRange(range, uri)) return Readable.from([]);
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? rangeHeader(range) : undefined }),
-      );
+      const out = await this.client.send(getObjectCommand(bucket, key, range, options));
       this.knownBuckets.add(bucket);
       if (!(out.Body instanceof Readable)) {
         throw new S3StoreError(`S3 GetObject ${uri} returned no readable body`, uri, undefined);
@@ -157,7 +155,7 @@ export class S3ObjectStore implements ObjectStore {
       return Readable.from(sliceStream(body, skip, want));
     } catch (err) {
       if (range && errorCode(err) === 'InvalidRange') return Readable.from([]);
-      throw this.error('GetObject', uri, err);
+      throw this.error('GetObject', uri, err, options);
     }
   }
 
@@ -434,17 +432,51 @@ export class S3ObjectStore implements ObjectStore {
     this.knownBuckets.add(bucket);
   }
 
-  private error(operation: string, uri: string, err: unknown): Error {
-    if (err instanceof NotFoundError || err instanceof S3StoreError) return err;
+  private error(operation: string, uri: string, err: unknown, read?: ReadOptions): Error {
+    if (err instanceof NotFoundError || err instanceof S3StoreError || err instanceof ObjectChangedError) {
+      return err;
+    }
     const code = errorCode(err);
+    // 412 answers If-Match: the object is no longer the one the caller pinned.
+    if (read?.ifMatch !== undefined && (code === 'PreconditionFailed' || httpStatus(err) === 412)) {
+      return new ObjectChangedError(uri, read.ifMatch);
+    }
     if (code === 'NoSuchBucket') return noSuchBucket(toLocation(uri).bucket, operation, uri, err);
     if (isMissing(err)) return new NotFoundError(uri);
-    const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+    const status = httpStatus(err);
     const statusText = status === undefined ? '' : ` (HTTP ${status})`;
     return new S3StoreError(`S3 ${operation} ${uri} failed${statusText}: ${describe(err)}`, uri, code, {
       cause: err,
     });
   }
+}
+
+/**
+ * GetObject with the caller's conditions: If-Match with the ETag quoted (an entity tag is a quoted string in HTTP;
+ * S3 accepts it either way) and the VersionId when one is pinned.
+ */
+export function getObjectCommand(
+  bucket: string,
+  key: string,
+  range: ByteRange | undefined,
+  options: ReadOptions | undefined,
+): GetObjectCommand {
+  return new GetObjectCommand({
+    Bucket: bucket,
+    Key: key,
+    ...(range ? { Range: rangeHeader(range) } : {}),
+    ...(options?.ifMatch !== undefined ? { IfMatch: quoteEtag(options.ifMatch) } : {}),
+    ...(options?.versionId !== undefined ? { VersionId: options.versionId } : {}),
+  });
+}
+
+function quoteEtag(etag: string): string {
+  return /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`;
+}
+
+function httpStatus(err: unknown): number | undefined {
+  if (err instanceof S3ServiceException) return err.$metadata.httpStatusCode;
+  return undefined;
 }
 
 function objectInfoOf(

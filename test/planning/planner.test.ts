@@ -567,3 +567,51 @@ describe('planShards, parquet: examples', () => {
     ).toThrow(/no Parquet layout/);
   });
 });
+
+describe('planShards: the snapshot identity of every range', () => {
+  it("carries each object's ETag and versionId (when the snapshot has one) into every range of it", () => {
+    const versioned = (i: number, size: number): InputObject => ({ ...object(i, size), versionId: `v-${i}` });
+    const targets = { targetBytes: 100, targetRecords: 1_000_000, max: 10_000 };
+    const lines = planShards([versioned(0, 250), object(1, 30)], 'jsonl', undefined, targets);
+    const files = planShards([versioned(0, 250), object(1, 30)], 'files', undefined, targets);
+    const parquetObject = { ...versioned(2, 10_000), uri: 's3://b/p.parquet' };
+    const parquet = planShards(
+      [parquetObject],
+      'parquet',
+      new Map([
+        [
+          parquetObject.uri,
+          {
+            rows: 200,
+            rowGroups: [
+              { rows: 100, bytes: 5000 },
+              { rows: 100, bytes: 5000 },
+            ],
+          },
+        ],
+      ]),
+      { targetBytes: 5000, targetRecords: 1_000_000, max: 100 },
+    );
+    const identities = (shards: Shard[]) =>
+      shards.flatMap((s) => s.ranges.map((r) => [r.uri.slice(-16), r.etag, r.versionId ?? null]));
+    expect(new Set(identities(lines).map((x) => JSON.stringify(x)))).toEqual(
+      new Set([
+        JSON.stringify(['part-00000.jsonl', 'etag-0', 'v-0']),
+        JSON.stringify(['part-00001.jsonl', 'etag-1', null]),
+      ]),
+    );
+    expect(identities(files)).toEqual([
+      ['part-00000.jsonl', 'etag-0', 'v-0'],
+      ['part-00001.jsonl', 'etag-1', null],
+    ]);
+    expect(identities(parquet)).toEqual([
+      ['s3://b/p.parquet', 'etag-2', 'v-2'],
+      ['s3://b/p.parquet', 'etag-2', 'v-2'],
+    ]);
+    // A range without a version has no versionId key at all (shards.jsonl stays as it was for such inputs).
+    expect(lines.flatMap((s) => s.ranges).find((r) => r.uri.endsWith('00001.jsonl'))).not.toHaveProperty(
+      'versionId',
+    );
+    for (const shard of [...lines, ...files, ...parquet]) expect(shardSchema.parse(shard)).toEqual(shard);
+  });
+});
