@@ -82,7 +82,11 @@ export async function readFileRecord(store: ObjectStore, range: InputRange): Pro
 /**
  * Reads many `files` ranges with up to `concurrency` objects in flight, in range order, as batches of
  * `batchSize` records. One object per request means latency, not bandwidth, bounds a sequential reader (tens of
- * objects a second from S3); a shard reader can use this to keep a batch's worth of requests in flight.
+ * objects a second from S3); the shard worker's record stream reads `files` inputs with it.
+ *
+ * Exactly one record per range that starts at byte 0, in the order of `ranges` (ranges starting later are skipped),
+ * so a caller can pair each record with its range by position. While the consumer holds a batch, the reads already
+ * started go on, so up to `concurrency` objects are fetched ahead of it, and never more.
  */
 export async function* readFileRanges(
   store: ObjectStore,

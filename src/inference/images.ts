@@ -79,7 +79,12 @@ export function imageEntry(
     try {
       raw = await pipeline.raw().toBuffer({ resolveWithObject: true });
     } catch (err) {
-      return invalid(`column "${column}" is not a decodable image: ${(err as Error).message}`);
+      // The value is bytes, but not an image libvips can read (truncated, corrupt, another format): the record
+      // cannot be decoded, like a broken line of a text format.
+      return {
+        reason: 'DECODE_ERROR',
+        message: `column "${column}" is not a decodable image: ${(err as Error).message}`,
+      };
     }
     const { data, info: out } = raw;
     if (out.channels !== channels) {

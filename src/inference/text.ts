@@ -156,7 +156,9 @@ export function textEntry(
     ...(tensors.tokenTypeIds ? [{ name: tensors.tokenTypeIds, role: 'types' as const }] : []),
   ].map((o) => ({ ...o, dtype: dtypeOf(o.name) }));
   const column = spec.from.text;
-  const decoder = new TextDecoder('utf-8', { ignoreBOM: false });
+  // Fatal: bytes that are not UTF-8 (a binary file among text documents) make the record a DECODE_ERROR instead of
+  // text full of replacement characters that would still get a prediction.
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: false, fatal: true });
 
   return {
     feeds: outputs.map((o) => o.name),
@@ -170,8 +172,13 @@ export function textEntry(
           if (raw === null || raw === undefined) return missing(column);
           let text: string;
           if (typeof raw === 'string') text = raw;
-          else if (raw instanceof Uint8Array) text = decoder.decode(raw);
-          else return invalid(`column "${column}" is ${describe(raw)}, not text`);
+          else if (raw instanceof Uint8Array) {
+            try {
+              text = decoder.decode(raw);
+            } catch {
+              return { reason: 'DECODE_ERROR', message: `column "${column}" is not UTF-8 text` };
+            }
+          } else return invalid(`column "${column}" is ${describe(raw)}, not text`);
           encoded[index] = tokenizer.encode(text, spec.from.maxLength);
           return undefined;
         },

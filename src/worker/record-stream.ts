@@ -2,8 +2,12 @@
  * The records of a shard as one stream of fixed-size batches, across its ranges (a shard of many small objects still
  * gets full batches), each record tagged with the index of its range. Batches are cut by count from the first
  * record read, so a stream started at a batch boundary forms the same batches as an uninterrupted one.
+ *
+ * `files` inputs (one object per record) are read FILES_CONCURRENCY objects at a time (readFileRanges): one request
+ * per record means a sequential reader is bound by request latency (tens of objects a second from S3), not by
+ * bandwidth. Other formats read their ranges one after the other: each range is a stream of many records.
  */
-import { readRange, type ReadOptions, type SourceRecord } from '../formats/index.js';
+import { readFileRanges, readRange, type ReadOptions, type SourceRecord } from '../formats/index.js';
 import type { InputRange } from '../runs/types.js';
 import type { InputFormat } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -21,8 +25,16 @@ export interface StreamRange {
   readonly after?: number;
 }
 
+/**
+ * `files` objects read at once (and so held ahead of the pipeline at most): enough to hide S3's per-request latency
+ * behind a batch, few enough that memory stays a few objects per batch (each object is at most MAX_FILE_BYTES).
+ */
+export const FILES_CONCURRENCY = 16;
+
 export class RecordStream {
   private current: { iterator: AsyncIterator<SourceRecord[]>; index: number; after?: number } | undefined;
+  /** `files`: one reader over every range, with the range index of each record it will yield, in order. */
+  private files: { iterator: AsyncIterator<SourceRecord[]>; indexes: number[]; next: number } | undefined;
   private next = 0;
   private readonly buffer: SourceRecord[] = [];
   private readonly bufferRanges: number[] = [];
@@ -54,6 +66,7 @@ export class RecordStream {
   }
 
   private async fill(n: number): Promise<void> {
+    if (this.format === 'files') return this.fillFiles(n);
     while (this.buffer.length < n && !this.exhausted) {
       if (!this.current) {
         const next = this.ranges[this.next++];
@@ -82,11 +95,40 @@ export class RecordStream {
     }
   }
 
+  private async fillFiles(n: number): Promise<void> {
+    if (!this.files && !this.exhausted) {
+      // A range owns its object's record only when it starts at byte 0 (a resumed range starts after it).
+      const owned = this.ranges.filter((r) => r.range.start === 0);
+      const reader = readFileRanges(
+        this.store,
+        owned.map((r) => r.range),
+        // One record per step: the stream takes records as they arrive, while the next ones are being fetched.
+        { ...this.readOptions, batchSize: 1, concurrency: FILES_CONCURRENCY },
+      );
+      this.files = { iterator: reader[Symbol.asyncIterator](), indexes: owned.map((r) => r.index), next: 0 };
+    }
+    const files = this.files;
+    while (files && this.buffer.length < n && !this.exhausted) {
+      const step = await files.iterator.next();
+      if (step.done) {
+        this.exhausted = true;
+        return;
+      }
+      for (const record of step.value) {
+        this.buffer.push(record);
+        this.bufferRanges.push(files.indexes[files.next++]!);
+      }
+    }
+  }
+
   /** Stops reading (closes the open range's reader). */
   async close(): Promise<void> {
     const current = this.current;
+    const files = this.files;
     this.current = undefined;
+    this.files = undefined;
     this.exhausted = true;
     await current?.iterator.return?.();
+    await files?.iterator.return?.();
   }
 }

@@ -182,7 +182,7 @@ describe('image inputs', () => {
     expect(batch.included).toEqual([0, 1, 2, 3, 4, 10]);
     expect(batch.issues.map((i) => [i.index, i.reason])).toEqual([
       [5, 'INVALID_VALUE'],
-      [6, 'INVALID_VALUE'],
+      [6, 'DECODE_ERROR'],
       [7, 'MISSING_VALUE'],
       [8, 'INVALID_VALUE'],
       [9, 'INVALID_VALUE'],
@@ -223,7 +223,7 @@ describe('image inputs', () => {
     const builder = createFeatureBuilder([cnnInput({ image: 'content' })], cnn.inputs);
     const batch = await builder.build(records);
     expect(batch.included).toEqual([0, 2]);
-    expect(batch.issues[0]).toMatchObject({ index: 1, reason: 'INVALID_VALUE' });
+    expect(batch.issues[0]).toMatchObject({ index: 1, reason: 'DECODE_ERROR' });
     const out = await cnn.run(batch.feeds);
     expect(
       maxAbsDiff(out.logits!.data as Float32Array, [...expected.logits[0]!, ...expected.logits[1]!]),

@@ -21,6 +21,7 @@ import type { JobSpecInput } from '../../src/spec/schema.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { getJson } from '../../src/storage/object-store.js';
 import { checkpointSchema, type Checkpoint } from '../../src/worker/checkpoint.js';
+import { runWorkerTask, type WorkerDeps } from '../../src/worker/run-shard.js';
 
 export const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 export const example = path.join(repo, 'examples/breast-cancer');
@@ -115,6 +116,34 @@ export async function readCheckpointFile(run: PlannedRun, shardId = 0): Promise<
     // Read while being replaced: the next poll sees the new one (writes are atomic renames).
     return undefined;
   }
+}
+
+export interface CapturedLog {
+  readonly lines: { level: string; message: string; fields?: Record<string, unknown> }[];
+  readonly log: WorkerDeps['log'];
+}
+
+/** A worker log that keeps its lines, for tests to read. */
+export function captureLog(): CapturedLog {
+  const lines: CapturedLog['lines'] = [];
+  return {
+    lines,
+    log: {
+      info: (message, fields) => lines.push({ level: 'info', message, ...(fields ? { fields } : {}) }),
+      warn: (message, fields) => lines.push({ level: 'warn', message, ...(fields ? { fields } : {}) }),
+    },
+  };
+}
+
+/** Runs shard 0 of a planned run in this process (CPU, one intra-op thread unless `deps` says otherwise). */
+export async function runShard(
+  planned: Pick<PlannedRun, 'runUri' | 'store'>,
+  deps: Partial<WorkerDeps> = {},
+): Promise<ShardMarker> {
+  return runWorkerTask(
+    { runUri: planned.runUri, round: 0, arrayIndex: 0, attempt: 1 },
+    { store: planned.store, log: captureLog().log, providers: ['cpu'], threads: 1, ...deps },
+  );
 }
 
 export interface WorkerProcess {

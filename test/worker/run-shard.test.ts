@@ -10,9 +10,12 @@ import { encodeParquet } from '../../src/formats/parquet-write.js';
 import { quantileOf } from '../../src/runs/stats.js';
 import type { ShardMarker } from '../../src/runs/types.js';
 import type { JobSpecInput } from '../../src/spec/schema.js';
-import { runWorkerTask, WorkerInterruptedError, type WorkerDeps } from '../../src/worker/run-shard.js';
+import { WorkerInterruptedError } from '../../src/worker/run-shard.js';
 import {
   breastCancerInput,
+  captureLog,
+  runShard,
+  type CapturedLog,
   breastCancerSpec,
   errorLines,
   expectSameOutput,
@@ -26,28 +29,8 @@ import {
   type PlannedRun,
 } from './helpers.js';
 
-interface Captured {
-  readonly lines: { level: string; message: string; fields?: Record<string, unknown> }[];
-  readonly log: WorkerDeps['log'];
-}
-
-function captureLog(): Captured {
-  const lines: Captured['lines'] = [];
-  return {
-    lines,
-    log: {
-      info: (message, fields) => lines.push({ level: 'info', message, ...(fields ? { fields } : {}) }),
-      warn: (message, fields) => lines.push({ level: 'warn', message, ...(fields ? { fields } : {}) }),
-    },
-  };
-}
-
-async function run(planned: PlannedRun, deps: Partial<WorkerDeps> = {}): Promise<ShardMarker> {
-  return runWorkerTask(
-    { runUri: planned.runUri, round: 0, arrayIndex: 0, attempt: 1 },
-    { store: planned.store, log: captureLog().log, providers: ['cpu'], threads: 1, ...deps },
-  );
-}
+type Captured = CapturedLog;
+const run = runShard;
 
 let tmp: { dir: string; cleanup: () => void };
 beforeAll(() => {

@@ -1,0 +1,116 @@
+/**
+ * The worker's record stream over `files` ranges: objects are fetched concurrently (bounded by FILES_CONCURRENCY),
+ * records come out in range order with their range index, and ranges a resumed shard no longer owns are skipped.
+ * The store is a real LocalObjectStore whose reads are slowed down and watched (every read still happens).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InputRange } from '../../src/runs/types.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+import type { ByteRange } from '../../src/storage/object-store.js';
+import { FILES_CONCURRENCY, RecordStream, type StreamRange } from '../../src/worker/record-stream.js';
+
+/** Each read takes `delayMs` (an object store's request latency); remembers how many were in flight at most. */
+class SlowStore extends LocalObjectStore {
+  inFlight = 0;
+  maxInFlight = 0;
+  reads = 0;
+  constructor(private readonly delayMs: number) {
+    super();
+  }
+  override async get(uri: string, range?: ByteRange): Promise<Uint8Array> {
+    this.reads++;
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      return await super.get(uri, range);
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+let dir: string;
+const FILES = 50;
+const ranges: InputRange[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'record-stream-'));
+  for (let i = 0; i < FILES; i++) {
+    const file = path.join(dir, `f${String(i).padStart(2, '0')}.txt`);
+    const text = `file ${i}`;
+    writeFileSync(file, text);
+    ranges.push({ uri: pathToFileURL(file).href, etag: 'e', size: text.length, start: 0, end: text.length });
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const texts = (records: readonly { values?: Readonly<Record<string, unknown>> }[]): string[] =>
+  records.map((r) => new TextDecoder().decode(r.values!.content as Uint8Array));
+
+describe('RecordStream over files', () => {
+  it('reads objects concurrently, at most FILES_CONCURRENCY at once, and hands them out in range order', async () => {
+    const store = new SlowStore(25);
+    const stream = new RecordStream(
+      store,
+      'files',
+      ranges.map((range, index) => ({ index, range })),
+      { batchSize: 1024 },
+    );
+    const started = performance.now();
+    const got: string[] = [];
+    const indexes: number[] = [];
+    for (;;) {
+      const batch = await stream.take(8);
+      if (!batch) break;
+      got.push(...texts(batch.records));
+      indexes.push(...batch.ranges);
+    }
+    const elapsed = performance.now() - started;
+    await stream.close();
+    expect(got).toEqual(ranges.map((_, i) => `file ${i}`));
+    expect(indexes).toEqual(ranges.map((_, i) => i));
+    expect(store.reads).toBe(FILES);
+    // Many requests in flight (a sequential reader has one), and never more than the bound.
+    expect(store.maxInFlight).toBeGreaterThan(1);
+    expect(store.maxInFlight).toBeLessThanOrEqual(FILES_CONCURRENCY);
+    expect(store.maxInFlight).toBe(FILES_CONCURRENCY);
+    // One after the other, 50 reads of 25 ms take 1.25 s.
+    expect(elapsed).toBeLessThan((FILES * 25) / 2);
+  });
+
+  it('fetches ahead of the consumer only up to the bound', async () => {
+    const store = new SlowStore(5);
+    const stream = new RecordStream(
+      store,
+      'files',
+      ranges.map((range, index) => ({ index, range })),
+      { batchSize: 1024 },
+    );
+    const first = await stream.take(2);
+    expect(texts(first!.records)).toEqual(['file 0', 'file 1']);
+    // The consumer is busy: the reads already started finish, and no new ones start.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(store.reads).toBeLessThanOrEqual(2 + FILES_CONCURRENCY);
+    expect(store.reads).toBeLessThan(FILES);
+    await stream.close();
+  });
+
+  it('skips the ranges a resumed shard no longer owns, keeping each record its range index', async () => {
+    const store = new SlowStore(1);
+    // As remainingRanges hands them over after a checkpoint at range 3: range 3 starts after its record (byte 1).
+    const remaining: StreamRange[] = [
+      { index: 3, range: { ...ranges[3]!, start: 1 }, after: 0 },
+      ...ranges.slice(4, 9).map((range, k) => ({ index: 4 + k, range })),
+    ];
+    const stream = new RecordStream(store, 'files', remaining, { batchSize: 1024 });
+    const batch = await stream.take(100);
+    expect(texts(batch!.records)).toEqual([4, 5, 6, 7, 8].map((i) => `file ${i}`));
+    expect(batch!.ranges).toEqual([4, 5, 6, 7, 8]);
+    expect(await stream.take(1)).toBeUndefined();
+    expect(store.reads).toBe(5);
+  });
+});
