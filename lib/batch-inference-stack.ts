@@ -13,7 +13,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { RUN_RECORD_COLUMNS } from '../lambdas/finalize/run-record-columns.js';
 import type { DeployConfig } from './config.js';
-import { DATA_PREFIXES, glueDatabaseName } from './config.js';
+import { DATA_BUCKET_PLACEHOLDER, DATA_PREFIXES, glueDatabaseName } from './config.js';
 import { DataLake } from './constructs/data-lake.js';
 import { GpuCompute } from './constructs/gpu-compute.js';
 import { InferenceWorkflow } from './constructs/inference-workflow.js';
@@ -35,7 +35,7 @@ import {
   withDataBucketStandin,
   type Pipeline,
 } from './pipelines.js';
-import { grantS3, type S3Location } from './s3-access.js';
+import { denyS3Writes, grantS3, type S3Location } from './s3-access.js';
 import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
@@ -61,7 +61,7 @@ export const GLUE_PUBLISH_ACTIONS = [
 /** A grant on a pipeline's prefix in a bucket outside the stack. */
 export interface PipelineGrant {
   readonly pipeline: string;
-  readonly what: 'input' | 'output';
+  readonly what: 'input' | 'output' | 'manifest objects';
   readonly role: iam.IRole;
   readonly location: S3Location;
 }
@@ -219,6 +219,15 @@ export class BatchInferenceStack extends Stack {
           pipelineGrants.push({ pipeline: pipeline.name, what: 'output', role, location: output });
         }
       }
+      // A manifest input names objects elsewhere: Plan heads them, the workers read them (see manifestObjects).
+      for (const uri of pipeline.manifestObjects) {
+        const location = locationOf(uri);
+        if (location.bucket === dataBucket) continue;
+        for (const role of [this.planFunction.role, jobRole]) {
+          grantS3(role, location, 'read');
+          pipelineGrants.push({ pipeline: pipeline.name, what: 'manifest objects', role, location });
+        }
+      }
     }
     this.pipelineGrants = pipelineGrants;
 
@@ -236,9 +245,14 @@ export class BatchInferenceStack extends Stack {
       }),
     );
 
-    this.modelArtifactLocations = config.modelArtifactUris.map((uri) =>
-      locationOf(withDataBucketStandin(uri)),
-    );
+    const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
+    rejectOutputsInArtifacts(pipelines, artifactUris);
+    this.modelArtifactLocations = artifactUris.map(locationOf);
+    // Model artifacts are read-only for everything that runs: the read-write grants above cover the whole data
+    // bucket (and pipelines' output prefixes), and a Deny wins over them, so no run can replace or delete a model.
+    for (const role of [...taskRoles, jobRole]) {
+      for (const location of this.modelArtifactLocations) denyS3Writes(role, location);
+    }
     this.modelRegistryAccess = new ModelRegistryAccess(this, 'ModelRegistryAccess', {
       resolvers: [this.planFunction.role],
       artifactReaders: [jobRole],
@@ -380,6 +394,32 @@ export class BatchInferenceStack extends Stack {
     });
 
     acknowledgeFindings(this);
+  }
+}
+
+/**
+ * Model artifact locations are read-only for the stack's roles, so a pipeline writing into one could never finish:
+ * rejected at synth, naming the pipeline, both locations and the fix.
+ */
+function rejectOutputsInArtifacts(pipelines: readonly Pipeline[], artifactUris: readonly string[]): void {
+  const problems: string[] = [];
+  for (const pipeline of pipelines) {
+    const output = s3Location(pipeline.spec.output.uri);
+    for (const uri of artifactUris) {
+      const artifacts = s3Location(uri);
+      if (output.bucket !== artifacts.bucket) continue;
+      if (!output.key.startsWith(artifacts.key) && !artifacts.key.startsWith(output.key)) continue;
+      problems.push(
+        `${pipeline.file}: output.uri ${pipeline.spec.output.uri} overlaps the model artifact location ${uri} ` +
+          '(modelArtifactUris), which is read-only for every role of the stack, so no run could write its output. ' +
+          'Fix: write the output elsewhere, or move the model artifacts (modelArtifactUris).',
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `Invalid pipelines:\n  ${problems.join('\n  ').split(DATA_BUCKET_STANDIN).join(DATA_BUCKET_PLACEHOLDER)}`,
+    );
   }
 }
 

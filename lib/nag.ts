@@ -173,27 +173,15 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   );
 
   // --- State machines ----------------------------------------------------------------------------------------------
-  const invoked = [stack.planFunction, stack.reconcileFunction, stack.finalizeFunction];
+  // Each task grants exactly what it calls (see lib/constructs/inference-workflow.ts): the functions, the job
+  // definitions (by revision) and queues, the Batch events rule. Only the log delivery and X-Ray actions remain.
   for (const workflow of stack.workflows.values()) {
-    const role = workflow.stateMachine.role;
     ack(
-      role,
+      workflow.stateMachine.role,
       'AwsSolutions-IAM5[Resource::*]',
       'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
         'tracing support no resource-level permissions; CDK lists the actions one by one.',
     );
-    ack(
-      role,
-      wildcardResourceFinding(
-        stack,
-        stack.formatArn({ service: 'batch', resource: 'job-definition', resourceName: '*' }),
-      ),
-      "CDK's Batch .sync integration grants batch:SubmitJob on job definitions by pattern because a job definition " +
-        'ARN carries its revision, which every deployment changes; the job queues are fixed ARNs.',
-    );
-    for (const fn of invoked) {
-      ack(role, wildcardResourceFinding(stack, `${fn.function.functionArn}:*`), REASONS.lambdaVersions);
-    }
   }
 
   // --- Schedules' roles ---------------------------------------------------------------------------------------------

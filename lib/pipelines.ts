@@ -14,6 +14,7 @@ import { SpecError, type SpecIssue } from '../src/spec/errors.js';
 import { parseJobSpec } from '../src/spec/load.js';
 import type { JobSpec } from '../src/spec/schema.js';
 import { parseTriggers, type Trigger } from '../src/spec/triggers.js';
+import { MANIFEST_EXTENSIONS } from '../src/manifest/list-input.js';
 import { parseUri } from '../src/storage/uri.js';
 import { DATA_BUCKET_PLACEHOLDER } from './config.js';
 
@@ -30,6 +31,13 @@ export const DATA_BUCKET_STANDIN = 'data-bucket.batch-infer.invalid';
  */
 export const MAX_EMBEDDED_SPEC_CHARS = 7000;
 
+/**
+ * The pipeline file's key naming where the objects of a manifest input live (`s3://` prefixes). A deployment-only
+ * key, next to `triggers`: a manifest names objects anywhere, and the stack can only grant what it is told, so Plan
+ * and the workers get read access to exactly these prefixes.
+ */
+export const MANIFEST_OBJECTS_KEY = 'manifestObjects';
+
 /** A pipeline, validated. */
 export interface Pipeline {
   /** The job spec's name: the pipeline's name, its Glue table's name and its metrics dimension. */
@@ -39,6 +47,11 @@ export interface Pipeline {
   /** The normalized spec (defaults applied), without `triggers`: what every run of the pipeline receives. */
   readonly spec: JobSpec;
   readonly triggers: readonly Trigger[];
+  /**
+   * Where the objects named by the pipeline's manifest input live (`manifestObjects`: s3:// prefixes, the data
+   * bucket written as the stand-in): read-only for Plan and the workers. Empty when not declared.
+   */
+  readonly manifestObjects: readonly string[];
 }
 
 /** Pipelines with no findings, or every finding of every file. */
@@ -113,8 +126,61 @@ function issue(path: string, value: unknown, message: string): SpecIssue {
   return { path, value: value === undefined ? 'undefined' : JSON.stringify(value), message };
 }
 
+/** A name `manifest: auto` reads as a manifest whatever the data format (see AUTO_MANIFEST_RULE). */
+function isManifestName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'manifest.json' || MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
+}
+
+/**
+ * Why a pipeline's runs read a manifest (a file naming the input objects) rather than the objects themselves, or
+ * undefined when they do not: `input.manifest` is `list` or `s3-inventory`; or it is `auto` and input.uri, or the
+ * objects an S3 trigger passes (by its suffix), have a manifest's name (`manifest.json`, `.manifest`, `.txt`).
+ */
+export function manifestInputReason(spec: JobSpec, triggers: readonly Trigger[]): string | undefined {
+  const { manifest, uri } = spec.input;
+  if (manifest === 'list') return `input.uri ${uri} is a list manifest (input.manifest: list)`;
+  if (manifest === 's3-inventory') {
+    return `input.uri ${uri} is an S3 Inventory manifest.json (input.manifest: s3-inventory)`;
+  }
+  if (manifest !== 'auto') return undefined;
+  const name = uri.slice(uri.lastIndexOf('/') + 1);
+  if (name !== '' && isManifestName(name)) {
+    return `input.uri ${uri} has a manifest's name, which input.manifest: auto reads as a manifest`;
+  }
+  const index = triggers.findIndex(
+    (t) => t.kind === 's3' && t.s3.suffix !== undefined && isManifestName(t.s3.suffix),
+  );
+  if (index >= 0) {
+    return `triggers[${index}].s3 starts runs over created objects with a manifest's name, which input.manifest: auto reads as manifests`;
+  }
+  return undefined;
+}
+
+/** Checks `manifestObjects`: a list of s3:// prefixes. */
+function manifestObjectsIssues(raw: unknown): { readonly value: string[]; readonly issues: SpecIssue[] } {
+  if (raw === undefined) return { value: [], issues: [] };
+  const fix =
+    `must be a list of s3:// prefixes ending in "/" (the data bucket is s3://${DATA_BUCKET_PLACEHOLDER}/), ` +
+    'e.g. ["s3://corp-landing/exports/"]';
+  if (!Array.isArray(raw) || raw.length === 0) {
+    return { value: [], issues: [issue(MANIFEST_OBJECTS_KEY, raw, fix)] };
+  }
+  const issues: SpecIssue[] = [];
+  raw.forEach((item: unknown, index) => {
+    if (typeof item !== 'string' || !/^s3:\/\/[^/]+\/(.+\/)?$/.test(item)) {
+      issues.push(issue(`${MANIFEST_OBJECTS_KEY}[${index}]`, item, fix));
+    }
+  });
+  return { value: issues.length === 0 ? (raw as string[]) : [], issues };
+}
+
 /** Checks what only a deployed pipeline needs: S3 locations, trigger/input compatibility, no self-triggering. */
-function deploymentIssues(spec: JobSpec, triggers: readonly Trigger[]): SpecIssue[] {
+function deploymentIssues(
+  spec: JobSpec,
+  triggers: readonly Trigger[],
+  manifestObjects: readonly string[] | undefined,
+): SpecIssue[] {
   const issues: SpecIssue[] = [];
   const locations: [string, string | undefined][] = [
     ['input.uri', spec.input.uri],
@@ -166,6 +232,22 @@ function deploymentIssues(spec: JobSpec, triggers: readonly Trigger[]): SpecIssu
       );
     }
   });
+  // A manifest outside the data bucket: the stack grants read access to the manifest (input.uri) but cannot know
+  // where the objects it names are; without `manifestObjects` every run would fail on its first object.
+  const manifestReason = manifestInputReason(spec, triggers);
+  if (manifestReason !== undefined && !isDataBucket(input.bucket) && manifestObjects === undefined) {
+    issues.push(
+      issue(
+        MANIFEST_OBJECTS_KEY,
+        manifestObjects,
+        `is required: ${manifestReason}, in bucket ${input.bucket} outside the data bucket, and Plan and the workers ` +
+          'may read the manifest but not the objects it names. Add manifestObjects: the s3:// prefixes where those ' +
+          `objects${spec.input.manifest === 's3-inventory' ? " (and the inventory's data files)" : ''} live, ` +
+          `e.g. manifestObjects: ["s3://${input.bucket}/"]; they are granted read-only. Or read a prefix instead ` +
+          '(input.manifest: prefix)',
+      ),
+    );
+  }
   if (triggers.length > 0 && embeddedSpecLength(spec) > MAX_EMBEDDED_SPEC_CHARS) {
     issues.push(
       issue(
@@ -196,18 +278,29 @@ export function parsePipelineText(text: string, file: string): Pipeline {
   }
   const triggersRaw = (raw as { triggers?: unknown } | null)?.triggers;
   const { triggers, issues: triggerIssues } = parseTriggers(triggersRaw);
+  // `manifestObjects` is the deployment's, not the job spec's: taken out before the spec is validated.
+  let specRaw = raw;
+  let manifestObjectsRaw: unknown;
+  if (typeof raw === 'object' && raw !== null && MANIFEST_OBJECTS_KEY in raw) {
+    const { [MANIFEST_OBJECTS_KEY]: declared, ...rest } = raw as Record<string, unknown>;
+    manifestObjectsRaw = declared;
+    specRaw = rest;
+  }
+  const manifestObjects = manifestObjectsIssues(manifestObjectsRaw);
+  const fileIssues = [...triggerIssues, ...manifestObjects.issues];
   let spec: JobSpec;
   try {
     // No baseDir: relative paths are refused with the spec loader's own message.
-    spec = parseJobSpec(raw, { source: file });
+    spec = parseJobSpec(specRaw, { source: file });
   } catch (error) {
-    if (error instanceof SpecError) throw new SpecError([...error.issues, ...triggerIssues], file);
+    if (error instanceof SpecError) throw new SpecError([...error.issues, ...fileIssues], file);
     throw error;
   }
-  const issues = [...triggerIssues, ...deploymentIssues(spec, triggers)];
+  const declared = manifestObjectsRaw === undefined ? undefined : manifestObjects.value;
+  const issues = [...fileIssues, ...deploymentIssues(spec, triggers, declared)];
   if (issues.length > 0) throw new SpecError(issues, file);
   const { triggers: _declared, ...runSpec } = spec;
-  return { name: spec.name, file, spec: runSpec, triggers };
+  return { name: spec.name, file, spec: runSpec, triggers, manifestObjects: manifestObjects.value };
 }
 
 /** Every pipeline of a folder (`*.yaml`, `*.yml`), sorted by file name. Throws listing every file's problems. */

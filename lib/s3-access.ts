@@ -7,6 +7,8 @@
  *   than 403 for a missing key, and GetObject and HeadObject requests carry no prefix to match. It reveals key
  *   names, not data;
  * - write: PutObject (PutObject and every multipart call but the abort), AbortMultipartUpload, DeleteObject.
+ *
+ * `denyS3Writes` makes a location read-only whatever else is granted (an explicit Deny wins over any Allow).
  */
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -37,4 +39,18 @@ export function grantS3(grantee: iam.IGrantable, location: S3Location, access: S
   for (const statement of s3Statements(location, access)) {
     grantee.grantPrincipal.addToPrincipalPolicy(statement);
   }
+}
+
+/**
+ * Denies `grantee` every write under a location (an explicit Deny, which no Allow overrides): for locations inside a
+ * broader read-write grant that must stay read-only, such as model artifacts in the data bucket.
+ */
+export function denyS3Writes(grantee: iam.IGrantable, location: S3Location): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions: [...S3_WRITE_ACTIONS],
+      resources: [location.bucket.arnForObjects(`${location.keyPrefix}*`)],
+    }),
+  );
 }

@@ -10,8 +10,9 @@
  *    v                                                             │
  *   Reconcile (a failed job is caught into $.inferError) ─> Retry round? ── next == 'infer' ─> Route shards
  */
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type * as batch from 'aws-cdk-lib/aws-batch';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -114,6 +115,55 @@ const SERVICE_RETRY: sfn.RetryProps = {
   maxDelay: Duration.seconds(60),
   jitterStrategy: sfn.JitterType.FULL,
 };
+
+/**
+ * The Lambda task, granting the state machine `lambda:InvokeFunction` on exactly the function it invokes. CDK's
+ * LambdaInvoke also grants the function's versions and aliases (`<arn>:*`), which this state machine never names:
+ * its tasks invoke the unqualified function.
+ */
+class InvokeFunctionTask extends tasks.LambdaInvoke {
+  protected override readonly taskPolicies: iam.PolicyStatement[];
+
+  constructor(scope: Construct, id: string, props: tasks.LambdaInvokeJsonPathProps) {
+    super(scope, id, props);
+    this.taskPolicies = [
+      new iam.PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [props.lambdaFunction.functionArn],
+      }),
+    ];
+  }
+}
+
+/**
+ * The Batch task (`.sync`), granting `batch:SubmitJob` on exactly the job definition and the queue it submits to.
+ * CDK's BatchSubmitJob grants every job definition of the account (`job-definition/*`). The job definition's ARN (its
+ * CloudFormation Ref) names the revision, and the task submits that ARN, so the grant follows each new revision the
+ * stack registers. The `.sync` integration also manages the EventBridge rule Step Functions uses to learn that a job
+ * finished: the same three actions on that one rule as CDK grants.
+ */
+class SubmitJobTask extends tasks.BatchSubmitJob {
+  protected override readonly taskPolicies: iam.PolicyStatement[];
+
+  constructor(scope: Construct, id: string, props: tasks.BatchSubmitJobJsonPathProps) {
+    super(scope, id, props);
+    this.taskPolicies = [
+      new iam.PolicyStatement({
+        actions: ['batch:SubmitJob'],
+        resources: [props.jobDefinitionArn, props.jobQueueArn],
+      }),
+      new iam.PolicyStatement({
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'events',
+            resource: 'rule/StepFunctionsGetEventsForBatchJobsRule',
+          }),
+        ],
+      }),
+    ];
+  }
+}
 
 export class InferenceWorkflow extends Construct {
   /** The state machine (STANDARD). */
@@ -268,7 +318,7 @@ export class InferenceWorkflow extends Construct {
     fn: lambda.IFunction,
     payload?: Readonly<Record<string, unknown>>,
   ): tasks.LambdaInvoke {
-    const task = tasks.LambdaInvoke.jsonPath(this, id, {
+    const task = new InvokeFunctionTask(this, id, {
       stateName,
       lambdaFunction: fn,
       payload: payload ? sfn.TaskInput.fromObject({ ...payload }) : sfn.TaskInput.fromJsonPathAt('$'),
@@ -297,7 +347,7 @@ export class InferenceWorkflow extends Construct {
     jobDefinition: batch.IJobDefinition,
     options: { readonly array: boolean },
   ): tasks.BatchSubmitJob {
-    return tasks.BatchSubmitJob.jsonPath(this, id, {
+    return new SubmitJobTask(this, id, {
       stateName,
       // No taskTimeout: BatchSubmitJob turns it into the job's attempt timeout (overriding the job definition's)
       // and never renders the state's TimeoutSeconds. A round is bounded by the state machine's timeout instead.

@@ -12,12 +12,16 @@ import { WORKER_IMAGE_EXCLUDE } from '../../lib/constructs/gpu-compute.js';
 import { WORKFLOW_STATES } from '../../lib/constructs/inference-workflow.js';
 import { REPO_ROOT } from '../../lib/paths.js';
 import { DATA_BUCKET_STANDIN, loadPipelines, pipelineOutputKeys } from '../../lib/pipelines.js';
+import { flattenForNag } from '../../lib/nag.js';
 import { normalizeDefinitionArns, renderWorkflowDefinition } from '../../lib/workflow-definition.js';
+import { CODE_VERSION_ENV, WORKER_IMAGE_ENV } from '../../src/results/code-version.js';
 import {
   actionsOf,
   deployedDefinitions,
   iamStatements,
   logicalIdsOfType,
+  resourcesOf,
+  roleStatements,
   statesOf,
   synthApp,
 } from './helpers.js';
@@ -286,6 +290,86 @@ describe('security', () => {
     }
   });
 
+  it("grants each state machine's role exactly what its tasks call; '*' only for log delivery and X-Ray", () => {
+    const jobDefinitionRef = (name: string) => {
+      const [id] = Object.entries(template.findResources('AWS::Batch::JobDefinition')).find(
+        ([, d]) =>
+          (d as { Properties: { JobDefinitionName?: string } }).Properties.JobDefinitionName === name,
+      )!;
+      return { Ref: id };
+    };
+    const functionArn = (prefix: string) => ({
+      'Fn::GetAtt': [onlyLogicalId('AWS::Lambda::Function', prefix), 'Arn'],
+    });
+    const queueArn = (prefix: string) => ({
+      'Fn::GetAtt': [onlyLogicalId('AWS::Batch::JobQueue', prefix), 'JobQueueArn'],
+    });
+    for (const pipeline of PIPELINES) {
+      const machine = resources[stateMachineId(pipeline)]!;
+      const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const statements = roleStatements(json, roleId);
+      expect(statements.length, pipeline).toBeGreaterThan(0);
+      for (const statement of statements) {
+        expect(statement.Effect).toBe('Allow');
+        for (const resource of resourcesOf(statement)) {
+          if (!flattenForNag(resource).includes('*')) continue;
+          // Log delivery (logging level ALL) and X-Ray tracing take no resource ARNs.
+          for (const action of actionsOf(statement)) expect(action, pipeline).toMatch(/^(logs|xray):/);
+        }
+      }
+      const resourcesFor = (action: string) =>
+        statements.filter((s) => actionsOf(s).includes(action)).flatMap(resourcesOf);
+      expect(resourcesFor('lambda:InvokeFunction')).toEqual(
+        expect.arrayContaining(['PlanFunction', 'ReconcileFunction', 'FinalizeFunction'].map(functionArn)),
+      );
+      expect(resourcesFor('lambda:InvokeFunction')).toHaveLength(3);
+      // The two job definitions, by name (batch-infer-<stage>-...), granted by revision (their Ref), and the queues.
+      expect(resourcesFor('batch:SubmitJob')).toEqual(
+        expect.arrayContaining([
+          jobDefinitionRef('batch-infer-dev-worker'),
+          jobDefinitionRef('batch-infer-dev-cpu-worker'),
+          queueArn('GpuComputeJobQueue'),
+          queueArn('GpuComputeCpuJobQueue'),
+        ]),
+      );
+      expect(resourcesFor('batch:SubmitJob')).toHaveLength(4);
+    }
+  });
+
+  it('keeps model artifacts read-only: no Allow to write or delete under models/ without a Deny on the same role', () => {
+    const writes = ['s3:PutObject', 's3:DeleteObject'];
+    const dataBucketObjects = (suffix: string) =>
+      `<${onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket')}.Arn>/${suffix}`;
+    const models = dataBucketObjects('models/');
+    const roles = logicalIdsOfType(json, 'AWS::IAM::Role');
+    let writers = 0;
+    for (const role of roles) {
+      const statements = roleStatements(json, role);
+      const writesModels = statements.some(
+        (s) =>
+          s.Effect === 'Allow' &&
+          actionsOf(s).some((a) => writes.includes(a)) &&
+          resourcesOf(s).some((r) => {
+            const arn = flattenForNag(r);
+            // An object ARN pattern covers models/* when its part before the trailing `*` is a prefix of models/.
+            return arn.endsWith('*') && models.startsWith(arn.slice(0, -1));
+          }),
+      );
+      if (!writesModels) continue;
+      writers += 1;
+      const denied = statements.filter(
+        (s) =>
+          s.Effect === 'Deny' &&
+          resourcesOf(s).some((r) => flattenForNag(r) === dataBucketObjects('models/*')),
+      );
+      expect(denied.flatMap(actionsOf), role).toEqual(
+        expect.arrayContaining([...writes, 's3:AbortMultipartUpload']),
+      );
+    }
+    // Plan, Reconcile, Finalize and the workers write the data bucket.
+    expect(writers).toBe(4);
+  });
+
   it("the KMS key policy's only wildcard is the default delegation of the key to the account's IAM policies", () => {
     const key = Object.values(template.findResources('AWS::KMS::Key'))[0] as {
       Properties: { KeyPolicy: { Statement: { Action: string | string[]; Principal: unknown }[] } };
@@ -448,6 +532,22 @@ describe('functions', () => {
         }),
       },
     });
+  });
+
+  it('tells Finalize the code version and the worker image it records in each manifest', () => {
+    const finalize = resources[onlyLogicalId('AWS::Lambda::Function', 'FinalizeFunction')]!;
+    const variables = (finalize.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(variables[CODE_VERSION_ENV]).toMatch(/^batch-infer@\d+\.\d+\.\d+/);
+    // The worker image asset's URI: the CDK assets repository, tagged with the image's hash.
+    expect(JSON.stringify(variables[WORKER_IMAGE_ENV])).toMatch(/container-assets-.*:[0-9a-f]{64}/);
+  });
+
+  it('lets Reconcile list and describe Batch jobs (why the children of a failed round failed)', () => {
+    const role = onlyLogicalId('AWS::IAM::Role', 'ReconcileFunctionRole');
+    const actions = roleStatements(json, role)
+      .filter((s) => s.Effect === 'Allow')
+      .flatMap(actionsOf);
+    expect(actions).toEqual(expect.arrayContaining(['batch:ListJobs', 'batch:DescribeJobs']));
   });
 
   it('skips function bundling when aws:cdk:bundling-stacks is []: function assets point at the sources', () => {

@@ -125,6 +125,29 @@ describe('GpuCompute', () => {
     });
   });
 
+  it('names the job definitions after the queue name prefix, so the state machines can be granted exactly them', () => {
+    const names = Object.values(template.findResources('AWS::Batch::JobDefinition')).map(
+      (d) => (d as Resource).Properties.JobDefinitionName,
+    );
+    expect(names.sort()).toEqual(['batch-infer-test-cpu-worker', 'batch-infer-test-worker']);
+  });
+
+  it('runs every worker container under an init process, so SIGTERM reaches node (not PID 1) and its exit status counts', () => {
+    const definitions = Object.values(template.findResources('AWS::Batch::JobDefinition')) as Resource[];
+    expect(definitions).toHaveLength(2);
+    for (const d of definitions) {
+      expect(d.Properties.ContainerProperties).toMatchObject({
+        LinuxParameters: { InitProcessEnabled: true },
+      });
+    }
+  });
+
+  it('lets CloudFormation name the job definitions without a queue name prefix', () => {
+    for (const d of Object.values(compute().findResources('AWS::Batch::JobDefinition'))) {
+      expect((d as Resource).Properties).not.toHaveProperty('JobDefinitionName');
+    }
+  });
+
   it('defines the CPU job on its own queue: no GPU, CPU provider, the ECS_AL2023 AMI', () => {
     const cpuJob = Object.values(template.findResources('AWS::Batch::JobDefinition')).find((d) =>
       JSON.stringify(d).includes('"Value":"cpu"'),
@@ -214,6 +237,38 @@ describe('GpuCompute rules', () => {
   });
   it('rule: maxvCpus is at least workerCpu', () => {
     expect(() => compute({ maxvCpus: 2, workerCpu: 4 })).toThrow(/maxvCpus \(2\) is below workerCpu \(4\)/);
+  });
+  it('rule: workerCpu is a whole number of vCPUs, at least 1', () => {
+    expect(() => compute({ workerCpu: 0 })).toThrow(
+      /GpuCompute workerCpu must be a whole number of vCPUs, at least 1, got 0/,
+    );
+    expect(() => compute({ workerCpu: 1.5 })).toThrow(
+      /workerCpu must be a whole number of vCPUs, at least 1, got 1\.5/,
+    );
+  });
+  it('rule: maxvCpus is a whole number of vCPUs, at least 1', () => {
+    expect(() => compute({ maxvCpus: 0, workerCpu: 1 })).toThrow(
+      /GpuCompute maxvCpus must be a whole number of vCPUs, at least 1, got 0/,
+    );
+    expect(() => compute({ maxvCpus: 8.5 })).toThrow(
+      /GpuCompute maxvCpus must be a whole number of vCPUs, at least 1, got 8\.5/,
+    );
+  });
+  it('rule: queueNamePrefix is 1-100 letters, digits, hyphens or underscores, starting with a letter or digit', () => {
+    for (const bad of ['', '-batch', 'batch infer', 'batch.infer', 'x'.repeat(101)]) {
+      expect(() => compute({ queueNamePrefix: bad }), JSON.stringify(bad)).toThrow(
+        /GpuCompute queueNamePrefix must be 1-100 letters, digits, hyphens or underscores/,
+      );
+    }
+    expect(() => compute({ queueNamePrefix: 'Batch_infer-2' })).not.toThrow();
+  });
+  it('rule: the CPU workerCpu and maxvCpus are whole numbers of vCPUs, at least 1', () => {
+    expect(() => compute({ cpu: { workerCpu: 0 } })).toThrow(
+      /GpuCompute cpu\.workerCpu must be a whole number/,
+    );
+    expect(() => compute({ cpu: { maxvCpus: 2.5 } })).toThrow(
+      /GpuCompute cpu\.maxvCpus must be a whole number/,
+    );
   });
   it('rule: workerMemoryMiB is at least 1024', () => {
     expect(() => compute({ workerMemoryMiB: 512 })).toThrow(/workerMemoryMiB must be at least 1024/);

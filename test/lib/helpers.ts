@@ -175,3 +175,33 @@ export function iamStatements(
 export function actionsOf(statement: { readonly Action: string | string[] }): string[] {
   return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 }
+
+/** The statements of every policy attached to a role (its AWS::IAM::Policy resources and inline policies). */
+export function roleStatements(template: Record<string, unknown>, roleLogicalId: string): IamStatement[] {
+  const resources = template.Resources as Record<
+    string,
+    { Type: string; Properties?: Record<string, unknown> }
+  >;
+  const out: IamStatement[] = [];
+  for (const [id, resource] of Object.entries(resources)) {
+    const documents: unknown[] = [];
+    if (resource.Type === 'AWS::IAM::Policy') {
+      const roles = (resource.Properties?.Roles as unknown[] | undefined) ?? [];
+      if (roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleLogicalId }))) {
+        documents.push(resource.Properties?.PolicyDocument);
+      }
+    }
+    if (resource.Type === 'AWS::IAM::Role' && id === roleLogicalId) {
+      for (const p of (resource.Properties?.Policies as { PolicyDocument: unknown }[] | undefined) ?? []) {
+        documents.push(p.PolicyDocument);
+      }
+    }
+    for (const doc of documents) out.push(...(doc as { Statement: IamStatement[] }).Statement);
+  }
+  return out;
+}
+
+/** The resources of a statement as a list. */
+export function resourcesOf(statement: { readonly Resource?: unknown }): unknown[] {
+  return statement.Resource === undefined ? [] : [statement.Resource].flat();
+}

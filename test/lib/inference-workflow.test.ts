@@ -2,10 +2,14 @@
  * The state machine's shape (states, transitions, catches, retries, Batch parameters), read from the rendered
  * definition, and its behaviour, by running it in aws-local-stepfunctions with stub task handlers.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -19,9 +23,10 @@ import {
   definitionFromTemplate,
   renderWorkflowDefinition,
 } from '../../lib/workflow-definition.js';
+import { REPO_ROOT } from '../../lib/paths.js';
 import type { RunResult, RunState } from '../../src/runs/tasks.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
-import { statesOf } from './helpers.js';
+import { actionsOf, iamStatements, statesOf } from './helpers.js';
 import type { AslState } from './helpers.js';
 
 const S = WORKFLOW_STATES;
@@ -342,6 +347,93 @@ describe('InferenceWorkflow state machine resource', () => {
           cpuJobDefinition: definition,
         }),
     ).toThrow(/cpuJobDefinition is only used with a cpuJobQueue/);
+  });
+});
+
+/** A workflow with every task (GPU and CPU queues), its stack's template and the workflow construct. */
+function synthFullWorkflow(): { template: Record<string, unknown>; workflow: InferenceWorkflow } {
+  const app = new App({ builtinCloudFormationValidation: false });
+  const stack = new Stack(app, 'Full');
+  const workflow = new InferenceWorkflow(stack, 'Workflow', {
+    planFunction: lambda.Function.fromFunctionArn(stack, 'Plan', PLACEHOLDERS.planFunctionArn),
+    reconcileFunction: lambda.Function.fromFunctionArn(stack, 'Reconcile', PLACEHOLDERS.reconcileFunctionArn),
+    finalizeFunction: lambda.Function.fromFunctionArn(stack, 'Finalize', PLACEHOLDERS.finalizeFunctionArn),
+    gpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'Gpu', PLACEHOLDERS.gpuJobQueueArn),
+    cpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'Cpu', PLACEHOLDERS.cpuJobQueueArn),
+    jobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(stack, 'Def', PLACEHOLDERS.jobDefinitionArn),
+    cpuJobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(
+      stack,
+      'CpuDef',
+      PLACEHOLDERS.cpuJobDefinitionArn,
+    ),
+  });
+  return { template: app.synth().getStackByName('Full').template as Record<string, unknown>, workflow };
+}
+
+describe("InferenceWorkflow's role", () => {
+  it('may invoke exactly the three functions, submit exactly the two job definitions to the two queues, nothing else', () => {
+    const statements = iamStatements(synthFullWorkflow().template).filter((s) => s.Effect === 'Allow');
+    const byAction = (action: string) =>
+      statements.filter((s) => actionsOf(s).includes(action)).flatMap((s) => [s.Resource].flat());
+    expect(byAction('lambda:InvokeFunction').sort()).toEqual(
+      [
+        PLACEHOLDERS.planFunctionArn,
+        PLACEHOLDERS.reconcileFunctionArn,
+        PLACEHOLDERS.finalizeFunctionArn,
+      ].sort(),
+    );
+    // The job definitions by revision (their ARNs), not job-definition/*.
+    expect(byAction('batch:SubmitJob').sort()).toEqual(
+      [
+        PLACEHOLDERS.jobDefinitionArn,
+        PLACEHOLDERS.cpuJobDefinitionArn,
+        PLACEHOLDERS.gpuJobQueueArn,
+        PLACEHOLDERS.cpuJobQueueArn,
+      ].sort(),
+    );
+    expect(JSON.stringify(byAction('events:PutRule'))).toContain(
+      ':rule/StepFunctionsGetEventsForBatchJobsRule',
+    );
+    // Every other action is log delivery or X-Ray, the only ones on "*".
+    const known = new Set([
+      'lambda:InvokeFunction',
+      'batch:SubmitJob',
+      'events:PutRule',
+      'events:PutTargets',
+      'events:DescribeRule',
+    ]);
+    for (const s of statements) {
+      for (const action of actionsOf(s).filter((a) => !known.has(a))) expect(action).toMatch(/^(logs|xray):/);
+    }
+  });
+});
+
+describe('InferenceWorkflow is built from typed tasks', () => {
+  it('every state of the construct is a typed CDK state (LambdaInvoke, BatchSubmitJob, Choice, Fail, Succeed), one per ASL state', () => {
+    const { template, workflow } = synthFullWorkflow();
+    const constructs = workflow.node.findAll().filter((c): c is sfn.State => c instanceof sfn.State);
+    for (const state of constructs) {
+      expect(state).not.toBeInstanceOf(sfn.CustomState);
+      expect(
+        [tasks.LambdaInvoke, tasks.BatchSubmitJob, sfn.Choice, sfn.Fail, sfn.Succeed].some(
+          (t) => state instanceof t,
+        ),
+        state.node.path,
+      ).toBe(true);
+    }
+    const asl = statesOf(definitionFromTemplate(template));
+    expect(constructs.map((c) => c.stateId).sort()).toEqual(Object.keys(asl).sort());
+  });
+
+  it('no infrastructure source writes ASL by hand (no DefinitionBody.fromString/fromFile, no CustomState)', () => {
+    const files = fs
+      .readdirSync(path.join(REPO_ROOT, 'lib'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'));
+    expect(files).toContain(path.join('constructs', 'inference-workflow.ts'));
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(REPO_ROOT, 'lib', file), 'utf8');
+      expect(text, file).not.toMatch(/\bfromString\s*\(|\bfromFile\s*\(|\bCustomState\b|definitionString/);
+    }
   });
 });
 

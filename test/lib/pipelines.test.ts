@@ -155,6 +155,96 @@ describe('pipeline rules', () => {
     );
   });
 
+  describe('a manifest input outside the data bucket', () => {
+    const listManifest = {
+      's3://${dataBucket}/incoming/scores/': 's3://corp-landing/lists/today.jsonl',
+      '  format: csv': '  format: csv\n  manifest: list',
+    };
+
+    it('rule: names where the objects it lists live (manifestObjects), or fails naming the field, the cause and the fix', () => {
+      expect(problems(pipelineYaml({ replace: listManifest }))).toMatch(
+        /manifestObjects: is required: input\.uri s3:\/\/corp-landing\/lists\/today\.jsonl is a list manifest \(input\.manifest: list\), in bucket corp-landing outside the data bucket, and Plan and the workers may read the manifest but not the objects it names\. Add manifestObjects: .*e\.g\. manifestObjects: \["s3:\/\/corp-landing\/"\]/,
+      );
+    });
+
+    it('rule: the same for an S3 Inventory manifest, whose data files must be listed too', () => {
+      expect(
+        problems(
+          pipelineYaml({
+            replace: {
+              's3://${dataBucket}/incoming/scores/':
+                's3://corp-inventory/data-bucket/daily/2025-01-01T01-00Z/manifest.json',
+              '  format: csv': '  format: csv\n  manifest: s3-inventory',
+            },
+          }),
+        ),
+      ).toMatch(
+        /manifestObjects: is required: .*S3 Inventory manifest\.json.*\(and the inventory's data files\)/,
+      );
+    });
+
+    it("rule: the same when manifest: auto reads input.uri or an S3 trigger's objects as manifests by their name", () => {
+      expect(
+        problems(
+          pipelineYaml({
+            replace: { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/x.manifest' },
+          }),
+        ),
+      ).toMatch(
+        /manifestObjects: is required: input\.uri s3:\/\/corp-landing\/x\.manifest has a manifest's name/,
+      );
+      expect(
+        problems(
+          pipelineYaml({
+            replace: { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/drops/' },
+            extra: 'triggers:\n  - s3: { suffix: .manifest }\n',
+          }),
+        ),
+      ).toMatch(
+        /manifestObjects: is required: triggers\[0\]\.s3 starts runs over created objects with a manifest's name/,
+      );
+    });
+
+    it('rule: manifestObjects is a list of s3:// prefixes', () => {
+      expect(
+        problems(pipelineYaml({ replace: listManifest, extra: 'manifestObjects: s3://corp-landing/\n' })),
+      ).toMatch(/manifestObjects: must be a list of s3:\/\/ prefixes ending in "\/"/);
+      expect(
+        problems(
+          pipelineYaml({
+            replace: listManifest,
+            extra: 'manifestObjects: [s3://corp-landing/a.csv, data/]\n',
+          }),
+        ),
+      ).toMatch(/manifestObjects\[0\]: must be a list of s3:\/\/ prefixes[\s\S]*manifestObjects\[1\]/);
+    });
+
+    it('accepts the pipeline with manifestObjects, outside the spec every run receives', () => {
+      const pipeline = parsePipelineText(
+        pipelineYaml({
+          replace: listManifest,
+          extra: 'manifestObjects: ["s3://corp-landing/exports/", "s3://${dataBucket}/shared/"]\n',
+        }),
+        'p.yaml',
+      );
+      expect(pipeline.manifestObjects).toEqual([
+        's3://corp-landing/exports/',
+        `s3://${DATA_BUCKET_STANDIN}/shared/`,
+      ]);
+      expect(pipeline.spec).not.toHaveProperty('manifestObjects');
+    });
+
+    it('needs no manifestObjects for a prefix, a data file, or a manifest in the data bucket', () => {
+      for (const replace of [
+        { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/exports/' },
+        { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/exports/part-0.csv' },
+        { '  format: csv': '  format: csv\n  manifest: list', 'incoming/scores/': 'lists/today.jsonl' },
+      ]) {
+        expect(parsePipelineText(pipelineYaml({ replace }), 'p.yaml').manifestObjects).toEqual([]);
+      }
+    });
+  });
+
   it('rule: a triggered spec fits in the trigger input', () => {
     const many = Array.from({ length: 600 }, (_, i) => `column_number_${i}`).join(', ');
     expect(
