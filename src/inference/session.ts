@@ -7,6 +7,19 @@ import { ModelError } from '../spec/errors.js';
 
 export type ExecutionProvider = 'cuda' | 'cpu';
 
+/**
+ * Creates an ONNX Runtime session; `options.executionProviders` holds the one provider being tried. The default is
+ * `ort.InferenceSession.create`; another one decides which providers "exist" (a test making CUDA fail, to check the
+ * fallback and its log line whether or not the machine has a GPU), or wraps the real one (counting sessions).
+ */
+export type SessionFactory = (
+  model: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+) => Promise<ort.InferenceSession>;
+
+export const createOrtSession: SessionFactory = (model, options) =>
+  ort.InferenceSession.create(model, options);
+
 export interface SessionOptions {
   /** Providers to try, in order. `cpu` always works. @default ['cpu'] */
   readonly providers?: readonly ExecutionProvider[];
@@ -14,6 +27,8 @@ export interface SessionOptions {
   readonly threads?: number;
   /** Receives one line per provider that could not be used. */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** How sessions are created. @default createOrtSession */
+  readonly createSession?: SessionFactory;
 }
 
 export interface TensorInfo {
@@ -36,9 +51,10 @@ export interface ModelSession {
 export async function loadModel(model: Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
   const providers = options.providers?.length ? options.providers : (['cpu'] as const);
   const failures: string[] = [];
+  const create = options.createSession ?? createOrtSession;
   for (const provider of providers) {
     try {
-      const session = await ort.InferenceSession.create(model, {
+      const session = await create(model, {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
         ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),

@@ -22,6 +22,7 @@ import {
   loadModel,
   type ExecutionProvider,
   type ModelSession,
+  type SessionFactory,
   type TensorInfo,
 } from '../inference/session.js';
 import { ModelError } from '../spec/errors.js';
@@ -42,6 +43,8 @@ type ToThread =
       readonly model: Uint8Array;
       readonly providers: readonly ExecutionProvider[];
       readonly threads?: number;
+      /** URL of a module exporting `createSession` (a SessionFactory). */
+      readonly sessionFactory?: string;
     }
   | {
       readonly kind: 'run';
@@ -120,6 +123,12 @@ export interface InferenceThreadOptions {
   readonly threads?: number;
   /** Receives the session's log lines (execution provider fallback). */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * URL of a module exporting `createSession`, a SessionFactory (src/inference/session.ts), that the thread creates
+   * its session with instead of ONNX Runtime's own: a function cannot cross the thread boundary, a module can.
+   * @default ort.InferenceSession.create
+   */
+  readonly sessionFactory?: string;
 }
 
 /** The thread died or answered something unexpected: the shard cannot go on. */
@@ -206,6 +215,7 @@ export class InferenceThread {
         model: model.slice(),
         providers: [...(options.providers ?? ['cpu'])],
         ...(options.threads ? { threads: options.threads } : {}),
+        ...(options.sessionFactory ? { sessionFactory: options.sessionFactory } : {}),
       });
     }).catch(async (err: unknown) => {
       await worker.terminate();
@@ -383,9 +393,13 @@ function serve(port: MessagePort): void {
     switch (message.kind) {
       case 'load':
         try {
+          const createSession = message.sessionFactory
+            ? await importSessionFactory(message.sessionFactory)
+            : undefined;
           session = await loadModel(message.model, {
             providers: message.providers,
             ...(message.threads ? { threads: message.threads } : {}),
+            ...(createSession ? { createSession } : {}),
             log: (text, fields) => post(port, { kind: 'log', message: text, ...(fields ? { fields } : {}) }),
           });
           post(port, {
@@ -451,6 +465,15 @@ function serve(port: MessagePort): void {
         return;
     }
   }
+}
+
+/** The `createSession` export of a session factory module (InferenceThreadOptions.sessionFactory). */
+async function importSessionFactory(url: string): Promise<SessionFactory> {
+  const module = (await import(url)) as { createSession?: unknown };
+  if (typeof module.createSession !== 'function') {
+    throw new Error(`session factory module ${url} does not export a createSession function`);
+  }
+  return module.createSession as SessionFactory;
 }
 
 /**

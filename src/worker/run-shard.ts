@@ -86,6 +86,12 @@ export interface WorkerDeps {
    * written with a final checkpoint, and the call rejects with WorkerInterruptedError. The next attempt resumes.
    */
   readonly signal?: AbortSignal;
+  /**
+   * URL of a module exporting `createSession` (a SessionFactory, src/inference/session.ts), loaded in the inference
+   * thread to create the session: decides which execution providers are available (tests of the CUDA fallback).
+   * @default ONNX Runtime's own
+   */
+  readonly sessionFactory?: string;
   /** Where Parquet chunks are staged before upload. @default os.tmpdir() */
   readonly tmpDir?: string;
   readonly onProgress?: (progress: ShardProgress) => void;
@@ -756,6 +762,7 @@ async function startInference(store: ObjectStore, plan: Plan, deps: WorkerDeps):
   return InferenceThread.start(verified, {
     ...(deps.providers ? { providers: deps.providers } : {}),
     ...(deps.threads ? { threads: deps.threads } : {}),
+    ...(deps.sessionFactory ? { sessionFactory: deps.sessionFactory } : {}),
     log: (message, fields) => deps.log.warn(message, fields),
   });
 }

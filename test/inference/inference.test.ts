@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { DecodedRecord } from '../../src/formats/records.js';
 import { createFeatureBuilder } from '../../src/inference/features.js';
 import { createPostprocessor, parseLabels } from '../../src/inference/postprocess.js';
-import { loadModel } from '../../src/inference/session.js';
+import { createOrtSession, loadModel, type SessionFactory } from '../../src/inference/session.js';
 import { ModelError } from '../../src/spec/errors.js';
 import type { InputTensorSpec, OutputTensorSpec } from '../../src/spec/schema.js';
 
@@ -31,14 +31,48 @@ describe('loadModel', () => {
     await session.release();
   });
 
-  it('falls back from CUDA to CPU and logs why', async () => {
+  it('falls back from CUDA to CPU and logs why (CUDA made to fail, GPU or not)', async () => {
+    const lines: { message: string; fields?: Record<string, unknown> }[] = [];
+    const tried: unknown[] = [];
+    // Real ONNX Runtime sessions; only the CUDA attempt fails, as it does where CUDA is missing.
+    const createSession: SessionFactory = async (bytes, options) => {
+      tried.push(options.executionProviders);
+      if (options.executionProviders?.[0] === 'cuda')
+        throw new Error('libcudart.so.12: cannot open shared object');
+      return createOrtSession(bytes, options);
+    };
+    const session = await loadModel(model('affine.onnx'), {
+      providers: ['cuda', 'cpu'],
+      log: (message, fields) => lines.push({ message, ...(fields ? { fields } : {}) }),
+      createSession,
+    });
+    expect(tried).toEqual([['cuda'], ['cpu']]);
+    expect(session.executionProvider).toBe('cpu');
+    expect(lines).toEqual([
+      {
+        message:
+          'execution provider cuda unavailable, falling back to cpu: libcudart.so.12: cannot open shared object',
+        fields: { provider: 'cuda', fallback: 'cpu' },
+      },
+      {
+        message: 'execution provider fallback: running on cpu',
+        fields: { failures: ['cuda: libcudart.so.12: cannot open shared object'] },
+      },
+    ]);
+    const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3]), [1, 3]) });
+    expect(Array.from(out.y!.data as Float32Array)).toEqual([20, -2]);
+    await session.release();
+  });
+
+  it('with real ONNX Runtime, asking for CUDA first runs on CUDA, or on CPU with the fallback logged', async () => {
     const lines: string[] = [];
     const session = await loadModel(model('affine.onnx'), {
       providers: ['cuda', 'cpu'],
       log: (message) => lines.push(message),
     });
-    expect(session.executionProvider).toBe('cpu');
-    expect(lines.some((l) => /execution provider cuda unavailable, falling back to cpu/.test(l))).toBe(true);
+    const fellBack = lines.some((l) => /execution provider cuda unavailable, falling back to cpu/.test(l));
+    expect(fellBack).toBe(session.executionProvider === 'cpu');
+    expect(lines.some((l) => l === 'execution provider fallback: running on cpu')).toBe(fellBack);
     await session.release();
   });
 
