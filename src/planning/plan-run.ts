@@ -4,7 +4,7 @@
  *
  *   spec -> model (registry or URI; HEAD, sha256; a model.tar.gz is extracted into <runUri>model/; companion files)
  *        -> input listing -> input.jsonl (snapshot) -> Parquet footers / line sampling -> shards -> shards.jsonl
- *        -> plan.json (last)
+ *        -> shards.index.json (each shard's line: offset, length, counts) -> plan.json (last)
  *
  * plan.json is written last and is the commit point: a Plan Lambda retried after a crash finds no plan.json and
  * plans again (overwriting the earlier partial files); one retried after success finds it and returns the same
@@ -14,12 +14,12 @@
  * streamed to storage in chunks rather than joined into one string.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { mapConcurrent } from '../manifest/concurrency.js';
 import { listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
 import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
+import { writeShardList } from '../results/shard-list.js';
 import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
 import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
 import { planSchema, type InputObject, type Plan, type ResolvedModel } from '../runs/types.js';
@@ -28,6 +28,7 @@ import { modelFileReferences, parseJobSpec, parseJobSpecText } from '../spec/loa
 import { inputColumnsOf } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { writeJsonLines } from '../storage/json-lines.js';
 import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
 import { planShards, type ParquetLayoutLike } from './planner.js';
 
@@ -76,7 +77,8 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
     bytesPerRecord = await sampleBytesPerRecord(store, objects, spec.input.format === 'csv');
   }
   const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, { bytesPerRecord });
-  await writeJsonLines(store, layout.shardsUri, shards);
+  // shards.jsonl and its index (byte offsets and counts), so no reader has to decode the whole list.
+  await writeShardList(store, layout, shards);
 
   const plan: Plan = planSchema.parse({
     version: 1,
@@ -313,56 +315,8 @@ async function sha256Of(store: ObjectStore, uri: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/**
- * Writes one JSON value per line and returns the sha256 of exactly the bytes written, so the digest can be checked
- * with `sha256sum` on the stored file. Lines are batched into ~1 MiB chunks; a small file is one plain put.
- */
-export async function writeJsonLines(
-  store: ObjectStore,
-  uri: string,
-  items: readonly unknown[],
-): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  function* chunks(): Generator<Buffer> {
-    let parts: string[] = [];
-    let length = 0;
-    for (const item of items) {
-      const line = `${JSON.stringify(item)}\n`;
-      parts.push(line);
-      length += line.length;
-      if (length >= CHUNK_CHARS) {
-        yield emit(parts.join(''));
-        parts = [];
-        length = 0;
-      }
-    }
-    if (parts.length > 0) yield emit(parts.join(''));
-  }
-  const emit = (text: string): Buffer => {
-    const buf = Buffer.from(text, 'utf8');
-    hash.update(buf);
-    bytes += buf.length;
-    return buf;
-  };
-  const iterator = chunks();
-  const first = iterator.next();
-  const second = first.done ? first : iterator.next();
-  const options = { contentType: 'application/x-ndjson' };
-  if (second.done) {
-    await store.put(uri, first.done ? new Uint8Array() : first.value, options);
-  } else {
-    function* rest(): Generator<Buffer> {
-      yield first.value as Buffer;
-      yield second.value as Buffer;
-      yield* iterator;
-    }
-    await store.putStream(uri, Readable.from(rest()), options);
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
-
-const CHUNK_CHARS = 1 << 20;
+/** Moved to storage/json-lines.ts; re-exported for callers that imported it from here. */
+export { writeJsonLines };
 
 /** Columns every Parquet input must have: the model's input columns, the id column and the passthrough columns. */
 function requiredColumns(spec: JobSpec): string[] {

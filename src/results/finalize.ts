@@ -27,12 +27,12 @@ import {
   DEFAULT_READ_CONCURRENCY,
   forEachLimit,
   readPlan,
-  readShards,
   reconcileRecordUri,
   scanMarkers,
   verifyMarkerOutputs,
   type OutputListing,
 } from './run-files.js';
+import { readShardIndex } from './shard-list.js';
 import { assembleSingleFile, type SingleFile } from './single-file.js';
 import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
 import { checkWrittenSchema } from './written-schema.js';
@@ -60,7 +60,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
 
   const { plan, layout } = await readPlan(deps.store, runUri, runId);
   const [shards, scan, records] = await Promise.all([
-    readShards(deps.store, layout, plan.shardCount),
+    readShardIndex(deps.store, layout, plan.shardCount),
     scanMarkers(deps.store, layout, plan.shardCount, concurrency),
     readReconcileRecords(deps.store, layout, round, concurrency),
   ]);

@@ -14,14 +14,8 @@ import { runStateSchema, type RunState } from '../runs/tasks.js';
 import { roundSchema, type Round } from '../runs/types.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { LocalJobInspector, type BatchJobInspector, type FailedJob } from './job-inspector.js';
-import {
-  errorText,
-  readPlan,
-  readShards,
-  reconcileRecordUri,
-  scanMarkers,
-  verifyMarkerOutputs,
-} from './run-files.js';
+import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutputs } from './run-files.js';
+import { readShardIndex } from './shard-list.js';
 import { shardIntegrityProblem } from './validate.js';
 import type { RunLayout } from '../runs/layout.js';
 
@@ -122,7 +116,7 @@ export async function reconcileRun(
 
   const [scan, shards] = await Promise.all([
     scanMarkers(deps.store, layout, current.shardCount),
-    readShards(deps.store, layout, current.shardCount),
+    readShardIndex(deps.store, layout, current.shardCount),
   ]);
   // A marker whose files are missing or were replaced, or whose counts do not add up, does not make its shard
   // done: it is retried (Finalize applies the same checks, so what Reconcile accepts Finalize accepts).

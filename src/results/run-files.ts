@@ -7,14 +7,7 @@
 import type { ZodError } from 'zod';
 import { RunStateError } from '../spec/errors.js';
 import { runLayout, type RunLayout } from '../runs/layout.js';
-import {
-  planSchema,
-  shardMarkerSchema,
-  shardSchema,
-  type Plan,
-  type Shard,
-  type ShardMarker,
-} from '../runs/types.js';
+import { planSchema, shardMarkerSchema, type Plan, type ShardMarker } from '../runs/types.js';
 import { NotFoundError, type ObjectInfo, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
 
@@ -204,50 +197,6 @@ export async function readPlan(
     throw new RunStateError(`The plan ${planUri} belongs to run "${plan.data.runId}", not "${runId}"`);
   }
   return { plan: plan.data, layout: layoutFromRunUri(runUri, runId, plan.data.runDate) };
-}
-
-/** Reads shards.jsonl and checks it lists exactly shards 0..shardCount-1, in order. */
-export async function readShards(
-  store: ObjectStore,
-  layout: RunLayout,
-  shardCount: number,
-): Promise<Shard[]> {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await store.get(layout.shardsUri));
-  } catch (err) {
-    if (err instanceof NotFoundError)
-      throw new RunStateError(`The shard list ${layout.shardsUri} is missing`);
-    throw err;
-  }
-  const shards: Shard[] = [];
-  let lineNo = 0;
-  for (const line of text.split('\n')) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch (err) {
-      throw new RunStateError(`${layout.shardsUri} line ${lineNo} is not JSON: ${errorText(err)}`);
-    }
-    const shard = shardSchema.safeParse(json);
-    if (!shard.success) {
-      throw new RunStateError(
-        `${layout.shardsUri} line ${lineNo} is not a shard: ${issuesText(shard.error)}`,
-      );
-    }
-    if (shard.data.id !== shards.length) {
-      throw new RunStateError(
-        `${layout.shardsUri} line ${lineNo} has shard ${shard.data.id}, expected ${shards.length}`,
-      );
-    }
-    shards.push(shard.data);
-  }
-  if (shards.length !== shardCount) {
-    throw new RunStateError(`${layout.shardsUri} lists ${shards.length} shards, the plan has ${shardCount}`);
-  }
-  return shards;
 }
 
 async function readJson(store: ObjectStore, uri: string, what: string): Promise<unknown> {

@@ -10,6 +10,9 @@
  *   shards disagreeing on a column's type).
  */
 import type { Plan, Shard, ShardMarker } from '../runs/types.js';
+
+/** What validation needs of a planned shard: its id and planned records (a shards.index.json entry has them). */
+export type PlannedShard = Pick<Shard, 'id' | 'records' | 'recordsExact'>;
 import { canonicalColumnType, columnTypeMatches } from './column-types.js';
 
 export type FailureReason = 'ValidationFailed' | 'ShardsFailed';
@@ -62,7 +65,7 @@ export interface ValidationReport {
  */
 export function validateRun(
   plan: Plan,
-  shards: readonly Shard[],
+  shards: readonly PlannedShard[],
   markers: ReadonlyMap<number, ShardMarker>,
   problems: ReadonlyMap<number, string> = new Map(),
 ): ValidationReport {
@@ -205,7 +208,7 @@ export function withCheck(report: ValidationReport, check: ValidationCheck): Val
  * output files hold exactly the predictions (and the errors file the errors), and an exactly planned shard
  * processed exactly its records.
  */
-export function shardIntegrityProblem(shard: Shard, marker: ShardMarker): string | undefined {
+export function shardIntegrityProblem(shard: PlannedShard, marker: ShardMarker): string | undefined {
   if (marker.records !== marker.predictions + marker.errors) {
     return (
       `records (${marker.records}) != predictions (${marker.predictions}) + errors (${marker.errors}) ` +

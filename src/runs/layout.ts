@@ -13,7 +13,13 @@ export interface RunLayout {
   /** `<output.uri>/_runs/<runId>/`: plan, shard list, markers, manifest. */
   readonly runUri: string;
   readonly planUri: string;
+  /** shards.jsonl: one line per shard, its input ranges (large: ~126 MiB for a million input objects). */
   readonly shardsUri: string;
+  /**
+   * shards.index.json: per shard, where its line is in shards.jsonl (byte offset and length) and its planned counts,
+   * so a worker reads its own line with one ranged GET and Reconcile/Finalize never read shards.jsonl at all.
+   */
+  readonly shardIndexUri: string;
   readonly manifestUri: string;
   readonly reportUri: string;
   /** Prefix of the run's predictions partition. */
@@ -26,6 +32,8 @@ export interface RunLayout {
   roundUri(round: number): string;
   /** A prediction file: `part-<shard>-<chunk>.<extension>` (`parquet` unless the output format says otherwise). */
   partUri(shardId: number, chunk: number, extension?: string): string;
+  /** What every prediction file of a shard starts with: `<partitionUri>part-<shard>-`. */
+  partPrefixUri(shardId: number): string;
   /**
    * The run's predictions as one file (`output.singleFile`): `<output.uri>/_single/<runId>.<extension>`. Outside
    * the partitions (a `_` folder is hidden from Hive, Athena and Spark), so tables never read it twice.
@@ -47,6 +55,7 @@ export function runLayout(outputUri: string, runId: string, runDate: string): Ru
     runUri,
     planUri: joinUri(runUri, 'plan.json'),
     shardsUri: joinUri(runUri, 'shards.jsonl'),
+    shardIndexUri: joinUri(runUri, 'shards.index.json'),
     manifestUri: joinUri(runUri, 'manifest.json'),
     reportUri: joinUri(runUri, 'report.html'),
     partitionUri,
@@ -57,6 +66,7 @@ export function runLayout(outputUri: string, runId: string, runDate: string): Ru
     roundUri: (round) => joinUri(runUri, 'rounds', `${round}.json`),
     partUri: (id, chunk, extension = 'parquet') =>
       joinUri(partitionUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.${extension}`),
+    partPrefixUri: (id) => joinUri(partitionUri, `part-${pad(id, 5)}-`),
     singleFileUri: (extension) => joinUri(out, '_single', `${runId}.${extension}`),
     errorsUri: (id) => joinUri(errorsPrefixUri, `part-${pad(id, 5)}.jsonl`),
   };

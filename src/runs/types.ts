@@ -49,6 +49,34 @@ export const shardSchema = z.strictObject({
 });
 export type Shard = z.infer<typeof shardSchema>;
 
+/** One shard in shards.index.json: where its line is in shards.jsonl, and what it was planned to hold. */
+export const shardIndexEntrySchema = z.strictObject({
+  id: z.number().int().nonnegative(),
+  /** Byte offset of the shard's line in shards.jsonl. */
+  offset: z.number().int().nonnegative(),
+  /** Bytes of the line, its newline included. */
+  length: z.number().int().positive(),
+  records: z.number().int().nonnegative(),
+  recordsExact: z.boolean(),
+  /** Input bytes of the shard (`Shard.bytes`). */
+  bytes: z.number().int().nonnegative(),
+});
+export type ShardIndexEntry = z.infer<typeof shardIndexEntrySchema>;
+
+/**
+ * shards.index.json: written by Plan right after shards.jsonl (and before plan.json, the commit point). Small: one
+ * entry per shard (at most 10,000), whatever the number of input objects.
+ */
+export const shardIndexSchema = z.strictObject({
+  version: z.literal(1),
+  runId: z.string(),
+  /** Size and sha256 of shards.jsonl as written. */
+  shardsBytes: z.number().int().nonnegative(),
+  shardsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  shards: z.array(shardIndexEntrySchema),
+});
+export type ShardIndex = z.infer<typeof shardIndexSchema>;
+
 export const resolvedModelSchema = z.strictObject({
   source: z.enum(['registry', 'uri']),
   group: z.string().optional(),

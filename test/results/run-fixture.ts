@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { writeShardList } from '../../src/results/shard-list.js';
 import { runLayout, type RunLayout } from '../../src/runs/layout.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import {
@@ -44,6 +45,13 @@ export interface RunFixtureOptions {
   readonly recordsExact?: boolean;
   /** An existing temp dir to reuse (e.g. to share a catalogue file). */
   readonly dir?: string;
+  /**
+   * `indexed` (default): shards.jsonl and shards.index.json, as Plan writes them. `legacy`: shards.jsonl alone, as
+   * runs planned before the index existed have it.
+   */
+  readonly shardList?: 'indexed' | 'legacy';
+  /** The shards of the plan, instead of one small range each. */
+  readonly shards?: Shard[];
 }
 
 export async function tempDir(): Promise<string> {
@@ -76,15 +84,17 @@ export async function makeRun(options: RunFixtureOptions): Promise<RunFixture> {
   const outputUri = `${pathToFileURL(path.join(dir, 'out')).href}/`;
   const layout = runLayout(outputUri, runId, runDate);
   const perShard = options.recordsPerShard ?? 3;
-  const shards: Shard[] = Array.from({ length: options.shardCount }, (_, id) => ({
-    id,
-    ranges: [
-      { uri: `s3://input-bucket/data/part-${id}.jsonl`, etag: `e${id}`, size: 100, start: 0, end: 100 },
-    ],
-    bytes: 100,
-    records: perShard,
-    recordsExact: options.recordsExact ?? true,
-  }));
+  const shards: Shard[] =
+    options.shards ??
+    Array.from({ length: options.shardCount }, (_, id) => ({
+      id,
+      ranges: [
+        { uri: `s3://input-bucket/data/part-${id}.jsonl`, etag: `e${id}`, size: 100, start: 0, end: 100 },
+      ],
+      bytes: 100,
+      records: perShard,
+      recordsExact: options.recordsExact ?? true,
+    }));
   const plan = planSchema.parse({
     version: 1,
     runId,
@@ -109,7 +119,11 @@ export async function makeRun(options: RunFixtureOptions): Promise<RunFixture> {
     maxRounds: options.maxRounds ?? 2,
   });
   await putJson(store, layout.planUri, plan);
-  await store.put(layout.shardsUri, shards.map((s) => JSON.stringify(s)).join('\n') + '\n');
+  if (options.shardList === 'legacy') {
+    await store.put(layout.shardsUri, shards.map((s) => JSON.stringify(s)).join('\n') + '\n');
+  } else {
+    await writeShardList(store, layout, shards);
+  }
   const state: RunState = {
     runId,
     runUri: layout.runUri,
