@@ -159,6 +159,11 @@ export const manifestSchema = z.object({
   codeVersion: z.string(),
   /** The worker image the run's Batch jobs used, when the deployment records it. */
   workerImage: z.string().optional(),
+  /**
+   * When the schedule that started the run was due (EventBridge Scheduler's scheduled time, ISO 8601, from the
+   * run's RunState.scheduledTime); absent for runs not started by a schedule.
+   */
+  scheduledTime: z.iso.datetime({ offset: true }).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
