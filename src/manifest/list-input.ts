@@ -7,7 +7,9 @@
  * - `prefix`: every data object under `asPrefix(input.uri)`. The URI is always read as a folder (a trailing `/` is
  *   implied), never as a partial key name, so `s3://b/data` cannot pick up `s3://b/data-out/...`; that is also how
  *   the input/output overlap check reads it. Where the store can list one level at a time (S3's delimiter), the
- *   folders below the prefix are listed in parallel (see `listPrefix`).
+ *   folders below the prefix are listed in parallel (see `listPrefix`). A listing carries no versionId
+ *   (ListObjectsV2 does not return one, and a HEAD per object to get it would cost more than the listing), so the
+ *   snapshot of a prefix pins each object by its ETag alone: a worker's reads send If-Match, never a VersionId.
  * - `list`: `input.uri` is a list manifest naming the objects (see `forEachManifestEntry` for the accepted shapes).
  * - `s3-inventory`: `input.uri` is the manifest.json of an S3 Inventory report (see s3-inventory.ts).
  * - `auto`: see AUTO_MANIFEST_RULE.

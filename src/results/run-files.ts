@@ -75,9 +75,9 @@ export interface OutputListing {
 }
 
 /**
- * Checks every marker's files against storage: each prediction file must lie in the run's partition and each
- * errors file under the run's errors prefix, exist with the size and ETag the marker recorded, and belong to no
- * other shard. A marker that fails is moved from `scan.markers` to `scan.problems` (the shard is not done: a retry
+ * Checks every marker's files against storage: each prediction file must lie in the run's partition and be named
+ * for the marker's shard (`part-<shard, 5 digits>-*`), the errors file must be the shard's own under the run's
+ * errors prefix, and each must exist with the size and ETag the marker recorded and be claimed by no other shard. A marker that fails is moved from `scan.markers` to `scan.problems` (the shard is not done: a retry
  * rewrites it). Costs one listing of each prefix (one LIST request per 1,000 files on S3), never a HEAD per file.
  */
 export async function verifyMarkerOutputs(
@@ -106,14 +106,39 @@ function outputProblem(
   files: ReadonlyMap<string, ObjectInfo>,
   claimedBy: Map<string, number>,
 ): string | undefined {
-  const claims: { file: ShardMarker['outputs'][number]; prefix: string; what: string }[] = [
-    ...marker.outputs.map((file) => ({ file, prefix: layout.partitionUri, what: 'output file' })),
+  const id = marker.shardId;
+  const claims: {
+    file: ShardMarker['outputs'][number];
+    prefix: string;
+    what: string;
+    /** Whether the name is one this shard's worker writes. */
+    owned: (uri: string) => boolean;
+    expected: string;
+  }[] = [
+    ...marker.outputs.map((file) => ({
+      file,
+      prefix: layout.partitionUri,
+      what: 'output file',
+      owned: (uri: string) => uri.startsWith(layout.partPrefixUri(id)),
+      expected: `${layout.partPrefixUri(id).slice(layout.partitionUri.length)}*`,
+    })),
     ...(marker.errorsFile
-      ? [{ file: marker.errorsFile, prefix: layout.errorsPrefixUri, what: 'errors file' }]
+      ? [
+          {
+            file: marker.errorsFile,
+            prefix: layout.errorsPrefixUri,
+            what: 'errors file',
+            owned: (uri: string) => uri === layout.errorsUri(id),
+            expected: layout.errorsUri(id).slice(layout.errorsPrefixUri.length),
+          },
+        ]
       : []),
   ];
-  for (const { file, prefix, what } of claims) {
+  for (const { file, prefix, what, owned, expected } of claims) {
     if (!file.uri.startsWith(prefix)) return `${what} ${file.uri} is not under the run's prefix ${prefix}`;
+    // Workers name every file after their shard, so a file named for another shard is not this shard's output,
+    // whichever shard's marker was read first.
+    if (!owned(file.uri)) return `${what} ${file.uri} is not named ${expected}: it is not shard ${id}'s file`;
     const other = claimedBy.get(file.uri);
     if (other !== undefined) return `${what} ${file.uri} is also claimed by shard ${other}`;
     const stored = files.get(file.uri);

@@ -479,6 +479,7 @@ function httpStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** An object as ListObjectsV2 lists it: no VersionId (the listing does not return one; see ObjectInfo.versionId). */
 function objectInfoOf(
   bucket: string,
   obj: { Key?: string; Size?: number; ETag?: string; LastModified?: Date },

@@ -130,7 +130,7 @@ describe('Finalize over missing, duplicated and corrupt markers', () => {
     expect(problems[1]).toBe('no completion marker');
     expect(problems[2]).toMatch(/^marker is not valid JSON/);
     expect(problems[3]).toBe(
-      `corrupt marker: output file ${fx.layout.partUri(0, 0)} is also claimed by shard 0`,
+      `corrupt marker: output file ${fx.layout.partUri(0, 0)} is not named part-00003-*: it is not shard 3's file`,
     );
     expect(problems[4]).toBe(`corrupt marker: output file ${fx.layout.partUri(4, 0)} does not exist`);
     expect(problems[5]).toMatch(
@@ -181,6 +181,44 @@ describe('Finalize over missing, duplicated and corrupt markers', () => {
   });
 });
 
+describe('a file claimed by a shard it is not named for', () => {
+  it("stays its owner's: the lower shard that claims a higher shard's file is the one retried", async () => {
+    const fx = await run({ shardCount: 4 });
+    await completeShard(fx, 1);
+    const owner = await completeShard(fx, 3);
+    // Shard 0's marker names shard 3's file (size and ETag as stored: only the name gives it away). Markers are
+    // checked in shard order, so without the name check shard 0 would keep the file and shard 3 would be retried.
+    await writeMarker(fx, { ...makeMarker(fx.layout, 0), outputs: owner.outputs }, undefined, {
+      files: 'as-is',
+    });
+    // Shard 2's marker names shard 1's errors file as its own.
+    const errors = await fx.store.put(fx.layout.errorsUri(1), '{"reason":"DECODE_ERROR"}\n');
+    await writeMarker(
+      fx,
+      {
+        ...makeMarker(fx.layout, 2, { records: 3, errors: 1 }),
+        errorsFile: { uri: fx.layout.errorsUri(1), rows: 1, bytes: errors.size, etag: errors.etag },
+      },
+      undefined,
+    );
+
+    const state = await reconcileRun(fx.state, { store: fx.store, now: NOW });
+    expect(state).toMatchObject({ next: 'infer', pending: 2 });
+    const record = await readRecord(fx, 0);
+    expect(record.missing).toEqual([0, 2]);
+    expect(record.invalid).toEqual([
+      {
+        shardId: 0,
+        problem: `corrupt marker: output file ${fx.layout.partUri(3, 0)} is not named part-00000-*: it is not shard 0's file`,
+      },
+      {
+        shardId: 2,
+        problem: `corrupt marker: errors file ${fx.layout.errorsUri(1)} is not named part-00002.jsonl: it is not shard 2's file`,
+      },
+    ]);
+  });
+});
+
 describe('the declared schema against what was written', () => {
   it('fails validation when a file stores another type than its marker (and the declared schema) says', async () => {
     const fx = await run({ shardCount: 2 });
@@ -211,6 +249,10 @@ describe('the declared schema against what was written', () => {
     );
     const check = (await readManifest(fx)).validation.checks.find((c) => c.name === 'writtenSchema');
     expect(check).toMatchObject({ passed: false, actual: 1 });
+    // The manifest says that the check samples files rather than reading every one.
+    expect(check?.description).toMatch(
+      /^a sample of the written files \(the first output file of the first and of the last accepted shard, at most 2 files; the others are not read\)/,
+    );
     await expect(queryCatalog(dbPath, 'SELECT 1')).rejects.toThrow(/No catalogue/);
   });
 });
