@@ -79,6 +79,8 @@ type FromThread =
       readonly segments: readonly WireSegment[];
       readonly inferMs: number;
       readonly runs: number;
+      readonly startedAt: number;
+      readonly endedAt: number;
       readonly feeds?: WireFeeds;
     }
   | { readonly kind: 'run-failed'; readonly id: number; readonly message: string }
@@ -99,6 +101,12 @@ export interface InferenceResult {
   readonly inferMs: number;
   /** session.run calls made (1 when the batch ran at once). */
   readonly runs: number;
+  /**
+   * When the batch's first run started and its last one ended, as epoch milliseconds with sub-millisecond precision
+   * (performance.timeOrigin + performance.now(): comparable across threads, unlike performance.now() alone).
+   */
+  readonly startedAt: number;
+  readonly endedAt: number;
   /** The feeds, handed back when the run moved them (`transfer` with `returnFeeds`). */
   readonly feeds?: Record<string, ort.Tensor>;
 }
@@ -290,6 +298,8 @@ export class InferenceThread {
             })),
             inferMs: message.inferMs,
             runs: message.runs,
+            startedAt: message.startedAt,
+            endedAt: message.endedAt,
             ...(message.feeds ? { feeds: fromWireFeeds(message.feeds) } : {}),
           });
           return;
@@ -423,6 +433,7 @@ function serve(port: MessagePort): void {
           const segments: WireSegment[] = [];
           const transferList: ArrayBuffer[] = [];
           const stats = { inferMs: 0, runs: 0 };
+          const startedAt = epochNow();
           await runIsolating(
             session,
             feeds,
@@ -434,6 +445,7 @@ function serve(port: MessagePort): void {
             transferList,
             stats,
           );
+          const endedAt = epochNow();
           let returned: WireFeeds | undefined;
           if (message.returnFeeds) {
             returned = {};
@@ -449,6 +461,8 @@ function serve(port: MessagePort): void {
               segments,
               inferMs: stats.inferMs,
               runs: stats.runs,
+              startedAt,
+              endedAt,
               ...(returned ? { feeds: returned } : {}),
             },
             transferList,
@@ -547,6 +561,11 @@ export function sliceFeeds(
     out[name] = makeTensor(tensor.type, part, dims);
   }
   return out;
+}
+
+/** Now, as epoch milliseconds with the precision of performance.now(); comparable between threads. */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function errorText(err: unknown): string {

@@ -61,6 +61,21 @@ export interface WorkerLog {
   warn(message: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * One stage of the pipeline done for one batch (or window): when it started and ended, in epoch milliseconds with
+ * sub-millisecond precision (comparable between the main and the inference thread). `batch` numbers batches in the
+ * order they were sent to inference (read and write events carry the first batch of their window). `runs` is how
+ * many session.run calls an inference took (more than 1 when the batch was bisected).
+ */
+export interface StageEvent {
+  readonly stage: 'read' | 'decode' | 'infer' | 'write';
+  readonly batch: number;
+  readonly records: number;
+  readonly start: number;
+  readonly end: number;
+  readonly runs?: number;
+}
+
 export interface ShardProgress {
   readonly shardId: number;
   readonly records: number;
@@ -95,6 +110,8 @@ export interface WorkerDeps {
   /** Where Parquet chunks are staged before upload. @default os.tmpdir() */
   readonly tmpDir?: string;
   readonly onProgress?: (progress: ShardProgress) => void;
+  /** Called as each stage finishes a batch: the pipeline's own timing, for instrumented runs. */
+  readonly onStage?: (event: StageEvent) => void;
 }
 
 /** The shard stopped because it was asked to (SIGTERM); its checkpoint is consistent and a retry resumes it. */
@@ -397,6 +414,8 @@ interface PipelineArgs {
  */
 interface Window {
   readonly batch: ShardBatch;
+  /** Number of its first batch. */
+  readonly first: number;
   /** Batches not yet completed. */
   pending: number;
   /** Per record of the window: its prediction values (one per column), when it has one. */
@@ -407,6 +426,8 @@ interface Window {
 }
 
 interface InFlight extends Prepared {
+  /** Number of the batch, in the order batches were sent to inference. */
+  readonly number: number;
   readonly window: Window;
   /** Window index of each record of this batch. */
   readonly order: readonly number[] | undefined;
@@ -418,9 +439,24 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
   const inFlight: InFlight[] = [];
   const unit = io.lengthOf ? batchSize * BUCKET_BATCHES : batchSize;
 
+  const onStage = deps.onStage;
+  // performance.now() -> epoch milliseconds, as the inference thread reports its times.
+  const epoch = (t: number): number => performance.timeOrigin + t;
+  let batches = 0;
+
   const complete = async (item: InFlight): Promise<void> => {
     const result = item.result ? await item.result : undefined;
     spent.inferMs += result?.inferMs ?? 0;
+    if (result && onStage) {
+      onStage({
+        stage: 'infer',
+        batch: item.number,
+        records: item.included.length,
+        start: result.startedAt,
+        end: result.endedAt,
+        runs: result.runs,
+      });
+    }
     let t = performance.now();
     const rows = await assemble(item, result, io.post);
     const window = item.window;
@@ -443,7 +479,15 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
     if (window.pending > 0) return;
     t = performance.now();
     await writer.appendBatch(window.direct ?? gather(window, io.post.columns.length));
-    spent.writeMs += performance.now() - t;
+    const written = performance.now();
+    spent.writeMs += written - t;
+    onStage?.({
+      stage: 'write',
+      batch: window.first,
+      records: window.batch.records.length,
+      start: epoch(t),
+      end: epoch(written),
+    });
     deps.onProgress?.({ shardId: args.shardId, records: writer.records, expected: args.expected });
   };
 
@@ -451,14 +495,23 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
     if (deps.signal?.aborted) break;
     let t = performance.now();
     const batch = await stream.take(unit);
-    spent.readMs += performance.now() - t;
+    const read = performance.now();
+    spent.readMs += read - t;
     if (!batch) break;
+    onStage?.({
+      stage: 'read',
+      batch: batches,
+      records: batch.records.length,
+      start: epoch(t),
+      end: epoch(read),
+    });
     t = performance.now();
     const n = batch.records.length;
     // Bucketing: records sorted by length (stably), so a batch pads its texts to a similar length.
     const order = io.lengthOf ? sortedByLength(batch.records, io.lengthOf) : undefined;
     const window: Window = {
       batch,
+      first: batches,
       pending: Math.ceil(n / batchSize),
       values: order ? new Array<unknown[] | undefined>(n) : [],
       errors: new Map(),
@@ -471,7 +524,16 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
         ? { records: part.map((i) => batch.records[i]!), ranges: part.map((i) => batch.ranges[i]!) }
         : batch;
       const item = await prepare(sub, io.features);
-      spent.decodeMs += performance.now() - t;
+      const decoded = performance.now();
+      spent.decodeMs += decoded - t;
+      const number = batches++;
+      onStage?.({
+        stage: 'decode',
+        batch: number,
+        records: sub.records.length,
+        start: epoch(t),
+        end: epoch(decoded),
+      });
       let result: Promise<InferenceResult> | undefined;
       if (item.included.length > 0) {
         // Moved to the thread and back: post-processing may read the feeds (pooling by attention mask), and
@@ -480,7 +542,7 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
         // Settled by `complete`, or dropped on interruption: never an unhandled rejection.
         result.catch(() => undefined);
       }
-      inFlight.push({ ...item, ...(result ? { result } : {}), window, order: part });
+      inFlight.push({ ...item, ...(result ? { result } : {}), number, window, order: part });
       while (inFlight.length >= IN_FLIGHT) await complete(inFlight.shift()!);
     }
   }

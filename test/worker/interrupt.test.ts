@@ -39,6 +39,8 @@ async function finish(planned: PlannedRun, attempt: number): Promise<ShardMarker
   const worker = startWorker(planned.runUri, WORKER_ENV, attempt);
   const exit = await worker.exited;
   expect(exit, worker.output()).toMatchObject({ code: 0, signal: null });
+  // One worker process, one model load, however many chunks and checkpoints.
+  expect(worker.output().match(/"message":"model loaded"/g)).toHaveLength(1);
   return readMarker(planned);
 }
 
