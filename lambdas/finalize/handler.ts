@@ -9,9 +9,16 @@ import { GlueCatalog } from '../../src/catalog/glue.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { runStateSchema } from '../../src/runs/tasks.js';
 import type { RunResult } from '../../src/runs/tasks.js';
-import { createEmfMetrics, RUN_METRICS } from '../../src/runtime/metrics.js';
+import { RUN_METRICS } from '../../src/runtime/metrics.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
+import {
+  beginInvocation,
+  createFunctionLogger,
+  createFunctionMetrics,
+  emfMetrics,
+  parseEvent,
+  readEnv,
+} from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 import { publishRunRecord } from './run-record.js';
 
@@ -23,35 +30,37 @@ const env = readEnv(
   }),
 );
 
-const logger = functionLogger();
-const deps = {
+const logger = createFunctionLogger();
+const metrics = createFunctionMetrics();
+export const deps = {
   store: createObjectStore(),
   catalog: new GlueCatalog({ database: env[FUNCTION_ENV.glueDatabase] }),
 };
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<RunResult> {
+  beginInvocation(logger, context);
   const state = parseEvent('Finalize', () => runStateSchema.parse(event));
-  const log = logger.child({ runId: state.runId, round: state.round, requestId: context?.awsRequestId });
-  log.info('Finalizing run', { shardCount: state.shardCount });
+  logger.appendKeys({ runId: state.runId, round: state.round });
+  logger.info('Finalizing run', { shardCount: state.shardCount, scheduledTime: state.scheduledTime });
   let result: RunResult;
   try {
     result = await finalizeRun(state, deps);
   } catch (error) {
-    log.error('Finalize failed', { error });
+    logger.error('Finalize failed', { error });
     throw error;
   }
   const { status, reason, records, predictions, errors, failedShards } = result;
-  log.info('Finalized run', { status, reason, records, predictions, errors, failedShards });
+  logger.info('Finalized run', { status, reason, records, predictions, errors, failedShards });
   try {
     await publishRunRecord(result, {
       store: deps.store,
       metrics: (pipeline, runId) =>
-        createEmfMetrics({ dimensions: { [RUN_METRICS.dimension]: pipeline }, properties: { runId } }),
+        emfMetrics(metrics, { dimensions: { [RUN_METRICS.dimension]: pipeline }, properties: { runId } }),
       auditRunsUri: env[FUNCTION_ENV.auditRunsUri],
     });
   } catch (error) {
     // The manifest already holds everything the metrics and the audit row are made of: log, do not fail the run.
-    log.error('Could not publish the run record (metrics, runs table)', {
+    logger.error('Could not publish the run record (metrics, runs table)', {
       error,
       manifestUri: result.manifestUri,
     });

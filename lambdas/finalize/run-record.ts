@@ -6,6 +6,7 @@
  * Both are derived from the run's manifest.json, the authoritative audit record: losing either can be repaired
  * from it, so a failure here is logged and does not fail a run that passed validation.
  */
+import { z } from 'zod';
 import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import type { RunResult } from '../../src/runs/tasks.js';
 import { RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
@@ -54,7 +55,7 @@ export function runRecordUri(
   return `${base}${record.pipeline}/run_date=${runDate}/${record.run_id}.json`;
 }
 
-/** Emits the run's metrics (one EMF line). Drift is emitted when the manifest carries a drift score. */
+/** Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift. */
 export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: number): void {
   metrics.add(RUN_METRICS.records, record.records, 'Count');
   metrics.add(RUN_METRICS.predictions, record.predictions, 'Count');
@@ -67,12 +68,22 @@ export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: numb
   metrics.flush();
 }
 
-/** A drift score, when a later version of the manifest carries one (`drift.score` or a numeric `drift`). */
+/**
+ * The manifest's `drift`: the run's prediction distributions against a baseline run, as a population stability
+ * index per column. Read from the manifest as written, so the metric does not depend on which version of the
+ * manifest schema this bundle was built with.
+ */
+const manifestDriftSchema = z.object({
+  baselineRunId: z.string(),
+  /** The largest PSI over the columns: the run's drift, what the Drift metric and its alarm carry. */
+  maxPsi: z.number(),
+  columns: z.record(z.string(), z.number()),
+});
+
+/** The run's drift metric (`drift.maxPsi`), when the manifest has a well-formed `drift`; undefined otherwise. */
 export function driftOf(raw: unknown): number | undefined {
-  const drift = (raw as { drift?: unknown } | null)?.drift;
-  if (typeof drift === 'number') return drift;
-  const score = (drift as { score?: unknown } | null | undefined)?.score;
-  return typeof score === 'number' ? score : undefined;
+  const parsed = manifestDriftSchema.safeParse((raw as { drift?: unknown } | null)?.drift);
+  return parsed.success && Number.isFinite(parsed.data.maxPsi) ? parsed.data.maxPsi : undefined;
 }
 
 export interface RunRecordDeps {

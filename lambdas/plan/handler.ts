@@ -6,32 +6,39 @@ import { z } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
 import { planRun } from '../../src/planning/plan-run.js';
 import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
-import type { RunState } from '../../src/runs/tasks.js';
+import { withRunContext, type RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
+import { beginInvocation, createFunctionLogger, parseEvent, readEnv } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 
 // The SDK clients (S3, SageMaker) need the region; Lambda always sets it.
 readEnv(z.object({ AWS_REGION: z.string().min(1) }));
 
 // Built once per execution environment, reused by warm invocations.
-const logger = functionLogger();
-const deps = { store: createObjectStore(), registry: new SageMakerModelRegistry() };
+const logger = createFunctionLogger();
+export const deps = { store: createObjectStore(), registry: new SageMakerModelRegistry() };
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<RunState> {
+  beginInvocation(logger, context);
   const request = parseEvent('Plan', () => planRequestFromEvent(event));
-  const log = logger.child({ runId: request.runId, requestId: context?.awsRequestId });
-  log.info('Planning run', {
+  logger.appendKeys({ runId: request.runId });
+  logger.info('Planning run', {
     specUri: request.specUri,
     inputUri: request.inputUri,
     inlineSpec: !!request.spec,
+    scheduledTime: request.scheduledTime,
   });
   try {
-    const state = await planRun(request, deps);
-    log.info('Planned run', { shardCount: state.shardCount, pending: state.pending, compute: state.compute });
+    // The run's trigger context (the scheduled time) travels with the state to Finalize, which records it.
+    const state = withRunContext(await planRun(request, deps), request);
+    logger.info('Planned run', {
+      shardCount: state.shardCount,
+      pending: state.pending,
+      compute: state.compute,
+    });
     return state;
   } catch (error) {
-    log.error('Planning failed', { error });
+    logger.error('Planning failed', { error });
     throw error;
   }
 }

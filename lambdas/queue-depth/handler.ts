@@ -5,8 +5,14 @@
 import { BatchClient } from '@aws-sdk/client-batch';
 import { z } from 'zod';
 import { FUNCTION_ENV } from '../../lib/workflow-contract.js';
-import { createEmfMetrics, QUEUE_METRICS } from '../../src/runtime/metrics.js';
-import { functionLogger, readEnv } from '../shared/lambda.js';
+import { QUEUE_METRICS } from '../../src/runtime/metrics.js';
+import {
+  beginInvocation,
+  createFunctionLogger,
+  createFunctionMetrics,
+  emfMetrics,
+  readEnv,
+} from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 import { emitQueueDepth, measureQueue, type QueueDepth } from './depth.js';
 
@@ -27,15 +33,19 @@ const env = readEnv(
   }),
 );
 
-const logger = functionLogger();
-const batch = new BatchClient({});
+const logger = createFunctionLogger();
+const metrics = createFunctionMetrics();
+export const deps = { batch: new BatchClient({}) };
 
 export async function handler(_event: unknown, context?: LambdaContext): Promise<QueueDepth[]> {
-  const log = logger.child({ requestId: context?.awsRequestId });
-  const depths = await Promise.all(env[FUNCTION_ENV.jobQueues].map((queue) => measureQueue(batch, queue)));
+  beginInvocation(logger, context);
+  const depths = await Promise.all(
+    env[FUNCTION_ENV.jobQueues].map((queue) => measureQueue(deps.batch, queue)),
+  );
+  // One EMF blob per queue: each carries its own JobQueue dimension.
   for (const depth of depths) {
-    emitQueueDepth(depth, createEmfMetrics({ dimensions: { [QUEUE_METRICS.dimension]: depth.queue } }));
+    emitQueueDepth(depth, emfMetrics(metrics, { dimensions: { [QUEUE_METRICS.dimension]: depth.queue } }));
   }
-  log.debug('Measured queues', { depths });
+  logger.info('Measured queues', { depths });
   return depths;
 }

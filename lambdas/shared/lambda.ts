@@ -1,19 +1,17 @@
 /**
- * What the handlers share: the Lambda context fields they use, environment checks at module load, event parsing
- * that fails with a named error instead of a generic one, and the logger.
+ * What the handlers share: environment checks at module load, event parsing that fails with a named error instead
+ * of a generic one, and (powertools.ts) the Powertools logger and metrics with their adapters for the engine code.
  */
 import { z } from 'zod';
-import { createLogger, type Logger } from '../../src/runtime/log.js';
 
-/** The function's logger: every line carries `service` (`POWERTOOLS_SERVICE_NAME`, set by NodeFunction). */
-export function functionLogger(): Logger {
-  return createLogger({ service: process.env.POWERTOOLS_SERVICE_NAME ?? 'batch-infer' });
-}
-
-/** The part of the Lambda context object the handlers use (`@types/aws-lambda` is not a dependency). */
-export interface LambdaContext {
-  readonly awsRequestId: string;
-}
+export {
+  beginInvocation,
+  createFunctionLogger,
+  createFunctionMetrics,
+  emfMetrics,
+  engineLogger,
+  type LambdaContext,
+} from './powertools.js';
 
 /**
  * The event did not match the handler's schema: a wiring bug between the state machine and the handler, never

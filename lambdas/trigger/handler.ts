@@ -9,27 +9,30 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { triggerEventSchema } from '../../src/triggers/events.js';
 import { handleTrigger, type TriggerOutcome } from '../../src/triggers/trigger.js';
-import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
+import {
+  beginInvocation,
+  createFunctionLogger,
+  engineLogger,
+  parseEvent,
+  readEnv,
+} from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 
 readEnv(z.object({ AWS_REGION: z.string().min(1) }));
 
-const logger = functionLogger();
+const logger = createFunctionLogger();
 // More attempts than the default 3: a burst of uploads can throttle StartExecution, and a retry here is cheaper than
 // a whole event retry.
-const sfn = new SFNClient({ maxAttempts: 6 });
+export const deps = { sfn: new SFNClient({ maxAttempts: 6 }) };
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<TriggerOutcome> {
+  beginInvocation(logger, context);
   const parsed = parseEvent('Trigger', () => triggerEventSchema.parse(event));
-  const log = logger.child({
-    pipeline: parsed.pipeline,
-    trigger: parsed.trigger,
-    requestId: context?.awsRequestId,
-  });
+  logger.appendKeys({ pipeline: parsed.pipeline, trigger: parsed.trigger });
   try {
-    return await handleTrigger(parsed, { sfn, log });
+    return await handleTrigger(parsed, { sfn: deps.sfn, log: engineLogger(logger) });
   } catch (error) {
-    log.error('Trigger failed', { error });
+    logger.error('Trigger failed', { error });
     throw error;
   }
 }

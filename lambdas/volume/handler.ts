@@ -14,7 +14,13 @@ import {
   volumeStateKey,
   type VolumeOutcome,
 } from '../../src/triggers/volume.js';
-import { functionLogger, parseEvent, readEnv } from '../shared/lambda.js';
+import {
+  beginInvocation,
+  createFunctionLogger,
+  engineLogger,
+  parseEvent,
+  readEnv,
+} from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 
 const env = readEnv(
@@ -25,26 +31,22 @@ const env = readEnv(
   }),
 );
 
-const logger = functionLogger();
-const s3 = new S3Client({});
-const sfn = new SFNClient({ maxAttempts: 6 });
+const logger = createFunctionLogger();
+export const deps = { s3: new S3Client({}), sfn: new SFNClient({ maxAttempts: 6 }) };
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<VolumeOutcome> {
+  beginInvocation(logger, context);
   const parsed = parseEvent('Volume', () => volumeTriggerEventSchema.parse(event));
-  const log = logger.child({
-    pipeline: parsed.pipeline,
-    trigger: 'volume',
-    requestId: context?.awsRequestId,
-  });
+  logger.appendKeys({ pipeline: parsed.pipeline, trigger: 'volume' });
   const store = new S3VolumeStateStore(
-    s3,
+    deps.s3,
     env[FUNCTION_ENV.volumeStateBucket],
     volumeStateKey(env[FUNCTION_ENV.volumeStatePrefix], parsed.pipeline),
   );
   try {
-    return await recordVolume(parsed, { store, sfn, log });
+    return await recordVolume(parsed, { store, sfn: deps.sfn, log: engineLogger(logger) });
   } catch (error) {
-    log.error('Volume trigger failed', { error });
+    logger.error('Volume trigger failed', { error });
     throw error;
   }
 }

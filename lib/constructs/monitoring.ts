@@ -237,8 +237,10 @@ export class Monitoring extends Construct {
       });
       alarm(`${pid}DriftAlarm`, {
         alarmDescription:
-          `The predictions of pipeline ${pipeline.name} drifted (${RUN_METRICS.drift} above ${driftThreshold}). ` +
-          `Finalize emits ${RUN_METRICS.drift} once runs compute it; until then this alarm stays OK.`,
+          `The predictions of pipeline ${pipeline.name} drifted (${RUN_METRICS.drift} above ${driftThreshold}): ` +
+          `${RUN_METRICS.drift} is the largest population stability index of a run's prediction columns against its ` +
+          "baseline run (the manifest's drift.maxPsi, per column in drift.columns). Runs without a baseline emit " +
+          'nothing, and the alarm stays OK.',
         metric: runMetric(RUN_METRICS.drift, pipeline.name),
         threshold: driftThreshold,
         evaluationPeriods: 1,

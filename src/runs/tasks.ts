@@ -16,6 +16,11 @@ export const planRequestSchema = z.strictObject({
   specUri: z.string().optional(),
   /** Overrides `spec.input.uri`: an S3 trigger's object, a schedule's dated prefix. */
   inputUri: z.string().optional(),
+  /**
+   * When the schedule that started the run was due (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`), ISO
+   * 8601. Absent for runs not started by a schedule. Carried in RunState to Finalize, which records it.
+   */
+  scheduledTime: z.iso.datetime({ offset: true }).optional(),
 });
 export type PlanRequest = z.infer<typeof planRequestSchema>;
 
@@ -34,8 +39,21 @@ export const runStateSchema = z.object({
   compute: z.enum(['gpu', 'cpu']),
   /** Set by Reconcile: run another round, or go to Finalize. */
   next: z.enum(['infer', 'finalize']),
+  /** The run's PlanRequest.scheduledTime, for the manifest. */
+  scheduledTime: z.iso.datetime({ offset: true }).optional(),
 });
 export type RunState = z.infer<typeof runStateSchema>;
+
+/** What a run carries from its request to Finalize, beside what the stages compute. */
+export type RunContext = Pick<PlanRequest, 'scheduledTime'>;
+
+/**
+ * `state` with the run context of `from` (a PlanRequest, or the RunState a stage received): for stages that build
+ * a fresh RunState, so that the context reaches Finalize whatever they copy.
+ */
+export function withRunContext(state: RunState, from: RunContext): RunState {
+  return from.scheduledTime === undefined ? state : { ...state, scheduledTime: from.scheduledTime };
+}
 
 /** What Finalize returns; the execution's output. */
 export const runResultSchema = z.object({

@@ -45,26 +45,30 @@ export async function handleS3Trigger(event: S3TriggerEvent, deps: TriggerDeps):
   return start(event, name, { spec: event.spec, inputUri: uri }, deps);
 }
 
-/** A schedule fired: start a run over the input template filled with the scheduled time. */
+/**
+ * A schedule fired: start a run over the input template filled with the scheduled time (or over the spec's
+ * input.uri without a template). The run receives the scheduled time itself too (`scheduledTime`, ISO 8601 UTC):
+ * Finalize records it in the run's manifest.
+ */
 export async function handleScheduleTrigger(
   event: ScheduleTriggerEvent,
   deps: TriggerDeps,
 ): Promise<TriggerOutcome> {
   const scheduledTime = new Date(event.scheduledTime);
   const name = scheduleExecutionName(event.scheduleId, scheduledTime);
-  const input: RunInput =
-    event.input === undefined
-      ? { spec: event.spec }
-      : {
-          spec: event.spec,
-          inputUri: renderScheduleInput(
-            event.input,
-            schedulePlaceholders(scheduledTime, {
-              timezone: event.timezone,
-              ...(event.offset !== undefined ? { offset: event.offset } : {}),
-            }),
-          ),
-        };
+  const input: RunInput = {
+    spec: event.spec,
+    ...(event.input !== undefined && {
+      inputUri: renderScheduleInput(
+        event.input,
+        schedulePlaceholders(scheduledTime, {
+          timezone: event.timezone,
+          ...(event.offset !== undefined ? { offset: event.offset } : {}),
+        }),
+      ),
+    }),
+    scheduledTime: scheduledTime.toISOString(),
+  };
   return start(event, name, input, deps);
 }
 

@@ -1,112 +1,121 @@
 /**
- * What the functions publish besides their task results: EMF metrics (src/runtime/metrics.ts), Finalize's run record
- * (metrics and the runs table row, lambdas/finalize/run-record.ts) and the queue depth measurement
+ * What the functions publish besides their task results: EMF metrics (Powertools Metrics through
+ * lambdas/shared/powertools.ts), Finalize's run record (metrics and the runs table row,
+ * lambdas/finalize/run-record.ts, over a real local object store) and the queue depth measurement
  * (lambdas/queue-depth/depth.ts, with the real BatchClient over recorded ListJobs responses).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RUN_RECORD_COLUMNS } from '../../lambdas/finalize/run-record-columns.js';
 import { driftOf, publishRunRecord, runRecordUri } from '../../lambdas/finalize/run-record.js';
 import { emitQueueDepth, measureQueue } from '../../lambdas/queue-depth/depth.js';
+import {
+  createFunctionMetrics,
+  emfMetrics,
+  type EmfMetricsOptions,
+} from '../../lambdas/shared/powertools.js';
 import { REPO_ROOT } from '../../lib/paths.js';
 import { loadPipelines } from '../../lib/pipelines.js';
 import type { RunResult } from '../../src/runs/tasks.js';
-import {
-  createEmfMetrics,
-  METRICS_NAMESPACE,
-  QUEUE_METRICS,
-  RUN_METRICS,
-} from '../../src/runtime/metrics.js';
-import type { ObjectStore } from '../../src/storage/object-store.js';
+import { METRICS_NAMESPACE, QUEUE_METRICS, RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
+import { LocalObjectStore } from '../../src/storage/index.js';
 import { RecordedHttpHandler, TEST_CREDENTIALS } from '../triggers/recorded-http.js';
 
-function emf(): { lines: Record<string, unknown>[]; write: (line: string) => void } {
+/**
+ * Metrics as the functions emit them (Powertools, with the namespace from the environment) whose EMF blobs are read
+ * back from stdout: `lines` holds every blob written so far.
+ */
+function emf(options: EmfMetricsOptions = {}): { lines: Record<string, unknown>[]; metrics: Metrics } {
   const lines: Record<string, unknown>[] = [];
-  return { lines, write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) };
+  const inner = emfMetrics(createFunctionMetrics(), options);
+  const capture = (run: () => void): void => {
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      return true;
+    });
+    try {
+      run();
+    } finally {
+      spy.mockRestore();
+    }
+  };
+  return {
+    lines,
+    metrics: { add: (...args) => inner.add(...args), flush: () => capture(() => inner.flush()) },
+  };
 }
 
-describe('EMF metrics', () => {
-  it('writes one Embedded Metric Format line: directive, dimensions, properties and values', () => {
-    const out = emf();
-    const metrics = createEmfMetrics({
-      namespace: 'Test',
-      dimensions: { Pipeline: 'scores' },
-      properties: { runId: 'r1' },
-      write: out.write,
-      now: () => 1_700_000_000_000,
+/** The directive of an EMF blob. */
+function directive(line: Record<string, unknown> | undefined): {
+  Namespace: string;
+  Dimensions: string[][];
+  Metrics: { Name: string; Unit: string }[];
+} {
+  return (line?._aws as { CloudWatchMetrics: [ReturnType<typeof directive>] }).CloudWatchMetrics[0];
+}
+
+describe('EMF metrics (Powertools)', () => {
+  it('writes one Embedded Metric Format blob: directive, exactly the given dimensions, properties and values', () => {
+    const out = emf({ dimensions: { Pipeline: 'scores' }, properties: { runId: 'r1' } });
+    out.metrics.add('Records', 10, 'Count');
+    out.metrics.add('ErrorRate', 0.1, 'None');
+    out.metrics.flush();
+    expect(out.lines).toHaveLength(1);
+    const [line] = out.lines;
+    expect(line!._aws).toMatchObject({ Timestamp: expect.any(Number) as number });
+    expect(directive(line)).toEqual({
+      Namespace: METRICS_NAMESPACE,
+      // No `service` dimension: the alarms read { Pipeline } alone, and CloudWatch matches dimension sets exactly.
+      Dimensions: [['Pipeline']],
+      Metrics: [
+        { Name: 'Records', Unit: 'Count' },
+        { Name: 'ErrorRate', Unit: 'None' },
+      ],
     });
-    metrics.add('Records', 10, 'Count');
-    metrics.add('ErrorRate', 0.1, 'None');
-    metrics.flush();
-    expect(out.lines).toEqual([
-      {
-        _aws: {
-          Timestamp: 1_700_000_000_000,
-          CloudWatchMetrics: [
-            {
-              Namespace: 'Test',
-              Dimensions: [['Pipeline']],
-              Metrics: [
-                { Name: 'Records', Unit: 'Count' },
-                { Name: 'ErrorRate', Unit: 'None' },
-              ],
-            },
-          ],
-        },
-        runId: 'r1',
-        Pipeline: 'scores',
-        Records: 10,
-        ErrorRate: 0.1,
-      },
-    ]);
+    expect(line).toMatchObject({ runId: 'r1', Pipeline: 'scores', Records: 10, ErrorRate: 0.1 });
+    expect(line).not.toHaveProperty('service');
   });
 
   it('writes several values of one metric as an array, and nothing when empty', () => {
     const out = emf();
-    const metrics = createEmfMetrics({ write: out.write });
-    metrics.flush();
-    metrics.add('Latency', 1, 'Milliseconds');
-    metrics.add('Latency', 2, 'Milliseconds');
-    metrics.flush();
-    metrics.flush();
+    out.metrics.flush();
+    out.metrics.add('Latency', 1, 'Milliseconds');
+    out.metrics.add('Latency', 2, 'Milliseconds');
+    out.metrics.flush();
+    out.metrics.flush();
     expect(out.lines).toHaveLength(1);
     expect(out.lines[0]!.Latency).toEqual([1, 2]);
   });
 
-  it('defaults the namespace to POWERTOOLS_METRICS_NAMESPACE, then BatchInfer', () => {
-    const out = emf();
+  it('takes the namespace from POWERTOOLS_METRICS_NAMESPACE, else BatchInfer', () => {
     const saved = process.env.POWERTOOLS_METRICS_NAMESPACE;
+    const namespaces: string[] = [];
     try {
-      delete process.env.POWERTOOLS_METRICS_NAMESPACE;
-      const metrics = createEmfMetrics({ write: out.write });
-      metrics.add('X', 1, 'Count');
-      metrics.flush();
-      process.env.POWERTOOLS_METRICS_NAMESPACE = 'Other';
-      const other = createEmfMetrics({ write: out.write });
-      other.add('X', 1, 'Count');
-      other.flush();
+      for (const value of [undefined, 'Other']) {
+        if (value === undefined) delete process.env.POWERTOOLS_METRICS_NAMESPACE;
+        else process.env.POWERTOOLS_METRICS_NAMESPACE = value;
+        const out = emf();
+        out.metrics.add('X', 1, 'Count');
+        out.metrics.flush();
+        namespaces.push(directive(out.lines[0]).Namespace);
+      }
     } finally {
       if (saved === undefined) delete process.env.POWERTOOLS_METRICS_NAMESPACE;
       else process.env.POWERTOOLS_METRICS_NAMESPACE = saved;
     }
-    const namespaces = out.lines.map(
-      (l) => (l._aws as { CloudWatchMetrics: { Namespace: string }[] }).CloudWatchMetrics[0]!.Namespace,
-    );
     expect(namespaces).toEqual([METRICS_NAMESPACE, 'Other']);
   });
 
-  it('refuses values CloudWatch would drop and names that would collide', () => {
-    const metrics = createEmfMetrics({ dimensions: { Pipeline: 'p' }, write: () => undefined });
+  it('refuses values CloudWatch would drop', () => {
+    const { metrics } = emf();
     expect(() => metrics.add('X', Number.NaN, 'Count')).toThrow(/finite number/);
-    expect(() => metrics.add('Pipeline', 1, 'Count')).toThrow(/name of a dimension/);
-    metrics.add('Y', 1, 'Count');
-    expect(() => metrics.add('Y', 1, 'Seconds')).toThrow(/was added as Count/);
-    expect(() =>
-      createEmfMetrics({
-        dimensions: Object.fromEntries(Array.from({ length: 31 }, (_, i) => [`d${i}`, 'v'])),
-      }),
-    ).toThrow(/at most 30 dimensions/);
+    expect(() => metrics.add('X', Number.POSITIVE_INFINITY, 'Count')).toThrow(/finite number/);
   });
 });
 
@@ -166,7 +175,16 @@ describe("Finalize's run record", () => {
     catalog: { table: 'breast_cancer', published: true },
     codeVersion: 'test',
   };
-  const result: RunResult = {
+  let root: string;
+  let base: string;
+  beforeAll(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-infer-run-record-'));
+    base = pathToFileURL(root).href;
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  const store = new LocalObjectStore();
+  const result = (): RunResult => ({
     runId: manifest.runId,
     status: 'SUCCEEDED',
     message: manifest.message,
@@ -175,39 +193,36 @@ describe("Finalize's run record", () => {
     errors: 10,
     failedShards: 0,
     outputUri: manifest.outputs.partitionUri,
-    manifestUri: 's3://data/predictions/breast_cancer/_runs/s3-patients_csv-0123/manifest.json',
+    manifestUri: `${base}/predictions/breast_cancer/_runs/s3-patients_csv-0123/manifest.json`,
+  });
+  /** Writes a manifest where Finalize wrote it, and a fresh runs location for the audit rows. */
+  async function finalized(raw: unknown): Promise<{ auditRunsUri: string }> {
+    await store.put(result().manifestUri, JSON.stringify(raw));
+    return { auditRunsUri: `${base}/audit-${Math.random().toString(36).slice(2)}/runs/` };
+  }
+  const rowsUnder = (auditRunsUri: string): string[] => {
+    const dir = new URL(auditRunsUri).pathname;
+    if (!fs.existsSync(dir)) return [];
+    return fs
+      .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => path.join(dir, f));
   };
 
-  function store(raw: unknown): { store: ObjectStore; puts: { uri: string; body: string }[] } {
-    const puts: { uri: string; body: string }[] = [];
-    const fake = {
-      get: async (uri: string) => {
-        if (uri !== result.manifestUri) throw new Error(`unexpected read of ${uri}`);
-        return new TextEncoder().encode(JSON.stringify(raw));
-      },
-      put: async (uri: string, body: Uint8Array | string) => {
-        puts.push({ uri, body: typeof body === 'string' ? body : new TextDecoder().decode(body) });
-        return { uri, size: 0, etag: 'e' };
-      },
-    };
-    return { store: fake as unknown as ObjectStore, puts };
-  }
-
   it('emits the run metrics with the pipeline dimension, and writes one JSON line to the runs table', async () => {
-    const out = emf();
-    const { store: s, puts } = store(manifest);
-    const record = await publishRunRecord(result, {
-      store: s,
-      metrics: (p, runId) =>
-        createEmfMetrics({
-          dimensions: { [RUN_METRICS.dimension]: p },
-          properties: { runId },
-          write: out.write,
-        }),
-      auditRunsUri: 's3://data/audit/runs/',
+    const { auditRunsUri } = await finalized(manifest);
+    const blobs: Record<string, unknown>[] = [];
+    const record = await publishRunRecord(result(), {
+      store,
+      metrics: (p, runId) => {
+        const out = emf({ dimensions: { [RUN_METRICS.dimension]: p }, properties: { runId } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+      auditRunsUri,
     });
-    expect(out.lines).toHaveLength(1);
-    expect(out.lines[0]).toMatchObject({
+    expect(blobs).toHaveLength(1);
+    expect(directive(blobs[0])).toMatchObject({ Namespace: METRICS_NAMESPACE, Dimensions: [['Pipeline']] });
+    expect(blobs[0]).toMatchObject({
       Pipeline: 'breast_cancer',
       runId: manifest.runId,
       [RUN_METRICS.records]: 1000,
@@ -217,13 +232,15 @@ describe("Finalize's run record", () => {
       [RUN_METRICS.recordsPerSecond]: 50,
       [RUN_METRICS.wallSeconds]: 20,
     });
-    expect(out.lines[0]).not.toHaveProperty(RUN_METRICS.drift);
-    expect(puts).toHaveLength(1);
-    expect(puts[0]!.uri).toBe(
-      's3://data/audit/runs/breast_cancer/run_date=2025-03-01/s3-patients_csv-0123.json',
-    );
-    expect(puts[0]!.body.trimEnd().split('\n')).toHaveLength(1);
-    expect(JSON.parse(puts[0]!.body)).toEqual(record);
+    expect(blobs[0]).not.toHaveProperty(RUN_METRICS.drift);
+    const rows = rowsUnder(auditRunsUri);
+    expect(rows).toEqual([
+      new URL(runRecordUri(auditRunsUri, { pipeline: 'breast_cancer', run_id: manifest.runId }, '2025-03-01'))
+        .pathname,
+    ]);
+    const body = fs.readFileSync(rows[0]!, 'utf8');
+    expect(body.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(body)).toEqual(record);
     expect(record).toMatchObject({
       pipeline: 'breast_cancer',
       model_version: 3,
@@ -232,30 +249,42 @@ describe("Finalize's run record", () => {
     });
   });
 
-  it('has exactly the columns the runs table declares', () => {
-    const { store: s } = store(manifest);
-    return publishRunRecord(result, {
-      store: s,
-      metrics: () => createEmfMetrics({ write: () => undefined }),
-    }).then((record) => {
-      expect(Object.keys(record)).toEqual(RUN_RECORD_COLUMNS.map((c) => c.name));
-    });
+  it('has exactly the columns the runs table declares', async () => {
+    await finalized(manifest);
+    const record = await publishRunRecord(result(), { store, metrics: () => emf().metrics });
+    expect(Object.keys(record)).toEqual(RUN_RECORD_COLUMNS.map((c) => c.name));
   });
 
-  it('emits Drift once a manifest carries a drift score', async () => {
-    expect(driftOf({ drift: 0.31 })).toBe(0.31);
-    expect(driftOf({ drift: { score: 0.12 } })).toBe(0.12);
+  it("emits Drift, the manifest's drift.maxPsi, when the manifest carries the run's drift", async () => {
+    const drift = {
+      baselineRunId: 'sched-1-20250222T023000Z',
+      maxPsi: 0.31,
+      columns: { label: 0.31, score: 0.12 },
+    };
+    expect(driftOf({ drift })).toBe(0.31);
+    // Absent or malformed (an older shape, a score without its baseline): no metric, the alarm stays OK.
     expect(driftOf({})).toBeUndefined();
-    const out = emf();
-    const { store: s } = store({ ...manifest, drift: { score: 0.4 } });
-    await publishRunRecord(result, { store: s, metrics: () => createEmfMetrics({ write: out.write }) });
-    expect(out.lines[0]![RUN_METRICS.drift]).toBe(0.4);
+    expect(driftOf({ drift: 0.31 })).toBeUndefined();
+    expect(driftOf({ drift: { score: 0.4 } })).toBeUndefined();
+    expect(driftOf({ drift: { ...drift, maxPsi: 'high' } })).toBeUndefined();
+
+    await finalized({ ...manifest, drift });
+    const blobs: Record<string, unknown>[] = [];
+    await publishRunRecord(result(), {
+      store,
+      metrics: (p) => {
+        const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+    });
+    expect(blobs[0]![RUN_METRICS.drift]).toBe(0.31);
+    expect(directive(blobs[0]).Metrics).toContainEqual({ Name: RUN_METRICS.drift, Unit: 'None' });
   });
 
   it('writes no row without a runs location (local runs)', async () => {
-    const { store: s, puts } = store(manifest);
-    await publishRunRecord(result, { store: s, metrics: () => createEmfMetrics({ write: () => undefined }) });
-    expect(puts).toEqual([]);
+    const { auditRunsUri } = await finalized(manifest);
+    await publishRunRecord(result(), { store, metrics: () => emf().metrics });
+    expect(rowsUnder(auditRunsUri)).toEqual([]);
     expect(runRecordUri('s3://d/audit/runs', { pipeline: 'p', run_id: 'r' }, '2025-01-01')).toBe(
       's3://d/audit/runs/p/run_date=2025-01-01/r.json',
     );
@@ -329,11 +358,9 @@ describe('queue depth', () => {
   });
 
   it('emits the counts with the JobQueue dimension', () => {
-    const out = emf();
-    emitQueueDepth(
-      { queue: 'q', pending: 1, runnable: 2, starting: 3, running: 4 },
-      createEmfMetrics({ dimensions: { [QUEUE_METRICS.dimension]: 'q' }, write: out.write }),
-    );
+    const out = emf({ dimensions: { [QUEUE_METRICS.dimension]: 'q' } });
+    emitQueueDepth({ queue: 'q', pending: 1, runnable: 2, starting: 3, running: 4 }, out.metrics);
+    expect(directive(out.lines[0]).Dimensions).toEqual([[QUEUE_METRICS.dimension]]);
     expect(out.lines[0]).toMatchObject({
       JobQueue: 'q',
       [QUEUE_METRICS.pending]: 1,

@@ -235,11 +235,12 @@ describe('pipeline rules', () => {
     });
 
     it('needs no manifestObjects for a prefix, a data file, or a manifest in the data bucket', () => {
-      for (const replace of [
+      const replacements: Record<string, string>[] = [
         { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/exports/' },
         { 's3://${dataBucket}/incoming/scores/': 's3://corp-landing/exports/part-0.csv' },
         { '  format: csv': '  format: csv\n  manifest: list', 'incoming/scores/': 'lists/today.jsonl' },
-      ]) {
+      ];
+      for (const replace of replacements) {
         expect(parsePipelineText(pipelineYaml({ replace }), 'p.yaml').manifestObjects).toEqual([]);
       }
     });

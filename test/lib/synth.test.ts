@@ -103,6 +103,27 @@ describe('cdk synth with bundling (offline, no Docker)', () => {
     },
   );
 
+  it('bundles Powertools into every function: its logger everywhere, its metrics where metrics are emitted', () => {
+    for (const [id, dir] of bundles) {
+      const code = fs.readFileSync(path.join(dir, 'index.mjs'), 'utf8');
+      // Keys only the Powertools Logger writes, and the EMF directive only Powertools Metrics writes.
+      expect(code, id).toContain('sampling_rate');
+      expect(code, id).toContain('function_request_id');
+      const emitsMetrics = id === 'FinalizeFunction' || id === 'MonitoringQueueDepthFunction';
+      expect(code.includes('CloudWatchMetrics'), id).toBe(emitsMetrics);
+    }
+  });
+
+  it('the reconcile bundle hands the engine the AWS Batch job inspector (a BatchClient), not the local one', () => {
+    const script = [
+      'const { deps } = await import(process.env.BUNDLE_URL);',
+      'const client = deps.inspector.client;',
+      'console.log(JSON.stringify({ serviceId: client?.config?.serviceId, send: typeof client?.send }));',
+    ].join('\n');
+    const lastLine = runBundle(bundles.get('ReconcileFunction')!, script).trim().split('\n').at(-1)!;
+    expect(JSON.parse(lastLine)).toEqual({ serviceId: 'Batch', send: 'function' });
+  });
+
   it('the queue-depth bundle loads in Node and refuses to start without its queues (ConfigurationError)', () => {
     const script = [
       'try { await import(process.env.BUNDLE_URL); console.log(JSON.stringify({ ok: true })); }',

@@ -1,12 +1,13 @@
 /**
  * The Plan payload contract between the state machine and the plan handler, and the handlers' shared helpers.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ZodError } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
 import {
   ConfigurationError,
-  functionLogger,
+  createFunctionLogger,
+  engineLogger,
   InvalidEventError,
   parseEvent,
   readEnv,
@@ -75,24 +76,55 @@ describe('handler helpers', () => {
     expect((entry.error as { stack: string }).stack).toMatch(/^RangeError: boom\n\s+at /);
   });
 
-  it('the function logger takes its level from POWERTOOLS_LOG_LEVEL and its service from POWERTOOLS_SERVICE_NAME', () => {
+  it('the function logger (Powertools) takes its level from POWERTOOLS_LOG_LEVEL and its service from POWERTOOLS_SERVICE_NAME', () => {
     const saved = { ...process.env };
     const written: string[] = [];
-    const original = process.stderr.write.bind(process.stderr);
-    process.stderr.write = (chunk: string) => written.push(chunk) > 0;
+    const capture = (chunk: string | Uint8Array) => written.push(String(chunk)) > 0;
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
     try {
       delete process.env.LOG_LEVEL;
       process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
       process.env.POWERTOOLS_SERVICE_NAME = 'batch-infer-plan';
-      const log = functionLogger();
+      const log = createFunctionLogger();
       log.info('hidden');
       log.warn('shown');
     } finally {
-      process.stderr.write = original;
+      out.mockRestore();
+      err.mockRestore();
       process.env = saved;
     }
     expect(written.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
-      expect.objectContaining({ level: 'warn', service: 'batch-infer-plan', message: 'shown' }),
+      expect.objectContaining({ level: 'WARN', service: 'batch-infer-plan', message: 'shown' }),
     ]);
+  });
+
+  it("the engine's Logger over Powertools: fields and child fields on the line, errors formatted, reserved keys kept", () => {
+    const written: string[] = [];
+    const capture = (chunk: string | Uint8Array) => written.push(String(chunk)) > 0;
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    try {
+      const log = engineLogger(createFunctionLogger(), { pipeline: 'scores' }).child({ runId: 'r1' });
+      log.debug('hidden');
+      log.info('started run', { name: 'sched-1', message: 'a field named like a Powertools key' });
+      log.error('failed', { error: new RangeError('boom') });
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    const [info, error] = written.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(written).toHaveLength(2);
+    expect(info).toMatchObject({
+      level: 'INFO',
+      message: 'started run',
+      pipeline: 'scores',
+      runId: 'r1',
+      name: 'sched-1',
+      _message: 'a field named like a Powertools key',
+    });
+    expect(error).toMatchObject({ level: 'ERROR', message: 'failed', runId: 'r1' });
+    expect(error!.error).toMatchObject({ name: 'RangeError', message: 'boom' });
+    expect((error!.error as { stack: string }).stack).toMatch(/^RangeError: boom\n\s+at /);
   });
 });

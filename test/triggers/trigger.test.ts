@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { triggerEventSchema, type S3TriggerEvent } from '../../src/triggers/events.js';
 import { s3ExecutionName } from '../../src/triggers/execution-name.js';
 import { handleTrigger } from '../../src/triggers/trigger.js';
+import { planRequestSchema } from '../../src/runs/tasks.js';
 import { createLogger } from '../../src/runtime/log.js';
 import { recordedSfn, sfnResponse, startExecutionBody } from './sfn.js';
 
@@ -59,6 +60,7 @@ describe('S3 trigger', () => {
     const body = startExecutionBody(http.requests[0]!.text);
     expect(body.stateMachineArn).toBe(STATE_MACHINE);
     expect(body.name).toBe(name);
+    // No scheduledTime: only schedules pass one.
     expect(JSON.parse(body.input)).toEqual({
       spec: SPEC,
       inputUri: 's3://data-bucket/incoming/2025-01-01/patients.csv',
@@ -157,13 +159,29 @@ describe('schedule trigger', () => {
     expect(JSON.parse(startExecutionBody(http.requests[0]!.text).input)).toEqual({
       spec: SPEC,
       inputUri: 's3://data-bucket/landing/dt=2025-02-28/hour=03/',
+      // The time the schedule was due, not shifted by the offset: what the run's manifest records.
+      scheduledTime: '2025-03-01T02:30:00.000Z',
     });
   });
 
-  it('without a template, runs the spec as it is (input.uri)', async () => {
+  it('without a template, runs the spec as it is (input.uri), and still passes the scheduled time to the run', async () => {
     const { client, http } = recordedSfn([sfnResponse('started')]);
     await handleTrigger(triggerEventSchema.parse(base), { sfn: client, log: logLines().log });
-    expect(JSON.parse(startExecutionBody(http.requests[0]!.text).input)).toEqual({ spec: SPEC });
+    const input = JSON.parse(startExecutionBody(http.requests[0]!.text).input) as Record<string, unknown>;
+    expect(input).toEqual({ spec: SPEC, scheduledTime: '2025-03-01T02:30:00.000Z' });
+    // The execution input is what Plan receives: it accepts the field (PlanRequest.scheduledTime).
+    expect(planRequestSchema.parse({ ...input, runId: 'sched-x' }).scheduledTime).toBe(
+      '2025-03-01T02:30:00.000Z',
+    );
+  });
+
+  it('passes the scheduled time in UTC whatever offset Scheduler wrote it with', async () => {
+    const { client, http } = recordedSfn([sfnResponse('started')]);
+    const event = triggerEventSchema.parse({ ...base, scheduledTime: '2025-03-01T03:30:00+01:00' });
+    await handleTrigger(event, { sfn: client, log: logLines().log });
+    expect(JSON.parse(startExecutionBody(http.requests[0]!.text).input)).toMatchObject({
+      scheduledTime: '2025-03-01T02:30:00.000Z',
+    });
   });
 
   it('a schedule delivered twice for the same time starts one run', async () => {
