@@ -31,6 +31,7 @@ import type { JobSpec } from '../spec/schema.js';
 import { NotFoundError, type ObjectInfo, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, dirnameUri, joinUri, parseUri, type ParsedUri } from '../storage/uri.js';
 import { mapConcurrent } from './concurrency.js';
+import { parseCsvLine } from '../formats/csv.js';
 import { forEachLine } from './lines.js';
 import { forEachInventoryEntry, looksLikeInventoryManifest } from './s3-inventory.js';
 
@@ -418,6 +419,10 @@ async function listManifest(
  *   a JSON object `{"uri": "...", "size"?: n, "etag"?: "...", "versionId"?: "..."}`, a JSON string, a CSV-quoted
  *   value, or a bare URI. A first line reading `uri` is a CSV header. Plain lines carry no other columns: S3 keys
  *   may contain commas, so a comma is part of the URI.
+ * - CSV with a header of several columns (see `csvHeaderOf`): `uri,size,etag`, or S3 Batch Operations'
+ *   `bucket,key` (keys URL-encoded, as Batch Operations requires, and decoded here), each optionally with `size`,
+ *   `etag` and `versionId` columns. A row with both a size and an ETag needs no HEAD, like a JSON line with both.
+ *   Every row is then CSV (quote a field holding a comma) with exactly the header's number of fields.
  * - A SageMaker ManifestFile: a JSON array `[{"prefix": "s3://bucket/p/"}, "key1", ...]`; each key is appended to
  *   the prefix, as SageMaker does.
  * Relative entries are resolved against the manifest's folder (file paths for a file:// manifest, keys for s3://).
@@ -442,6 +447,7 @@ export async function forEachManifestEntry(
   const base = parseUri(manifestUri);
   let first = true;
   let arrayText: string[] | undefined;
+  let csv: CsvHeader | undefined;
   await forEachLine(stream, (raw, lineNo) => {
     if (arrayText) {
       arrayText.push(raw);
@@ -455,9 +461,18 @@ export async function forEachManifestEntry(
         arrayText = [line];
         return;
       }
-      if (/^"?uri"?$/i.test(line)) return;
+      const header = csvHeaderOf(line, manifestUri);
+      if (header) {
+        // A lone `uri` column keeps the plain-line reading (an unquoted comma is part of the URI).
+        if (header.names.length > 1) csv = header;
+        return;
+      }
     }
-    onEntry(parseManifestLine(line, lineNo, manifestUri, base));
+    onEntry(
+      csv
+        ? parseCsvRow(line, lineNo, manifestUri, base, csv)
+        : parseManifestLine(line, lineNo, manifestUri, base),
+    );
   });
   if (!arrayText) return 'lines';
   for (const entry of parseManifestArray(arrayText.join('\n'), manifestUri, base)) onEntry(entry);
@@ -472,6 +487,152 @@ export async function readListManifest(
   const entries: ManifestEntry[] = [];
   const shape = await forEachManifestEntry(store, manifestUri, (entry) => entries.push(entry));
   return { shape, entries };
+}
+
+/** The columns of a CSV list manifest, by what they mean; names are matched ignoring case, `_`, `-` and spaces. */
+const CSV_COLUMNS: Readonly<Record<string, CsvColumn>> = {
+  uri: 'uri',
+  url: 'uri',
+  bucket: 'bucket',
+  key: 'key',
+  size: 'size',
+  etag: 'etag',
+  versionid: 'versionId',
+};
+type CsvColumn = 'uri' | 'bucket' | 'key' | 'size' | 'etag' | 'versionId';
+
+/** A CSV manifest's header: each column's meaning, by field position. */
+interface CsvHeader {
+  /** As written, for messages. */
+  readonly names: readonly string[];
+  readonly columns: readonly CsvColumn[];
+  /** Field position of each column present. */
+  readonly at: Readonly<Partial<Record<CsvColumn, number>>>;
+}
+
+const CSV_SHAPE_HINT =
+  "a CSV list manifest's header names a uri column, or bucket and key columns (S3 Batch Operations), and " +
+  'optionally size, etag and versionId columns: e.g. "uri,size,etag" or "bucket,key,versionId"';
+
+/** Names a header can be made of: words, no path or URI syntax (a data line has `/`, `.` or `:` somewhere). */
+const HEADER_NAME = /^[A-Za-z_][A-Za-z0-9_ -]*$/;
+
+/**
+ * The header, when the first line of a manifest is one: every field a bare name (no `/`, `.` or `:`), and either
+ * several fields or the one known name `uri`. A line like that in any other shape is an InputError naming what is
+ * wrong, rather than a URI that would then be reported missing. Undefined: the line is data.
+ */
+function csvHeaderOf(line: string, manifestUri: string): CsvHeader | undefined {
+  const parsed = parseCsvLine(line);
+  if (parsed.error !== undefined) return undefined;
+  const names = parsed.fields.map((f) => (f ?? '').trim());
+  if (!names.every((n) => HEADER_NAME.test(n))) return undefined;
+  const meanings = names.map((n) => CSV_COLUMNS[n.toLowerCase().replace(/[\s_-]/g, '')]);
+  if (names.length === 1 && meanings[0] !== 'uri') return undefined;
+  const shown = JSON.stringify(line);
+  const fail = (why: string): never => {
+    throw new InputError(
+      `list manifest ${manifestUri} line 1: the header ${shown} ${why}; ${CSV_SHAPE_HINT}`,
+    );
+  };
+  const unknown = names.filter((_, i) => meanings[i] === undefined);
+  if (unknown.length > 0) {
+    fail(`has unknown column(s) ${unknown.map((n) => JSON.stringify(n)).join(', ')}`);
+  }
+  const at: Partial<Record<CsvColumn, number>> = {};
+  meanings.forEach((meaning, i) => {
+    if (at[meaning!] !== undefined) fail(`names the ${meaning} column twice`);
+    at[meaning!] = i;
+  });
+  const hasBucketKey = at.bucket !== undefined || at.key !== undefined;
+  if (at.uri !== undefined && hasBucketKey) fail('has both a uri column and bucket/key columns; keep one');
+  if (at.uri === undefined && (at.bucket === undefined || at.key === undefined)) {
+    fail(
+      hasBucketKey
+        ? `has a ${at.bucket === undefined ? 'key' : 'bucket'} column but no ${at.bucket === undefined ? 'bucket' : 'key'} column`
+        : 'has no column naming the objects',
+    );
+  }
+  return { names, columns: meanings as CsvColumn[], at };
+}
+
+/** One data row of a CSV manifest with a header. */
+function parseCsvRow(
+  line: string,
+  lineNo: number,
+  manifestUri: string,
+  base: ParsedUri,
+  header: CsvHeader,
+): ManifestEntry {
+  const parsed = parseCsvLine(line);
+  if (parsed.error !== undefined)
+    return badCsvRow(manifestUri, lineNo, header, `is not CSV (${parsed.error})`);
+  const fields = parsed.fields;
+  if (fields.length !== header.names.length) {
+    return badCsvRow(
+      manifestUri,
+      lineNo,
+      header,
+      `has ${fields.length} field(s), the header has ${header.names.length} (quote a value that holds a comma)`,
+    );
+  }
+  const field = (column: CsvColumn): string | undefined => {
+    const i = header.at[column];
+    const value = i === undefined ? null : fields[i];
+    return value === null || value === undefined ? undefined : value;
+  };
+  let ref: string;
+  const uri = field('uri');
+  if (header.at.uri !== undefined) {
+    if (uri === undefined || uri.trim() === '') return badCsvRow(manifestUri, lineNo, header, 'has no uri');
+    ref = uri.trim();
+  } else {
+    const bucket = field('bucket')?.trim();
+    const key = field('key');
+    if (!bucket || key === undefined)
+      return badCsvRow(manifestUri, lineNo, header, 'needs both a bucket and a key');
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(key);
+    } catch {
+      return badCsvRow(
+        manifestUri,
+        lineNo,
+        header,
+        `has key ${JSON.stringify(key)}, which is not URL-encoded (S3 Batch Operations manifests URL-encode keys; ` +
+          'write "%25" for "%", or use a uri column for raw URIs)',
+      );
+    }
+    ref = `s3://${bucket}/${decoded}`;
+  }
+  const sizeText = field('size')?.trim();
+  let size: number | undefined;
+  if (sizeText !== undefined && sizeText !== '') {
+    size = /^\d+$/.test(sizeText) ? Number(sizeText) : Number.NaN;
+    if (!Number.isSafeInteger(size)) {
+      return badCsvRow(
+        manifestUri,
+        lineNo,
+        header,
+        `has size ${JSON.stringify(sizeText)}; it must be a non-negative integer`,
+      );
+    }
+  }
+  const etag = field('etag')?.trim();
+  const versionId = field('versionId')?.trim();
+  return {
+    position: lineNo,
+    uri: resolveRef(manifestUri, base, ref, lineNo),
+    ...(size !== undefined ? { size } : {}),
+    ...(etag ? { etag: unquoteEtag(etag) } : {}),
+    ...(versionId ? { versionId } : {}),
+  };
+}
+
+function badCsvRow(manifestUri: string, lineNo: number, header: CsvHeader, why: string): never {
+  throw new InputError(
+    `list manifest ${manifestUri} line ${lineNo}: ${why}. The header (line 1) is ${JSON.stringify(header.names.join(','))}`,
+  );
 }
 
 function parseManifestLine(

@@ -330,6 +330,127 @@ describe('list manifests', () => {
   });
 });
 
+describe('CSV list manifests with a header', () => {
+  /** The store, counting HEADs: a row with size and ETag must not cost one. */
+  function headCounting(): ObjectStore & { heads: string[] } {
+    const heads: string[] = [];
+    return {
+      heads,
+      head: (u) => store.head(u),
+      tryHead: (u) => {
+        heads.push(u);
+        return store.tryHead(u);
+      },
+      get: (u, r, o) => store.get(u, r, o),
+      getStream: (u, r, o) => store.getStream(u, r, o),
+      put: (u, b) => store.put(u, b),
+      putStream: (u, b) => store.putStream(u, b),
+      list: (u) => store.list(u),
+      delete: (u) => store.delete(u),
+    };
+  }
+
+  it('reads uri,size,etag: rows with both skip the HEAD, the others are HEADed (the header is not an object)', async () => {
+    await write('lists/with,comma.jsonl', '{"a":1}\n');
+    await write(
+      'lists/sized.csv',
+      [
+        'uri,size,etag',
+        `${url('ghost/b.jsonl')},200,"""e-b"""`,
+        `"${url('lists/with,comma.jsonl')}",,`,
+        '../data/part-a.jsonl,8,',
+        `${url('ghost/a.jsonl')},100,e-a`,
+        '',
+      ].join('\r\n'),
+    );
+    const counting = headCounting();
+    const objects = await listInput(counting, spec(url('lists/sized.csv'), 'jsonl', 'list'));
+    const partA = await store.head(url('data/part-a.jsonl'));
+    const comma = await store.head(url('lists/with,comma.jsonl'));
+    expect(objects).toEqual([
+      { uri: url('data/part-a.jsonl'), size: partA.size, etag: partA.etag },
+      { uri: url('ghost/a.jsonl'), size: 100, etag: 'e-a' },
+      { uri: url('ghost/b.jsonl'), size: 200, etag: 'e-b' },
+      { uri: url('lists/with,comma.jsonl'), size: comma.size, etag: comma.etag },
+    ]);
+    expect(counting.heads.sort()).toEqual([url('data/part-a.jsonl'), url('lists/with,comma.jsonl')]);
+  });
+
+  it("reads S3 Batch Operations' bucket,key (URL-encoded keys) with versionId, in any case and order", async () => {
+    await write(
+      'lists/batch-ops.csv',
+      [
+        'Bucket,Key,Size,ETag,VersionId',
+        'landing-bucket,photos/2024/a%20b%2Bc.jsonl,10,e1,v1',
+        'landing-bucket,"photos/x,y.jsonl",20,e2,',
+        'other-bucket,z.jsonl,30,e3,v3',
+      ].join('\n'),
+    );
+    const objects = await listInput(store, spec(url('lists/batch-ops.csv'), 'jsonl', 'list'));
+    expect(objects).toEqual([
+      { uri: 's3://landing-bucket/photos/2024/a b+c.jsonl', size: 10, etag: 'e1', versionId: 'v1' },
+      { uri: 's3://landing-bucket/photos/x,y.jsonl', size: 20, etag: 'e2' },
+      { uri: 's3://other-bucket/z.jsonl', size: 30, etag: 'e3', versionId: 'v3' },
+    ]);
+    await write('lists/keys.csv', 'key,bucket\nin/a.jsonl,bkt-1\n');
+    const { entries } = await readListManifest(store, url('lists/keys.csv'));
+    expect(entries).toEqual([{ position: 2, uri: 's3://bkt-1/in/a.jsonl' }]);
+  });
+
+  it('gives a precise error for a header of another shape, instead of looking for an object named after it', async () => {
+    const cases: [string, string][] = [
+      ['path,bytes', 'the header "path,bytes" has unknown column(s) "path", "bytes"'],
+      ['uri,size,owner', 'has unknown column(s) "owner"'],
+      ['bucket,size', 'has a bucket column but no key column'],
+      ['key,etag', 'has a key column but no bucket column'],
+      ['size,etag', 'has no column naming the objects'],
+      ['uri,bucket,key', 'has both a uri column and bucket/key columns'],
+      ['uri,URI', 'names the uri column twice'],
+      ['version_id,e_tag,size', 'has no column naming the objects'],
+    ];
+    for (const [header, expected] of cases) {
+      await write('lists/header.csv', `${header}\n${url('data/part-a.jsonl')},1,2\n`);
+      const err = await listInput(store, spec(url('lists/header.csv'), 'jsonl', 'list')).catch(
+        (e: unknown) => e,
+      );
+      expect(err, header).toBeInstanceOf(InputError);
+      const message = (err as Error).message;
+      expect(message, header).toContain(`list manifest ${url('lists/header.csv')} line 1: `);
+      expect(message, header).toContain(expected);
+      expect(message, header).toContain('header names a uri column, or bucket and key columns');
+      expect(message, header).not.toContain('do not exist');
+    }
+  });
+
+  it('names the line and the header for a malformed row', async () => {
+    const cases: [string, string][] = [
+      [`${url('data/part-a.jsonl')},5`, 'line 3: has 2 field(s), the header has 3'],
+      [`${url('data/part-a.jsonl')},5kB,e`, 'line 3: has size "5kB"; it must be a non-negative integer'],
+      [`"${url('data/part-a.jsonl')},5,e`, 'line 3: is not CSV'],
+      [',5,e', 'line 3: has no uri'],
+    ];
+    for (const [row, expected] of cases) {
+      await write('lists/rows.csv', `uri,size,etag\n${url('data/part-b.jsonl')},1,e\n${row}\n`);
+      const err = await listInput(store, spec(url('lists/rows.csv'), 'jsonl', 'list')).catch(
+        (e: unknown) => e,
+      );
+      expect(err, row).toBeInstanceOf(InputError);
+      expect((err as Error).message, row).toContain(expected);
+      expect((err as Error).message, row).toContain('The header (line 1) is "uri,size,etag"');
+    }
+    await write('lists/raw-key.csv', 'bucket,key\nb,100%.jsonl\n');
+    await expect(readListManifest(store, url('lists/raw-key.csv'))).rejects.toThrow(
+      /line 2: has key "100%\.jsonl", which is not URL-encoded/,
+    );
+  });
+
+  it('still reads a plain list whose first line is a file name, not a header', async () => {
+    await write('lists/names.txt', 'part-a.jsonl\npart-b.jsonl\n');
+    const { entries } = await readListManifest(store, url('lists/names.txt'));
+    expect(entries.map((e) => e.uri)).toEqual([url('lists/part-a.jsonl'), url('lists/part-b.jsonl')]);
+  });
+});
+
 describe('s3 manifests', () => {
   it('resolves relative keys against the manifest folder and rejects absolute paths', async () => {
     const { resolveManifestEntry } = await import('../../src/manifest/list-input.js');
