@@ -19,7 +19,7 @@ import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { planSchema, shardMarkerSchema, type Plan, type ShardMarker } from '../../src/runs/types.js';
 import type { JobSpecInput } from '../../src/spec/schema.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { getJson } from '../../src/storage/object-store.js';
+import { getJson, type ObjectStore } from '../../src/storage/object-store.js';
 import { checkpointSchema, type Checkpoint } from '../../src/worker/checkpoint.js';
 import { runWorkerTask, type WorkerDeps } from '../../src/worker/run-shard.js';
 
@@ -137,7 +137,7 @@ export function captureLog(): CapturedLog {
 
 /** Runs shard 0 of a planned run in this process (CPU, one intra-op thread unless `deps` says otherwise). */
 export async function runShard(
-  planned: Pick<PlannedRun, 'runUri' | 'store'>,
+  planned: { readonly runUri: string; readonly store: ObjectStore },
   deps: Partial<WorkerDeps> = {},
 ): Promise<ShardMarker> {
   return runWorkerTask(
