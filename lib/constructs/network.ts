@@ -3,7 +3,7 @@
  * its ECS agent talk to (S3 through the free gateway endpoint; ECR, ECS, CloudWatch Logs and STS through interface
  * endpoints). No NAT gateway: nothing to pay while idle, and no path out of the VPC.
  */
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -40,7 +40,8 @@ export interface NetworkProps {
   readonly subnets?: ec2.SubnetSelection;
 
   /**
-   * Availability zones of a new VPC (2 to 6).
+   * Availability zones of a new VPC (2 to 6). In an environment-agnostic stack (no account and region at synth) the
+   * zones are the region's first `maxAzs` (`Fn::GetAZs`, by index), so the region must have that many.
    *
    * @default 2
    */
@@ -124,9 +125,14 @@ export class Network extends Construct {
         retention: props.flowLogRetention ?? logs.RetentionDays.ONE_MONTH,
         removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       });
+      // An environment-agnostic stack only knows two zones by name (CDK's `Stack.availabilityZones`), and `maxAzs`
+      // alone would silently stop there: select the region's zones by index instead.
+      const zones = Token.isUnresolved(Stack.of(this).region)
+        ? { availabilityZones: Array.from({ length: maxAzs }, (_, i) => Fn.select(i, Fn.getAzs())) }
+        : { maxAzs };
       const vpc = new ec2.Vpc(this, 'Vpc', {
         ipAddresses: ec2.IpAddresses.cidr(cidr),
-        maxAzs,
+        ...zones,
         natGateways: 0,
         // Isolated only: no internet gateway, no NAT. /20 per zone leaves room for thousands of instances.
         subnetConfiguration: [{ name: 'workers', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }],
