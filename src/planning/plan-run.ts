@@ -14,6 +14,7 @@
  * streamed to storage in chunks rather than joined into one string.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { mapConcurrent } from '../manifest/concurrency.js';
 import { listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
@@ -22,9 +23,15 @@ import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.j
 import { writeShardList } from '../results/shard-list.js';
 import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
 import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
-import { planSchema, type InputObject, type Plan, type ResolvedModel } from '../runs/types.js';
+import {
+  planSchema,
+  type CompanionLocation,
+  type InputObject,
+  type Plan,
+  type ResolvedModel,
+} from '../runs/types.js';
 import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors.js';
-import { modelFileReferences, parseJobSpec, parseJobSpecText } from '../spec/load.js';
+import { modelFileReferences, parseJobSpec, parseJobSpecText, specFolderUri } from '../spec/load.js';
 import { inputColumnsOf } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
@@ -37,6 +44,12 @@ export interface PlanDeps {
   readonly registry: ModelRegistry;
   /** Clock for runDate/createdAt; injectable so tests can pin the date. */
   readonly now?: () => Date;
+  /**
+   * The folder of the job spec file (`specFolderUri(file)` in spec/load.ts), for a caller that read the spec from
+   * a file and sends it inline (the local runner). Companion files not found next to the model artifact are looked
+   * for there. Not needed with `PlanRequest.specUri`, whose folder is used.
+   */
+  readonly specFolderUri?: string;
 }
 
 /** File name of the input snapshot inside the run prefix. */
@@ -57,13 +70,14 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const now = (deps.now ?? (() => new Date()))();
   const req = checkRequest(request);
   const spec = await loadSpec(req, store);
+  const specFolder = req.specUri !== undefined ? specFolderUri(req.specUri) : deps.specFolderUri;
   const runDate = now.toISOString().slice(0, 10);
   const layout = runLayout(spec.output.uri, req.runId, runDate);
 
   const existing = await readExistingPlan(store, layout);
   if (existing) return runStateOf(existing, layout.runUri);
 
-  const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER));
+  const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
   const snapshot = await writeJsonLines(store, snapshotUri, objects);
@@ -218,6 +232,7 @@ async function resolveModel(
   registry: ModelRegistry,
   store: ObjectStore,
   modelFolderUri: string,
+  specFolder: string | undefined,
 ): Promise<ResolvedModel> {
   let artifactUri: string;
   let described: string;
@@ -258,9 +273,12 @@ async function resolveModel(
 
   // Companion files (labels, tokenizer, processor): checked here, so a typo fails the plan and not every shard.
   const files: Record<string, string> = {};
+  const fileLocations: Record<string, CompanionLocation> = {};
   for (const { ref, field } of modelFileReferences(spec)) {
     if (ref in files) continue;
-    files[ref] = await resolveCompanion(store, ref, field, artifactUri, model.uri, extracted);
+    const found = await resolveCompanion(store, ref, field, artifactUri, model.uri, extracted, specFolder);
+    files[ref] = found.uri;
+    fileLocations[ref] = found.location;
   }
   return {
     source: fromRegistry ? 'registry' : 'uri',
@@ -270,13 +288,19 @@ async function resolveModel(
     size: model.size,
     sha256: model.sha256,
     files,
+    fileLocations,
     ...(extracted && { archive: extracted.archive }),
   };
 }
 
 /**
- * Where a companion file is. A URI is taken as it is. A relative reference is looked up inside an extracted
- * archive first (next to the .onnx, then at the archive's root), then next to the artifact as it is stored.
+ * Where a companion file is, and which of the places it was found in. A URI (or an absolute path) is taken as it
+ * is. A relative reference is looked up, first found wins:
+ * 1. inside an extracted model archive: next to the .onnx, then at the archive's root (`archive`);
+ * 2. next to the model artifact as it is stored (`artifact`): a file shipped with the model;
+ * 3. next to the job spec, when its folder is known (`spec`): a file shipped with the job, such as a processor
+ *    module kept in the pipeline's repository next to its spec.
+ * When none has it, the error lists every place looked at.
  */
 async function resolveCompanion(
   store: ObjectStore,
@@ -285,27 +309,37 @@ async function resolveCompanion(
   artifactUri: string,
   modelUri: string,
   extracted: ExtractedArchive | undefined,
-): Promise<string> {
-  const candidates: string[] = [];
-  const isUri = /^[a-z][a-z0-9+.-]*:\/\//i.test(ref);
-  if (extracted && !isUri) {
-    const inArchive = new Set([...extracted.files.values()].map((f) => f.uri));
+  specFolder: string | undefined,
+): Promise<{ uri: string; location: CompanionLocation }> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref) || path.isAbsolute(ref)) {
+    const uri = resolveAgainst(artifactUri, ref);
+    if (await store.tryHead(uri)) return { uri, location: 'uri' };
+    throw new ModelError(`${field} "${ref}" does not exist at ${uri}; check the URI`);
+  }
+  const inArchive: string[] = [];
+  if (extracted) {
+    const archived = new Set([...extracted.files.values()].map((f) => f.uri));
     for (const uri of [resolveAgainst(modelUri, ref), joinUri(asPrefix(extracted.rootUri), ref)]) {
-      if (inArchive.has(uri)) return uri;
-      candidates.push(uri);
+      if (archived.has(uri)) return { uri, location: 'archive' };
+      if (!inArchive.includes(uri)) inArchive.push(uri);
     }
   }
-  const uri = resolveAgainst(artifactUri, ref);
-  if (await store.tryHead(uri)) return uri;
-  if (!extracted) {
-    throw new ModelError(
-      `${field} "${ref}" does not exist at ${uri} (relative paths are resolved against the model artifact ` +
-        `${artifactUri}); put the file there or give its full URI`,
-    );
-  }
+  const nextToArtifact = resolveAgainst(artifactUri, ref);
+  if (await store.tryHead(nextToArtifact)) return { uri: nextToArtifact, location: 'artifact' };
+  const nextToSpec = specFolder === undefined ? undefined : resolveAgainst(asPrefix(specFolder), ref);
+  if (nextToSpec !== undefined && (await store.tryHead(nextToSpec)))
+    return { uri: nextToSpec, location: 'spec' };
+
+  const places = [
+    ...(extracted ? [`in the model archive ${artifactUri} (at ${inArchive.join(', ')})`] : []),
+    `next to the model artifact (${nextToArtifact})`,
+    nextToSpec !== undefined
+      ? `next to the job spec (${nextToSpec})`
+      : 'next to the job spec (not looked at: the spec was sent inline, so its folder is not known; send specUri)',
+  ];
   throw new ModelError(
-    `${field} "${ref}" is not in the model archive ${artifactUri} (looked for ${[...new Set(candidates)].join(', ')}) ` +
-      `and does not exist next to it at ${uri}; put the file in the archive or give its full URI`,
+    `${field} "${ref}" was not found ${places.join(', nor ')}; put the file in one of those places or give its ` +
+      'full URI',
   );
 }
 

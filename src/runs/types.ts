@@ -77,6 +77,10 @@ export const shardIndexSchema = z.strictObject({
 });
 export type ShardIndex = z.infer<typeof shardIndexSchema>;
 
+/** Where Plan found a model companion file (see resolveCompanion in planning/plan-run.ts). */
+export const COMPANION_LOCATIONS = ['archive', 'artifact', 'spec', 'uri'] as const;
+export type CompanionLocation = (typeof COMPANION_LOCATIONS)[number];
+
 export const resolvedModelSchema = z.strictObject({
   source: z.enum(['registry', 'uri']),
   group: z.string().optional(),
@@ -90,6 +94,12 @@ export const resolvedModelSchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Label files and other companions, resolved to URIs: spec reference -> URI. */
   files: z.record(z.string(), z.string()).default({}),
+  /**
+   * Where each companion of `files` was found: `archive` (inside the model archive), `artifact` (next to the model
+   * artifact), `spec` (next to the job spec) or `uri` (the spec gave a full URI). Absent in plans made before it
+   * was recorded.
+   */
+  fileLocations: z.record(z.string(), z.enum(COMPANION_LOCATIONS)).optional(),
   /**
    * When the model came as an archive (model.tar.gz): the archive as planned. `artifactUri` is then the .onnx that
    * Plan extracted from it into `<runUri>model/`, and `sha256` that file's digest.

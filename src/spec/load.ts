@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { normalizeUri, prefixesOverlap, UriError } from '../storage/uri.js';
+import { pathToFileURL } from 'node:url';
+import { dirnameUri, normalizeUri, prefixesOverlap, UriError } from '../storage/uri.js';
 import { SpecError, type SpecIssue } from './errors.js';
 import { isTextInput, type OutputTensorSpec } from './model-io.js';
 import { jobSpecSchema, type JobSpec } from './schema.js';
@@ -60,6 +61,16 @@ export async function loadJobSpecFile(file: string): Promise<JobSpec> {
   return parseJobSpecText(text, { source: file, baseDir: path.dirname(path.resolve(file)) });
 }
 
+/**
+ * The folder of a job spec, as a URI ending in `/`: where Plan looks for companion files (a processor module,
+ * labels, a tokenizer) that are not next to the model artifact. `spec` is a file path (relative to the working
+ * directory) or a `file://` / `s3://` URI of the spec.
+ */
+export function specFolderUri(spec: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return dirnameUri(spec);
+  return `${pathToFileURL(path.dirname(path.resolve(spec))).href}/`;
+}
+
 /** Validates an already-parsed value (e.g. the `spec` of an execution input). */
 export function parseJobSpec(raw: unknown, options: ParseOptions = {}): JobSpec {
   const result = jobSpecSchema.safeParse(raw);
@@ -105,8 +116,10 @@ export type ModelFileKind = 'labels' | 'tokenizer' | 'processor';
 
 /**
  * Files the model section refers to (labels, tokenizers, the processor module), each with the field it comes from
- * and its kind. Relative references resolve against the model artifact; Plan resolves and checks them all, and
- * workers find them in `plan.model.files` under the same reference (`loadModelFiles` in src/inference loads them).
+ * and its kind. A relative reference is looked up inside the model archive, then next to the model artifact, then
+ * next to the job spec (`specFolderUri`); Plan resolves and checks them all, records which place each was found
+ * in, and workers find them in `plan.model.files` under the same reference (`loadModelFiles` in src/inference
+ * loads them).
  */
 export function modelFileReferences(
   spec: JobSpec,

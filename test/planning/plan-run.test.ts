@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planRun } from '../../src/planning/plan-run.js';
+import { specFolderUri } from '../../src/spec/load.js';
 import type { PlanRequest } from '../../src/runs/tasks.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
 import { inputObjectSchema, planSchema, shardSchema, type Shard } from '../../src/runs/types.js';
@@ -101,6 +102,7 @@ describe('planRun', () => {
       size: MODEL_BYTES.length,
       sha256: sha256(MODEL_BYTES),
       files: { 'labels.txt': `${registryUri}iris/1/labels.txt` },
+      fileLocations: { 'labels.txt': 'artifact' },
     });
 
     // The snapshot: one InputObject per line, sorted, hashed exactly as stored.
@@ -199,8 +201,10 @@ describe('planRun', () => {
       { store, registry },
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
-    expect((err as Error).message).toContain(
-      `model.outputs[0].postprocess.argmax.labels "labels.txt" does not exist at ${registryUri}nolabels/1/labels.txt`,
+    expect((err as Error).message).toBe(
+      `model.outputs[0].postprocess.argmax.labels "labels.txt" was not found next to the model artifact ` +
+        `(${registryUri}nolabels/1/labels.txt), nor next to the job spec (not looked at: the spec was sent inline, ` +
+        'so its folder is not known; send specUri); put the file in one of those places or give its full URI',
     );
     expect(await store.tryHead(`${url('out')}/_runs/run-6/plan.json`)).toBeUndefined();
   });
@@ -264,6 +268,7 @@ describe('planRun', () => {
       size: 'archived model'.length,
       sha256: sha256('archived model'),
       files: { 'labels.txt': `${state.runUri}model/model/labels.txt` },
+      fileLocations: { 'labels.txt': 'archive' },
       archive: {
         uri: archiveUri,
         etag: (await store.head(archiveUri)).etag,
@@ -301,9 +306,9 @@ describe('planRun', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
     expect((err as Error).message).toContain(
-      `model.outputs[0].postprocess.argmax.labels "labels.txt" is not in the model archive ${uri}`,
+      `model.outputs[0].postprocess.argmax.labels "labels.txt" was not found in the model archive ${uri} ` +
+        `(at ${url('out/_runs/run-9c/model/labels.txt')}), nor next to the model artifact (${url('direct/labels.txt')})`,
     );
-    expect((err as Error).message).toContain(`does not exist next to it at ${url('direct/labels.txt')}`);
   });
 
   it('reads the spec from specUri (YAML)', async () => {
@@ -348,6 +353,92 @@ describe('planRun', () => {
     await expect(
       planRun({ runId: 'run-12', spec: spec({ input: { uri: `${url('nothing')}/` } }) }, { store, registry }),
     ).rejects.toThrow(InputError);
+  });
+});
+
+describe('planRun: companion files next to the model artifact or next to the job spec', () => {
+  /** A spec whose processor module (and labels) are relative references. */
+  const withProcessor = (module: string, labels = 'labels.txt'): Record<string, unknown> =>
+    spec({
+      model: {
+        processor: { module, columns: { extra: 'float' } },
+        outputs: [{ tensor: 'probabilities', postprocess: { argmax: { labels }, keep: 'score' } }],
+      },
+    });
+
+  async function planOf(request: PlanRequest, specFolder?: string) {
+    const state = await planRun(request, {
+      store,
+      registry,
+      now: fixedNow,
+      ...(specFolder !== undefined && { specFolderUri: specFolder }),
+    });
+    return planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
+  }
+
+  it('finds a processor module next to the job spec (specUri) and records that it came from there', async () => {
+    const { stringify } = await import('yaml');
+    await write('jobs/scoring/job.yaml', stringify(withProcessor('post.mjs')));
+    await write('jobs/scoring/post.mjs', 'export function postprocess() { return []; }\n');
+    const plan = await planOf({ runId: 'run-c1', specUri: url('jobs/scoring/job.yaml') });
+    expect(plan.model.files).toEqual({
+      'post.mjs': url('jobs/scoring/post.mjs'),
+      'labels.txt': `${registryUri}iris/1/labels.txt`,
+    });
+    expect(plan.model.fileLocations).toEqual({ 'post.mjs': 'spec', 'labels.txt': 'artifact' });
+  });
+
+  it('prefers the copy shipped with the model artifact when both places have one', async () => {
+    const { stringify } = await import('yaml');
+    await write('jobs/both/job.yaml', stringify(withProcessor('shared.mjs')));
+    await write('jobs/both/shared.mjs', '// next to the spec\n');
+    await write('registry/iris/1/shared.mjs', '// shipped with the model\n');
+    const plan = await planOf({ runId: 'run-c2', specUri: url('jobs/both/job.yaml') });
+    expect(plan.model.files['shared.mjs']).toBe(`${registryUri}iris/1/shared.mjs`);
+    expect(plan.model.fileLocations?.['shared.mjs']).toBe('artifact');
+  });
+
+  it('uses the folder of a spec file sent inline (the local runner passes specFolderUri)', async () => {
+    await write('jobs/local/job.yaml', 'name: placeholder\n');
+    await write('jobs/local/processors/post.mjs', '// local processor\n');
+    const folder = specFolderUri(path.join(root, 'jobs/local/job.yaml'));
+    expect(folder).toBe(`${url('jobs/local')}/`);
+    const plan = await planOf({ runId: 'run-c3', spec: withProcessor('processors/post.mjs') }, folder);
+    expect(plan.model.files['processors/post.mjs']).toBe(url('jobs/local/processors/post.mjs'));
+    expect(plan.model.fileLocations?.['processors/post.mjs']).toBe('spec');
+  });
+
+  it('fails the plan listing both places looked at when neither has the module', async () => {
+    const { stringify } = await import('yaml');
+    await write('jobs/missing/job.yaml', stringify(withProcessor('nowhere.mjs')));
+    const err = await planRun(
+      { runId: 'run-c4', specUri: url('jobs/missing/job.yaml') },
+      { store, registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as Error).message).toBe(
+      `model.processor.module "nowhere.mjs" was not found next to the model artifact ` +
+        `(${registryUri}iris/1/nowhere.mjs), nor next to the job spec (${url('jobs/missing/nowhere.mjs')}); ` +
+        'put the file in one of those places or give its full URI',
+    );
+    expect(await store.tryHead(`${url('out')}/_runs/run-c4/plan.json`)).toBeUndefined();
+  });
+
+  it('takes a full URI as it is, recorded as such, and names it when it does not exist', async () => {
+    await write('elsewhere/post.mjs', '// anywhere\n');
+    const plan = await planOf({ runId: 'run-c5', spec: withProcessor(url('elsewhere/post.mjs')) });
+    expect(plan.model.fileLocations?.[url('elsewhere/post.mjs')]).toBe('uri');
+    await expect(
+      planRun({ runId: 'run-c6', spec: withProcessor(url('elsewhere/none.mjs')) }, { store, registry }),
+    ).rejects.toThrow(
+      `model.processor.module "${url('elsewhere/none.mjs')}" does not exist at ${url('elsewhere/none.mjs')}`,
+    );
+  });
+
+  it('specFolderUri: the folder of a path or of a spec URI', () => {
+    expect(specFolderUri('s3://bucket/pipelines/daily/job.yaml')).toBe('s3://bucket/pipelines/daily/');
+    expect(specFolderUri('file:///srv/jobs/job.yaml')).toBe('file:///srv/jobs/');
+    expect(specFolderUri('/srv/jobs/a b/job.yaml')).toBe('file:///srv/jobs/a%20b/');
   });
 });
 
