@@ -1,0 +1,182 @@
+/**
+ * The worker image, read from containers/worker/Dockerfile (no Docker needed): multi-stage, a CUDA 12 + cuDNN
+ * runtime base, Node 22 or newer, onnxruntime-node's CUDA provider installed and checked at build time, and a
+ * non-root final user that is the user the job definitions run the container as.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GpuCompute, WORKER_DOCKERFILE } from '../../lib/constructs/gpu-compute.js';
+import { REPO_ROOT } from '../../lib/paths.js';
+import { synthConstruct } from './helpers.js';
+
+interface Instruction {
+  /** Upper-case: FROM, RUN, ENV... */
+  readonly keyword: string;
+  /** The rest of the instruction, continuation lines joined. */
+  readonly args: string;
+}
+
+interface Stage {
+  /** The FROM image with the global ARG defaults substituted. */
+  readonly from: string;
+  readonly name?: string;
+  readonly instructions: readonly Instruction[];
+}
+
+/** Instructions of a Dockerfile: comments dropped, `\` continuations joined. */
+function instructionsOf(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
+    if (line.startsWith('#')) continue; // a comment inside a continued instruction
+    if (line.endsWith('\\')) {
+      pending += `${line.slice(0, -1)} `;
+      continue;
+    }
+    const full = `${pending}${line}`.trim();
+    pending = '';
+    const match = /^(\S+)\s*(.*)$/s.exec(full);
+    if (match) out.push({ keyword: match[1]!.toUpperCase(), args: match[2]! });
+  }
+  return out;
+}
+
+/** `${NAME}` and `$NAME` replaced by the ARG defaults declared before the first FROM. */
+function substitute(text: string, args: Readonly<Record<string, string>>): string {
+  return text.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, a?: string, b?: string) => args[(a ?? b)!] ?? whole);
+}
+
+function stagesOf(instructions: readonly Instruction[]): {
+  stages: Stage[];
+  globalArgs: Record<string, string>;
+} {
+  const globalArgs: Record<string, string> = {};
+  const stages: { from: string; name?: string; instructions: Instruction[] }[] = [];
+  for (const instruction of instructions) {
+    if (instruction.keyword === 'FROM') {
+      const [image, as, name] = substitute(instruction.args, globalArgs).split(/\s+/);
+      stages.push({
+        from: image!,
+        ...(as?.toUpperCase() === 'AS' && name ? { name } : {}),
+        instructions: [],
+      });
+    } else if (stages.length === 0) {
+      const arg = /^(\w+)=(\S+)$/.exec(instruction.args);
+      if (instruction.keyword === 'ARG' && arg) globalArgs[arg[1]!] = arg[2]!;
+    } else {
+      stages.at(-1)!.instructions.push(instruction);
+    }
+  }
+  return { stages, globalArgs };
+}
+
+/** The image a stage starts from, following `FROM <earlier stage>` back to a registry image. */
+function baseImageOf(stages: readonly Stage[], stage: Stage): string {
+  let current = stage;
+  for (;;) {
+    const parent = stages.find((s) => s.name === current.from);
+    if (!parent) return current.from;
+    current = parent;
+  }
+}
+
+let stages: Stage[];
+let finalStage: Stage;
+
+beforeAll(() => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, WORKER_DOCKERFILE), 'utf8');
+  stages = stagesOf(instructionsOf(text)).stages;
+  finalStage = stages.at(-1)!;
+});
+
+describe('the worker Dockerfile', () => {
+  it('is multi-stage: at least 3 stages, and the final one copies its node_modules and bundle from earlier stages', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(3);
+    const copiesFrom = finalStage.instructions
+      .filter((i) => i.keyword === 'COPY')
+      .flatMap((i) => /--from=(\S+)/.exec(i.args)?.[1] ?? []);
+    expect(copiesFrom.length).toBeGreaterThanOrEqual(2);
+    for (const from of copiesFrom) expect(stages.map((s) => s.name)).toContain(from);
+  });
+
+  it('runs on an nvidia/cuda 12.x cuDNN runtime image (not devel), the base of the final stage', () => {
+    const base = baseImageOf(stages, finalStage);
+    expect(base).toMatch(/^nvidia\/cuda:12\.\d+(\.\d+)?-cudnn-runtime-/);
+  });
+
+  it('takes Node 22 or newer from the official image, and bundles for it', () => {
+    const nodeImages = stages.map((s) => s.from).filter((from) => /^node:/.test(from));
+    expect(nodeImages.length).toBeGreaterThan(0);
+    for (const image of nodeImages) {
+      const major = Number(/^node:(\d+)/.exec(image)?.[1]);
+      expect(major, image).toBeGreaterThanOrEqual(22);
+    }
+    // The runtime stage gets the node binary from the Node image: the same major runs what was bundled.
+    const copiesNode = stages.some((s) =>
+      s.instructions.some(
+        (i) => i.keyword === 'COPY' && /--from=\S+\s+\/usr\/local\/bin\/node\b/.test(i.args),
+      ),
+    );
+    expect(copiesNode).toBe(true);
+    const esbuild = stages
+      .flatMap((s) => s.instructions)
+      .find((i) => i.keyword === 'RUN' && i.args.includes('esbuild'));
+    expect(Number(/--target=node(\d+)/.exec(esbuild?.args ?? '')?.[1])).toBeGreaterThanOrEqual(22);
+  });
+
+  it("installs onnxruntime-node's CUDA 12 provider at build time and fails the build when it is missing", () => {
+    const stage = stages.find((s) =>
+      s.instructions.some((i) => i.keyword === 'ENV' && /\bONNXRUNTIME_NODE_INSTALL=cuda12\b/.test(i.args)),
+    );
+    expect(stage, 'a stage with ENV ONNXRUNTIME_NODE_INSTALL=cuda12').toBeDefined();
+    const env = stage!.instructions.findIndex((i) => i.keyword === 'ENV' && i.args.includes('cuda12'));
+    const install = stage!.instructions.findIndex(
+      (i, index) => index > env && i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args),
+    );
+    expect(install, 'npm ci after the ENV').toBeGreaterThan(env);
+    // The same RUN checks the provider library, so a silent download failure fails the build.
+    expect(stage!.instructions[install]!.args).toMatch(
+      /&&\s*test -f node_modules\/onnxruntime-node\/\S*libonnxruntime_providers_cuda\.so/,
+    );
+    // The final image takes its node_modules from that stage.
+    expect(
+      finalStage.instructions.some(
+        (i) =>
+          i.keyword === 'COPY' && i.args.includes(`--from=${stage!.name}`) && i.args.includes('node_modules'),
+      ),
+    ).toBe(true);
+  });
+
+  it('runs as a non-root user, the one the job definitions name', () => {
+    const users = finalStage.instructions.filter((i) => i.keyword === 'USER').map((i) => i.args.trim());
+    expect(users.length).toBeGreaterThan(0);
+    const user = users.at(-1)!;
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+    const template = synthConstruct((stack) => {
+      const vpc = new ec2.Vpc(stack, 'Vpc', {
+        natGateways: 0,
+        subnetConfiguration: [{ name: 'w', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+      });
+      new GpuCompute(stack, 'GpuCompute', {
+        vpc,
+        image: ecs.ContainerImage.fromRegistry('public.ecr.aws/example/worker:1'),
+        cpu: {},
+      });
+    });
+    const definitions = Object.values(template.findResources('AWS::Batch::JobDefinition')) as {
+      Properties: { ContainerProperties: { User?: string } };
+    }[];
+    expect(definitions).toHaveLength(2);
+    for (const d of definitions) expect(d.Properties.ContainerProperties.User).toBe(user);
+  });
+
+  it('starts node directly (exec form), which is why the job definitions run an init process as PID 1', () => {
+    const entrypoint = finalStage.instructions.filter((i) => i.keyword === 'ENTRYPOINT').at(-1);
+    expect(JSON.parse(entrypoint!.args) as string[]).toEqual(['node', '/app/dist/worker.mjs']);
+  });
+});
