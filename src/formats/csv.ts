@@ -5,6 +5,10 @@
  * Values stay strings: numbers are converted when tensors are built, so an id such as "00123" survives. An empty
  * unquoted field is null (missing); an empty quoted field ("") is the empty string.
  *
+ * Typed columns (`types`: the id and passthrough columns output.schema declares as int, bigint, float, double or
+ * boolean) are converted from their text here: an empty field (quoted or not) is null, and a value that is not of
+ * the type makes the record an INVALID_VALUE error row naming the column and the value (see CSV_TYPE_SPELLINGS).
+ *
  * Not supported: line breaks inside quoted fields. Ranges are split at line starts without looking at quotes (that
  * is what makes a CSV file splittable), so a quoted line break would cut a row in two. Rather than decode the halves
  * as if they were rows, quoting is strict: a quoted field left open at the end of the line, or a quote inside an
@@ -133,6 +137,92 @@ export interface CsvReadOptions extends ReadOptions {
    * exactly as before. Never list an id or passthrough column here: "00123" must stay text.
    */
   readonly numeric?: readonly string[];
+  /**
+   * Columns converted from text to a type (for id and passthrough columns, from output.schema): see parseTyped.
+   * `string` (or a type not listed) leaves the text as it is.
+   */
+  readonly types?: Readonly<Record<string, string>>;
+}
+
+/** The column types a CSV field is converted to (`CsvReadOptions.types`). */
+export type CsvColumnType = 'int' | 'bigint' | 'float' | 'double' | 'boolean';
+const CSV_TYPES: ReadonlySet<string> = new Set<CsvColumnType>([
+  'int',
+  'bigint',
+  'float',
+  'double',
+  'boolean',
+]);
+
+/** What each type accepts, for the error messages (and the docs). */
+export const CSV_TYPE_SPELLINGS: Readonly<Record<CsvColumnType, string>> = {
+  int: 'an integer from -2147483648 to 2147483647',
+  bigint: 'an integer from -9223372036854775808 to 9223372036854775807',
+  float: 'a finite decimal number within float range',
+  double: 'a finite decimal number',
+  boolean: 'true/false, t/f, yes/no or 1/0',
+};
+
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const TRUE = new Set(['true', 't', 'yes', '1']);
+const FALSE = new Set(['false', 'f', 'no', '0']);
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** Marks a field that is not of its type (a symbol: no text or value can be it). */
+const NOT_OF_TYPE = Symbol('not of type');
+
+/**
+ * A CSV field's text as `type`: surrounding spaces are ignored, empty text is null. int, float and double become
+ * numbers, bigint a bigint (exact beyond 2^53), boolean a boolean; NOT_OF_TYPE when the text is not of the type.
+ */
+export function parseTyped(text: string, type: CsvColumnType): unknown {
+  const t = text.trim();
+  if (t === '') return null;
+  switch (type) {
+    case 'int': {
+      if (!INTEGER.test(t)) return NOT_OF_TYPE;
+      const n = Number(t);
+      return n >= -(2 ** 31) && n < 2 ** 31 ? n : NOT_OF_TYPE;
+    }
+    case 'bigint': {
+      if (!INTEGER.test(t)) return NOT_OF_TYPE;
+      const n = BigInt(t);
+      return n >= INT64_MIN && n <= INT64_MAX ? n : NOT_OF_TYPE;
+    }
+    case 'float':
+    case 'double': {
+      if (!DECIMAL.test(t)) return NOT_OF_TYPE;
+      const n = Number(t);
+      const finite = type === 'float' ? Number.isFinite(Math.fround(n)) : Number.isFinite(n);
+      return finite ? n : NOT_OF_TYPE;
+    }
+    case 'boolean': {
+      const lower = t.toLowerCase();
+      return TRUE.has(lower) ? true : FALSE.has(lower) ? false : NOT_OF_TYPE;
+    }
+  }
+}
+
+/** Converts the typed fields in place; returns the problem with the first one that is not of its type. */
+function convertTyped(
+  fields: unknown[],
+  typed: readonly { readonly slot: number; readonly name: string; readonly type: CsvColumnType }[],
+): string | undefined {
+  let problem: string | undefined;
+  for (const { slot, name, type } of typed) {
+    const raw = fields[slot];
+    if (typeof raw !== 'string') continue;
+    const value = parseTyped(raw, type);
+    if (value === NOT_OF_TYPE) {
+      problem ??=
+        `column "${name}" value ${lineSnippet(raw, 40)} is not ${type === 'int' ? 'an' : 'a'} ${type} ` +
+        `(${CSV_TYPE_SPELLINGS[type]}), the type output.schema declares`;
+      continue; // left as text: the error row may still carry the record's other values
+    }
+    fields[slot] = value;
+  }
+  return problem;
 }
 
 const SKIP = 0;
@@ -162,6 +252,23 @@ export const readCsv = async function* (
   const makeValues = valuesFactory(selected.map((k) => names[k]!));
   const source = range.uri;
   const fields = new Array<unknown>(selected.length);
+  const typed = selected.flatMap((k, slot) => {
+    const type = options.types?.[names[k]!];
+    return type !== undefined && CSV_TYPES.has(type)
+      ? [{ slot, name: names[k]!, type: type as CsvColumnType }]
+      : [];
+  });
+  /** The record of a line whose fields are in `fields`: typed columns converted, or an INVALID_VALUE error. */
+  const finish = (offset: number): SourceRecord => {
+    const problem = typed.length > 0 ? convertTyped(fields, typed) : undefined;
+    if (problem === undefined) return { source, offset, values: makeValues(fields) };
+    return {
+      source,
+      offset,
+      error: { reason: 'INVALID_VALUE', message: problem },
+      partial: makeValues(fields),
+    };
+  };
 
   let pending: SourceRecord[] = [];
   const slowLine = (text: string, offset: number): SourceRecord => {
@@ -181,7 +288,7 @@ export const readCsv = async function* (
       );
     }
     for (let j = 0; j < selected.length; j++) fields[j] = parsed.fields[selected[j]!];
-    return { source, offset, values: makeValues(fields) };
+    return finish(offset);
   };
 
   const visit: LineVisitor = (bytes, start, end, offset, tooLong, ascii) => {
@@ -238,7 +345,7 @@ export const readCsv = async function* (
       );
       return;
     }
-    pending.push({ source, offset, values: makeValues(fields) });
+    pending.push(finish(offset));
   };
 
   for await (const _ of visitLines(store, range, visit)) {

@@ -23,6 +23,11 @@ export interface DecodedRecord extends RecordPosition {
 export interface UndecodableRecord extends RecordPosition {
   readonly values?: undefined;
   readonly error: { readonly reason: ErrorReason; readonly message: string };
+  /**
+   * The record's values as far as they were read, when the record itself could be split into them and only a value
+   * failed (a CSV field not of its declared type): the error row can still carry the record's id.
+   */
+  readonly partial?: Readonly<Record<string, unknown>>;
 }
 
 export type SourceRecord = DecodedRecord | UndecodableRecord;

@@ -195,6 +195,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       batchSize: 1024,
       ...(io.readColumns ? { columns: io.readColumns } : {}),
       numeric: io.numericColumns,
+      ...(io.identityTypes ? { types: io.identityTypes } : {}),
     };
     stream = new RecordStream(
       store,
@@ -340,6 +341,11 @@ interface ModelIo {
   readonly readColumns?: readonly string[];
   /** Columns only used as tabular tensor values: CSV may hand them over as numbers. */
   readonly numericColumns: readonly string[];
+  /**
+   * CSV: the id and passthrough columns output.schema gives a scalar type other than string, converted from their
+   * text as they are read (a value not of the type makes its record an INVALID_VALUE error row).
+   */
+  readonly identityTypes?: Readonly<Record<string, string>>;
   readonly labelColumns: ReadonlySet<string>;
   /**
    * For models with text inputs: a record's length (characters of its text columns), to bucket records of similar
@@ -347,6 +353,9 @@ interface ModelIo {
    */
   readonly lengthOf?: (record: DecodedRecord) => number;
 }
+
+/** output.schema types a CSV field is converted to (csv.ts parseTyped); string needs no conversion. */
+const SCALAR_TYPES: ReadonlySet<string> = new Set(['int', 'bigint', 'float', 'double', 'boolean']);
 
 /** Everything between records and tensors, and tensors and columns, built once per worker from the plan. */
 async function prepareModelIo(store: ObjectStore, plan: Plan, thread: InferenceThread): Promise<ModelIo> {
@@ -358,6 +367,13 @@ async function prepareModelIo(store: ObjectStore, plan: Plan, thread: InferenceT
   const readColumns =
     features.columns.length === 0 ? undefined : [...new Set([...identity, ...features.columns])];
   const keepText = new Set(identity);
+  const declared = spec.output.schema ?? {};
+  const typedIdentity = identity.flatMap((c) => {
+    const type = declared[c];
+    return type && SCALAR_TYPES.has(type) ? [[c, type] as const] : [];
+  });
+  const identityTypes =
+    spec.input.format === 'csv' && typedIdentity.length > 0 ? Object.fromEntries(typedIdentity) : undefined;
   const numericColumns = [
     ...new Set(spec.model.inputs.flatMap((input) => (isTabularInput(input) ? input.from.columns : []))),
   ].filter((c) => !keepText.has(c));
@@ -382,6 +398,7 @@ async function prepareModelIo(store: ObjectStore, plan: Plan, thread: InferenceT
     post,
     ...(readColumns ? { readColumns } : {}),
     numericColumns,
+    ...(identityTypes ? { identityTypes } : {}),
     labelColumns,
     ...(lengthOf ? { lengthOf } : {}),
   };

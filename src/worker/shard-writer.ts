@@ -214,9 +214,11 @@ export class ShardWriter {
     for (const i of [...batch.errors.keys()].sort((a, b) => a - b)) {
       const error = batch.errors.get(i)!;
       const rec = batch.records[i]!;
-      const idValue = idColumn && rec.values ? rec.values[idColumn] : undefined;
+      // An undecodable record may still have its values in part (a CSV value of the wrong type): keep its id.
+      const known = rec.values ?? rec.partial;
+      const idValue = idColumn && known ? known[idColumn] : undefined;
       const row: ErrorRow = {
-        ...(idColumn ? { id: isScalarId(idValue) ? idValue : null } : {}),
+        ...(idColumn ? { id: errorRowId(idValue) } : {}),
         _shard: shardId,
         _source: rec.source,
         _offset: rec.offset,
@@ -459,8 +461,11 @@ function valueBytes(v: unknown): number {
   return 8;
 }
 
-function isScalarId(v: unknown): v is string | number {
-  return typeof v === 'string' || typeof v === 'number';
+/** An id as an errors file (JSON) can hold it: a bigint as a number when exact, else as its digits. */
+function errorRowId(v: unknown): string | number | null {
+  if (typeof v === 'string' || typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  return null;
 }
 
 function inferType(v: unknown): OutputColumnType | undefined {
