@@ -151,7 +151,7 @@ describe('readCsv with typed columns', () => {
     }
     expect(parts).toEqual(whole);
     expect(whole).toHaveLength(60);
-    expect(whole.filter((r) => r.error).map((r) => r.partial?.id)).toEqual([
+    expect(whole.flatMap((r) => (r.error ? [r.partial?.id] : []))).toEqual([
       'P5',
       'P18',
       'P31',
