@@ -30,13 +30,17 @@ export const RUN_FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORT
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PERIOD = Duration.minutes(5);
 
+/** A pipeline to watch: its runs' alarms, dashboard rows and run-finished events. */
 export interface MonitoredPipeline {
+  /** The pipeline's name: the `Pipeline` dimension of the run metrics (RUN_METRICS), and the alarms' names. */
   readonly name: string;
+  /** The pipeline's state machine: its failed and timed-out executions alarm, its finished runs are published. */
   readonly stateMachine: sfn.IStateMachine;
   /** The pipeline's validation.maxErrorRate: a run above it alarms. 0..1. */
   readonly maxErrorRate: number;
 }
 
+/** A job queue to watch. */
 export interface MonitoredQueue {
   /** A short label for the dashboard (gpu, cpu). */
   readonly label: string;
@@ -44,12 +48,16 @@ export interface MonitoredQueue {
   readonly jobQueueName: string;
 }
 
+/** A function whose errors alarm. */
 export interface MonitoredFunction {
+  /** A short name for the alarm and the dashboard (plan, reconcile, trigger...). */
   readonly label: string;
+  /** The function: its `Errors` metric (any error in 5 minutes) alarms. */
   readonly function: lambda.IFunction;
 }
 
 export interface MonitoringProps {
+  /** The pipelines: per pipeline, alarms on failed runs, error rate and drift, and dashboard rows. Unique names. */
   readonly pipelines: readonly MonitoredPipeline[];
 
   /**

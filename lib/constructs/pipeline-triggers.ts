@@ -27,8 +27,9 @@ import { FUNCTION_ENV } from '../workflow-contract.js';
 import { grantS3, type S3Location } from '../s3-access.js';
 import { NodeFunction } from './node-function.js';
 
-/** A pipeline's S3 trigger, resolved to a bucket. */
+/** A pipeline's S3 trigger, resolved to a bucket: one run per object created under the prefix. */
 export interface S3TriggerTarget {
+  /** Discriminates the trigger kinds. */
   readonly kind: 's3';
   /** The bucket's name (a token for the stack's data bucket). */
   readonly bucketName: string;
@@ -38,7 +39,9 @@ export interface S3TriggerTarget {
   readonly suffix?: string;
 }
 
+/** A pipeline's schedule: one run per scheduled time, which the run receives (`scheduledTime`). */
 export interface ScheduleTriggerTarget {
+  /** Discriminates the trigger kinds. */
   readonly kind: 'schedule';
   /** `cron(...)` or `rate(...)`, as EventBridge Scheduler takes it. */
   readonly expression: string;
@@ -50,8 +53,11 @@ export interface ScheduleTriggerTarget {
   readonly offset?: string;
 }
 
+/** A pipeline's volume trigger: one run over the prefix each time `minBytes` of new objects arrived. */
 export interface VolumeTriggerTarget {
+  /** Discriminates the trigger kinds. */
   readonly kind: 'volume';
+  /** The bucket's name (a token for the stack's data bucket). */
   readonly bucketName: string;
   /** Key prefix counted and read by the run. */
   readonly prefix: string;
@@ -68,10 +74,12 @@ export interface TriggeredPipeline {
   readonly stateMachine: sfn.IStateMachine;
   /** The spec every run is started with (the execution input's `spec`); string values may hold tokens. */
   readonly spec: Readonly<Record<string, unknown>>;
+  /** What starts the pipeline's runs; a pipeline without triggers is started by hand only. */
   readonly triggers: readonly TriggerTarget[];
 }
 
 export interface PipelineTriggersProps {
+  /** The pipelines and their triggers; one trigger function serves all of them. Unique names. */
   readonly pipelines: readonly TriggeredPipeline[];
 
   /**
