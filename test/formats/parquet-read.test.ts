@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parquetMetadata } from 'hyparquet';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parquetLayout, READABLE_CODECS, readParquet } from '../../src/formats/parquet-read.js';
@@ -215,6 +217,92 @@ describe('readParquet', () => {
     }
     expect(ours.map((r) => r.offset)).toEqual(theirs.map((_, i) => i));
     expect(ours.map((r) => r.values)).toEqual(theirs);
+  });
+
+  it('reads a multi-group range one row group at a time: no read is larger than the largest group plus the footer', async () => {
+    // Groups of different sizes, each far larger than the footer, written by DuckDB (uncompressed random doubles).
+    const out = path.join(tmp.dir, 'groups.parquet');
+    await duck.run(`
+      copy (
+        select i::bigint as id, hash(i)::double / 1e19 as x, hash(i + 1)::double / 1e19 as y
+        from range(90000) t(i)
+      ) to '${out}' (format parquet, row_group_size 15000, compression uncompressed)`);
+    const uri = tmp.uri('groups.parquet');
+    const { size } = await tmp.store.head(uri);
+    const bytes = new Uint8Array(await readFile(out));
+    const metadata = parquetMetadata(bytes.buffer);
+    // The footer: the metadata, its 4-byte length and the closing magic.
+    const footer = new DataView(bytes.buffer).getUint32(size - 8, true) + 8;
+    // Byte extent of each row group: from its first column chunk's first page to its last chunk's end.
+    const extents = metadata.row_groups.map((group) => {
+      let start = Infinity;
+      let end = 0;
+      for (const chunk of group.columns) {
+        const meta = chunk.meta_data!;
+        const first = Number(meta.dictionary_page_offset ?? meta.data_page_offset);
+        start = Math.min(start, Math.min(first, Number(meta.data_page_offset)));
+        end = Math.max(end, first + Number(meta.total_compressed_size));
+      }
+      return { start, end };
+    });
+    const groups = extents.length;
+    expect(groups).toBeGreaterThanOrEqual(5);
+    const groupRows = metadata.row_groups.map((g) => Number(g.num_rows));
+    const largest = Math.max(...extents.map((e) => e.end - e.start));
+    expect(largest).toBeGreaterThan(4 * footer);
+    // Streaming: when the first records come out, only the first group of the range has been fetched.
+    tmp.store.reset();
+    const iterator = readParquet(tmp.store, groupRange(uri, size, 1, groups, groupRows[0]), {
+      batchSize: 1000,
+    })[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.value).toHaveLength(1000);
+    const fetched = tmp.store.gets.filter((g) => g.range!.end <= size - footer);
+    expect(fetched.length).toBeGreaterThan(0);
+    for (const g of fetched) {
+      expect(g.range!.start).toBeGreaterThanOrEqual(extents[1]!.start);
+      expect(g.range!.end).toBeLessThanOrEqual(extents[1]!.end);
+    }
+    await iterator.return?.();
+    // The ranges are cut differently from the whole file, and sizes are bounded in all of them.
+    for (const [from, to] of [
+      [0, groups],
+      [1, 4],
+      [groups - 1, groups],
+    ] as const) {
+      tmp.store.reset();
+      const rowStart = groupRows.slice(0, from).reduce((a, b) => a + b, 0);
+      const rows = await collect(
+        readParquet(tmp.store, groupRange(uri, size, from, to, rowStart), { batchSize: 4096 }),
+      );
+      expect(rows).toHaveLength(groupRows.slice(from, to).reduce((a, b) => a + b, 0));
+      expect(rows[0]!.values!.id).toBe(BigInt(rowStart));
+      const reads = tmp.store.gets.map((g) => ({ start: g.range!.start, end: g.range!.end }));
+      for (const read of reads) {
+        expect(read.end - read.start, `read [${read.start}, ${read.end})`).toBeLessThanOrEqual(
+          largest + footer,
+        );
+      }
+      // Apart from the footer, every read lies within one row group of the range: one group at a time.
+      const data = reads.filter((r) => r.end <= size - footer);
+      expect(data.length).toBeGreaterThanOrEqual(to - from);
+      for (const read of data) {
+        const owners = extents
+          .map((e, g) => ({ ...e, g }))
+          .filter((e) => read.start >= e.start && read.end <= e.end);
+        expect(
+          owners.map((o) => o.g).filter((g) => g >= from && g < to),
+          `read [${read.start}, ${read.end})`,
+        ).toHaveLength(1);
+      }
+      // Every group of the range was read, none outside it.
+      const touched = new Set(
+        data.map((r) => extents.findIndex((e) => r.start >= e.start && r.end <= e.end)),
+      );
+      expect([...touched].sort((a, b) => a - b)).toEqual(
+        Array.from({ length: to - from }, (_, k) => from + k),
+      );
+    }
   });
 
   it('reads GZIP and BROTLI files; other codecs it cannot decode fail with an InputError before reading data', async () => {
