@@ -32,6 +32,18 @@ describe('planRequestFromEvent', () => {
     });
   });
 
+  it("keeps a schedule's scheduledTime (ISO 8601) and refuses one that is not a time", () => {
+    expect(
+      planRequestFromEvent({
+        runId: 'sched-1',
+        request: { spec: {}, scheduledTime: '2025-03-01T02:30:00.000Z' },
+      }),
+    ).toEqual({ runId: 'sched-1', spec: {}, scheduledTime: '2025-03-01T02:30:00.000Z' });
+    expect(() => planRequestFromEvent({ runId: 'sched-1', request: { scheduledTime: 'yesterday' } })).toThrow(
+      ZodError,
+    );
+  });
+
   it('rejects unknown execution input fields and malformed payloads', () => {
     expect(() => planRequestFromEvent({ runId: 'exec-1', request: { specUrl: 'typo' } })).toThrow(ZodError);
     expect(() => planRequestFromEvent({ spec: {} })).toThrow(ZodError);
