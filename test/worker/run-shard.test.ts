@@ -2,7 +2,7 @@
  * The shard worker in-process, with real parts: planned runs on disk, ONNX Runtime in its thread, DuckDB's Parquet
  * writer, LocalObjectStore. Outputs are read back with DuckDB.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -418,6 +418,110 @@ describe('a text model', () => {
     const resumed = await run(planned, { chunkRecords: 100 });
     expect(resumed.resume?.resumedChunks).toBeGreaterThan(0);
     expect(await expectSameOutput(whole, resumed)).toEqual({ rows: n, differences: 0 });
+  });
+});
+
+describe('a processor module shipped next to the model', () => {
+  /**
+   * preprocess: "a,b,c" text -> the affine model's x [n, 3] (records without three numbers are set aside);
+   * postprocess: y [n, 2] -> total, parts and kind; a record asking to fail gets an _error. Self-contained, as a
+   * module shipped with a model artifact must be.
+   */
+  const PROCESSOR = `
+export function preprocess(records, { Tensor }) {
+  const rows = [];
+  const errors = [];
+  records.forEach((r, index) => {
+    const parts = String(r.values.csv ?? '').split(',').map(Number);
+    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) errors.push({ index, message: 'need three numbers' });
+    else rows.push(parts);
+  });
+  return { feeds: { x: new Tensor('float32', Float32Array.from(rows.flat()), [rows.length, 3]) }, errors };
+}
+
+export async function postprocess(outputs, records) {
+  const y = outputs.y.data;
+  return records.map((r, i) => {
+    if (r.values.fail) return { _error: 'asked to fail' };
+    const total = y[2 * i] + y[2 * i + 1];
+    return { total, parts: [y[2 * i], y[2 * i + 1]], kind: r.values.kind ?? (total > 0 ? 'pos' : 'neg') };
+  });
+}
+`;
+
+  it('is planned with the model and run by the worker: its columns, its error rows, every record once', async () => {
+    const dir = path.join(tmp.dir, 'processor');
+    const modelDir = path.join(dir, 'models', 'affine');
+    mkdirSync(path.join(modelDir, 'processors'), { recursive: true });
+    copyFileSync(fixtureModel('affine.onnx'), path.join(modelDir, 'model.onnx'));
+    writeFileSync(path.join(modelDir, 'processors', 'affine.mjs'), PROCESSOR);
+    mkdirSync(path.join(dir, 'in'), { recursive: true });
+    const n = 300;
+    const inputs: { id: string; csv: string; fail?: boolean; kind?: string }[] = [];
+    for (let i = 0; i < n; i++) {
+      const x = [i % 7, (i * 3) % 11, (i % 5) - 2];
+      inputs.push({
+        id: `q${i}`,
+        csv: i % 37 === 3 ? 'oops' : x.join(','),
+        ...(i % 50 === 10 ? { fail: true } : {}),
+        ...(i % 20 === 0 ? { kind: `k${i}` } : {}),
+      });
+    }
+    writeFileSync(path.join(dir, 'in', 'rows.jsonl'), `${inputs.map((r) => JSON.stringify(r)).join('\n')}\n`);
+
+    const planned = await planWorkerRun({
+      name: 'processed',
+      input: { uri: `${pathToFileURL(path.join(dir, 'in')).href}/`, format: 'jsonl', id: 'id' },
+      model: {
+        uri: pathToFileURL(path.join(modelDir, 'model.onnx')).href,
+        // Relative to the model artifact, like every companion file.
+        processor: {
+          module: 'processors/affine.mjs',
+          columns: { total: 'double', parts: 'array<float>', kind: 'string' },
+        },
+        outputs: [{ tensor: 'y', as: 'raw' }],
+      },
+      output: { uri: `${pathToFileURL(path.join(dir, 'out')).href}/` },
+      run: { batchSize: 32 },
+    });
+    expect(planned.plan.model.files).toEqual({
+      'processors/affine.mjs': pathToFileURL(path.join(modelDir, 'processors', 'affine.mjs')).href,
+    });
+    const marker = await run(planned, { chunkRecords: 100 });
+
+    const bad = inputs.filter((r) => r.csv === 'oops');
+    const failed = inputs.filter((r) => r.fail && r.csv !== 'oops');
+    expect(marker.records).toBe(n);
+    expect(marker.errorsByReason).toEqual({ INVALID_VALUE: bad.length, POSTPROCESS_ERROR: failed.length });
+    expect(marker.predictions).toBe(n - bad.length - failed.length);
+    expect(marker.columns).toMatchObject({
+      raw: 'array<float>',
+      total: 'double',
+      parts: 'array<float>',
+      kind: 'string',
+    });
+
+    const rows = await sql<{ id: string; raw: number[]; total: number; parts: number[]; kind: string }>(
+      `SELECT id, raw, total, parts, kind FROM ${parquetOf(marker)} ORDER BY _offset`,
+    );
+    const scored = inputs.filter((r) => r.csv !== 'oops' && !r.fail);
+    expect(rows.map((r) => r.id)).toEqual(scored.map((r) => r.id));
+    rows.forEach((row, k) => {
+      const [x0, x1, x2] = scored[k]!.csv.split(',').map(Number) as [number, number, number];
+      // affine.onnx: y = [x0 + 3 x2 + 10, 2 x0 - x1 + x2 - 5]
+      const y = [x0 + 3 * x2 + 10, 2 * x0 - x1 + x2 - 5];
+      expect(row.raw).toEqual(y);
+      expect(row.parts).toEqual(y);
+      expect(row.total).toBe(y[0]! + y[1]!);
+      expect(row.kind).toBe(scored[k]!.kind ?? (y[0]! + y[1]! > 0 ? 'pos' : 'neg'));
+    });
+    const errors = errorLines(marker).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(errors.filter((e) => e.reason === 'INVALID_VALUE').map((e) => [e.id, e.message])).toEqual(
+      bad.map((r) => [r.id, 'need three numbers']),
+    );
+    expect(errors.filter((e) => e.reason === 'POSTPROCESS_ERROR').map((e) => [e.id, e.message])).toEqual(
+      failed.map((r) => [r.id, 'asked to fail']),
+    );
   });
 });
 
