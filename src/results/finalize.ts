@@ -1,8 +1,9 @@
 /**
- * Finalize: the last state of a run. Reads the plan, the shard list and every marker, checks each marker against
+ * Finalize: the last state of a run. Reads the plan, the shard index and every marker, checks each marker against
  * the files it names (`verifyMarkerOutputs`), validates the run (`validateRun`), and only when it passed: removes
- * stray files from the run's partition, assembles the single output file (`output.singleFile`) and publishes the
- * run to the catalogue. It always writes manifest.json.
+ * stray files from the run's partition, assembles the single output file (`output.singleFile`), publishes the
+ * run to the catalogue and adds it to the job's history of succeeded runs. It always writes manifest.json, with
+ * the run's output distributions and their drift against the previous succeeded run (drift.ts).
  *
  * Re-running Finalize is safe: it reads the same files, cleaning and assembling are idempotent, publishing is
  * idempotent, and the manifest is overwritten with the latest verdict.
@@ -11,11 +12,20 @@ import type { Catalog, PublishedRun } from '../catalog/catalog.js';
 import { RunStateError } from '../spec/errors.js';
 import type { RunLayout } from '../runs/layout.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
+import type { OutputSummaries } from '../runs/stats.js';
 import type { Plan } from '../runs/types.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
-import { buildManifest, modelName, type Manifest, type ManifestFailedShard } from './manifest.js';
+import { computeDrift, findBaseline, recordSucceededRun } from './drift.js';
+import {
+  buildManifest,
+  modelName,
+  runSummaries,
+  type Drift,
+  type Manifest,
+  type ManifestFailedShard,
+} from './manifest.js';
 import {
   describeInferError,
   describeShardError,
@@ -88,14 +98,26 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       }
       const run = publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString());
       await deps.catalog.publishRun(run);
+      // The job's history of succeeded runs is where the next run finds its drift baseline.
+      await recordSucceededRun(deps.store, layout, {
+        runId,
+        name: plan.spec.name,
+        plannedAt: plan.createdAt,
+        finalizedAt: run.finishedAt,
+      });
       publishedAt = run.finishedAt;
     } catch (err) {
       publishError = err instanceof Error ? err : new Error(String(err));
     }
   }
 
+  const summaries = runSummaries(report.accepted);
+  const drift = summaries.summaries ? await driftOf(deps.store, layout, plan, summaries.summaries) : {};
+
   const finalizedAt = deps.now?.() ?? new Date();
   const manifest = buildManifest({
+    summaries,
+    ...drift,
     plan,
     layout,
     report,
@@ -118,6 +140,32 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   // rewrites the manifest and publishes again (idempotently).
   if (publishError !== undefined) throw publishError;
   return runResultOf(manifest, layout);
+}
+
+/**
+ * Drift against the previous succeeded run of the job (drift.ts); nothing on the job's first run. A baseline that
+ * cannot be read is reported in the manifest, never a reason to fail the run.
+ */
+async function driftOf(
+  store: ObjectStore,
+  layout: RunLayout,
+  plan: Plan,
+  summaries: OutputSummaries,
+): Promise<{ drift?: Drift; driftError?: string }> {
+  try {
+    const baseline = await findBaseline(store, layout, {
+      runId: plan.runId,
+      name: plan.spec.name,
+      plannedAt: plan.createdAt,
+    });
+    if (!baseline?.summaries) return {};
+    const drift = computeDrift(baseline.runId, baseline.summaries, summaries);
+    return drift ? { drift } : {};
+  } catch (err) {
+    return {
+      driftError: `the baseline run could not be read: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
 }
 
 /** What the catalogue is told about a validated run: the accepted shards' files and the written columns. */

@@ -56,6 +56,17 @@ const failedShardSchema = z.object({
 });
 export type ManifestFailedShard = z.infer<typeof failedShardSchema>;
 
+/** `manifest.drift`: exactly this shape (the Finalize Lambda reads it for the Drift metric). */
+export const driftSchema = z.object({
+  /** The run compared against: the previous succeeded run of the same job. */
+  baselineRunId: z.string(),
+  /** The largest column PSI. */
+  maxPsi: z.number().nonnegative(),
+  /** PSI per prediction column compared. */
+  columns: z.record(z.string(), z.number().nonnegative()),
+});
+export type Drift = z.infer<typeof driftSchema>;
+
 const shardTimingsSchema = z.object({
   readMs: z.number().nonnegative(),
   decodeMs: z.number().nonnegative(),
@@ -124,6 +135,13 @@ export const manifestSchema = z.object({
   summaries: outputSummariesSchema.optional(),
   /** Why `summaries` is absent although shards reported them (they could not be merged). */
   summariesError: z.string().optional(),
+  /**
+   * PSI of each prediction column against the previous succeeded run of the same job (drift.ts). Absent on the
+   * job's first run, and when no column could be compared.
+   */
+  drift: driftSchema.optional(),
+  /** Why `drift` is absent although this run has summaries (the baseline could not be read). */
+  driftError: z.string().optional(),
   outputs: z.object({
     /** Table location. */
     outputUri: z.string(),
@@ -190,6 +208,11 @@ export interface ManifestInput {
   readonly singleFile?: Manifest['outputs']['singleFile'];
   /** URIs of the stray files removed from the partition. */
   readonly strayFilesRemoved?: readonly string[];
+  /** The accepted shards' summaries merged (`runSummaries`), when the caller has them already. */
+  readonly summaries?: ReturnType<typeof runSummaries>;
+  /** Drift against the previous succeeded run, or why it could not be computed. */
+  readonly drift?: Drift;
+  readonly driftError?: string;
 }
 
 /** The model's name in the catalogue: the registry group, or the artifact's file name without `.onnx`. */
@@ -234,7 +257,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     providers[m.executionProvider] = (providers[m.executionProvider] ?? 0) + 1;
     batchSizes[String(m.batchSize)] = (batchSizes[String(m.batchSize)] ?? 0) + 1;
   }
-  const summaries = runSummaries(report.accepted);
+  const summaries = input.summaries ?? runSummaries(report.accepted);
 
   const plannedAtMs = Date.parse(plan.createdAt);
   const errorRate = report.totals.records === 0 ? 0 : report.totals.errors / report.totals.records;
@@ -274,6 +297,8 @@ export function buildManifest(input: ManifestInput): Manifest {
     },
     ...(report.accepted.length > 0 && { execution: { providers, batchSizes } }),
     ...summaries,
+    ...(input.drift && { drift: input.drift }),
+    ...(input.driftError !== undefined && { driftError: input.driftError }),
     outputs: {
       outputUri: layout.outputUri,
       partitionUri: layout.partitionUri,
@@ -304,7 +329,7 @@ export function buildManifest(input: ManifestInput): Manifest {
 }
 
 /** The completed shards' output summaries merged into the run's; a merge that fails is reported, not thrown. */
-function runSummaries(accepted: readonly ShardMarker[]): {
+export function runSummaries(accepted: readonly ShardMarker[]): {
   summaries?: OutputSummaries;
   summariesError?: string;
 } {
