@@ -11,7 +11,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import type { BatchInferenceStack } from './batch-inference-stack.js';
+import type { BatchInferenceStack, PipelineGrant } from './batch-inference-stack.js';
 import { DATA_PREFIXES } from './config.js';
 
 /** Registers the AwsSolutions checks on an app (or stage): violations fail synthesis. */
@@ -155,12 +155,18 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   }
 
   // --- Pipelines' own buckets ---------------------------------------------------------------------------------------
+  const grantReasons: Record<PipelineGrant['what'], string> = {
+    input: 'its input objects are the ones found under it when a run is planned. Read-only (GetObject).',
+    output: 'run files have run-specific keys under it. Explicit actions only.',
+    'manifest objects':
+      "its manifest input names objects under it (the pipeline's manifestObjects), known only when a run reads " +
+      'the manifest. Read-only (GetObject).',
+  };
   for (const grant of stack.pipelineGrants) {
     ack(
       grant.role,
       wildcardResourceFinding(stack, objectsOf(grant.location.bucket, grant.location.keyPrefix)),
-      `The ${grant.what} prefix of pipeline ${grant.pipeline} in a bucket outside the stack: run files have ` +
-        'run-specific keys under it. Explicit actions only.',
+      `The ${grant.what} prefix of pipeline ${grant.pipeline} in a bucket outside the stack: ${grantReasons[grant.what]}`,
     );
   }
 

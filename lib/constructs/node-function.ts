@@ -1,8 +1,8 @@
 /**
  * A Lambda function written in TypeScript, bundled by the locally installed esbuild, with the project's defaults:
  * Node 24 (the newest Lambda Node runtime) on Graviton, an ESM bundle with source maps, X-Ray tracing, a log group
- * with a retention, Powertools-compatible logging and metrics settings, and a role that may write its own logs and
- * nothing else until granted more.
+ * with a retention, the settings of the Powertools logger and metrics the handlers use (lambdas/shared/powertools.ts),
+ * and a role that may write its own logs and nothing else until granted more.
  */
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
@@ -69,7 +69,7 @@ export interface NodeFunctionProps {
   readonly environment?: Readonly<Record<string, string>>;
 
   /**
-   * Service name for structured logs (`POWERTOOLS_SERVICE_NAME`, the variable Powertools and our logger read).
+   * Service name for structured logs (`POWERTOOLS_SERVICE_NAME`, which the Powertools logger reads).
    *
    * @default 'batch-infer'
    */
@@ -187,7 +187,7 @@ export class NodeFunction extends Construct {
         // Stack traces point at the TypeScript sources through the bundled source map.
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'batch-infer',
-        // Read by src/runtime/metrics.ts (EMF), as by Powertools Metrics.
+        // Read by Powertools Metrics (lambdas/shared/powertools.ts): the namespace the alarms and dashboard read.
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
       },
