@@ -4,6 +4,8 @@
  *   export gives them: no HEAD per object), in a child process so its peak RSS is the plan's own;
  * - plan 10,000 objects found by prefix listing on the loopback S3 server (s3rver), with the parallel listing
  *   (one level with Delimiter "/", then the folders concurrently) against the sequential listing;
+ * - reconcile that 1M-object plan in a child process (peak RSS against a Lambda's 512 MB; bytes of shards.jsonl
+ *   read: none, the shard index is enough), against the same run without its index (shards.jsonl streamed);
  * - finalize 10,000 shard markers (each with a real Parquet file), the local DuckDB catalogue included.
  *
  * Targets (the issue's): the 1M plan in < 20 s and < 1 GiB peak RSS; the 10,000-shard finalize in < 30 s.
@@ -14,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -86,9 +88,10 @@ async function planChild(dir: string, count: number): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-async function runPlanChild(dir: string, count: number): Promise<PlanChildResult> {
+/** Runs this file as a child process with `args` and parses the one JSON line it prints last. */
+async function runChild<T>(args: readonly string[]): Promise<T> {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--import', tsx, here, '--plan-child', dir, String(count)], {
+  const child = spawn(process.execPath, ['--import', tsx, here, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -96,9 +99,124 @@ async function runPlanChild(dir: string, count: number): Promise<PlanChildResult
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`plan child exited with ${code}: ${stderr.slice(-2000)}`);
+  if (code !== 0) throw new Error(`${args[0]} child exited with ${code}: ${stderr.slice(-2000)}`);
   const line = stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(line) as PlanChildResult;
+  return JSON.parse(line) as T;
+}
+
+async function runPlanChild(dir: string, count: number): Promise<PlanChildResult> {
+  return runChild<PlanChildResult>(['--plan-child', dir, String(count)]);
+}
+
+interface ReconcileChildResult {
+  readonly seconds: number;
+  readonly peakRssMiB: number;
+  /** Bytes of shards.jsonl that Reconcile read. */
+  readonly listBytesRead: number;
+  /** Bytes of shards.jsonl a worker read for the last shard. */
+  readonly workerBytesRead: number;
+  readonly listBytes: number;
+  readonly shards: number;
+}
+
+/**
+ * The child: Reconcile round 0 of the run planned in `dir` (no markers: every shard missing), in a process of its
+ * own so its peak RSS is Reconcile's (a Lambda has 512 MB), then one worker's read of the last shard's line.
+ * Bytes read from shards.jsonl are counted on the way.
+ */
+async function reconcileChild(dir: string): Promise<void> {
+  const { reconcileRun } = await import('../../src/results/reconcile.js');
+  const { readShardLine } = await import('../../src/results/shard-list.js');
+  const { readPlan } = await import('../../src/results/run-files.js');
+  const { LocalObjectStore } = await import('../../src/storage/local.js');
+  const { Readable } = await import('node:stream');
+  const local = new LocalObjectStore();
+  const runUri = `${pathToFileURL(path.join(dir, 'out')).href}/_runs/bench/`;
+  const { plan, layout } = await readPlan(local, runUri, 'bench');
+  let listBytesRead = 0;
+  const store: typeof local = Object.assign(Object.create(local) as typeof local, {
+    get: async (uri: string, range?: { start: number; end: number }) => {
+      const bytes = await local.get(uri, range);
+      if (uri === layout.shardsUri) listBytesRead += bytes.byteLength;
+      return bytes;
+    },
+    getStream: async (uri: string, range?: { start: number; end: number }) => {
+      const source = await local.getStream(uri, range);
+      if (uri !== layout.shardsUri) return source;
+      return Readable.from(
+        (async function* () {
+          for await (const chunk of source as AsyncIterable<Buffer>) {
+            listBytesRead += chunk.byteLength;
+            yield chunk;
+          }
+        })(),
+      );
+    },
+  });
+  const started = performance.now();
+  await reconcileRun(
+    {
+      runId: 'bench',
+      runUri,
+      shardCount: plan.shardCount,
+      round: 0,
+      maxRounds: plan.maxRounds,
+      pending: plan.shardCount,
+      compute: 'gpu',
+      next: 'infer',
+    },
+    { store },
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const reconcileBytes = listBytesRead;
+  listBytesRead = 0;
+  await readShardLine(store, layout, plan.shardCount - 1);
+  const result: ReconcileChildResult = {
+    seconds,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    listBytesRead: reconcileBytes,
+    workerBytesRead: listBytesRead,
+    listBytes: (await local.head(layout.shardsUri)).size,
+    shards: plan.shardCount,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/**
+ * Reconcile over the 1M-object plan: with shards.index.json (what Plan writes) against the same run without it
+ * (shards.jsonl streamed, as for runs planned before the index), each in a child process.
+ */
+async function reconcileLargePlan(context: BenchContext, dir: string, count: number): Promise<BenchResult[]> {
+  const indexFile = path.join(dir, 'out', '_runs', 'bench', 'shards.index.json');
+  const indexed = await runChild<ReconcileChildResult>(['--reconcile-child', dir]);
+  await rename(indexFile, `${indexFile}.moved`);
+  let streamed: ReconcileChildResult;
+  try {
+    streamed = await runChild<ReconcileChildResult>(['--reconcile-child', dir]);
+  } finally {
+    await rename(`${indexFile}.moved`, indexFile);
+  }
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  context.log(
+    `reconcile: ${indexed.peakRssMiB.toFixed(0)} MiB peak RSS, ${mib(indexed.listBytesRead)} of shards.jsonl read ` +
+      `(streamed without the index: ${streamed.peakRssMiB.toFixed(0)} MiB, ${mib(streamed.listBytesRead)}); ` +
+      `a worker reads ${indexed.workerBytesRead} bytes of it`,
+  );
+  const size = `${count.toLocaleString('en-US')}-object plan, ${indexed.shards.toLocaleString('en-US')} shards, shards.jsonl ${mib(indexed.listBytes)}`;
+  return [
+    {
+      name: `reconcile a ${context.quick ? '100k' : '1M'}-object plan`,
+      metric: 'MiB peak RSS',
+      value: indexed.peakRssMiB,
+      baseline: { name: 'shards.jsonl streamed (no index)', value: streamed.peakRssMiB },
+      higherIsBetter: false,
+      target: { max: 512 },
+      notes:
+        `${size}; reads shards.index.json only (${mib(indexed.listBytesRead)} of shards.jsonl; streamed: ` +
+        `${mib(streamed.listBytesRead)}), ${indexed.seconds.toFixed(2)} s; a worker's read of its shard: one ranged ` +
+        `GET of ${indexed.workerBytesRead} bytes; child process, Node + tsx included (a Lambda has 512 MB)`,
+    },
+  ];
 }
 
 async function planListManifest(context: BenchContext): Promise<BenchResult[]> {
@@ -113,6 +231,7 @@ async function planListManifest(context: BenchContext): Promise<BenchResult[]> {
   );
   context.log(`planning ${count.toLocaleString('en-US')} objects from a list manifest (child process)`);
   const result = await runPlanChild(dir, count);
+  const reconciled = await reconcileLargePlan(context, dir, count);
   context.log(
     `${result.seconds.toFixed(2)} s wall, ${result.cpuSeconds.toFixed(2)} s CPU, ${result.peakRssMiB.toFixed(0)} MiB peak RSS, ${result.shards} shards`,
   );
@@ -134,6 +253,7 @@ async function planListManifest(context: BenchContext): Promise<BenchResult[]> {
       target: { max: 1024 },
       notes: `child process (Node + tsx included); ${size}`,
     },
+    ...reconciled,
   ];
 }
 
@@ -326,7 +446,7 @@ async function finalizeMarkers(context: BenchContext): Promise<BenchResult[]> {
 export const suite: BenchSuite = {
   name: 'plan-finalize',
   description:
-    'Plan from a 1M-object list manifest (time, peak RSS), plan 10,000 objects by prefix listing on the loopback S3 ' +
+    'Plan from a 1M-object list manifest (time, peak RSS) and reconcile it (peak RSS), plan 10,000 objects by prefix listing on the loopback S3 ' +
     'server (parallel vs sequential listing), finalize 10,000 shard markers.',
   async run(context) {
     return [
@@ -339,4 +459,7 @@ export const suite: BenchSuite = {
 
 if (process.argv[1] === here && process.argv[2] === '--plan-child') {
   await planChild(process.argv[3]!, Number(process.argv[4]));
+}
+if (process.argv[1] === here && process.argv[2] === '--reconcile-child') {
+  await reconcileChild(process.argv[3]!);
 }
