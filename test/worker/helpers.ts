@@ -81,15 +81,18 @@ export async function breastCancerInput(
 }
 
 export interface PlannedRun {
-  readonly store: LocalObjectStore;
+  readonly store: ObjectStore;
   readonly plan: Plan;
   readonly layout: RunLayout;
   readonly runUri: string;
 }
 
-/** Plans a run with the real planner (local store, the example registry). */
-export async function planWorkerRun(spec: JobSpecInput, runId = 'run-1'): Promise<PlannedRun> {
-  const store = new LocalObjectStore();
+/** Plans a run with the real planner (local store unless given, the example registry). */
+export async function planWorkerRun(
+  spec: JobSpecInput,
+  runId = 'run-1',
+  store: ObjectStore = new LocalObjectStore(),
+): Promise<PlannedRun> {
   const state = await planRun(
     { runId, spec: spec },
     { store, registry: new LocalModelRegistry(store, registryUri) },
