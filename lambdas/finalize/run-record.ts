@@ -6,7 +6,6 @@
  * Both are derived from the run's manifest.json, the authoritative audit record: losing either can be repaired
  * from it, so a failure here is logged and does not fail a run that passed validation.
  */
-import { z } from 'zod';
 import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import type { RunResult } from '../../src/runs/tasks.js';
 import { RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
@@ -69,21 +68,11 @@ export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: numb
 }
 
 /**
- * The manifest's `drift`: the run's prediction distributions against a baseline run, as a population stability
- * index per column. Read from the manifest as written, so the metric does not depend on which version of the
- * manifest schema this bundle was built with.
+ * The run's drift metric: the manifest's `drift.maxPsi`, the largest population stability index of the run's
+ * prediction columns against its baseline run. Undefined when the manifest has no drift (no baseline yet).
  */
-const manifestDriftSchema = z.object({
-  baselineRunId: z.string(),
-  /** The largest PSI over the columns: the run's drift, what the Drift metric and its alarm carry. */
-  maxPsi: z.number(),
-  columns: z.record(z.string(), z.number()),
-});
-
-/** The run's drift metric (`drift.maxPsi`), when the manifest has a well-formed `drift`; undefined otherwise. */
-export function driftOf(raw: unknown): number | undefined {
-  const parsed = manifestDriftSchema.safeParse((raw as { drift?: unknown } | null)?.drift);
-  return parsed.success && Number.isFinite(parsed.data.maxPsi) ? parsed.data.maxPsi : undefined;
+export function driftOf(manifest: Pick<Manifest, 'drift'>): number | undefined {
+  return manifest.drift?.maxPsi;
 }
 
 export interface RunRecordDeps {
@@ -98,7 +87,7 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
   const raw = await getJson(deps.store, result.manifestUri);
   const manifest = parseManifest(raw);
   const record = runRecordOf(manifest, result);
-  emitRunMetrics(record, deps.metrics(record.pipeline, record.run_id), driftOf(raw));
+  emitRunMetrics(record, deps.metrics(record.pipeline, record.run_id), driftOf(manifest));
   if (deps.auditRunsUri !== undefined) {
     // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
     await deps.store.put(

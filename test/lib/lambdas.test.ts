@@ -255,19 +255,14 @@ describe("Finalize's run record", () => {
     expect(Object.keys(record)).toEqual(RUN_RECORD_COLUMNS.map((c) => c.name));
   });
 
-  it("emits Drift, the manifest's drift.maxPsi, when the manifest carries the run's drift", async () => {
+  it("emits Drift, the manifest's drift.maxPsi, when the manifest carries the run's drift, and nothing without", async () => {
     const drift = {
       baselineRunId: 'sched-1-20250222T023000Z',
       maxPsi: 0.31,
       columns: { label: 0.31, score: 0.12 },
     };
     expect(driftOf({ drift })).toBe(0.31);
-    // Absent or malformed (an older shape, a score without its baseline): no metric, the alarm stays OK.
     expect(driftOf({})).toBeUndefined();
-    expect(driftOf({ drift: 0.31 })).toBeUndefined();
-    expect(driftOf({ drift: { score: 0.4 } })).toBeUndefined();
-    expect(driftOf({ drift: { ...drift, maxPsi: 'high' } })).toBeUndefined();
-
     await finalized({ ...manifest, drift });
     const blobs: Record<string, unknown>[] = [];
     await publishRunRecord(result(), {
@@ -279,6 +274,11 @@ describe("Finalize's run record", () => {
     });
     expect(blobs[0]![RUN_METRICS.drift]).toBe(0.31);
     expect(directive(blobs[0]).Metrics).toContainEqual({ Name: RUN_METRICS.drift, Unit: 'None' });
+    // A drift of another shape is not the manifest's: the record is not published (Finalize logs why).
+    await finalized({ ...manifest, drift: { score: 0.4 } });
+    await expect(publishRunRecord(result(), { store, metrics: () => emf().metrics })).rejects.toThrow(
+      /drift/,
+    );
   });
 
   it('writes no row without a runs location (local runs)', async () => {
