@@ -34,7 +34,15 @@ import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors
 import { modelFileReferences, parseJobSpec, parseJobSpecText, specFolderUri } from '../spec/load.js';
 import { inputColumnsOf } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
-import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import {
+  getJson,
+  NotFoundError,
+  ObjectChangedError,
+  putJson,
+  readOptionsOf,
+  type ObjectStore,
+} from '../storage/object-store.js';
+import { pinObjects } from '../storage/pinned.js';
 import { writeJsonLines } from '../storage/json-lines.js';
 import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
 import { planShards, type ParquetLayoutLike } from './planner.js';
@@ -374,13 +382,19 @@ async function readParquetLayouts(
   const layouts = await mapConcurrent(objects, FOOTER_CONCURRENCY, async (object) => {
     let layout;
     try {
-      layout = await parquetLayout(store, object.uri, object.size);
+      // Pinned to the snapshot: a footer read from a replaced file would plan row groups the workers never see.
+      layout = await parquetLayout(pinObjects(store, [object]), object.uri, object.size);
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new InputError(
           `input object ${object.uri} disappeared while the run was being planned; start again`,
         );
       }
+      if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
+      // The footer reader reports every failure as an unreadable file, a conditional read's included: a file
+      // that is no longer the one listed is reported as changed, whatever its bytes looked like.
+      const now = await store.tryHead(object.uri).catch(() => undefined);
+      if (now && now.etag !== object.etag) throw changedWhilePlanning(object);
       throw err;
     }
     const missing = columns.filter((c) => !layout.columns.includes(c));
@@ -428,9 +442,10 @@ async function sampleBytesPerRecord(
     const length = Math.min(object.size, SAMPLE_BYTES);
     let bytes: Uint8Array;
     try {
-      bytes = await store.get(object.uri, { start: 0, end: length });
+      bytes = await store.get(object.uri, { start: 0, end: length }, readOptionsOf(object));
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
+      if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
       throw err;
     }
     return countLines(bytes, bytes.length >= object.size, csvHeader);
@@ -443,6 +458,14 @@ async function sampleBytesPerRecord(
     totalRecords += sample.records;
   }
   return totalRecords > 0 ? totalBytes / totalRecords : undefined;
+}
+
+/** An input object replaced between the listing and a read of it by the planner: its snapshot is already stale. */
+function changedWhilePlanning(object: InputObject): InputError {
+  return new InputError(
+    `input object ${object.uri} changed while the run was being planned (ETag was ${object.etag}); start again ` +
+      'once the data has stopped changing',
+  );
 }
 
 /** Complete lines in a sample (a trailing partial line counts only when the sample is the whole object). */

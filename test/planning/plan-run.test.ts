@@ -12,6 +12,7 @@ import { LocalModelRegistry } from '../../src/registry/local.js';
 import { inputObjectSchema, planSchema, shardSchema, type Shard } from '../../src/runs/types.js';
 import { InputError, ModelError, RunStateError, SpecError } from '../../src/spec/errors.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import type { ObjectStore } from '../../src/storage/object-store.js';
 import { tarGz } from '../registry/tar-fixture.js';
 
 const store = new LocalObjectStore();
@@ -506,6 +507,78 @@ describe('planRun with Parquet input', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toContain(`${url('pq2/b.parquet')} has no column "b" (it has id, a)`);
+  });
+});
+
+describe('planRun: input replaced while it is being planned', () => {
+  /** The real store, except that the first read of `uri` finds it rewritten since it was listed. */
+  function rewrittenOnFirstRead(uri: string, body: string | Uint8Array): ObjectStore {
+    let done = false;
+    const before = async (u: string): Promise<void> => {
+      if (u !== uri || done) return;
+      done = true;
+      await store.put(uri, body);
+    };
+    return {
+      head: (u) => store.head(u),
+      tryHead: (u) => store.tryHead(u),
+      get: async (u, r, o) => (await before(u), store.get(u, r, o)),
+      getStream: async (u, r, o) => (await before(u), store.getStream(u, r, o)),
+      put: (u, b, o) => store.put(u, b, o),
+      putStream: (u, b, o) => store.putStream(u, b, o),
+      list: (u) => store.list(u),
+      delete: (u) => store.delete(u),
+      listPrefixes: (u) => store.listPrefixes(u),
+    };
+  }
+
+  it('fails the plan when a sampled line-format object no longer has its listed ETag', async () => {
+    await write('moving/in/part-0.jsonl', jsonLines(20));
+    const uri = url('moving/in/part-0.jsonl');
+    const planned = await store.head(uri);
+    const err = await planRun(
+      {
+        runId: 'run-m1',
+        spec: spec({ input: { uri: `${url('moving/in')}/` }, output: { uri: `${url('moving/out')}/` } }),
+      },
+      { store: rewrittenOnFirstRead(uri, jsonLines(25)), registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toBe(
+      `input object ${uri} changed while the run was being planned (ETag was ${planned.etag}); start again once ` +
+        'the data has stopped changing',
+    );
+    expect(await store.tryHead(`${url('moving/out')}/_runs/run-m1/plan.json`)).toBeUndefined();
+  });
+
+  it('fails the plan when a Parquet footer is read from a file replaced since the listing', async () => {
+    const table = (rows: number): Uint8Array =>
+      new Uint8Array(
+        parquetWriteBuffer({
+          columnData: ['id', 'a', 'b'].map((name) => ({
+            name,
+            data: Array.from({ length: rows }, (_, i) => i),
+            type: 'INT32',
+          })),
+        }),
+      );
+    await write('moving-pq/in/a.parquet', table(10));
+    const uri = url('moving-pq/in/a.parquet');
+    const err = await planRun(
+      {
+        runId: 'run-m2',
+        spec: spec({
+          input: { uri: `${url('moving-pq/in')}/`, format: 'parquet' },
+          output: { uri: `${url('moving-pq/out')}/` },
+        }),
+      },
+      // Rewritten with the very same bytes: only the ETag (and the pinned footer read) can tell.
+      { store: rewrittenOnFirstRead(uri, table(10)), registry },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toMatch(
+      /^input object .*a\.parquet changed while the run was being planned/,
+    );
   });
 });
 
