@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
 import { planRun } from '../../src/planning/plan-run.js';
 import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
-import { withRunContext, type RunState } from '../../src/runs/tasks.js';
+import type { RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
 import { beginInvocation, createFunctionLogger, parseEvent, readEnv } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
@@ -30,7 +30,7 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
   });
   try {
     // The run's trigger context (the scheduled time) travels with the state to Finalize, which records it.
-    const state = withRunContext(await planRun(request, deps), request);
+    const state = await planRun(request, deps);
     logger.info('Planned run', {
       shardCount: state.shardCount,
       pending: state.pending,

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AwsBatchJobInspector } from '../../src/results/job-inspector.js';
 import { reconcileRun } from '../../src/results/reconcile.js';
-import { runStateSchema, withRunContext } from '../../src/runs/tasks.js';
+import { runStateSchema } from '../../src/runs/tasks.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
 import { beginInvocation, createFunctionLogger, parseEvent, readEnv } from '../shared/lambda.js';
@@ -29,7 +29,7 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
   logger.appendKeys({ runId: state.runId, round: state.round });
   logger.info('Reconciling round', { pending: state.pending, jobFailed: state.inferError !== undefined });
   try {
-    const next = withRunContext(await reconcileRun(state, deps), state);
+    const next = await reconcileRun(state, deps);
     logger.info('Reconciled round', { next: next.next, pending: next.pending, nextRound: next.round });
     return next;
   } catch (error) {

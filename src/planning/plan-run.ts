@@ -22,7 +22,7 @@ import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../r
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
 import { writeShardList } from '../results/shard-list.js';
 import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
-import { planRequestSchema, type PlanRequest, type RunState } from '../runs/tasks.js';
+import { planRequestSchema, withRunContext, type PlanRequest, type RunState } from '../runs/tasks.js';
 import {
   planSchema,
   type CompanionLocation,
@@ -83,7 +83,7 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const layout = runLayout(spec.output.uri, req.runId, runDate);
 
   const existing = await readExistingPlan(store, layout);
-  if (existing) return runStateOf(existing, layout.runUri);
+  if (existing) return withRunContext(runStateOf(existing, layout.runUri), req);
 
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
@@ -119,7 +119,7 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
     maxRounds: spec.run.maxRounds,
   } satisfies Plan);
   await putJson(store, layout.planUri, plan);
-  return runStateOf(plan, layout.runUri);
+  return withRunContext(runStateOf(plan, layout.runUri), req);
 }
 
 function runStateOf(plan: Plan, runUri: string): RunState {

@@ -134,6 +134,8 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
     ...(singleFile && { singleFile }),
     ...(strays && { strayFilesRemoved: strays }),
   });
+  // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
+  if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
   await putJson(deps.store, layout.manifestUri, manifest);
 
   // A catalogue failure is not a verdict on the data: rethrow so the state machine retries Finalize, which

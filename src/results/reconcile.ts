@@ -177,6 +177,7 @@ export async function reconcileRun(
     maxRounds: current.maxRounds,
     pending: missing.length,
     compute: current.compute,
+    ...(current.scheduledTime !== undefined && { scheduledTime: current.scheduledTime }),
     next: 'finalize',
   };
   return retry ? { ...base, round: nextRound, next: 'infer' } : base;

@@ -347,4 +347,17 @@ describe('finalizeRun', () => {
     );
     expect(counts.rows).toEqual([[1, 6]]);
   });
+
+  it('records the scheduled time of a run a schedule started, and none otherwise', async () => {
+    const fx = await run({ shardCount: 1 });
+    await completeShard(fx, makeMarker(fx.layout, 0));
+    const { catalog } = catalogOf(fx);
+    const scheduledTime = '2024-05-06T02:00:00.000Z';
+
+    await finalizeRun({ ...fx.state, scheduledTime }, { store: fx.store, catalog, now: NOW });
+    expect((await readManifest(fx)).scheduledTime).toBe(scheduledTime);
+
+    await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW });
+    expect(await readManifest(fx)).not.toHaveProperty('scheduledTime');
+  });
 });
