@@ -188,6 +188,15 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
       'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
         'tracing support no resource-level permissions; CDK lists the actions one by one.',
     );
+    ack(
+      workflow.stateMachine.role,
+      wildcardResourceFinding(
+        stack,
+        stack.formatArn({ service: 'batch', resource: 'job', resourceName: '*' }),
+      ),
+      'batch:TerminateJob only: Step Functions stops the Batch jobs of an execution that is stopped or times out. Job ' +
+        'ids exist only at run time; the grant is limited to jobs of this account and region.',
+    );
   }
 
   // --- Schedules' roles ---------------------------------------------------------------------------------------------

@@ -140,7 +140,10 @@ class InvokeFunctionTask extends tasks.LambdaInvoke {
  * CDK's BatchSubmitJob grants every job definition of the account (`job-definition/*`). The job definition's ARN (its
  * CloudFormation Ref) names the revision, and the task submits that ARN, so the grant follows each new revision the
  * stack registers. The `.sync` integration also manages the EventBridge rule Step Functions uses to learn that a job
- * finished: the same three actions on that one rule as CDK grants.
+ * finished: the same three actions on that one rule as CDK grants. And it terminates the job when the execution is
+ * stopped or times out (as Step Functions' documented policy for `.sync` Batch tasks has it; CDK omits it): without
+ * `batch:TerminateJob` the GPU jobs of an aborted run would keep running, and billing, until their attempt timeout.
+ * Job ids exist only at run time, so the grant is on this account's and region's jobs (`job/*`).
  */
 class SubmitJobTask extends tasks.BatchSubmitJob {
   protected override readonly taskPolicies: iam.PolicyStatement[];
@@ -160,6 +163,10 @@ class SubmitJobTask extends tasks.BatchSubmitJob {
             resource: 'rule/StepFunctionsGetEventsForBatchJobsRule',
           }),
         ],
+      }),
+      new iam.PolicyStatement({
+        actions: ['batch:TerminateJob'],
+        resources: [Stack.of(this).formatArn({ service: 'batch', resource: 'job', resourceName: '*' })],
       }),
     ];
   }

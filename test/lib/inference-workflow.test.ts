@@ -394,6 +394,25 @@ describe("InferenceWorkflow's role", () => {
     expect(JSON.stringify(byAction('events:PutRule'))).toContain(
       ':rule/StepFunctionsGetEventsForBatchJobsRule',
     );
+    // Stopping an execution stops its jobs (their ids are only known at run time).
+    expect(new Set(byAction('batch:TerminateJob').map((r) => JSON.stringify(r)))).toEqual(
+      new Set([
+        JSON.stringify({
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':batch:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':job/*',
+            ],
+          ],
+        }),
+      ]),
+    );
     // Every other action is log delivery or X-Ray, the only ones on "*".
     const known = new Set([
       'lambda:InvokeFunction',
@@ -401,6 +420,7 @@ describe("InferenceWorkflow's role", () => {
       'events:PutRule',
       'events:PutTargets',
       'events:DescribeRule',
+      'batch:TerminateJob',
     ]);
     for (const s of statements) {
       for (const action of actionsOf(s).filter((a) => !known.has(a))) expect(action).toMatch(/^(logs|xray):/);
