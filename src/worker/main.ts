@@ -5,13 +5,13 @@
  *
  * SIGTERM (Spot reclaim notice, job timeout, the local pool stopping): the shard stops taking batches, writes what
  * is done with a final checkpoint (well within the 30 s ECS gives before SIGKILL; see STOP_DEADLINE_MS) and the
- * process exits with INTERRUPTED_EXIT_CODE (143 = 128 + SIGTERM), whatever happens a backstop exits with it at the
+ * process exits with INTERRUPTED_EXIT_CODE (143 = 128 + SIGTERM); whatever hangs, a backstop exits with it at the
  * deadline. Not 0: Batch (and the local pool, which mirrors it) must count the attempt as interrupted, not as a
  * success, and retry it; the retry resumes after the checkpoint.
  *
- * The status is set explicitly instead of re-raising SIGTERM with its default action (the usual idiom): in the
- * container node is PID 1 (the image's ENTRYPOINT), and Linux ignores a signal that PID 1 sends itself with the
- * default action, so the re-raise did nothing and the worker exited 0.
+ * The status is set explicitly instead of re-raising SIGTERM with its default action (the usual idiom): where node
+ * is PID 1 (a container whose ENTRYPOINT is node, without an init process), Linux ignores a signal that PID 1 sends
+ * itself with the default action, so the re-raise did nothing and the worker exited 0.
  *
  * The bundled image runs this file's bundle in the inference thread too (inference-thread.ts): there this module
  * must do nothing.
