@@ -13,7 +13,7 @@ import { LocalModelRegistry } from '../registry/local.js';
 import { runUriOf } from '../runs/layout.js';
 import { createLogger } from '../runtime/log.js';
 import { SpecError } from '../spec/errors.js';
-import { loadJobSpecFile, outputColumnNames } from '../spec/load.js';
+import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
 import { createObjectStore } from '../storage/index.js';
 import { joinUri, normalizeUri } from '../storage/uri.js';
@@ -141,6 +141,7 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
         ...(values.input ? { inputUri: values.input } : {}),
         ...(workers ? { workers } : {}),
         ...(s3Endpoint ? { s3Endpoint } : {}),
+        specFolderUri: specFolderUri(specFile),
       },
     );
   } finally {

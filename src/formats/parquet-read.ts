@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, CompressionCodec, Compressors, FileMetaData } from 'hyparquet';
 import { InputError } from '../spec/errors.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import { NotFoundError, ObjectChangedError, type ObjectStore } from '../storage/object-store.js';
 import type { RangeReader, SourceRecord } from './records.js';
 
 /** Most footers fit in one request of this size; a larger one costs a second request, not a failure. */
@@ -71,6 +71,8 @@ async function readFooter(file: AsyncBuffer, uri: string): Promise<FileMetaData>
   try {
     return await parquetMetadataAsync(file, { initialFetchSize: FOOTER_FETCH });
   } catch (err) {
+    // A file that is gone or was replaced since planning is not a malformed file: say what happened.
+    if (err instanceof NotFoundError || err instanceof ObjectChangedError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     throw new InputError(`${uri} is not a readable Parquet file: ${reason}`);
   }

@@ -20,9 +20,10 @@ import { planRun } from '../planning/plan-run.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
 import { reconcileRun } from '../results/reconcile.js';
+import { readShardIndex } from '../results/shard-list.js';
 import { newRunId, RUN_ID_PATTERN, runLayout } from '../runs/layout.js';
 import { runResultSchema, runStateSchema, WORKER_ENV, type RunResult } from '../runs/tasks.js';
-import { planSchema, shardSchema } from '../runs/types.js';
+import { planSchema } from '../runs/types.js';
 import type { Logger } from '../runtime/log.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
@@ -53,6 +54,12 @@ export interface LocalRunOptions {
   readonly s3Endpoint?: string;
   /** Execution providers for workers, in order. @default cpu only: a laptop run must not try CUDA */
   readonly executionProviders?: readonly ('cuda' | 'cpu')[];
+  /**
+   * The folder of the job spec file (a URI ending in `/`): where model companion files (processor, labels,
+   * tokenizer) are looked up when they are neither in the model archive nor next to the artifact.
+   * @default none: companion files must sit with the model
+   */
+  readonly specFolderUri?: string;
 }
 
 export interface LocalRunOutcome {
@@ -117,6 +124,7 @@ export async function runLocal(
       const state = await planRun(planRequestFromEvent(payload), {
         store: deps.store,
         registry: deps.registry,
+        ...(options.specFolderUri !== undefined && { specFolderUri: options.specFolderUri }),
       });
       await reportPlan(deps.store, state.runUri, progress);
       log.info('planned', { shards: state.shardCount, runUri: state.runUri });
@@ -255,12 +263,9 @@ function toJobRequest(input: unknown): JobRequest {
 async function reportPlan(store: ObjectStore, runUri: string, progress: ProgressSink): Promise<void> {
   const plan = planSchema.parse(await getJson(store, `${runUri}plan.json`));
   const layout = runLayout(plan.spec.output.uri, plan.runId, plan.runDate);
-  const text = new TextDecoder().decode(await store.get(layout.shardsUri));
   let records = 0;
   let exact = true;
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const shard = shardSchema.parse(JSON.parse(line));
+  for (const shard of await readShardIndex(store, layout, plan.shardCount)) {
     records += shard.records;
     exact &&= shard.recordsExact;
   }

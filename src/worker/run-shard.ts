@@ -39,6 +39,7 @@ import { ModelError, RunStateError } from '../spec/errors.js';
 import { isTabularInput, isTextInput } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, putJson, type ObjectStore } from '../storage/object-store.js';
+import { pinObjects } from '../storage/pinned.js';
 import { joinUri } from '../storage/uri.js';
 import { defaultMemoryBudget, feedBytes, probeBatchSize, MAX_BATCH, type ProbeSample } from './batch-size.js';
 import { readCheckpoint, remainingRanges, type Checkpoint, type StageTimings } from './checkpoint.js';
@@ -197,10 +198,13 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       numeric: io.numericColumns,
       ...(io.identityTypes ? { types: io.identityTypes } : {}),
     };
+    // Input objects are read at the ETag (and version) the plan recorded: one replaced since fails the shard with
+    // ObjectChangedError instead of being read half old, half new.
+    const input = pinObjects(store, shard.ranges);
     stream = new RecordStream(
-      store,
+      input,
       format,
-      await remainingRanges(store, format, shard.ranges, resume?.position),
+      await remainingRanges(input, format, shard.ranges, resume?.position),
       readOptions,
     );
 

@@ -1,6 +1,6 @@
 /** The `batch-infer` command as a user runs it: the package bin, in a child process. */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,54 @@ function cli(...args: string[]) {
 }
 
 describe('batch-infer CLI', () => {
+  it('run finds a processor module next to the job spec when the model does not ship one', () => {
+    const job = path.join(dir, 'job-with-processor');
+    mkdirSync(path.join(job, 'in'), { recursive: true });
+    writeFileSync(path.join(job, 'in', 'rows.jsonl'), '{"id":"a","v":1}\n{"id":"b","v":-20}\n');
+    // affine.onnx: y = [x0 + 3 x2 + 10, 2 x0 - x1 + x2 - 5]; the processor feeds x = [v, 0, 0].
+    writeFileSync(
+      path.join(job, 'sign.mjs'),
+      [
+        'export function preprocess(records, { Tensor }) {',
+        '  const x = Float32Array.from(records.flatMap((r) => [r.values.v, 0, 0]));',
+        "  return { feeds: { x: new Tensor('float32', x, [records.length, 3]) }, errors: [] };",
+        '}',
+        'export function postprocess(outputs, records) {',
+        "  return records.map((_, i) => ({ sign: outputs.y.data[2 * i] > 0 ? 'up' : 'down' }));",
+        '}',
+      ].join('\n'),
+    );
+    writeFileSync(
+      path.join(job, 'job.yaml'),
+      [
+        'name: signs',
+        'input: { uri: in/, format: jsonl, id: id }',
+        'model:',
+        `  uri: ${path.join(repo, 'test/fixtures/models/affine.onnx')}`,
+        '  processor: { module: sign.mjs, columns: { sign: string } }',
+        'output: { uri: out/, format: jsonl }',
+      ].join('\n'),
+    );
+    const result = cli('run', path.join(job, 'job.yaml'), '--json', '--state-dir', path.join(dir, 'state'));
+    expect(result.status, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout.trim()) as {
+      runId: string;
+      status: string;
+      predictions: number;
+    };
+    expect(summary).toMatchObject({ status: 'SUCCEEDED', predictions: 2 });
+    const rows = cli(
+      'query',
+      '--state-dir',
+      path.join(dir, 'state'),
+      `select id, sign from signs where run_id = '${summary.runId}' order by id`,
+    );
+    expect(rows.status, rows.stderr).toBe(0);
+    // y0 = v + 10: up for v = 1, down for v = -20.
+    expect(rows.stdout).toMatch(/a\s+\|\s+up/);
+    expect(rows.stdout).toMatch(/b\s+\|\s+down/);
+  });
+
   it('run --json prints exactly one JSON object with the run result, from any working directory', () => {
     const result = cli('run', 'example/job.yaml', '--json', '--state-dir', path.join(dir, 'state'));
     expect(result.status, result.stderr).toBe(0);

@@ -2,7 +2,7 @@
  * The shard worker in-process, with real parts: planned runs on disk, ONNX Runtime in its thread, DuckDB's Parquet
  * writer, LocalObjectStore. Outputs are read back with DuckDB.
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -552,6 +552,48 @@ describe('text output formats', () => {
              (SELECT count(*) FROM (SELECT * FROM p EXCEPT ALL SELECT * FROM t)) AS missing`);
       expect(Number(diff!.n)).toBe(parquet.predictions);
       expect(Number(diff!.missing)).toBe(0);
+    },
+  );
+});
+
+describe('an input object replaced after planning', () => {
+  it.each(['jsonl', 'parquet'] as const)(
+    'fails the %s shard with ObjectChangedError and writes no marker, rather than reading the new bytes',
+    async (format) => {
+      const dir = path.join(tmp.dir, `changed-${format}`);
+      mkdirSync(path.join(dir, 'in'), { recursive: true });
+      const file = path.join(dir, 'in', `part.${format}`);
+      const write = (xs: number[]): void => {
+        if (format === 'jsonl') writeFileSync(file, xs.map((x, i) => `{"id":"r${i}","x":${x}}\n`).join(''));
+        else
+          writeFileSync(
+            file,
+            encodeParquet([
+              { name: 'id', type: 'string', values: xs.map((_, i) => `r${i}`) },
+              { name: 'x', type: 'double', values: xs },
+            ]),
+          );
+      };
+      write([1, 2, 3, 4]);
+      const planned = await planWorkerRun({
+        name: `changed_${format}`,
+        input: { uri: `${pathToFileURL(path.join(dir, 'in')).href}/`, format, id: 'id' },
+        model: {
+          uri: pathToFileURL(fixtureModel('nan_guard.onnx')).href,
+          inputs: [{ tensor: 'x', from: { columns: ['x'] } }],
+          outputs: [{ tensor: 'y' }],
+        },
+        output: { uri: `${pathToFileURL(path.join(dir, 'out')).href}/` },
+      });
+      // Same size, other content, a later modification time: another object than the one planned.
+      write([5, 6, 7, 8]);
+      utimesSync(file, new Date(), new Date(Date.now() + 60_000));
+
+      await expect(run(planned)).rejects.toMatchObject({
+        name: 'ObjectChangedError',
+        message: expect.stringContaining(pathToFileURL(file).href) as unknown,
+      });
+      expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
     },
   );
 });
