@@ -18,7 +18,7 @@ import { InputError } from '../spec/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { InputRange } from '../runs/types.js';
 import type { RangeReader, ReadOptions, SourceRecord } from './records.js';
-import { lineSnippet, readFirstLine, visitLines, type Line, type LineVisitor } from './lines.js';
+import { batchesOfVisited, lineSnippet, readFirstLine, type Line, type LineVisitor } from './lines.js';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -270,7 +270,7 @@ export const readCsv = async function* (
     };
   };
 
-  let pending: SourceRecord[] = [];
+  const pending = { items: [] as SourceRecord[] };
   const slowLine = (text: string, offset: number): SourceRecord => {
     const parsed = parseCsvLine(text);
     if (parsed.error !== undefined) {
@@ -294,7 +294,7 @@ export const readCsv = async function* (
   const visit: LineVisitor = (bytes, start, end, offset, tooLong, ascii) => {
     if (offset === header.offset) return;
     if (tooLong > 0) {
-      pending.push(decodeError(source, offset, `line is ${tooLong} bytes, over the line length limit`));
+      pending.items.push(decodeError(source, offset, `line is ${tooLong} bytes, over the line length limit`));
       return;
     }
     // Fast path: one pass over the bytes, fields split at commas, numbers parsed in place. A quote anywhere sends
@@ -313,7 +313,7 @@ export const readCsv = async function* (
         const c = bytes[q]!;
         if (c === COMMA) break;
         if (c === QUOTE) {
-          pending.push(slowLine(bytes.toString('utf8', start, end), offset));
+          pending.items.push(slowLine(bytes.toString('utf8', start, end), offset));
           return;
         }
         q++;
@@ -336,7 +336,7 @@ export const readCsv = async function* (
     }
     if (k !== expected) {
       const text = bytes.toString('utf8', start, end);
-      pending.push(
+      pending.items.push(
         decodeError(
           source,
           offset,
@@ -345,20 +345,10 @@ export const readCsv = async function* (
       );
       return;
     }
-    pending.push(finish(offset));
+    pending.items.push(finish(offset));
   };
 
-  for await (const _ of visitLines(store, range, visit)) {
-    while (pending.length >= options.batchSize) {
-      if (pending.length === options.batchSize) {
-        yield pending;
-        pending = [];
-      } else {
-        yield pending.splice(0, options.batchSize);
-      }
-    }
-  }
-  if (pending.length > 0) yield pending;
+  yield* batchesOfVisited(store, range, pending, visit, options.batchSize);
 } satisfies RangeReader;
 
 const POW10 = Array.from({ length: 23 }, (_, e) => 10 ** e);

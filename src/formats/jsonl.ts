@@ -3,28 +3,18 @@
  * an UndecodableRecord; the lines around it still come through.
  */
 import type { DecodedRecord, RangeReader, SourceRecord, UndecodableRecord } from './records.js';
-import { lineSnippet, visitLines, type Line, type LineVisitor } from './lines.js';
+import { batchesOfVisited, lineSnippet, type Line, type LineVisitor } from './lines.js';
 
 export const readJsonl: RangeReader = async function* (store, range, options) {
-  let pending: SourceRecord[] = [];
+  const pending = { items: [] as SourceRecord[] };
   const source = range.uri;
   // Byte spans rather than Line objects: an ASCII line is decoded as latin1 (the same text, decoded faster).
   const visit: LineVisitor = (bytes, start, end, offset, tooLong, ascii) => {
     const text = tooLong > 0 ? '' : bytes.toString(ascii ? 'latin1' : 'utf8', start, end);
     const record = decodeJsonLine(source, tooLong > 0 ? { offset, text, tooLong } : { offset, text });
-    if (record) pending.push(record);
+    if (record) pending.items.push(record);
   };
-  for await (const _ of visitLines(store, range, visit)) {
-    while (pending.length >= options.batchSize) {
-      if (pending.length === options.batchSize) {
-        yield pending;
-        pending = [];
-      } else {
-        yield pending.splice(0, options.batchSize);
-      }
-    }
-  }
-  if (pending.length > 0) yield pending;
+  yield* batchesOfVisited(store, range, pending, visit, options.batchSize);
 };
 
 /** One line as a record; undefined for a whitespace-only line (not a record, like an empty one). */

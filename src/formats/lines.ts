@@ -243,6 +243,31 @@ export async function* readLineBatches(
 }
 
 /**
+ * Records built by a line visitor, in batches of exactly `batchSize` (the last one shorter): the visitor pushes onto
+ * `built.items` (a holder rather than a callback, on the hottest path), and after each chunk of lines the full
+ * batches are handed out. For readers whose records are one per line (CSV, JSON Lines).
+ */
+export async function* batchesOfVisited<T>(
+  store: ObjectStore,
+  range: LineRange,
+  built: { items: T[] },
+  visit: LineVisitor,
+  batchSize: number,
+): AsyncGenerator<T[]> {
+  for await (const _ of visitLines(store, range, visit)) {
+    while (built.items.length >= batchSize) {
+      if (built.items.length === batchSize) {
+        yield built.items;
+        built.items = [];
+      } else {
+        yield built.items.splice(0, batchSize);
+      }
+    }
+  }
+  if (built.items.length > 0) yield built.items;
+}
+
+/**
  * The owned lines of a range as byte spans: `visit` is called for each line, and the generator yields once after
  * each chunk read, so a caller can hand over what it built from the lines so far. Memory is one chunk plus the
  * line in progress, whatever the range size.

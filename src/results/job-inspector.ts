@@ -13,6 +13,7 @@
  * - Locally, the worker pool puts the failed children in the cause itself (`FailedChildren`: index, attempts,
  *   exitCode, statusReason, logFile); `LocalJobInspector` reads them from there.
  */
+import { isRecord, num, rec, str } from './loose-json.js';
 import {
   BatchClient,
   DescribeJobsCommand,
@@ -186,32 +187,4 @@ function sortByIndex(jobs: FailedJob[]): FailedJob[] {
 
 function compact(job: { [K in keyof FailedJob]: FailedJob[K] | undefined }): FailedJob {
   return Object.fromEntries(Object.entries(job).filter(([, v]) => v !== undefined && v !== ''));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(obj: Record<string, unknown>, ...keys: string[]): string | undefined {
-  for (const key of keys) {
-    const v = obj[key];
-    if (typeof v === 'string' && v !== '') return v;
-  }
-  return undefined;
-}
-
-function num(obj: Record<string, unknown>, ...keys: string[]): number | undefined {
-  for (const key of keys) {
-    const v = obj[key];
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-  }
-  return undefined;
-}
-
-function rec(obj: Record<string, unknown>, ...keys: string[]): Record<string, unknown> | undefined {
-  for (const key of keys) {
-    const v = obj[key];
-    if (isRecord(v)) return v;
-  }
-  return undefined;
 }

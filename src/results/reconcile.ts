@@ -13,6 +13,7 @@ import { RunStateError } from '../spec/errors.js';
 import { runStateSchema, type RunState } from '../runs/tasks.js';
 import { roundSchema, type Round } from '../runs/types.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { isRecord, rec, str } from './loose-json.js';
 import { LocalJobInspector, type BatchJobInspector, type FailedJob } from './job-inspector.js';
 import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutputs } from './run-files.js';
 import { readShardIndex } from './shard-list.js';
@@ -304,26 +305,6 @@ export function describeInferError(summary: InferErrorSummary): string {
   if (summary.jobId) parts.push(`job ${summary.jobId}`);
   if (summary.cause) parts.push(summary.cause);
   return parts.length ? `${summary.error}: ${parts.join('; ')}` : summary.error;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(obj: Record<string, unknown>, ...keys: string[]): string | undefined {
-  for (const key of keys) {
-    const v = obj[key];
-    if (typeof v === 'string' && v !== '') return v;
-  }
-  return undefined;
-}
-
-function rec(obj: Record<string, unknown>, ...keys: string[]): Record<string, unknown> | undefined {
-  for (const key of keys) {
-    const v = obj[key];
-    if (isRecord(v)) return v;
-  }
-  return undefined;
 }
 
 function truncate(text: string): string {
