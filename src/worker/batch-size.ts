@@ -12,7 +12,7 @@
  * batch costs the pipeline less per record (one thread round trip, one append and one post-processing call per
  * batch), which the probe does not time. Measured on the text encoder, whose throughput is flat from 1 to 32 on one
  * CPU thread: stopping at the first flat sizes chose 2, 8 or 16 from run to run, and the worker's rate over its
- * inference thread's varied with it (0.76 at 2); at 32 it was 0.85-0.92.
+ * inference thread's varied with it (0.80 at 2); at 32 it was 0.85-0.92.
  *
  * Only inference is timed (the feeds are built once from the sample): reading and decoding cost the same per record
  * whatever the batch size.
