@@ -210,8 +210,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
 
     const base = resume?.timings ?? { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
     const spent = { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0 };
-    // Tenths of a millisecond: small shards and fast stages still show up as more than zero.
-    const ms = (x: number): number => Math.round(x * 10) / 10;
+    // Tenths of a millisecond, and at least one for a stage that took any time: small shards and fast stages (a
+    // read served from the prefetched window) still show up as more than zero.
+    const ms = (x: number): number => (x > 0 ? Math.max(0.1, Math.round(x * 10) / 10) : 0);
     const timingsNow = (): StageTimings => ({
       readMs: ms(base.readMs + spent.readMs),
       decodeMs: ms(base.decodeMs + spent.decodeMs),
