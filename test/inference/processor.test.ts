@@ -3,6 +3,7 @@
  * plan's resolved files): from the local filesystem, and from a real S3-compatible server (s3rver), where the
  * module is downloaded to a temporary directory before it is imported.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,32 +19,8 @@ import { createObjectStore, LocalObjectStore } from '../../src/storage/index.js'
 import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
 import { fixture, fixtureJson, rec, session } from './helpers.js';
 
-/**
- * preprocess: "a,b,c" text -> the affine model's x [n, 3]; records without three numbers are left out.
- * postprocess: y [n, 2] -> total, parts and a kind; a record asking to fail gets an _error row.
- * Self-contained (no imports), as a module downloaded from S3 must be.
- */
-const AFFINE_PROCESSOR = `
-export function preprocess(records, { Tensor }) {
-  const rows = [];
-  const errors = [];
-  records.forEach((r, index) => {
-    const parts = String(r.values.csv ?? '').split(',').map(Number);
-    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) errors.push({ index, message: 'need three numbers' });
-    else rows.push(parts);
-  });
-  return { feeds: { x: new Tensor('float32', Float32Array.from(rows.flat()), [rows.length, 3]) }, errors };
-}
-
-export async function postprocess(outputs, records) {
-  const y = outputs.y.data;
-  return records.map((r, i) => {
-    if (r.values.fail) return { _error: 'asked to fail' };
-    const total = y[2 * i] + y[2 * i + 1];
-    return { total, parts: [y[2 * i], y[2 * i + 1]], kind: r.values.kind ?? (total > 0 ? 'pos' : 'neg') };
-  });
-}
-`;
+/** The affine model's processor module (test/fixtures/processors/affine.mjs), as a user ships one. */
+const AFFINE_PROCESSOR = readFileSync(new URL('../fixtures/processors/affine.mjs', import.meta.url), 'utf8');
 
 /** The same preprocess as CommonJS returning plain { type, data, dims } feeds. */
 const COMMONJS_PROCESSOR = `

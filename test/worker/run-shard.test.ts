@@ -422,32 +422,8 @@ describe('a text model', () => {
 });
 
 describe('a processor module shipped next to the model', () => {
-  /**
-   * preprocess: "a,b,c" text -> the affine model's x [n, 3] (records without three numbers are set aside);
-   * postprocess: y [n, 2] -> total, parts and kind; a record asking to fail gets an _error. Self-contained, as a
-   * module shipped with a model artifact must be.
-   */
-  const PROCESSOR = `
-export function preprocess(records, { Tensor }) {
-  const rows = [];
-  const errors = [];
-  records.forEach((r, index) => {
-    const parts = String(r.values.csv ?? '').split(',').map(Number);
-    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) errors.push({ index, message: 'need three numbers' });
-    else rows.push(parts);
-  });
-  return { feeds: { x: new Tensor('float32', Float32Array.from(rows.flat()), [rows.length, 3]) }, errors };
-}
-
-export async function postprocess(outputs, records) {
-  const y = outputs.y.data;
-  return records.map((r, i) => {
-    if (r.values.fail) return { _error: 'asked to fail' };
-    const total = y[2 * i] + y[2 * i + 1];
-    return { total, parts: [y[2 * i], y[2 * i + 1]], kind: r.values.kind ?? (total > 0 ? 'pos' : 'neg') };
-  });
-}
-`;
+  /** The affine model's processor module, shipped next to the model (test/fixtures/processors/affine.mjs). */
+  const PROCESSOR = readFileSync(new URL('../fixtures/processors/affine.mjs', import.meta.url), 'utf8');
 
   it('is planned with the model and run by the worker: its columns, its error rows, every record once', async () => {
     const dir = path.join(tmp.dir, 'processor');
