@@ -15,12 +15,16 @@
  * <dir> <count>` plans the manifest written in <dir> and prints one JSON line with its timings and peak RSS.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  listManifestPlanRequest,
+  UNUSED_REGISTRY,
+  writeListManifestInput,
+} from '../../test/support/list-manifest.js';
 import type { BenchContext, BenchResult, BenchSuite } from '../suite.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -37,45 +41,16 @@ interface PlanChildResult {
 }
 
 /** Writes a JSONL list manifest of `count` objects (deterministic sizes 1 KB..8 MB, ETags), in reverse order. */
-async function writeListManifest(file: string, dataUri: string, count: number): Promise<void> {
-  const out = createWriteStream(file);
-  for (let i = 0; i < count; i++) {
-    const n = count - i;
-    const line =
-      `{"uri":"${dataUri}/dt=${n % 30}/part-${String(n).padStart(8, '0')}.jsonl","size":${1000 + ((n * 7919) % 8_000_000)},` +
-      `"etag":"${(n * 2654435761).toString(16).padStart(12, '0')}"}\n`;
-    if (!out.write(line)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-}
-
 /** The child: plans the manifest in `dir` and prints its measurements. */
 async function planChild(dir: string, count: number): Promise<void> {
   const { planRun } = await import('../../src/planning/plan-run.js');
   const { LocalObjectStore } = await import('../../src/storage/local.js');
-  const url = (p: string): string => pathToFileURL(path.join(dir, p)).href;
   const cpu = process.cpuUsage();
   const started = performance.now();
-  const state = await planRun(
-    {
-      runId: 'bench',
-      spec: {
-        name: 'bench_plan',
-        input: { uri: url('inventory.jsonl'), format: 'jsonl', manifest: 'list' },
-        model: {
-          uri: url('model.onnx'),
-          inputs: [{ tensor: 'x', from: { columns: ['a'] } }],
-          outputs: [{ tensor: 'y' }],
-        },
-        output: { uri: `${url('out')}/` },
-      },
-    },
-    {
-      store: new LocalObjectStore(),
-      registry: { resolve: () => Promise.reject(new Error('not used: the spec names model.uri')) },
-    },
-  );
+  const state = await planRun(listManifestPlanRequest(dir, 'bench'), {
+    store: new LocalObjectStore(),
+    registry: UNUSED_REGISTRY,
+  });
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const result: PlanChildResult = {
@@ -223,12 +198,7 @@ async function planListManifest(context: BenchContext): Promise<BenchResult[]> {
   const count = context.quick ? 100_000 : 1_000_000;
   const dir = path.join(context.workDir, 'plan-list');
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'model.onnx'), 'model');
-  await writeListManifest(
-    path.join(dir, 'inventory.jsonl'),
-    pathToFileURL(path.join(dir, 'data')).href,
-    count,
-  );
+  await writeListManifestInput(dir, count);
   context.log(`planning ${count.toLocaleString('en-US')} objects from a list manifest (child process)`);
   const result = await runPlanChild(dir, count);
   const reconciled = await reconcileLargePlan(context, dir, count);

@@ -6,16 +6,17 @@
  *   BATCH_INFER_PLAN_SCALE=1000000 npx vitest run test/planning/plan-scale.test.ts
  * which must plan in under 20 s and stay under 1 GiB of peak RSS.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { planRun } from '../../src/planning/plan-run.js';
-import type { ModelRegistry } from '../../src/registry/model-registry.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import {
+  listManifestPlanRequest,
+  UNUSED_REGISTRY,
+  writeListManifestInput,
+} from '../support/list-manifest.js';
 
 const COUNT = Number(process.env.BATCH_INFER_PLAN_SCALE ?? 20_000);
 const FULL = COUNT >= 1_000_000;
@@ -23,17 +24,7 @@ let root: string;
 
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'plan-scale-'));
-  await writeFile(path.join(root, 'model.onnx'), 'model');
-  const out = createWriteStream(path.join(root, 'inventory.jsonl'));
-  const base = pathToFileURL(path.join(root, 'data')).href;
-  for (let i = 0; i < COUNT; i++) {
-    // Sizes from 1 KB to ~8 MB, deterministic; a reverse-ish order so the planner's sort has work to do.
-    const n = COUNT - i;
-    const line = `{"uri":"${base}/dt=${n % 30}/part-${String(n).padStart(8, '0')}.jsonl","size":${1000 + ((n * 7919) % 8_000_000)},"etag":"${(n * 2654435761).toString(16).padStart(12, '0')}"}\n`;
-    if (!out.write(line)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
+  await writeListManifestInput(root, COUNT);
 });
 
 afterAll(async () => {
@@ -41,30 +32,13 @@ afterAll(async () => {
 });
 
 it(`plans ${COUNT} listed objects (time and memory budget checked with BATCH_INFER_PLAN_SCALE)`, async () => {
-  const store = new LocalObjectStore();
-  const registry: ModelRegistry = {
-    resolve: () => Promise.reject(new Error('not used: the spec names model.uri')),
-  };
-  const url = (p: string): string => pathToFileURL(path.join(root, p)).href;
   const rssBefore = process.memoryUsage().rss;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  const state = await planRun(
-    {
-      runId: 'scale',
-      spec: {
-        name: 'scale',
-        input: { uri: url('inventory.jsonl'), format: 'jsonl', manifest: 'list' },
-        model: {
-          uri: url('model.onnx'),
-          inputs: [{ tensor: 'x', from: { columns: ['a'] } }],
-          outputs: [{ tensor: 'y' }],
-        },
-        output: { uri: `${url('out')}/` },
-      },
-    },
-    { store, registry },
-  );
+  const state = await planRun(listManifestPlanRequest(root, 'scale'), {
+    store: new LocalObjectStore(),
+    registry: UNUSED_REGISTRY,
+  });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
