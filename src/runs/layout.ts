@@ -21,7 +21,6 @@ export interface RunLayout {
    */
   readonly shardIndexUri: string;
   readonly manifestUri: string;
-  readonly reportUri: string;
   /** Prefix of the run's predictions partition. */
   readonly partitionUri: string;
   /** Prefix of the run's error files. */
@@ -57,7 +56,6 @@ export function runLayout(outputUri: string, runId: string, runDate: string): Ru
     shardsUri: joinUri(runUri, 'shards.jsonl'),
     shardIndexUri: joinUri(runUri, 'shards.index.json'),
     manifestUri: joinUri(runUri, 'manifest.json'),
-    reportUri: joinUri(runUri, 'report.html'),
     partitionUri,
     errorsPrefixUri,
     markersPrefixUri,
