@@ -185,12 +185,16 @@ describe('statistics in the completion marker', () => {
 });
 
 describe('execution providers', () => {
+  /** A planned breast-cancer shard of `records` records in `<tmp>/<name>`, batches of 64. */
+  async function planShard(name: string, records: number): Promise<{ dir: string; planned: PlannedRun }> {
+    const dir = path.join(tmp.dir, name);
+    await breastCancerInput(path.join(dir, 'in'), records, 1, 0);
+    const spec = breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64 });
+    return { dir, planned: await planWorkerRun(spec) };
+  }
+
   it('falls back to CPU when CUDA cannot be loaded, with an explicit log line, and the marker says cpu', async () => {
-    const dir = path.join(tmp.dir, 'providers');
-    await breastCancerInput(path.join(dir, 'in'), 300, 1, 0);
-    const planned = await planWorkerRun(
-      breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64 }),
-    );
+    const { dir, planned } = await planShard('providers', 300);
     const log = captureLog();
     const sessions = path.join(dir, 'sessions.txt');
     const marker = await run(planned, {
@@ -212,11 +216,7 @@ describe('execution providers', () => {
   });
 
   it('runs on the first provider that loads, without a fallback line', async () => {
-    const dir = path.join(tmp.dir, 'providers-cpu');
-    await breastCancerInput(path.join(dir, 'in'), 100, 1, 0);
-    const planned = await planWorkerRun(
-      breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64 }),
-    );
+    const { dir, planned } = await planShard('providers-cpu', 100);
     const log = captureLog();
     const sessions = path.join(dir, 'sessions.txt');
     const marker = await run(planned, {
@@ -230,11 +230,7 @@ describe('execution providers', () => {
   });
 
   it('fails the shard with a ModelError naming every provider when none loads', async () => {
-    const dir = path.join(tmp.dir, 'providers-none');
-    await breastCancerInput(path.join(dir, 'in'), 50, 1, 0);
-    const planned = await planWorkerRun(
-      breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64 }),
-    );
+    const { planned } = await planShard('providers-none', 50);
     await expect(
       run(planned, {
         providers: ['cuda', 'cpu'],
