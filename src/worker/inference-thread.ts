@@ -368,7 +368,7 @@ function makeTensor(type: ort.Tensor.Type, data: ort.Tensor.DataType, dims: read
 }
 
 /**
- * Starts the thread. From source (.ts, under tsx or vitest) a Worker does not inherit the TypeScript loader, so a
+ * Starts the thread. From source (.ts, under tsx or jest) a Worker does not inherit the TypeScript loader, so a
  * small bootstrap registers tsx in the thread first; from the bundle the thread runs the bundle directly.
  */
 function spawnThread(): Worker {

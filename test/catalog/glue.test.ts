@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { GlueClient, type GlueClientConfig } from '@aws-sdk/client-glue';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import type { PublishedRun } from '../../src/catalog/catalog.js';
 import { GlueCatalog, hiveType, PARTITION_BATCH, partitionInputOf } from '../../src/catalog/glue.js';
 

@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { PublishedRun } from '../../src/catalog/catalog.js';
 import { formatTable, LocalCatalog, queryCatalog, quoteString } from '../../src/catalog/local.js';
 import { runLayout } from '../../src/runs/layout.js';

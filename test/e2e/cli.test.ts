@@ -4,7 +4,8 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const bin = path.join(repo, 'bin/batch-infer.js');
@@ -54,7 +55,7 @@ describe('batch-infer CLI', () => {
       ].join('\n'),
     );
     const result = cli('run', path.join(job, 'job.yaml'), '--json', '--state-dir', path.join(dir, 'state'));
-    expect(result.status, result.stderr).toBe(0);
+    expectIn(result.status, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout.trim()) as {
       runId: string;
       status: string;
@@ -67,7 +68,7 @@ describe('batch-infer CLI', () => {
       path.join(dir, 'state'),
       `select id, sign from signs where run_id = '${summary.runId}' order by id`,
     );
-    expect(rows.status, rows.stderr).toBe(0);
+    expectIn(rows.status, rows.stderr).toBe(0);
     // y0 = v + 10: up for v = 1, down for v = -20.
     expect(rows.stdout).toMatch(/a\s+\|\s+up/);
     expect(rows.stdout).toMatch(/b\s+\|\s+down/);
@@ -75,7 +76,7 @@ describe('batch-infer CLI', () => {
 
   it('run --json prints exactly one JSON object with the run result, from any working directory', () => {
     const result = cli('run', 'example/job.yaml', '--json', '--state-dir', path.join(dir, 'state'));
-    expect(result.status, result.stderr).toBe(0);
+    expectIn(result.status, result.stderr).toBe(0);
     const lines = result.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const summary = JSON.parse(lines[0]!) as Record<string, unknown>;
@@ -91,7 +92,7 @@ describe('batch-infer CLI', () => {
       path.join(dir, 'state'),
       `select label, count(*) as n from breast_cancer where run_id = '${String(summary.runId)}' group by all order by label`,
     );
-    expect(query.status, query.stderr).toBe(0);
+    expectIn(query.status, query.stderr).toBe(0);
     expect(query.stdout).toMatch(/benign\s+\|\s+357/);
     expect(query.stdout).toMatch(/malignant\s+\|\s+212/);
   });

@@ -1,5 +1,6 @@
 import '../../src/runtime/polyfills.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import { localWorkflowDefinition, withAwsTaskTimeouts } from '../../src/local/run-local.js';
 
@@ -14,12 +15,12 @@ describe('the definition a local run executes', () => {
     expect(Object.keys(executedStates)).toEqual(Object.keys(renderedStates));
     for (const [name, state] of Object.entries(renderedStates)) {
       const { TimeoutSeconds, ...rest } = executedStates[name]!;
-      expect(rest, name).toEqual(
+      expectIn(rest, name).toEqual(
         Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'TimeoutSeconds')),
       );
-      if (state.TimeoutSeconds !== undefined) expect(TimeoutSeconds, name).toBe(state.TimeoutSeconds);
-      else if (state.Type === 'Task') expect(TimeoutSeconds, name).toBe(rendered.TimeoutSeconds);
-      else expect(TimeoutSeconds, name).toBeUndefined();
+      if (state.TimeoutSeconds !== undefined) expectIn(TimeoutSeconds, name).toBe(state.TimeoutSeconds);
+      else if (state.Type === 'Task') expectIn(TimeoutSeconds, name).toBe(rendered.TimeoutSeconds);
+      else expectIn(TimeoutSeconds, name).toBeUndefined();
     }
     expect({ ...executed, States: undefined }).toEqual({ ...rendered, States: undefined });
   });

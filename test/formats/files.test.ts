@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MAX_FILE_BYTES, readFileRanges, readRange } from '../../src/formats/index.js';
 import type { SourceRecord } from '../../src/formats/records.js';
 import type { InputRange } from '../../src/runs/types.js';

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encodeParquet, parquetLayout, readers, readRange } from '../../src/formats/index.js';
 import { readCsv } from '../../src/formats/csv.js';
 import { readFiles } from '../../src/formats/files.js';

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { readJsonl } from '../../src/formats/jsonl.js';
 import type { SourceRecord } from '../../src/formats/records.js';
 import {
@@ -100,7 +101,7 @@ describe('readJsonl', () => {
       for (const range of rangesFromCuts(uri, size, cut === 0 || cut === size ? [] : [cut])) {
         parts.push(...(await collect(readJsonl(tmp.store, range, { batchSize: 2 }))));
       }
-      expect(parts, `cut ${cut}`).toEqual(whole);
+      expectIn(parts, `cut ${cut}`).toEqual(whole);
     }
     const random = rng(7);
     for (let trial = 0; trial < 40; trial++) {
@@ -109,7 +110,7 @@ describe('readJsonl', () => {
       for (const range of rangesFromCuts(uri, size, cuts)) {
         parts.push(...(await collect(readJsonl(tmp.store, range, { batchSize: 1 }))));
       }
-      expect(parts, `cuts ${cuts.join(',')}`).toEqual(whole);
+      expectIn(parts, `cuts ${cuts.join(',')}`).toEqual(whole);
     }
   });
 });

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import {
   LineSplitter,
   readFirstLine,
@@ -79,7 +80,7 @@ describe('lines', () => {
     for (let cut = 0; cut <= size; cut++) {
       const left = await collect(readLineBatches(tmp.store, { uri, start: 0, end: cut, size }));
       const right = await collect(readLineBatches(tmp.store, { uri, start: cut, end: size, size }));
-      expect([...left, ...right], `cut at ${cut}`).toEqual(whole);
+      expectIn([...left, ...right], `cut at ${cut}`).toEqual(whole);
       // Ownership is by first byte: every line the left range yields starts before the cut.
       for (const line of left) expect(line.offset).toBeLessThan(cut);
       for (const line of right) expect(line.offset).toBeGreaterThanOrEqual(cut);
@@ -95,7 +96,7 @@ describe('lines', () => {
       const parts: Line[] = [];
       for (const range of rangesFromCuts(uri, size, cuts))
         parts.push(...(await collect(readLineBatches(tmp.store, range))));
-      expect(parts, `cuts ${cuts.join(',')}`).toEqual(whole);
+      expectIn(parts, `cuts ${cuts.join(',')}`).toEqual(whole);
     }
   });
 
@@ -103,14 +104,14 @@ describe('lines', () => {
     const bytes = Buffer.from(MIXED);
     const whole = expectedLines(MIXED);
     for (let chunk = 1; chunk <= 17; chunk++) {
-      expect(splitInChunks(bytes, 0, bytes.length, chunk), `chunk ${chunk}`).toEqual(whole);
+      expectIn(splitInChunks(bytes, 0, bytes.length, chunk), `chunk ${chunk}`).toEqual(whole);
     }
     for (let cut = 0; cut <= bytes.length; cut++) {
       const parts = [
         ...splitInChunks(bytes, 0, cut, 1 + (cut % 6)),
         ...splitInChunks(bytes, cut, bytes.length, 1 + ((cut * 7) % 5)),
       ];
-      expect(parts, `cut ${cut}`).toEqual(whole);
+      expectIn(parts, `cut ${cut}`).toEqual(whole);
     }
   });
 
@@ -172,7 +173,7 @@ describe('lines', () => {
       { offset: 5009, text: '', tooLong: 5000 },
     ]);
     for (const chunk of [1, 7, 999, 1000, 1001, 4096]) {
-      expect(splitInChunks(Buffer.from(content), 0, size, chunk, 1000), `chunk ${chunk}`).toEqual(lines);
+      expectIn(splitInChunks(Buffer.from(content), 0, size, chunk, 1000), `chunk ${chunk}`).toEqual(lines);
     }
   });
 

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { readRange } from '../../src/formats/index.js';
 import { OutputEncodeError, encodeChunk } from '../../src/formats/output.js';
 import type { OutputColumn } from '../../src/formats/parquet-write.js';
@@ -185,8 +186,8 @@ describe('encodeChunk', () => {
       } catch (e) {
         err = e;
       }
-      expect(err, format).toBeInstanceOf(OutputEncodeError);
-      expect((err as Error).message, format).toMatch(message);
+      expectIn(err, format).toBeInstanceOf(OutputEncodeError);
+      expectIn((err as Error).message, format).toMatch(message);
     }
   });
 });

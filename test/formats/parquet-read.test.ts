@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parquetMetadata } from 'hyparquet';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { parquetLayout, READABLE_CODECS, readParquet } from '../../src/formats/parquet-read.js';
 import { encodeParquet, type OutputColumn } from '../../src/formats/parquet-write.js';
 import type { SourceRecord } from '../../src/formats/records.js';
@@ -120,7 +121,7 @@ describe('readParquet', () => {
       );
       // Only this range's groups (and the footer) were fetched: never the whole file.
       const fetched = tmp.store.gets.reduce((sum, g) => sum + g.range!.end - g.range!.start, 0);
-      expect(fetched, `groups [${start}, ${end})`).toBeLessThan(
+      expectIn(fetched, `groups [${start}, ${end})`).toBeLessThan(
         ((end - start) / 10) * file.size + 64 * 1024 + 16 * 1024,
       );
     }
@@ -279,7 +280,7 @@ describe('readParquet', () => {
       expect(rows[0]!.values!.id).toBe(BigInt(rowStart));
       const reads = tmp.store.gets.map((g) => ({ start: g.range!.start, end: g.range!.end }));
       for (const read of reads) {
-        expect(read.end - read.start, `read [${read.start}, ${read.end})`).toBeLessThanOrEqual(
+        expectIn(read.end - read.start, `read [${read.start}, ${read.end})`).toBeLessThanOrEqual(
           largest + footer,
         );
       }
@@ -290,7 +291,7 @@ describe('readParquet', () => {
         const owners = extents
           .map((e, g) => ({ ...e, g }))
           .filter((e) => read.start >= e.start && read.end <= e.end);
-        expect(
+        expectIn(
           owners.map((o) => o.g).filter((g) => g >= from && g < to),
           `read [${read.start}, ${read.end})`,
         ).toHaveLength(1);
@@ -320,7 +321,7 @@ describe('readParquet', () => {
       );
       if (layout.codecs.every((c) => READABLE_CODECS.has(c))) {
         const rows = await read;
-        expect(
+        expectIn(
           rows.map((r) => r.values),
           codec,
         ).toEqual(Array.from({ length: 100 }, (_, i) => ({ i: BigInt(i), s: `v${i}` })));

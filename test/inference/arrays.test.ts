@@ -7,7 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { encodeParquet } from '../../src/formats/parquet-write.js';
 import { createFeatureBuilder } from '../../src/inference/features.js';
 import { createPostprocessor } from '../../src/inference/postprocess.js';
@@ -149,7 +150,7 @@ describe('array inputs', () => {
     const batch = await builder.build(records);
     expect(batch.issues).toEqual([]);
     for (const dtype of TENSOR_DTYPES) {
-      expect(batch.feeds[`x_${dtype}`]!.type, dtype).toBe(dtype);
+      expectIn(batch.feeds[`x_${dtype}`]!.type, dtype).toBe(dtype);
       expect(batch.feeds[`x_${dtype}`]!.dims).toEqual([2, 2]);
     }
     const out = await identity.run(batch.feeds);
@@ -161,7 +162,7 @@ describe('array inputs', () => {
     expect(Object.fromEntries(post.columns.map((c) => [c.name, c.type]))).toEqual(COLUMN_TYPE);
     const result = await post.apply(out, 2);
     expect(result.issues).toEqual([]);
-    TENSOR_DTYPES.forEach((dtype, c) => expect(result.values[c], dtype).toEqual(BACK[dtype]));
+    TENSOR_DTYPES.forEach((dtype, c) => expectIn(result.values[c], dtype).toEqual(BACK[dtype]));
 
     // The same columns, written by the Parquet writer and read back by DuckDB.
     const file = path.join(dir, 'dtypes.parquet');
@@ -191,7 +192,7 @@ describe('array inputs', () => {
         const want = BACK[dtype].map((list) =>
           COLUMN_TYPE[dtype] === 'array<float>' ? list.map((v) => Math.fround(v as number)) : list,
         );
-        expect(back, dtype).toEqual(want);
+        expectIn(back, dtype).toEqual(want);
       });
     } finally {
       duck.closeSync();

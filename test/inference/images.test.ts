@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readRange } from '../../src/formats/index.js';
 import type { DecodedRecord } from '../../src/formats/records.js';
 import { createFeatureBuilder } from '../../src/inference/features.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import type { DecodedRecord } from '../../src/formats/records.js';
 import { createFeatureBuilder } from '../../src/inference/features.js';
 import { createPostprocessor, parseLabels } from '../../src/inference/postprocess.js';

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createFeatureBuilder } from '../../src/inference/features.js';
 import { loadModelFiles } from '../../src/inference/model-files.js';
 import { createPostprocessor } from '../../src/inference/postprocess.js';

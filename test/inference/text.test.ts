@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { createFeatureBuilder } from '../../src/inference/features.js';
 import type { ModelFiles } from '../../src/inference/model-files.js';
 import { createPostprocessor, parseLabels } from '../../src/inference/postprocess.js';
@@ -57,7 +58,7 @@ afterAll(async () => {
 
 describe('the tokenizer (tokenizer.json through @huggingface/tokenizers)', () => {
   it('produces the ids of an independent WordPiece implementation: accents, case, punctuation, subwords, [UNK]', () => {
-    for (const s of sentences) expect(tokenizer.encode(s.text, 512).ids, s.text).toEqual(s.ids);
+    for (const s of sentences) expectIn(tokenizer.encode(s.text, 512).ids, s.text).toEqual(s.ids);
     // Spot checks a reader can verify against tokenizer.json by hand: [CLS] = 2, [SEP] = 3, [UNK] = 1.
     expect(sentences[4]!.ids).toHaveLength(3);
     expect(tokenizer.encode('hello', 512).ids[0]).toBe(2);
@@ -68,7 +69,7 @@ describe('the tokenizer (tokenizer.json through @huggingface/tokenizers)', () =>
   it('truncates to maxLength with the special tokens kept at both ends', () => {
     for (const s of sentences) {
       const ids = tokenizer.encode(s.text, expected.truncateAt).ids;
-      expect(ids, s.text).toEqual(s.idsTruncated);
+      expectIn(ids, s.text).toEqual(s.idsTruncated);
       expect(ids.length).toBeLessThanOrEqual(expected.truncateAt);
     }
     expect(tokenizer.encode('a b c d e', 2).ids).toEqual([2, 3]);
@@ -144,8 +145,8 @@ describe('text inputs into the BERT-shaped encoder', () => {
     expect(result.issues).toEqual([]);
     const [embeddings, cls] = result.values as number[][][];
     sentences.forEach((s, i) => {
-      expect(maxAbsDiff(embeddings![i]!, s.meanNormalized), s.text).toBeLessThan(1e-4);
-      expect(maxAbsDiff(cls![i]!, s.cls), s.text).toBeLessThan(1e-4);
+      expectIn(maxAbsDiff(embeddings![i]!, s.meanNormalized), s.text).toBeLessThan(1e-4);
+      expectIn(maxAbsDiff(cls![i]!, s.cls), s.text).toBeLessThan(1e-4);
       expect(Math.hypot(...embeddings![i]!)).toBeCloseTo(1, 5);
     });
 

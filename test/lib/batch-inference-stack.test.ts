@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/constructs/gpu-compute.js';
 import { WORKFLOW_STATES } from '../../lib/constructs/inference-workflow.js';
 import { REPO_ROOT } from '../../lib/paths.js';
@@ -68,7 +69,7 @@ function assetManifest(): AssetManifest {
 
 function onlyLogicalId(type: string, prefix: string): string {
   const ids = logicalIdsOfType(json, type).filter((id) => id.startsWith(prefix));
-  expect(ids, `${type} ${prefix}*`).toHaveLength(1);
+  expectIn(ids, `${type} ${prefix}*`).toHaveLength(1);
   return ids[0]!;
 }
 
@@ -108,7 +109,7 @@ describe('cdk-nag AwsSolutions', () => {
     for (const { id, reason } of acknowledged) {
       // Wildcard findings are acknowledged by the exact resource or policy, never the rule as a whole.
       if (/IAM[45]/.test(id)) expect(id).toMatch(/^AwsSolutions-IAM[45]\[(Resource|Policy)::.+\]$/);
-      expect(reason.length, id).toBeGreaterThan(60);
+      expectIn(reason.length, id).toBeGreaterThan(60);
     }
     expect(new Set(acknowledged.map((a) => a.id.replace(/\[.*$/, '')))).toEqual(
       new Set(['AwsSolutions-IAM4', 'AwsSolutions-IAM5', 'AwsSolutions-SQS3']),
@@ -119,14 +120,14 @@ describe('cdk-nag AwsSolutions', () => {
 describe('pipelines', () => {
   it('deploys one state machine per pipeline', () => {
     template.resourceCountIs('AWS::StepFunctions::StateMachine', PIPELINES.length);
-    for (const pipeline of PIPELINES) expect(stateMachineId(pipeline), pipeline).toBeDefined();
+    for (const pipeline of PIPELINES) expectIn(stateMachineId(pipeline), pipeline).toBeDefined();
   });
 
   it('runs the same definition as the local orchestrator, apart from resource ARNs (local = deployed), for every pipeline', () => {
     const local = normalizeDefinitionArns(renderWorkflowDefinition());
     const deployed = deployedDefinitions(json);
     for (const pipeline of PIPELINES) {
-      expect(normalizeDefinitionArns(deployed[stateMachineId(pipeline)]!), pipeline).toEqual(local);
+      expectIn(normalizeDefinitionArns(deployed[stateMachineId(pipeline)]!), pipeline).toEqual(local);
     }
   });
 
@@ -272,7 +273,7 @@ describe('security', () => {
     const allow = iamStatements(json).filter((s) => s.Effect === 'Allow');
     expect(allow.length).toBeGreaterThan(20);
     for (const statement of allow) {
-      for (const action of actionsOf(statement)) expect(action, statement.policy).not.toContain('*');
+      for (const action of actionsOf(statement)) expectIn(action, statement.policy).not.toContain('*');
     }
     // Resource policies too (bucket, topic, queue), except the KMS key policy's delegation to the account (see
     // below) and Deny statements (the TLS-only denies are s3:*, sns:*, sqs:* on purpose).
@@ -284,7 +285,7 @@ describe('security', () => {
           }
         ).Properties.PolicyDocument;
         for (const s of doc.Statement.filter((x) => x.Effect === 'Allow')) {
-          for (const action of actionsOf(s)) expect(action, type).not.toContain('*');
+          for (const action of actionsOf(s)) expectIn(action, type).not.toContain('*');
         }
       }
     }
@@ -308,7 +309,7 @@ describe('security', () => {
       const machine = resources[stateMachineId(pipeline)]!;
       const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
       const statements = roleStatements(json, roleId);
-      expect(statements.length, pipeline).toBeGreaterThan(0);
+      expectIn(statements.length, pipeline).toBeGreaterThan(0);
       for (const statement of statements) {
         expect(statement.Effect).toBe('Allow');
         for (const resource of resourcesOf(statement)) {
@@ -321,7 +322,7 @@ describe('security', () => {
             continue;
           }
           // Log delivery (logging level ALL) and X-Ray tracing take no resource ARNs.
-          for (const action of actionsOf(statement)) expect(action, pipeline).toMatch(/^(logs|xray):/);
+          for (const action of actionsOf(statement)) expectIn(action, pipeline).toMatch(/^(logs|xray):/);
         }
       }
       const resourcesFor = (action: string) =>
@@ -340,7 +341,7 @@ describe('security', () => {
         ]),
       );
       expect(resourcesFor('batch:SubmitJob')).toHaveLength(4);
-      expect(resourcesFor('batch:TerminateJob').length, pipeline).toBeGreaterThan(0);
+      expectIn(resourcesFor('batch:TerminateJob').length, pipeline).toBeGreaterThan(0);
     }
   });
 
@@ -370,7 +371,7 @@ describe('security', () => {
           s.Effect === 'Deny' &&
           resourcesOf(s).some((r) => flattenForNag(r) === dataBucketObjects('models/*')),
       );
-      expect(denied.flatMap(actionsOf), role).toEqual(
+      expectIn(denied.flatMap(actionsOf), role).toEqual(
         expect.arrayContaining([...writes, 's3:AbortMultipartUpload']),
       );
     }
@@ -517,7 +518,7 @@ describe('functions', () => {
           Runtime: 'nodejs24.x',
           Architectures: ['arm64'],
           TracingConfig: { Mode: 'Active' },
-          LoggingConfig: { LogGroup: { Ref: expect.any(String) as string } },
+          LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
           Environment: {
             Variables: expect.objectContaining({
               NODE_OPTIONS: '--enable-source-maps',
@@ -572,7 +573,7 @@ describe('monitoring', () => {
     );
     for (const pipeline of PIPELINES) {
       for (const what of ['failed or timed out', 'error rate above', 'drifted']) {
-        expect(
+        expectIn(
           descriptions.filter((d) => d.includes(`pipeline ${pipeline} `) && d.includes(what)),
           `${pipeline} ${what}`,
         ).toHaveLength(1);

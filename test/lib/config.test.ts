@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { glueDatabaseName, loadDeployConfig, parseDeployConfig, stackName } from '../../lib/config.js';
 import { REPO_ROOT } from '../../lib/paths.js';
 

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { REPO_ROOT } from '../../lib/paths.js';
 
 const CONSTRUCTS = path.join(REPO_ROOT, 'lib', 'constructs');

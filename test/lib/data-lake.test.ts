@@ -5,7 +5,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { DataLake, type DataLakeProps, type PipelineTablesProps } from '../../lib/constructs/data-lake.js';
 import { synthConstruct } from './helpers.js';
 

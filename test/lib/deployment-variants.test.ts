@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { deployConfigSchema } from '../../lib/config.js';
 import { addDeployment } from '../../lib/deployment.js';
 import { flattenForNag } from '../../lib/nag.js';
@@ -141,7 +142,7 @@ describe('every configuration key set to a value other than its default', () => 
     const keys = Object.keys(deployConfigSchema.shape).sort();
     expect([...Object.keys(EVERY_KEY), 'pipelinesDir', 'dataBucketName'].sort()).toEqual(keys);
     for (const [key, value] of Object.entries(EVERY_KEY)) {
-      expect(value, key).not.toEqual(defaults[key]);
+      expectIn(value, key).not.toEqual(defaults[key]);
     }
   });
 
@@ -199,7 +200,7 @@ describe('every configuration key set to a value other than its default', () => 
 
   it('attemptTimeoutMinutes: the attempt timeout of both job definitions', () => {
     for (const name of ['batch-infer-qa-worker', 'batch-infer-qa-cpu-worker']) {
-      expect(jobDefinition(name).Properties.Timeout, name).toEqual({ AttemptDurationSeconds: 45 * 60 });
+      expectIn(jobDefinition(name).Properties.Timeout, name).toEqual({ AttemptDurationSeconds: 45 * 60 });
     }
   });
 
@@ -233,7 +234,7 @@ describe('every configuration key set to a value other than its default', () => 
   it('removalPolicy: destroy deletes the buckets (emptied first) and the tables with the stack', () => {
     for (const type of ['AWS::S3::Bucket', 'AWS::Glue::Table', 'AWS::Glue::Database']) {
       for (const resource of Object.values(template.findResources(type))) {
-        expect(resource, type).toMatchObject({ DeletionPolicy: 'Delete' });
+        expectIn(resource, type).toMatchObject({ DeletionPolicy: 'Delete' });
       }
     }
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
@@ -270,11 +271,11 @@ describe('every configuration key set to a value other than its default', () => 
       const readable = statements
         .filter((s) => s.Effect === 'Allow' && actionsOf(s).includes('s3:GetObject'))
         .flatMap((s) => resourcesOf(s).map(flattenForNag));
-      expect(readable, prefix).toEqual(expect.arrayContaining([`<${bucket}.Arn>/*`, artifacts[1]]));
+      expectIn(readable, prefix).toEqual(expect.arrayContaining([`<${bucket}.Arn>/*`, artifacts[1]]));
       const denied = statements
         .filter((s) => s.Effect === 'Deny')
         .flatMap((s) => resourcesOf(s).map(flattenForNag));
-      expect(denied, prefix).toEqual(expect.arrayContaining(artifacts));
+      expectIn(denied, prefix).toEqual(expect.arrayContaining(artifacts));
     }
   });
 
@@ -392,7 +393,7 @@ describe('a disposable stage (removalPolicy: destroy)', () => {
       'AWS::Logs::LogGroup',
     ]) {
       for (const resource of Object.values(template.findResources(type)))
-        expect(resource, type).toMatchObject({ DeletionPolicy: 'Delete' });
+        expectIn(resource, type).toMatchObject({ DeletionPolicy: 'Delete' });
     }
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });

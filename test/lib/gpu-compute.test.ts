@@ -6,7 +6,8 @@ import { Duration } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { GpuCompute, type GpuComputeProps } from '../../lib/constructs/gpu-compute.js';
 import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
 import { synthConstruct } from './helpers.js';
@@ -256,7 +257,7 @@ describe('GpuCompute rules', () => {
   });
   it('rule: queueNamePrefix is 1-100 letters, digits, hyphens or underscores, starting with a letter or digit', () => {
     for (const bad of ['', '-batch', 'batch infer', 'batch.infer', 'x'.repeat(101)]) {
-      expect(() => compute({ queueNamePrefix: bad }), JSON.stringify(bad)).toThrow(
+      expectIn(() => compute({ queueNamePrefix: bad }), JSON.stringify(bad)).toThrow(
         /GpuCompute queueNamePrefix must be 1-100 letters, digits, hyphens or underscores/,
       );
     }

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { REPO_ROOT } from '../../lib/paths.js';
 import { AwsBatchJobInspector } from '../../src/results/job-inspector.js';
 import { QUEUE_METRICS } from '../../src/runtime/metrics.js';
@@ -48,7 +48,7 @@ afterAll(() => {
 /** Captures what is written to stdout while `run` runs, one parsed JSON object per line. */
 async function stdoutOf(run: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
   const chunks: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     chunks.push(String(chunk));
     return true;
   });
@@ -64,7 +64,9 @@ async function stdoutOf(run: () => Promise<unknown>): Promise<Record<string, unk
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-afterEach(() => vi.restoreAllMocks());
+afterEach(() => {
+  jest.restoreAllMocks();
+});
 
 describe('the queue-depth handler (Powertools logger and metrics)', () => {
   const listJobs = (jobs: unknown[]) => ({
@@ -97,7 +99,7 @@ describe('the queue-depth handler (Powertools logger and metrics)', () => {
     expect(blobs).toHaveLength(1);
     const blob = blobs[0]!;
     expect(blob._aws).toMatchObject({
-      Timestamp: expect.any(Number) as number,
+      Timestamp: expect.any(Number),
       CloudWatchMetrics: [
         {
           Namespace: 'BatchInfer',
@@ -127,7 +129,7 @@ describe('the queue-depth handler (Powertools logger and metrics)', () => {
         service: 'batch-infer',
         sampling_rate: 0,
         timestamp: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) as unknown,
-        cold_start: expect.any(Boolean) as boolean,
+        cold_start: expect.any(Boolean),
         function_name: CONTEXT.functionName,
         function_request_id: CONTEXT.awsRequestId,
         function_arn: CONTEXT.invokedFunctionArn,

@@ -12,7 +12,8 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import {
   InferenceWorkflow,
   NON_RETRYABLE_ERRORS,
@@ -434,7 +435,7 @@ describe('InferenceWorkflow is built from typed tasks', () => {
     const constructs = workflow.node.findAll().filter((c): c is sfn.State => c instanceof sfn.State);
     for (const state of constructs) {
       expect(state).not.toBeInstanceOf(sfn.CustomState);
-      expect(
+      expectIn(
         [tasks.LambdaInvoke, tasks.BatchSubmitJob, sfn.Choice, sfn.Fail, sfn.Succeed].some(
           (t) => state instanceof t,
         ),
@@ -452,7 +453,7 @@ describe('InferenceWorkflow is built from typed tasks', () => {
     expect(files).toContain(path.join('constructs', 'inference-workflow.ts'));
     for (const file of files) {
       const text = fs.readFileSync(path.join(REPO_ROOT, 'lib', file), 'utf8');
-      expect(text, file).not.toMatch(/\bfromString\s*\(|\bfromFile\s*\(|\bCustomState\b|definitionString/);
+      expectIn(text, file).not.toMatch(/\bfromString\s*\(|\bfromFile\s*\(|\bCustomState\b|definitionString/);
     }
   });
 });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { RUN_RECORD_COLUMNS } from '../../lambdas/finalize/run-record-columns.js';
 import { driftOf, publishRunRecord, runRecordUri } from '../../lambdas/finalize/run-record.js';
 import { emitQueueDepth, measureQueue } from '../../lambdas/queue-depth/depth.js';
@@ -33,7 +33,7 @@ function emf(options: EmfMetricsOptions = {}): { lines: Record<string, unknown>[
   const lines: Record<string, unknown>[] = [];
   const inner = emfMetrics(createFunctionMetrics(), options);
   const capture = (run: () => void): void => {
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       for (const line of String(chunk).split('\n').filter(Boolean)) {
         lines.push(JSON.parse(line) as Record<string, unknown>);
       }
@@ -68,7 +68,7 @@ describe('EMF metrics (Powertools)', () => {
     out.metrics.flush();
     expect(out.lines).toHaveLength(1);
     const [line] = out.lines;
-    expect(line!._aws).toMatchObject({ Timestamp: expect.any(Number) as number });
+    expect(line!._aws).toMatchObject({ Timestamp: expect.any(Number) });
     expect(directive(line)).toEqual({
       Namespace: METRICS_NAMESPACE,
       // No `service` dimension: the alarms read { Pipeline } alone, and CloudWatch matches dimension sets exactly.

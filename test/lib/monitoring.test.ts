@@ -8,7 +8,8 @@ import { Match, type Matcher, type Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { Monitoring, RUN_FINISHED_STATUSES, type MonitoringProps } from '../../lib/constructs/monitoring.js';
 import { METRICS_NAMESPACE, QUEUE_METRICS, RUN_METRICS } from '../../src/runtime/metrics.js';
 import { synthConstruct } from './helpers.js';
@@ -256,7 +257,7 @@ describe('Monitoring', () => {
       QUEUE_METRICS.runnable,
       'ExecutionTime',
     ]) {
-      expect(dashboard, text).toContain(text);
+      expectIn(dashboard, text).toContain(text);
     }
   });
 

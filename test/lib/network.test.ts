@@ -5,7 +5,8 @@
 import type { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { Network, WORKER_INTERFACE_ENDPOINTS, type NetworkProps } from '../../lib/constructs/network.js';
 import { synthConstruct } from './helpers.js';
 
@@ -59,7 +60,7 @@ describe('Network (new VPC)', () => {
       JSON.stringify((e as { Properties: { ServiceName: unknown } }).Properties.ServiceName),
     );
     for (const suffix of ['ecr.api', 'ecr.dkr', '.ecs"', 'ecs-agent', 'ecs-telemetry', '.logs"', '.sts"']) {
-      expect(
+      expectIn(
         services.some((s) => s.includes(suffix)),
         suffix,
       ).toBe(true);

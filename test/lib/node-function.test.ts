@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { NodeFunction } from '../../lib/constructs/node-function.js';
 import type { NodeFunctionProps } from '../../lib/constructs/node-function.js';
 

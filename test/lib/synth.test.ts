@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import { builtinModules } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/constructs/node-function.js';
 import { synthApp } from './helpers.js';
 import type { SynthesizedApp } from './helpers.js';
@@ -85,7 +86,7 @@ describe('cdk synth with bundling (offline, no Docker)', () => {
         ...code.matchAll(/(?:^|[;\s}])import\s*(?:[\w${},\s*]+from\s*)?["']([^"']+)["']/g),
       ].map((m) => m[1]!);
       for (const specifier of specifiers) {
-        expect(specifier.startsWith('node:') || builtins.has(specifier), specifier).toBe(true);
+        expectIn(specifier.startsWith('node:') || builtins.has(specifier), specifier).toBe(true);
       }
     }
   });
@@ -107,10 +108,10 @@ describe('cdk synth with bundling (offline, no Docker)', () => {
     for (const [id, dir] of bundles) {
       const code = fs.readFileSync(path.join(dir, 'index.mjs'), 'utf8');
       // Keys only the Powertools Logger writes, and the EMF directive only Powertools Metrics writes.
-      expect(code, id).toContain('sampling_rate');
-      expect(code, id).toContain('function_request_id');
+      expectIn(code, id).toContain('sampling_rate');
+      expectIn(code, id).toContain('function_request_id');
       const emitsMetrics = id === 'FinalizeFunction' || id === 'MonitoringQueueDepthFunction';
-      expect(code.includes('CloudWatchMetrics'), id).toBe(emitsMetrics);
+      expectIn(code.includes('CloudWatchMetrics'), id).toBe(emitsMetrics);
     }
   });
 

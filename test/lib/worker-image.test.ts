@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { GpuCompute, WORKER_DOCKERFILE } from '../../lib/constructs/gpu-compute.js';
 import { REPO_ROOT } from '../../lib/paths.js';
 import { synthConstruct } from './helpers.js';
@@ -114,7 +115,7 @@ describe('the worker Dockerfile', () => {
     expect(nodeImages.length).toBeGreaterThan(0);
     for (const image of nodeImages) {
       const major = Number(/^node:(\d+)/.exec(image)?.[1]);
-      expect(major, image).toBeGreaterThanOrEqual(22);
+      expectIn(major, image).toBeGreaterThanOrEqual(22);
     }
     // The runtime stage gets the node binary from the Node image: the same major runs what was bundled.
     const copiesNode = stages.some((s) =>
@@ -133,12 +134,12 @@ describe('the worker Dockerfile', () => {
     const stage = stages.find((s) =>
       s.instructions.some((i) => i.keyword === 'ENV' && /\bONNXRUNTIME_NODE_INSTALL=cuda12\b/.test(i.args)),
     );
-    expect(stage, 'a stage with ENV ONNXRUNTIME_NODE_INSTALL=cuda12').toBeDefined();
+    expectIn(stage, 'a stage with ENV ONNXRUNTIME_NODE_INSTALL=cuda12').toBeDefined();
     const env = stage!.instructions.findIndex((i) => i.keyword === 'ENV' && i.args.includes('cuda12'));
     const install = stage!.instructions.findIndex(
       (i, index) => index > env && i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args),
     );
-    expect(install, 'npm ci after the ENV').toBeGreaterThan(env);
+    expectIn(install, 'npm ci after the ENV').toBeGreaterThan(env);
     // The same RUN checks the provider library, so a silent download failure fails the build.
     expect(stage!.instructions[install]!.args).toMatch(
       /&&\s*test -f node_modules\/onnxruntime-node\/\S*libonnxruntime_providers_cuda\.so/,

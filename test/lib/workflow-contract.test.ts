@@ -1,7 +1,7 @@
 /**
  * The Plan payload contract between the state machine and the plan handler, and the handlers' shared helpers.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, jest } from '@jest/globals';
 import { ZodError } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
 import {
@@ -92,8 +92,8 @@ describe('handler helpers', () => {
     const saved = { ...process.env };
     const written: string[] = [];
     const capture = (chunk: string | Uint8Array) => written.push(String(chunk)) > 0;
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
     try {
       delete process.env.LOG_LEVEL;
       process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
@@ -114,8 +114,8 @@ describe('handler helpers', () => {
   it("the engine's Logger over Powertools: fields and child fields on the line, errors formatted, reserved keys kept", () => {
     const written: string[] = [];
     const capture = (chunk: string | Uint8Array) => written.push(String(chunk)) > 0;
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
     try {
       const log = engineLogger(createFunctionLogger(), { pipeline: 'scores' }).child({ runId: 'r1' });
       log.debug('hidden');

@@ -2,7 +2,7 @@
  * Rendering the definition for the local orchestrator: the CloudFormation string resolver, ARN normalization, and
  * the cost of a render (it runs at the start of every local run).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import {
   PLACEHOLDERS,
   definitionFromTemplate,

@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
 import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
@@ -81,7 +82,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('examples/text-embeddings/job.yaml, run end to end', () => {
   it('succeeds with the two bad lines as its only errors', () => {
-    expect(outcome.error, outcome.cause).toBeUndefined();
+    expectIn(outcome.error, outcome.cause).toBeUndefined();
     expect(outcome.status).toBe('SUCCEEDED');
     const { sentences, broken } = inputLines();
     expect(sentences.length + broken.length).toBe(32);
@@ -104,8 +105,8 @@ describe('examples/text-embeddings/job.yaml, run end to end', () => {
     }));
     expect(rows.map((r) => [r.id, r.text, r.offset])).toEqual(withText.map((s) => [s.id, s.text, s.offset]));
     for (const row of rows) {
-      expect(row.embedding, row.id).toHaveLength(128);
-      expect(Math.hypot(...row.embedding), row.id).toBeCloseTo(1, 5);
+      expectIn(row.embedding, row.id).toHaveLength(128);
+      expectIn(Math.hypot(...row.embedding), row.id).toBeCloseTo(1, 5);
     }
     // Different sentences, different vectors.
     expect(new Set(rows.map((r) => r.embedding.map((v) => v.toFixed(4)).join(','))).size).toBe(rows.length);

@@ -5,7 +5,7 @@
  * stopping the pool retries nothing.
  */
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { WORKER_RETRY } from '../../src/runs/worker-retry.js';

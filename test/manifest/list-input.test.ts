@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import fc from 'fast-check';
 import {
   AUTO_MANIFEST_RULE,
@@ -276,8 +277,8 @@ describe('list manifests', () => {
       const err = await listInput(store, spec(url('lists/bad.jsonl'), 'jsonl', 'list')).catch(
         (e: unknown) => e,
       );
-      expect(err, line).toBeInstanceOf(Error);
-      expect((err as Error).message, line).toContain(expected);
+      expectIn(err, line).toBeInstanceOf(Error);
+      expectIn((err as Error).message, line).toContain(expected);
     }
   });
 
@@ -413,12 +414,12 @@ describe('CSV list manifests with a header', () => {
       const err = await listInput(store, spec(url('lists/header.csv'), 'jsonl', 'list')).catch(
         (e: unknown) => e,
       );
-      expect(err, header).toBeInstanceOf(InputError);
+      expectIn(err, header).toBeInstanceOf(InputError);
       const message = (err as Error).message;
-      expect(message, header).toContain(`list manifest ${url('lists/header.csv')} line 1: `);
-      expect(message, header).toContain(expected);
-      expect(message, header).toContain('header names a uri column, or bucket and key columns');
-      expect(message, header).not.toContain('do not exist');
+      expectIn(message, header).toContain(`list manifest ${url('lists/header.csv')} line 1: `);
+      expectIn(message, header).toContain(expected);
+      expectIn(message, header).toContain('header names a uri column, or bucket and key columns');
+      expectIn(message, header).not.toContain('do not exist');
     }
   });
 
@@ -434,9 +435,9 @@ describe('CSV list manifests with a header', () => {
       const err = await listInput(store, spec(url('lists/rows.csv'), 'jsonl', 'list')).catch(
         (e: unknown) => e,
       );
-      expect(err, row).toBeInstanceOf(InputError);
-      expect((err as Error).message, row).toContain(expected);
-      expect((err as Error).message, row).toContain('The header (line 1) is "uri,size,etag"');
+      expectIn(err, row).toBeInstanceOf(InputError);
+      expectIn((err as Error).message, row).toContain(expected);
+      expectIn((err as Error).message, row).toContain('The header (line 1) is "uri,size,etag"');
     }
     await write('lists/raw-key.csv', 'bucket,key\nb,100%.jsonl\n');
     await expect(readListManifest(store, url('lists/raw-key.csv'))).rejects.toThrow(

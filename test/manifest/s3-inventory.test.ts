@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { listInput, resolveManifestMode, type InputSpec } from '../../src/manifest/list-input.js';
 import { inventoryFileUri } from '../../src/manifest/s3-inventory.js';
 import { InputError } from '../../src/spec/errors.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { planRun } from '../../src/planning/plan-run.js';
 import { specFolderUri } from '../../src/spec/load.js';
 import type { PlanRequest } from '../../src/runs/tasks.js';
@@ -99,7 +99,7 @@ describe('planRun', () => {
       version: 1,
       status: 'Approved',
       artifactUri: `${registryUri}iris/1/model.onnx`,
-      etag: expect.any(String) as string,
+      etag: expect.any(String),
       size: MODEL_BYTES.length,
       sha256: sha256(MODEL_BYTES),
       files: { 'labels.txt': `${registryUri}iris/1/labels.txt` },

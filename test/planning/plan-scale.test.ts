@@ -3,13 +3,13 @@
  * objects, planned end to end. The objects need not exist for that.
  *
  * By default a small run keeps the suite quick; the full measurement is
- *   BATCH_INFER_PLAN_SCALE=1000000 npx vitest run test/planning/plan-scale.test.ts
+ *   BATCH_INFER_PLAN_SCALE=1000000 npx jest test/planning/plan-scale.test.ts
  * which must plan in under 20 s and stay under 1 GiB of peak RSS.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { planRun } from '../../src/planning/plan-run.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import {

@@ -6,7 +6,7 @@
  * determinism (the same input always gives the same plan), and never more than `max` shards.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import {
   DEFAULT_BYTES_PER_RECORD,
   planShards,
@@ -22,7 +22,7 @@ const object = (i: number, size: number): InputObject => ({
   etag: `etag-${i}`,
 });
 
-/** A plain check: vitest's `expect` is too slow to call per range over hundreds of generated plans. */
+/** A plain check: jest's `expect` is too slow to call per range over hundreds of generated plans. */
 function check(condition: boolean, message: () => string): asserts condition {
   if (!condition) throw new Error(message());
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { extractModelArchive } from '../../src/registry/archive.js';
 import { readTar, TarError } from '../../src/registry/tar.js';
 import { ModelError } from '../../src/spec/errors.js';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalModelRegistry } from '../../src/registry/local.js';
 import { ModelError } from '../../src/spec/errors.js';
 import { LocalObjectStore } from '../../src/storage/local.js';

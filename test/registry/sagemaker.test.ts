@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
 import { ModelError } from '../../src/spec/errors.js';
 

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { LocalCatalog } from '../../src/catalog/local.js';
 import {
   categoricalPsi,

@@ -9,7 +9,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { reconcileRun } from '../../src/results/reconcile.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { manifestSchema, type Manifest } from '../../src/results/manifest.js';

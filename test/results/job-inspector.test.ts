@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { BatchClient } from '@aws-sdk/client-batch';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { AwsBatchJobInspector, LocalJobInspector } from '../../src/results/job-inspector.js';
 
 interface Exchange {

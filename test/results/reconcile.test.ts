@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { reconcileRecordUri } from '../../src/results/run-files.js';
 import {
   reconcileRecordSchema,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { LocalCatalog } from '../../src/catalog/local.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { reconcileRun } from '../../src/results/reconcile.js';

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { canonicalColumnType, catalogColumnType, columnTypeMatches } from '../../src/results/column-types.js';
 import { explainFailures } from '../../src/results/finalize.js';
 import { buildManifest, manifestSchema, MAX_FAILED_SHARD_DETAILS } from '../../src/results/manifest.js';

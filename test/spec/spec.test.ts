@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { SpecError } from '../../src/spec/errors.js';
 import { loadJobSpecFile, outputColumnNames, parseJobSpec, parseJobSpecText } from '../../src/spec/load.js';
 import { parseByteSize } from '../../src/spec/schema.js';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { RoutingObjectStore, type ObjectStore } from '../../src/storage/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { collect, objectStoreContract } from './object-store.contract.js';

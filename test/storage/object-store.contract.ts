@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import {
   NotFoundError,
   composeObject,
@@ -80,7 +80,7 @@ export function expectBytes(actual: Uint8Array, expected: Uint8Array, label = 'b
   if (a.equals(e)) return;
   let i = 0;
   while (i < a.length && i < e.length && a[i] === e[i]) i++;
-  expect.fail(`${label}: got ${a.length} bytes, expected ${e.length}; first difference at offset ${i}`);
+  throw new Error(`${label}: got ${a.length} bytes, expected ${e.length}; first difference at offset ${i}`);
 }
 
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
@@ -281,7 +281,7 @@ export function objectStoreContract(name: string, setup: () => Promise<ContractF
     });
 
     it('lists one level with listPrefixes: folders as prefixes, objects at the level, partial names like S3', async () => {
-      expect(store.listPrefixes).toBeTypeOf('function');
+      expect(typeof store.listPrefixes).toBe('function');
       const listPrefixes = store.listPrefixes!.bind(store);
       const keys = [
         'lvl/b.json',

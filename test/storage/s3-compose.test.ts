@@ -10,7 +10,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import {
   S3_MAX_PART,
   S3_MIN_PART,

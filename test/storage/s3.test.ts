@@ -4,7 +4,8 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { NotFoundError, UriError, createObjectStore, type ObjectStore } from '../../src/storage/index.js';
 import { S3ObjectStore, S3StoreError, S3_PART_SIZE, createS3Client } from '../../src/storage/s3.js';
 import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
@@ -246,10 +247,10 @@ describe('S3ObjectStore on s3rver', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err, name).toBeInstanceOf(S3StoreError);
-      expect((err as S3StoreError).code, name).toBe('NoSuchBucket');
-      expect((err as Error).message, name).toMatch(/bucket "no-such-bucket-here" does not exist/);
-      expect((err as Error).message, name).toContain('s3://no-such-bucket-here/some/');
+      expectIn(err, name).toBeInstanceOf(S3StoreError);
+      expectIn((err as S3StoreError).code, name).toBe('NoSuchBucket');
+      expectIn((err as Error).message, name).toMatch(/bucket "no-such-bucket-here" does not exist/);
+      expectIn((err as Error).message, name).toContain('s3://no-such-bucket-here/some/');
     }
   });
 

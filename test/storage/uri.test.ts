@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import {
   UriError,
   asPrefix,
@@ -33,7 +34,7 @@ describe('parseUri', () => {
       's3://trailing-/x',
       's3://under_score',
     ]) {
-      expect(() => parseUri(bad), bad).toThrow(UriError);
+      expectIn(() => parseUri(bad), bad).toThrow(UriError);
     }
     expect(() => parseUri(`s3://${'a'.repeat(64)}/x`)).toThrow(/valid S3 bucket/);
     expect(parseUri(`s3://${'a'.repeat(63)}/x`).bucket).toHaveLength(63);
@@ -59,7 +60,7 @@ describe('parseUri', () => {
       'S3://bucket/key',
       '',
     ]) {
-      expect(() => parseUri(bad), bad).toThrow(UriError);
+      expectIn(() => parseUri(bad), bad).toThrow(UriError);
     }
     // A host in a file URI is usually a relative path typed as a URI.
     expect(() => parseUri('file://data/x.jsonl')).toThrow(UriError);

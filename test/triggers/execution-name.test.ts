@@ -3,7 +3,7 @@
  * names (run ids) whatever the object key.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import {
   EXECUTION_NAME,
   normalizeEtag,

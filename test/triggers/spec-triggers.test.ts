@@ -1,7 +1,7 @@
 /**
  * The `triggers` schema of a pipeline (src/spec/triggers.ts): one test per rule, and the schedule placeholders.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import {
   offsetMillis,
   parseTriggers,

@@ -2,7 +2,7 @@
  * startRun with the real @aws-sdk/client-sfn over recorded StartExecution responses: the serialized request, and
  * ExecutionAlreadyExists read as "this run was already started".
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { executionArnOf, MAX_EXECUTION_INPUT_BYTES, startRun } from '../../src/triggers/start-run.js';
 import { recordedSfn, sfnResponse, startExecutionBody } from './sfn.js';
 

@@ -2,7 +2,7 @@
  * The S3 and schedule triggers end to end below the Lambda handler: an event as EventBridge (or Scheduler) delivers
  * it, through the event schema, to a StartExecution request on the wire (real SFNClient, recorded responses).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { triggerEventSchema, type S3TriggerEvent } from '../../src/triggers/events.js';
 import { s3ExecutionName } from '../../src/triggers/execution-name.js';
 import { handleTrigger } from '../../src/triggers/trigger.js';

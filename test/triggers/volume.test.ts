@@ -4,7 +4,7 @@
  * S3Client over recorded responses).
  */
 import { S3Client } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../src/runtime/log.js';
 import { volumeTriggerEventSchema, type VolumeTriggerEvent } from '../../src/triggers/events.js';
 import {

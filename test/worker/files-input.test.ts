@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import type { ShardMarker } from '../../src/runs/types.js';
 import { errorLines, fixtureModel, parquetOf, planWorkerRun, runShard, sql, tempDir } from './helpers.js';
 
@@ -204,12 +205,12 @@ describe('a folder of text documents (files input, text encoder)', () => {
     expect(rows.size).toBe(docs.size);
     expect([...rows.keys()].sort()).toEqual([...docs.keys()].sort());
     for (const [name, row] of rows) {
-      expect(row.embedding, name).toHaveLength(128);
+      expectIn(row.embedding, name).toHaveLength(128);
       expect(Math.hypot(...row.embedding)).toBeCloseTo(1, 5);
     }
     known.forEach((s, i) => {
       const got = rows.get(`known-${i}.txt`)!.embedding;
-      expect(Math.max(...got.map((v, k) => Math.abs(v - s.meanNormalized[k]!))), s.text).toBeLessThan(1e-4);
+      expectIn(Math.max(...got.map((v, k) => Math.abs(v - s.meanNormalized[k]!))), s.text).toBeLessThan(1e-4);
     });
     const [error] = errorLines(marker).map((l) => JSON.parse(l) as ErrorRowJson);
     expect(error).toMatchObject({

@@ -10,7 +10,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import type { ShardMarker } from '../../src/runs/types.js';
 import { LocalObjectStore, RoutingObjectStore, type ObjectStore } from '../../src/storage/index.js';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.js';
@@ -130,7 +131,7 @@ describe('a worker sent SIGTERM whose writes then hang', () => {
       },
       { timeoutMs: 60_000, until: worker.exited },
     );
-    expect(checkpoint, worker.output()).toBeDefined();
+    expectIn(checkpoint, worker.output()).toBeDefined();
 
     proxy.stall();
     const sent = performance.now();
@@ -139,7 +140,7 @@ describe('a worker sent SIGTERM whose writes then hang', () => {
     const waited = exit.at - sent;
     // Its writes never come back: only the backstop ends it, at the deadline, and not with 0.
     expect(proxy.stalled()).toBeGreaterThan(0);
-    expect(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
+    expectIn(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
     expect(waited).toBeGreaterThanOrEqual(STOP_DEADLINE_MS - 250);
     expect(waited).toBeLessThan(STOP_DEADLINE_MS + 5_000);
     expect(worker.output()).toMatch(/SIGTERM: stopping after the batches in flight/);
@@ -151,14 +152,14 @@ describe('a worker sent SIGTERM whose writes then hang', () => {
     expect(before.records).toBe(before.chunks.reduce((n, c) => n + c.records, 0));
     for (const chunk of before.chunks) {
       for (const file of [chunk.output, chunk.errorsPiece]) {
-        if (file) expect((await store.tryHead(file.uri))?.etag, file.uri).toBe(file.etag);
+        if (file) expectIn((await store.tryHead(file.uri))?.etag, file.uri).toBe(file.etag);
       }
     }
     expect(await store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
 
     // The retry, with S3 reachable, resumes after the checkpoint and writes exactly the uninterrupted rows.
     const retry = startWorker(planned.runUri, env, 2);
-    expect(await retry.exited, retry.output()).toMatchObject({ code: 0, signal: null });
+    expectIn(await retry.exited, retry.output()).toMatchObject({ code: 0, signal: null });
     const marker = await readMarker(planned);
     expect(marker.records).toBe(RECORDS);
     expect(marker.resume).toMatchObject({ attempts: 2, resumedRecords: before.records });

@@ -7,7 +7,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { encodeParquet } from '../../src/formats/parquet-write.js';
 import type { JobSpecInput } from '../../src/spec/schema.js';
 import { WorkerInterruptedError, type StageEvent } from '../../src/worker/run-shard.js';
@@ -72,17 +73,17 @@ describe('decoding overlapped with inference', () => {
     let overlapped = 0;
     for (let n = 0; n + 1 < infer.length; n++) {
       // (Times from two threads: allow for the conversion of each thread's clock to epoch time.)
-      expect(decode[n]!.end, `batch ${n}`).toBeLessThanOrEqual(infer[n]!.start + 5);
+      expectIn(decode[n]!.end, `batch ${n}`).toBeLessThanOrEqual(infer[n]!.start + 5);
       if (decode[n + 1]!.start < infer[n]!.end) overlapped++;
     }
     const timeline = JSON.stringify(
       events.map((e) => [e.stage, e.batch, Math.round(e.start), Math.round(e.end)]),
     );
-    expect(overlapped / (infer.length - 1), timeline).toBeGreaterThanOrEqual(0.5);
+    expectIn(overlapped / (infer.length - 1), timeline).toBeGreaterThanOrEqual(0.5);
     // Busy time of the stages adds up to more than the time they spanned: they ran at the same time.
     const busy = events.reduce((sum, e) => sum + (e.end - e.start), 0);
     const span = Math.max(...events.map((e) => e.end)) - Math.min(...events.map((e) => e.start));
-    expect(busy, timeline).toBeGreaterThan(span);
+    expectIn(busy, timeline).toBeGreaterThan(span);
     // The marker's inference time is the time inside session.run, part of each batch's span in the thread.
     const inferMs = infer.reduce((sum, e) => sum + (e.end - e.start), 0);
     expect(marker.timings.inferMs).toBeGreaterThan(0);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { InputRange } from '../../src/runs/types.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ByteRange } from '../../src/storage/object-store.js';

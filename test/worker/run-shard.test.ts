@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encodeParquet } from '../../src/formats/parquet-write.js';
 import { quantileOf } from '../../src/runs/stats.js';
 import type { ShardMarker } from '../../src/runs/types.js';

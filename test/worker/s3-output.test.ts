@@ -8,7 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encodeParquet } from '../../src/formats/parquet-write.js';
 import { planRun } from '../../src/planning/plan-run.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
