@@ -11,6 +11,7 @@
 import type { Catalog, PublishedRun } from '../catalog/catalog.js';
 import { RunStateError } from '../spec/errors.js';
 import type { RunLayout } from '../runs/layout.js';
+import { writeRunReportSafely } from '../report/run-report.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
 import type { OutputSummaries } from '../runs/stats.js';
 import type { Plan } from '../runs/types.js';
@@ -137,6 +138,8 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
   await putJson(deps.store, layout.manifestUri, manifest);
+  // The run report (src/report) next to the manifest: a view of the run files, never part of the verdict.
+  await writeRunReportSafely(deps.store, layout.runUri, report.accepted);
 
   // A catalogue failure is not a verdict on the data: rethrow so the state machine retries Finalize, which
   // rewrites the manifest and publishes again (idempotently).
