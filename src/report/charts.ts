@@ -220,11 +220,14 @@ function runColor(labels: { readonly current: string; readonly previous: string 
   type: 'nominal';
   title: string;
   scale: { domain: string[]; range: string[] };
+  legend: { orient: 'top'; labelLimit: number };
 } {
   return {
     field: 'run',
     type: 'nominal',
     title: 'run',
+    // Run ids run to 80 characters: a legend above the chart, never cut.
+    legend: { orient: 'top', labelLimit: 1000 },
     scale: { domain: [labels.current, labels.previous], range: [RUN_COLORS.current, RUN_COLORS.previous] },
   };
 }
