@@ -12,10 +12,12 @@
  * - categorical columns: one per value (the union of both runs' values), plus one for the values past
  *   MAX_CATEGORIES (`other`);
  * - numeric columns: the fixed log bins of the summaries (every run's bins line up), grouped into
- *   NUMERIC_PSI_BUCKETS buckets of about equal baseline mass (baseline deciles, cut at bin edges). Grouping matters:
+ *   NUMERIC_PSI_BUCKETS buckets of about equal baseline mass (baseline deciles, cut at bin edges), plus one below
+ *   and one above the baseline's range (so a shift out of a concentrated baseline is seen). Grouping matters:
  *   the raw bins are 2% wide, and over hundreds of sparsely filled bins sampling noise alone would read as drift.
- * - vector columns are not compared (their position summaries are numeric; the declared score/label columns
- *   carry the drift that matters).
+ * - vector columns (embeddings, lists): the PSI of their norms, of all their values, and for short vectors of each
+ *   position (summarised by the largest and the mean), plus the distance between the runs' mean vectors (cosine
+ *   distance and relative shift), which sees a rotated embedding whose norms and values did not change.
  * Missing values (null, NaN) are not part of the distribution compared.
  *
  * The baseline is found through `<output.uri>/_runs/_succeeded.json`, a short history of the job's succeeded runs
@@ -32,6 +34,7 @@ import {
   type ColumnSummary,
   type NumericSummary,
   type OutputSummaries,
+  type VectorSummary,
 } from '../runs/stats.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { joinUri } from '../storage/uri.js';
@@ -114,8 +117,13 @@ export function numericPsi(baseline: NumericSummary, current: NumericSummary): n
       next = Math.floor((seen * NUMERIC_PSI_BUCKETS) / total) + 1;
     }
   }
-  edges[edges.length - 1] = Infinity;
+  // Two more buckets, empty in the baseline: values below its lowest bin and above its highest. Without them a
+  // baseline concentrated in one bin has a single bucket, and any shift out of it would read as no drift at all.
+  const lowest = base[0]![0];
+  const highest = edges[edges.length - 1]!;
   const bucketOf = (position: number): number => {
+    if (position < lowest) return 0;
+    if (position > highest) return edges.length + 1;
     let lo = 0;
     let hi = edges.length - 1;
     while (lo < hi) {
@@ -123,10 +131,10 @@ export function numericPsi(baseline: NumericSummary, current: NumericSummary): n
       if (position <= edges[mid]!) hi = mid;
       else lo = mid + 1;
     }
-    return lo;
+    return lo + 1;
   };
-  const bs = new Array<number>(edges.length).fill(0);
-  const as = new Array<number>(edges.length).fill(0);
+  const bs = new Array<number>(edges.length + 2).fill(0);
+  const as = new Array<number>(edges.length + 2).fill(0);
   for (const [position, count] of base) bs[bucketOf(position)]! += count;
   for (const [position, count] of cur) as[bucketOf(position)]! += count;
   return psi(bs, as);
@@ -150,12 +158,60 @@ function orderedBins(summary: NumericSummary): [number, number][] {
   return out;
 }
 
-/** PSI of one column, when both runs summarised it the same way and have values; vectors are not compared. */
+/** PSI of one column, when both runs summarised it the same way and have values; vectors: see vectorDrift. */
 export function columnPsi(baseline: ColumnSummary, current: ColumnSummary): number | undefined {
   if (baseline.kind === 'categorical' && current.kind === 'categorical')
     return categoricalPsi(baseline, current);
   if (baseline.kind === 'numeric' && current.kind === 'numeric') return numericPsi(baseline, current);
   return undefined;
+}
+
+export type VectorDrift = NonNullable<Drift['vectors']>[string];
+
+/** How a vector column moved between two runs; each measure only where both summaries carry what it needs. */
+export function vectorDrift(baseline: VectorSummary, current: VectorSummary): VectorDrift {
+  const out: { -readonly [K in keyof VectorDrift]: VectorDrift[K] } = {};
+  const round = (v: number): number => Number(v.toFixed(6));
+  if (baseline.norms && current.norms) {
+    const v = numericPsi(baseline.norms, current.norms);
+    if (v !== undefined) out.normPsi = round(v);
+  }
+  const elements = numericPsi(baseline.elements, current.elements);
+  if (elements !== undefined) out.elementsPsi = round(elements);
+  if (baseline.positions && current.positions && baseline.positions.length === current.positions.length) {
+    const each = baseline.positions
+      .map((b, k) => numericPsi(b, current.positions![k]!))
+      .filter((v): v is number => v !== undefined);
+    if (each.length > 0) {
+      out.dimensionsPsiMax = round(Math.max(...each));
+      out.dimensionsPsiMean = round(each.reduce((n, v) => n + v, 0) / each.length);
+    }
+  }
+  const b = meanVector(baseline);
+  const a = meanVector(current);
+  if (a && b && a.length === b.length) {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    let diff = 0;
+    for (let k = 0; k < a.length; k++) {
+      dot += a[k]! * b[k]!;
+      na += a[k]! * a[k]!;
+      nb += b[k]! * b[k]!;
+      diff += (a[k]! - b[k]!) ** 2;
+    }
+    if (na > 0 && nb > 0) {
+      out.meanCosineDistance = round(Math.max(0, 1 - dot / Math.sqrt(na * nb)));
+      out.meanRelativeShift = round(Math.sqrt(diff) / Math.sqrt(nb));
+    }
+  }
+  return out;
+}
+
+function meanVector(s: VectorSummary): number[] | undefined {
+  if (!s.positionSums || !s.positionCounts || s.positionSums.length !== s.positionCounts.length)
+    return undefined;
+  return s.positionSums.map((sum, k) => (s.positionCounts![k]! > 0 ? sum / s.positionCounts![k]! : 0));
 }
 
 /**
@@ -168,26 +224,39 @@ export function computeDrift(
   current: OutputSummaries,
 ): Drift | undefined {
   const columns: Record<string, number> = {};
+  const vectors: Record<string, VectorDrift> = {};
   let maxPsi = 0;
   let compared = 0;
+  const record = (target: Record<string, unknown>, name: string, value: unknown): void => {
+    Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+  };
+  const add = (name: string, value: number | undefined): void => {
+    if (value === undefined) return;
+    // Rounded for the record: PSI is read to two decimals, and a stable manifest diffs cleanly.
+    const rounded = Number(value.toFixed(6));
+    record(columns, name, rounded);
+    maxPsi = Math.max(maxPsi, rounded);
+    compared++;
+  };
   for (const name of Object.keys(current).sort()) {
     const before = Object.prototype.hasOwnProperty.call(baseline, name) ? baseline[name] : undefined;
     const now = current[name];
     if (!before || !now) continue;
-    const value = columnPsi(before, now);
-    if (value === undefined) continue;
-    // Rounded for the record: PSI is read to two decimals, and a stable manifest diffs cleanly.
-    const rounded = Number(value.toFixed(6));
-    Object.defineProperty(columns, name, {
-      value: rounded,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-    maxPsi = Math.max(maxPsi, rounded);
-    compared++;
+    if (before.kind === 'vector' && now.kind === 'vector') {
+      const v = vectorDrift(before, now);
+      add(`${name}.norm`, v.normPsi);
+      add(`${name}.elements`, v.elementsPsi);
+      add(`${name}.dimensions`, v.dimensionsPsiMax);
+      if (Object.keys(v).length > 0) {
+        record(vectors, name, v);
+        if (v.normPsi === undefined && v.elementsPsi === undefined) compared++;
+      }
+      continue;
+    }
+    add(name, columnPsi(before, now));
   }
-  return compared === 0 ? undefined : { baselineRunId, maxPsi, columns };
+  if (compared === 0) return undefined;
+  return { baselineRunId, maxPsi, columns, ...(Object.keys(vectors).length > 0 && { vectors }) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -62,8 +62,29 @@ export const driftSchema = z.object({
   baselineRunId: z.string(),
   /** The largest column PSI. */
   maxPsi: z.number().nonnegative(),
-  /** PSI per prediction column compared. */
+  /**
+   * PSI per prediction column compared. A vector column (embeddings, lists) adds `<column>.norm` (PSI of the
+   * vectors' norms), `<column>.elements` (of all their values) and `<column>.dimensions` (the largest PSI of one
+   * position, for short vectors); `vectors` has the rest.
+   */
   columns: z.record(z.string(), z.number().nonnegative()),
+  /** Per vector column: how its vectors moved (see drift.ts `vectorDrift`). */
+  vectors: z
+    .record(
+      z.string(),
+      z.object({
+        normPsi: z.number().nonnegative().optional(),
+        elementsPsi: z.number().nonnegative().optional(),
+        /** Per-position PSI summarised, for vectors no longer than MAX_POSITION_SUMMARIES. */
+        dimensionsPsiMax: z.number().nonnegative().optional(),
+        dimensionsPsiMean: z.number().nonnegative().optional(),
+        /** 1 - cosine similarity of the two runs' mean vectors (0: same direction, 1: orthogonal, 2: opposite). */
+        meanCosineDistance: z.number().nonnegative().optional(),
+        /** |mean - baseline mean| / |baseline mean|. */
+        meanRelativeShift: z.number().nonnegative().optional(),
+      }),
+    )
+    .optional(),
 });
 export type Drift = z.infer<typeof driftSchema>;
 

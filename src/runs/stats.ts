@@ -27,6 +27,8 @@ export const BIN_MIN_MAGNITUDE = 1e-12;
 export const MAX_CATEGORIES = 1000;
 /** Vectors up to this long also get one summary per position (class probabilities, not embeddings). */
 export const MAX_POSITION_SUMMARIES = 16;
+/** Vectors up to this long also keep a sum per position (their mean vector), for drift of embeddings. */
+export const MAX_MEAN_DIMENSIONS = 4096;
 /** The quantiles every numeric summary reports. */
 export const QUANTILES = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99] as const;
 
@@ -77,6 +79,14 @@ export const vectorSummarySchema = z.strictObject({
   elements: numericSummarySchema,
   /** One summary per position, for vectors no longer than MAX_POSITION_SUMMARIES. */
   positions: z.array(numericSummarySchema).optional(),
+  /** The distribution of the vectors' Euclidean norms (absent in markers written before it was recorded). */
+  norms: numericSummarySchema.optional(),
+  /**
+   * Per position, the sum of the values there over the vectors that reach it, and how many did: the mean vector,
+   * for vectors no longer than MAX_MEAN_DIMENSIONS (absent in markers written before it was recorded).
+   */
+  positionSums: z.array(z.number()).optional(),
+  positionCounts: z.array(z.number().int().nonnegative()).optional(),
 });
 export type VectorSummary = z.infer<typeof vectorSummarySchema>;
 
@@ -231,6 +241,16 @@ function mergeVector(name: string, a: VectorSummary, b: VectorSummary): VectorSu
     // An empty side has no positions to contribute: keep the other side's.
     positions = a.count === 0 ? b.positions : a.positions;
   }
+  // Norms and the mean vector: merged when both sides have them; an empty side contributes nothing, and a side
+  // from before they were recorded makes them unknown for the union.
+  const either = <T>(x: T | undefined, y: T | undefined, merge: (x: T, y: T) => T): T | undefined =>
+    x !== undefined && y !== undefined ? merge(x, y) : a.count === 0 ? y : b.count === 0 ? x : undefined;
+  const norms = either(a.norms, b.norms, (x, y) => mergeNumeric(`${name} norms`, x, y));
+  const sums = either(
+    a.positionSums && a.positionCounts ? { s: a.positionSums, c: a.positionCounts } : undefined,
+    b.positionSums && b.positionCounts ? { s: b.positionSums, c: b.positionCounts } : undefined,
+    (x, y) => ({ s: addArrays(x.s, y.s), c: addArrays(x.c, y.c) }),
+  );
   return {
     kind: 'vector',
     count: a.count + b.count,
@@ -239,7 +259,13 @@ function mergeVector(name: string, a: VectorSummary, b: VectorSummary): VectorSu
     ...(maxLength === undefined ? {} : { maxLength }),
     elements: mergeNumeric(`${name}[*]`, a.elements, b.elements),
     ...(positions ? { positions } : {}),
+    ...(norms ? { norms } : {}),
+    ...(sums && sums.s.length <= MAX_MEAN_DIMENSIONS ? { positionSums: sums.s, positionCounts: sums.c } : {}),
   };
+}
+
+function addArrays(x: readonly number[], y: readonly number[]): number[] {
+  return Array.from({ length: Math.max(x.length, y.length) }, (_, k) => (x[k] ?? 0) + (y[k] ?? 0));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -401,6 +427,9 @@ export class VectorAccumulator {
   private maxLength = 0;
   private readonly elements = new NumericAccumulator();
   private positions: NumericAccumulator[] | undefined = [];
+  private readonly norms = new NumericAccumulator();
+  private sums: number[] | undefined = [];
+  private counts: number[] = [];
 
   add(value: unknown): void {
     if (!Array.isArray(value) && !(value instanceof Float32Array) && !(value instanceof Float64Array)) {
@@ -412,11 +441,22 @@ export class VectorAccumulator {
     if (v.length < this.minLength) this.minLength = v.length;
     if (v.length > this.maxLength) this.maxLength = v.length;
     if (this.positions && v.length > MAX_POSITION_SUMMARIES) this.positions = undefined;
+    if (this.sums && v.length > MAX_MEAN_DIMENSIONS) this.sums = undefined;
+    let squares = 0;
     for (let k = 0; k < v.length; k++) {
       const x = v[k];
       this.elements.add(x);
       if (this.positions) (this.positions[k] ??= new NumericAccumulator()).add(x);
+      const n = typeof x === 'number' ? x : NaN;
+      if (Number.isFinite(n)) {
+        squares += n * n;
+        if (this.sums) {
+          this.sums[k] = (this.sums[k] ?? 0) + n;
+          this.counts[k] = (this.counts[k] ?? 0) + 1;
+        }
+      }
     }
+    this.norms.add(Math.sqrt(squares));
   }
 
   addMissing(): void {
@@ -431,6 +471,13 @@ export class VectorAccumulator {
       ...(this.count > 0 ? { minLength: this.minLength, maxLength: this.maxLength } : {}),
       elements: this.elements.summary(),
       ...(this.positions && this.count > 0 ? { positions: this.positions.map((p) => p.summary()) } : {}),
+      norms: this.norms.summary(),
+      ...(this.sums && this.count > 0
+        ? {
+            positionSums: Array.from({ length: this.sums.length }, (_, k) => this.sums![k] ?? 0),
+            positionCounts: Array.from({ length: this.sums.length }, (_, k) => this.counts[k] ?? 0),
+          }
+        : {}),
     };
   }
 }

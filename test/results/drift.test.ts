@@ -121,11 +121,16 @@ describe('numericPsi', () => {
       PSI_50_50_TO_80_20,
       12,
     );
-    // Values past either end of the baseline fall in its first or last bucket.
-    expect(numericPsi(base, numeric([...repeat(0.001, 80), ...repeat(1e9, 20)]))).toBeCloseTo(
-      PSI_50_50_TO_80_20,
-      12,
-    );
+    // Values past either end of the baseline fall in buckets of their own, which the baseline leaves empty: moving
+    // every value out of the baseline's range is a major shift, not the 80/20 split it would be inside it.
+    expect(numericPsi(base, numeric([...repeat(0.001, 80), ...repeat(1e9, 20)]))).toBeGreaterThan(5);
+  });
+
+  it('sees a shift out of a baseline concentrated in one bin (an embedding norm, a constant score)', () => {
+    const base = numeric(repeat(0.5, 100));
+    expect(numericPsi(base, numeric(repeat(0.5, 100)))).toBe(0);
+    expect(numericPsi(base, numeric(repeat(0.9, 100)))).toBeGreaterThan(5);
+    expect(numericPsi(base, numeric(repeat(0.1, 100)))).toBeGreaterThan(5);
   });
 
   it('compares in baseline deciles: a resample of the same distribution reads stable, a shifted one does not', () => {
@@ -148,7 +153,7 @@ describe('numericPsi', () => {
 });
 
 describe('computeDrift', () => {
-  it('compares the columns both runs have, skips vectors and mismatched kinds, and takes the max', () => {
+  it('compares the columns both runs have, vectors by their norms and values, skips mismatched kinds, and takes the max', () => {
     const vector = new VectorAccumulator();
     vector.add([0.1, 0.9]);
     const baseline: OutputSummaries = {
@@ -169,10 +174,25 @@ describe('computeDrift', () => {
     expect(drift).toEqual({
       baselineRunId: 'run-a',
       maxPsi: Number(PSI_50_50_TO_80_20.toFixed(6)),
-      columns: { label: 0, score: Number(PSI_50_50_TO_80_20.toFixed(6)) },
+      columns: {
+        label: 0,
+        'probabilities.dimensions': 0,
+        'probabilities.elements': 0,
+        'probabilities.norm': 0,
+        score: Number(PSI_50_50_TO_80_20.toFixed(6)),
+      },
+      vectors: {
+        probabilities: {
+          normPsi: 0,
+          elementsPsi: 0,
+          dimensionsPsiMax: 0,
+          dimensionsPsiMean: 0,
+          meanCosineDistance: 0,
+          meanRelativeShift: 0,
+        },
+      },
     });
     expect(columnPsi(baseline.probabilities!, current.probabilities!)).toBeUndefined();
-    expect(computeDrift('run-a', { v: vector.summary() }, { v: vector.summary() })).toBeUndefined();
   });
 });
 
