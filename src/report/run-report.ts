@@ -214,7 +214,7 @@ async function predictionsSection({ manifest: m, previous }: RunReportData): Pro
     psi,
     kind: 'prediction',
   }));
-  const chart = driftChart(bars, DEFAULT_DRIFT_THRESHOLD);
+  const chart = driftChart(bars, m.spec.validation.drift?.maxPsi ?? DEFAULT_DRIFT_THRESHOLD);
   if (chart) parts.push(await figure(chart));
   return section('Predictions', parts.join(''), 'predictions');
 }

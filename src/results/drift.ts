@@ -39,6 +39,7 @@ import {
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { joinUri } from '../storage/uri.js';
 import { manifestSchema, type Drift, type Manifest } from './manifest.js';
+import type { ValidationCheck } from './validate.js';
 
 export { driftSchema, type Drift } from './manifest.js';
 
@@ -257,6 +258,32 @@ export function computeDrift(
   }
   if (compared === 0) return undefined;
   return { baselineRunId, maxPsi, columns, ...(Object.keys(vectors).length > 0 && { vectors }) };
+}
+
+/**
+ * The drift gate (`validation.drift: { maxPsi, gate: true }`): passes when the largest PSI is within the threshold,
+ * and on a job's first run (nothing to compare with).
+ */
+export function driftGateCheck(maxPsi: number, drift: Drift | undefined): ValidationCheck {
+  const description = 'largest PSI of the prediction columns against the previous succeeded run';
+  if (!drift) return { name: 'drift', description, threshold: maxPsi, actual: 'n/a (no baseline)', passed: true };
+  const passed = drift.maxPsi <= maxPsi;
+  const worst = Object.entries(drift.columns)
+    .filter(([, v]) => v > maxPsi)
+    .sort((a, b) => b[1] - a[1])
+    .map(([c, v]) => `${c} ${v.toFixed(3)}`);
+  return {
+    name: 'drift',
+    description,
+    threshold: maxPsi,
+    actual: drift.maxPsi,
+    passed,
+    ...(!passed && {
+      message:
+        `predictions drifted from run ${drift.baselineRunId} beyond validation.drift.maxPsi (${maxPsi}): ` +
+        `${worst.join(', ')}; the run is not published (raise maxPsi or set gate: false to publish anyway)`,
+    }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

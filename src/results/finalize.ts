@@ -18,7 +18,7 @@ import type { Plan } from '../runs/types.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
-import { computeDrift, findBaseline, recordSucceededRun } from './drift.js';
+import { computeDrift, driftGateCheck, findBaseline, recordSucceededRun } from './drift.js';
 import {
   buildManifest,
   modelName,
@@ -86,6 +86,11 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   }
   const failedShards = explainFailures(report.failedShards, records);
 
+  // Drift before publishing: `validation.drift.gate` makes it a check that can stop publication.
+  const summaries = runSummaries(report.accepted);
+  const drift = summaries.summaries ? await driftOf(deps.store, layout, plan, summaries.summaries) : {};
+  report = withDriftGate(report, plan, drift.drift);
+
   let publishedAt: string | undefined;
   let publishError: Error | undefined;
   let singleFile: SingleFile | undefined;
@@ -111,9 +116,6 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       publishError = err instanceof Error ? err : new Error(String(err));
     }
   }
-
-  const summaries = runSummaries(report.accepted);
-  const drift = summaries.summaries ? await driftOf(deps.store, layout, plan, summaries.summaries) : {};
 
   const finalizedAt = deps.now?.() ?? new Date();
   const manifest = buildManifest({
@@ -171,6 +173,12 @@ async function driftOf(
       driftError: `the baseline run could not be read: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
+}
+
+/** The report with the drift gate's check when the spec makes drift a gate (`validation.drift.gate`). */
+function withDriftGate(report: ValidationReport, plan: Plan, drift: Drift | undefined): ValidationReport {
+  const gate = plan.spec.validation.drift;
+  return gate?.gate ? withCheck(report, driftGateCheck(gate.maxPsi, drift)) : report;
 }
 
 /** What the catalogue is told about a validated run: the accepted shards' files and the written columns. */

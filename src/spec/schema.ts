@@ -186,6 +186,17 @@ const jobSpecObject = z.strictObject({
       maxErrorRate: z.number().min(0).max(1, 'must be a fraction between 0 and 1').default(0.001),
       /** Largest acceptable number of shards without a completion marker after all rounds. */
       maxFailedShards: z.number().int().min(0).default(0),
+      /**
+       * Drift against the previous succeeded run (largest PSI over the prediction columns, vector norms and values
+       * included): the threshold the report and the drift alarm read, and with `gate: true` a check that fails the
+       * run before it is published.
+       */
+      drift: z
+        .strictObject({
+          maxPsi: z.number().positive('must be a positive PSI, e.g. 0.25 (a major shift)').default(0.25),
+          gate: z.boolean().default(false),
+        })
+        .optional(),
     })
     .prefault({}),
   /** Deployment-only; accepted and ignored by local runs. */

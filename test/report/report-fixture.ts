@@ -25,7 +25,7 @@ const LABELS = ['cat', 'dog', 'bird'] as const;
  * A shard with `rows` predictions: labels drawn in turn from `labels`, scores `offset + i / rows` (so a larger
  * offset shifts the whole distribution), and `errors` error rows written to its errors file.
  */
-async function completeShard(
+export async function completeShard(
   fx: RunFixture,
   shardId: number,
   options: { rows: number; errors?: number; labels?: readonly string[]; offset?: number; minutes?: number },
