@@ -266,7 +266,8 @@ export function computeDrift(
  */
 export function driftGateCheck(maxPsi: number, drift: Drift | undefined): ValidationCheck {
   const description = 'largest PSI of the prediction columns against the previous succeeded run';
-  if (!drift) return { name: 'drift', description, threshold: maxPsi, actual: 'n/a (no baseline)', passed: true };
+  if (!drift)
+    return { name: 'drift', description, threshold: maxPsi, actual: 'n/a (no baseline)', passed: true };
   const passed = drift.maxPsi <= maxPsi;
   const worst = Object.entries(drift.columns)
     .filter(([, v]) => v > maxPsi)
