@@ -11,6 +11,7 @@ import type { ShardIndexEntry, ShardMarker } from '../runs/types.js';
 import { NotFoundError, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
 import { findBaseline } from '../results/drift.js';
+import { historyComparisonOf, type HistoryComparison } from '../results/history-checks.js';
 import { manifestSchema, type Manifest } from '../results/manifest.js';
 import {
   DEFAULT_READ_CONCURRENCY,
@@ -47,6 +48,8 @@ export interface RunReportData {
   readonly errorExamples: readonly ErrorExample[];
   /** The previous succeeded run of the job, when there is one. */
   readonly previous?: Manifest;
+  /** This run against the job's last succeeded runs; absent with too little history. */
+  readonly history?: HistoryComparison;
   /** Things the report could not read (it is still written, saying so). */
   readonly gaps: readonly string[];
 }
@@ -110,9 +113,17 @@ export async function loadRunReportData(
     gaps.push(`the previous run could not be read: ${errorText(err)}`);
   }
 
+  let history: HistoryComparison | undefined;
+  try {
+    history = await historyComparisonOf(store, layout, { ...manifest, name: manifest.spec.name });
+  } catch (err) {
+    gaps.push(`the job's history could not be read: ${errorText(err)}`);
+  }
+
   return {
     manifest,
     layout,
+    ...(history && { history }),
     markers,
     ...(planned && { planned }),
     errorExamples,

@@ -11,6 +11,7 @@
 import { createLogger } from '../runtime/log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { ShardMarker } from '../runs/types.js';
+import { MAX_ROBUST_Z, MIN_HISTORY, MIN_RELATIVE_CHANGE } from '../results/history-checks.js';
 import type { Manifest } from '../results/manifest.js';
 import { errorText } from '../results/run-files.js';
 import {
@@ -83,6 +84,7 @@ export async function renderReportHtml(data: RunReportData): Promise<string> {
     await errorsSection(data),
     await predictionsSection(data),
     await performanceSection(data),
+    historySection(data),
     lineageSection(m),
     data.gaps.length > 0
       ? section('Not shown', `<ul>${data.gaps.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>`, 'gaps')
@@ -242,6 +244,31 @@ async function performanceSection({ manifest: m, markers }: RunReportData): Prom
     'Performance',
     facts + (figures.length > 0 ? figures.join('') : '<p>No shard completed: nothing to time.</p>'),
     'performance',
+  );
+}
+
+function historySection({ history }: RunReportData): string {
+  if (!history) {
+    return section(
+      'Against history',
+      `<p>Fewer than ${MIN_HISTORY} earlier succeeded runs: nothing to compare with yet.</p>`,
+      'history',
+    );
+  }
+  const rows = history.checks.map(
+    (c) =>
+      `<tr class="${c.differs ? 'fail' : 'pass'}"><td>${c.differs ? 'DIFFERS' : 'usual'}</td><td>${esc(c.metric)}</td>` +
+      `<td>${formatNumber(c.value)}</td><td>${formatNumber(c.median)}</td><td>${formatNumber(c.mad)}</td>` +
+      `<td>${c.robustZ === undefined ? 'n/a' : formatNumber(c.robustZ)}</td>` +
+      `<td>${c.relativeChange === undefined ? 'n/a' : percent(c.relativeChange)}</td></tr>`,
+  );
+  return section(
+    'Against history',
+    `<p>This run against the median of the last ${history.runIds.length} succeeded runs (${esc(history.runIds.join(', '))}); ` +
+      `a metric differs when its robust z-score is over ${MAX_ROBUST_Z} and it changed by more than ${percent(MIN_RELATIVE_CHANGE)}.</p>` +
+      `<table class="history"><thead><tr><th>result</th><th>metric</th><th>this run</th><th>median</th><th>MAD</th><th>robust z</th><th>change</th></tr></thead>` +
+      `<tbody>${rows.join('')}</tbody></table>`,
+    'history',
   );
 }
 

@@ -70,6 +70,7 @@ describe('the run report written by Finalize', () => {
   it('says a first run has no history, and draws this run only', async () => {
     const html = await storedReport(runs.first);
     expect(html).toContain('first succeeded run of the job (no history)');
+    expect(html).toContain('Fewer than 3 earlier succeeded runs: nothing to compare with yet.');
     expect(chartIds(html)).toEqual([
       'distribution-label',
       'distribution-score',
