@@ -13,6 +13,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import type { BatchInferenceStack, PipelineGrant } from './batch-inference-stack.js';
 import { DATA_PREFIXES } from './config.js';
+import { jobDefinitionRevisionsArn } from './constructs/inference-workflow.js';
 
 /** Registers the AwsSolutions checks on an app (or stage): violations fail synthesis. */
 export function addNagChecks(scope: IConstruct): void {
@@ -185,8 +186,10 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
     ack(
       workflow.stateMachine.role,
       'AwsSolutions-IAM5[Resource::*]',
-      'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
-        'tracing support no resource-level permissions; CDK lists the actions one by one.',
+      'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL), X-Ray ' +
+        'tracing and batch:DescribeJobs (which the .sync integration polls when it misses a job completion event, as ' +
+        "Step Functions' documented policy for submitJob.sync has it) support no resource-level permissions; the " +
+        'actions are listed one by one.',
     );
     ack(
       workflow.stateMachine.role,
@@ -197,6 +200,20 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
       'batch:TerminateJob only: Step Functions stops the Batch jobs of an execution that is stopped or times out. Job ' +
         'ids exist only at run time; the grant is limited to jobs of this account and region.',
     );
+  }
+  // Job definitions are granted by name, every revision (see jobDefinitionRevisionsArn): a deploy registers a new
+  // revision while executions started before it still submit the old one.
+  for (const workflow of stack.workflows.values()) {
+    for (const jobDefinition of [stack.gpuCompute.jobDefinition, stack.gpuCompute.cpuJobDefinition]) {
+      if (!jobDefinition) continue;
+      ack(
+        workflow.stateMachine.role,
+        wildcardResourceFinding(stack, jobDefinitionRevisionsArn(stack, jobDefinition)),
+        'batch:SubmitJob on every revision of one worker job definition (job-definition/<name>:*): a deploy ' +
+          'registers a new revision, and executions started before it (runs last up to a day) submit the revision ' +
+          'they started with in their next round. Old revisions stay registered for them (SkipDeregisterOnUpdate).',
+      );
+    }
   }
 
   // --- Schedules' roles ---------------------------------------------------------------------------------------------
