@@ -385,8 +385,18 @@ describe('security', () => {
         expect.arrayContaining([...writes, 's3:AbortMultipartUpload']),
       );
     }
-    // Plan, Reconcile, Finalize and the workers write the data bucket.
-    expect(writers).toBe(4);
+    // No role is granted writes that cover models/ (grants are by prefix, see s3-access-table.test.ts) ...
+    expect(writers).toBe(0);
+    // ... and Plan, Reconcile, Finalize and the workers, which write the data bucket, are denied it all the same.
+    const deniedRoles = roles.filter((role) =>
+      roleStatements(json, role).some(
+        (s) =>
+          s.Effect === 'Deny' &&
+          actionsOf(s).includes('s3:PutObject') &&
+          resourcesOf(s).some((r) => flattenForNag(r) === dataBucketObjects('models/*')),
+      ),
+    );
+    expect(deniedRoles).toHaveLength(4);
   });
 
   it("the KMS key policy's only wildcard is the default delegation of the key to the account's IAM policies", () => {
