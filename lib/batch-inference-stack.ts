@@ -75,6 +75,15 @@ export interface PipelineGrant {
   readonly access: S3Access;
 }
 
+/**
+ * The Plan function's size, from the plan benchmark (docs/benchmarks.md, plan-finalize): a 1M-object list manifest
+ * peaks at 571 MiB RSS and 7.4 s of CPU; a 1M list of bare URIs needs a HEAD per object, about 5 minutes at 64 in
+ * flight. 2048 MiB leaves the peak 3.5x headroom and gives the function more than one vCPU (Lambda allots CPU by
+ * memory: one vCPU at 1769 MB) for parsing and the HEADs' TLS; 15 minutes (Lambda's maximum, and the Plan state's
+ * task timeout) is three times the bare-URI case.
+ */
+export const PLAN_FUNCTION_SIZE = { memorySize: 2048, timeout: Duration.minutes(15) } as const;
+
 export class BatchInferenceStack extends Stack {
   readonly dataLake: DataLake;
   readonly network: Network;
@@ -182,8 +191,7 @@ export class BatchInferenceStack extends Stack {
     this.planFunction = new NodeFunction(this, 'PlanFunction', {
       entry: 'lambdas/plan/handler.ts',
       description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
-      memorySize: 1024,
-      timeout: Duration.minutes(5),
+      ...PLAN_FUNCTION_SIZE,
       ...fnDefaults,
     });
     this.reconcileFunction = new NodeFunction(this, 'ReconcileFunction', {

@@ -142,3 +142,17 @@ describe('S3 access by role', () => {
     expect([...templateRows()].filter((r) => r.endsWith('| <data bucket>/*'))).toEqual([]);
   });
 });
+
+describe('the Plan function', () => {
+  it('is sized from the plan benchmark: 2048 MiB, 15 minutes', () => {
+    const resources = synthesized.template.Resources as Record<
+      string,
+      { Type: string; Properties: Record<string, unknown> }
+    >;
+    const plan = Object.entries(resources).filter(
+      ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('PlanFunction'),
+    );
+    expect(plan).toHaveLength(1);
+    expect(plan[0]![1].Properties).toMatchObject({ MemorySize: 2048, Timeout: 900 });
+  });
+});
