@@ -35,7 +35,14 @@ import {
   withDataBucketStandin,
   type Pipeline,
 } from './pipelines.js';
-import { denyS3Writes, grantS3, type S3Location } from './s3-access.js';
+import {
+  keyPrefixOfTemplate,
+  runDataGrants,
+  type PipelineLocationKind,
+  type PipelineLocations,
+  type RunRole,
+} from './run-data-access.js';
+import { denyS3Writes, grantS3, type S3Access, type S3Location } from './s3-access.js';
 import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
@@ -58,13 +65,24 @@ export const GLUE_PUBLISH_ACTIONS = [
   'glue:BatchCreatePartition',
 ];
 
-/** A grant on a pipeline's prefix in a bucket outside the stack. */
+/** A grant of one of a run's roles on a prefix of a pipeline's locations (see lib/run-data-access.ts). */
 export interface PipelineGrant {
   readonly pipeline: string;
-  readonly what: 'input' | 'output' | 'manifest objects';
+  readonly what: PipelineLocationKind;
   readonly role: iam.IRole;
+  readonly roleName: RunRole;
   readonly location: S3Location;
+  readonly access: S3Access;
 }
+
+/**
+ * The Plan function's size, from the plan benchmark (docs/benchmarks.md, plan-finalize): a 1M-object list manifest
+ * peaks at 571 MiB RSS and 7.4 s of CPU; a 1M list of bare URIs needs a HEAD per object, about 5 minutes at 64 in
+ * flight. 2048 MiB leaves the peak 3.5x headroom and gives the function more than one vCPU (Lambda allots CPU by
+ * memory: one vCPU at 1769 MB) for parsing and the HEADs' TLS; 15 minutes (Lambda's maximum, and the Plan state's
+ * task timeout) is three times the bare-URI case.
+ */
+export const PLAN_FUNCTION_SIZE = { memorySize: 2048, timeout: Duration.minutes(15) } as const;
 
 export class BatchInferenceStack extends Stack {
   readonly dataLake: DataLake;
@@ -80,8 +98,12 @@ export class BatchInferenceStack extends Stack {
   readonly monitoring: Monitoring;
   /** Where model artifacts may be read from. */
   readonly modelArtifactLocations: readonly S3Location[];
-  /** Grants on buckets outside the stack that pipelines read or write. */
+  /** The run roles' grants on the pipelines' prefixes (data bucket and other buckets). */
   readonly pipelineGrants: readonly PipelineGrant[];
+  /** Each pipeline's locations (and the ad hoc prefix's), which the run roles' grants are derived from. */
+  readonly pipelineLocations: readonly PipelineLocations[];
+  /** Where Finalize writes the audit records of runs (the runs tables); no other role may. */
+  readonly auditRunsLocation: S3Location;
 
   constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
     super(scope, id, props);
@@ -169,8 +191,7 @@ export class BatchInferenceStack extends Stack {
     this.planFunction = new NodeFunction(this, 'PlanFunction', {
       entry: 'lambdas/plan/handler.ts',
       description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
-      memorySize: 1024,
-      timeout: Duration.minutes(5),
+      ...PLAN_FUNCTION_SIZE,
       ...fnDefaults,
     });
     this.reconcileFunction = new NodeFunction(this, 'ReconcileFunction', {
@@ -197,39 +218,46 @@ export class BatchInferenceStack extends Stack {
     });
     const taskRoles = [this.planFunction.role, this.reconcileFunction.role, this.finalizeFunction.role];
 
-    // --- Data access ------------------------------------------------------------------------------------------------
-    // The data lake is the product's own bucket: every task and the workers read and write runs anywhere in it
-    // (run files live under output prefixes chosen by each spec, including specs submitted ad hoc).
-    for (const role of [...taskRoles, jobRole])
-      grantS3(role, { bucket: dataBucket, keyPrefix: '' }, 'readwrite');
-    // Pipelines reading or writing other buckets get exactly their prefixes there.
+    // --- Data access: least privilege by prefix ----------------------------------------------------------------
+    // Each role gets the part of each pipeline's locations it reads or writes (lib/run-data-access.ts, printed in
+    // docs/operations.md), in the data bucket and in buckets outside the stack alike. Runs submitted ad hoc (a spec
+    // that is not a pipeline of the deployment) read and write under the data bucket's ad hoc prefix.
+    const runRoles: Record<RunRole, iam.IRole> = {
+      plan: this.planFunction.role,
+      worker: jobRole,
+      reconcile: this.reconcileFunction.role,
+      finalize: this.finalizeFunction.role,
+    };
+    const adHoc: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.adHoc };
+    const pipelineLocations: PipelineLocations[] = [
+      ...pipelines.map((pipeline) => pipelineLocationsOf(pipeline, locationOf)),
+      {
+        pipeline: '(ad hoc)',
+        input: [adHoc],
+        manifestObjects: [],
+        // Any output folder one level under the prefix: `<adhoc>/<folder>/_runs/...`.
+        output: { bucket: dataBucket, keyPrefix: `${DATA_PREFIXES.adHoc}*/` },
+      },
+    ];
     const pipelineGrants: PipelineGrant[] = [];
-    for (const pipeline of pipelines) {
-      const input = locationOf(pipeline.spec.input.uri);
-      const output = locationOf(pipeline.spec.output.uri);
-      if (input.bucket !== dataBucket) {
-        for (const role of [this.planFunction.role, jobRole]) {
-          grantS3(role, input, 'read');
-          pipelineGrants.push({ pipeline: pipeline.name, what: 'input', role, location: input });
-        }
-      }
-      if (output.bucket !== dataBucket) {
-        for (const role of [...taskRoles, jobRole]) {
-          grantS3(role, output, 'readwrite');
-          pipelineGrants.push({ pipeline: pipeline.name, what: 'output', role, location: output });
-        }
-      }
-      // A manifest input names objects elsewhere: Plan heads them, the workers read them (see manifestObjects).
-      for (const uri of pipeline.manifestObjects) {
-        const location = locationOf(uri);
-        if (location.bucket === dataBucket) continue;
-        for (const role of [this.planFunction.role, jobRole]) {
-          grantS3(role, location, 'read');
-          pipelineGrants.push({ pipeline: pipeline.name, what: 'manifest objects', role, location });
-        }
-      }
+    for (const grant of runDataGrants(pipelineLocations)) {
+      const role = runRoles[grant.role];
+      grantS3(role, grant.location, grant.access);
+      pipelineGrants.push({
+        pipeline: grant.pipeline,
+        what: grant.on,
+        role,
+        roleName: grant.role,
+        location: grant.location,
+        access: grant.access,
+      });
     }
+    // The audit records (one JSON row per finalized run, the runs tables) are Finalize's alone.
+    const auditRuns: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.auditRuns };
+    grantS3(this.finalizeFunction.role, auditRuns, 'readwrite');
+    this.auditRunsLocation = auditRuns;
     this.pipelineGrants = pipelineGrants;
+    this.pipelineLocations = pipelineLocations;
 
     // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
     this.reconcileFunction.role.addToPolicy(
@@ -421,6 +449,44 @@ function rejectOutputsInArtifacts(pipelines: readonly Pipeline[], artifactUris: 
       `Invalid pipelines:\n  ${problems.join('\n  ').split(DATA_BUCKET_STANDIN).join(DATA_BUCKET_PLACEHOLDER)}`,
     );
   }
+}
+
+/**
+ * A pipeline's locations: its input (input.uri, every trigger's prefix, every schedule's input template up to its
+ * first placeholder), the objects its manifest names, and its output.
+ */
+function pipelineLocationsOf(pipeline: Pipeline, locationOf: (uri: string) => S3Location): PipelineLocations {
+  const inputBucket = s3Location(pipeline.spec.input.uri).bucket;
+  const inputUris = [pipeline.spec.input.uri];
+  for (const trigger of pipeline.triggers) {
+    if (trigger.kind === 'schedule') {
+      if (trigger.schedule.input !== undefined) inputUris.push(trigger.schedule.input);
+    } else {
+      inputUris.push(`s3://${inputBucket}/${triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger))}`);
+    }
+  }
+  const input = inputUris.map((uri) => {
+    const location = locationOf(uri);
+    return { bucket: location.bucket, keyPrefix: keyPrefixOfTemplate(location.keyPrefix) };
+  });
+  // A prefix that another one of the same bucket covers adds nothing.
+  const covering = input.filter(
+    (a, i) =>
+      !input.some(
+        (b, j) =>
+          b.bucket === a.bucket &&
+          a.keyPrefix.startsWith(b.keyPrefix) &&
+          (b.keyPrefix !== a.keyPrefix || j < i),
+      ),
+  );
+  return {
+    pipeline: pipeline.name,
+    input: covering,
+    manifestObjects: pipeline.manifestObjects.map(locationOf),
+    output: locationOf(
+      pipeline.spec.output.uri.endsWith('/') ? pipeline.spec.output.uri : `${pipeline.spec.output.uri}/`,
+    ),
+  };
 }
 
 /** A copy of a JSON value with `resolve` applied to every string. */

@@ -30,6 +30,11 @@ export const DATA_PREFIXES = {
   volumeState: 'state/volume/',
   /** Temporary run data: expired by a lifecycle rule. */
   temp: 'tmp/',
+  /**
+   * Runs submitted ad hoc (a spec that is no pipeline of the deployment) read their input and write their output
+   * under this prefix: the run roles may touch nothing else of the data bucket outside the pipelines' prefixes.
+   */
+  adHoc: 'adhoc/',
 } as const;
 
 /**

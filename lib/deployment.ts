@@ -4,6 +4,7 @@
  * they synthesize exactly what is deployed.
  */
 import type { App } from 'aws-cdk-lib';
+import { acknowledgeAccountPolicies, addAccountPolicyChecks } from './account-policies.js';
 import { BatchInferenceStack } from './batch-inference-stack.js';
 import { loadDeployConfig, stackName } from './config.js';
 import { addNagChecks } from './nag.js';
@@ -12,6 +13,13 @@ import { loadPipelines } from './pipelines.js';
 export interface DeploymentOptions {
   /** Run the cdk-nag AwsSolutions checks at synthesis (unacknowledged findings fail it). @default true */
   readonly nag?: boolean;
+  /**
+   * Run the AWS Control Tower proactive controls at synthesis (lib/account-policies.ts; unacknowledged findings fail
+   * it), for accounts that enforce them.
+   *
+   * @default false
+   */
+  readonly accountPolicies?: boolean;
 }
 
 /** Adds the deployment's stack to `app`. Throws, naming the problem, when the configuration or a pipeline is invalid. */
@@ -22,5 +30,9 @@ export function addDeployment(app: App, options: DeploymentOptions = {}): BatchI
     pipelines: loadPipelines(pipelinesDir),
   });
   if (options.nag ?? true) addNagChecks(app);
+  if (options.accountPolicies ?? false) {
+    addAccountPolicyChecks(app);
+    acknowledgeAccountPolicies(stack);
+  }
   return stack;
 }

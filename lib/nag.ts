@@ -13,6 +13,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import type { BatchInferenceStack, PipelineGrant } from './batch-inference-stack.js';
 import { DATA_PREFIXES } from './config.js';
+import { jobDefinitionRevisionsArn } from './constructs/inference-workflow.js';
 
 /** Registers the AwsSolutions checks on an app (or stage): violations fail synthesis. */
 export function addNagChecks(scope: IConstruct): void {
@@ -52,11 +53,10 @@ const REASONS = {
   xray:
     'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) support no resource-level permissions, so ' +
     'their resource is "*"; the actions are listed one by one.',
-  dataLake:
-    "The data lake bucket is this product's own: runs write plans, shard lists, markers, predictions, error files and " +
-    'manifests under keys only known at run time (<output.uri>/_runs/<runId>/..., run_date=/run_id= partitions), ' +
-    'for pipelines and for specs submitted ad hoc. Explicit actions only (GetObject, PutObject, DeleteObject, ' +
-    'AbortMultipartUpload), no s3:*.',
+  runFiles:
+    'a run writes files under keys only known at run time (the run id: <output>/_runs/<runId>/..., ' +
+    'run_date=/run_id= partitions); each role is granted the part of the run layout it writes (docs/operations.md, ' +
+    '"Who may touch what in S3"). Explicit actions only, no s3:*.',
   lambdaVersions:
     'CDK grants lambda:InvokeFunction on the function and on its versions and aliases (<arn>:*), the form the ' +
     'invoking service may use; the function itself is fixed.',
@@ -85,8 +85,16 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
             'Reconcile only reads why the children of a failed round failed (exit code, reason, log stream).'
           : REASONS.xray,
     );
-    ack(role, wildcardResourceFinding(stack, objectsOf(dataBucket, '')), `${name}: ${REASONS.dataLake}`);
   }
+  ack(
+    stack.finalizeFunction.role,
+    wildcardResourceFinding(
+      stack,
+      objectsOf(stack.auditRunsLocation.bucket, stack.auditRunsLocation.keyPrefix),
+    ),
+    'The audit records of runs (<prefix><job>/<runId>.json, the runs tables): Finalize writes one per run it ' +
+      'finalizes, including runs submitted ad hoc; no other role may write here.',
+  );
   for (const [fn, extra] of [
     [stack.triggers.triggerFunction, ''],
     [stack.triggers.volumeFunction, ''],
@@ -109,11 +117,6 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
 
   // --- Workers ----------------------------------------------------------------------------------------------------
   const { gpuCompute } = stack;
-  ack(
-    gpuCompute.jobRole,
-    wildcardResourceFinding(stack, objectsOf(dataBucket, '')),
-    `Workers: ${REASONS.dataLake}`,
-  );
   for (const child of gpuCompute.node.findAll()) {
     // The execution roles CDK creates for the containers (image pull, log writes).
     if (child.node.id === 'ExecutionRole') {
@@ -154,19 +157,21 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
     ack(gpuCompute.jobRole, finding, artifactReason);
   }
 
-  // --- Pipelines' own buckets ---------------------------------------------------------------------------------------
+  // --- Pipelines' prefixes (lib/run-data-access.ts) -----------------------------------------------------------------
   const grantReasons: Record<PipelineGrant['what'], string> = {
-    input: 'its input objects are the ones found under it when a run is planned. Read-only (GetObject).',
-    output: 'run files have run-specific keys under it. Explicit actions only.',
+    input:
+      'its input objects are the ones found under it when a run is planned (and those its triggers name).',
+    output: `${REASONS.runFiles}`,
     'manifest objects':
       "its manifest input names objects under it (the pipeline's manifestObjects), known only when a run reads " +
-      'the manifest. Read-only (GetObject).',
+      'the manifest.',
   };
   for (const grant of stack.pipelineGrants) {
     ack(
       grant.role,
       wildcardResourceFinding(stack, objectsOf(grant.location.bucket, grant.location.keyPrefix)),
-      `The ${grant.what} prefix of pipeline ${grant.pipeline} in a bucket outside the stack: ${grantReasons[grant.what]}`,
+      `The ${grant.what} of pipeline ${grant.pipeline}, ${grant.access === 'read' ? 'read-only (GetObject)' : 'read-write (GetObject, PutObject, AbortMultipartUpload, DeleteObject)'} ` +
+        `for the ${grant.roleName} role: ${grantReasons[grant.what]}`,
     );
   }
 
@@ -185,8 +190,10 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
     ack(
       workflow.stateMachine.role,
       'AwsSolutions-IAM5[Resource::*]',
-      'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
-        'tracing support no resource-level permissions; CDK lists the actions one by one.',
+      'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL), X-Ray ' +
+        'tracing and batch:DescribeJobs (which the .sync integration polls when it misses a job completion event, as ' +
+        "Step Functions' documented policy for submitJob.sync has it) support no resource-level permissions; the " +
+        'actions are listed one by one.',
     );
     ack(
       workflow.stateMachine.role,
@@ -197,6 +204,20 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
       'batch:TerminateJob only: Step Functions stops the Batch jobs of an execution that is stopped or times out. Job ' +
         'ids exist only at run time; the grant is limited to jobs of this account and region.',
     );
+  }
+  // Job definitions are granted by name, every revision (see jobDefinitionRevisionsArn): a deploy registers a new
+  // revision while executions started before it still submit the old one.
+  for (const workflow of stack.workflows.values()) {
+    for (const jobDefinition of [stack.gpuCompute.jobDefinition, stack.gpuCompute.cpuJobDefinition]) {
+      if (!jobDefinition) continue;
+      ack(
+        workflow.stateMachine.role,
+        wildcardResourceFinding(stack, jobDefinitionRevisionsArn(stack, jobDefinition)),
+        'batch:SubmitJob on every revision of one worker job definition (job-definition/<name>:*): a deploy ' +
+          'registers a new revision, and executions started before it (runs last up to a day) submit the revision ' +
+          'they started with in their next round. Old revisions stay registered for them (SkipDeregisterOnUpdate).',
+      );
+    }
   }
 
   // --- Schedules' roles ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * queue that never lets a job wait RUNNABLE forever, the worker's job definitions (one GPU per job; the image built
  * from this repository at deploy time), and optionally a CPU queue for pipelines with `run.compute: cpu`.
  */
-import { Duration, IgnoreMode, RemovalPolicy, Size, Token } from 'aws-cdk-lib';
+import { Duration, IgnoreMode, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -431,6 +431,9 @@ export class GpuCompute extends Construct {
       environment: {
         // A CPU job must not try to load the CUDA provider (there is no GPU to find).
         [WORKER_ENV.executionProviders]: options.gpu ? 'cuda,cpu' : 'cpu',
+        // The SDK clients' region, explicit: the container otherwise finds it only through the ECS agent's
+        // environment, which a custom AMI or a local `docker run` may not set.
+        AWS_REGION: Stack.of(this).region,
       },
       logging: ecs.LogDrivers.awsLogs({
         streamPrefix: options.gpu ? 'worker' : 'cpu-worker',
@@ -445,8 +448,12 @@ export class GpuCompute extends Construct {
       }),
     });
 
-    return new batch.EcsJobDefinition(this, `${prefix}JobDefinition`, {
+    const jobDefinition = new batch.EcsJobDefinition(this, `${prefix}JobDefinition`, {
       ...(options.name ? { jobDefinitionName: options.name } : {}),
+      // Deploys and runs coexist: a change registers a new revision, and the old one stays ACTIVE for the executions
+      // started before the deploy, which submit it in their next round (the state machines grant every revision
+      // of the name; see docs/operations.md, "Deploying while runs are in flight").
+      skipDeregisterOnUpdate: true,
       container,
       timeout: options.attemptTimeout,
       propagateTags: true,
@@ -460,6 +467,9 @@ export class GpuCompute extends Construct {
         batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onReason: '*' })),
       ],
     });
+    // Nor does a replacement (a new name) or the stack's deletion deregister a revision a run may still submit.
+    jobDefinition.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    return jobDefinition;
   }
 }
 

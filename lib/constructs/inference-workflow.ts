@@ -10,8 +10,8 @@
  *    v                                                             │
  *   Reconcile (a failed job is caught into $.inferError) ─> Retry round? ── next == 'infer' ─> Route shards
  */
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
-import type * as batch from 'aws-cdk-lib/aws-batch';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as batch from 'aws-cdk-lib/aws-batch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -136,25 +136,35 @@ class InvokeFunctionTask extends tasks.LambdaInvoke {
 }
 
 /**
- * The Batch task (`.sync`), granting `batch:SubmitJob` on exactly the job definition and the queue it submits to.
- * CDK's BatchSubmitJob grants every job definition of the account (`job-definition/*`). The job definition's ARN (its
- * CloudFormation Ref) names the revision, and the task submits that ARN, so the grant follows each new revision the
- * stack registers. The `.sync` integration also manages the EventBridge rule Step Functions uses to learn that a job
- * finished: the same three actions on that one rule as CDK grants. And it terminates the job when the execution is
- * stopped or times out (as Step Functions' documented policy for `.sync` Batch tasks has it; CDK omits it): without
- * `batch:TerminateJob` the GPU jobs of an aborted run would keep running, and billing, until their attempt timeout.
- * Job ids exist only at run time, so the grant is on this account's and region's jobs (`job/*`).
+ * The Batch task (`.sync`), granting `batch:SubmitJob` on the job definition it submits (every revision of it, see
+ * `jobDefinitionRevisionsArn`) and the queue it submits to. CDK's BatchSubmitJob grants every job definition of the
+ * account (`job-definition/*`). The rest follows Step Functions' documented policy for `submitJob.sync` ("IAM policies
+ * for AWS Batch"): `batch:DescribeJobs`, which the integration polls when it misses the job's completion event (CDK
+ * omits it; without it such an execution waits until its timeout), and supports no resource-level permissions, so
+ * `*`; the three actions on the EventBridge rule Step Functions manages to learn that a job finished; and
+ * `batch:TerminateJob`, to stop the jobs of an execution that is stopped or times out (CDK omits it too: the GPU
+ * jobs of an aborted run would keep running, and billing, until their attempt timeout). Job ids exist only at run
+ * time, so that grant is on this account's and region's jobs (`job/*`).
  */
 class SubmitJobTask extends tasks.BatchSubmitJob {
   protected override readonly taskPolicies: iam.PolicyStatement[];
 
-  constructor(scope: Construct, id: string, props: tasks.BatchSubmitJobJsonPathProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    props: tasks.BatchSubmitJobJsonPathProps & {
+      /** The job definition `jobDefinitionArn` names (one revision of it). */
+      readonly jobDefinition: batch.IJobDefinition;
+    },
+  ) {
     super(scope, id, props);
+    const { jobDefinition } = props;
     this.taskPolicies = [
       new iam.PolicyStatement({
         actions: ['batch:SubmitJob'],
-        resources: [props.jobDefinitionArn, props.jobQueueArn],
+        resources: [jobDefinitionRevisionsArn(this, jobDefinition), props.jobQueueArn],
       }),
+      new iam.PolicyStatement({ actions: ['batch:DescribeJobs'], resources: ['*'] }),
       new iam.PolicyStatement({
         actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
         resources: [
@@ -170,6 +180,45 @@ class SubmitJobTask extends tasks.BatchSubmitJob {
       }),
     ];
   }
+}
+
+/**
+ * Every revision of a job definition (`job-definition/<name>:*`). A deploy that changes the worker's job definition
+ * registers a new revision and the state machine's definition names it; an execution started before the deploy keeps
+ * the definition it started with and submits the old revision in its next round. Granting by name keeps that
+ * submission allowed (the stack also keeps old revisions registered: see GpuCompute). The name is the definition's
+ * own, followed by `:`: a grant on `<name>*` would also match `<name>-other`.
+ */
+export function jobDefinitionRevisionsArn(scope: Construct, jobDefinition: batch.IJobDefinition): string {
+  const stack = Stack.of(scope);
+  const cfn = jobDefinition.node.defaultChild;
+  // A job definition of this app with a fixed name: the literal name, so the grant reads as what it is.
+  if (
+    cfn instanceof batch.CfnJobDefinition &&
+    typeof cfn.jobDefinitionName === 'string' &&
+    !Token.isUnresolved(cfn.jobDefinitionName)
+  ) {
+    return stack.formatArn({
+      service: 'batch',
+      resource: 'job-definition',
+      resourceName: `${cfn.jobDefinitionName}:*`,
+      region: Stack.of(cfn).region,
+      account: Stack.of(cfn).account,
+    });
+  }
+  const arn = jobDefinition.jobDefinitionArn;
+  if (!Token.isUnresolved(arn)) {
+    // An imported ARN: `...:job-definition/<name>:<revision>` or, for the latest revision, without `:<revision>`.
+    const [prefix, revisionPart] = [arn.slice(0, arn.indexOf('/') + 1), arn.slice(arn.indexOf('/') + 1)];
+    return `${prefix}${revisionPart.split(':')[0]}:*`;
+  }
+  // A generated name: CloudFormation's reference splits into `job-definition/<name>` and the revision.
+  const parts = stack.splitArn(arn, ArnFormat.SLASH_RESOURCE_NAME);
+  return stack.formatArn({
+    service: 'batch',
+    resource: 'job-definition',
+    resourceName: `${parts.resourceName}:*`,
+  });
 }
 
 export class InferenceWorkflow extends Construct {
@@ -361,6 +410,7 @@ export class InferenceWorkflow extends Construct {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       jobQueueArn: queue.jobQueueArn,
       jobDefinitionArn: jobDefinition.jobDefinitionArn,
+      jobDefinition,
       // Batch job names allow letters, digits, '-' and '_': run ids are execution names, which are already limited
       // to those characters, and the round is a number.
       jobName: sfn.JsonPath.format(

@@ -21,7 +21,7 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
 import { reconcileRun } from '../results/reconcile.js';
 import { readShardIndex } from '../results/shard-list.js';
-import { newRunId, RUN_ID_PATTERN, runLayout } from '../runs/layout.js';
+import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE, runLayout } from '../runs/layout.js';
 import { runResultSchema, runStateSchema, WORKER_ENV, type RunResult } from '../runs/tasks.js';
 import { planSchema } from '../runs/types.js';
 import type { Logger } from '../runtime/log.js';
@@ -82,9 +82,7 @@ export async function runLocal(
   const started = performance.now();
   const runId = options.runId ?? newRunId();
   if (!RUN_ID_PATTERN.test(runId)) {
-    throw new Error(
-      `run id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
-    );
+    throw new Error(`run id "${runId}" ${RUN_ID_RULE}`);
   }
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });

@@ -21,7 +21,7 @@ import { parquetLayout } from '../formats/parquet-read.js';
 import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
 import { writeShardList } from '../results/shard-list.js';
-import { RUN_ID_PATTERN, runLayout, type RunLayout } from '../runs/layout.js';
+import { RUN_ID_PATTERN, RUN_ID_RULE, runLayout, type RunLayout } from '../runs/layout.js';
 import { planRequestSchema, withRunContext, type PlanRequest, type RunState } from '../runs/tasks.js';
 import {
   planSchema,
@@ -158,7 +158,7 @@ function checkRequest(request: PlanRequest): PlanRequest {
         {
           path: 'runId',
           value: JSON.stringify(req.runId),
-          message: 'must be 1-80 letters, digits, "-" or "_" (it is the Step Functions execution name)',
+          message: RUN_ID_RULE,
         },
       ],
       'PlanRequest',

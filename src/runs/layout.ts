@@ -76,10 +76,16 @@ export function runUriOf(outputUri: string, runId: string): string {
 }
 
 /**
- * Run ids are Step Functions execution names: 1-80 characters of letters, digits, `-` and `_`. Generated ids sort
- * by time.
+ * Run ids are Step Functions execution names (at most 80 characters) and start the Batch job names of their rounds
+ * (`<runId>-r<round>`: letters, digits, `-` and `_`, the first a letter or digit, at most 128 characters). So: 1-80
+ * letters, digits, `-` and `_`, starting with a letter or digit. A dot, a space or a leading `-` would pass Step
+ * Functions and fail at SubmitJob, after Plan. Generated ids sort by time.
  */
-export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/;
+/** What RUN_ID_PATTERN means, for error messages. */
+export const RUN_ID_RULE =
+  'must be 1-80 letters, digits, "-" or "_", starting with a letter or digit (it is the Step Functions execution ' +
+  'name and starts the Batch job names of the run)';
 
 export function newRunId(now: Date = new Date()): string {
   const stamp = now

@@ -292,12 +292,14 @@ describe('security', () => {
   });
 
   it("grants each state machine's role exactly what its tasks call; '*' only for log delivery, X-Ray and terminating its jobs", () => {
-    const jobDefinitionRef = (name: string) => {
-      const [id] = Object.entries(template.findResources('AWS::Batch::JobDefinition')).find(
-        ([, d]) =>
-          (d as { Properties: { JobDefinitionName?: string } }).Properties.JobDefinitionName === name,
-      )!;
-      return { Ref: id };
+    // Every revision of a job definition, by name (see test/lib/deploys-and-runs.test.ts).
+    const jobDefinitionRevisions = (name: string) => {
+      expect(
+        Object.values(template.findResources('AWS::Batch::JobDefinition')).map(
+          (d) => (d as { Properties: { JobDefinitionName?: string } }).Properties.JobDefinitionName,
+        ),
+      ).toContain(name);
+      return `arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job-definition/${name}:*`;
     };
     const functionArn = (prefix: string) => ({
       'Fn::GetAtt': [onlyLogicalId('AWS::Lambda::Function', prefix), 'Arn'],
@@ -315,14 +317,22 @@ describe('security', () => {
         for (const resource of resourcesOf(statement)) {
           const flat = flattenForNag(resource);
           if (!flat.includes('*')) continue;
+          if (flat.includes(':job-definition/')) {
+            // Every revision of one worker job definition: runs started before a deploy submit the old revision.
+            expect(flat).toMatch(/:job-definition\/batch-infer-dev-(cpu-)?worker:\*$/);
+            expect(actionsOf(statement)).toEqual(['batch:SubmitJob']);
+            continue;
+          }
           if (flat.endsWith(':job/*')) {
             // Job ids exist only at run time: stopping an execution terminates its jobs, and nothing else.
             expect(flat).toBe('arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*');
             expect(actionsOf(statement)).toEqual(['batch:TerminateJob']);
             continue;
           }
-          // Log delivery (logging level ALL) and X-Ray tracing take no resource ARNs.
-          for (const action of actionsOf(statement)) expectIn(action, pipeline).toMatch(/^(logs|xray):/);
+          // Log delivery (logging level ALL), X-Ray tracing and batch:DescribeJobs take no resource ARNs.
+          for (const action of actionsOf(statement)) {
+            expectIn(action, pipeline).toMatch(/^(logs:|xray:|batch:DescribeJobs$)/);
+          }
         }
       }
       const resourcesFor = (action: string) =>
@@ -331,13 +341,13 @@ describe('security', () => {
         expect.arrayContaining(['PlanFunction', 'ReconcileFunction', 'FinalizeFunction'].map(functionArn)),
       );
       expect(resourcesFor('lambda:InvokeFunction')).toHaveLength(3);
-      // The two job definitions, by name (batch-infer-<stage>-...), granted by revision (their Ref), and the queues.
-      expect(resourcesFor('batch:SubmitJob')).toEqual(
+      // The two job definitions, by name (batch-infer-<stage>-...), every revision, and the queues.
+      expect(resourcesFor('batch:SubmitJob').map(flattenForNag)).toEqual(
         expect.arrayContaining([
-          jobDefinitionRef('batch-infer-dev-worker'),
-          jobDefinitionRef('batch-infer-dev-cpu-worker'),
-          queueArn('GpuComputeJobQueue'),
-          queueArn('GpuComputeCpuJobQueue'),
+          jobDefinitionRevisions('batch-infer-dev-worker'),
+          jobDefinitionRevisions('batch-infer-dev-cpu-worker'),
+          flattenForNag(queueArn('GpuComputeJobQueue')),
+          flattenForNag(queueArn('GpuComputeCpuJobQueue')),
         ]),
       );
       expect(resourcesFor('batch:SubmitJob')).toHaveLength(4);
@@ -375,8 +385,18 @@ describe('security', () => {
         expect.arrayContaining([...writes, 's3:AbortMultipartUpload']),
       );
     }
-    // Plan, Reconcile, Finalize and the workers write the data bucket.
-    expect(writers).toBe(4);
+    // No role is granted writes that cover models/ (grants are by prefix, see s3-access-table.test.ts) ...
+    expect(writers).toBe(0);
+    // ... and Plan, Reconcile, Finalize and the workers, which write the data bucket, are denied it all the same.
+    const deniedRoles = roles.filter((role) =>
+      roleStatements(json, role).some(
+        (s) =>
+          s.Effect === 'Deny' &&
+          actionsOf(s).includes('s3:PutObject') &&
+          resourcesOf(s).some((r) => flattenForNag(r) === dataBucketObjects('models/*')),
+      ),
+    );
+    expect(deniedRoles).toHaveLength(4);
   });
 
   it("the KMS key policy's only wildcard is the default delegation of the key to the account's IAM policies", () => {

@@ -120,7 +120,10 @@ describe('GpuCompute', () => {
           { Type: 'VCPU', Value: '4' },
           { Type: 'GPU', Value: '1' },
         ],
-        Environment: [{ Name: 'BATCH_INFER_EXECUTION_PROVIDERS', Value: 'cuda,cpu' }],
+        Environment: [
+          { Name: 'BATCH_INFER_EXECUTION_PROVIDERS', Value: 'cuda,cpu' },
+          { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
+        ],
         User: '10001:10001',
       }),
     });
@@ -140,6 +143,27 @@ describe('GpuCompute', () => {
       expect(d.Properties.ContainerProperties).toMatchObject({
         LinuxParameters: { InitProcessEnabled: true },
       });
+    }
+  });
+
+  it("sets AWS_REGION in every worker job to the stack's region, not leaving it to the ECS agent's environment", () => {
+    const definitions = Object.values(template.findResources('AWS::Batch::JobDefinition')) as Resource[];
+    expect(definitions).toHaveLength(2);
+    for (const d of definitions) {
+      const environment = (d.Properties.ContainerProperties as { Environment: unknown[] }).Environment;
+      expect(environment).toContainEqual({ Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } });
+    }
+  });
+
+  it('keeps old job definition revisions registered across deploys (runs in flight still submit them)', () => {
+    const definitions = Object.values(template.findResources('AWS::Batch::JobDefinition')) as (Resource & {
+      DeletionPolicy?: string;
+      UpdateReplacePolicy?: string;
+    })[];
+    expect(definitions).toHaveLength(2);
+    for (const d of definitions) {
+      expect(d.Properties.ResourceRetentionPolicy).toEqual({ SkipDeregisterOnUpdate: true });
+      expect([d.DeletionPolicy, d.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
     }
   });
 

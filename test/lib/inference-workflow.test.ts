@@ -383,11 +383,14 @@ describe("InferenceWorkflow's role", () => {
         PLACEHOLDERS.finalizeFunctionArn,
       ].sort(),
     );
-    // The job definitions by revision (their ARNs), not job-definition/*.
+    // The job definitions by name, every revision (executions started before a deploy submit the old revision),
+    // not job-definition/*.
+    const everyRevision = (arn: string) => arn.replace(/:\d+$/, ':*');
+    expect(everyRevision(PLACEHOLDERS.jobDefinitionArn)).toMatch(/job-definition\/batch-infer-worker:\*$/);
     expect(byAction('batch:SubmitJob').sort()).toEqual(
       [
-        PLACEHOLDERS.jobDefinitionArn,
-        PLACEHOLDERS.cpuJobDefinitionArn,
+        everyRevision(PLACEHOLDERS.jobDefinitionArn),
+        everyRevision(PLACEHOLDERS.cpuJobDefinitionArn),
         PLACEHOLDERS.gpuJobQueueArn,
         PLACEHOLDERS.cpuJobQueueArn,
       ].sort(),
@@ -414,10 +417,13 @@ describe("InferenceWorkflow's role", () => {
         }),
       ]),
     );
+    // As Step Functions' documented policy for submitJob.sync: DescribeJobs, which takes no resource ARN.
+    expect(byAction('batch:DescribeJobs')).toEqual(['*']);
     // Every other action is log delivery or X-Ray, the only ones on "*".
     const known = new Set([
       'lambda:InvokeFunction',
       'batch:SubmitJob',
+      'batch:DescribeJobs',
       'events:PutRule',
       'events:PutTargets',
       'events:DescribeRule',

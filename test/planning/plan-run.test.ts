@@ -6,6 +6,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { planRun } from '../../src/planning/plan-run.js';
+import { RUN_ID_PATTERN } from '../../src/runs/layout.js';
+import { expectIn } from '../support/expect-in.js';
 import { specFolderUri } from '../../src/spec/load.js';
 import type { PlanRequest } from '../../src/runs/tasks.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
@@ -323,6 +325,23 @@ describe('planRun', () => {
     await expect(
       planRun({ runId: 'run-10b', specUri: url('specs/none.yaml') }, { store, registry }),
     ).rejects.toThrow(SpecError);
+  });
+
+  it('rejects run ids that Step Functions accepts but Batch job names do not (a dot, a leading "-" or "_")', async () => {
+    for (const runId of ['run.1', '-run', '_run', 'run id']) {
+      await expectIn(planRun({ runId, spec: spec() }, { store, registry }), runId).rejects.toThrow(
+        /runId: must be 1-80 letters, digits, "-" or "_", starting with a letter or digit/,
+      );
+    }
+    // Ids the triggers and the CLI generate stay valid, as does the longest.
+    for (const runId of [
+      's3-patients_csv-1a2b',
+      'sched-nightly-20261206T0200Z',
+      '20261206T103000Z-abc123',
+      'a'.repeat(80),
+    ]) {
+      expectIn(RUN_ID_PATTERN.test(runId), runId).toBe(true);
+    }
   });
 
   it('validates the request', async () => {
