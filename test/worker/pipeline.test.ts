@@ -1,8 +1,8 @@
 /**
  * Properties of the worker's pipeline that a correct output alone would not show: decoding of the next batch runs
- * while the model runs the current one (the order of the worker's own stage events, WorkerDeps.onStage), the model is loaded
- * once per worker process even when batches are bisected and the shard has many chunks, and a chunk is sealed
- * early on its size in memory (chunkBytes) when rows are wide. Real models, planned runs, LocalObjectStore.
+ * while the model runs the current one (the order of the worker's own stage events, WorkerDeps.onStage), the model
+ * is loaded once per worker process even when batches are bisected and the shard has many chunks, and a chunk is
+ * sealed early on its size in memory (chunkBytes) when rows are wide. Real models, planned runs, LocalObjectStore.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
