@@ -64,16 +64,22 @@ export interface ProbeOptions {
    * their total is held to PROBE_SHARE of the shard's estimated inference time (and PROBE_TIME_MS at most).
    */
   readonly shardRecords?: number;
+  /**
+   * The clock the probe's time budget is measured by, in milliseconds; injectable so a test decides when the time is
+   * up instead of the machine's load. @default performance.now
+   */
+  readonly now?: () => number;
 }
 
 type Trial = { -readonly [K in keyof BatchSizeProbe['trials'][number]]: BatchSizeProbe['trials'][number][K] };
 
 export async function probeBatchSize(
-  thread: InferenceThread,
+  thread: Pick<InferenceThread, 'run'>,
   sample: ProbeSample,
   options: ProbeOptions,
 ): Promise<BatchSizeProbe> {
-  const started = performance.now();
+  const now = options.now ?? (() => performance.now());
+  const started = now();
   const rss = options.rss ?? (() => process.memoryUsage.rss());
   const maxBatch = Math.min(options.maxBatch ?? MAX_BATCH, sample.rows);
   const trials: Trial[] = [];
@@ -97,7 +103,7 @@ export async function probeBatchSize(
       chosen,
       memoryBudgetBytes: options.memoryBudgetBytes,
       sampleRecords: sample.rows,
-      probeMs: Math.round(performance.now() - started),
+      probeMs: Math.round(now() - started),
       trials,
     };
   };
@@ -172,7 +178,7 @@ export async function probeBatchSize(
       const shardMs = (options.shardRecords / recordsPerSecond) * 1000;
       timeBudget = Math.min(PROBE_TIME_MS, Math.max(PROBE_MIN_MS, PROBE_SHARE * shardMs));
     }
-    if (performance.now() - started > timeBudget) {
+    if (now() - started > timeBudget) {
       trial.stoppedBecause = 'probe time is up';
       return done();
     }

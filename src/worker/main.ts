@@ -63,10 +63,16 @@ async function main(): Promise<number | 'interrupted'> {
     if (stop.signal.aborted) return;
     taskLog.warn('SIGTERM: stopping after the batches in flight', { deadlineMs: STOP_DEADLINE_MS });
     stop.abort();
+    const termAt = performance.now();
     // The backstop: whatever hangs, the process ends as interrupted before the platform's SIGKILL would. Every
     // write is atomic and the checkpoint goes last, so the checkpoint is consistent whenever this fires.
     setTimeout(() => {
-      taskLog.warn('stop deadline reached: exiting as interrupted', { deadlineMs: STOP_DEADLINE_MS });
+      // elapsedMs: how long after SIGTERM it fired, by this process's clock (a timer fires late under load, never
+      // early), so a test can check the deadline without timing the process from outside.
+      taskLog.warn('stop deadline reached: exiting as interrupted', {
+        deadlineMs: STOP_DEADLINE_MS,
+        elapsedMs: Math.round(performance.now() - termAt),
+      });
       process.exit(INTERRUPTED_EXIT_CODE);
     }, STOP_DEADLINE_MS).unref();
   };

@@ -97,6 +97,8 @@ export interface WorkerDeps {
   readonly chunkBytes?: number;
   /** Memory the `auto` batch size may plan for. @default half of the memory available to the process */
   readonly memoryBudgetBytes?: number;
+  /** The clock the `auto` batch size probe's time budget is measured by (ms). @default performance.now */
+  readonly probeClock?: () => number;
   /**
    * Aborting stops the shard within STOP_DEADLINE_MS: no new batch is started, the batches already inferred are
    * written with a final checkpoint, and the call rejects with WorkerInterruptedError. The next attempt resumes.
@@ -740,6 +742,7 @@ async function chooseBatchSize(
     inFlight: IN_FLIGHT + 1,
     shardRecords,
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.probeClock ? { now: deps.probeClock } : {}),
   });
   deps.log.info('batch size chosen', {
     batchSize: probe.chosen,

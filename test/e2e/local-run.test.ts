@@ -6,6 +6,7 @@ import '../../src/runtime/polyfills.js';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -275,11 +276,14 @@ describe('a local run that misses its quality bar', () => {
     );
     expect(manifest.status).toBe('FAILED');
     expect(manifest.catalog?.published ?? false).toBe(false);
-    const tables = await queryCatalog(
-      catalogPath,
-      `select count(*) from _runs where run_id = '${outcome.runId}'`,
-    ).catch(() => ({ rows: [[0]] }));
-    expect(tables.rows).toEqual([[0]]);
+    // Nothing was ever published to this catalogue, so it was never created (queryCatalog says so), rather than
+    // any query error being read as "no rows".
+    expect(existsSync(catalogPath)).toBe(false);
+    await expect(
+      queryCatalog(catalogPath, `select count(*) from _runs where run_id = '${outcome.runId}'`),
+    ).rejects.toThrow(
+      `No catalogue at ${path.resolve(catalogPath)}: it is created when the first run is published`,
+    );
   }, 120_000);
 });
 

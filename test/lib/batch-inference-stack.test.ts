@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
+import { readValidationReport, violationsOf } from '../support/validation-report.js';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/constructs/gpu-compute.js';
 import { WORKFLOW_STATES } from '../../lib/constructs/inference-workflow.js';
 import { REPO_ROOT } from '../../lib/paths.js';
@@ -81,19 +82,10 @@ function stateMachineId(pipeline: string): string {
 }
 
 describe('cdk-nag AwsSolutions', () => {
-  it('synthesizes with no unacknowledged finding (the synth above would have thrown)', () => {
-    const file = path.join(synthesized.outdir, 'validation-report.json');
-    const reports = fs.existsSync(file)
-      ? (
-          JSON.parse(fs.readFileSync(file, 'utf8')) as {
-            pluginReports: { pluginName: string; conclusion: string; violations?: unknown[] }[];
-          }
-        ).pluginReports
-      : [];
-    for (const report of reports.filter((r) => r.pluginName === 'AwsSolutions')) {
-      expect(report.conclusion).toBe('success');
-      expect(report.violations ?? []).toEqual([]);
-    }
+  it('synthesizes with no unacknowledged finding: the report exists and lists no violation', () => {
+    // The synth above throws on an unacknowledged error; the report must exist (the plugin ran) and hold no
+    // violation of any severity, warnings included.
+    expect(violationsOf(readValidationReport(synthesized.outdir))).toEqual([]);
   });
 
   it('acknowledges findings one by one, each with a specific reason written next to the resource', () => {

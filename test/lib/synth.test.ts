@@ -6,12 +6,16 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { builtinModules } from 'node:module';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { App, Stack } from 'aws-cdk-lib';
+import { CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { expectIn } from '../support/expect-in.js';
+import { readValidationReport, violationsOf } from '../support/validation-report.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/constructs/node-function.js';
-import { synthApp } from './helpers.js';
+import { cdkJsonContext, synthApp } from './helpers.js';
 import type { SynthesizedApp } from './helpers.js';
 
 /** The entry each function was bundled from, by logical id prefix. */
@@ -140,14 +144,69 @@ describe('cdk synth with bundling (offline, no Docker)', () => {
     });
   });
 
-  it("passes CDK's built-in CloudFormation validation", () => {
-    const report = path.join(synthesized.outdir, 'validation-report.json');
-    if (fs.existsSync(report)) {
-      const { pluginReports } = JSON.parse(fs.readFileSync(report, 'utf8')) as {
-        pluginReports: { violations?: { severity?: string }[] }[];
-      };
-      const errors = pluginReports.flatMap((r) => r.violations ?? []).filter((v) => v.severity === 'error');
-      expect(errors).toEqual([]);
+  it("passes CDK's built-in CloudFormation validation: the report exists and lists no violation of any severity", () => {
+    // With cdk.json's `@aws-cdk/core:validateAgainstDefaultRules` an error already fails the synthesis above;
+    // warnings (which the flag leaves as warnings) must be absent too, and a missing report is a failure.
+    expect(violationsOf(readValidationReport(synthesized.outdir))).toEqual([]);
+  });
+});
+
+describe('the CloudFormation validation check can fail', () => {
+  /** A stack with one invalid resource property, synthesized with the deployment's context as `cdk synth` would. */
+  function synthInvalidStack(context: Record<string, unknown>): { outdir: string; error: unknown } {
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-infer-invalid-'));
+    const app = new App({
+      outdir,
+      context,
+      builtinCloudFormationValidation: true,
+      analyticsReporting: false,
+    });
+    const bucket = new CfnBucket(new Stack(app, 'Invalid'), 'Bucket');
+    bucket.addPropertyOverride('NotAProperty', 1);
+    try {
+      app.synth();
+      return { outdir, error: undefined };
+    } catch (error) {
+      return { outdir, error };
+    }
+  }
+
+  it('cdk.json turns CloudFormation validation findings into errors', () => {
+    expect(cdkJsonContext()['@aws-cdk/core:validateAgainstDefaultRules']).toBe(true);
+  });
+
+  it('an unknown resource property fails synthesis with the deployment context, and the report names it', () => {
+    const { outdir, error } = synthInvalidStack(cdkJsonContext());
+    try {
+      expect(String(error)).toMatch(/ValidationFailed[\s\S]*NotAProperty/);
+      expect(violationsOf(readValidationReport(outdir))).toEqual([
+        expect.stringMatching(/^CloudFormation Validate: F3002 \(error\) NotAProperty.* at Invalid\/Bucket$/),
+      ]);
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  it('without the flag the same finding is only a warning, which the report check still counts', () => {
+    const context = cdkJsonContext();
+    delete context['@aws-cdk/core:validateAgainstDefaultRules'];
+    const { outdir, error } = synthInvalidStack(context);
+    try {
+      expect(error).toBeUndefined();
+      expect(violationsOf(readValidationReport(outdir))).toEqual([
+        expect.stringMatching(/^CloudFormation Validate: F3002 \(warning\) NotAProperty/),
+      ]);
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing report is an error, not a pass', () => {
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-infer-empty-'));
+    try {
+      expect(() => readValidationReport(outdir)).toThrow(/validation-report\.json does not exist/);
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
     }
   });
 });

@@ -4,6 +4,7 @@
  * terminated" and is retried (the retry resumes the shard); a child that exits non-zero otherwise is not retried;
  * stopping the pool retries nothing.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
@@ -30,9 +31,15 @@ interface Attempt {
   pid?: number;
   code?: number | null;
   signal?: string | null;
+  /** Resolves when the pool reports the attempt's end. */
+  readonly ended: Promise<void>;
+  hasEnded: boolean;
+  /** Set once the test's signal was sent to the attempt while it was still running. */
+  signalled?: NodeJS.Signals;
 }
 
 function pool(attempts: Attempt[], onStart?: (a: Attempt) => void): LocalWorkerPool {
+  const endOf = new Map<Attempt, () => void>();
   return new LocalWorkerPool({
     concurrency: 1,
     logDir: path.join(tmp.dir, 'logs'),
@@ -42,16 +49,51 @@ function pool(attempts: Attempt[], onStart?: (a: Attempt) => void): LocalWorkerP
       [CHUNK_RECORDS_ENV]: '1000',
     },
     onAttemptStart: ({ index, attempt, pid }) => {
-      const a: Attempt = { index, attempt, pid };
+      let end = (): void => {};
+      const ended = new Promise<void>((resolve) => (end = resolve));
+      const a: Attempt = { index, attempt, pid, ended, hasEnded: false };
+      endOf.set(a, end);
       attempts.push(a);
       onStart?.(a);
     },
     onAttemptEnd: ({ index, attempt, code, signal }) => {
       const a = attempts.find((x) => x.index === index && x.attempt === attempt);
-      if (a) Object.assign(a, { code, signal });
+      if (!a) return;
+      Object.assign(a, { code, signal, hasEnded: true });
+      endOf.get(a)?.();
     },
   });
 }
+
+/** Whether `pid` is a live (not zombie) child of this process: a pid is only signalled while it is still ours. */
+function isRunningChild(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return state !== 'Z' && Number(ppid) === process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sends `signal` to attempt `a` once `ready` says so, unless the attempt ended first: polling stops when it ends,
+ * and the signal goes only to a running child of this process (never to an exited one, or a reused pid). The test
+ * then asserts `a.signalled`, so an attempt that finished before it could be stopped fails the test by name.
+ */
+function signalWhen(a: Attempt, ready: () => Promise<boolean>, signal: NodeJS.Signals): void {
+  void (async () => {
+    await waitFor(async () => ((await ready()) ? true : undefined), { timeoutMs: 60_000, until: a.ended });
+    if (a.hasEnded || !isRunningChild(a.pid!)) return;
+    process.kill(a.pid!, signal);
+    a.signalled = signal;
+  })();
+}
+
+const checkpointed =
+  (planned: PlannedRun, moreThan = 0) =>
+  async (): Promise<boolean> =>
+    ((await readCheckpointFile(planned))?.chunks.length ?? 0) > moreThan;
 
 const job = (planned: PlannedRun, arraySize?: number) => ({
   jobName: `job-${planned.plan.spec.output.uri.length}-${arraySize ?? 0}`,
@@ -75,11 +117,10 @@ describe('LocalWorkerPool', () => {
     const p = pool(attempts, (a) => {
       if (a.attempt !== 1) return;
       // Kill the first attempt once it has checkpointed a chunk (a Spot reclaim mid-shard).
-      void waitFor(async () => ((await readCheckpointFile(planned))?.chunks.length ? true : undefined), {
-        timeoutMs: 60_000,
-      }).then(() => process.kill(a.pid!, 'SIGKILL'));
+      signalWhen(a, checkpointed(planned), 'SIGKILL');
     });
     const result = await p.runJob(job(planned));
+    expect(attempts[0]!.signalled).toBe('SIGKILL');
     expect(result.failed).toEqual([]);
     expect(attempts.map((a) => [a.attempt, a.code, a.signal])).toEqual([
       [1, null, 'SIGKILL'],
@@ -96,11 +137,10 @@ describe('LocalWorkerPool', () => {
     const attempts: Attempt[] = [];
     const p = pool(attempts, (a) => {
       if (a.attempt !== 1) return;
-      void waitFor(async () => ((await readCheckpointFile(planned))?.chunks.length ? true : undefined), {
-        timeoutMs: 60_000,
-      }).then(() => process.kill(a.pid!, 'SIGTERM'));
+      signalWhen(a, checkpointed(planned), 'SIGTERM');
     });
     const result = await p.runJob(job(planned));
+    expect(attempts[0]!.signalled).toBe('SIGTERM');
     expect(result.failed).toEqual([]);
     expect(attempts.map((a) => [a.attempt, a.code, a.signal])).toEqual([
       [1, INTERRUPTED_EXIT_CODE, null],
@@ -119,14 +159,11 @@ describe('LocalWorkerPool', () => {
       // Each attempt is stopped once it has checkpointed a chunk of its own (it is running its shard by then).
       void (async () => {
         const before = (await readCheckpointFile(planned))?.chunks.length ?? 0;
-        await waitFor(
-          async () => (((await readCheckpointFile(planned))?.chunks.length ?? 0) > before ? true : undefined),
-          { timeoutMs: 60_000 },
-        );
-        process.kill(a.pid!, 'SIGTERM');
+        signalWhen(a, checkpointed(planned, before), 'SIGTERM');
       })();
     });
     const result = await p.runJob(job(planned));
+    expect(attempts.map((a) => a.signalled)).toEqual(Array(WORKER_RETRY.attempts).fill('SIGTERM'));
     expect(attempts.map((a) => a.code)).toEqual(Array(WORKER_RETRY.attempts).fill(INTERRUPTED_EXIT_CODE));
     expect(result.failed[0]).toMatchObject({ attempts: WORKER_RETRY.attempts, exitCode: 143, signal: null });
     expect(result.failed[0]!.statusReason).toMatch(
@@ -167,12 +204,20 @@ describe('LocalWorkerPool', () => {
   it('killAll stops the children without retrying them; the interrupted shard keeps its checkpoint', async () => {
     const planned = await planWorkerRun(spec('stopped'));
     const attempts: Attempt[] = [];
-    const p = pool(attempts, () => {
-      void waitFor(async () => ((await readCheckpointFile(planned))?.chunks.length ? true : undefined), {
+    let stopped = false;
+    const p = pool(attempts, (a) => {
+      // killAll signals through the pool's own child handles, which never signal an exited child.
+      void waitFor(async () => ((await checkpointed(planned)()) ? true : undefined), {
         timeoutMs: 60_000,
-      }).then(() => p.killAll('SIGTERM'));
+        until: a.ended,
+      }).then((ready) => {
+        if (!ready || a.hasEnded) return;
+        p.killAll('SIGTERM');
+        stopped = true;
+      });
     });
     const result = await p.runJob(job(planned));
+    expect(stopped).toBe(true);
     expect(attempts).toHaveLength(1);
     expect(result.failed[0]).toMatchObject({ attempts: 1, exitCode: INTERRUPTED_EXIT_CODE, signal: null });
     expect((await readCheckpointFile(planned))?.chunks.length).toBeGreaterThan(0);

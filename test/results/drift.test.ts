@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { expectIn } from '../support/expect-in.js';
 import { LocalCatalog } from '../../src/catalog/local.js';
 import {
   categoricalPsi,
@@ -70,7 +71,7 @@ describe('psi', () => {
     expect(() => psi([1], [1, 2])).toThrow(RangeError);
   });
 
-  it('is never negative and is 0 only for equal shares (property)', () => {
+  it('is never negative, 0 for equal shares and positive for unequal ones (property)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(1000), fc.nat(1000)), { minLength: 1, maxLength: 12 }),
@@ -81,6 +82,15 @@ describe('psi', () => {
           if (value === undefined) return;
           expect(value).toBeGreaterThanOrEqual(0);
           expect(psi(b, b)).toBe(0);
+          // Unequal shares (after the PSI_EPSILON floor both sides get) give a positive PSI; equal ones give 0.
+          const shares = (counts: number[]): number[] => {
+            const total = counts.reduce((n, c) => n + c, 0);
+            return counts.map((c) => Math.max(c / total, PSI_EPSILON));
+          };
+          const [sb, sa] = [shares(b), shares(a)];
+          const unequal = sb.some((share, i) => share !== sa[i]);
+          if (unequal) expectIn(value, JSON.stringify({ b, a })).toBeGreaterThan(0);
+          else expectIn(value, JSON.stringify({ b, a })).toBe(0);
         },
       ),
     );

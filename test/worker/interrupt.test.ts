@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
 import type { ShardMarker } from '../../src/runs/types.js';
-import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE, STOP_DEADLINE_MS } from '../../src/worker/env.js';
+import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -134,10 +134,11 @@ async function expectInterruptedThenExactRetry(
   worker: ReturnType<typeof startWorker>,
   terminate: () => void,
 ): Promise<void> {
-  const sent = performance.now();
   terminate();
   const exit = await worker.exited;
-  expect(exit.at - sent).toBeLessThan(STOP_DEADLINE_MS);
+  // Stopped in time: by its own orderly path, before the backstop (which exits at STOP_DEADLINE_MS and says so).
+  // The order of what the worker reports, not a time measured from here.
+  expect(worker.output()).not.toMatch(/stop deadline reached/);
   // An explicit exit status after writing the checkpoint: 128 + SIGTERM, what a shell shows for a death by SIGTERM.
   expectIn(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
   expect(INTERRUPTED_EXIT_CODE).toBe(143);

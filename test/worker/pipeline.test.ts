@@ -1,8 +1,8 @@
 /**
  * Properties of the worker's pipeline that a correct output alone would not show: decoding of the next batch runs
- * while the model runs the current one (the worker's own stage timings, WorkerDeps.onStage), the model is loaded
- * once per worker process even when batches are bisected and the shard has many chunks, and a chunk is sealed
- * early on its size in memory (chunkBytes) when rows are wide. Real models, planned runs, LocalObjectStore.
+ * while the model runs the current one (the order of the worker's own stage events, WorkerDeps.onStage), the model
+ * is loaded once per worker process even when batches are bisected and the shard has many chunks, and a chunk is
+ * sealed early on its size in memory (chunkBytes) when rows are wide. Real models, planned runs, LocalObjectStore.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -35,7 +35,7 @@ afterAll(() => tmp.cleanup());
 const dirUri = (dir: string): string => `${pathToFileURL(dir).href}/`;
 
 describe('decoding overlapped with inference', () => {
-  it('decodes batch n+1 while the inference thread runs batch n', async () => {
+  it('decodes batches n+1 and n+2 and hands them to the inference thread before waiting for batch n', async () => {
     const dir = path.join(tmp.dir, 'overlap');
     mkdirSync(path.join(dir, 'in'), { recursive: true });
     const words = ['the', 'garden', 'movie', 'table', 'quick', 'family', 'room', 'dog', 'cat', 'alpha'];
@@ -67,27 +67,29 @@ describe('decoding overlapped with inference', () => {
     expect(decode.map((e) => e.batch)).toEqual([...Array(32).keys()]);
     expect(infer.map((e) => e.batch)).toEqual([...Array(32).keys()]);
     for (const e of events) expect(e.end).toBeGreaterThanOrEqual(e.start);
-    // Batch n is decoded before it is inferred, and the next batch is decoded before batch n's inference is over:
-    // in a serial loop decode(n + 1) would start only after infer(n) ended, for every n. (Not for every n here either:
-    // with three batches queued the main thread may be late, on a busy machine, to start the next decode.)
-    let overlapped = 0;
-    for (let n = 0; n + 1 < infer.length; n++) {
-      // (Times from two threads: allow for the conversion of each thread's clock to epoch time.)
-      expectIn(decode[n]!.end, `batch ${n}`).toBeLessThanOrEqual(infer[n]!.start + 5);
-      if (decode[n + 1]!.start < infer[n]!.end) overlapped++;
+    // The order the main thread reports its stages in, not their clock times (a loaded machine, and two threads'
+    // clocks, make times say little): batch n is decoded before it is inferred, and batch n + 1 (and n + 2: three
+    // batches are queued to the inference thread) is decoded and handed to the thread before the worker waits for
+    // batch n's result. A serial loop (decode n, wait for infer n, decode n + 1) reports infer n first, for every n.
+    const position = (stage: StageEvent['stage'], batch: number): number =>
+      events.findIndex((e) => e.stage === stage && e.batch === batch);
+    const order = events
+      .filter((e) => e.stage === 'decode' || e.stage === 'infer')
+      .map((e) => `${e.stage}${e.batch}`)
+      .join(' ');
+    for (let n = 0; n < infer.length; n++) {
+      expectIn(position('decode', n), `batch ${n}: ${order}`).toBeLessThan(position('infer', n));
+      for (const ahead of [n + 1, n + 2].filter((m) => m < infer.length)) {
+        expectIn(position('decode', ahead), `batch ${ahead} before infer ${n}: ${order}`).toBeLessThan(
+          position('infer', n),
+        );
+      }
     }
-    const timeline = JSON.stringify(
-      events.map((e) => [e.stage, e.batch, Math.round(e.start), Math.round(e.end)]),
-    );
-    expectIn(overlapped / (infer.length - 1), timeline).toBeGreaterThanOrEqual(0.5);
-    // Busy time of the stages adds up to more than the time they spanned: they ran at the same time.
-    const busy = events.reduce((sum, e) => sum + (e.end - e.start), 0);
-    const span = Math.max(...events.map((e) => e.end)) - Math.min(...events.map((e) => e.start));
-    expectIn(busy, timeline).toBeGreaterThan(span);
-    // The marker's inference time is the time inside session.run, part of each batch's span in the thread.
+    // The marker's inference time is the time inside session.run, part of each batch's span in the thread (both
+    // measured by the thread's clock; the allowance is for the epoch conversion's rounding, 32 batches of < 1 us).
     const inferMs = infer.reduce((sum, e) => sum + (e.end - e.start), 0);
     expect(marker.timings.inferMs).toBeGreaterThan(0);
-    expect(marker.timings.inferMs).toBeLessThanOrEqual(inferMs + 5);
+    expect(marker.timings.inferMs).toBeLessThanOrEqual(inferMs + 0.05);
   });
 });
 

@@ -1,0 +1,112 @@
+/**
+ * The `auto` batch size probe on a virtual clock: a stand-in inference thread whose runs take a fixed, known time
+ * per batch and advance the clock the probe is given by exactly that. Which sizes are tried, and why the probe
+ * stops, then follow from the cost model alone, never from the machine's load (the probe on a real model is in
+ * run-shard.test.ts).
+ */
+import { describe, expect, it } from '@jest/globals';
+import * as ort from 'onnxruntime-node';
+import { probeBatchSize } from '../../src/worker/batch-size.js';
+import type { ProbeOptions, ProbeSample } from '../../src/worker/batch-size.js';
+import type { InferenceResult } from '../../src/worker/inference-thread.js';
+
+/** A thread whose run of `rows` rows takes `costMs(rows)` of virtual time, and the clock that time moves. */
+function virtualThread(costMs: (rows: number) => number): {
+  thread: { run(feeds: Record<string, ort.Tensor>, rows: number): Promise<InferenceResult> };
+  now: () => number;
+  runs: number[];
+} {
+  let time = 0;
+  const runs: number[] = [];
+  return {
+    runs,
+    now: () => time,
+    thread: {
+      run: (_feeds, rows) => {
+        const inferMs = costMs(rows);
+        const startedAt = time;
+        time += inferMs;
+        runs.push(rows);
+        const y = new ort.Tensor('float32', new Float32Array(rows), [rows, 1]);
+        return Promise.resolve({
+          segments: [{ start: 0, count: rows, outputs: { y } }],
+          inferMs,
+          runs: 1,
+          startedAt,
+          endedAt: time,
+        });
+      },
+    },
+  };
+}
+
+function sampleOf(rows: number): ProbeSample {
+  return {
+    rows,
+    build: (_start, count) =>
+      Promise.resolve({
+        feeds: { x: new ort.Tensor('float32', new Float32Array(count * 4), [count, 4]) },
+        rows: count,
+      }),
+  };
+}
+
+const options = (extra: Partial<ProbeOptions>): ProbeOptions => ({
+  memoryBudgetBytes: 1e12,
+  inFlight: 4,
+  rss: () => 0,
+  ...extra,
+});
+
+/** 1 ms per run plus 0.01 ms per row: throughput grows with the batch size and flattens out. */
+const overheadThenLinear = (rows: number): number => 1 + rows * 0.01;
+
+describe('probeBatchSize on a virtual clock', () => {
+  it('with time to spare, doubles up to the sample and takes the largest size within 5% of the best', async () => {
+    const { thread, now } = virtualThread(overheadThenLinear);
+    const probe = await probeBatchSize(thread, sampleOf(256), options({ now }));
+    expect(probe.trials.map((t) => t.batchSize)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256]);
+    expect(probe.trials.at(-1)!.stoppedBecause).toBe('sample exhausted');
+    const best = Math.max(...probe.trials.map((t) => t.recordsPerSecond));
+    const withinTolerance = probe.trials.filter((t) => t.recordsPerSecond >= 0.95 * best);
+    expect(probe.chosen).toBe(withinTolerance.at(-1)!.batchSize);
+    expect(probe.chosen).toBe(256);
+  });
+
+  it('stops when the time budget the shard allows is used up, by the clock it is given', async () => {
+    // 5 ms per run: each size runs 8 times (~41 ms), so the 100 ms a tiny shard allows (PROBE_MIN_MS) is passed
+    // after the third size (45 + 41 + 42 ms, the first size's warm-up run included).
+    const cost = (rows: number): number => 5 + rows * 0.05;
+    const { thread, now, runs } = virtualThread(cost);
+    const probe = await probeBatchSize(thread, sampleOf(256), options({ now, shardRecords: 10 }));
+    expect(probe.trials.map((t) => [t.batchSize, t.stoppedBecause])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [4, 'probe time is up'],
+    ]);
+    // probeMs is the virtual time the runs took, not wall-clock time.
+    expect(probe.probeMs).toBe(Math.round(runs.reduce((ms, rows) => ms + cost(rows), 0)));
+    expect(probe.probeMs).toBe(128);
+  });
+
+  it('a clock that does not move never ends the probe for time, however long the runs take', async () => {
+    // Each run is 3 s of "wall" time the probe never sees: only MAX_RUN_MS (measured by the thread) stops it.
+    const { thread } = virtualThread((rows) => (rows >= 4 ? 3_000 : 1 + rows));
+    const probe = await probeBatchSize(thread, sampleOf(256), options({ now: () => 0, shardRecords: 10 }));
+    expect(probe.trials.map((t) => [t.batchSize, t.stoppedBecause])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [4, 'a run takes over 2000 ms'],
+    ]);
+    expect(probe.probeMs).toBe(0);
+  });
+
+  it('a clock that jumps past the budget during the first size stops after it', async () => {
+    let reads = 0;
+    const jumping = (): number => (reads++ === 0 ? 0 : 10_000);
+    const { thread } = virtualThread(overheadThenLinear);
+    const probe = await probeBatchSize(thread, sampleOf(256), options({ now: jumping }));
+    expect(probe.trials.map((t) => [t.batchSize, t.stoppedBecause])).toEqual([[1, 'probe time is up']]);
+    expect(probe.chosen).toBe(1);
+  });
+});
