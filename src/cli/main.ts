@@ -5,8 +5,13 @@
 import '../runtime/polyfills.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerCancel } from './commands/cancel.js';
+import { registerLogs } from './commands/logs.js';
 import { registerQuery } from './commands/query.js';
 import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
+import { registerStart } from './commands/start.js';
+import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 import type { CommandContext } from './context.js';
 import { describeError, EXIT, exitCodeOf, UsageError } from './errors.js';
@@ -56,6 +61,11 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRun(program, ctx);
   registerValidate(program, ctx);
   registerQuery(program, ctx);
+  registerStart(program, ctx);
+  registerStatus(program, ctx);
+  registerRuns(program, ctx);
+  registerCancel(program, ctx);
+  registerLogs(program, ctx);
   return program;
 }
 
