@@ -142,8 +142,10 @@ export class LocalBackend implements OperateBackend {
    */
   async cancel(runId: string): Promise<CancelResult> {
     const record = this.record(runId);
-    const status = effectiveStatus(record, this.alive);
-    if (status !== 'RUNNING' && status !== 'STARTING') return { runId, status, cancelled: false };
+    // A record still RUNNING whose process died (shown ABORTED) is cancelled too: the user means it is over.
+    if (record.status !== 'RUNNING' && record.status !== 'STARTING') {
+      return { runId, status: effectiveStatus(record, this.alive), cancelled: false };
+    }
     this.records.update(runId, { cancelRequestedAt: this.now().toISOString() });
     if (record.pid !== undefined) {
       try {
@@ -237,6 +239,6 @@ function byRoundIndexAttempt(a: string, b: string): number {
 }
 
 function oneLine(text: string): string {
-  const line = text.split('\n')[0] ?? '';
+  const line = text.replace(/\s+/g, ' ').trim();
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
