@@ -1,221 +1,128 @@
 /**
- * The `batch-infer` command line. Local commands (run, validate, query) work with no AWS account: `run` executes
- * the deployed state machine's definition locally (src/local/run-local.ts).
+ * The `batch-infer` command line: a commander program, one module per command in ./commands. This file only wires
+ * them up and turns errors into one actionable line and an exit code (see ./errors.ts for the codes).
  */
 import '../runtime/polyfills.js';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatTable, LocalCatalog, queryCatalog } from '../catalog/local.js';
-import { runLocal, type LocalRunOutcome } from '../local/run-local.js';
-import { fmt, formatDuration, terminalProgress } from '../local/progress.js';
-import { LocalModelRegistry } from '../registry/local.js';
-import { runUriOf } from '../runs/layout.js';
-import { createLogger } from '../runtime/log.js';
-import { SpecError } from '../spec/errors.js';
-import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../spec/load.js';
-import type { JobSpec } from '../spec/schema.js';
-import { createObjectStore } from '../storage/index.js';
-import { joinUri, normalizeUri } from '../storage/uri.js';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { registerCancel } from './commands/cancel.js';
+import { registerLogs } from './commands/logs.js';
+import { registerQuery } from './commands/query.js';
+import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
+import { registerStart } from './commands/start.js';
+import { registerStatus } from './commands/status.js';
+import { registerValidate } from './commands/validate.js';
+import type { CommandContext } from './context.js';
+import { describeError, EXIT, exitCodeOf, UsageError } from './errors.js';
+import { processIo, type CliIo } from './io.js';
 
-const USAGE = `batch-infer — batch inference with ONNX models, locally or on AWS
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    ok (the run SUCCEEDED, the command did what was asked)
+  1    the run failed, was cancelled, or an operation on it failed
+  2    bad usage or an invalid job spec: nothing was started
+  130  interrupted (Ctrl-C): the run is ABORTED; \`run --resume <runId>\` continues it
 
-Usage:
-  batch-infer run <job.yaml> [options]     run a job through the local pipeline
-  batch-infer validate <job.yaml>          check a job spec and print what it resolves to
-  batch-infer query "<SQL>" [--json]       query the local catalogue (one table per job)
-  batch-infer help
+Environment:
+  BATCH_INFER_HOME         state directory (default ./.batch-infer)
+  BATCH_INFER_S3_ENDPOINT  S3-compatible endpoint for s3:// URIs
+  NO_COLOR                 no colour in the output (also off when the output is not a terminal)
+  BATCH_INFER_DEBUG        print stack traces of unexpected errors`;
 
-Options for run:
-  --json                 print exactly one JSON object with the result on stdout
-  --workers <n>          worker processes at once (default: number of cores)
-  --run-id <id>          execution name (default: time-based)
-  --input <uri>          override input.uri for this run
-  --registry <dir|uri>   local model registry (default: <spec dir>/registry)
-  --s3-endpoint <url>    S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)
-Common options:
-  --state-dir <dir>      local state: catalogue and logs (default: $BATCH_INFER_HOME or ./.batch-infer)
-  --catalog <file>       local catalogue database (default: <state dir>/catalog.duckdb)
-`;
-
-const OPTIONS = {
-  json: { type: 'boolean' },
-  workers: { type: 'string' },
-  'run-id': { type: 'string' },
-  input: { type: 'string' },
-  registry: { type: 'string' },
-  's3-endpoint': { type: 'string' },
-  'state-dir': { type: 'string' },
-  catalog: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-/** Exit codes: 0 success, 1 the run failed (validation, shards), 2 bad usage or bad spec. */
-export async function main(argv: readonly string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (values.help || !command || command === 'help') {
-    process.stdout.write(USAGE);
-    return command || values.help ? 0 : 2;
-  }
-  try {
-    switch (command) {
-      case 'run':
-        return await runCommand(single(rest, 'run <job.yaml>'), values);
-      case 'validate':
-        return await validateCommand(single(rest, 'validate <job.yaml>'));
-      case 'query':
-        return await queryCommand(single(rest, 'query "<SQL>"'), values);
-      default:
-        throw new UsageError(`unknown command "${command}"`);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (err instanceof SpecError) {
-      process.stderr.write(`${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-}
-
-class UsageError extends Error {}
-
-function single(args: readonly string[], usage: string): string {
-  if (args.length !== 1) throw new UsageError(`expected: batch-infer ${usage}`);
-  return args[0]!;
-}
-
-function stateDir(values: Values): string {
-  return path.resolve(values['state-dir'] ?? process.env.BATCH_INFER_HOME ?? '.batch-infer');
-}
-
-function catalogPath(values: Values): string {
-  return path.resolve(values.catalog ?? path.join(stateDir(values), 'catalog.duckdb'));
-}
-
-async function runCommand(specFile: string, values: Values): Promise<number> {
-  const spec = await loadJobSpecFile(specFile);
-  const workers = values.workers === undefined ? undefined : Number(values.workers);
-  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
-    throw new UsageError(`--workers must be a positive integer (got "${values.workers}")`);
-  }
-  const dir = stateDir(values);
-  mkdirSync(dir, { recursive: true });
-  const registryUri = normalizeUri(
-    values.registry ??
-      process.env.BATCH_INFER_REGISTRY ??
-      path.join(path.dirname(path.resolve(specFile)), 'registry/'),
-    process.cwd(),
-  );
-  const s3Endpoint = values['s3-endpoint'] ?? process.env.BATCH_INFER_S3_ENDPOINT;
-  const store = createObjectStore({ s3Endpoint });
-  const catalog = new LocalCatalog({ path: catalogPath(values) });
-  const log = createLogger({ component: 'local' }, { level: process.env.LOG_LEVEL ? undefined : 'warn' });
-  let outcome: LocalRunOutcome;
-  try {
-    outcome = await runLocal(
-      spec,
-      {
-        store,
-        registry: new LocalModelRegistry(store, registryUri),
-        catalog,
-        log,
-        ...(values.json ? {} : { progress: terminalProgress() }),
-      },
-      {
-        stateDir: dir,
-        ...(values['run-id'] ? { runId: values['run-id'] } : {}),
-        ...(values.input ? { inputUri: values.input } : {}),
-        ...(workers ? { workers } : {}),
-        ...(s3Endpoint ? { s3Endpoint } : {}),
-        specFolderUri: specFolderUri(specFile),
-      },
-    );
-  } finally {
-    await catalog.close();
-  }
-  const summary = {
-    runId: outcome.runId,
-    status: outcome.status,
-    records: outcome.result?.records ?? 0,
-    predictions: outcome.result?.predictions ?? 0,
-    errors: outcome.result?.errors ?? 0,
-    outputUri: outcome.result?.outputUri ?? spec.output.uri,
-    manifestUri:
-      outcome.result?.manifestUri ?? joinUri(runUriOf(spec.output.uri, outcome.runId), 'manifest.json'),
-    wallMs: Math.round(outcome.wallMs),
+export function cliVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
   };
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
-  } else {
-    printSummary(spec, outcome, summary, catalogPath(values));
-  }
-  return outcome.status === 'SUCCEEDED' ? 0 : 1;
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
 }
 
-function printSummary(
-  spec: JobSpec,
-  outcome: LocalRunOutcome,
-  s: {
-    records: number;
-    predictions: number;
-    errors: number;
-    outputUri: string;
-    manifestUri: string;
-    wallMs: number;
-  },
-  catalogFile: string,
-): void {
-  const out = process.stdout;
-  const rate = s.wallMs > 0 ? Math.round((s.records / s.wallMs) * 1000) : 0;
-  out.write(`\nRun ${outcome.runId} ${outcome.status} in ${formatDuration(s.wallMs / 1000)}`);
-  out.write(outcome.status === 'SUCCEEDED' ? '\n' : ` (${outcome.error ?? 'error'})\n`);
-  if (outcome.status !== 'SUCCEEDED') out.write(`  reason       ${outcome.cause ?? 'unknown'}\n`);
-  const errorRate = s.records > 0 ? ((s.errors / s.records) * 100).toFixed(4) : '0';
-  out.write(`  records      ${fmt(s.records)} (${fmt(rate)} records/s)\n`);
-  out.write(`  predictions  ${fmt(s.predictions)}\n`);
-  out.write(`  errors       ${fmt(s.errors)} (${errorRate}%)\n`);
-  out.write(`  output       ${s.outputUri}\n`);
-  out.write(`  manifest     ${s.manifestUri}\n`);
-  out.write(`  worker logs  ${outcome.logDir}\n`);
-  if (outcome.status === 'SUCCEEDED') {
-    const columns = outputColumnNames(spec);
-    const example = spec.model.outputs.some((o) => o.postprocess?.argmax)
-      ? `select ${columns.includes('label') ? 'label' : columns[columns.length - 1]}, count(*) as n from ${spec.name} where run_id = '${outcome.runId}' group by all order by n desc`
-      : `select * from ${spec.name} where run_id = '${outcome.runId}' limit 10`;
-    const catalogFlag =
-      catalogFile === path.resolve('.batch-infer', 'catalog.duckdb') ? '' : ` --catalog ${catalogFile}`;
-    out.write(`\nQuery the results:\n  npx batch-infer query${catalogFlag} "${example}"\n`);
+/** Registers every command on a fresh program. */
+export function buildProgram(ctx: CommandContext): Command {
+  const { io } = ctx;
+  const program = new Command('batch-infer')
+    .description('batch inference with ONNX models, locally or on AWS')
+    .version(cliVersion(), '-V, --version', 'print the version')
+    .helpCommand('help [command]', 'show help for a command')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: (text, write) => write(text.replace(/^error: /, '')),
+      getOutHelpWidth: () => io.stdout.columns ?? 100,
+      getErrHelpWidth: () => io.stderr.columns ?? 100,
+    })
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText('after', EXIT_CODES_HELP);
+  // Our own message for an unknown command (commander's quotes it differently), with the list of commands.
+  program.on('command:*', (operands: string[]) => {
+    throw new UsageError(`unknown command "${operands[0] ?? ''}"`);
+  });
+  registerRun(program, ctx);
+  registerValidate(program, ctx);
+  registerQuery(program, ctx);
+  registerStart(program, ctx);
+  registerStatus(program, ctx);
+  registerRuns(program, ctx);
+  registerCancel(program, ctx);
+  registerLogs(program, ctx);
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let code: number = EXIT.ok;
+  const interrupt = new AbortController();
+  const ctx: CommandContext = {
+    io,
+    exit: (c) => {
+      code = c;
+    },
+    interrupted: interrupt.signal,
+  };
+  // First Ctrl-C: the command stops cleanly (workers checkpoint). A second one: exit now.
+  const onSigint = (): void => {
+    if (interrupt.signal.aborted) process.exit(EXIT.aborted);
+    interrupt.abort('SIGINT');
+  };
+  const onSigterm = (): void => interrupt.abort('SIGTERM');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+  const program = buildProgram(ctx);
+  // The command being run, so a usage error shows that command's usage rather than the program's.
+  let current: Command = program;
+  program.hook('preAction', (_program, actionCommand) => {
+    current = actionCommand;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    return reportError(err, current, io);
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
   }
 }
 
-async function validateCommand(specFile: string): Promise<number> {
-  const spec = await loadJobSpecFile(specFile);
-  process.stdout.write(`${specFile} is valid.\n\nResolved (defaults applied, paths made absolute):\n`);
-  process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
-  process.stdout.write(`\nOutput columns: ${outputColumnNames(spec).join(', ')}, _shard, _source, _offset\n`);
-  return 0;
+function reportError(err: unknown, command: Command, io: CliIo): number {
+  if (err instanceof CommanderError) {
+    // Help and version were printed already; errors were printed with the command's usage.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+    if (err.code === 'commander.help') return argvAskedForHelp(err) ? EXIT.ok : EXIT.usage;
+    return EXIT.usage;
+  }
+  if (err instanceof UsageError) {
+    io.stderr.write(`${err.message}\n\n`);
+    io.stderr.write(command.helpInformation());
+    return EXIT.usage;
+  }
+  io.stderr.write(`${describeError(err)}\n`);
+  if (io.env.BATCH_INFER_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
+  return exitCodeOf(err);
 }
 
-async function queryCommand(sql: string, values: Values): Promise<number> {
-  const result = await queryCatalog(catalogPath(values), sql);
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-  } else {
-    process.stdout.write(`${formatTable(result)}\n`);
-  }
-  return 0;
+/** `help` and `help <command>` exit 0; a bare `batch-infer` (help shown because nothing was asked) exits 2. */
+function argvAskedForHelp(err: CommanderError): boolean {
+  return err.exitCode === 0;
 }

@@ -60,6 +60,8 @@ export interface LocalRunOptions {
    * @default none: companion files must sit with the model
    */
   readonly specFolderUri?: string;
+  /** Stops the run like Ctrl-C does: workers get SIGTERM (they checkpoint) and the execution is aborted. */
+  readonly signal?: AbortSignal;
 }
 
 export interface LocalRunOutcome {
@@ -191,6 +193,8 @@ export async function runLocal(
     execution.abort();
   };
   process.once('SIGINT', onSignal);
+  if (options.signal?.aborted) onSignal();
+  else options.signal?.addEventListener('abort', onSignal, { once: true });
   try {
     const output = runResultSchema.parse(await execution.result);
     return { runId, status: 'SUCCEEDED', result: output, wallMs: performance.now() - started, logDir };
@@ -207,6 +211,7 @@ export async function runLocal(
     };
   } finally {
     process.off('SIGINT', onSignal);
+    options.signal?.removeEventListener('abort', onSignal);
     progress.close();
   }
 }

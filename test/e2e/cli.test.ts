@@ -25,6 +25,15 @@ function cli(...args: string[]) {
   return spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
 }
 
+function cliWithEnv(env: NodeJS.ProcessEnv, ...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...env },
+  });
+}
+
 describe('batch-infer CLI', () => {
   it('run finds a processor module next to the job spec when the model does not ship one', () => {
     const job = path.join(dir, 'job-with-processor');
@@ -109,5 +118,73 @@ describe('batch-infer CLI', () => {
     const result = cli('frobnicate');
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it('--version prints the package version on stdout and exits 0', () => {
+    const result = cli('--version');
+    expectIn(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(result.stderr).toBe('');
+  });
+
+  it("help <command> prints that command's usage and options on stdout", () => {
+    const result = cli('help', 'run');
+    expectIn(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^Usage: batch-infer run \[options\] \[job\.yaml\]/);
+    expect(result.stdout).toMatch(/--resume <runId>/);
+    expect(result.stdout).not.toMatch(/Usage: batch-infer validate/);
+  });
+
+  it('help lists the exit codes', () => {
+    const result = cli('help');
+    expectIn(result.status, result.stderr).toBe(0);
+    for (const line of [
+      /^\s+0\s+ok/m,
+      /^\s+1\s+the run failed/m,
+      /^\s+2\s+bad usage/m,
+      /^\s+130\s+interrupted/m,
+    ]) {
+      expect(result.stdout).toMatch(line);
+    }
+  });
+
+  it("an unknown flag prints the command's usage on stderr with exit code 2, nothing on stdout", () => {
+    const result = cli('query', '--frob', 'select 1');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/unknown option '--frob'/);
+    expect(result.stderr).toMatch(/Usage: batch-infer query \[options\] <sql>/);
+    expect(result.stdout).toBe('');
+  });
+
+  it('query with no catalogue says so in one line, with what to do, and no stack trace', () => {
+    const result = cli('query', '--state-dir', path.join(dir, 'no-state'), 'select 1');
+    expect(result.status).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expectIn(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^No catalogue at .*no-state.*catalog\.duckdb.*--state-dir <dir> or --catalog <file>$/,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a bad SQL statement is one line that says how to list the tables', () => {
+    // The catalogue exists after the runs above in this file; a table that does not exist is an error the user fixes.
+    const result = cli('query', '--state-dir', path.join(dir, 'state'), 'select * from no_such_table');
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/^Query failed: .*no_such_table.*batch-infer query "show tables"/);
+  });
+
+  it('NO_COLOR wins over FORCE_COLOR: no escape codes on stdout or stderr', () => {
+    const plain = cliWithEnv(
+      { NO_COLOR: '1', FORCE_COLOR: '1' },
+      'run',
+      'example/job.yaml',
+      '--state-dir',
+      path.join(dir, 'state'),
+    );
+    expectIn(plain.status, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/Run \S+ SUCCEEDED/);
+    expect(plain.stdout + plain.stderr).not.toMatch(/\x1b\[/);
   });
 });

@@ -1,0 +1,137 @@
+/**
+ * `batch-infer start <job.yaml>`: start a local run in the background (a detached `batch-infer run`) and return
+ * its run id at once; `--wait` follows it like `watch`. Its output goes to `<state dir>/logs/<runId>/run.log`.
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { RUN_LOG_FILE } from '../../operate/local-backend.js';
+import { LocalRunRecords } from '../../operate/local-records.js';
+import { newRunId, RUN_ID_PATTERN } from '../../runs/layout.js';
+import { loadJobSpecFile } from '../../spec/load.js';
+import {
+  jsonOption,
+  positiveInt,
+  resolveStateDir,
+  stateDirOption,
+  catalogOption,
+  type StateOptions,
+} from '../common.js';
+import type { CommandContext } from '../context.js';
+import { CliError, EXIT, UsageError } from '../errors.js';
+import { writeJson } from '../io.js';
+import { localBackend } from '../local-backend.js';
+import { watchCommand } from './status.js';
+
+interface StartOptions extends StateOptions {
+  readonly json?: boolean;
+  readonly input?: string;
+  readonly runId?: string;
+  readonly wait?: boolean;
+  readonly workers?: string;
+  readonly registry?: string;
+  readonly s3Endpoint?: string;
+}
+
+const BIN = fileURLToPath(new URL('../../../bin/batch-infer.js', import.meta.url));
+
+export function registerStart(program: Command, ctx: CommandContext): void {
+  program
+    .command('start')
+    .description('start a local run in the background and print its run id')
+    .argument('<job.yaml>', 'the job spec')
+    .option('--input <uri>', 'override input.uri for this run (a backfill)')
+    .option('--run-id <id>', 'execution name (default: time-based)')
+    .option('--wait', 'follow the run until it ends and exit with its status')
+    .option('--workers <n>', 'worker processes at once (default: number of cores)')
+    .option('--registry <dir|uri>', 'local model registry (default: <spec dir>/registry)')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint for s3:// URIs')
+    .addOption(jsonOption())
+    .addOption(stateDirOption())
+    .addOption(catalogOption())
+    .action(async (specFile: string, options: StartOptions) => {
+      ctx.exit(await startCommand(specFile, options, ctx));
+    });
+}
+
+export async function startCommand(
+  specArg: string,
+  options: StartOptions,
+  ctx: CommandContext,
+): Promise<number> {
+  const { io } = ctx;
+  const specFile = path.resolve(io.cwd, specArg);
+  const spec = await loadJobSpecFile(specFile); // a bad spec fails here, with exit 2, not in the background
+  positiveInt('--workers', options.workers);
+  const runId = options.runId ?? newRunId();
+  if (!RUN_ID_PATTERN.test(runId)) {
+    throw new UsageError(
+      `--run-id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
+    );
+  }
+  const stateDir = resolveStateDir(options, io);
+  const records = new LocalRunRecords(stateDir);
+  if (records.read(runId)) {
+    throw new CliError(
+      `Run ${runId} exists already; pick another --run-id, or continue it with: batch-infer run --resume ${runId}`,
+    );
+  }
+  const logDir = path.join(stateDir, 'logs', runId);
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, RUN_LOG_FILE);
+  const args = [BIN, 'run', specFile, '--json', '--run-id', runId, '--state-dir', stateDir];
+  for (const [flag, value] of [
+    ['--input', options.input],
+    ['--workers', options.workers],
+    ['--registry', options.registry],
+    ['--s3-endpoint', options.s3Endpoint],
+    ['--catalog', options.catalog],
+  ] as const) {
+    if (value !== undefined) args.push(flag, value);
+  }
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, {
+    cwd: io.cwd,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...io.env, NO_COLOR: '1' },
+  });
+  closeSync(fd);
+  const pid = child.pid;
+  child.unref();
+  if (pid === undefined)
+    throw new CliError(`Could not start the run process (${process.execPath} ${BIN})`, EXIT.failed);
+  // The run writes its own record when it starts; this one covers the moments before (and a run that dies early).
+  if (!records.read(runId)) {
+    records.write({
+      version: 1,
+      runId,
+      pipeline: spec.name,
+      specFile,
+      outputUri: spec.output.uri,
+      ...(options.input ? { inputUri: options.input } : {}),
+      pid,
+      status: 'STARTING',
+      startedAt: new Date().toISOString(),
+      logDir,
+    });
+  }
+  if (options.wait) {
+    io.stderr.write(
+      `Started run ${runId} (pid ${pid}); following it, Ctrl-C stops following, not the run.\n`,
+    );
+    return watchCommand(runId, localBackend(options, io), { ...(options.json ? { json: true } : {}) }, ctx);
+  }
+  if (options.json) writeJson(io.stdout, { runId, status: 'STARTING', pid, logFile });
+  else {
+    io.stdout.write(`Started run ${runId} (pid ${pid}).\n`);
+    const flag = options.stateDir ? ` --state-dir ${stateDir}` : '';
+    io.stdout.write(
+      `  watch   batch-infer watch ${runId}${flag}\n  logs    batch-infer logs ${runId}${flag}\n`,
+    );
+    io.stdout.write(`  cancel  batch-infer cancel ${runId}${flag}\n`);
+  }
+  return EXIT.ok;
+}
