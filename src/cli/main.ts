@@ -122,7 +122,8 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
   );
   const s3Endpoint = values['s3-endpoint'] ?? process.env.BATCH_INFER_S3_ENDPOINT;
   const store = createObjectStore({ s3Endpoint });
-  const catalog = new LocalCatalog({ path: catalogPath(values) });
+  // The store lets the catalogue publish runs whose output is in S3 (ADR 0014).
+  const catalog = new LocalCatalog({ path: catalogPath(values), store });
   const log = createLogger({ component: 'local' }, { level: process.env.LOG_LEVEL ? undefined : 'warn' });
   let outcome: LocalRunOutcome;
   try {

@@ -19,6 +19,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
+import { parseManifest } from '../results/manifest.js';
 import { reconcileRun } from '../results/reconcile.js';
 import { readShardIndex } from '../results/shard-list.js';
 import { newRunId, RUN_ID_PATTERN, runLayout } from '../runs/layout.js';
@@ -137,10 +138,14 @@ export async function runLocal(
     }),
     [WORKFLOW_STATES.finalize]: lambda(async (payload) => {
       progress.stage('finalizing');
-      finalizeResult = await finalizeRun(runStateSchema.parse(payload), {
-        store: deps.store,
-        catalog: deps.catalog,
-      });
+      const state = runStateSchema.parse(payload);
+      try {
+        finalizeResult = await finalizeRun(state, { store: deps.store, catalog: deps.catalog });
+      } catch (err) {
+        // Finalize throws when publishing fails, after it wrote the manifest: the run's counts are still true.
+        finalizeResult = (await countsFromManifest(deps.store, state.runUri, state.runId)) ?? finalizeResult;
+        throw err;
+      }
       return finalizeResult;
     }),
   };
@@ -270,6 +275,31 @@ async function reportPlan(store: ObjectStore, runUri: string, progress: Progress
     exact &&= shard.recordsExact;
   }
   progress.planned({ shards: plan.shardCount, records, recordsExact: exact });
+}
+
+/** The counts of a run whose Finalize wrote its manifest but did not return (a publish failure); else undefined. */
+async function countsFromManifest(
+  store: ObjectStore,
+  runUri: string,
+  runId: string,
+): Promise<RunResult | undefined> {
+  try {
+    const manifest = parseManifest(await getJson(store, `${runUri}manifest.json`));
+    if (manifest.runId !== runId) return undefined;
+    return {
+      runId,
+      status: 'FAILED',
+      message: manifest.message,
+      records: manifest.counts.records,
+      predictions: manifest.counts.predictions,
+      errors: manifest.counts.errors,
+      failedShards: manifest.counts.failedShards.count,
+      outputUri: manifest.outputs.partitionUri,
+      manifestUri: `${runUri}manifest.json`,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function describeFailure(err: unknown): { error: string; cause: string } {
