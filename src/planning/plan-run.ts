@@ -92,13 +92,17 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
 
   let layouts: Map<string, ParquetLayoutLike> | undefined;
   let bytesPerRecord: number | undefined;
+  let longestLine: number | undefined;
   if (spec.input.format === 'parquet') {
     layouts = await readParquetLayouts(store, objects, requiredColumns(spec));
   } else if (spec.input.format !== 'files') {
     // Files are one record each: their count is exact without reading anything.
-    bytesPerRecord = await sampleBytesPerRecord(store, objects, spec.input.format === 'csv');
+    ({ bytesPerRecord, longestLine } = await sampleLines(store, objects, spec.input.format === 'csv'));
   }
-  const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, { bytesPerRecord });
+  const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, {
+    bytesPerRecord,
+    longestLine,
+  });
   // shards.jsonl and its index (byte offsets and counts), so no reader has to decode the whole list.
   await writeShardList(store, layout, shards);
 
@@ -425,12 +429,12 @@ async function readParquetLayouts(
  * An estimate only (it sizes shards by `targetRecords` and fills `Shard.records`); undefined when nothing could be
  * sampled. A sampled object that has vanished is skipped: the shard that owns it reports that, with its range.
  */
-async function sampleBytesPerRecord(
+async function sampleLines(
   store: ObjectStore,
   objects: readonly InputObject[],
   csvHeader: boolean,
-): Promise<number | undefined> {
-  if (objects.length === 0) return undefined;
+): Promise<{ bytesPerRecord?: number; longestLine?: number }> {
+  if (objects.length === 0) return {};
   const picks = [
     ...new Set(
       Array.from({ length: Math.min(SAMPLE_OBJECTS, objects.length) }, (_, i) =>
@@ -448,16 +452,74 @@ async function sampleBytesPerRecord(
       if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
       throw err;
     }
-    return countLines(bytes, bytes.length >= object.size, csvHeader);
+    const whole = bytes.length >= object.size;
+    const counted = countLines(bytes, whole, csvHeader);
+    let longest = longestLineIn(bytes, whole);
+    const tail = bytes.length - (bytes.lastIndexOf(0x0a) + 1);
+    if (!whole && tail > Math.max(longest, LONG_LINE_PROBE_FROM)) {
+      // The sample ends inside a line longer than any it holds: find where that line ends.
+      longest = Math.max(longest, await lineLengthFrom(store, object, bytes.length - tail, bytes.length));
+    }
+    return { counted, longest };
   });
   let totalBytes = 0;
   let totalRecords = 0;
+  let longestLine = 0;
   for (const sample of samples) {
     if (!sample) continue;
-    totalBytes += sample.bytes;
-    totalRecords += sample.records;
+    longestLine = Math.max(longestLine, sample.longest);
+    if (!sample.counted) continue;
+    totalBytes += sample.counted.bytes;
+    totalRecords += sample.counted.records;
   }
-  return totalRecords > 0 ? totalBytes / totalRecords : undefined;
+  return {
+    ...(totalRecords > 0 && { bytesPerRecord: totalBytes / totalRecords }),
+    ...(longestLine > 0 && { longestLine }),
+  };
+}
+
+/** A line that reaches the end of a sample is looked for further only when longer than this. */
+const LONG_LINE_PROBE_FROM = 64 << 10;
+/** Bytes read past a sample to find the end of a long line; a longer line is taken to run to the object's end. */
+const LONG_LINE_PROBE_BYTES = 16 << 20;
+
+/** The longest line in a sample, newline included; a trailing partial line counts only for a whole object. */
+export function longestLineIn(bytes: Uint8Array, wholeObject: boolean): number {
+  let longest = 0;
+  let start = 0;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) {
+    longest = Math.max(longest, i + 1 - start);
+    start = i + 1;
+  }
+  return wholeObject ? Math.max(longest, bytes.length - start) : longest;
+}
+
+/**
+ * Length of the line starting at `lineStart`, reading on from `from` in SAMPLE_BYTES windows up to
+ * LONG_LINE_PROBE_BYTES. A line still open after that is taken to run to the end of the object: planning one shard
+ * too few costs little, planning thousands of empty ones costs a worker each.
+ */
+async function lineLengthFrom(
+  store: ObjectStore,
+  object: InputObject,
+  lineStart: number,
+  from: number,
+): Promise<number> {
+  let offset = from;
+  while (offset < object.size && offset - from < LONG_LINE_PROBE_BYTES) {
+    const end = Math.min(object.size, offset + SAMPLE_BYTES);
+    let window: Uint8Array;
+    try {
+      window = await store.get(object.uri, { start: offset, end }, readOptionsOf(object));
+    } catch (err) {
+      if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
+      throw err;
+    }
+    const newline = window.indexOf(0x0a);
+    if (newline >= 0) return offset + newline + 1 - lineStart;
+    offset = end;
+  }
+  return object.size - lineStart;
 }
 
 /** An input object replaced between the listing and a read of it by the planner: its snapshot is already stale. */

@@ -645,3 +645,36 @@ describe('planRun refuses input under the output prefix', () => {
     expect((err as Error).message).toContain(`names 1 object(s) under output.uri ${url('ov/out')}/`);
   });
 });
+
+describe('planRun over long lines (issue 17)', () => {
+  const TEN_MB = 10 << 20;
+  it('does not cut a 10 MB line into thousands of shards', async () => {
+    const long = `{"id":2,"a":1,"b":2,"pad":"${'x'.repeat(TEN_MB)}"}\n`;
+    await write('long/part-0.jsonl', jsonLines(2) + long + jsonLines(2, 3));
+    const state = await planRun(
+      {
+        runId: 'long-line',
+        spec: spec({ input: { uri: `${url('long')}/` }, run: { shards: { targetRecords: 1 } } }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    // 5 records: never more shards than records, whatever the line lengths.
+    expect(state.shardCount).toBeLessThanOrEqual(5);
+    expect(state.shardCount).toBeGreaterThanOrEqual(1);
+  });
+
+  it('plans one shard for a 10 MB file with no newline at all', async () => {
+    await write('nonewline/a.csv', 'h'.repeat(TEN_MB));
+    const state = await planRun(
+      {
+        runId: 'no-newline',
+        spec: spec({
+          input: { uri: `${url('nonewline')}/`, format: 'csv' },
+          run: { shards: { targetRecords: 1, targetBytes: 4096 } },
+        }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    expect(state.shardCount).toBe(1);
+  });
+});
