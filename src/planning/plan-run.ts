@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { mapConcurrent } from '../manifest/concurrency.js';
-import { listInput } from '../manifest/list-input.js';
+import { FORMAT_EXTENSIONS, listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
 import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
@@ -87,6 +87,7 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
 
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
+  if (objects.length === 0) throw await noInputError(store, spec);
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
   const snapshot = await writeJsonLines(store, snapshotUri, objects);
 
@@ -520,6 +521,41 @@ async function lineLengthFrom(
     offset = end;
   }
   return object.size - lineStart;
+}
+
+/** Objects of a prefix looked at to explain why none of them is input. */
+const EXPLAIN_LISTED = 1000;
+
+/**
+ * A run over no input is an error, not a success with 0 records (ADR 0014): an empty folder, or a folder whose
+ * files do not have the declared format's extension (`format: jsonl` over CSV files), is almost always a mistake in
+ * the spec or a pipeline that ran before its data landed. The message says what the prefix does hold.
+ */
+async function noInputError(store: ObjectStore, spec: JobSpec): Promise<InputError> {
+  const { uri, format } = spec.input;
+  const base = `input.uri ${uri} holds no ${format} input`;
+  const extensions = FORMAT_EXTENSIONS[format];
+  const wanted = extensions ? ` (objects ending in ${extensions.join(', ')})` : '';
+  if (!uri.endsWith('/')) return new InputError(`${base}: the object is empty (0 bytes)`);
+  const others: string[] = [];
+  let listed = 0;
+  for await (const info of store.list(uri)) {
+    listed++;
+    if (others.length < 3 && info.size > 0) others.push(info.uri.slice(uri.length));
+    if (listed >= EXPLAIN_LISTED) break;
+  }
+  if (listed === 0) {
+    return new InputError(
+      `${base}: the folder is empty. Point input.uri at a folder with data, or start the run once the data has landed`,
+    );
+  }
+  return new InputError(
+    `${base}${wanted}: it holds ${listed >= EXPLAIN_LISTED ? `${EXPLAIN_LISTED}+` : listed} other object(s)` +
+      (others.length > 0
+        ? `, e.g. ${others.join(', ')}`
+        : ', all empty or bookkeeping (_SUCCESS, .staging/)') +
+      `. Set input.format to the format of those files, or point input.uri at the ${format} data`,
+  );
 }
 
 /** An input object replaced between the listing and a read of it by the planner: its snapshot is already stale. */

@@ -342,15 +342,23 @@ describe('planRun', () => {
     );
   });
 
-  it('plans empty input as zero shards', async () => {
-    const state = await planRun(
-      { runId: 'run-11', spec: spec({ input: { uri: `${url('empty')}/` } }) },
+  it('refuses empty input and input of another format with a run error, never 0 records published (issue 17)', async () => {
+    await expect(
+      planRun(
+        { runId: 'run-11', spec: spec({ input: { uri: `${url('empty')}/` } }) },
+        { store, registry, now: fixedNow },
+      ),
+    ).rejects.toThrow(/holds no jsonl input: the folder is empty/);
+    await write('csvs/a.csv', 'id,a,b\n1,2,3\n');
+    await write('csvs/_SUCCESS', '');
+    const wrongFormat = planRun(
+      { runId: 'run-13', spec: spec({ input: { uri: `${url('csvs')}/`, format: 'jsonl' } }) },
       { store, registry, now: fixedNow },
     );
-    expect(state).toMatchObject({ shardCount: 0, pending: 0, next: 'infer' });
-    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
-    expect(plan.input).toMatchObject({ objects: 0, bytes: 0, snapshotSha256: sha256('') });
-    expect(await read(`${state.runUri}shards.jsonl`)).toBe('');
+    await expect(wrongFormat).rejects.toThrow(InputError);
+    await expect(wrongFormat).rejects.toThrow(
+      /holds no jsonl input \(objects ending in \.jsonl, \.json, \.ndjson\): it holds 2 other object\(s\), e\.g\. a\.csv\. Set input\.format/,
+    );
     await expect(
       planRun({ runId: 'run-12', spec: spec({ input: { uri: `${url('nothing')}/` } }) }, { store, registry }),
     ).rejects.toThrow(InputError);
