@@ -42,6 +42,7 @@ import {
   readOptionsOf,
   type ObjectStore,
 } from '../storage/object-store.js';
+import { boundText } from '../runtime/bounded-text.js';
 import { pinObjects } from '../storage/pinned.js';
 import { writeJsonLines } from '../storage/json-lines.js';
 import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
@@ -83,7 +84,18 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const layout = runLayout(spec.output.uri, req.runId, runDate);
 
   const existing = await readExistingPlan(store, layout);
-  if (existing) return withRunContext(runStateOf(existing, layout.runUri), req);
+  if (existing) {
+    // Reusing a run id resumes that run: with another spec it would silently run the old plan (ADR 0014).
+    const changed = specChanges(existing.spec, spec);
+    if (changed.length > 0) {
+      throw new RunStateError(
+        `run ${req.runId} was planned with a different job spec; changed: ${changed.join('; ')}. ` +
+          'A run id resumes the run it names with the spec it was planned with: rerun with that spec to resume, or ' +
+          'start the changed job under a new run id',
+      );
+    }
+    return withRunContext(runStateOf(existing, layout.runUri), req);
+  }
 
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
@@ -225,6 +237,38 @@ async function loadSpec(req: PlanRequest, store: ObjectStore): Promise<JobSpec> 
     );
   }
   return spec;
+}
+
+/** Differences shown in a "changed spec" error before "and N more". */
+const MAX_SPEC_CHANGES = 5;
+
+/** `path (was X, now Y)` for each leaf that differs between two specs (plain JSON data), first few only. */
+export function specChanges(planned: unknown, requested: unknown): string[] {
+  const out: string[] = [];
+  let total = 0;
+  const show = (v: unknown): string => boundText(v === undefined ? 'absent' : JSON.stringify(v), 80);
+  const walk = (a: unknown, b: unknown, at: string): void => {
+    const objects =
+      a !== null &&
+      b !== null &&
+      typeof a === 'object' &&
+      typeof b === 'object' &&
+      Array.isArray(a) === Array.isArray(b);
+    if (objects) {
+      const ra = a as Record<string, unknown>;
+      const rb = b as Record<string, unknown>;
+      for (const key of [...new Set([...Object.keys(ra), ...Object.keys(rb)])].sort()) {
+        walk(ra[key], rb[key], at === '' ? key : `${at}.${key}`);
+      }
+      return;
+    }
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    total++;
+    if (out.length < MAX_SPEC_CHANGES) out.push(`${at || '(root)'} (was ${show(a)}, now ${show(b)})`);
+  };
+  walk(planned, requested, '');
+  if (total > out.length) out.push(`and ${total - out.length} more`);
+  return out;
 }
 
 async function readExistingPlan(store: ObjectStore, layout: RunLayout): Promise<Plan | undefined> {

@@ -151,6 +151,23 @@ describe('planRun', () => {
     }
   });
 
+  it('refuses a rerun of a run id with a changed spec, naming what changed (issue 17)', async () => {
+    const first = await planRun({ runId: 'run-changed', spec: spec() }, { store, registry, now: fixedNow });
+    const changed = spec({
+      model: { registry: { group: 'iris', version: 2 } },
+      run: { shards: { targetBytes: 4000 } },
+    });
+    const again = planRun({ runId: 'run-changed', spec: changed }, { store, registry, now: fixedNow });
+    await expect(again).rejects.toThrow(RunStateError);
+    await expect(again).rejects.toThrow(
+      /run run-changed was planned with a different job spec; changed: model\.registry\.version \(was "latest-approved", now 2\); run\.shards\.targetBytes \(was 2000, now 4000\)\. .*new run id/,
+    );
+    // The same spec still resumes the run.
+    expect(await planRun({ runId: 'run-changed', spec: spec() }, { store, registry, now: fixedNow })).toEqual(
+      first,
+    );
+  });
+
   it('re-plans identically after a crash before plan.json, and rejects a corrupt plan.json', async () => {
     const state = await planRun({ runId: 'run-3', spec: spec() }, { store, registry, now: fixedNow });
     const shardsText = await read(`${state.runUri}shards.jsonl`);
