@@ -9,6 +9,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatTable, LocalCatalog, queryCatalog } from '../catalog/local.js';
 import { runLocal, type LocalRunOutcome } from '../local/run-local.js';
 import { fmt, formatDuration, terminalProgress } from '../local/progress.js';
+import { RunLockedError } from '../local/run-lock.js';
 import { LocalModelRegistry } from '../registry/local.js';
 import { runUriOf } from '../runs/layout.js';
 import { createLogger } from '../runtime/log.js';
@@ -86,6 +87,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof SpecError) {
       process.stderr.write(`${err.message}\n`);
       return 2;
+    }
+    if (err instanceof RunLockedError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
     }
     throw err;
   }

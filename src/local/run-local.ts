@@ -29,6 +29,7 @@ import type { Logger } from '../runtime/log.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
 import { silentProgress, type ProgressSink } from './progress.js';
+import { lockRun } from './run-lock.js';
 import { LocalWorkerPool, type JobRequest } from './worker-pool.js';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -87,6 +88,22 @@ export async function runLocal(
       `run id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
     );
   }
+  // Before anything is read or written: a second run of the same id fails here, naming the first.
+  const lock = await lockRun(options.stateDir, runId);
+  try {
+    return await runLocked(spec, deps, options, runId, started);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(
+  spec: JobSpec,
+  deps: LocalRunDeps,
+  options: LocalRunOptions,
+  runId: string,
+  started: number,
+): Promise<LocalRunOutcome> {
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });
   const logDir = path.join(options.stateDir, 'logs', runId);
