@@ -174,6 +174,10 @@ describe('feature building', () => {
     expect(() => createFeatureBuilder([{ ...affineInput, dtype: 'float64' }], session.inputs)).toThrow(
       /set dtype: float32/,
     );
+    // The tensor is declared (with a wrong dtype): saying it "is not fed" would send the user the wrong way.
+    expect(() => createFeatureBuilder([{ ...affineInput, dtype: 'float64' }], session.inputs)).not.toThrow(
+      /is not fed/,
+    );
     expect(() =>
       createFeatureBuilder([{ ...affineInput, from: { columns: ['a', 'b'] } }], session.inputs),
     ).toThrow(/takes 3 values per record but 2 columns/);
