@@ -10,9 +10,14 @@
  *
  * The database is opened for each publish and closed right after, so `batch-infer query` (a read-only connection,
  * possibly in another process) is not locked out between runs.
+ *
+ * Runs whose output is in S3 (`s3://`) are published from a local copy (ADR 0014): DuckDB's httpfs extension is
+ * downloaded on first use, which an offline laptop cannot do, so at publish the run's files are copied through the
+ * ObjectStore to `<database>.files/s3/<bucket>/<key>` (the Hive path is kept, so `run_date`/`run_id` still come from
+ * it) and the view reads those copies. `_runs.files` keeps the S3 URIs: the copy is a cache of them.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DuckDBInstance,
@@ -25,6 +30,7 @@ import {
   type JS,
 } from '@duckdb/node-api';
 import type { Catalog, PublishedRun } from './catalog.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { parseUri } from '../storage/uri.js';
 
 /** Job names are spec identifiers; checked again here because they become SQL identifiers. */
@@ -33,21 +39,33 @@ const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
 export interface LocalCatalogOptions {
   /** Path of the DuckDB database file; created (with its directory) on first publish. */
   readonly path: string;
+  /**
+   * Reads `s3://` prediction files at publish, to copy them next to the database (see above).
+   * @default none: publishing a run whose files are in S3 fails with a message saying so
+   */
+  readonly store?: ObjectStore;
 }
 
 export class LocalCatalog implements Catalog {
   readonly path: string;
+  private readonly store: ObjectStore | undefined;
   /** Publishes of this instance run one after another: DuckDB allows one writer per file. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(options: LocalCatalogOptions) {
     this.path = path.resolve(options.path);
+    this.store = options.store;
+  }
+
+  /** Where the local copies of a catalogue's S3 files live. */
+  get s3CacheDir(): string {
+    return `${this.path}.files`;
   }
 
   async publishRun(run: PublishedRun): Promise<void> {
     if (this.closed) throw new Error(`LocalCatalog ${this.path} is closed`);
-    checkRun(run);
+    checkRun(run, this.store !== undefined);
     const task = this.queue.then(() => this.publish(run));
     this.queue = task.catch(() => undefined);
     return task;
@@ -59,8 +77,27 @@ export class LocalCatalog implements Catalog {
     await this.queue;
   }
 
+  /**
+   * Copies the run's `s3://` files to the cache folder, before the database is touched, so a failed download leaves
+   * the catalogue as it was. Each is written under a temporary name and renamed, so a killed publish never leaves a
+   * half file that a later view would read.
+   */
+  private async copyS3Files(run: PublishedRun): Promise<void> {
+    const remote = run.files.filter((f) => f.startsWith('s3://'));
+    if (remote.length === 0) return;
+    if (!this.store) throw new Error(s3Unsupported(remote[0]!));
+    for (const uri of remote) {
+      const target = cachedPath(uri, this.s3CacheDir);
+      await mkdir(path.dirname(target), { recursive: true });
+      const temp = `${target}.${process.pid}.tmp`;
+      await writeFile(temp, await this.store.get(uri));
+      await rename(temp, target);
+    }
+  }
+
   private async publish(run: PublishedRun): Promise<void> {
     await mkdir(path.dirname(this.path), { recursive: true });
+    await this.copyS3Files(run);
     await withConnection(this.path, false, async (conn) => {
       await conn.run(RUNS_DDL);
       await conn.run('BEGIN TRANSACTION');
@@ -102,7 +139,7 @@ export class LocalCatalog implements Catalog {
           // An empty list has no element type to infer; say it.
           { files: LIST(VARCHAR) },
         );
-        await recreateView(conn, run.table);
+        await recreateView(conn, run.table, this.s3CacheDir);
         await conn.run('COMMIT');
       } catch (err) {
         await conn.run('ROLLBACK').catch(() => undefined);
@@ -139,7 +176,7 @@ const RUNS_DDL = `CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (
  * Points the job's view at every file of its published runs. A job whose runs wrote no file has no view:
  * `read_parquet` needs at least one file.
  */
-async function recreateView(conn: DuckDBConnection, table: string): Promise<void> {
+async function recreateView(conn: DuckDBConnection, table: string, s3CacheDir: string): Promise<void> {
   const result = await conn.runAndReadAll(
     `SELECT f FROM (SELECT run_date, run_id, unnest(files) AS f FROM ${RUNS_TABLE} WHERE table_name = $1)
      ORDER BY run_date, run_id, f`,
@@ -148,7 +185,7 @@ async function recreateView(conn: DuckDBConnection, table: string): Promise<void
   const files = result.getRowsJS().map(([uri]) => {
     if (typeof uri !== 'string')
       throw new Error(`Corrupt catalogue: a file of table ${table} is not a string`);
-    return fileUriToPath(uri);
+    return uri.startsWith('s3://') ? cachedPath(uri, s3CacheDir) : fileUriToPath(uri);
   });
   if (files.length === 0) return;
   // One reader per file format (runs of a job may differ in output.format), unioned by column name. DDL takes no
@@ -174,11 +211,16 @@ async function recreateView(conn: DuckDBConnection, table: string): Promise<void
   );
 }
 
-function checkRun(run: PublishedRun): void {
+function checkRun(run: PublishedRun, canReadS3: boolean): void {
   if (!TABLE_NAME.test(run.table)) {
     throw new Error(`Cannot publish to table "${run.table}": table names are [a-z][a-z0-9_]* (the job name)`);
   }
-  for (const uri of [run.outputUri, run.partitionUri, ...run.files]) fileUriToPath(uri);
+  for (const uri of [run.outputUri, run.partitionUri, ...run.files]) {
+    if (uri.startsWith('s3://')) {
+      if (!canReadS3) throw new Error(s3Unsupported(uri));
+      parseUri(uri);
+    } else fileUriToPath(uri);
+  }
   // Hive columns come from the path, so a file outside the run's partition would be labelled with another run.
   for (const file of run.files) {
     if (!file.startsWith(run.partitionUri)) {
@@ -188,14 +230,26 @@ function checkRun(run: PublishedRun): void {
 }
 
 function fileUriToPath(uri: string): string {
-  if (uri.startsWith('s3://')) {
-    throw new Error(
-      `The local catalogue only supports file:// locations; ${uri} is in S3, which it does not support yet ` +
-        '(publish runs with S3 outputs to the Glue catalogue)',
-    );
-  }
+  if (uri.startsWith('s3://')) throw new Error(s3Unsupported(uri));
   const parsed = parseUri(uri);
   return parsed.key;
+}
+
+function s3Unsupported(uri: string): string {
+  return (
+    `The local catalogue was opened without an object store, so it cannot read ${uri}: ` +
+    'create it with `new LocalCatalog({ path, store })` to publish runs whose output is in S3'
+  );
+}
+
+/** `s3://bucket/a/b.parquet` -> `<cache>/s3/bucket/a/b.parquet`: the key's Hive folders are kept. */
+function cachedPath(uri: string, s3CacheDir: string): string {
+  const { bucket, key } = parseUri(uri);
+  const parts = key.split('/');
+  if (!bucket || parts.some((p) => p === '..' || p === '.' || p === '')) {
+    throw new Error(`Cannot cache ${uri}: its key has an empty, "." or ".." segment`);
+  }
+  return path.join(s3CacheDir, 's3', bucket, ...parts);
 }
 
 function toUtcTimestamp(iso: string): string {

@@ -18,6 +18,7 @@ import { InputError } from '../spec/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { InputRange } from '../runs/types.js';
 import type { RangeReader, ReadOptions, SourceRecord } from './records.js';
+import { boundText } from '../runtime/bounded-text.js';
 import { batchesOfVisited, lineSnippet, readFirstLine, type Line, type LineVisitor } from './lines.js';
 
 const QUOTE = 0x22;
@@ -467,7 +468,10 @@ function selectColumns(
   const missing = columns.filter((c) => !names.includes(c));
   if (missing.length > 0) {
     throw new InputError(
-      `${uri} has no column ${missing.map((c) => `"${c}"`).join(', ')}; its header has: ${names.join(', ')}`,
+      boundText(
+        `${uri} has no column ${missing.map((c) => `"${boundText(c, 200)}"`).join(', ')}; its header has: ` +
+          names.map((n) => boundText(n, 200)).join(', '),
+      ),
     );
   }
   return [...new Set(columns)].map((c) => names.indexOf(c));

@@ -50,6 +50,9 @@ export async function readFileRecord(store: ObjectStore, range: InputRange): Pro
     offset: 0,
     error: { reason: 'DECODE_ERROR', message },
   });
+  if (range.size === 0) {
+    return fail('object is empty (0 bytes): a files input needs content in every object');
+  }
   if (range.size > MAX_FILE_BYTES) {
     return fail(
       `object is ${range.size} bytes, over the ${MAX_FILE_BYTES / 2 ** 20} MiB limit of files inputs`,

@@ -104,7 +104,9 @@ export function createFeatureBuilder(
     }
   }
   for (const name of byName.keys()) {
-    if (!fed.has(name)) problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
+    // A declared tensor whose entry failed above is fed, just wrongly: that problem is already said.
+    if (!fed.has(name) && !explicit.has(name))
+      problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
   }
   if (problems.length > 0) {
     throw new ModelError(`The job spec does not match the model: ${problems.join('; ')}`);

@@ -69,15 +69,20 @@ export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
   };
 }
 
+/** A decimal number as text: what CSV writers, spreadsheets and humans write (same as the CSV reader's). */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 /** A finite number, or undefined when the value is absent or not numeric. */
 function toNumber(raw: unknown): number | undefined {
   switch (typeof raw) {
     case 'number':
       return Number.isFinite(raw) ? raw : undefined;
     case 'string': {
-      const n = Number(raw);
-      // Number('') and Number('  ') are 0: only then is it worth checking for a blank string (trim allocates).
-      if (n === 0 && raw.trim().length === 0) return undefined;
+      // Decimal spellings only: Number() would also read "0x10" as 16, "0b1" as 1 and "0o7" as 7, silently
+      // altering a value that no one wrote as a number (issue 17).
+      const t = raw.trim();
+      if (!DECIMAL.test(t)) return undefined;
+      const n = Number(t);
       return Number.isFinite(n) ? n : undefined;
     }
     case 'bigint':

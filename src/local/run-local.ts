@@ -19,6 +19,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
+import { parseManifest } from '../results/manifest.js';
 import { reconcileRun } from '../results/reconcile.js';
 import { readShardIndex } from '../results/shard-list.js';
 import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE, runLayout } from '../runs/layout.js';
@@ -28,6 +29,7 @@ import type { Logger } from '../runtime/log.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
 import { silentProgress, type ProgressSink } from './progress.js';
+import { lockRun } from './run-lock.js';
 import { LocalWorkerPool, type JobRequest } from './worker-pool.js';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -86,6 +88,22 @@ export async function runLocal(
   if (!RUN_ID_PATTERN.test(runId)) {
     throw new Error(`run id "${runId}" ${RUN_ID_RULE}`);
   }
+  // Before anything is read or written: a second run of the same id fails here, naming the first.
+  const lock = await lockRun(options.stateDir, runId);
+  try {
+    return await runLocked(spec, deps, options, runId, started);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(
+  spec: JobSpec,
+  deps: LocalRunDeps,
+  options: LocalRunOptions,
+  runId: string,
+  started: number,
+): Promise<LocalRunOutcome> {
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });
   const logDir = path.join(options.stateDir, 'logs', runId);
@@ -137,10 +155,14 @@ export async function runLocal(
     }),
     [WORKFLOW_STATES.finalize]: lambda(async (payload) => {
       progress.stage('finalizing');
-      finalizeResult = await finalizeRun(runStateSchema.parse(payload), {
-        store: deps.store,
-        catalog: deps.catalog,
-      });
+      const state = runStateSchema.parse(payload);
+      try {
+        finalizeResult = await finalizeRun(state, { store: deps.store, catalog: deps.catalog });
+      } catch (err) {
+        // Finalize throws when publishing fails, after it wrote the manifest: the run's counts are still true.
+        finalizeResult = (await countsFromManifest(deps.store, state.runUri, state.runId)) ?? finalizeResult;
+        throw err;
+      }
       return finalizeResult;
     }),
   };
@@ -273,6 +295,31 @@ async function reportPlan(store: ObjectStore, runUri: string, progress: Progress
     exact &&= shard.recordsExact;
   }
   progress.planned({ shards: plan.shardCount, records, recordsExact: exact });
+}
+
+/** The counts of a run whose Finalize wrote its manifest but did not return (a publish failure); else undefined. */
+async function countsFromManifest(
+  store: ObjectStore,
+  runUri: string,
+  runId: string,
+): Promise<RunResult | undefined> {
+  try {
+    const manifest = parseManifest(await getJson(store, `${runUri}manifest.json`));
+    if (manifest.runId !== runId) return undefined;
+    return {
+      runId,
+      status: 'FAILED',
+      message: manifest.message,
+      records: manifest.counts.records,
+      predictions: manifest.counts.predictions,
+      errors: manifest.counts.errors,
+      failedShards: manifest.counts.failedShards.count,
+      outputUri: manifest.outputs.partitionUri,
+      manifestUri: `${runUri}manifest.json`,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function describeFailure(err: unknown): { error: string; cause: string } {

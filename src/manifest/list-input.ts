@@ -113,24 +113,39 @@ export async function listInput(
   let objects: InputObject[];
   switch (resolved.mode) {
     case 'object':
-      objects = resolved.object.size > 0 ? [toInputObject(resolved.object)] : [];
+      objects = keepsEmpty(input.format) || resolved.object.size > 0 ? [toInputObject(resolved.object)] : [];
       break;
     case 'prefix':
       objects = await listPrefix(store, input, resolved.prefixUri, options);
       break;
     case 'list':
-      objects = await listManifest(store, resolved.manifestUri, listEntries(store, resolved.manifestUri));
+      objects = await listManifest(
+        store,
+        resolved.manifestUri,
+        listEntries(store, resolved.manifestUri),
+        keepsEmpty(input.format),
+      );
       break;
     case 's3-inventory':
       objects = await listManifest(
         store,
         resolved.manifestUri,
         inventoryEntries(store, resolved.manifestUri, input.format),
+        keepsEmpty(input.format),
       );
       break;
   }
   if (options.outputUri !== undefined) rejectOutputOverlap(objects, options.outputUri, input.uri);
   return objects;
+}
+
+/**
+ * Whether 0-byte objects are input. In a line or Parquet input they hold no record and are left out; in a `files`
+ * input every object is a record, so an empty one is kept (in the snapshot too) and becomes an error row, never a
+ * silent drop (issue 17).
+ */
+function keepsEmpty(format: InputSpec['format']): boolean {
+  return format === 'files';
 }
 
 /** Decides how `input.uri` is read, applying AUTO_MANIFEST_RULE for `auto`. Costs at most one HEAD (and one GET). */
@@ -201,7 +216,7 @@ async function listPrefix(
   let seen = 0;
   const consider = (info: ObjectInfo): void => {
     seen++;
-    if (info.size === 0) return;
+    if (info.size === 0 && !keepsEmpty(input.format)) return;
     const key = parseUri(info.uri).key;
     const relative = key.startsWith(base) ? key.slice(base.length) : lastSegment(key);
     if (isHiddenPath(relative) || !isDataName(input.format, relative)) return;
@@ -350,6 +365,7 @@ async function listManifest(
   store: ObjectStore,
   manifestUri: string,
   entries: EntrySource,
+  keepEmpty: boolean,
 ): Promise<InputObject[]> {
   // Entries are turned into InputObjects as they stream in and then dropped, so a million-line manifest costs the
   // snapshot's memory once, not twice. Only entries that need a HEAD are kept until it is done.
@@ -359,7 +375,7 @@ async function listManifest(
     // A manifest that carries both (S3 Inventory does) spares a HEAD per object: a million HEADs take minutes.
     if (entry.size !== undefined && entry.etag !== undefined) {
       // Zero-byte objects hold no records (and are not valid Parquet files): left out, as a prefix listing does.
-      if (entry.size > 0) {
+      if (entry.size > 0 || keepEmpty) {
         objects.push({
           uri: entry.uri,
           size: entry.size,
@@ -393,7 +409,7 @@ async function listManifest(
         '\nFix or remove those lines, or check that the data finished landing before the run started',
     );
   }
-  for (const info of headed) if (info && info.size > 0) objects.push(toInputObject(info));
+  for (const info of headed) if (info && (info.size > 0 || keepEmpty)) objects.push(toInputObject(info));
   sortByUri(objects);
   for (let i = 1; i < objects.length; i++) {
     if (objects[i]!.uri === objects[i - 1]!.uri) {

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { mapConcurrent } from '../manifest/concurrency.js';
-import { listInput } from '../manifest/list-input.js';
+import { FORMAT_EXTENSIONS, listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
 import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
@@ -42,6 +42,7 @@ import {
   readOptionsOf,
   type ObjectStore,
 } from '../storage/object-store.js';
+import { boundText } from '../runtime/bounded-text.js';
 import { pinObjects } from '../storage/pinned.js';
 import { writeJsonLines } from '../storage/json-lines.js';
 import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
@@ -83,22 +84,38 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const layout = runLayout(spec.output.uri, req.runId, runDate);
 
   const existing = await readExistingPlan(store, layout);
-  if (existing) return withRunContext(runStateOf(existing, layout.runUri), req);
+  if (existing) {
+    // Reusing a run id resumes that run: with another spec it would silently run the old plan (ADR 0014).
+    const changed = specChanges(existing.spec, spec);
+    if (changed.length > 0) {
+      throw new RunStateError(
+        `run ${req.runId} was planned with a different job spec; changed: ${changed.join('; ')}. ` +
+          'A run id resumes the run it names with the spec it was planned with: rerun with that spec to resume, or ' +
+          'start the changed job under a new run id',
+      );
+    }
+    return withRunContext(runStateOf(existing, layout.runUri), req);
+  }
 
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
+  if (objects.length === 0) throw await noInputError(store, spec);
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
   const snapshot = await writeJsonLines(store, snapshotUri, objects);
 
   let layouts: Map<string, ParquetLayoutLike> | undefined;
   let bytesPerRecord: number | undefined;
+  let longestLine: number | undefined;
   if (spec.input.format === 'parquet') {
     layouts = await readParquetLayouts(store, objects, requiredColumns(spec));
   } else if (spec.input.format !== 'files') {
     // Files are one record each: their count is exact without reading anything.
-    bytesPerRecord = await sampleBytesPerRecord(store, objects, spec.input.format === 'csv');
+    ({ bytesPerRecord, longestLine } = await sampleLines(store, objects, spec.input.format === 'csv'));
   }
-  const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, { bytesPerRecord });
+  const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, {
+    bytesPerRecord,
+    longestLine,
+  });
   // shards.jsonl and its index (byte offsets and counts), so no reader has to decode the whole list.
   await writeShardList(store, layout, shards);
 
@@ -220,6 +237,38 @@ async function loadSpec(req: PlanRequest, store: ObjectStore): Promise<JobSpec> 
     );
   }
   return spec;
+}
+
+/** Differences shown in a "changed spec" error before "and N more". */
+const MAX_SPEC_CHANGES = 5;
+
+/** `path (was X, now Y)` for each leaf that differs between two specs (plain JSON data), first few only. */
+export function specChanges(planned: unknown, requested: unknown): string[] {
+  const out: string[] = [];
+  let total = 0;
+  const show = (v: unknown): string => boundText(v === undefined ? 'absent' : JSON.stringify(v), 80);
+  const walk = (a: unknown, b: unknown, at: string): void => {
+    const objects =
+      a !== null &&
+      b !== null &&
+      typeof a === 'object' &&
+      typeof b === 'object' &&
+      Array.isArray(a) === Array.isArray(b);
+    if (objects) {
+      const ra = a as Record<string, unknown>;
+      const rb = b as Record<string, unknown>;
+      for (const key of [...new Set([...Object.keys(ra), ...Object.keys(rb)])].sort()) {
+        walk(ra[key], rb[key], at === '' ? key : `${at}.${key}`);
+      }
+      return;
+    }
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    total++;
+    if (out.length < MAX_SPEC_CHANGES) out.push(`${at || '(root)'} (was ${show(a)}, now ${show(b)})`);
+  };
+  walk(planned, requested, '');
+  if (total > out.length) out.push(`and ${total - out.length} more`);
+  return out;
 }
 
 async function readExistingPlan(store: ObjectStore, layout: RunLayout): Promise<Plan | undefined> {
@@ -425,12 +474,12 @@ async function readParquetLayouts(
  * An estimate only (it sizes shards by `targetRecords` and fills `Shard.records`); undefined when nothing could be
  * sampled. A sampled object that has vanished is skipped: the shard that owns it reports that, with its range.
  */
-async function sampleBytesPerRecord(
+async function sampleLines(
   store: ObjectStore,
   objects: readonly InputObject[],
   csvHeader: boolean,
-): Promise<number | undefined> {
-  if (objects.length === 0) return undefined;
+): Promise<{ bytesPerRecord?: number; longestLine?: number }> {
+  if (objects.length === 0) return {};
   const picks = [
     ...new Set(
       Array.from({ length: Math.min(SAMPLE_OBJECTS, objects.length) }, (_, i) =>
@@ -448,16 +497,109 @@ async function sampleBytesPerRecord(
       if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
       throw err;
     }
-    return countLines(bytes, bytes.length >= object.size, csvHeader);
+    const whole = bytes.length >= object.size;
+    const counted = countLines(bytes, whole, csvHeader);
+    let longest = longestLineIn(bytes, whole);
+    const tail = bytes.length - (bytes.lastIndexOf(0x0a) + 1);
+    if (!whole && tail > Math.max(longest, LONG_LINE_PROBE_FROM)) {
+      // The sample ends inside a line longer than any it holds: find where that line ends.
+      longest = Math.max(longest, await lineLengthFrom(store, object, bytes.length - tail, bytes.length));
+    }
+    return { counted, longest };
   });
   let totalBytes = 0;
   let totalRecords = 0;
+  let longestLine = 0;
   for (const sample of samples) {
     if (!sample) continue;
-    totalBytes += sample.bytes;
-    totalRecords += sample.records;
+    longestLine = Math.max(longestLine, sample.longest);
+    if (!sample.counted) continue;
+    totalBytes += sample.counted.bytes;
+    totalRecords += sample.counted.records;
   }
-  return totalRecords > 0 ? totalBytes / totalRecords : undefined;
+  return {
+    ...(totalRecords > 0 && { bytesPerRecord: totalBytes / totalRecords }),
+    ...(longestLine > 0 && { longestLine }),
+  };
+}
+
+/** A line that reaches the end of a sample is looked for further only when longer than this. */
+const LONG_LINE_PROBE_FROM = 64 << 10;
+/** Bytes read past a sample to find the end of a long line; a longer line is taken to run to the object's end. */
+const LONG_LINE_PROBE_BYTES = 16 << 20;
+
+/** The longest line in a sample, newline included; a trailing partial line counts only for a whole object. */
+export function longestLineIn(bytes: Uint8Array, wholeObject: boolean): number {
+  let longest = 0;
+  let start = 0;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) {
+    longest = Math.max(longest, i + 1 - start);
+    start = i + 1;
+  }
+  return wholeObject ? Math.max(longest, bytes.length - start) : longest;
+}
+
+/**
+ * Length of the line starting at `lineStart`, reading on from `from` in SAMPLE_BYTES windows up to
+ * LONG_LINE_PROBE_BYTES. A line still open after that is taken to run to the end of the object: planning one shard
+ * too few costs little, planning thousands of empty ones costs a worker each.
+ */
+async function lineLengthFrom(
+  store: ObjectStore,
+  object: InputObject,
+  lineStart: number,
+  from: number,
+): Promise<number> {
+  let offset = from;
+  while (offset < object.size && offset - from < LONG_LINE_PROBE_BYTES) {
+    const end = Math.min(object.size, offset + SAMPLE_BYTES);
+    let window: Uint8Array;
+    try {
+      window = await store.get(object.uri, { start: offset, end }, readOptionsOf(object));
+    } catch (err) {
+      if (err instanceof ObjectChangedError) throw changedWhilePlanning(object);
+      throw err;
+    }
+    const newline = window.indexOf(0x0a);
+    if (newline >= 0) return offset + newline + 1 - lineStart;
+    offset = end;
+  }
+  return object.size - lineStart;
+}
+
+/** Objects of a prefix looked at to explain why none of them is input. */
+const EXPLAIN_LISTED = 1000;
+
+/**
+ * A run over no input is an error, not a success with 0 records (ADR 0014): an empty folder, or a folder whose
+ * files do not have the declared format's extension (`format: jsonl` over CSV files), is almost always a mistake in
+ * the spec or a pipeline that ran before its data landed. The message says what the prefix does hold.
+ */
+async function noInputError(store: ObjectStore, spec: JobSpec): Promise<InputError> {
+  const { uri, format } = spec.input;
+  const base = `input.uri ${uri} holds no ${format} input`;
+  const extensions = FORMAT_EXTENSIONS[format];
+  const wanted = extensions ? ` (objects ending in ${extensions.join(', ')})` : '';
+  if (!uri.endsWith('/')) return new InputError(`${base}: the object is empty (0 bytes)`);
+  const others: string[] = [];
+  let listed = 0;
+  for await (const info of store.list(uri)) {
+    listed++;
+    if (others.length < 3 && info.size > 0) others.push(info.uri.slice(uri.length));
+    if (listed >= EXPLAIN_LISTED) break;
+  }
+  if (listed === 0) {
+    return new InputError(
+      `${base}: the folder is empty. Point input.uri at a folder with data, or start the run once the data has landed`,
+    );
+  }
+  return new InputError(
+    `${base}${wanted}: it holds ${listed >= EXPLAIN_LISTED ? `${EXPLAIN_LISTED}+` : listed} other object(s)` +
+      (others.length > 0
+        ? `, e.g. ${others.join(', ')}`
+        : ', all empty or bookkeeping (_SUCCESS, .staging/)') +
+      `. Set input.format to the format of those files, or point input.uri at the ${format} data`,
+  );
 }
 
 /** An input object replaced between the listing and a read of it by the planner: its snapshot is already stale. */

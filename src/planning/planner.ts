@@ -39,6 +39,12 @@ export interface PlanShardsOptions {
    * by bytes alone and their record counts are estimated at DEFAULT_BYTES_PER_RECORD.
    */
   readonly bytesPerRecord?: number;
+  /**
+   * Bytes of the longest line planRun found in a line-format input (a lower bound where it could not see a line's
+   * end). A line-format shard is never cut smaller than this: a byte range shorter than a line holds at most one line
+   * start, so cutting a 10 MB line into 1 KB ranges plans thousands of shards that read nothing (issue 17).
+   */
+  readonly longestLine?: number;
 }
 
 /** Record estimate for line formats when nothing was sampled. Only fills `Shard.records`; never sizes shards. */
@@ -78,6 +84,10 @@ export function planShardsDetailed(
   if (bytesPerRecord !== undefined && !(bytesPerRecord > 0 && Number.isFinite(bytesPerRecord))) {
     throw new RangeError(`bytesPerRecord must be a positive number, got ${bytesPerRecord}`);
   }
+  const { longestLine } = options;
+  if (longestLine !== undefined && !(longestLine >= 0 && Number.isFinite(longestLine))) {
+    throw new RangeError(`longestLine must be a non-negative number, got ${longestLine}`);
+  }
   const units =
     format === 'parquet'
       ? parquetUnits(objects, layouts, targets)
@@ -91,6 +101,9 @@ export function planShardsDetailed(
   let target = targets.targetBytes;
   if (isLineFormat(format) && bytesPerRecord !== undefined) {
     target = Math.min(target, targets.targetRecords * bytesPerRecord);
+  }
+  if (isLineFormat(format) && options.longestLine !== undefined) {
+    target = Math.max(target, options.longestLine);
   }
   target = Math.max(1, Math.ceil(target), Math.ceil(totalWeight / targets.max));
 

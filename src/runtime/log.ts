@@ -7,6 +7,8 @@
  * Lambda reads, so a function configured for it needs no change), else info. Lines go to stderr by default, so a
  * CLI's stdout stays free for results; Lambda and Batch send both streams to CloudWatch.
  */
+import { boundText, MAX_LOG_STRING_CHARS } from './bounded-text.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -60,6 +62,10 @@ export function parseLevel(value: string | undefined): LogLevel | undefined {
 
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack };
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, stack: value.stack && boundText(value.stack) };
+  }
+  // Messages can carry input data (a header, a line): a log line stays bounded whatever the input holds.
+  if (typeof value === 'string') return boundText(value, MAX_LOG_STRING_CHARS);
   return value;
 }

@@ -20,6 +20,7 @@ import os from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
 import { WORKER_ENV } from '../runs/tasks.js';
+import { boundText } from '../runtime/bounded-text.js';
 import { createLogger } from '../runtime/log.js';
 import { createObjectStore } from '../storage/index.js';
 import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE, MEMORY_BUDGET_ENV, STOP_DEADLINE_MS } from './env.js';
@@ -107,7 +108,7 @@ async function main(): Promise<number | 'interrupted'> {
   } catch (err) {
     if (err instanceof WorkerInterruptedError) return 'interrupted';
     const e = err instanceof Error ? err : new Error(String(err));
-    taskLog.error('shard failed', { error: e.name, reason: e.message });
+    taskLog.error('shard failed', { error: e.name, reason: boundText(e.message) });
     return 1;
   }
 }

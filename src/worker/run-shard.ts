@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
+import { removeStaleStagingFiles } from './staging.js';
 import type * as ort from 'onnxruntime-node';
 import type { CsvReadOptions } from '../formats/csv.js';
 import { warmParquetWriter } from '../formats/parquet-chunk-writer.js';
@@ -149,6 +150,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const { store, log } = deps;
+  // Staging files of workers killed before they could remove theirs (staging.ts).
+  const stale = await removeStaleStagingFiles(deps.tmpDir ?? os.tmpdir());
+  if (stale.length > 0) log.info('removed staging files of dead workers', { files: stale.length });
   const plan = await readPlan(store, task.runUri);
   const layout = runLayout(plan.spec.output.uri, plan.runId, plan.runDate);
   const shardId = await resolveShardId(store, layout, plan, task);

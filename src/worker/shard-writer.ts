@@ -23,6 +23,7 @@ import {
   type ColumnAccumulator,
   type OutputSummaries,
 } from '../runs/stats.js';
+import { boundText } from '../runtime/bounded-text.js';
 import type { BatchSizeProbe, ErrorReason, ErrorRow, OutputFile } from '../runs/types.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -223,7 +224,7 @@ export class ShardWriter {
         _source: rec.source,
         _offset: rec.offset,
         reason: error.reason,
-        message: error.message,
+        message: boundText(error.message),
       };
       chunk.errorLines.push(JSON.stringify(row));
       chunk.errorsByReason[error.reason] = (chunk.errorsByReason[error.reason] ?? 0) + 1;

@@ -1,11 +1,14 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { PublishedRun } from '../../src/catalog/catalog.js';
 import { formatTable, LocalCatalog, queryCatalog, quoteString } from '../../src/catalog/local.js';
 import { runLayout } from '../../src/runs/layout.js';
+import { LocalObjectStore, RoutingObjectStore } from '../../src/storage/index.js';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.js';
+import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
 import { tempDir } from '../results/run-fixture.js';
 
 let dir: string;
@@ -157,13 +160,77 @@ describe('LocalCatalog', () => {
         ...run,
         files: ['s3://bucket/out/run_date=2024-05-06/run_id=run-a/part.parquet'],
       }),
-    ).rejects.toThrow(/only supports file:\/\/ locations.*not support/);
+    ).rejects.toThrow(
+      /opened without an object store, so it cannot read s3:\/\/.*LocalCatalog\(\{ path, store \}\)/,
+    );
     await expect(
       catalog.publishRun({ ...run, files: [`${run.outputUri}elsewhere/part.parquet`] }),
     ).rejects.toThrow(/not inside the run's partition/);
     await expect(catalog.publishRun({ ...run, table: 'Bad-Name' })).rejects.toThrow(/table names are/);
     await catalog.close();
     await expect(catalog.publishRun(run)).rejects.toThrow(/closed/);
+  });
+});
+
+describe('LocalCatalog with S3 output', () => {
+  let server: S3TestServer;
+  let restoreEnv: () => void;
+  beforeAll(async () => {
+    server = await startS3Server();
+    restoreEnv = useS3TestEnv(server.endpoint);
+    await server.createBucket('lake');
+  });
+  afterAll(async () => {
+    restoreEnv();
+    await server.stop();
+  });
+
+  it('publishes a run whose files are in S3 from a local copy, keeping the hive columns', async () => {
+    const store = new RoutingObjectStore({
+      file: () => new LocalObjectStore(),
+      s3: () => new S3ObjectStore(createS3Client({ endpoint: server.endpoint })),
+    });
+    // Real Parquet bytes, made locally and uploaded.
+    const local = runOf('scores', 'run-s3', '2024-05-06', ['part-00000-0000.parquet']);
+    await copyTo(local.files[0]!, "SELECT 'x' AS label, 0.5::FLOAT AS score UNION ALL SELECT 'y', 0.25");
+    const layout = runLayout('s3://lake/predictions/scores/', 'run-s3', '2024-05-06');
+    const file = `${layout.partitionUri}part-00000-0000.parquet`;
+    await store.put(file, await readFile(fileURLToPath(local.files[0]!)));
+    const run: PublishedRun = {
+      ...local,
+      outputUri: layout.outputUri,
+      partitionUri: layout.partitionUri,
+      files: [file],
+      manifestUri: `${layout.runUri}manifest.json`,
+    };
+
+    const catalog = new LocalCatalog({ path: dbPath, store });
+    await catalog.publishRun(run);
+    await catalog.close();
+
+    const rows = await queryCatalog(
+      dbPath,
+      'SELECT label, score, run_date, run_id FROM scores ORDER BY label',
+    );
+    expect(rows.rows).toEqual([
+      ['x', 0.5, '2024-05-06', 'run-s3'],
+      ['y', 0.25, '2024-05-06', 'run-s3'],
+    ]);
+    // The catalogue records where the data is, not the copy.
+    expect((await queryCatalog(dbPath, 'SELECT files FROM _runs')).rows).toEqual([[[file]]]);
+    // A file that is not in S3 fails the publish and leaves the catalogue as it was.
+    const missing = runLayout('s3://lake/predictions/scores/', 'run-gone', '2024-05-07');
+    const catalog2 = new LocalCatalog({ path: dbPath, store });
+    await expect(
+      catalog2.publishRun({
+        ...run,
+        runId: 'run-gone',
+        runDate: '2024-05-07',
+        partitionUri: missing.partitionUri,
+        files: [`${missing.partitionUri}part-00000-0000.parquet`],
+      }),
+    ).rejects.toThrow(/part-00000-0000\.parquet/);
+    expect((await queryCatalog(dbPath, 'SELECT run_id FROM _runs')).rows).toEqual([['run-s3']]);
   });
 });
 

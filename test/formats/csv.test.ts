@@ -184,3 +184,29 @@ describe('readCsv', () => {
     ]);
   });
 });
+
+describe('readCsv with a 10 MB header (issue 17)', () => {
+  let tmp: TempDir;
+  beforeAll(async () => {
+    tmp = await tempDir();
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
+
+  it('names the missing column without repeating the whole header', async () => {
+    const header = `${'h'.repeat(10 << 20)}\n1\n`;
+    const { uri, size } = await tmp.write('huge-header.csv', header);
+    const failing = collect(
+      readCsv(tmp.store, byteRange(uri, size, 0, size), { batchSize: 10, columns: ['id'] }),
+    );
+    await expect(failing).rejects.toThrow(
+      /has no column "id"; its header has: h+ …\[\d+ characters omitted\]/,
+    );
+    const message = await failing.then(
+      () => '',
+      (err: Error) => err.message,
+    );
+    expect(message.length).toBeLessThanOrEqual(2000);
+  });
+});

@@ -96,6 +96,21 @@ describe('feature building', () => {
     await session.release();
   });
 
+  it('rejects hex, octal, binary and other non-decimal spellings instead of reading 0x10 as 16 (issue 17)', async () => {
+    const session = await loadModel(model('affine.onnx'));
+    const builder = createFeatureBuilder([affineInput], session.inputs);
+    const odd = ['0x10', '0o7', '0b1', 'Infinity', '-Infinity', 'NaN', '1_000'];
+    const batch = await builder.build([
+      ...odd.map((a, i) => rec({ a, b: 2, c: 3 }, i)),
+      rec({ a: '-1.5e2', b: '+2', c: '.5' }, 99),
+    ]);
+    expect(batch.included).toEqual([odd.length]);
+    expect(batch.issues.map((i) => i.reason)).toEqual(odd.map(() => 'INVALID_VALUE'));
+    expect(batch.issues[0]!.message).toBe('column "a" is not a number: "0x10"');
+    expect(Array.from(batch.feeds.x!.data as Float32Array)).toEqual([-150, 2, 0.5]);
+    await session.release();
+  });
+
   it('sets aside records with missing or non-numeric values and keeps the others in order', async () => {
     const session = await loadModel(model('affine.onnx'));
     const builder = createFeatureBuilder([affineInput], session.inputs);
@@ -158,6 +173,10 @@ describe('feature building', () => {
     );
     expect(() => createFeatureBuilder([{ ...affineInput, dtype: 'float64' }], session.inputs)).toThrow(
       /set dtype: float32/,
+    );
+    // The tensor is declared (with a wrong dtype): saying it "is not fed" would send the user the wrong way.
+    expect(() => createFeatureBuilder([{ ...affineInput, dtype: 'float64' }], session.inputs)).not.toThrow(
+      /is not fed/,
     );
     expect(() =>
       createFeatureBuilder([{ ...affineInput, from: { columns: ['a', 'b'] } }], session.inputs),

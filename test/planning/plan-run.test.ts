@@ -153,6 +153,23 @@ describe('planRun', () => {
     }
   });
 
+  it('refuses a rerun of a run id with a changed spec, naming what changed (issue 17)', async () => {
+    const first = await planRun({ runId: 'run-changed', spec: spec() }, { store, registry, now: fixedNow });
+    const changed = spec({
+      model: { registry: { group: 'iris', version: 2 } },
+      run: { shards: { targetBytes: 4000 } },
+    });
+    const again = planRun({ runId: 'run-changed', spec: changed }, { store, registry, now: fixedNow });
+    await expect(again).rejects.toThrow(RunStateError);
+    await expect(again).rejects.toThrow(
+      /run run-changed was planned with a different job spec; changed: model\.registry\.version \(was "latest-approved", now 2\); run\.shards\.targetBytes \(was 2000, now 4000\)\. .*new run id/,
+    );
+    // The same spec still resumes the run.
+    expect(await planRun({ runId: 'run-changed', spec: spec() }, { store, registry, now: fixedNow })).toEqual(
+      first,
+    );
+  });
+
   it('re-plans identically after a crash before plan.json, and rejects a corrupt plan.json', async () => {
     const state = await planRun({ runId: 'run-3', spec: spec() }, { store, registry, now: fixedNow });
     const shardsText = await read(`${state.runUri}shards.jsonl`);
@@ -361,15 +378,23 @@ describe('planRun', () => {
     );
   });
 
-  it('plans empty input as zero shards', async () => {
-    const state = await planRun(
-      { runId: 'run-11', spec: spec({ input: { uri: `${url('empty')}/` } }) },
+  it('refuses empty input and input of another format with a run error, never 0 records published (issue 17)', async () => {
+    await expect(
+      planRun(
+        { runId: 'run-11', spec: spec({ input: { uri: `${url('empty')}/` } }) },
+        { store, registry, now: fixedNow },
+      ),
+    ).rejects.toThrow(/holds no jsonl input: the folder is empty/);
+    await write('csvs/a.csv', 'id,a,b\n1,2,3\n');
+    await write('csvs/_SUCCESS', '');
+    const wrongFormat = planRun(
+      { runId: 'run-13', spec: spec({ input: { uri: `${url('csvs')}/`, format: 'jsonl' } }) },
       { store, registry, now: fixedNow },
     );
-    expect(state).toMatchObject({ shardCount: 0, pending: 0, next: 'infer' });
-    const plan = planSchema.parse(JSON.parse(await read(`${state.runUri}plan.json`)));
-    expect(plan.input).toMatchObject({ objects: 0, bytes: 0, snapshotSha256: sha256('') });
-    expect(await read(`${state.runUri}shards.jsonl`)).toBe('');
+    await expect(wrongFormat).rejects.toThrow(InputError);
+    await expect(wrongFormat).rejects.toThrow(
+      /holds no jsonl input \(objects ending in \.jsonl, \.json, \.ndjson\): it holds 2 other object\(s\), e\.g\. a\.csv\. Set input\.format/,
+    );
     await expect(
       planRun({ runId: 'run-12', spec: spec({ input: { uri: `${url('nothing')}/` } }) }, { store, registry }),
     ).rejects.toThrow(InputError);
@@ -662,5 +687,38 @@ describe('planRun refuses input under the output prefix', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toContain(`names 1 object(s) under output.uri ${url('ov/out')}/`);
+  });
+});
+
+describe('planRun over long lines (issue 17)', () => {
+  const TEN_MB = 10 << 20;
+  it('does not cut a 10 MB line into thousands of shards', async () => {
+    const long = `{"id":2,"a":1,"b":2,"pad":"${'x'.repeat(TEN_MB)}"}\n`;
+    await write('long/part-0.jsonl', jsonLines(2) + long + jsonLines(2, 3));
+    const state = await planRun(
+      {
+        runId: 'long-line',
+        spec: spec({ input: { uri: `${url('long')}/` }, run: { shards: { targetRecords: 1 } } }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    // 5 records: never more shards than records, whatever the line lengths.
+    expect(state.shardCount).toBeLessThanOrEqual(5);
+    expect(state.shardCount).toBeGreaterThanOrEqual(1);
+  });
+
+  it('plans one shard for a 10 MB file with no newline at all', async () => {
+    await write('nonewline/a.csv', 'h'.repeat(TEN_MB));
+    const state = await planRun(
+      {
+        runId: 'no-newline',
+        spec: spec({
+          input: { uri: `${url('nonewline')}/`, format: 'csv' },
+          run: { shards: { targetRecords: 1, targetBytes: 4096 } },
+        }),
+      },
+      { store, registry, now: fixedNow },
+    );
+    expect(state.shardCount).toBe(1);
   });
 });

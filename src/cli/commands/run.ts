@@ -19,7 +19,7 @@ import {
   type RunStatus,
 } from '../../operate/local-records.js';
 import { LocalModelRegistry } from '../../registry/local.js';
-import { newRunId, RUN_ID_PATTERN, runUriOf } from '../../runs/layout.js';
+import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE, runUriOf } from '../../runs/layout.js';
 import { createLogger } from '../../runtime/log.js';
 import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../../spec/load.js';
 import type { JobSpec } from '../../spec/schema.js';
@@ -123,9 +123,7 @@ export async function runCommand(
   const workers = positiveInt('--workers', options.workers);
   runId ??= newRunId();
   if (!RUN_ID_PATTERN.test(runId)) {
-    throw new UsageError(
-      `--run-id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
-    );
+    throw new UsageError(`--run-id "${runId}" ${RUN_ID_RULE}`);
   }
   mkdirSync(dir, { recursive: true });
   const registryUri = normalizeUri(
@@ -135,7 +133,8 @@ export async function runCommand(
   const s3Endpoint = options.s3Endpoint ?? io.env.BATCH_INFER_S3_ENDPOINT;
   const store = createObjectStore({ s3Endpoint });
   const catalogFile = resolveCatalogPath(options, io);
-  const catalog = new LocalCatalog({ path: catalogFile });
+  // The store lets the catalogue publish runs whose output is in S3 (ADR 0014).
+  const catalog = new LocalCatalog({ path: catalogFile, store });
   const log = createLogger({ component: 'local' }, { level: io.env.LOG_LEVEL ? undefined : 'warn' });
   const logDir = path.join(dir, 'logs', runId);
   const startedAt = new Date().toISOString();

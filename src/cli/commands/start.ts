@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { RUN_LOG_FILE } from '../../operate/local-backend.js';
 import { LocalRunRecords } from '../../operate/local-records.js';
-import { newRunId, RUN_ID_PATTERN } from '../../runs/layout.js';
+import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE } from '../../runs/layout.js';
 import { loadJobSpecFile } from '../../spec/load.js';
 import {
   jsonOption,
@@ -67,9 +67,7 @@ export async function startCommand(
   positiveInt('--workers', options.workers);
   const runId = options.runId ?? newRunId();
   if (!RUN_ID_PATTERN.test(runId)) {
-    throw new UsageError(
-      `--run-id "${runId}" must be 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,
-    );
+    throw new UsageError(`--run-id "${runId}" ${RUN_ID_RULE}`);
   }
   const stateDir = resolveStateDir(options, io);
   const records = new LocalRunRecords(stateDir);
