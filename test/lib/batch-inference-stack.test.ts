@@ -131,6 +131,22 @@ describe('pipelines', () => {
     }
   });
 
+  it('cancels first-round (Spot) jobs RUNNABLE after spotRunnableTimeoutMinutes, retry-round ones after runnableTimeoutMinutes', () => {
+    const limits = Object.fromEntries(
+      Object.values(template.findResources('AWS::Batch::JobQueue')).map((q) => {
+        const props = (q as { Properties: Record<string, unknown> }).Properties;
+        const actions = props.JobStateTimeLimitActions as { MaxTimeSeconds: number }[];
+        return [props.JobQueueName as string, [...new Set(actions.map((l) => l.MaxTimeSeconds))]];
+      }),
+    );
+    expect(limits).toEqual({
+      'batch-infer-dev-gpu': [15 * 60],
+      'batch-infer-dev-cpu': [15 * 60],
+      'batch-infer-dev-gpu-ondemand': [60 * 60],
+      'batch-infer-dev-cpu-ondemand': [60 * 60],
+    });
+  });
+
   it('wires every pipeline to the shared functions, the GPU and CPU queues and their job definitions', () => {
     const getArn = (prefix: string) => `\${${onlyLogicalId('AWS::Lambda::Function', prefix)}.Arn}`;
     const gpuQueue = `\${${onlyLogicalId('AWS::Batch::JobQueue', 'GpuComputeJobQueue')}.JobQueueArn}`;
@@ -145,6 +161,23 @@ describe('pipelines', () => {
       expect(states[WORKFLOW_STATES.finalize]?.Parameters?.FunctionName).toBe(getArn('FinalizeFunction'));
       for (const name of [WORKFLOW_STATES.inferShard, WORKFLOW_STATES.inferShards]) {
         expect(states[name]?.Parameters).toMatchObject({ JobQueue: gpuQueue, JobDefinition: gpuJob });
+      }
+      const queue = (prefix: string) => `\${${onlyLogicalId('AWS::Batch::JobQueue', prefix)}.JobQueueArn}`;
+      // Retry rounds: the On-Demand queues.
+      for (const name of [WORKFLOW_STATES.inferShardOnDemand, WORKFLOW_STATES.inferShardsOnDemand]) {
+        expectIn(states[name]?.Parameters, name).toMatchObject({
+          JobQueue: queue('GpuComputeOnDemandJobQueue'),
+          JobDefinition: gpuJob,
+        });
+      }
+      for (const name of [
+        WORKFLOW_STATES.inferShardOnCpuOnDemand,
+        WORKFLOW_STATES.inferShardsOnCpuOnDemand,
+      ]) {
+        expectIn(states[name]?.Parameters, name).toMatchObject({
+          JobQueue: queue('GpuComputeCpuOnDemandJobQueue'),
+          JobDefinition: cpuJob,
+        });
       }
       for (const name of [WORKFLOW_STATES.inferShardOnCpu, WORKFLOW_STATES.inferShardsOnCpu]) {
         expect(states[name]?.Parameters).toMatchObject({ JobQueue: cpuQueue, JobDefinition: cpuJob });
@@ -338,9 +371,12 @@ describe('security', () => {
           jobDefinitionRef('batch-infer-dev-cpu-worker'),
           queueArn('GpuComputeJobQueue'),
           queueArn('GpuComputeCpuJobQueue'),
+          // Retry rounds' On-Demand queues.
+          queueArn('GpuComputeOnDemandJobQueue'),
+          queueArn('GpuComputeCpuOnDemandJobQueue'),
         ]),
       );
-      expect(resourcesFor('batch:SubmitJob')).toHaveLength(4);
+      expect(resourcesFor('batch:SubmitJob')).toHaveLength(6);
       expectIn(resourcesFor('batch:TerminateJob').length, pipeline).toBeGreaterThan(0);
     }
   });
@@ -579,7 +615,8 @@ describe('monitoring', () => {
         ).toHaveLength(1);
       }
     }
-    expect(descriptions.filter((d) => d.includes('RUNNABLE'))).toHaveLength(2);
+    // gpu, cpu and their On-Demand queues.
+    expect(descriptions.filter((d) => d.includes('RUNNABLE'))).toHaveLength(4);
     expect(descriptions.filter((d) => d.includes('function reported errors'))).toHaveLength(6);
     expect(descriptions.filter((d) => d.includes('dead-letter queue'))).toHaveLength(1);
   });
@@ -605,6 +642,8 @@ describe('outputs', () => {
       'GlueDatabaseName',
       'GpuJobQueueName',
       'CpuJobQueueName',
+      'CpuOnDemandJobQueueName',
+      'GpuOnDemandJobQueueName',
       'AlarmTopicArn',
       'RunEventsTopicArn',
       'DashboardName',

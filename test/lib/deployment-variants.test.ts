@@ -85,6 +85,8 @@ const EVERY_KEY = {
   cpuWorkerMemoryMiB: 8192,
   attemptTimeoutMinutes: 45,
   runnableTimeoutMinutes: 20,
+  // No Spot queue with spot off: the default-config stack test shows where this lands (the Spot queues).
+  spotRunnableTimeoutMinutes: 30,
   runTimeoutHours: 6,
   alarmEmail: 'qa-oncall@example.com',
   vpc: { create: { maxAzs: 3, cidr: '10.80.0.0/16' } },
@@ -204,7 +206,7 @@ describe('every configuration key set to a value other than its default', () => 
     }
   });
 
-  it('runnableTimeoutMinutes: both queues cancel jobs RUNNABLE that long', () => {
+  it('runnableTimeoutMinutes (and spotRunnableTimeoutMinutes, with spot off): both queues cancel jobs RUNNABLE that long', () => {
     for (const queue of resourcesOfType('AWS::Batch::JobQueue')) {
       const limits = queue.Properties.JobStateTimeLimitActions as { MaxTimeSeconds: number }[];
       expect(limits.length).toBeGreaterThan(0);
