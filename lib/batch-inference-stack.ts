@@ -137,6 +137,7 @@ export class BatchInferenceStack extends Stack {
       this.network = new Network(this, 'Network', {
         maxAzs: config.vpc.create?.maxAzs,
         cidr: config.vpc.create?.cidr,
+        isolated: config.vpc.create?.isolated,
         flowLogRetention: logRetention,
         removalPolicy,
       });

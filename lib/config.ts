@@ -85,7 +85,7 @@ const FIX: Readonly<Record<string, string>> = {
     'use a whole number of minutes from 10 to 1440: how long a first-round job may wait for Spot before the next round goes On-Demand',
   runTimeoutHours: 'use a whole number of hours from 1 to 8760 (365 days, the Step Functions limit)',
   alarmEmail: 'use an email address, or leave the key out for no subscription',
-  vpc: 'use { "create": { "maxAzs": 2, "cidr": "10.64.0.0/16" } } or { "import": { "vpcId": ..., "cidr": ..., "availabilityZones": [...], "subnetIds": [...], "routeTableIds": [...] } }',
+  vpc: 'use { "create": { "maxAzs": 2, "cidr": "10.64.0.0/16", "isolated": false } } or { "import": { "vpcId": ..., "cidr": ..., "availabilityZones": [...], "subnetIds": [...], "routeTableIds": [...] } }',
   removalPolicy: 'use "retain" (keep data and logs when the stack is deleted) or "destroy"',
   logRetentionDays: `use one of ${LOG_RETENTION_DAYS.join(', ')}`,
   tempDataExpirationDays: 'use a whole number of days from 1 to 365',
@@ -107,6 +107,11 @@ const createVpcSchema = z.strictObject({
   maxAzs: z.number().int().min(2, 'must be at least 2, for capacity and resilience').max(6).default(2),
   /** The VPC's address range. */
   cidr: cidr.default('10.64.0.0/16'),
+  /**
+   * Isolated worker subnets with interface endpoints (billed by the hour, idle or not) instead of public subnets with
+   * no inbound access (nothing billed by the hour).
+   */
+  isolated: z.boolean().default(false),
 });
 
 const importVpcSchema = z
@@ -194,7 +199,7 @@ export const deployConfigSchema = z
     runTimeoutHours: z.number().int().min(1).max(8760).default(24),
     /** Subscribed to the alarm topic (a confirmation email is sent at deploy). */
     alarmEmail: z.email().optional(),
-    vpc: vpcSchema.default({ create: { maxAzs: 2, cidr: '10.64.0.0/16' } }),
+    vpc: vpcSchema.default({ create: { maxAzs: 2, cidr: '10.64.0.0/16', isolated: false } }),
     /** What deleting the stack does to buckets, tables and logs. */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
     logRetentionDays: z

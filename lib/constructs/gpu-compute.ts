@@ -72,7 +72,8 @@ export interface GpuComputeProps {
   readonly vpc: ec2.IVpc;
 
   /**
-   * The subnets instances are placed in: private ones, with the VPC endpoints the workers need.
+   * The subnets instances are placed in: isolated ones with the VPC endpoints the workers need, or public ones
+   * (instances with public addresses; their security group admits nothing in).
    *
    * @default { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }
    */
@@ -261,7 +262,8 @@ export class GpuCompute extends Construct {
       checkCapacity('GpuCompute cpu.maxvCpus', cpu.maxvCpus, 'cpu.workerCpu', cpu.workerCpu);
     }
 
-    // Workers only talk HTTPS to VPC endpoints (the subnets have no route out); nothing talks to them.
+    // Workers only talk HTTPS: to VPC endpoints (isolated subnets) or to AWS's public endpoints (public subnets).
+    // Nothing talks to them.
     this.securityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
       vpc: props.vpc,
       description: 'Batch worker instances: HTTPS out to VPC endpoints, no inbound',

@@ -41,7 +41,7 @@ describe('deploy config', () => {
       runnableTimeoutMinutes: 60,
       spotRunnableTimeoutMinutes: 15,
       runTimeoutHours: 24,
-      vpc: { create: { maxAzs: 2, cidr: '10.64.0.0/16' } },
+      vpc: { create: { maxAzs: 2, cidr: '10.64.0.0/16', isolated: false } },
       removalPolicy: 'retain',
       logRetentionDays: 30,
       tempDataExpirationDays: 7,
@@ -178,6 +178,11 @@ describe('deploy config', () => {
         'vpc.create.maxAzs: at least 2',
         { vpc: { create: { maxAzs: 1 } } },
         /batchInfer\.vpc\.create\.maxAzs: got 1; must be at least 2/,
+      ],
+      [
+        'vpc.create.isolated: a boolean',
+        { vpc: { create: { isolated: 'yes' } } },
+        /batchInfer\.vpc\.create\.isolated: got "yes"/,
       ],
       [
         'vpc.create.cidr: an IPv4 block',
