@@ -343,6 +343,7 @@ export class BatchInferenceStack extends Stack {
         name: p.name,
         stateMachine: workflows.get(p.name)!.stateMachine,
         maxErrorRate: p.spec.validation.maxErrorRate,
+        compute: p.spec.run.compute,
       })),
       jobQueues: [
         { label: 'gpu', jobQueueName: this.gpuCompute.jobQueue.jobQueueName },
