@@ -159,6 +159,7 @@ export class BatchInferenceStack extends Stack {
       this.network = new Network(this, 'Network', {
         maxAzs: config.vpc.create?.maxAzs,
         cidr: config.vpc.create?.cidr,
+        isolated: config.vpc.create?.isolated,
         flowLogRetention: logRetention,
         removalPolicy,
       });
@@ -174,6 +175,7 @@ export class BatchInferenceStack extends Stack {
       workerMemoryMiB: config.workerMemoryMiB,
       attemptTimeout: Duration.minutes(config.attemptTimeoutMinutes),
       runnableTimeout: Duration.minutes(config.runnableTimeoutMinutes),
+      spotRunnableTimeout: Duration.minutes(config.spotRunnableTimeoutMinutes),
       cpu: {
         instanceTypes: config.cpuInstanceTypes,
         maxvCpus: config.cpuMaxvCpus,
@@ -299,6 +301,8 @@ export class BatchInferenceStack extends Stack {
         finalizeFunction: this.finalizeFunction.function,
         gpuJobQueue: this.gpuCompute.jobQueue,
         cpuJobQueue: this.gpuCompute.cpuJobQueue,
+        gpuOnDemandJobQueue: this.gpuCompute.onDemandJobQueue,
+        cpuOnDemandJobQueue: this.gpuCompute.cpuOnDemandJobQueue,
         jobDefinition: this.gpuCompute.jobDefinition,
         cpuJobDefinition: this.gpuCompute.cpuJobDefinition,
         timeout: Duration.hours(config.runTimeoutHours),
@@ -361,16 +365,24 @@ export class BatchInferenceStack extends Stack {
     });
 
     // --- Monitoring -----------------------------------------------------------------------------------------------
-    const { cpuJobQueue } = this.gpuCompute;
+    const { cpuJobQueue, onDemandJobQueue, cpuOnDemandJobQueue } = this.gpuCompute;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       pipelines: pipelines.map((p) => ({
         name: p.name,
         stateMachine: workflows.get(p.name)!.stateMachine,
         maxErrorRate: p.spec.validation.maxErrorRate,
+        compute: p.spec.run.compute,
       })),
       jobQueues: [
         { label: 'gpu', jobQueueName: this.gpuCompute.jobQueue.jobQueueName },
         ...(cpuJobQueue ? [{ label: 'cpu', jobQueueName: cpuJobQueue.jobQueueName }] : []),
+        // The On-Demand queues of retry rounds, when they are queues of their own (spot on).
+        ...(onDemandJobQueue !== this.gpuCompute.jobQueue
+          ? [{ label: 'gpu-ondemand', jobQueueName: onDemandJobQueue.jobQueueName }]
+          : []),
+        ...(cpuOnDemandJobQueue && cpuOnDemandJobQueue !== cpuJobQueue
+          ? [{ label: 'cpu-ondemand', jobQueueName: cpuOnDemandJobQueue.jobQueueName }]
+          : []),
       ],
       queueDepthMetrics: config.queueDepthMetrics,
       // Half the RUNNABLE limit (in 5-minute steps, at most 30 minutes): a human hears before Batch cancels the job.
@@ -410,6 +422,10 @@ export class BatchInferenceStack extends Stack {
     });
     new CfnOutput(this, 'GpuJobQueueName', { value: this.gpuCompute.jobQueue.jobQueueName });
     if (cpuJobQueue) new CfnOutput(this, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
+    new CfnOutput(this, 'GpuOnDemandJobQueueName', { value: onDemandJobQueue.jobQueueName });
+    if (cpuOnDemandJobQueue) {
+      new CfnOutput(this, 'CpuOnDemandJobQueueName', { value: cpuOnDemandJobQueue.jobQueueName });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'RunEventsTopicArn', {
       description: 'Every finished run (Step Functions status change events) is published here',

@@ -43,6 +43,19 @@ export const DATA_PREFIXES = {
  */
 const GPU_INSTANCE_TYPE = /^(g4dn|g5|g6|g6e|gr6|p4d|p4de|p5|p5e|p5en)(\.[0-9a-z-]+)?$/;
 
+/**
+ * Single-GPU sizes of three NVIDIA families (L4, A10G, T4) that fit the default GPU job (4 vCPUs, 14 GiB, 1 GPU):
+ * three families give Spot many pools to choose from, and a job never lands on a multi-GPU host it cannot fill.
+ */
+export const DEFAULT_GPU_INSTANCE_TYPES: readonly string[] = [
+  'g6.xlarge',
+  'g6.2xlarge',
+  'g5.xlarge',
+  'g5.2xlarge',
+  'g4dn.xlarge',
+  'g4dn.2xlarge',
+];
+
 /** x86_64 general purpose, compute and memory families for the CPU queue (the worker image is linux/amd64). */
 const CPU_INSTANCE_TYPE =
   /^(c5|c5a|c5n|c6a|c6i|c6in|c7a|c7i|m5|m5a|m6a|m6i|m7a|m7i|r5|r5a|r6a|r6i|r7a|r7i)(\.[0-9a-z-]+)?$/;
@@ -61,7 +74,7 @@ const FIX: Readonly<Record<string, string>> = {
   gpuInstanceTypes:
     'list x86_64 NVIDIA GPU instance types or families supported by ECS_AL2023_NVIDIA, e.g. ["g5.xlarge", "g6"]',
   maxvCpus: 'use a whole number of vCPUs from 1 to 10000, at least workerCpu',
-  spot: 'use true (Spot first, On-Demand as fallback) or false (On-Demand only)',
+  spot: 'use true (first round on Spot, retry rounds On-Demand) or false (On-Demand only)',
   workerCpu: 'use a whole number of vCPUs from 1 to 192 that fits the smallest instance type',
   workerMemoryMiB:
     "use a whole number of MiB from 1024 up, below the instance's memory less what ECS reserves",
@@ -73,9 +86,11 @@ const FIX: Readonly<Record<string, string>> = {
   attemptTimeoutMinutes: 'use a whole number of minutes from 1 to 20160 (14 days)',
   runnableTimeoutMinutes:
     'use a whole number of minutes from 10 to 1440: how long a job may wait RUNNABLE before Batch cancels it',
+  spotRunnableTimeoutMinutes:
+    'use a whole number of minutes from 10 to 1440: how long a first-round job may wait for Spot before the next round goes On-Demand',
   runTimeoutHours: 'use a whole number of hours from 1 to 8760 (365 days, the Step Functions limit)',
   alarmEmail: 'use an email address, or leave the key out for no subscription',
-  vpc: 'use { "create": { "maxAzs": 2, "cidr": "10.64.0.0/16" } } or { "import": { "vpcId": ..., "cidr": ..., "availabilityZones": [...], "subnetIds": [...], "routeTableIds": [...] } }',
+  vpc: 'use { "create": { "maxAzs": 2, "cidr": "10.64.0.0/16", "isolated": false } } or { "import": { "vpcId": ..., "cidr": ..., "availabilityZones": [...], "subnetIds": [...], "routeTableIds": [...] } }',
   removalPolicy: 'use "retain" (keep data and logs when the stack is deleted) or "destroy"',
   logRetentionDays: `use one of ${LOG_RETENTION_DAYS.join(', ')}`,
   tempDataExpirationDays: 'use a whole number of days from 1 to 365',
@@ -97,6 +112,11 @@ const createVpcSchema = z.strictObject({
   maxAzs: z.number().int().min(2, 'must be at least 2, for capacity and resilience').max(6).default(2),
   /** The VPC's address range. */
   cidr: cidr.default('10.64.0.0/16'),
+  /**
+   * Isolated worker subnets with interface endpoints (billed by the hour, idle or not) instead of public subnets with
+   * no inbound access (nothing billed by the hour).
+   */
+  isolated: z.boolean().default(false),
 });
 
 const importVpcSchema = z
@@ -155,7 +175,7 @@ export const deployConfigSchema = z
     gpuInstanceTypes: z
       .array(z.string().regex(GPU_INSTANCE_TYPE))
       .min(1)
-      .default(['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge']),
+      .default([...DEFAULT_GPU_INSTANCE_TYPES]),
     /** Upper bound of each GPU compute environment, in vCPUs. */
     maxvCpus: z.number().int().min(1).max(10000).default(64),
     /** Run on Spot capacity first (On-Demand as fallback), or On-Demand only. */
@@ -176,11 +196,15 @@ export const deployConfigSchema = z
     attemptTimeoutMinutes: z.number().int().min(1).max(20160).default(120),
     /** A job at the head of a queue RUNNABLE for this long is cancelled (capacity or misconfiguration). */
     runnableTimeoutMinutes: z.number().int().min(10).max(1440).default(60),
+    /**
+     * A job RUNNABLE this long on a Spot queue (a run's first round) is cancelled; the next round runs On-Demand.
+     */
+    spotRunnableTimeoutMinutes: z.number().int().min(10).max(1440).default(15),
     /** Maximum duration of a run, every round included. */
     runTimeoutHours: z.number().int().min(1).max(8760).default(24),
     /** Subscribed to the alarm topic (a confirmation email is sent at deploy). */
     alarmEmail: z.email().optional(),
-    vpc: vpcSchema.default({ create: { maxAzs: 2, cidr: '10.64.0.0/16' } }),
+    vpc: vpcSchema.default({ create: { maxAzs: 2, cidr: '10.64.0.0/16', isolated: false } }),
     /** What deleting the stack does to buckets, tables and logs. */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
     logRetentionDays: z

@@ -23,6 +23,19 @@ export const WORKFLOW_STATES = {
   inferShardOnCpu: 'Infer shard on CPU',
   /** Like `inferShards` on the CPU queue; present only when a CPU queue distinct from the GPU queue is configured. */
   inferShardsOnCpu: 'Infer shards on CPU',
+  /**
+   * Retry rounds: like `routeShards`, to the On-Demand states. Present only when On-Demand queues are configured: a
+   * round after the first runs on capacity that arrives, whatever Spot has.
+   */
+  routeRetryShards: 'Route retry shards',
+  /** Like `inferShard` on the GPU On-Demand queue (retry rounds). */
+  inferShardOnDemand: 'Infer shard on demand',
+  /** Like `inferShards` on the GPU On-Demand queue (retry rounds). */
+  inferShardsOnDemand: 'Infer shards on demand',
+  /** Like `inferShardOnCpu` on the CPU On-Demand queue (retry rounds). */
+  inferShardOnCpuOnDemand: 'Infer shard on CPU on demand',
+  /** Like `inferShardsOnCpu` on the CPU On-Demand queue (retry rounds). */
+  inferShardsOnCpuOnDemand: 'Infer shards on CPU on demand',
   reconcile: 'Reconcile',
   retryRound: 'Retry round?',
   finalize: 'Finalize',
@@ -39,6 +52,18 @@ export const INFER_STATES: readonly WorkflowStateName[] = [
   WORKFLOW_STATES.inferShards,
   WORKFLOW_STATES.inferShardOnCpu,
   WORKFLOW_STATES.inferShardsOnCpu,
+  WORKFLOW_STATES.inferShardOnDemand,
+  WORKFLOW_STATES.inferShardsOnDemand,
+  WORKFLOW_STATES.inferShardOnCpuOnDemand,
+  WORKFLOW_STATES.inferShardsOnCpuOnDemand,
+];
+
+/** The Batch task states of retry rounds, on On-Demand queues (see `routeRetryShards`). */
+export const ON_DEMAND_INFER_STATES: readonly WorkflowStateName[] = [
+  WORKFLOW_STATES.inferShardOnDemand,
+  WORKFLOW_STATES.inferShardsOnDemand,
+  WORKFLOW_STATES.inferShardOnCpuOnDemand,
+  WORKFLOW_STATES.inferShardsOnCpuOnDemand,
 ];
 
 /** Environment variables the stack sets on the task functions (beyond the NodeFunction defaults). */

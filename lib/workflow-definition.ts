@@ -23,6 +23,8 @@ export const PLACEHOLDERS = {
   finalizeFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:batch-infer-finalize',
   gpuJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-gpu',
   cpuJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-cpu',
+  gpuOnDemandJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-gpu-ondemand',
+  cpuOnDemandJobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/batch-infer-cpu-ondemand',
   jobDefinitionArn: 'arn:aws:batch:us-east-1:123456789012:job-definition/batch-infer-worker:1',
   cpuJobDefinitionArn: 'arn:aws:batch:us-east-1:123456789012:job-definition/batch-infer-cpu-worker:1',
 } as const;
@@ -177,6 +179,18 @@ export function renderWorkflowDefinition(): Record<string, unknown> {
       // The deployed stack always has a CPU queue (pipelines with run.compute: cpu), so the local definition has
       // the CPU states too, and a local run of a cpu spec takes the same path as in AWS.
       cpuJobQueue: batch.JobQueue.fromJobQueueArn(stack, 'CpuQueue', PLACEHOLDERS.cpuJobQueueArn),
+      // Likewise the On-Demand queues of retry rounds (with spot off, the deployed stack passes its one queue per kind
+      // as both, so its definition has these states too).
+      gpuOnDemandJobQueue: batch.JobQueue.fromJobQueueArn(
+        stack,
+        'GpuOnDemandQueue',
+        PLACEHOLDERS.gpuOnDemandJobQueueArn,
+      ),
+      cpuOnDemandJobQueue: batch.JobQueue.fromJobQueueArn(
+        stack,
+        'CpuOnDemandQueue',
+        PLACEHOLDERS.cpuOnDemandJobQueueArn,
+      ),
       jobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(
         stack,
         'JobDefinition',

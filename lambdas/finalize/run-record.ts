@@ -54,8 +54,16 @@ export function runRecordUri(
   return `${base}${record.pipeline}/run_date=${runDate}/${record.run_id}.json`;
 }
 
-/** Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift. */
-export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: number): void {
+/**
+ * Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift; the shards per
+ * execution provider when the manifest has them (a run with completed shards).
+ */
+export function emitRunMetrics(
+  record: RunRecord,
+  metrics: Metrics,
+  drift?: number,
+  providers?: Readonly<Record<string, number>>,
+): void {
   metrics.add(RUN_METRICS.records, record.records, 'Count');
   metrics.add(RUN_METRICS.predictions, record.predictions, 'Count');
   metrics.add(RUN_METRICS.errors, record.errors, 'Count');
@@ -64,6 +72,10 @@ export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: numb
   metrics.add(RUN_METRICS.recordsPerSecond, record.records_per_second, 'Count/Second');
   metrics.add(RUN_METRICS.wallSeconds, record.wall_seconds, 'Seconds');
   if (drift !== undefined && Number.isFinite(drift)) metrics.add(RUN_METRICS.drift, drift, 'None');
+  if (providers) {
+    metrics.add(RUN_METRICS.shardsOnCpu, providers.cpu ?? 0, 'Count');
+    metrics.add(RUN_METRICS.shardsOnCuda, providers.cuda ?? 0, 'Count');
+  }
   metrics.flush();
 }
 
@@ -87,7 +99,12 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
   const raw = await getJson(deps.store, result.manifestUri);
   const manifest = parseManifest(raw);
   const record = runRecordOf(manifest, result);
-  emitRunMetrics(record, deps.metrics(record.pipeline, record.run_id), driftOf(manifest));
+  emitRunMetrics(
+    record,
+    deps.metrics(record.pipeline, record.run_id),
+    driftOf(manifest),
+    manifest.execution?.providers,
+  );
   if (deps.auditRunsUri !== undefined) {
     // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
     await deps.store.put(

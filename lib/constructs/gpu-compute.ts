@@ -1,7 +1,9 @@
 /**
- * Compute for the worker: GPU compute environments that scale to zero (Spot first, On-Demand as fallback), a GPU job
- * queue that never lets a job wait RUNNABLE forever, the worker's job definitions (one GPU per job; the image built
- * from this repository at deploy time), and optionally a CPU queue for pipelines with `run.compute: cpu`.
+ * Compute for the worker: GPU compute environments that scale to zero (Spot over several instance families, and
+ * On-Demand), two GPU job queues (the Spot queue for a run's first round, the On-Demand queue for retry rounds, so
+ * capacity arrives even when Spot has none), queues that never let a job wait RUNNABLE forever, the worker's job
+ * definitions (one GPU per job; the image built from this repository at deploy time), and optionally the same pair of
+ * queues on CPU instances for pipelines with `run.compute: cpu`.
  */
 import { Duration, IgnoreMode, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
@@ -13,7 +15,10 @@ import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import { Construct } from 'constructs';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
+import { DEFAULT_GPU_INSTANCE_TYPES } from '../config.js';
 import { REPO_ROOT } from '../paths.js';
+
+export { DEFAULT_GPU_INSTANCE_TYPES };
 
 /** The worker's Dockerfile, relative to the repository root (the image's build context). */
 export const WORKER_DOCKERFILE = 'containers/worker/Dockerfile';
@@ -38,7 +43,7 @@ const ROOT_VOLUME_GIB = 100;
 
 /**
  * A queue name prefix: Batch names are up to 128 letters, digits, hyphens and underscores; 100 leaves room for the
- * longest suffix (`-cpu-worker`).
+ * longest suffix (`-cpu-ondemand`).
  */
 const NAME_PREFIX = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
@@ -67,7 +72,8 @@ export interface GpuComputeProps {
   readonly vpc: ec2.IVpc;
 
   /**
-   * The subnets instances are placed in: private ones, with the VPC endpoints the workers need.
+   * The subnets instances are placed in: isolated ones with the VPC endpoints the workers need, or public ones
+   * (instances with public addresses; their security group admits nothing in).
    *
    * @default { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }
    */
@@ -77,7 +83,7 @@ export interface GpuComputeProps {
    * Instance types or families Batch may launch. Each job takes one GPU, so single-GPU sizes pack best; several
    * types give Spot more pools to choose from.
    *
-   * @default ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge']
+   * @default DEFAULT_GPU_INSTANCE_TYPES (g6, g5 and g4dn xlarge and 2xlarge)
    */
   readonly instanceTypes?: readonly string[];
 
@@ -90,9 +96,12 @@ export interface GpuComputeProps {
   readonly maxvCpus?: number;
 
   /**
-   * Use Spot instances first (SPOT_PRICE_CAPACITY_OPTIMIZED), with an On-Demand environment second in the queue.
-   * Reclaimed instances fail their jobs with a `Host EC2*` status reason, which the job definition retries.
-   * False: On-Demand only.
+   * Use Spot instances for a run's first round: the Spot queue (`jobQueue`) orders a Spot environment
+   * (SPOT_PRICE_CAPACITY_OPTIMIZED over every instance type) then the On-Demand one, which Batch uses only when the
+   * Spot environment is at its maxvCpus. Retry rounds go to the On-Demand queue (`onDemandJobQueue`), so a job that
+   * Spot could not place (cancelled after `spotRunnableTimeout`) or whose host was reclaimed runs next on capacity
+   * that arrives. Reclaimed instances fail their jobs with a `Host EC2*` status reason, which the job definition
+   * retries first. False: On-Demand only (one queue, which is also `onDemandJobQueue`).
    *
    * @default true
    */
@@ -128,6 +137,15 @@ export interface GpuComputeProps {
    * @default Duration.hours(1)
    */
   readonly runnableTimeout?: Duration;
+
+  /**
+   * How long a job may wait RUNNABLE on the Spot queue before Batch cancels it; the round fails, Reconcile plans the
+   * next round, and that round runs on the On-Demand queue. Shorter than `runnableTimeout`: with no Spot capacity
+   * (or an account whose Spot quota is 0) a run loses this much time, not an hour. 10 minutes to 24 hours.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly spotRunnableTimeout?: Duration;
 
   /**
    * A CPU queue and job definition, for pipelines with `run.compute: cpu`.
@@ -169,11 +187,16 @@ export interface GpuComputeProps {
 }
 
 export class GpuCompute extends Construct {
-  /** The GPU environments, in queue order: Spot then On-Demand (On-Demand only when spot is off). */
+  /** The environments: GPU Spot then On-Demand (On-Demand only when spot is off), then the CPU ones likewise. */
   readonly computeEnvironments: readonly batch.ManagedEc2EcsComputeEnvironment[];
+  /** The GPU queue of a run's first round: Spot first when `spot` is on. */
   readonly jobQueue: batch.JobQueue;
+  /** The GPU queue of retry rounds: On-Demand only. The same queue as `jobQueue` when `spot` is off. */
+  readonly onDemandJobQueue: batch.JobQueue;
   readonly jobDefinition: batch.EcsJobDefinition;
   readonly cpuJobQueue?: batch.JobQueue;
+  /** The CPU queue of retry rounds: On-Demand only. The same queue as `cpuJobQueue` when `spot` is off. */
+  readonly cpuOnDemandJobQueue?: batch.JobQueue;
   readonly cpuJobDefinition?: batch.EcsJobDefinition;
   /** The names of the job definitions, when `queueNamePrefix` fixes them (`<prefix>-worker`, `<prefix>-cpu-worker`). */
   readonly jobDefinitionNames?: { readonly gpu: string; readonly cpu?: string };
@@ -188,13 +211,14 @@ export class GpuCompute extends Construct {
   constructor(scope: Construct, id: string, props: GpuComputeProps) {
     super(scope, id);
 
-    const instanceTypes = props.instanceTypes ?? ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'];
+    const instanceTypes = props.instanceTypes ?? DEFAULT_GPU_INSTANCE_TYPES;
     const maxvCpus = props.maxvCpus ?? 64;
     const spot = props.spot ?? true;
     const workerCpu = props.workerCpu ?? 4;
     const workerMemoryMiB = props.workerMemoryMiB ?? 14336;
     const attemptTimeout = props.attemptTimeout ?? Duration.hours(2);
     const runnableTimeout = props.runnableTimeout ?? Duration.hours(1);
+    const spotRunnableTimeout = props.spotRunnableTimeout ?? Duration.minutes(15);
     const subnets = props.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
 
     if (instanceTypes.length === 0) {
@@ -219,16 +243,8 @@ export class GpuCompute extends Construct {
     if (!Token.isUnresolved(attemptTimeout.toSeconds()) && attemptTimeout.toSeconds() < 60) {
       throw new Error(`GpuCompute attemptTimeout must be at least 60 seconds (Batch's minimum).`);
     }
-    const runnableSeconds = runnableTimeout.toSeconds();
-    if (
-      !Token.isUnresolved(runnableSeconds) &&
-      (runnableSeconds < MIN_RUNNABLE_TIMEOUT.toSeconds() ||
-        runnableSeconds > MAX_RUNNABLE_TIMEOUT.toSeconds())
-    ) {
-      throw new Error(
-        `GpuCompute runnableTimeout must be from 10 minutes to 24 hours (Batch's bounds), got ${runnableSeconds} seconds.`,
-      );
-    }
+    checkRunnableTimeout('GpuCompute runnableTimeout', runnableTimeout);
+    checkRunnableTimeout('GpuCompute spotRunnableTimeout', spotRunnableTimeout);
     const cpu = props.cpu && {
       instanceTypes: props.cpu.instanceTypes ?? ['c6i', 'c7i', 'm6i', 'm7i'],
       maxvCpus: props.cpu.maxvCpus ?? 32,
@@ -246,7 +262,8 @@ export class GpuCompute extends Construct {
       checkCapacity('GpuCompute cpu.maxvCpus', cpu.maxvCpus, 'cpu.workerCpu', cpu.workerCpu);
     }
 
-    // Workers only talk HTTPS to VPC endpoints (the subnets have no route out); nothing talks to them.
+    // Workers only talk HTTPS: to VPC endpoints (isolated subnets) or to AWS's public endpoints (public subnets).
+    // Nothing talks to them.
     this.securityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
       vpc: props.vpc,
       description: 'Batch worker instances: HTTPS out to VPC endpoints, no inbound',
@@ -323,28 +340,15 @@ export class GpuCompute extends Construct {
       : [environment('OnDemandComputeEnvironment', { spot: false, instanceTypes, maxvCpus, gpu: true })];
     this.computeEnvironments = gpuEnvironments;
 
-    // A job that cannot be placed waits RUNNABLE; without a limit it waits forever and the run with it. These are
-    // every reason Batch reports for a job that is not getting capacity.
-    const runnableLimits: batch.JobStateTimeLimitAction[] = [
-      batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
-      batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
-      batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
-    ].map((reason) => ({
-      action: batch.JobStateTimeLimitActionsAction.CANCEL,
-      state: batch.JobStateTimeLimitActionsState.RUNNABLE,
-      maxTime: runnableTimeout,
-      reason,
-    }));
-
-    this.jobQueue = new batch.JobQueue(this, 'JobQueue', {
-      ...(props.queueNamePrefix ? { jobQueueName: `${props.queueNamePrefix}-gpu` } : {}),
-      computeEnvironments: gpuEnvironments.map((computeEnvironment, i) => ({
-        computeEnvironment,
-        order: i + 1,
-      })),
-      priority: 1,
-      jobStateTimeLimitActions: runnableLimits,
+    const queues = this.queuePair({
+      id: '',
+      name: props.queueNamePrefix && `${props.queueNamePrefix}-gpu`,
+      environments: gpuEnvironments,
+      runnableTimeout,
+      spotRunnableTimeout,
     });
+    this.jobQueue = queues.first;
+    this.onDemandJobQueue = queues.onDemand;
 
     this.jobRole = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
@@ -384,19 +388,25 @@ export class GpuCompute extends Construct {
     });
 
     if (cpu) {
-      const cpuEnvironment = environment('CpuComputeEnvironment', {
-        spot,
-        instanceTypes: cpu.instanceTypes,
-        maxvCpus: cpu.maxvCpus,
-        gpu: false,
+      const cpuOptions = { instanceTypes: cpu.instanceTypes, maxvCpus: cpu.maxvCpus, gpu: false };
+      // The same fallback as the GPU queues. The Spot environment keeps its original id, so an existing deployment
+      // updates it in place rather than replacing it.
+      const cpuEnvironments = spot
+        ? [
+            environment('CpuComputeEnvironment', { spot: true, ...cpuOptions }),
+            environment('CpuOnDemandComputeEnvironment', { spot: false, ...cpuOptions }),
+          ]
+        : [environment('CpuComputeEnvironment', { spot: false, ...cpuOptions })];
+      this.computeEnvironments = [...gpuEnvironments, ...cpuEnvironments];
+      const cpuQueues = this.queuePair({
+        id: 'Cpu',
+        name: props.queueNamePrefix && `${props.queueNamePrefix}-cpu`,
+        environments: cpuEnvironments,
+        runnableTimeout,
+        spotRunnableTimeout,
       });
-      this.computeEnvironments = [...gpuEnvironments, cpuEnvironment];
-      this.cpuJobQueue = new batch.JobQueue(this, 'CpuJobQueue', {
-        ...(props.queueNamePrefix ? { jobQueueName: `${props.queueNamePrefix}-cpu` } : {}),
-        computeEnvironments: [{ computeEnvironment: cpuEnvironment, order: 1 }],
-        priority: 1,
-        jobStateTimeLimitActions: runnableLimits,
-      });
+      this.cpuJobQueue = cpuQueues.first;
+      this.cpuOnDemandJobQueue = cpuQueues.onDemand;
       this.cpuJobDefinition = this.jobDefinitionFor('Cpu', {
         name: this.jobDefinitionNames?.cpu,
         image,
@@ -406,6 +416,42 @@ export class GpuCompute extends Construct {
         attemptTimeout,
       });
     }
+  }
+
+  /**
+   * The queues over one kind of environment. `environments` is [Spot, On-Demand] or [On-Demand]. With Spot: the
+   * first-round queue orders Spot then On-Demand (Batch moves on only when Spot is at its maxvCpus) and cancels a job
+   * RUNNABLE past `spotRunnableTimeout`; the On-Demand queue (`<name>-ondemand`) runs retry rounds. Without: one
+   * On-Demand queue serves both.
+   */
+  private queuePair(options: {
+    readonly id: string;
+    readonly name: string | undefined;
+    readonly environments: readonly batch.ManagedEc2EcsComputeEnvironment[];
+    readonly runnableTimeout: Duration;
+    readonly spotRunnableTimeout: Duration;
+  }): { readonly first: batch.JobQueue; readonly onDemand: batch.JobQueue } {
+    const onDemandEnvironment = options.environments[options.environments.length - 1]!;
+    const withSpot = options.environments.length > 1;
+    const first = new batch.JobQueue(this, `${options.id}JobQueue`, {
+      ...(options.name ? { jobQueueName: options.name } : {}),
+      computeEnvironments: options.environments.map((computeEnvironment, i) => ({
+        computeEnvironment,
+        order: i + 1,
+      })),
+      priority: 1,
+      jobStateTimeLimitActions: runnableLimits(
+        withSpot ? options.spotRunnableTimeout : options.runnableTimeout,
+      ),
+    });
+    if (!withSpot) return { first, onDemand: first };
+    const onDemand = new batch.JobQueue(this, `${options.id}OnDemandJobQueue`, {
+      ...(options.name ? { jobQueueName: `${options.name}-ondemand` } : {}),
+      computeEnvironments: [{ computeEnvironment: onDemandEnvironment, order: 1 }],
+      priority: 1,
+      jobStateTimeLimitActions: runnableLimits(options.runnableTimeout),
+    });
+    return { first, onDemand };
   }
 
   private jobDefinitionFor(
@@ -470,6 +516,34 @@ export class GpuCompute extends Construct {
     // Nor does a replacement (a new name) or the stack's deletion deregister a revision a run may still submit.
     jobDefinition.applyRemovalPolicy(RemovalPolicy.RETAIN);
     return jobDefinition;
+  }
+}
+
+/**
+ * A job that cannot be placed waits RUNNABLE; without a limit it waits forever and the run with it. These are every
+ * reason Batch reports for a job that is not getting capacity; CANCEL is the only action Batch offers.
+ */
+function runnableLimits(maxTime: Duration): batch.JobStateTimeLimitAction[] {
+  return [
+    batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+    batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+    batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+  ].map((reason) => ({
+    action: batch.JobStateTimeLimitActionsAction.CANCEL,
+    state: batch.JobStateTimeLimitActionsState.RUNNABLE,
+    maxTime,
+    reason,
+  }));
+}
+
+/** Batch's bounds of a RUNNABLE time limit. */
+function checkRunnableTimeout(what: string, timeout: Duration): void {
+  const seconds = timeout.toSeconds();
+  if (
+    !Token.isUnresolved(seconds) &&
+    (seconds < MIN_RUNNABLE_TIMEOUT.toSeconds() || seconds > MAX_RUNNABLE_TIMEOUT.toSeconds())
+  ) {
+    throw new Error(`${what} must be from 10 minutes to 24 hours (Batch's bounds), got ${seconds} seconds.`);
   }
 }
 

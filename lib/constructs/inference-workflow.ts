@@ -9,6 +9,9 @@
  *    │  otherwise    -> Infer shards     (array job, size pending) │
  *    v                                                             │
  *   Reconcile (a failed job is caught into $.inferError) ─> Retry round? ── next == 'infer' ─> Route shards
+ *
+ * With On-Demand queues, `Retry round?` goes to `Route retry shards` instead: the same choice over `... on demand`
+ * states, so only the first round runs on Spot (see `addOnDemandRetryRounds`).
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
@@ -21,7 +24,12 @@ import { Construct } from 'constructs';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { PLAN_EVENT_KEYS, WORKFLOW_STATES } from '../workflow-contract.js';
 
-export { WORKFLOW_STATES, INFER_STATES, NON_RETRYABLE_ERRORS } from '../workflow-contract.js';
+export {
+  WORKFLOW_STATES,
+  INFER_STATES,
+  ON_DEMAND_INFER_STATES,
+  NON_RETRYABLE_ERRORS,
+} from '../workflow-contract.js';
 
 /** Step Functions' limit for a STANDARD execution. */
 const MAX_EXECUTION_TIME = Duration.days(365);
@@ -45,6 +53,21 @@ export interface InferenceWorkflowProps {
    * @default - the GPU queue; no separate CPU states are generated.
    */
   readonly cpuJobQueue?: batch.IJobQueue;
+
+  /**
+   * The GPU queue of retry rounds (round 1 onwards): On-Demand capacity, so a round that Spot could not place, or
+   * whose hosts Spot reclaimed, is not sent back to Spot.
+   *
+   * @default - retry rounds use `gpuJobQueue`; no On-Demand states are generated.
+   */
+  readonly gpuOnDemandJobQueue?: batch.IJobQueue;
+
+  /**
+   * The CPU queue of retry rounds. Only with `cpuJobQueue` and `gpuOnDemandJobQueue`.
+   *
+   * @default - retry rounds of CPU runs use `cpuJobQueue`
+   */
+  readonly cpuOnDemandJobQueue?: batch.IJobQueue;
 
   /** The worker's job definition; its retry strategy handles spot reclaims and image pull failures. */
   readonly jobDefinition: batch.IJobDefinition;
@@ -241,6 +264,12 @@ export class InferenceWorkflow extends Construct {
       }
     }
 
+    if (props.cpuOnDemandJobQueue && !(props.cpuJobQueue && props.gpuOnDemandJobQueue)) {
+      throw new Error(
+        'InferenceWorkflow cpuOnDemandJobQueue is only used with a cpuJobQueue and a gpuOnDemandJobQueue: pass them ' +
+          'too, or leave it out.',
+      );
+    }
     if (props.cpuJobDefinition && !props.cpuJobQueue) {
       throw new Error(
         'InferenceWorkflow cpuJobDefinition is only used with a cpuJobQueue: pass the CPU queue too, or leave both out.',
@@ -327,8 +356,11 @@ export class InferenceWorkflow extends Construct {
       job.next(reconcile);
     }
 
+    const retryTarget = props.gpuOnDemandJobQueue
+      ? this.addOnDemandRetryRounds(props, { finalize, reconcile, submit, cpuJobDefinition })
+      : routeShards;
     const retryRound = new sfn.Choice(this, 'RetryRound', { stateName: WORKFLOW_STATES.retryRound })
-      .when(sfn.Condition.stringEquals('$.next', 'infer'), routeShards)
+      .when(sfn.Condition.stringEquals('$.next', 'infer'), retryTarget)
       .otherwise(finalize);
     reconcile.next(retryRound);
 
@@ -361,6 +393,82 @@ export class InferenceWorkflow extends Construct {
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
+  }
+
+  /**
+   * The retry rounds' routing: `Route retry shards`, the same choice as `Route shards` (pending 0 / 1 / N, GPU or CPU)
+   * over tasks on the On-Demand queues, each caught into and followed by Reconcile. Returns the choice.
+   */
+  private addOnDemandRetryRounds(
+    props: InferenceWorkflowProps,
+    states: {
+      readonly finalize: sfn.IChainable;
+      readonly reconcile: sfn.IChainable;
+      readonly submit: (
+        id: string,
+        stateName: string,
+        queue: batch.IJobQueue,
+        jobDefinition: batch.IJobDefinition,
+        array: boolean,
+      ) => tasks.BatchSubmitJob;
+      readonly cpuJobDefinition: batch.IJobDefinition;
+    },
+  ): sfn.Choice {
+    const { submit } = states;
+    const gpuQueue = props.gpuOnDemandJobQueue!;
+    const pendingIsOne = sfn.Condition.numberEquals('$.pending', 1);
+    const one = submit(
+      'InferShardOnDemand',
+      WORKFLOW_STATES.inferShardOnDemand,
+      gpuQueue,
+      props.jobDefinition,
+      false,
+    );
+    const many = submit(
+      'InferShardsOnDemand',
+      WORKFLOW_STATES.inferShardsOnDemand,
+      gpuQueue,
+      props.jobDefinition,
+      true,
+    );
+    const jobs = [one, many];
+    const route = new sfn.Choice(this, 'RouteRetryShards', {
+      stateName: WORKFLOW_STATES.routeRetryShards,
+    }).when(sfn.Condition.numberEquals('$.pending', 0), states.finalize);
+    const cpuQueue =
+      props.cpuJobQueue && props.cpuJobQueue !== props.gpuJobQueue
+        ? (props.cpuOnDemandJobQueue ?? props.cpuJobQueue)
+        : undefined;
+    if (cpuQueue) {
+      const onCpu = sfn.Condition.stringEquals('$.compute', 'cpu');
+      const oneOnCpu = submit(
+        'InferShardOnCpuOnDemand',
+        WORKFLOW_STATES.inferShardOnCpuOnDemand,
+        cpuQueue,
+        states.cpuJobDefinition,
+        false,
+      );
+      const manyOnCpu = submit(
+        'InferShardsOnCpuOnDemand',
+        WORKFLOW_STATES.inferShardsOnCpuOnDemand,
+        cpuQueue,
+        states.cpuJobDefinition,
+        true,
+      );
+      jobs.push(oneOnCpu, manyOnCpu);
+      route
+        .when(sfn.Condition.and(pendingIsOne, onCpu), oneOnCpu)
+        .when(pendingIsOne, one)
+        .when(onCpu, manyOnCpu)
+        .otherwise(many);
+    } else {
+      route.when(pendingIsOne, one).otherwise(many);
+    }
+    for (const job of jobs) {
+      job.addCatch(states.reconcile, { errors: [sfn.Errors.ALL], resultPath: '$.inferError' });
+      job.next(states.reconcile);
+    }
+    return route;
   }
 
   /**

@@ -38,6 +38,12 @@ export interface MonitoredPipeline {
   readonly stateMachine: sfn.IStateMachine;
   /** The pipeline's validation.maxErrorRate: a run above it alarms. 0..1. */
   readonly maxErrorRate: number;
+  /**
+   * The pipeline's run.compute. A GPU pipeline alarms when a run had a shard on the CPU execution provider.
+   *
+   * @default 'gpu'
+   */
+  readonly compute?: 'gpu' | 'cpu';
 }
 
 /** A job queue to watch. */
@@ -243,6 +249,19 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       });
+      if ((pipeline.compute ?? 'gpu') === 'gpu') {
+        alarm(`${pid}GpuRunOnCpuAlarm`, {
+          alarmDescription:
+            `A run of GPU pipeline ${pipeline.name} ran shards on the CPU execution provider ` +
+            `(${RUN_METRICS.shardsOnCpu} at least 1): its workers could not load CUDA and its spec allows ` +
+            'run.cpuFallback. See the worker logs ("execution provider cuda unavailable") and the manifest\'s ' +
+            'execution.providers.',
+          metric: runMetric(RUN_METRICS.shardsOnCpu, pipeline.name),
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        });
+      }
       alarm(`${pid}DriftAlarm`, {
         alarmDescription:
           `The predictions of pipeline ${pipeline.name} drifted (${RUN_METRICS.drift} above ${driftThreshold}): ` +

@@ -1,7 +1,12 @@
 /**
- * Where workers run: private subnets with no route to the internet, and VPC endpoints for everything a worker and
- * its ECS agent talk to (S3 through the free gateway endpoint; ECR, ECS, CloudWatch Logs and STS through interface
- * endpoints). No NAT gateway: nothing to pay while idle, and no path out of the VPC.
+ * Where workers run. Two shapes of a new VPC, neither with a NAT gateway:
+ * - public (the default): public subnets behind an internet gateway, instances with public addresses and a security
+ *   group that admits nothing in; S3 through the free gateway endpoint. Nothing in it bills by the hour, so an idle
+ *   stage costs nothing here.
+ * - isolated: private subnets with no route to the internet, and VPC endpoints for everything a worker and its ECS
+ *   agent talk to (S3 through the gateway endpoint; ECR, ECS, CloudWatch Logs and STS through interface endpoints,
+ *   which bill per endpoint, per zone and per hour whether or not anything runs). No path out of the VPC.
+ * Or an existing VPC, with or without the endpoints.
  */
 import { Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -55,10 +60,19 @@ export interface NetworkProps {
   readonly cidr?: string;
 
   /**
-   * Create the VPC endpoints. Only an imported VPC that already has them may go without: workers in a new VPC have
-   * no other way to reach AWS.
+   * A new VPC's worker subnets are isolated (no route out; the interface endpoints are the only way to AWS) instead
+   * of public (an internet gateway; instances get public addresses and admit nothing in). Isolated costs the interface
+   * endpoints' hourly price while idle (docs/operations.md, "Idle cost").
    *
-   * @default true
+   * @default false
+   */
+  readonly isolated?: boolean;
+
+  /**
+   * Create the interface VPC endpoints (the S3 gateway endpoint, free, is always created). An isolated VPC needs
+   * them: its workers have no other way to reach AWS.
+   *
+   * @default - true for an imported VPC and an isolated one; false for a new public VPC
    */
   readonly createEndpoints?: boolean;
 
@@ -90,16 +104,17 @@ export class Network extends Construct {
 
   constructor(scope: Construct, id: string, props: NetworkProps = {}) {
     super(scope, id);
-    const createEndpoints = props.createEndpoints ?? true;
+    const isolated = props.isolated ?? false;
+    const createEndpoints = props.createEndpoints ?? (props.vpc !== undefined || isolated);
     let vpcCidr: string;
 
     if (props.vpc) {
       if (!props.subnets) {
         throw new Error('Network with an imported vpc needs subnets: the private subnets where workers run.');
       }
-      if (props.maxAzs !== undefined || props.cidr !== undefined) {
+      if (props.maxAzs !== undefined || props.cidr !== undefined || props.isolated !== undefined) {
         throw new Error(
-          'Network maxAzs and cidr only apply to a new VPC; leave them out with an imported vpc.',
+          'Network maxAzs, cidr and isolated only apply to a new VPC; leave them out with an imported vpc.',
         );
       }
       this.vpc = props.vpc;
@@ -107,9 +122,9 @@ export class Network extends Construct {
       vpcCidr = props.vpc.vpcCidrBlock;
     } else {
       if (props.subnets) throw new Error('Network subnets only apply to an imported vpc.');
-      if (!createEndpoints) {
+      if (isolated && !createEndpoints) {
         throw new Error(
-          'Network createEndpoints cannot be false for a new VPC: its subnets have no route out, so workers could reach neither ECR nor S3.',
+          'Network createEndpoints cannot be false for an isolated VPC: its subnets have no route out, so workers could reach neither ECR nor S3. Leave isolated out for public subnets without endpoints.',
         );
       }
       const maxAzs = props.maxAzs ?? 2;
@@ -130,12 +145,22 @@ export class Network extends Construct {
       const zones = Token.isUnresolved(Stack.of(this).region)
         ? { availabilityZones: Array.from({ length: maxAzs }, (_, i) => Fn.select(i, Fn.getAzs())) }
         : { maxAzs };
+      const subnetType = isolated ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PUBLIC;
       const vpc = new ec2.Vpc(this, 'Vpc', {
         ipAddresses: ec2.IpAddresses.cidr(cidr),
         ...zones,
+        // Never a NAT gateway (hourly). Public: an internet gateway (free) and public addresses on launch, which the
+        // instances need to reach ECR, ECS and S3 without endpoints; their security group admits nothing in.
+        // Isolated: no internet gateway either. /20 per zone leaves room for thousands of instances.
         natGateways: 0,
-        // Isolated only: no internet gateway, no NAT. /20 per zone leaves room for thousands of instances.
-        subnetConfiguration: [{ name: 'workers', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }],
+        subnetConfiguration: [
+          {
+            name: 'workers',
+            subnetType,
+            cidrMask: 20,
+            ...(isolated ? {} : { mapPublicIpOnLaunch: true }),
+          },
+        ],
         flowLogs: {
           all: {
             destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
@@ -144,11 +169,19 @@ export class Network extends Construct {
         },
       });
       this.vpc = vpc;
-      this.workerSubnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+      this.workerSubnets = { subnetType };
       // The literal range rather than the VPC's attribute: the endpoint rules then read as what they allow.
       vpcCidr = cidr;
     }
 
+    // Gateway endpoint: free, and the path of nearly all traffic (data, and ECR's image layers), in every new VPC.
+    // An imported VPC without createEndpoints has its own (a second one on the same route tables fails to deploy).
+    if (!props.vpc || createEndpoints) {
+      this.vpc.addGatewayEndpoint('S3', {
+        service: ec2.GatewayVpcEndpointAwsService.S3,
+        subnets: [this.workerSubnets],
+      });
+    }
     const endpoints: Record<string, ec2.InterfaceVpcEndpoint> = {};
     if (createEndpoints) {
       // One security group for the interface endpoints: HTTPS in from the VPC's own range, nothing else.
@@ -159,11 +192,6 @@ export class Network extends Construct {
       });
       endpointSecurityGroup.addIngressRule(ec2.Peer.ipv4(vpcCidr), ec2.Port.tcp(443), 'HTTPS from the VPC');
       this.endpointSecurityGroup = endpointSecurityGroup;
-      // Gateway endpoint: free, and the path of nearly all traffic (data, and ECR's image layers).
-      this.vpc.addGatewayEndpoint('S3', {
-        service: ec2.GatewayVpcEndpointAwsService.S3,
-        subnets: [this.workerSubnets],
-      });
       for (const [name, service] of Object.entries(WORKER_INTERFACE_ENDPOINTS)) {
         endpoints[name] = this.vpc.addInterfaceEndpoint(name, {
           service,

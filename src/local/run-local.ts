@@ -76,6 +76,17 @@ export interface LocalRunOutcome {
   readonly result?: RunResult;
   readonly wallMs: number;
   readonly logDir: string;
+  /** Each Batch round the run submitted, in order: which task state ran it (so which queue it went to). */
+  readonly rounds: readonly LocalRound[];
+}
+
+/** One Batch round of a local run. */
+export interface LocalRound {
+  readonly round: number;
+  /** The task state, e.g. `Infer shards` (first round, Spot queue) or `Infer shards on demand` (retry rounds). */
+  readonly state: string;
+  /** Children of the job (1 for a single job). */
+  readonly shards: number;
 }
 
 export async function runLocal(
@@ -109,6 +120,7 @@ async function runLocked(
   const logDir = path.join(options.stateDir, 'logs', runId);
   const workers = Math.max(1, options.workers ?? os.availableParallelism());
   let finalizeResult: RunResult | undefined;
+  const rounds: LocalRound[] = [];
 
   const pool = new LocalWorkerPool({
     concurrency: workers,
@@ -169,6 +181,12 @@ async function runLocked(
   for (const name of INFER_STATES) {
     handlers[name] = async (input) => {
       const request = toJobRequest(input);
+      // Every queue runs the same way locally (one pool); only the record says which one Batch would have used.
+      rounds.push({
+        round: Number(request.environment[WORKER_ENV.round]),
+        state: name,
+        shards: request.arraySize ?? 1,
+      });
       const result = await pool.runJob(request);
       if (result.failed.length > 0) {
         // The shape of a failed `batch:submitJob.sync` task: States.TaskFailed with the job description as cause.
@@ -219,7 +237,14 @@ async function runLocked(
   else options.signal?.addEventListener('abort', onSignal, { once: true });
   try {
     const output = runResultSchema.parse(await execution.result);
-    return { runId, status: 'SUCCEEDED', result: output, wallMs: performance.now() - started, logDir };
+    return {
+      runId,
+      status: 'SUCCEEDED',
+      result: output,
+      wallMs: performance.now() - started,
+      logDir,
+      rounds,
+    };
   } catch (err) {
     const { error, cause } = describeFailure(err);
     return {
@@ -230,6 +255,7 @@ async function runLocked(
       ...(finalizeResult ? { result: finalizeResult } : {}),
       wallMs: performance.now() - started,
       logDir,
+      rounds,
     };
   } finally {
     process.off('SIGINT', onSignal);

@@ -32,6 +32,13 @@ export const RUN_METRICS = {
    * (not for a pipeline's first run, which has no baseline); the drift alarm stays OK while nothing is emitted.
    */
   drift: 'Drift',
+  /**
+   * Completed shards by the execution provider that ran them (the markers' `executionProvider`, the manifest's
+   * `execution.providers`): every shard's provider is counted in one of the two. The GPU-on-CPU alarm reads
+   * `ShardsOnCpu` of GPU pipelines.
+   */
+  shardsOnCpu: 'ShardsOnCpu',
+  shardsOnCuda: 'ShardsOnCuda',
 } as const;
 
 /** Metrics the queue-depth function emits every minute, with the dimension `JobQueue` (the queue's name). */

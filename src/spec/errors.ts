@@ -37,6 +37,14 @@ export class ModelError extends Error {
   override readonly name = 'ModelError';
 }
 
+/**
+ * A GPU run's worker could not load the CUDA execution provider and the spec does not allow running on the CPU
+ * (`run.cpuFallback`). The same host type fails the same way: the shard fails instead of running at CPU speed.
+ */
+export class ExecutionProviderError extends Error {
+  override readonly name = 'ExecutionProviderError';
+}
+
 /** A run's stored state (plan, markers, rounds) is missing or corrupt. */
 export class RunStateError extends Error {
   override readonly name = 'RunStateError';

@@ -176,6 +176,11 @@ const jobSpecObject = z.strictObject({
         })
         .prefault({}),
       compute: z.enum(['gpu', 'cpu'], { message: 'must be gpu or cpu' }).default('gpu'),
+      /**
+       * With `compute: gpu`: a worker whose CUDA provider cannot load runs its shard on the CPU instead of failing it.
+       * Off by default: a GPU run on CPU is many times slower, at GPU prices.
+       */
+      cpuFallback: z.boolean().default(false),
       /** Retry rounds for shards that did not complete, after the first attempt. */
       maxRounds: z.number().int().min(0).max(10).default(2),
     })

@@ -36,7 +36,7 @@ import {
   type Shard,
   type ShardMarker,
 } from '../runs/types.js';
-import { ModelError, RunStateError } from '../spec/errors.js';
+import { ExecutionProviderError, ModelError, RunStateError } from '../spec/errors.js';
 import { isTabularInput, isTextInput } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, putJson, type ObjectStore } from '../storage/object-store.js';
@@ -118,6 +118,26 @@ export interface WorkerDeps {
   readonly onStage?: (event: StageEvent) => void;
 }
 
+/**
+ * GPU or fail: a GPU run (`run.compute: gpu`) whose worker asked for CUDA first and got another provider fails the
+ * shard, unless the spec allows the CPU (`run.cpuFallback`). A worker not asked for CUDA (local runs, the CPU queue)
+ * is never held to it.
+ */
+function requireGpu(
+  spec: Pick<JobSpec, 'run'>,
+  providers: readonly ExecutionProvider[] | undefined,
+  thread: Pick<InferenceThread, 'executionProvider'>,
+): void {
+  if (spec.run.compute !== 'gpu' || spec.run.cpuFallback || providers?.[0] !== 'cuda') return;
+  if (thread.executionProvider === 'cuda') return;
+  throw new ExecutionProviderError(
+    `This GPU run's worker could not load the CUDA execution provider and would run on ` +
+      `${thread.executionProvider} (see the "execution provider cuda unavailable" log line for why). Check the ` +
+      'instance type (an NVIDIA GPU) and the worker image (CUDA and cuDNN libraries), or set run.cpuFallback: true ' +
+      'in the job spec to let the shard run on the CPU.',
+  );
+}
+
 /** The shard stopped because it was asked to (SIGTERM); its checkpoint is consistent and a retry resumes it. */
 export class WorkerInterruptedError extends Error {
   override readonly name = 'WorkerInterrupted';
@@ -193,6 +213,12 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     executionProvider: thread.executionProvider,
     setupMs: Math.round(performance.now() - started),
   });
+  try {
+    requireGpu(plan.spec, deps.providers, thread);
+  } catch (err) {
+    await thread.terminate().catch(() => undefined);
+    throw err;
+  }
   let writer: ShardWriter | undefined;
   let stream: RecordStream | undefined;
   try {

@@ -123,6 +123,22 @@ describe('pipelines', () => {
     }
   });
 
+  it('cancels first-round (Spot) jobs RUNNABLE after spotRunnableTimeoutMinutes, retry-round ones after runnableTimeoutMinutes', () => {
+    const limits = Object.fromEntries(
+      Object.values(template.findResources('AWS::Batch::JobQueue')).map((q) => {
+        const props = (q as { Properties: Record<string, unknown> }).Properties;
+        const actions = props.JobStateTimeLimitActions as { MaxTimeSeconds: number }[];
+        return [props.JobQueueName as string, [...new Set(actions.map((l) => l.MaxTimeSeconds))]];
+      }),
+    );
+    expect(limits).toEqual({
+      'batch-infer-dev-gpu': [15 * 60],
+      'batch-infer-dev-cpu': [15 * 60],
+      'batch-infer-dev-gpu-ondemand': [60 * 60],
+      'batch-infer-dev-cpu-ondemand': [60 * 60],
+    });
+  });
+
   it('wires every pipeline to the shared functions, the GPU and CPU queues and their job definitions', () => {
     const getArn = (prefix: string) => `\${${onlyLogicalId('AWS::Lambda::Function', prefix)}.Arn}`;
     const gpuQueue = `\${${onlyLogicalId('AWS::Batch::JobQueue', 'GpuComputeJobQueue')}.JobQueueArn}`;
@@ -137,6 +153,23 @@ describe('pipelines', () => {
       expect(states[WORKFLOW_STATES.finalize]?.Parameters?.FunctionName).toBe(getArn('FinalizeFunction'));
       for (const name of [WORKFLOW_STATES.inferShard, WORKFLOW_STATES.inferShards]) {
         expect(states[name]?.Parameters).toMatchObject({ JobQueue: gpuQueue, JobDefinition: gpuJob });
+      }
+      const queue = (prefix: string) => `\${${onlyLogicalId('AWS::Batch::JobQueue', prefix)}.JobQueueArn}`;
+      // Retry rounds: the On-Demand queues.
+      for (const name of [WORKFLOW_STATES.inferShardOnDemand, WORKFLOW_STATES.inferShardsOnDemand]) {
+        expectIn(states[name]?.Parameters, name).toMatchObject({
+          JobQueue: queue('GpuComputeOnDemandJobQueue'),
+          JobDefinition: gpuJob,
+        });
+      }
+      for (const name of [
+        WORKFLOW_STATES.inferShardOnCpuOnDemand,
+        WORKFLOW_STATES.inferShardsOnCpuOnDemand,
+      ]) {
+        expectIn(states[name]?.Parameters, name).toMatchObject({
+          JobQueue: queue('GpuComputeCpuOnDemandJobQueue'),
+          JobDefinition: cpuJob,
+        });
       }
       for (const name of [WORKFLOW_STATES.inferShardOnCpu, WORKFLOW_STATES.inferShardsOnCpu]) {
         expect(states[name]?.Parameters).toMatchObject({ JobQueue: cpuQueue, JobDefinition: cpuJob });
@@ -340,9 +373,12 @@ describe('security', () => {
           jobDefinitionRevisions('batch-infer-dev-cpu-worker'),
           flattenForNag(queueArn('GpuComputeJobQueue')),
           flattenForNag(queueArn('GpuComputeCpuJobQueue')),
+          // Retry rounds' On-Demand queues.
+          flattenForNag(queueArn('GpuComputeOnDemandJobQueue')),
+          flattenForNag(queueArn('GpuComputeCpuOnDemandJobQueue')),
         ]),
       );
-      expect(resourcesFor('batch:SubmitJob')).toHaveLength(4);
+      expect(resourcesFor('batch:SubmitJob')).toHaveLength(6);
       expectIn(resourcesFor('batch:TerminateJob').length, pipeline).toBeGreaterThan(0);
     }
   });
@@ -489,19 +525,91 @@ describe('security', () => {
   });
 });
 
+/**
+ * Resource types that bill by the hour (or month) while they exist, whether or not a run is in flight, and when a
+ * resource of the type does. The list is explicit: a new type that bills while idle must be added here to be caught.
+ */
+const HOURLY_BILLED: readonly {
+  readonly type: string;
+  readonly why: string;
+  readonly billed: (properties: Record<string, unknown>) => boolean;
+}[] = [
+  { type: 'AWS::EC2::NatGateway', why: 'NAT gateway hours', billed: () => true },
+  {
+    type: 'AWS::EC2::VPCEndpoint',
+    why: 'interface / Gateway Load Balancer endpoint hours per zone (gateway endpoints are free)',
+    billed: (p) => p.VpcEndpointType !== 'Gateway',
+  },
+  { type: 'AWS::EC2::EIP', why: 'public IPv4 address hours', billed: () => true },
+  { type: 'AWS::EC2::Instance', why: 'instance hours', billed: () => true },
+  {
+    type: 'AWS::Batch::ComputeEnvironment',
+    why: 'instances kept for minvCpus > 0',
+    billed: (p) => Number((p.ComputeResources as { MinvCpus?: unknown } | undefined)?.MinvCpus ?? 0) > 0,
+  },
+  {
+    type: 'AWS::AutoScaling::AutoScalingGroup',
+    why: 'instances kept for MinSize > 0',
+    billed: (p) => Number(p.MinSize ?? 0) > 0,
+  },
+  { type: 'AWS::ElasticLoadBalancingV2::LoadBalancer', why: 'load balancer hours', billed: () => true },
+  { type: 'AWS::ElasticLoadBalancing::LoadBalancer', why: 'load balancer hours', billed: () => true },
+  { type: 'AWS::EC2::TransitGatewayAttachment', why: 'attachment hours', billed: () => true },
+  { type: 'AWS::EC2::TransitGatewayVpcAttachment', why: 'attachment hours', billed: () => true },
+  { type: 'AWS::EC2::VPNConnection', why: 'VPN connection hours', billed: () => true },
+  { type: 'AWS::EC2::ClientVpnEndpoint', why: 'Client VPN association hours', billed: () => true },
+  { type: 'AWS::NetworkFirewall::Firewall', why: 'firewall endpoint hours', billed: () => true },
+  { type: 'AWS::RDS::DBInstance', why: 'database instance hours', billed: () => true },
+  { type: 'AWS::ElastiCache::CacheCluster', why: 'node hours', billed: () => true },
+  { type: 'AWS::OpenSearchService::Domain', why: 'instance hours', billed: () => true },
+  { type: 'AWS::SageMaker::Endpoint', why: 'instance hours', billed: () => true },
+  { type: 'AWS::Redshift::Cluster', why: 'node hours', billed: () => true },
+  { type: 'AWS::ECS::Service', why: 'tasks kept running', billed: (p) => Number(p.DesiredCount ?? 1) > 0 },
+];
+
 describe('compute and network', () => {
-  it('scales to zero: every compute environment has minvCpus 0, and nothing is billed per hour but endpoints', () => {
+  it('scales to zero: every compute environment has minvCpus 0', () => {
     for (const env of Object.values(template.findResources('AWS::Batch::ComputeEnvironment'))) {
       expect(env).toMatchObject({ Properties: { ComputeResources: { MinvCpus: 0 } } });
     }
-    for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::Instance', 'AWS::EC2::InternetGateway'])
-      template.resourceCountIs(type, 0);
   });
 
-  it('puts workers in isolated subnets of two zones, with the S3 gateway and seven interface endpoints', () => {
+  it('has no resource billed by the hour in the default template (HOURLY_BILLED, explicit)', () => {
+    const found: string[] = [];
+    const resources = (json.Resources ?? {}) as Record<
+      string,
+      { Type: string; Properties?: Record<string, unknown> }
+    >;
+    for (const [id, resource] of Object.entries(resources)) {
+      const rule = HOURLY_BILLED.find((r) => r.type === resource.Type);
+      if (rule && rule.billed(resource.Properties ?? {})) found.push(`${id} (${resource.Type}: ${rule.why})`);
+    }
+    expect(found).toEqual([]);
+  });
+
+  it('counts what HOURLY_BILLED would catch: the isolated network has seven interface endpoints', () => {
+    // The check above must be able to fail: the same rules find the endpoints of the isolated option.
+    const rule = HOURLY_BILLED.find((r) => r.type === 'AWS::EC2::VPCEndpoint')!;
+    expect(rule.billed({ VpcEndpointType: 'Interface' })).toBe(true);
+    expect(rule.billed({ VpcEndpointType: 'Gateway' })).toBe(false);
+    expect(
+      HOURLY_BILLED.find((r) => r.type === 'AWS::Batch::ComputeEnvironment')!.billed({
+        ComputeResources: { MinvCpus: 4 },
+      }),
+    ).toBe(true);
+  });
+
+  it('puts workers in public subnets of two zones, with no inbound access, and the S3 gateway endpoint only', () => {
     template.resourceCountIs('AWS::EC2::Subnet', 2);
-    template.resourceCountIs('AWS::EC2::VPCEndpoint', 8);
+    template.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true });
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 1);
     template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' });
+    for (const group of Object.values(template.findResources('AWS::EC2::SecurityGroup'))) {
+      expect(
+        (group as { Properties: Record<string, unknown> }).Properties.SecurityGroupIngress,
+      ).toBeUndefined();
+    }
+    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
   });
 
   it('retries spot reclaims and image pulls, exits otherwise, on both job definitions', () => {
@@ -591,7 +699,8 @@ describe('monitoring', () => {
         ).toHaveLength(1);
       }
     }
-    expect(descriptions.filter((d) => d.includes('RUNNABLE'))).toHaveLength(2);
+    // gpu, cpu and their On-Demand queues.
+    expect(descriptions.filter((d) => d.includes('RUNNABLE'))).toHaveLength(4);
     expect(descriptions.filter((d) => d.includes('function reported errors'))).toHaveLength(6);
     expect(descriptions.filter((d) => d.includes('dead-letter queue'))).toHaveLength(1);
   });
@@ -617,6 +726,8 @@ describe('outputs', () => {
       'GlueDatabaseName',
       'GpuJobQueueName',
       'CpuJobQueueName',
+      'CpuOnDemandJobQueueName',
+      'GpuOnDemandJobQueueName',
       'AlarmTopicArn',
       'RunEventsTopicArn',
       'DashboardName',

@@ -28,7 +28,7 @@ describe('deploy config', () => {
     expect(parseDeployConfig(undefined)).toEqual({
       stage: 'dev',
       pipelinesDir: 'pipelines',
-      gpuInstanceTypes: ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'],
+      gpuInstanceTypes: ['g6.xlarge', 'g6.2xlarge', 'g5.xlarge', 'g5.2xlarge', 'g4dn.xlarge', 'g4dn.2xlarge'],
       maxvCpus: 64,
       spot: true,
       workerCpu: 4,
@@ -39,8 +39,9 @@ describe('deploy config', () => {
       cpuWorkerMemoryMiB: 4096,
       attemptTimeoutMinutes: 120,
       runnableTimeoutMinutes: 60,
+      spotRunnableTimeoutMinutes: 15,
       runTimeoutHours: 24,
-      vpc: { create: { maxAzs: 2, cidr: '10.64.0.0/16' } },
+      vpc: { create: { maxAzs: 2, cidr: '10.64.0.0/16', isolated: false } },
       removalPolicy: 'retain',
       logRetentionDays: 30,
       tempDataExpirationDays: 7,
@@ -131,7 +132,11 @@ describe('deploy config', () => {
       ],
       ['gpuInstanceTypes: not Volta p3', { gpuInstanceTypes: ['p3.2xlarge'] }, /gpuInstanceTypes\.0/],
       ['gpuInstanceTypes: at least one', { gpuInstanceTypes: [] }, /gpuInstanceTypes: got \[\]/],
-      ['spot: a boolean', { spot: 'yes' }, /batchInfer\.spot: got "yes".*Fix: use true \(Spot first/],
+      [
+        'spot: a boolean',
+        { spot: 'yes' },
+        /batchInfer\.spot: got "yes".*Fix: use true \(first round on Spot, retry rounds On-Demand/,
+      ],
       ['workerMemoryMiB: at least 1024', { workerMemoryMiB: 512 }, /batchInfer\.workerMemoryMiB: got 512/],
       [
         'cpuInstanceTypes: x86_64 c/m/r families',
@@ -153,6 +158,11 @@ describe('deploy config', () => {
         { runnableTimeoutMinutes: 5 },
         /batchInfer\.runnableTimeoutMinutes: got 5.*how long a job may wait RUNNABLE/,
       ],
+      [
+        'spotRunnableTimeoutMinutes: Batch bounds, 10 to 1440',
+        { spotRunnableTimeoutMinutes: 1441 },
+        /batchInfer\.spotRunnableTimeoutMinutes: got 1441.*wait for Spot before the next round goes On-Demand/,
+      ],
       ['runTimeoutHours: 1 to 8760', { runTimeoutHours: 9000 }, /batchInfer\.runTimeoutHours: got 9000/],
       [
         'alarmEmail: an email address',
@@ -168,6 +178,11 @@ describe('deploy config', () => {
         'vpc.create.maxAzs: at least 2',
         { vpc: { create: { maxAzs: 1 } } },
         /batchInfer\.vpc\.create\.maxAzs: got 1; must be at least 2/,
+      ],
+      [
+        'vpc.create.isolated: a boolean',
+        { vpc: { create: { isolated: 'yes' } } },
+        /batchInfer\.vpc\.create\.isolated: got "yes"/,
       ],
       [
         'vpc.create.cidr: an IPv4 block',

@@ -85,9 +85,11 @@ const EVERY_KEY = {
   cpuWorkerMemoryMiB: 8192,
   attemptTimeoutMinutes: 45,
   runnableTimeoutMinutes: 20,
+  // No Spot queue with spot off: the default-config stack test shows where this lands (the Spot queues).
+  spotRunnableTimeoutMinutes: 30,
   runTimeoutHours: 6,
   alarmEmail: 'qa-oncall@example.com',
-  vpc: { create: { maxAzs: 3, cidr: '10.80.0.0/16' } },
+  vpc: { create: { maxAzs: 3, cidr: '10.80.0.0/16', isolated: true } },
   removalPolicy: 'destroy',
   logRetentionDays: 90,
   tempDataExpirationDays: 3,
@@ -204,7 +206,7 @@ describe('every configuration key set to a value other than its default', () => 
     }
   });
 
-  it('runnableTimeoutMinutes: both queues cancel jobs RUNNABLE that long', () => {
+  it('runnableTimeoutMinutes (and spotRunnableTimeoutMinutes, with spot off): both queues cancel jobs RUNNABLE that long', () => {
     for (const queue of resourcesOfType('AWS::Batch::JobQueue')) {
       const limits = queue.Properties.JobStateTimeLimitActions as { MaxTimeSeconds: number }[];
       expect(limits.length).toBeGreaterThan(0);
@@ -224,10 +226,13 @@ describe('every configuration key set to a value other than its default', () => 
     });
   });
 
-  it('vpc.create: the CIDR, and one isolated subnet in each of 3 zones', () => {
+  it('vpc.create: the CIDR, and one isolated subnet in each of 3 zones, with the interface endpoints', () => {
     template.hasResourceProperties('AWS::EC2::VPC', { CidrBlock: '10.80.0.0/16' });
     const subnets = resourcesOfType('AWS::EC2::Subnet');
     expect(subnets).toHaveLength(3);
+    for (const subnet of subnets) expect(subnet.Properties.MapPublicIpOnLaunch).toBe(false);
+    template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 8);
     expect(new Set(subnets.map((s) => JSON.stringify(s.Properties.AvailabilityZone))).size).toBe(3);
   });
 

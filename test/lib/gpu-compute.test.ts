@@ -8,7 +8,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
-import { GpuCompute, type GpuComputeProps } from '../../lib/constructs/gpu-compute.js';
+import {
+  DEFAULT_GPU_INSTANCE_TYPES,
+  GpuCompute,
+  type GpuComputeProps,
+} from '../../lib/constructs/gpu-compute.js';
 import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
 import { synthConstruct } from './helpers.js';
 
@@ -48,7 +52,7 @@ describe('GpuCompute', () => {
         ComputeResources: {
           MinvCpus: 0,
           MaxvCpus: 64,
-          InstanceTypes: ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'],
+          InstanceTypes: [...DEFAULT_GPU_INSTANCE_TYPES],
           Ec2Configuration: [{ ImageType: 'ECS_AL2023_NVIDIA' }],
         },
       });
@@ -91,14 +95,71 @@ describe('GpuCompute', () => {
     ]);
   });
 
-  it('cancels jobs RUNNABLE for too long, for every capacity reason, on both queues', () => {
-    const limits = [
-      'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
-      'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
-      'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
-    ].map((Reason) => ({ Action: 'CANCEL', MaxTimeSeconds: 3600, Reason, State: 'RUNNABLE' }));
-    template.resourceCountIs('AWS::Batch::JobQueue', 2);
-    template.allResourcesProperties('AWS::Batch::JobQueue', { JobStateTimeLimitActions: limits });
+  it('spans three GPU families by default (g6, g5, g4dn), single-GPU sizes that fit the default job', () => {
+    const families = new Set(DEFAULT_GPU_INSTANCE_TYPES.map((t) => t.split('.')[0]));
+    expect([...families]).toEqual(['g6', 'g5', 'g4dn']);
+    expect(DEFAULT_GPU_INSTANCE_TYPES.every((t) => /\.(x|2x)large$/.test(t))).toBe(true);
+  });
+
+  /** A queue's environments as [logical id without hash, order]. */
+  const queueOrder = (name: string): [string, number][] => {
+    const queues = Object.values(
+      template.findResources('AWS::Batch::JobQueue', { Properties: { JobQueueName: name } }),
+    ) as Resource[];
+    expectIn(queues, name).toHaveLength(1);
+    const order = queues[0]!.Properties.ComputeEnvironmentOrder as {
+      ComputeEnvironment: { 'Fn::GetAtt': string[] };
+      Order: number;
+    }[];
+    return order.map((o) => [o.ComputeEnvironment['Fn::GetAtt'][0]!.replace(/[0-9A-F]{8}$/, ''), o.Order]);
+  };
+
+  it('has an On-Demand-only GPU queue for retry rounds', () => {
+    expect(queueOrder('batch-infer-test-gpu-ondemand')).toEqual([
+      ['GpuComputeOnDemandComputeEnvironment', 1],
+    ]);
+  });
+
+  it('gives the CPU queue the same fallback: Spot then On-Demand, and an On-Demand-only queue', () => {
+    expect(queueOrder('batch-infer-test-cpu')).toEqual([
+      ['GpuComputeCpuComputeEnvironment', 1],
+      ['GpuComputeCpuOnDemandComputeEnvironment', 2],
+    ]);
+    expect(queueOrder('batch-infer-test-cpu-ondemand')).toEqual([
+      ['GpuComputeCpuOnDemandComputeEnvironment', 1],
+    ]);
+    const cpuEnvironments = Object.values(template.findResources('AWS::Batch::ComputeEnvironment'))
+      .map((e) => (e as Resource).Properties.ComputeResources as { Type: string; AllocationStrategy: string })
+      .filter((r) => !JSON.stringify(r).includes('ECS_AL2023_NVIDIA'));
+    expect(cpuEnvironments.map((r) => [r.Type, r.AllocationStrategy]).sort()).toEqual([
+      ['EC2', 'BEST_FIT_PROGRESSIVE'],
+      ['SPOT', 'SPOT_PRICE_CAPACITY_OPTIMIZED'],
+    ]);
+  });
+
+  it('cancels jobs RUNNABLE for too long, for every capacity reason: Spot queues sooner, so a retry round goes On-Demand', () => {
+    const limits = (seconds: number) =>
+      [
+        'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+        'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
+        'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+      ].map((Reason) => ({ Action: 'CANCEL', MaxTimeSeconds: seconds, Reason, State: 'RUNNABLE' }));
+    template.resourceCountIs('AWS::Batch::JobQueue', 4);
+    for (const [name, seconds] of [
+      ['batch-infer-test-gpu', 900],
+      ['batch-infer-test-cpu', 900],
+      ['batch-infer-test-gpu-ondemand', 3600],
+      ['batch-infer-test-cpu-ondemand', 3600],
+    ] as const) {
+      const queue = Object.values(
+        template.findResources('AWS::Batch::JobQueue', { Properties: { JobQueueName: name } }),
+      )[0] as Resource;
+      expectIn(queue.Properties.JobStateTimeLimitActions, name).toEqual(limits(seconds));
+    }
+    compute({ spotRunnableTimeout: Duration.minutes(20) }).hasResourceProperties('AWS::Batch::JobQueue', {
+      ComputeEnvironmentOrder: Match.arrayWith([Match.objectLike({ Order: 2 })]),
+      JobStateTimeLimitActions: Match.arrayWith([Match.objectLike({ MaxTimeSeconds: 1200 })]),
+    });
   });
 
   it('defines the GPU job: 1 GPU, cpu and memory from props, CUDA provider, attempt timeout, retry strategy', () => {
@@ -240,13 +301,16 @@ describe('GpuCompute', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
-  it('with spot off, has one On-Demand GPU environment', () => {
-    const onDemand = compute({ spot: false });
-    onDemand.resourceCountIs('AWS::Batch::ComputeEnvironment', 1);
-    onDemand.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+  it('with spot off, has one On-Demand environment and one queue per kind, which serves every round', () => {
+    const onDemand = compute({ spot: false, cpu: {} });
+    onDemand.resourceCountIs('AWS::Batch::ComputeEnvironment', 2);
+    onDemand.allResourcesProperties('AWS::Batch::ComputeEnvironment', {
       ComputeResources: Match.objectLike({ Type: 'EC2' }),
     });
-    onDemand.resourceCountIs('AWS::Batch::JobQueue', 1);
+    onDemand.resourceCountIs('AWS::Batch::JobQueue', 2);
+    onDemand.allResourcesProperties('AWS::Batch::JobQueue', {
+      JobStateTimeLimitActions: Match.arrayWith([Match.objectLike({ MaxTimeSeconds: 3600 })]),
+    });
   });
 
   it('passes instance families as families and sizes as types', () => {
@@ -308,6 +372,11 @@ describe('GpuCompute rules', () => {
       /runnableTimeout must be from 10 minutes to 24 hours/,
     );
     expect(() => compute({ runnableTimeout: Duration.hours(25) })).toThrow(/runnableTimeout/);
+  });
+  it('rule: spotRunnableTimeout is within Batch bounds (10 minutes to 24 hours)', () => {
+    expect(() => compute({ spotRunnableTimeout: Duration.minutes(9) })).toThrow(
+      /GpuCompute spotRunnableTimeout must be from 10 minutes to 24 hours \(Batch's bounds\), got 540 seconds/,
+    );
   });
   it('rule: the CPU queue has at least one instance type', () => {
     expect(() => compute({ cpu: { instanceTypes: [] } })).toThrow(

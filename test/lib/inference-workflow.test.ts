@@ -18,6 +18,7 @@ import {
   InferenceWorkflow,
   NON_RETRYABLE_ERRORS,
   WORKFLOW_STATES,
+  ON_DEMAND_INFER_STATES,
 } from '../../lib/constructs/inference-workflow.js';
 import {
   PLACEHOLDERS,
@@ -59,6 +60,11 @@ describe('InferenceWorkflow definition', () => {
         S.inferShards,
         S.inferShardOnCpu,
         S.inferShardsOnCpu,
+        S.routeRetryShards,
+        S.inferShardOnDemand,
+        S.inferShardsOnDemand,
+        S.inferShardOnCpuOnDemand,
+        S.inferShardsOnCpuOnDemand,
         S.reconcile,
         S.retryRound,
         S.finalize,
@@ -147,7 +153,7 @@ describe('InferenceWorkflow definition', () => {
     },
   );
 
-  it('Reconcile gets the whole state and Retry round? loops back to Route shards or goes to Finalize', () => {
+  it('Reconcile gets the whole state and Retry round? goes to Route retry shards or to Finalize', () => {
     const reconcile = state(S.reconcile);
     expect(reconcile.Parameters).toEqual({
       FunctionName: PLACEHOLDERS.reconcileFunctionArn,
@@ -156,8 +162,43 @@ describe('InferenceWorkflow definition', () => {
     expect(reconcile.OutputPath).toBe('$.Payload');
     expect(reconcile.Next).toBe(S.retryRound);
     const retryRound = state(S.retryRound);
-    expect(retryRound.Choices).toEqual([{ Variable: '$.next', StringEquals: 'infer', Next: S.routeShards }]);
+    expect(retryRound.Choices).toEqual([
+      { Variable: '$.next', StringEquals: 'infer', Next: S.routeRetryShards },
+    ]);
     expect(retryRound.Default).toBe(S.finalize);
+  });
+
+  it('routes retry rounds like the first round, but to the On-Demand queues', () => {
+    const route = state(S.routeRetryShards);
+    const onCpu = { Variable: '$.compute', StringEquals: 'cpu' };
+    expect(route.Choices).toEqual([
+      { Variable: '$.pending', NumericEquals: 0, Next: S.finalize },
+      { And: [{ Variable: '$.pending', NumericEquals: 1 }, onCpu], Next: S.inferShardOnCpuOnDemand },
+      { Variable: '$.pending', NumericEquals: 1, Next: S.inferShardOnDemand },
+      { ...onCpu, Next: S.inferShardsOnCpuOnDemand },
+    ]);
+    expect(route.Default).toBe(S.inferShardsOnDemand);
+    const queues = {
+      [S.inferShardOnDemand]: PLACEHOLDERS.gpuOnDemandJobQueueArn,
+      [S.inferShardsOnDemand]: PLACEHOLDERS.gpuOnDemandJobQueueArn,
+      [S.inferShardOnCpuOnDemand]: PLACEHOLDERS.cpuOnDemandJobQueueArn,
+      [S.inferShardsOnCpuOnDemand]: PLACEHOLDERS.cpuOnDemandJobQueueArn,
+    };
+    for (const [name, queue] of Object.entries(queues)) {
+      const task = state(name);
+      expectIn(task.Parameters?.JobQueue, name).toBe(queue);
+      expectIn(task.Next, name).toBe(S.reconcile);
+      expectIn(task.Catch, name).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.inferError', Next: S.reconcile },
+      ]);
+    }
+    expect(state(S.inferShardsOnDemand).Parameters?.ArrayProperties).toEqual({ 'Size.$': '$.pending' });
+    expect(state(S.inferShardOnDemand).Parameters).not.toHaveProperty('ArrayProperties');
+    expect(state(S.inferShardOnDemand).Parameters?.JobDefinition).toBe(PLACEHOLDERS.jobDefinitionArn);
+    expect(state(S.inferShardOnCpuOnDemand).Parameters?.JobDefinition).toBe(PLACEHOLDERS.cpuJobDefinitionArn);
+    // The first round stays on the Spot queues.
+    expect(state(S.inferShards).Parameters?.JobQueue).toBe(PLACEHOLDERS.gpuJobQueueArn);
+    expect(state(S.inferShardsOnCpu).Parameters?.JobQueue).toBe(PLACEHOLDERS.cpuJobQueueArn);
   });
 
   it('Finalize gets the whole state and Passed? ends in Succeeded or in Failed with the result reason', () => {
@@ -227,6 +268,10 @@ describe('InferenceWorkflow definition', () => {
       [S.inferShards]: undefined,
       [S.inferShardOnCpu]: undefined,
       [S.inferShardsOnCpu]: undefined,
+      [S.inferShardOnDemand]: undefined,
+      [S.inferShardsOnDemand]: undefined,
+      [S.inferShardOnCpuOnDemand]: undefined,
+      [S.inferShardsOnCpuOnDemand]: undefined,
     });
   });
 });
@@ -253,6 +298,15 @@ describe('InferenceWorkflow with a CPU queue', () => {
       jobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(stack, 'Def', PLACEHOLDERS.jobDefinitionArn),
     });
     cpuStates = statesOf(definitionFromTemplate(app.synth().getStackByName('CpuQueue').template));
+  });
+
+  it('without On-Demand queues, sends retry rounds back to Route shards and has no On-Demand state', () => {
+    expect(cpuStates[S.retryRound]?.Choices).toEqual([
+      { Variable: '$.next', StringEquals: 'infer', Next: S.routeShards },
+    ]);
+    for (const name of [S.routeRetryShards, ...ON_DEMAND_INFER_STATES]) {
+      expectIn(Object.keys(cpuStates), name).not.toContain(name);
+    }
   });
 
   it('routes runs whose compute is cpu to the CPU queue, single and array', () => {
@@ -348,6 +402,31 @@ describe('InferenceWorkflow state machine resource', () => {
           cpuJobDefinition: definition,
         }),
     ).toThrow(/cpuJobDefinition is only used with a cpuJobQueue/);
+  });
+
+  it('rule: a CPU On-Demand queue comes with a CPU queue and a GPU On-Demand queue', () => {
+    const app = new App({ builtinCloudFormationValidation: false });
+    const stack = new Stack(app, 'CpuOnDemandOnly');
+    const fn = lambda.Function.fromFunctionArn(stack, 'Fn', PLACEHOLDERS.planFunctionArn);
+    const queue = (id: string, arn: string) => batch.JobQueue.fromJobQueueArn(stack, id, arn);
+    const base = {
+      planFunction: fn,
+      reconcileFunction: fn,
+      finalizeFunction: fn,
+      gpuJobQueue: queue('Gpu', PLACEHOLDERS.gpuJobQueueArn),
+      jobDefinition: batch.EcsJobDefinition.fromJobDefinitionArn(stack, 'Def', PLACEHOLDERS.jobDefinitionArn),
+      cpuOnDemandJobQueue: queue('CpuOd', PLACEHOLDERS.cpuOnDemandJobQueueArn),
+    };
+    expect(() => new InferenceWorkflow(stack, 'NoCpuQueue', { ...base })).toThrow(
+      /cpuOnDemandJobQueue is only used with a cpuJobQueue and a gpuOnDemandJobQueue/,
+    );
+    expect(
+      () =>
+        new InferenceWorkflow(stack, 'NoGpuOnDemand', {
+          ...base,
+          cpuJobQueue: queue('Cpu', PLACEHOLDERS.cpuJobQueueArn),
+        }),
+    ).toThrow(/cpuOnDemandJobQueue is only used with a cpuJobQueue and a gpuOnDemandJobQueue/);
   });
 });
 
@@ -512,7 +591,15 @@ async function runLocally(
   const calls: Calls = { states: [], payloads: {} };
   const lambdaStates = new Set<string>([S.plan, S.reconcile, S.finalize]);
   const overrides = Object.fromEntries(
-    [S.plan, S.reconcile, S.finalize, S.inferShard, S.inferShards].map((name) => [
+    [
+      S.plan,
+      S.reconcile,
+      S.finalize,
+      S.inferShard,
+      S.inferShards,
+      S.inferShardOnDemand,
+      S.inferShardsOnDemand,
+    ].map((name) => [
       name,
       async (taskInput: unknown) => {
         const parameters = taskInput as Record<string, unknown>;
@@ -610,7 +697,7 @@ describe('InferenceWorkflow executed by aws-local-stepfunctions', () => {
       [S.inferShards]: () => {
         throw namedError('States.TaskFailed', 'array child 2 failed');
       },
-      [S.inferShard]: () => ({}),
+      [S.inferShardOnDemand]: () => ({}),
       [S.reconcile]: (s) => {
         reconciles += 1;
         return reconciles === 1
@@ -619,12 +706,19 @@ describe('InferenceWorkflow executed by aws-local-stepfunctions', () => {
       },
       [S.finalize]: () => passedResult,
     });
-    expect(calls.states).toEqual([S.plan, S.inferShards, S.reconcile, S.inferShard, S.reconcile, S.finalize]);
+    expect(calls.states).toEqual([
+      S.plan,
+      S.inferShards,
+      S.reconcile,
+      S.inferShardOnDemand,
+      S.reconcile,
+      S.finalize,
+    ]);
     expect(calls.payloads[S.reconcile]?.[0]).toEqual({
       ...baseState,
       inferError: { Error: 'States.TaskFailed', Cause: 'array child 2 failed' },
     });
-    expect(calls.payloads[S.inferShard]?.[0]).toMatchObject({ JobName: 'run-1-r1' });
+    expect(calls.payloads[S.inferShardOnDemand]?.[0]).toMatchObject({ JobName: 'run-1-r1' });
     expect(output).toEqual(passedResult);
   });
 

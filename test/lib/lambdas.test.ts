@@ -255,6 +255,23 @@ describe("Finalize's run record", () => {
     expect(Object.keys(record)).toEqual(RUN_RECORD_COLUMNS.map((c) => c.name));
   });
 
+  it('emits the shards per execution provider from the manifest, ShardsOnCpu and ShardsOnCuda', async () => {
+    await finalized({
+      ...manifest,
+      execution: { providers: { cuda: 3, cpu: 2 }, batchSizes: { '64': 5 } },
+    });
+    const blobs: Record<string, unknown>[] = [];
+    await publishRunRecord(result(), {
+      store,
+      metrics: (p) => {
+        const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+    });
+    expect(blobs[0]).toMatchObject({ [RUN_METRICS.shardsOnCpu]: 2, [RUN_METRICS.shardsOnCuda]: 3 });
+    expect(directive(blobs[0]).Metrics).toContainEqual({ Name: RUN_METRICS.shardsOnCpu, Unit: 'Count' });
+  });
+
   it("emits Drift, the manifest's drift.maxPsi, when the manifest carries the run's drift, and nothing without", async () => {
     const drift = {
       baselineRunId: 'sched-1-20250222T023000Z',

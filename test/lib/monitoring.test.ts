@@ -29,6 +29,7 @@ function monitoring(props: (stack: Stack) => Partial<MonitoringProps> = () => ({
           name: 'bulk',
           stateMachine: sfn.StateMachine.fromStateMachineArn(stack, 'Bulk', `${ARN}bulk`),
           maxErrorRate: 0.001,
+          compute: 'cpu',
         },
       ],
       jobQueues: [
@@ -107,6 +108,24 @@ describe('Monitoring', () => {
       Threshold: 0.001,
       ComparisonOperator: 'GreaterThanThreshold',
     });
+  });
+
+  it('alarms when a run of a GPU pipeline had shards on the CPU execution provider, and not for a CPU pipeline', () => {
+    const onCpu = (pipeline: string) =>
+      Object.values(
+        template.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { Metrics: [metricStat(RUN_METRICS.shardsOnCpu, pipeline)] },
+        }),
+      );
+    expect(onCpu('scores')).toHaveLength(1);
+    expect(onCpu('scores')[0]).toMatchObject({
+      Properties: {
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      },
+    });
+    expect(onCpu('bulk')).toHaveLength(0);
   });
 
   it('alarms on drift, on the metric Finalize emits, staying OK while no run reports it', () => {

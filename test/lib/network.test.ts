@@ -1,6 +1,7 @@
 /**
- * Network: isolated worker subnets without NAT, the S3 gateway endpoint and the interface endpoints workers need,
- * flow logs; or an imported VPC. One test per rule.
+ * Network: public worker subnets without NAT and without interface endpoints by default (nothing billed by the hour);
+ * isolated worker subnets with the S3 gateway endpoint and the interface endpoints workers need as an option; flow
+ * logs; or an imported VPC. One test per rule.
  */
 import type { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -26,10 +27,50 @@ function importedVpc(stack: Stack): ec2.IVpc {
   });
 }
 
-describe('Network (new VPC)', () => {
+describe('Network (new VPC, default: public subnets)', () => {
   let template: Template;
   beforeAll(() => {
     template = network();
+  });
+
+  it('has public subnets in two zones behind an internet gateway, addresses on launch, and no NAT', () => {
+    template.resourceCountIs('AWS::EC2::Subnet', 2);
+    template.resourceCountIs('AWS::EC2::InternetGateway', 1);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true });
+    template.hasResourceProperties('AWS::EC2::Route', {
+      DestinationCidrBlock: '0.0.0.0/0',
+      GatewayId: Match.anyValue(),
+    });
+  });
+
+  it('has the free S3 gateway endpoint and no interface endpoint', () => {
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 1);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      RouteTableIds: Match.arrayWith([{ Ref: Match.stringLikeRegexp('workersSubnet1RouteTable') }]),
+    });
+    template.resourceCountIs('AWS::EC2::SecurityGroup', 0);
+  });
+
+  it('logs all traffic to a log group with retention', () => {
+    template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL' });
+  });
+
+  it('creates the interface endpoints in public subnets when asked', () => {
+    const withEndpoints = network({ createEndpoints: true });
+    withEndpoints.resourceCountIs(
+      'AWS::EC2::VPCEndpoint',
+      1 + Object.keys(WORKER_INTERFACE_ENDPOINTS).length,
+    );
+    withEndpoints.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true });
+  });
+});
+
+describe('Network (new VPC, isolated)', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = network({ isolated: true });
   });
 
   it('has isolated subnets in two zones and no route out: no internet gateway, no NAT', () => {
@@ -93,7 +134,7 @@ describe('Network (new VPC)', () => {
   });
 
   it('takes the zones and the range from props', () => {
-    const wide = network({ maxAzs: 3, cidr: '10.20.0.0/16' });
+    const wide = network({ isolated: true, maxAzs: 3, cidr: '10.20.0.0/16' });
     wide.resourceCountIs('AWS::EC2::Subnet', 3);
     wide.hasResourceProperties('AWS::EC2::VPC', { CidrBlock: '10.20.0.0/16' });
   });
@@ -145,9 +186,9 @@ describe('Network rules', () => {
       /cidr "10\.0\.0\.0\/8" must be an IPv4 block from \/16 to \/24/,
     );
   });
-  it('rule: a new VPC needs its endpoints', () => {
-    expect(() => network({ createEndpoints: false })).toThrow(
-      /createEndpoints cannot be false for a new VPC/,
+  it('rule: an isolated VPC needs its endpoints', () => {
+    expect(() => network({ isolated: true, createEndpoints: false })).toThrow(
+      /createEndpoints cannot be false for an isolated VPC/,
     );
   });
   it('rule: an imported VPC needs its worker subnets', () => {
@@ -164,7 +205,16 @@ describe('Network rules', () => {
         },
         { env: ENV },
       ),
-    ).toThrow(/maxAzs and cidr only apply to a new VPC/);
+    ).toThrow(/maxAzs, cidr and isolated only apply to a new VPC/);
+    expect(() =>
+      synthConstruct(
+        (stack) => {
+          const vpc = importedVpc(stack);
+          new Network(stack, 'N', { vpc, subnets: { subnets: vpc.privateSubnets }, isolated: true });
+        },
+        { env: ENV },
+      ),
+    ).toThrow(/maxAzs, cidr and isolated only apply to a new VPC/);
   });
   it('rule: subnets only apply to an imported VPC', () => {
     expect(() => network({ subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } })).toThrow(

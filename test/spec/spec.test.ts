@@ -34,6 +34,12 @@ const withPatch = (patch: (s: Record<string, unknown>) => void): unknown => {
 };
 
 describe('job spec', () => {
+  it('run.cpuFallback: a boolean, off by default', () => {
+    expect(parseJobSpec(withPatch((s) => (s.run = { cpuFallback: true }))).run.cpuFallback).toBe(true);
+    const issues = issuesOf(withPatch((s) => (s.run = { cpuFallback: 'yes' })));
+    expect(issues.map((i) => i.path)).toContain('run.cpuFallback');
+  });
+
   it('applies every default so later stages read one resolved spec', () => {
     const spec = parseJobSpec(valid);
     expect(spec.input.manifest).toBe('auto');
@@ -49,6 +55,7 @@ describe('job spec', () => {
       batchSize: 'auto',
       shards: { targetRecords: 1_000_000, targetBytes: 1024 ** 3, max: 10_000 },
       compute: 'gpu',
+      cpuFallback: false,
       maxRounds: 2,
     });
     expect(spec.validation).toEqual({ maxErrorRate: 0.001, maxFailedShards: 0 });

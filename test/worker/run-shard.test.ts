@@ -102,7 +102,10 @@ describe('statistics in the completion marker', () => {
   beforeAll(async () => {
     const dir = path.join(tmp.dir, 'stats');
     await breastCancerInput(path.join(dir, 'in'), 3000, 2, 700);
-    planned = await planWorkerRun(breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out')));
+    // cpuFallback: this machine may have no GPU, and these tests are about the marker whichever provider ran.
+    planned = await planWorkerRun(
+      breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { cpuFallback: true }),
+    );
     log = captureLog();
     marker = await run(planned, {
       log: log.log,
@@ -194,15 +197,47 @@ describe('statistics in the completion marker', () => {
 
 describe('execution providers', () => {
   /** A planned breast-cancer shard of `records` records in `<tmp>/<name>`, batches of 64. */
-  async function planShard(name: string, records: number): Promise<{ dir: string; planned: PlannedRun }> {
+  async function planShard(
+    name: string,
+    records: number,
+    run: Record<string, unknown> = {},
+  ): Promise<{ dir: string; planned: PlannedRun }> {
     const dir = path.join(tmp.dir, name);
     await breastCancerInput(path.join(dir, 'in'), records, 1, 0);
-    const spec = breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64 });
+    const spec = breastCancerSpec(path.join(dir, 'in'), path.join(dir, 'out'), { batchSize: 64, ...run });
     return { dir, planned: await planWorkerRun(spec) };
   }
 
-  it('falls back to CPU when CUDA cannot be loaded, with an explicit log line, and the marker says cpu', async () => {
-    const { dir, planned } = await planShard('providers', 300);
+  it("fails a GPU run's shard with ExecutionProviderError when CUDA cannot be loaded and cpuFallback is off", async () => {
+    const { dir, planned } = await planShard('providers-gpu-or-fail', 100);
+    const sessions = path.join(dir, 'sessions.txt');
+    const error = await run(planned, {
+      providers: ['cuda', 'cpu'],
+      sessionFactory: sessionFactoryUrl({ unavailable: ['cuda'], count: sessions }),
+    }).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    expect(error?.name).toBe('ExecutionProviderError');
+    expect(error?.message).toMatch(
+      /could not load the CUDA execution provider and would run on cpu.*run\.cpuFallback: true/,
+    );
+    expect(readFileSync(sessions, 'utf8').split('\n').filter(Boolean)).toEqual(['cuda', 'cpu']);
+    // Nothing was scored: no marker, no output.
+    expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
+  });
+
+  it('does not hold a CPU run to the GPU, whatever the providers', async () => {
+    const { planned } = await planShard('providers-cpu-run', 50, { compute: 'cpu' });
+    const marker = await run(planned, {
+      providers: ['cuda', 'cpu'],
+      sessionFactory: sessionFactoryUrl({ unavailable: ['cuda'] }),
+    });
+    expect(marker.executionProvider).toBe('cpu');
+  });
+
+  it('falls back to CPU when CUDA cannot be loaded and cpuFallback allows it, with an explicit log line, and the marker says cpu', async () => {
+    const { dir, planned } = await planShard('providers', 300, { cpuFallback: true });
     const log = captureLog();
     const sessions = path.join(dir, 'sessions.txt');
     const marker = await run(planned, {
