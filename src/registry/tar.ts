@@ -36,7 +36,8 @@ export interface TarEntry {
 /** Reads the entries of an (uncompressed) tar stream in order. Errors of `source` itself propagate unchanged. */
 export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
   const extract = tarStream.extract();
-  let sourceError: Error | undefined;
+  /** The source's own failure, kept as it is (not wrapped: callers recognize e.g. zlib's errors by their code). */
+  let sourceError: { readonly error: unknown } | undefined;
   let tail: Buffer = Buffer.alloc(0);
   const feeding = (async () => {
     try {
@@ -54,13 +55,13 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
       }
       extract.end(undefined);
     } catch (err) {
-      sourceError = err instanceof Error ? err : new Error(String(err));
-      extract.destroy(sourceError);
+      sourceError = { error: err };
+      extract.destroy(new Error(`the source of the archive failed: ${messageOf(err)}`));
     }
   })();
 
   /** An error of the source as it is; tar-stream's as a TarError. */
-  const failure = (err: unknown): Error => (sourceError !== undefined ? sourceError : tarError(err));
+  const failure = (err: unknown): Error => (sourceError ? (sourceError.error as Error) : tarError(err));
 
   const entries = extract[Symbol.asyncIterator]();
   try {
@@ -103,7 +104,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
       }
     }
     await feeding;
-    if (sourceError !== undefined) throw sourceError;
+    if (sourceError) throw sourceError.error as Error;
     if (tail.length < END_MARKER || tail.some((byte) => byte !== 0)) {
       throw new TarError('the archive has no end-of-archive marker (two zero blocks): it is truncated');
     }
@@ -130,7 +131,7 @@ function typeOf(type: tarStream.Header['type']): TarEntry['type'] {
 
 /** tar-stream's error, as a TarError that says what it means for the archive. */
 function tarError(err: unknown): TarError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   if (/Unexpected end of data/i.test(message)) {
     return new TarError('the archive ends inside an entry or a header: it is truncated', { cause: err });
   }
@@ -141,6 +142,12 @@ function tarError(err: unknown): TarError {
     );
   }
   return new TarError(`the archive cannot be read: ${message}`, { cause: err });
+}
+
+/** An error's message; not `instanceof Error`, which fails for errors made in another realm (Node's own, in jest). */
+function messageOf(err: unknown): string {
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
 }
 
 async function* emptyBody(): AsyncIterable<Uint8Array> {
