@@ -40,12 +40,15 @@ import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
 
-export interface BatchInferenceStackProps extends StackProps {
+/** What the product is made of: a validated configuration and the pipelines it runs. */
+export interface BatchInferenceProps {
   /** Validated deploy configuration (see lib/config.ts). */
   readonly config: DeployConfig;
   /** Validated pipelines of the deployment (see lib/pipelines.ts). */
   readonly pipelines: readonly Pipeline[];
 }
+
+export interface BatchInferenceStackProps extends StackProps, BatchInferenceProps {}
 
 /**
  * Glue actions Finalize needs to publish a run, as src/catalog/glue.ts calls them: read, create or update the job's
@@ -66,7 +69,7 @@ export interface PipelineGrant {
   readonly location: S3Location;
 }
 
-export class BatchInferenceStack extends Stack {
+export interface BatchInferenceResources {
   readonly dataLake: DataLake;
   readonly network: Network;
   readonly gpuCompute: GpuCompute;
@@ -83,30 +86,36 @@ export class BatchInferenceStack extends Stack {
   /** Grants on buckets outside the stack that pipelines read or write. */
   readonly pipelineGrants: readonly PipelineGrant[];
 
-  constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
-    super(scope, id, props);
+}
+
+/**
+ * Adds the product's resources (see the module comment) to `scope`: a stack (BatchInferenceStack) or any construct
+ * (BatchInferencePipeline). Construct ids are the same in both, relative to `scope`.
+ */
+export function addBatchInference(scope: Construct, props: BatchInferenceProps): BatchInferenceResources {
+  const out = {} as { -readonly [K in keyof BatchInferenceResources]: BatchInferenceResources[K] };
     const { config, pipelines } = props;
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const logRetention = config.logRetentionDays as logs.RetentionDays;
 
     // --- Data lake ------------------------------------------------------------------------------------------------
-    this.dataLake = new DataLake(this, 'DataLake', {
+    out.dataLake = new DataLake(scope, 'DataLake', {
       databaseName: glueDatabaseName(config),
       removalPolicy,
       tempDataExpiration: Duration.days(config.tempDataExpirationDays),
       tempPrefix: DATA_PREFIXES.temp,
       ...(config.dataBucketName
-        ? { bucket: s3.Bucket.fromBucketName(this, 'ImportedDataBucket', config.dataBucketName) }
+        ? { bucket: s3.Bucket.fromBucketName(scope, 'ImportedDataBucket', config.dataBucketName) }
         : {}),
     });
-    const dataBucket = this.dataLake.bucket;
+    const dataBucket = out.dataLake.bucket;
     const otherBuckets = new Map<string, s3.IBucket>();
     /** The bucket of a pipeline location: the data bucket (`${dataBucket}`) or another, imported by name. */
     const bucketNamed = (name: string): s3.IBucket => {
       if (isDataBucket(name)) return dataBucket;
       let bucket = otherBuckets.get(name);
       if (!bucket) {
-        bucket = s3.Bucket.fromBucketName(this, `Bucket-${name}`, name);
+        bucket = s3.Bucket.fromBucketName(scope, `Bucket-${name}`, name);
         otherBuckets.set(name, bucket);
       }
       return bucket;
@@ -121,20 +130,20 @@ export class BatchInferenceStack extends Stack {
     // --- Network and compute ----------------------------------------------------------------------------------------
     const imported = config.vpc.import;
     if (imported) {
-      const vpc = ec2.Vpc.fromVpcAttributes(this, 'ImportedVpc', {
+      const vpc = ec2.Vpc.fromVpcAttributes(scope, 'ImportedVpc', {
         vpcId: imported.vpcId,
         vpcCidrBlock: imported.cidr,
         availabilityZones: imported.availabilityZones,
         privateSubnetIds: imported.subnetIds,
         privateSubnetRouteTableIds: imported.routeTableIds,
       });
-      this.network = new Network(this, 'Network', {
+      out.network = new Network(scope, 'Network', {
         vpc,
         subnets: { subnets: vpc.privateSubnets },
         createEndpoints: imported.endpoints,
       });
     } else {
-      this.network = new Network(this, 'Network', {
+      out.network = new Network(scope, 'Network', {
         maxAzs: config.vpc.create?.maxAzs,
         cidr: config.vpc.create?.cidr,
         flowLogRetention: logRetention,
@@ -142,9 +151,9 @@ export class BatchInferenceStack extends Stack {
       });
     }
 
-    this.gpuCompute = new GpuCompute(this, 'GpuCompute', {
-      vpc: this.network.vpc,
-      subnets: this.network.workerSubnets,
+    out.gpuCompute = new GpuCompute(scope, 'GpuCompute', {
+      vpc: out.network.vpc,
+      subnets: out.network.workerSubnets,
       instanceTypes: config.gpuInstanceTypes,
       maxvCpus: config.maxvCpus,
       spot: config.spot,
@@ -162,18 +171,18 @@ export class BatchInferenceStack extends Stack {
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
-    const { jobRole } = this.gpuCompute;
+    const { jobRole } = out.gpuCompute;
 
     // --- Task functions (shared by every pipeline's state machine) -------------------------------------------------
     const fnDefaults = { logRetention, logRemovalPolicy: removalPolicy };
-    this.planFunction = new NodeFunction(this, 'PlanFunction', {
+    out.planFunction = new NodeFunction(scope, 'PlanFunction', {
       entry: 'lambdas/plan/handler.ts',
       description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
       memorySize: 1024,
       timeout: Duration.minutes(5),
       ...fnDefaults,
     });
-    this.reconcileFunction = new NodeFunction(this, 'ReconcileFunction', {
+    out.reconcileFunction = new NodeFunction(scope, 'ReconcileFunction', {
       entry: 'lambdas/reconcile/handler.ts',
       description: 'Finds the shards a Batch round did not complete and decides whether to run another round',
       memorySize: 512,
@@ -181,21 +190,21 @@ export class BatchInferenceStack extends Stack {
       ...fnDefaults,
     });
     const auditRunsUri = `s3://${dataBucket.bucketName}/${DATA_PREFIXES.auditRuns}`;
-    this.finalizeFunction = new NodeFunction(this, 'FinalizeFunction', {
+    out.finalizeFunction = new NodeFunction(scope, 'FinalizeFunction', {
       entry: 'lambdas/finalize/handler.ts',
       description: 'Validates a run, writes its audit manifest and record, publishes it to the Glue catalog',
       memorySize: 2048,
       timeout: Duration.minutes(10),
       environment: {
-        [FUNCTION_ENV.glueDatabase]: this.dataLake.databaseName,
+        [FUNCTION_ENV.glueDatabase]: out.dataLake.databaseName,
         [FUNCTION_ENV.auditRunsUri]: auditRunsUri,
         // What the audit manifest records as the code and the worker image of each run.
         [CODE_VERSION_ENV]: resolveCodeVersion(),
-        ...(this.gpuCompute.workerImageUri ? { [WORKER_IMAGE_ENV]: this.gpuCompute.workerImageUri } : {}),
+        ...(out.gpuCompute.workerImageUri ? { [WORKER_IMAGE_ENV]: out.gpuCompute.workerImageUri } : {}),
       },
       ...fnDefaults,
     });
-    const taskRoles = [this.planFunction.role, this.reconcileFunction.role, this.finalizeFunction.role];
+    const taskRoles = [out.planFunction.role, out.reconcileFunction.role, out.finalizeFunction.role];
 
     // --- Data access ------------------------------------------------------------------------------------------------
     // The data lake is the product's own bucket: every task and the workers read and write runs anywhere in it
@@ -208,7 +217,7 @@ export class BatchInferenceStack extends Stack {
       const input = locationOf(pipeline.spec.input.uri);
       const output = locationOf(pipeline.spec.output.uri);
       if (input.bucket !== dataBucket) {
-        for (const role of [this.planFunction.role, jobRole]) {
+        for (const role of [out.planFunction.role, jobRole]) {
           grantS3(role, input, 'read');
           pipelineGrants.push({ pipeline: pipeline.name, what: 'input', role, location: input });
         }
@@ -223,22 +232,22 @@ export class BatchInferenceStack extends Stack {
       for (const uri of pipeline.manifestObjects) {
         const location = locationOf(uri);
         if (location.bucket === dataBucket) continue;
-        for (const role of [this.planFunction.role, jobRole]) {
+        for (const role of [out.planFunction.role, jobRole]) {
           grantS3(role, location, 'read');
           pipelineGrants.push({ pipeline: pipeline.name, what: 'manifest objects', role, location });
         }
       }
     }
-    this.pipelineGrants = pipelineGrants;
+    out.pipelineGrants = pipelineGrants;
 
     // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
-    this.reconcileFunction.role.addToPolicy(
+    out.reconcileFunction.role.addToPolicy(
       new iam.PolicyStatement({ actions: ['batch:ListJobs', 'batch:DescribeJobs'], resources: ['*'] }),
     );
 
     // Finalize publishes to this stack's database only: the catalog, the database and its tables.
-    const { glueArns } = this.dataLake;
-    this.finalizeFunction.role.addToPolicy(
+    const { glueArns } = out.dataLake;
+    out.finalizeFunction.role.addToPolicy(
       new iam.PolicyStatement({
         actions: GLUE_PUBLISH_ACTIONS,
         resources: [glueArns.catalog, glueArns.database, glueArns.tables],
@@ -247,38 +256,38 @@ export class BatchInferenceStack extends Stack {
 
     const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
     rejectOutputsInArtifacts(pipelines, artifactUris);
-    this.modelArtifactLocations = artifactUris.map(locationOf);
+    out.modelArtifactLocations = artifactUris.map(locationOf);
     // Model artifacts are read-only for everything that runs: the read-write grants above cover the whole data
     // bucket (and pipelines' output prefixes), and a Deny wins over them, so no run can replace or delete a model.
     for (const role of [...taskRoles, jobRole]) {
-      for (const location of this.modelArtifactLocations) denyS3Writes(role, location);
+      for (const location of out.modelArtifactLocations) denyS3Writes(role, location);
     }
-    this.modelRegistryAccess = new ModelRegistryAccess(this, 'ModelRegistryAccess', {
-      resolvers: [this.planFunction.role],
+    out.modelRegistryAccess = new ModelRegistryAccess(scope, 'ModelRegistryAccess', {
+      resolvers: [out.planFunction.role],
       artifactReaders: [jobRole],
       modelPackageGroups: [
         ...new Set([...config.modelPackageGroups, ...modelPackageGroupsOf(pipelines)]),
       ].sort(),
-      artifactLocations: this.modelArtifactLocations,
+      artifactLocations: out.modelArtifactLocations,
     });
 
     // --- Pipelines ------------------------------------------------------------------------------------------------
     const workflows = new Map<string, InferenceWorkflow>();
     for (const pipeline of pipelines) {
-      const workflow = new InferenceWorkflow(this, `Pipeline${pascalCase(pipeline.name)}`, {
-        planFunction: this.planFunction.function,
-        reconcileFunction: this.reconcileFunction.function,
-        finalizeFunction: this.finalizeFunction.function,
-        gpuJobQueue: this.gpuCompute.jobQueue,
-        cpuJobQueue: this.gpuCompute.cpuJobQueue,
-        jobDefinition: this.gpuCompute.jobDefinition,
-        cpuJobDefinition: this.gpuCompute.cpuJobDefinition,
+      const workflow = new InferenceWorkflow(scope, `Pipeline${pascalCase(pipeline.name)}`, {
+        planFunction: out.planFunction.function,
+        reconcileFunction: out.reconcileFunction.function,
+        finalizeFunction: out.finalizeFunction.function,
+        gpuJobQueue: out.gpuCompute.jobQueue,
+        cpuJobQueue: out.gpuCompute.cpuJobQueue,
+        jobDefinition: out.gpuCompute.jobDefinition,
+        cpuJobDefinition: out.gpuCompute.cpuJobDefinition,
         timeout: Duration.hours(config.runTimeoutHours),
         logRetention,
         logRemovalPolicy: removalPolicy,
       });
       workflows.set(pipeline.name, workflow);
-      const tables = this.dataLake.addPipelineTables({
+      const tables = out.dataLake.addPipelineTables({
         name: pipeline.name,
         outputUri: resolve(pipeline.spec.output.uri),
         format: pipeline.spec.output.format,
@@ -287,23 +296,23 @@ export class BatchInferenceStack extends Stack {
         runsColumns: RUN_RECORD_COLUMNS,
       });
       const keys = pipelineOutputKeys(pipeline.name);
-      new CfnOutput(this, keys.stateMachineArn, {
+      new CfnOutput(scope, keys.stateMachineArn, {
         description: `Pipeline ${pipeline.name}: its state machine`,
         value: workflow.stateMachine.stateMachineArn,
       });
-      new CfnOutput(this, keys.table, {
+      new CfnOutput(scope, keys.table, {
         description: `Pipeline ${pipeline.name}: its predictions table`,
         value: tables.table,
       });
-      new CfnOutput(this, keys.runsTable, {
+      new CfnOutput(scope, keys.runsTable, {
         description: `Pipeline ${pipeline.name}: its runs table`,
         value: tables.runsTable,
       });
     }
-    this.workflows = workflows;
+    out.workflows = workflows;
 
     // --- Triggers -----------------------------------------------------------------------------------------------------
-    this.triggers = new PipelineTriggers(this, 'Triggers', {
+    out.triggers = new PipelineTriggers(scope, 'Triggers', {
       pipelines: pipelines.map((pipeline) => ({
         name: pipeline.name,
         stateMachine: workflows.get(pipeline.name)!.stateMachine,
@@ -333,15 +342,15 @@ export class BatchInferenceStack extends Stack {
     });
 
     // --- Monitoring -----------------------------------------------------------------------------------------------
-    const { cpuJobQueue } = this.gpuCompute;
-    this.monitoring = new Monitoring(this, 'Monitoring', {
+    const { cpuJobQueue } = out.gpuCompute;
+    out.monitoring = new Monitoring(scope, 'Monitoring', {
       pipelines: pipelines.map((p) => ({
         name: p.name,
         stateMachine: workflows.get(p.name)!.stateMachine,
         maxErrorRate: p.spec.validation.maxErrorRate,
       })),
       jobQueues: [
-        { label: 'gpu', jobQueueName: this.gpuCompute.jobQueue.jobQueueName },
+        { label: 'gpu', jobQueueName: out.gpuCompute.jobQueue.jobQueueName },
         ...(cpuJobQueue ? [{ label: 'cpu', jobQueueName: cpuJobQueue.jobQueueName }] : []),
       ],
       queueDepthMetrics: config.queueDepthMetrics,
@@ -350,17 +359,17 @@ export class BatchInferenceStack extends Stack {
         Math.min(30, Math.max(5, Math.floor(config.runnableTimeoutMinutes / 2 / 5) * 5)),
       ),
       functions: [
-        { label: 'plan', function: this.planFunction.function },
-        { label: 'reconcile', function: this.reconcileFunction.function },
-        { label: 'finalize', function: this.finalizeFunction.function },
-        ...(this.triggers.triggerFunction
-          ? [{ label: 'trigger', function: this.triggers.triggerFunction.function }]
+        { label: 'plan', function: out.planFunction.function },
+        { label: 'reconcile', function: out.reconcileFunction.function },
+        { label: 'finalize', function: out.finalizeFunction.function },
+        ...(out.triggers.triggerFunction
+          ? [{ label: 'trigger', function: out.triggers.triggerFunction.function }]
           : []),
-        ...(this.triggers.volumeFunction
-          ? [{ label: 'volume', function: this.triggers.volumeFunction.function }]
+        ...(out.triggers.volumeFunction
+          ? [{ label: 'volume', function: out.triggers.volumeFunction.function }]
           : []),
       ],
-      deadLetterQueues: this.triggers.deadLetterQueue ? [this.triggers.deadLetterQueue] : [],
+      deadLetterQueues: out.triggers.deadLetterQueue ? [out.triggers.deadLetterQueue] : [],
       alarmEmail: config.alarmEmail,
       driftThreshold: config.driftThreshold,
       dashboardName: `batch-infer-${config.stage}`,
@@ -369,31 +378,55 @@ export class BatchInferenceStack extends Stack {
     });
 
     // --- Outputs ------------------------------------------------------------------------------------------------------
-    new CfnOutput(this, 'DataBucketName', { description: 'The data bucket', value: dataBucket.bucketName });
-    if (this.dataLake.accessLogsBucket) {
-      new CfnOutput(this, 'AccessLogsBucketName', {
+    new CfnOutput(scope, 'DataBucketName', { description: 'The data bucket', value: dataBucket.bucketName });
+    if (out.dataLake.accessLogsBucket) {
+      new CfnOutput(scope, 'AccessLogsBucketName', {
         description: "The data bucket's server access logs",
-        value: this.dataLake.accessLogsBucket.bucketName,
+        value: out.dataLake.accessLogsBucket.bucketName,
       });
     }
-    new CfnOutput(this, 'GlueDatabaseName', {
+    new CfnOutput(scope, 'GlueDatabaseName', {
       description: 'The Glue database of the pipelines tables',
-      value: this.dataLake.databaseName,
+      value: out.dataLake.databaseName,
     });
-    new CfnOutput(this, 'GpuJobQueueName', { value: this.gpuCompute.jobQueue.jobQueueName });
-    if (cpuJobQueue) new CfnOutput(this, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.alarmTopic.topicArn });
-    new CfnOutput(this, 'RunEventsTopicArn', {
+    new CfnOutput(scope, 'GpuJobQueueName', { value: out.gpuCompute.jobQueue.jobQueueName });
+    if (cpuJobQueue) new CfnOutput(scope, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
+    new CfnOutput(scope, 'AlarmTopicArn', { value: out.monitoring.alarmTopic.topicArn });
+    new CfnOutput(scope, 'RunEventsTopicArn', {
       description: 'Every finished run (Step Functions status change events) is published here',
-      value: this.monitoring.runEventsTopic.topicArn,
+      value: out.monitoring.runEventsTopic.topicArn,
     });
-    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
-    new CfnOutput(this, 'PipelineNames', {
+    new CfnOutput(scope, 'DashboardName', { value: out.monitoring.dashboard.dashboardName });
+    new CfnOutput(scope, 'PipelineNames', {
       description: 'The pipelines of this deployment, comma-separated',
       value: pipelines.map((p) => p.name).join(',') || '-',
     });
 
-    acknowledgeFindings(this);
+  return out;
+}
+
+export class BatchInferenceStack extends Stack implements BatchInferenceResources {
+  declare readonly dataLake: DataLake;
+  declare readonly network: Network;
+  declare readonly gpuCompute: GpuCompute;
+  declare readonly planFunction: NodeFunction;
+  declare readonly reconcileFunction: NodeFunction;
+  declare readonly finalizeFunction: NodeFunction;
+  /** One workflow per pipeline, by pipeline name. */
+  declare readonly workflows: ReadonlyMap<string, InferenceWorkflow>;
+  declare readonly modelRegistryAccess: ModelRegistryAccess;
+  declare readonly triggers: PipelineTriggers;
+  declare readonly monitoring: Monitoring;
+  /** Where model artifacts may be read from. */
+  declare readonly modelArtifactLocations: readonly S3Location[];
+  /** Grants on buckets outside the stack that pipelines read or write. */
+  declare readonly pipelineGrants: readonly PipelineGrant[];
+
+
+  constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
+    super(scope, id, props);
+    Object.assign(this, addBatchInference(this, props));
+    acknowledgeFindings(this, this);
   }
 }
 
