@@ -12,7 +12,8 @@ import {
   type BatchInferenceResources,
   type PipelineGrant,
 } from './batch-inference-stack.js';
-import { deployConfigSchema, parseDeployConfig, type DeployConfig } from './config.js';
+import type { deployConfigSchema } from './config.js';
+import { parseDeployConfig, type DeployConfig } from './config.js';
 import type { DataLake } from './constructs/data-lake.js';
 import type { GpuCompute } from './constructs/gpu-compute.js';
 import type { InferenceWorkflow } from './constructs/inference-workflow.js';
