@@ -47,7 +47,8 @@ beforeAll(() => {
   ]);
   // The app's other packages: links to this repository's (the install the lock file describes), so no registry.
   for (const name of readdirSync(path.join(REPO_ROOT, 'node_modules'))) {
-    if (name === '.bin' || name === 'batch-infer') continue;
+    // .bin included: NodejsFunction runs `npx --no-install esbuild`, found through node_modules/.bin.
+    if (name === 'batch-infer') continue;
     symlinkSync(path.join(REPO_ROOT, 'node_modules', name), path.join(modules, name));
   }
   writeFileSync(
@@ -58,7 +59,8 @@ beforeAll(() => {
     path.join(app, 'app.mjs'),
     `import { App, Stack } from 'aws-cdk-lib';
 import { BatchInferencePipeline } from 'batch-infer';
-const app = new App({ outdir: 'cdk.out' });
+// The feature flag \`cdk init\` sets for new apps (and cdk.json sets here): access logs granted by bucket policy.
+const app = new App({ outdir: 'cdk.out', context: { '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true } });
 const stack = new Stack(app, 'Scoring');
 new BatchInferencePipeline(stack, 'Scores', {
   spec: {
