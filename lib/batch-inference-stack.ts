@@ -47,12 +47,15 @@ import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
 
-export interface BatchInferenceStackProps extends StackProps {
+/** What the product is made of: a validated configuration and the pipelines it runs. */
+export interface BatchInferenceProps {
   /** Validated deploy configuration (see lib/config.ts). */
   readonly config: DeployConfig;
   /** Validated pipelines of the deployment (see lib/pipelines.ts). */
   readonly pipelines: readonly Pipeline[];
 }
+
+export interface BatchInferenceStackProps extends StackProps, BatchInferenceProps {}
 
 /**
  * Glue actions Finalize needs to publish a run, as src/catalog/glue.ts calls them: read, create or update the job's
@@ -84,7 +87,7 @@ export interface PipelineGrant {
  */
 export const PLAN_FUNCTION_SIZE = { memorySize: 2048, timeout: Duration.minutes(15) } as const;
 
-export class BatchInferenceStack extends Stack {
+export interface BatchInferenceResources {
   readonly dataLake: DataLake;
   readonly network: Network;
   readonly gpuCompute: GpuCompute;
@@ -104,340 +107,372 @@ export class BatchInferenceStack extends Stack {
   readonly pipelineLocations: readonly PipelineLocations[];
   /** Where Finalize writes the audit records of runs (the runs tables); no other role may. */
   readonly auditRunsLocation: S3Location;
+}
+
+/**
+ * Adds the product's resources (see the module comment) to `scope`: a stack (BatchInferenceStack) or any construct
+ * (BatchInferencePipeline). Construct ids are the same in both, relative to `scope`.
+ */
+export function addBatchInference(scope: Construct, props: BatchInferenceProps): BatchInferenceResources {
+  const out = {} as { -readonly [K in keyof BatchInferenceResources]: BatchInferenceResources[K] };
+  const { config, pipelines } = props;
+  const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+  const logRetention = config.logRetentionDays as logs.RetentionDays;
+
+  // --- Data lake ------------------------------------------------------------------------------------------------
+  out.dataLake = new DataLake(scope, 'DataLake', {
+    databaseName: glueDatabaseName(config),
+    removalPolicy,
+    tempDataExpiration: Duration.days(config.tempDataExpirationDays),
+    tempPrefix: DATA_PREFIXES.temp,
+    ...(config.dataBucketName
+      ? { bucket: s3.Bucket.fromBucketName(scope, 'ImportedDataBucket', config.dataBucketName) }
+      : {}),
+  });
+  const dataBucket = out.dataLake.bucket;
+  const otherBuckets = new Map<string, s3.IBucket>();
+  /** The bucket of a pipeline location: the data bucket (`${dataBucket}`) or another, imported by name. */
+  const bucketNamed = (name: string): s3.IBucket => {
+    if (isDataBucket(name)) return dataBucket;
+    let bucket = otherBuckets.get(name);
+    if (!bucket) {
+      bucket = s3.Bucket.fromBucketName(scope, `Bucket-${name}`, name);
+      otherBuckets.set(name, bucket);
+    }
+    return bucket;
+  };
+  /** A string of a pipeline with the data bucket's real name (a token) in place of the stand-in. */
+  const resolve = (text: string): string => text.split(DATA_BUCKET_STANDIN).join(dataBucket.bucketName);
+  const locationOf = (uri: string): S3Location => {
+    const { bucket, key } = s3Location(uri);
+    return { bucket: bucketNamed(bucket), keyPrefix: key };
+  };
+
+  // --- Network and compute ----------------------------------------------------------------------------------------
+  const imported = config.vpc.import;
+  if (imported) {
+    const vpc = ec2.Vpc.fromVpcAttributes(scope, 'ImportedVpc', {
+      vpcId: imported.vpcId,
+      vpcCidrBlock: imported.cidr,
+      availabilityZones: imported.availabilityZones,
+      privateSubnetIds: imported.subnetIds,
+      privateSubnetRouteTableIds: imported.routeTableIds,
+    });
+    out.network = new Network(scope, 'Network', {
+      vpc,
+      subnets: { subnets: vpc.privateSubnets },
+      createEndpoints: imported.endpoints,
+    });
+  } else {
+    out.network = new Network(scope, 'Network', {
+      maxAzs: config.vpc.create?.maxAzs,
+      cidr: config.vpc.create?.cidr,
+      isolated: config.vpc.create?.isolated,
+      flowLogRetention: logRetention,
+      removalPolicy,
+    });
+  }
+
+  out.gpuCompute = new GpuCompute(scope, 'GpuCompute', {
+    vpc: out.network.vpc,
+    subnets: out.network.workerSubnets,
+    instanceTypes: config.gpuInstanceTypes,
+    maxvCpus: config.maxvCpus,
+    spot: config.spot,
+    workerCpu: config.workerCpu,
+    workerMemoryMiB: config.workerMemoryMiB,
+    attemptTimeout: Duration.minutes(config.attemptTimeoutMinutes),
+    runnableTimeout: Duration.minutes(config.runnableTimeoutMinutes),
+    spotRunnableTimeout: Duration.minutes(config.spotRunnableTimeoutMinutes),
+    cpu: {
+      instanceTypes: config.cpuInstanceTypes,
+      maxvCpus: config.cpuMaxvCpus,
+      workerCpu: config.cpuWorkerCpu,
+      workerMemoryMiB: config.cpuWorkerMemoryMiB,
+    },
+    queueNamePrefix: `batch-infer-${config.stage}`,
+    logRetention,
+    logRemovalPolicy: removalPolicy,
+  });
+  const { jobRole } = out.gpuCompute;
+
+  // --- Task functions (shared by every pipeline's state machine) -------------------------------------------------
+  const fnDefaults = { logRetention, logRemovalPolicy: removalPolicy };
+  out.planFunction = new NodeFunction(scope, 'PlanFunction', {
+    entry: 'lambdas/plan/handler.ts',
+    description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
+    ...PLAN_FUNCTION_SIZE,
+    ...fnDefaults,
+  });
+  out.reconcileFunction = new NodeFunction(scope, 'ReconcileFunction', {
+    entry: 'lambdas/reconcile/handler.ts',
+    description: 'Finds the shards a Batch round did not complete and decides whether to run another round',
+    memorySize: 512,
+    timeout: Duration.minutes(2),
+    ...fnDefaults,
+  });
+  const auditRunsUri = `s3://${dataBucket.bucketName}/${DATA_PREFIXES.auditRuns}`;
+  out.finalizeFunction = new NodeFunction(scope, 'FinalizeFunction', {
+    entry: 'lambdas/finalize/handler.ts',
+    description: 'Validates a run, writes its audit manifest and record, publishes it to the Glue catalog',
+    memorySize: 2048,
+    timeout: Duration.minutes(10),
+    environment: {
+      [FUNCTION_ENV.glueDatabase]: out.dataLake.databaseName,
+      [FUNCTION_ENV.auditRunsUri]: auditRunsUri,
+      // What the audit manifest records as the code and the worker image of each run.
+      [CODE_VERSION_ENV]: resolveCodeVersion(),
+      ...(out.gpuCompute.workerImageUri ? { [WORKER_IMAGE_ENV]: out.gpuCompute.workerImageUri } : {}),
+    },
+    ...fnDefaults,
+  });
+  const taskRoles = [out.planFunction.role, out.reconcileFunction.role, out.finalizeFunction.role];
+
+  // --- Data access: least privilege by prefix ----------------------------------------------------------------
+  // Each role gets the part of each pipeline's locations it reads or writes (lib/run-data-access.ts, printed in
+  // docs/operations.md), in the data bucket and in buckets outside the stack alike. Runs submitted ad hoc (a spec
+  // that is not a pipeline of the deployment) read and write under the data bucket's ad hoc prefix.
+  const runRoles: Record<RunRole, iam.IRole> = {
+    plan: out.planFunction.role,
+    worker: jobRole,
+    reconcile: out.reconcileFunction.role,
+    finalize: out.finalizeFunction.role,
+  };
+  const adHoc: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.adHoc };
+  const pipelineLocations: PipelineLocations[] = [
+    ...pipelines.map((pipeline) => pipelineLocationsOf(pipeline, locationOf)),
+    {
+      pipeline: '(ad hoc)',
+      input: [adHoc],
+      manifestObjects: [],
+      // Any output folder one level under the prefix: `<adhoc>/<folder>/_runs/...`.
+      output: { bucket: dataBucket, keyPrefix: `${DATA_PREFIXES.adHoc}*/` },
+    },
+  ];
+  const pipelineGrants: PipelineGrant[] = [];
+  for (const grant of runDataGrants(pipelineLocations)) {
+    const role = runRoles[grant.role];
+    grantS3(role, grant.location, grant.access);
+    pipelineGrants.push({
+      pipeline: grant.pipeline,
+      what: grant.on,
+      role,
+      roleName: grant.role,
+      location: grant.location,
+      access: grant.access,
+    });
+  }
+  // The audit records (one JSON row per finalized run, the runs tables) are Finalize's alone.
+  const auditRuns: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.auditRuns };
+  grantS3(out.finalizeFunction.role, auditRuns, 'readwrite');
+  out.auditRunsLocation = auditRuns;
+  out.pipelineGrants = pipelineGrants;
+  out.pipelineLocations = pipelineLocations;
+
+  // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
+  out.reconcileFunction.role.addToPolicy(
+    new iam.PolicyStatement({ actions: ['batch:ListJobs', 'batch:DescribeJobs'], resources: ['*'] }),
+  );
+
+  // Finalize publishes to this stack's database only: the catalog, the database and its tables.
+  const { glueArns } = out.dataLake;
+  out.finalizeFunction.role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: GLUE_PUBLISH_ACTIONS,
+      resources: [glueArns.catalog, glueArns.database, glueArns.tables],
+    }),
+  );
+
+  const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
+  rejectOutputsInArtifacts(pipelines, artifactUris);
+  out.modelArtifactLocations = artifactUris.map(locationOf);
+  // Model artifacts are read-only for everything that runs: the read-write grants above cover the whole data
+  // bucket (and pipelines' output prefixes), and a Deny wins over them, so no run can replace or delete a model.
+  for (const role of [...taskRoles, jobRole]) {
+    for (const location of out.modelArtifactLocations) denyS3Writes(role, location);
+  }
+  out.modelRegistryAccess = new ModelRegistryAccess(scope, 'ModelRegistryAccess', {
+    resolvers: [out.planFunction.role],
+    artifactReaders: [jobRole],
+    modelPackageGroups: [
+      ...new Set([...config.modelPackageGroups, ...modelPackageGroupsOf(pipelines)]),
+    ].sort(),
+    artifactLocations: out.modelArtifactLocations,
+  });
+
+  // --- Pipelines ------------------------------------------------------------------------------------------------
+  const workflows = new Map<string, InferenceWorkflow>();
+  for (const pipeline of pipelines) {
+    const workflow = new InferenceWorkflow(scope, `Pipeline${pascalCase(pipeline.name)}`, {
+      planFunction: out.planFunction.function,
+      reconcileFunction: out.reconcileFunction.function,
+      finalizeFunction: out.finalizeFunction.function,
+      gpuJobQueue: out.gpuCompute.jobQueue,
+      cpuJobQueue: out.gpuCompute.cpuJobQueue,
+      gpuOnDemandJobQueue: out.gpuCompute.onDemandJobQueue,
+      cpuOnDemandJobQueue: out.gpuCompute.cpuOnDemandJobQueue,
+      jobDefinition: out.gpuCompute.jobDefinition,
+      cpuJobDefinition: out.gpuCompute.cpuJobDefinition,
+      timeout: Duration.hours(config.runTimeoutHours),
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
+    workflows.set(pipeline.name, workflow);
+    const tables = out.dataLake.addPipelineTables({
+      name: pipeline.name,
+      outputUri: resolve(pipeline.spec.output.uri),
+      format: pipeline.spec.output.format,
+      columns: Object.entries(pipeline.spec.output.schema ?? {}).map(([name, type]) => ({ name, type })),
+      runsUri: `${auditRunsUri}${pipeline.name}/`,
+      runsColumns: RUN_RECORD_COLUMNS,
+    });
+    const keys = pipelineOutputKeys(pipeline.name);
+    new CfnOutput(scope, keys.stateMachineArn, {
+      description: `Pipeline ${pipeline.name}: its state machine`,
+      value: workflow.stateMachine.stateMachineArn,
+    });
+    new CfnOutput(scope, keys.table, {
+      description: `Pipeline ${pipeline.name}: its predictions table`,
+      value: tables.table,
+    });
+    new CfnOutput(scope, keys.runsTable, {
+      description: `Pipeline ${pipeline.name}: its runs table`,
+      value: tables.runsTable,
+    });
+  }
+  out.workflows = workflows;
+
+  // --- Triggers -----------------------------------------------------------------------------------------------------
+  out.triggers = new PipelineTriggers(scope, 'Triggers', {
+    pipelines: pipelines.map((pipeline) => ({
+      name: pipeline.name,
+      stateMachine: workflows.get(pipeline.name)!.stateMachine,
+      // A JSON round trip first: the execution input is JSON, and undefined fields have no place in it.
+      spec: resolveDeep(JSON.parse(JSON.stringify(pipeline.spec)), resolve) as Record<string, unknown>,
+      triggers: pipeline.triggers.map((trigger): TriggerTarget => {
+        if (trigger.kind === 'schedule') {
+          const s = trigger.schedule;
+          return {
+            kind: 'schedule',
+            expression: scheduleExpression(s),
+            timezone: s.timezone,
+            ...(s.input !== undefined ? { input: resolve(s.input) } : {}),
+            ...(s.offset !== undefined ? { offset: s.offset } : {}),
+          };
+        }
+        const bucketName = bucketNamed(s3Location(pipeline.spec.input.uri).bucket).bucketName;
+        const prefix = triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger));
+        return trigger.kind === 's3'
+          ? { kind: 's3', bucketName, prefix, ...(trigger.s3.suffix ? { suffix: trigger.s3.suffix } : {}) }
+          : { kind: 'volume', bucketName, prefix, minBytes: trigger.volume.minBytes };
+      }),
+    })),
+    volumeState: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.volumeState },
+    logRetention,
+    logRemovalPolicy: removalPolicy,
+  });
+
+  // --- Monitoring -----------------------------------------------------------------------------------------------
+  const { cpuJobQueue, onDemandJobQueue, cpuOnDemandJobQueue } = out.gpuCompute;
+  out.monitoring = new Monitoring(scope, 'Monitoring', {
+    pipelines: pipelines.map((p) => ({
+      name: p.name,
+      stateMachine: workflows.get(p.name)!.stateMachine,
+      maxErrorRate: p.spec.validation.maxErrorRate,
+      compute: p.spec.run.compute,
+    })),
+    jobQueues: [
+      { label: 'gpu', jobQueueName: out.gpuCompute.jobQueue.jobQueueName },
+      ...(cpuJobQueue ? [{ label: 'cpu', jobQueueName: cpuJobQueue.jobQueueName }] : []),
+      // The On-Demand queues of retry rounds, when they are queues of their own (spot on).
+      ...(onDemandJobQueue !== out.gpuCompute.jobQueue
+        ? [{ label: 'gpu-ondemand', jobQueueName: onDemandJobQueue.jobQueueName }]
+        : []),
+      ...(cpuOnDemandJobQueue && cpuOnDemandJobQueue !== cpuJobQueue
+        ? [{ label: 'cpu-ondemand', jobQueueName: cpuOnDemandJobQueue.jobQueueName }]
+        : []),
+    ],
+    queueDepthMetrics: config.queueDepthMetrics,
+    // Half the RUNNABLE limit (in 5-minute steps, at most 30 minutes): a human hears before Batch cancels the job.
+    stuckRunnableAfter: Duration.minutes(
+      Math.min(30, Math.max(5, Math.floor(config.runnableTimeoutMinutes / 2 / 5) * 5)),
+    ),
+    functions: [
+      { label: 'plan', function: out.planFunction.function },
+      { label: 'reconcile', function: out.reconcileFunction.function },
+      { label: 'finalize', function: out.finalizeFunction.function },
+      ...(out.triggers.triggerFunction
+        ? [{ label: 'trigger', function: out.triggers.triggerFunction.function }]
+        : []),
+      ...(out.triggers.volumeFunction
+        ? [{ label: 'volume', function: out.triggers.volumeFunction.function }]
+        : []),
+    ],
+    deadLetterQueues: out.triggers.deadLetterQueue ? [out.triggers.deadLetterQueue] : [],
+    alarmEmail: config.alarmEmail,
+    driftThreshold: config.driftThreshold,
+    dashboardName: `batch-infer-${config.stage}`,
+    logRetention,
+    removalPolicy,
+  });
+
+  // --- Outputs ------------------------------------------------------------------------------------------------------
+  new CfnOutput(scope, 'DataBucketName', { description: 'The data bucket', value: dataBucket.bucketName });
+  if (out.dataLake.accessLogsBucket) {
+    new CfnOutput(scope, 'AccessLogsBucketName', {
+      description: "The data bucket's server access logs",
+      value: out.dataLake.accessLogsBucket.bucketName,
+    });
+  }
+  new CfnOutput(scope, 'GlueDatabaseName', {
+    description: 'The Glue database of the pipelines tables',
+    value: out.dataLake.databaseName,
+  });
+  new CfnOutput(scope, 'GpuJobQueueName', { value: out.gpuCompute.jobQueue.jobQueueName });
+  if (cpuJobQueue) new CfnOutput(scope, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
+  new CfnOutput(scope, 'GpuOnDemandJobQueueName', { value: onDemandJobQueue.jobQueueName });
+  if (cpuOnDemandJobQueue) {
+    new CfnOutput(scope, 'CpuOnDemandJobQueueName', { value: cpuOnDemandJobQueue.jobQueueName });
+  }
+  new CfnOutput(scope, 'AlarmTopicArn', { value: out.monitoring.alarmTopic.topicArn });
+  new CfnOutput(scope, 'RunEventsTopicArn', {
+    description: 'Every finished run (Step Functions status change events) is published here',
+    value: out.monitoring.runEventsTopic.topicArn,
+  });
+  new CfnOutput(scope, 'DashboardName', { value: out.monitoring.dashboard.dashboardName });
+  new CfnOutput(scope, 'PipelineNames', {
+    description: 'The pipelines of this deployment, comma-separated',
+    value: pipelines.map((p) => p.name).join(',') || '-',
+  });
+
+  return out;
+}
+
+export class BatchInferenceStack extends Stack implements BatchInferenceResources {
+  declare readonly dataLake: DataLake;
+  declare readonly network: Network;
+  declare readonly gpuCompute: GpuCompute;
+  declare readonly planFunction: NodeFunction;
+  declare readonly reconcileFunction: NodeFunction;
+  declare readonly finalizeFunction: NodeFunction;
+  /** One workflow per pipeline, by pipeline name. */
+  declare readonly workflows: ReadonlyMap<string, InferenceWorkflow>;
+  declare readonly modelRegistryAccess: ModelRegistryAccess;
+  declare readonly triggers: PipelineTriggers;
+  declare readonly monitoring: Monitoring;
+  /** Where model artifacts may be read from. */
+  declare readonly modelArtifactLocations: readonly S3Location[];
+  /** The run roles' grants on the pipelines' prefixes (data bucket and other buckets). */
+  declare readonly pipelineGrants: readonly PipelineGrant[];
+  /** Each pipeline's locations (and the ad hoc prefix's), which the run roles' grants are derived from. */
+  declare readonly pipelineLocations: readonly PipelineLocations[];
+  /** Where Finalize writes the audit records of runs (the runs tables); no other role may. */
+  declare readonly auditRunsLocation: S3Location;
 
   constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
     super(scope, id, props);
-    const { config, pipelines } = props;
-    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
-    const logRetention = config.logRetentionDays as logs.RetentionDays;
-
-    // --- Data lake ------------------------------------------------------------------------------------------------
-    this.dataLake = new DataLake(this, 'DataLake', {
-      databaseName: glueDatabaseName(config),
-      removalPolicy,
-      tempDataExpiration: Duration.days(config.tempDataExpirationDays),
-      tempPrefix: DATA_PREFIXES.temp,
-      ...(config.dataBucketName
-        ? { bucket: s3.Bucket.fromBucketName(this, 'ImportedDataBucket', config.dataBucketName) }
-        : {}),
-    });
-    const dataBucket = this.dataLake.bucket;
-    const otherBuckets = new Map<string, s3.IBucket>();
-    /** The bucket of a pipeline location: the data bucket (`${dataBucket}`) or another, imported by name. */
-    const bucketNamed = (name: string): s3.IBucket => {
-      if (isDataBucket(name)) return dataBucket;
-      let bucket = otherBuckets.get(name);
-      if (!bucket) {
-        bucket = s3.Bucket.fromBucketName(this, `Bucket-${name}`, name);
-        otherBuckets.set(name, bucket);
-      }
-      return bucket;
-    };
-    /** A string of a pipeline with the data bucket's real name (a token) in place of the stand-in. */
-    const resolve = (text: string): string => text.split(DATA_BUCKET_STANDIN).join(dataBucket.bucketName);
-    const locationOf = (uri: string): S3Location => {
-      const { bucket, key } = s3Location(uri);
-      return { bucket: bucketNamed(bucket), keyPrefix: key };
-    };
-
-    // --- Network and compute ----------------------------------------------------------------------------------------
-    const imported = config.vpc.import;
-    if (imported) {
-      const vpc = ec2.Vpc.fromVpcAttributes(this, 'ImportedVpc', {
-        vpcId: imported.vpcId,
-        vpcCidrBlock: imported.cidr,
-        availabilityZones: imported.availabilityZones,
-        privateSubnetIds: imported.subnetIds,
-        privateSubnetRouteTableIds: imported.routeTableIds,
-      });
-      this.network = new Network(this, 'Network', {
-        vpc,
-        subnets: { subnets: vpc.privateSubnets },
-        createEndpoints: imported.endpoints,
-      });
-    } else {
-      this.network = new Network(this, 'Network', {
-        maxAzs: config.vpc.create?.maxAzs,
-        cidr: config.vpc.create?.cidr,
-        isolated: config.vpc.create?.isolated,
-        flowLogRetention: logRetention,
-        removalPolicy,
-      });
-    }
-
-    this.gpuCompute = new GpuCompute(this, 'GpuCompute', {
-      vpc: this.network.vpc,
-      subnets: this.network.workerSubnets,
-      instanceTypes: config.gpuInstanceTypes,
-      maxvCpus: config.maxvCpus,
-      spot: config.spot,
-      workerCpu: config.workerCpu,
-      workerMemoryMiB: config.workerMemoryMiB,
-      attemptTimeout: Duration.minutes(config.attemptTimeoutMinutes),
-      runnableTimeout: Duration.minutes(config.runnableTimeoutMinutes),
-      spotRunnableTimeout: Duration.minutes(config.spotRunnableTimeoutMinutes),
-      cpu: {
-        instanceTypes: config.cpuInstanceTypes,
-        maxvCpus: config.cpuMaxvCpus,
-        workerCpu: config.cpuWorkerCpu,
-        workerMemoryMiB: config.cpuWorkerMemoryMiB,
-      },
-      queueNamePrefix: `batch-infer-${config.stage}`,
-      logRetention,
-      logRemovalPolicy: removalPolicy,
-    });
-    const { jobRole } = this.gpuCompute;
-
-    // --- Task functions (shared by every pipeline's state machine) -------------------------------------------------
-    const fnDefaults = { logRetention, logRemovalPolicy: removalPolicy };
-    this.planFunction = new NodeFunction(this, 'PlanFunction', {
-      entry: 'lambdas/plan/handler.ts',
-      description: 'Plans a batch inference run: resolves the model, lists the input, writes the shards',
-      ...PLAN_FUNCTION_SIZE,
-      ...fnDefaults,
-    });
-    this.reconcileFunction = new NodeFunction(this, 'ReconcileFunction', {
-      entry: 'lambdas/reconcile/handler.ts',
-      description: 'Finds the shards a Batch round did not complete and decides whether to run another round',
-      memorySize: 512,
-      timeout: Duration.minutes(2),
-      ...fnDefaults,
-    });
-    const auditRunsUri = `s3://${dataBucket.bucketName}/${DATA_PREFIXES.auditRuns}`;
-    this.finalizeFunction = new NodeFunction(this, 'FinalizeFunction', {
-      entry: 'lambdas/finalize/handler.ts',
-      description: 'Validates a run, writes its audit manifest and record, publishes it to the Glue catalog',
-      memorySize: 2048,
-      timeout: Duration.minutes(10),
-      environment: {
-        [FUNCTION_ENV.glueDatabase]: this.dataLake.databaseName,
-        [FUNCTION_ENV.auditRunsUri]: auditRunsUri,
-        // What the audit manifest records as the code and the worker image of each run.
-        [CODE_VERSION_ENV]: resolveCodeVersion(),
-        ...(this.gpuCompute.workerImageUri ? { [WORKER_IMAGE_ENV]: this.gpuCompute.workerImageUri } : {}),
-      },
-      ...fnDefaults,
-    });
-    const taskRoles = [this.planFunction.role, this.reconcileFunction.role, this.finalizeFunction.role];
-
-    // --- Data access: least privilege by prefix ----------------------------------------------------------------
-    // Each role gets the part of each pipeline's locations it reads or writes (lib/run-data-access.ts, printed in
-    // docs/operations.md), in the data bucket and in buckets outside the stack alike. Runs submitted ad hoc (a spec
-    // that is not a pipeline of the deployment) read and write under the data bucket's ad hoc prefix.
-    const runRoles: Record<RunRole, iam.IRole> = {
-      plan: this.planFunction.role,
-      worker: jobRole,
-      reconcile: this.reconcileFunction.role,
-      finalize: this.finalizeFunction.role,
-    };
-    const adHoc: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.adHoc };
-    const pipelineLocations: PipelineLocations[] = [
-      ...pipelines.map((pipeline) => pipelineLocationsOf(pipeline, locationOf)),
-      {
-        pipeline: '(ad hoc)',
-        input: [adHoc],
-        manifestObjects: [],
-        // Any output folder one level under the prefix: `<adhoc>/<folder>/_runs/...`.
-        output: { bucket: dataBucket, keyPrefix: `${DATA_PREFIXES.adHoc}*/` },
-      },
-    ];
-    const pipelineGrants: PipelineGrant[] = [];
-    for (const grant of runDataGrants(pipelineLocations)) {
-      const role = runRoles[grant.role];
-      grantS3(role, grant.location, grant.access);
-      pipelineGrants.push({
-        pipeline: grant.pipeline,
-        what: grant.on,
-        role,
-        roleName: grant.role,
-        location: grant.location,
-        access: grant.access,
-      });
-    }
-    // The audit records (one JSON row per finalized run, the runs tables) are Finalize's alone.
-    const auditRuns: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.auditRuns };
-    grantS3(this.finalizeFunction.role, auditRuns, 'readwrite');
-    this.auditRunsLocation = auditRuns;
-    this.pipelineGrants = pipelineGrants;
-    this.pipelineLocations = pipelineLocations;
-
-    // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
-    this.reconcileFunction.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ['batch:ListJobs', 'batch:DescribeJobs'], resources: ['*'] }),
-    );
-
-    // Finalize publishes to this stack's database only: the catalog, the database and its tables.
-    const { glueArns } = this.dataLake;
-    this.finalizeFunction.role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: GLUE_PUBLISH_ACTIONS,
-        resources: [glueArns.catalog, glueArns.database, glueArns.tables],
-      }),
-    );
-
-    const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
-    rejectOutputsInArtifacts(pipelines, artifactUris);
-    this.modelArtifactLocations = artifactUris.map(locationOf);
-    // Model artifacts are read-only for everything that runs: the read-write grants above cover the whole data
-    // bucket (and pipelines' output prefixes), and a Deny wins over them, so no run can replace or delete a model.
-    for (const role of [...taskRoles, jobRole]) {
-      for (const location of this.modelArtifactLocations) denyS3Writes(role, location);
-    }
-    this.modelRegistryAccess = new ModelRegistryAccess(this, 'ModelRegistryAccess', {
-      resolvers: [this.planFunction.role],
-      artifactReaders: [jobRole],
-      modelPackageGroups: [
-        ...new Set([...config.modelPackageGroups, ...modelPackageGroupsOf(pipelines)]),
-      ].sort(),
-      artifactLocations: this.modelArtifactLocations,
-    });
-
-    // --- Pipelines ------------------------------------------------------------------------------------------------
-    const workflows = new Map<string, InferenceWorkflow>();
-    for (const pipeline of pipelines) {
-      const workflow = new InferenceWorkflow(this, `Pipeline${pascalCase(pipeline.name)}`, {
-        planFunction: this.planFunction.function,
-        reconcileFunction: this.reconcileFunction.function,
-        finalizeFunction: this.finalizeFunction.function,
-        gpuJobQueue: this.gpuCompute.jobQueue,
-        cpuJobQueue: this.gpuCompute.cpuJobQueue,
-        gpuOnDemandJobQueue: this.gpuCompute.onDemandJobQueue,
-        cpuOnDemandJobQueue: this.gpuCompute.cpuOnDemandJobQueue,
-        jobDefinition: this.gpuCompute.jobDefinition,
-        cpuJobDefinition: this.gpuCompute.cpuJobDefinition,
-        timeout: Duration.hours(config.runTimeoutHours),
-        logRetention,
-        logRemovalPolicy: removalPolicy,
-      });
-      workflows.set(pipeline.name, workflow);
-      const tables = this.dataLake.addPipelineTables({
-        name: pipeline.name,
-        outputUri: resolve(pipeline.spec.output.uri),
-        format: pipeline.spec.output.format,
-        columns: Object.entries(pipeline.spec.output.schema ?? {}).map(([name, type]) => ({ name, type })),
-        runsUri: `${auditRunsUri}${pipeline.name}/`,
-        runsColumns: RUN_RECORD_COLUMNS,
-      });
-      const keys = pipelineOutputKeys(pipeline.name);
-      new CfnOutput(this, keys.stateMachineArn, {
-        description: `Pipeline ${pipeline.name}: its state machine`,
-        value: workflow.stateMachine.stateMachineArn,
-      });
-      new CfnOutput(this, keys.table, {
-        description: `Pipeline ${pipeline.name}: its predictions table`,
-        value: tables.table,
-      });
-      new CfnOutput(this, keys.runsTable, {
-        description: `Pipeline ${pipeline.name}: its runs table`,
-        value: tables.runsTable,
-      });
-    }
-    this.workflows = workflows;
-
-    // --- Triggers -----------------------------------------------------------------------------------------------------
-    this.triggers = new PipelineTriggers(this, 'Triggers', {
-      pipelines: pipelines.map((pipeline) => ({
-        name: pipeline.name,
-        stateMachine: workflows.get(pipeline.name)!.stateMachine,
-        // A JSON round trip first: the execution input is JSON, and undefined fields have no place in it.
-        spec: resolveDeep(JSON.parse(JSON.stringify(pipeline.spec)), resolve) as Record<string, unknown>,
-        triggers: pipeline.triggers.map((trigger): TriggerTarget => {
-          if (trigger.kind === 'schedule') {
-            const s = trigger.schedule;
-            return {
-              kind: 'schedule',
-              expression: scheduleExpression(s),
-              timezone: s.timezone,
-              ...(s.input !== undefined ? { input: resolve(s.input) } : {}),
-              ...(s.offset !== undefined ? { offset: s.offset } : {}),
-            };
-          }
-          const bucketName = bucketNamed(s3Location(pipeline.spec.input.uri).bucket).bucketName;
-          const prefix = triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger));
-          return trigger.kind === 's3'
-            ? { kind: 's3', bucketName, prefix, ...(trigger.s3.suffix ? { suffix: trigger.s3.suffix } : {}) }
-            : { kind: 'volume', bucketName, prefix, minBytes: trigger.volume.minBytes };
-        }),
-      })),
-      volumeState: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.volumeState },
-      logRetention,
-      logRemovalPolicy: removalPolicy,
-    });
-
-    // --- Monitoring -----------------------------------------------------------------------------------------------
-    const { cpuJobQueue, onDemandJobQueue, cpuOnDemandJobQueue } = this.gpuCompute;
-    this.monitoring = new Monitoring(this, 'Monitoring', {
-      pipelines: pipelines.map((p) => ({
-        name: p.name,
-        stateMachine: workflows.get(p.name)!.stateMachine,
-        maxErrorRate: p.spec.validation.maxErrorRate,
-        compute: p.spec.run.compute,
-      })),
-      jobQueues: [
-        { label: 'gpu', jobQueueName: this.gpuCompute.jobQueue.jobQueueName },
-        ...(cpuJobQueue ? [{ label: 'cpu', jobQueueName: cpuJobQueue.jobQueueName }] : []),
-        // The On-Demand queues of retry rounds, when they are queues of their own (spot on).
-        ...(onDemandJobQueue !== this.gpuCompute.jobQueue
-          ? [{ label: 'gpu-ondemand', jobQueueName: onDemandJobQueue.jobQueueName }]
-          : []),
-        ...(cpuOnDemandJobQueue && cpuOnDemandJobQueue !== cpuJobQueue
-          ? [{ label: 'cpu-ondemand', jobQueueName: cpuOnDemandJobQueue.jobQueueName }]
-          : []),
-      ],
-      queueDepthMetrics: config.queueDepthMetrics,
-      // Half the RUNNABLE limit (in 5-minute steps, at most 30 minutes): a human hears before Batch cancels the job.
-      stuckRunnableAfter: Duration.minutes(
-        Math.min(30, Math.max(5, Math.floor(config.runnableTimeoutMinutes / 2 / 5) * 5)),
-      ),
-      functions: [
-        { label: 'plan', function: this.planFunction.function },
-        { label: 'reconcile', function: this.reconcileFunction.function },
-        { label: 'finalize', function: this.finalizeFunction.function },
-        ...(this.triggers.triggerFunction
-          ? [{ label: 'trigger', function: this.triggers.triggerFunction.function }]
-          : []),
-        ...(this.triggers.volumeFunction
-          ? [{ label: 'volume', function: this.triggers.volumeFunction.function }]
-          : []),
-      ],
-      deadLetterQueues: this.triggers.deadLetterQueue ? [this.triggers.deadLetterQueue] : [],
-      alarmEmail: config.alarmEmail,
-      driftThreshold: config.driftThreshold,
-      dashboardName: `batch-infer-${config.stage}`,
-      logRetention,
-      removalPolicy,
-    });
-
-    // --- Outputs ------------------------------------------------------------------------------------------------------
-    new CfnOutput(this, 'DataBucketName', { description: 'The data bucket', value: dataBucket.bucketName });
-    if (this.dataLake.accessLogsBucket) {
-      new CfnOutput(this, 'AccessLogsBucketName', {
-        description: "The data bucket's server access logs",
-        value: this.dataLake.accessLogsBucket.bucketName,
-      });
-    }
-    new CfnOutput(this, 'GlueDatabaseName', {
-      description: 'The Glue database of the pipelines tables',
-      value: this.dataLake.databaseName,
-    });
-    new CfnOutput(this, 'GpuJobQueueName', { value: this.gpuCompute.jobQueue.jobQueueName });
-    if (cpuJobQueue) new CfnOutput(this, 'CpuJobQueueName', { value: cpuJobQueue.jobQueueName });
-    new CfnOutput(this, 'GpuOnDemandJobQueueName', { value: onDemandJobQueue.jobQueueName });
-    if (cpuOnDemandJobQueue) {
-      new CfnOutput(this, 'CpuOnDemandJobQueueName', { value: cpuOnDemandJobQueue.jobQueueName });
-    }
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.alarmTopic.topicArn });
-    new CfnOutput(this, 'RunEventsTopicArn', {
-      description: 'Every finished run (Step Functions status change events) is published here',
-      value: this.monitoring.runEventsTopic.topicArn,
-    });
-    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
-    new CfnOutput(this, 'PipelineNames', {
-      description: 'The pipelines of this deployment, comma-separated',
-      value: pipelines.map((p) => p.name).join(',') || '-',
-    });
-
-    acknowledgeFindings(this);
+    Object.assign(this, addBatchInference(this, props));
+    acknowledgeFindings(this, this);
   }
 }
 

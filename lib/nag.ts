@@ -11,7 +11,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import type { BatchInferenceStack, PipelineGrant } from './batch-inference-stack.js';
+import type { BatchInferenceResources, PipelineGrant } from './batch-inference-stack.js';
 import { DATA_PREFIXES } from './config.js';
 import { jobDefinitionRevisionsArn } from './constructs/inference-workflow.js';
 
@@ -63,15 +63,17 @@ const REASONS = {
 } as const;
 
 /** Acknowledges this stack's accepted findings. */
-export function acknowledgeFindings(stack: BatchInferenceStack): void {
-  const dataBucket = stack.dataLake.bucket;
+export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IConstruct): void {
+  // Stack-wide singletons (CDK's bucket-emptying provider, Scheduler target roles) live at the stack's root.
+  const stack = Stack.of(scope);
+  const dataBucket = deployed.dataLake.bucket;
   const objectsOf = (bucket: s3.IBucket, keyPrefix: string): string => bucket.arnForObjects(`${keyPrefix}*`);
 
   // --- Functions' roles -------------------------------------------------------------------------------------------
   const taskRoles: [iam.IRole, string][] = [
-    [stack.planFunction.role, 'Plan'],
-    [stack.reconcileFunction.role, 'Reconcile'],
-    [stack.finalizeFunction.role, 'Finalize'],
+    [deployed.planFunction.role, 'Plan'],
+    [deployed.reconcileFunction.role, 'Reconcile'],
+    [deployed.finalizeFunction.role, 'Finalize'],
   ];
   for (const [role, name] of taskRoles) {
     ack(
@@ -87,25 +89,25 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
     );
   }
   ack(
-    stack.finalizeFunction.role,
+    deployed.finalizeFunction.role,
     wildcardResourceFinding(
       stack,
-      objectsOf(stack.auditRunsLocation.bucket, stack.auditRunsLocation.keyPrefix),
+      objectsOf(deployed.auditRunsLocation.bucket, deployed.auditRunsLocation.keyPrefix),
     ),
     'The audit records of runs (<prefix><job>/<runId>.json, the runs tables): Finalize writes one per run it ' +
       'finalizes, including runs submitted ad hoc; no other role may write here.',
   );
   for (const [fn, extra] of [
-    [stack.triggers.triggerFunction, ''],
-    [stack.triggers.volumeFunction, ''],
+    [deployed.triggers.triggerFunction, ''],
+    [deployed.triggers.volumeFunction, ''],
     [
-      stack.monitoring.queueDepthFunction,
+      deployed.monitoring.queueDepthFunction,
       ' batch:ListJobs supports no resource-level permissions either; the function only counts jobs.',
     ],
   ] as const) {
     if (fn) ack(fn.role, 'AwsSolutions-IAM5[Resource::*]', `${REASONS.xray}${extra}`);
   }
-  const volume = stack.triggers.volumeFunction;
+  const volume = deployed.triggers.volumeFunction;
   if (volume) {
     ack(
       volume.role,
@@ -116,7 +118,7 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   }
 
   // --- Workers ----------------------------------------------------------------------------------------------------
-  const { gpuCompute } = stack;
+  const { gpuCompute } = deployed;
   for (const child of gpuCompute.node.findAll()) {
     // The execution roles CDK creates for the containers (image pull, log writes).
     if (child.node.id === 'ExecutionRole') {
@@ -140,9 +142,9 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   }
 
   // --- Model registry ---------------------------------------------------------------------------------------------
-  for (const arn of stack.modelRegistryAccess.modelPackageArns) {
+  for (const arn of deployed.modelRegistryAccess.modelPackageArns) {
     ack(
-      stack.planFunction.role,
+      deployed.planFunction.role,
       wildcardResourceFinding(stack, arn),
       'Versions of a configured model package group (model-package/<group>/<version>): versions are registered ' +
         'after deployment, so the version is a wildcard; the group is fixed. Read-only (DescribeModelPackage).',
@@ -151,9 +153,9 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   const artifactReason =
     'A configured model artifact prefix (modelArtifactUris): artifacts of new model versions appear under it after ' +
     'deployment. Read-only (GetObject).';
-  for (const location of stack.modelArtifactLocations) {
+  for (const location of deployed.modelArtifactLocations) {
     const finding = wildcardResourceFinding(stack, objectsOf(location.bucket, location.keyPrefix));
-    ack(stack.planFunction.role, finding, artifactReason);
+    ack(deployed.planFunction.role, finding, artifactReason);
     ack(gpuCompute.jobRole, finding, artifactReason);
   }
 
@@ -166,7 +168,7 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
       "its manifest input names objects under it (the pipeline's manifestObjects), known only when a run reads " +
       'the manifest.',
   };
-  for (const grant of stack.pipelineGrants) {
+  for (const grant of deployed.pipelineGrants) {
     ack(
       grant.role,
       wildcardResourceFinding(stack, objectsOf(grant.location.bucket, grant.location.keyPrefix)),
@@ -177,8 +179,8 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
 
   // --- Glue --------------------------------------------------------------------------------------------------------
   ack(
-    stack.finalizeFunction.role,
-    wildcardResourceFinding(stack, stack.dataLake.glueArns.tables),
+    deployed.finalizeFunction.role,
+    wildcardResourceFinding(stack, deployed.dataLake.glueArns.tables),
     "The tables of this stack's Glue database only: Finalize creates or updates the table of each job it " +
       'publishes, including jobs submitted ad hoc whose table is not declared by the stack.',
   );
@@ -186,7 +188,7 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   // --- State machines ----------------------------------------------------------------------------------------------
   // Each task grants exactly what it calls (see lib/constructs/inference-workflow.ts): the functions, the job
   // definitions (by revision) and queues, the Batch events rule. Only the log delivery and X-Ray actions remain.
-  for (const workflow of stack.workflows.values()) {
+  for (const workflow of deployed.workflows.values()) {
     ack(
       workflow.stateMachine.role,
       'AwsSolutions-IAM5[Resource::*]',
@@ -207,8 +209,8 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   }
   // Job definitions are granted by name, every revision (see jobDefinitionRevisionsArn): a deploy registers a new
   // revision while executions started before it still submit the old one.
-  for (const workflow of stack.workflows.values()) {
-    for (const jobDefinition of [stack.gpuCompute.jobDefinition, stack.gpuCompute.cpuJobDefinition]) {
+  for (const workflow of deployed.workflows.values()) {
+    for (const jobDefinition of [deployed.gpuCompute.jobDefinition, deployed.gpuCompute.cpuJobDefinition]) {
       if (!jobDefinition) continue;
       ack(
         workflow.stateMachine.role,
@@ -223,7 +225,7 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   // --- Schedules' roles ---------------------------------------------------------------------------------------------
   // EventBridge Scheduler targets get one role per target function (SchedulerRoleForTarget-<hash>); each is
   // acknowledged for the function its policy names.
-  for (const fn of [stack.triggers.triggerFunction, stack.monitoring.queueDepthFunction]) {
+  for (const fn of [deployed.triggers.triggerFunction, deployed.monitoring.queueDepthFunction]) {
     if (!fn) continue;
     const functionId = Stack.of(fn).getLogicalId(fn.function.node.defaultChild as CfnElement);
     for (const child of stack.node.findAll()) {
@@ -235,7 +237,7 @@ export function acknowledgeFindings(stack: BatchInferenceStack): void {
   }
 
   // --- Dead letters -------------------------------------------------------------------------------------------------
-  const dlq = stack.triggers.deadLetterQueue;
+  const dlq = deployed.triggers.deadLetterQueue;
   if (dlq) {
     ack(
       dlq,

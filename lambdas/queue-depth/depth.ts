@@ -6,7 +6,7 @@
  * Array jobs are counted child by child: a parent array job is listed once with the count of its children in each
  * status (`arrayProperties.statusSummary`), which is what occupies (or waits for) capacity.
  */
-import { ListJobsCommand, type BatchClient, type JobStatus, type JobSummary } from '@aws-sdk/client-batch';
+import { paginateListJobs, type BatchClient, type JobStatus, type JobSummary } from '@aws-sdk/client-batch';
 import { QUEUE_METRICS, type Metrics } from '../../src/runtime/metrics.js';
 
 /** The statuses of jobs that are not finished, listed one by one (ListJobs filters on one status per call). */
@@ -66,19 +66,8 @@ export async function measureQueue(client: BatchClient, queue: string): Promise<
     if (bucket) depth[bucket] += 1;
   };
   for (const status of ACTIVE_STATUSES) {
-    let nextToken: string | undefined;
-    do {
-      const page = await client.send(
-        new ListJobsCommand({
-          jobQueue: queue,
-          jobStatus: status,
-          maxResults: PAGE_SIZE,
-          ...(nextToken ? { nextToken } : {}),
-        }),
-      );
-      for (const job of page.jobSummaryList ?? []) count(job, status);
-      nextToken = page.nextToken;
-    } while (nextToken);
+    const pages = paginateListJobs({ client, pageSize: PAGE_SIZE }, { jobQueue: queue, jobStatus: status });
+    for await (const page of pages) for (const job of page.jobSummaryList ?? []) count(job, status);
   }
   return depth;
 }

@@ -4,6 +4,7 @@
  * with a retention, the settings of the Powertools logger and metrics the handlers use (lambdas/shared/powertools.ts),
  * and a role that may write its own logs and nothing else until granted more.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -109,6 +110,17 @@ export interface NodeFunctionProps {
 }
 
 /**
+ * The lock file NodejsFunction is given. In the repository, package-lock.json. npm never packs a package's
+ * package-lock.json, so when the package is installed under another app's node_modules its package.json stands in:
+ * esbuild bundles locally (no `nodeModules` are installed from the lock file), so the file only anchors the project
+ * root and the asset hash.
+ */
+function depsLockFile(): string {
+  const lock = path.join(REPO_ROOT, 'package-lock.json');
+  return fs.existsSync(lock) ? lock : path.join(REPO_ROOT, 'package.json');
+}
+
+/**
  * `NodejsFunction` with project defaults. Bundling runs esbuild from node_modules (never Docker). When the context
  * `aws:cdk:bundling-stacks` excludes the stack (`cdk synth --exclusively`, `cdk ls`, or `[]` as set by
  * `renderWorkflowDefinition`), CDK's asset staging skips bundling on its own and references the source folder.
@@ -182,7 +194,7 @@ export class NodeFunction extends Construct {
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
       projectRoot: REPO_ROOT,
-      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      depsLockFilePath: depsLockFile(),
       environment: {
         // Stack traces point at the TypeScript sources through the bundled source map.
         NODE_OPTIONS: '--enable-source-maps',

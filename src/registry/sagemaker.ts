@@ -16,6 +16,7 @@
 import {
   DescribeModelPackageCommand,
   ListModelPackagesCommand,
+  paginateListModelPackages,
   SageMakerClient,
   type DescribeModelPackageCommandOutput,
   type ModelApprovalStatus,
@@ -93,21 +94,16 @@ export class SageMakerModelRegistry implements ModelRegistry {
     group: string,
     approval: ModelApprovalStatus | undefined,
   ): AsyncGenerator<ModelPackageSummary> {
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListModelPackagesCommand({
-          ModelPackageGroupName: group,
-          ...(approval ? { ModelApprovalStatus: approval } : {}),
-          SortBy: 'CreationTime',
-          SortOrder: 'Descending',
-          MaxResults: PAGE_SIZE,
-          ...(token ? { NextToken: token } : {}),
-        }),
-      );
-      yield* page.ModelPackageSummaryList ?? [];
-      token = page.NextToken;
-    } while (token);
+    const pages = paginateListModelPackages(
+      { client: this.client, pageSize: PAGE_SIZE },
+      {
+        ModelPackageGroupName: group,
+        ...(approval ? { ModelApprovalStatus: approval } : {}),
+        SortBy: 'CreationTime',
+        SortOrder: 'Descending',
+      },
+    );
+    for await (const page of pages) yield* page.ModelPackageSummaryList ?? [];
   }
 
   /** A ModelError naming the group, the region, what the group holds, and the fix. */

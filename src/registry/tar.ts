@@ -1,25 +1,21 @@
 /**
- * A streaming reader for tar archives (POSIX ustar, with the pax and GNU long-name extensions that `tar` and
- * Python's `tarfile` write), for model archives (`model.tar.gz`). Entries are handed out one at a time with their
- * content as a stream, so an archive of any size is read with one chunk in memory.
+ * Reading tar archives (model archives, `model.tar.gz`, once gunzipped) through tar-stream, which parses POSIX
+ * ustar with the pax and GNU long-name extensions that `tar` and Python's `tarfile` write. Entries are handed out one
+ * at a time with their content as a stream, so an archive of any size is read with one chunk in memory.
  *
- * Format (POSIX.1-2001 "ustar"): the archive is a sequence of 512-byte blocks. Each entry is a header block followed
- * by its content, padded to a whole block; the archive ends with two all-zero blocks. Header fields used here:
- *
- *   offset size  field
- *   0      100   name (NUL-terminated unless full)
- *   124    12    size, octal ASCII (or, when its first byte has the high bit set, big-endian base-256)
- *   148    8     checksum: octal sum of the header's bytes with this field counted as eight spaces
- *   156    1     type: '0' or NUL file, '5' directory, '1'/'2' links, 'x' pax header, 'g' pax global header,
- *                'L' GNU long name
- *   257    6     magic: "ustar\0" (POSIX; then `prefix` is a path prefix) or "ustar " (GNU)
- *   345    155   prefix (POSIX): the name is `prefix/name`
- *
- * A pax header ('x') holds records `<length> <key>=<value>\n` whose `path` and `size` replace the next entry's;
- * a GNU 'L' entry's content is the next entry's name.
+ * This module adapts tar-stream to what extraction needs: entry paths normalized and refused when they would leave
+ * the extraction folder, content a caller leaves unread skipped, tar-stream's errors turned into TarErrors that say
+ * what is wrong, and an archive without its end-of-archive marker (two zero blocks) refused as truncated (tar-stream
+ * accepts an archive cut off between two entries).
  */
+import tarStream from 'tar-stream';
+
+/** An entry as tar-stream hands it out: a readable stream of its content, with its header. */
+type TarStreamEntry = tarStream.Extract extends AsyncIterable<infer Entry> ? Entry : never;
 
 const BLOCK = 512;
+/** The end-of-archive marker: two zero blocks (`tar` pads further, to its record size, with zeros). */
+const END_MARKER = 2 * BLOCK;
 
 export class TarError extends Error {
   override readonly name = 'TarError';
@@ -31,204 +27,131 @@ export interface TarEntry {
   readonly type: 'file' | 'directory' | 'link' | 'other';
   readonly size: number;
   /**
-   * The content, for files. It must be read to the end (or `skip`ped by not reading it: the reader then skips it)
-   * before the next entry is requested.
+   * The content, for files. Read it to the end, stop halfway, or leave it unread: what is left is skipped when the
+   * next entry is requested.
    */
   readonly body: AsyncIterable<Uint8Array>;
 }
 
-/** Pulls exact byte counts out of a stream of chunks. */
-class ByteReader {
-  private chunk: Buffer = Buffer.alloc(0);
-  private offset = 0;
-  /** Bytes consumed so far, for error messages. */
-  position = 0;
-
-  constructor(private readonly source: AsyncIterator<Uint8Array>) {}
-
-  /** Exactly `n` bytes; undefined at a clean end of stream; a TarError when the stream ends inside them. */
-  async read(n: number): Promise<Buffer | undefined> {
-    const parts: Buffer[] = [];
-    let got = 0;
-    while (got < n) {
-      const piece = await this.next(n - got);
-      if (!piece) {
-        if (got === 0) return undefined;
-        throw new TarError(
-          `the archive ends in the middle of a block at byte ${this.position}: it is truncated`,
-        );
+/** Reads the entries of an (uncompressed) tar stream in order. Errors of `source` itself propagate unchanged. */
+export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  const extract = tarStream.extract();
+  /** The source's own failure, kept as it is (not wrapped: callers recognize e.g. zlib's errors by their code). */
+  let sourceError: { readonly error: unknown } | undefined;
+  let tail: Buffer = Buffer.alloc(0);
+  const feeding = (async () => {
+    try {
+      for await (const chunk of source) {
+        // The reader stopped early (it returned or threw): stop reading the source too.
+        if (extract.destroyed) return;
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+        tail = Buffer.concat([tail, bytes]).subarray(-END_MARKER);
+        if (!extract.write(bytes)) {
+          await new Promise<void>((resolve) => {
+            extract.once('drain', () => resolve());
+            extract.once('close', () => resolve());
+          });
+        }
       }
-      parts.push(piece);
-      got += piece.length;
+      extract.end(undefined);
+    } catch (err) {
+      sourceError = { error: err };
+      extract.destroy(new Error(`the source of the archive failed: ${messageOf(err)}`));
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  }
+  })();
 
-  /** Up to `max` bytes of the current chunk (fetching the next when it is used up); undefined at end of stream. */
-  async next(max: number): Promise<Buffer | undefined> {
-    while (this.offset >= this.chunk.length) {
-      const result: IteratorResult<Uint8Array> = await this.source.next();
-      if (result.done) return undefined;
-      const value = result.value;
-      this.chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
-      this.offset = 0;
-    }
-    const piece = this.chunk.subarray(this.offset, this.offset + max);
-    this.offset += piece.length;
-    this.position += piece.length;
-    return piece;
-  }
+  /** An error of the source as it is; tar-stream's as a TarError. */
+  const failure = (err: unknown): Error => (sourceError ? (sourceError.error as Error) : tarError(err));
 
-  /** `n` bytes as a stream of pieces; a TarError if the stream ends first. */
-  async *take(n: number): AsyncIterable<Uint8Array> {
-    let left = n;
-    while (left > 0) {
-      const piece = await this.next(left);
-      if (!piece) {
-        throw new TarError(`the archive ends inside an entry at byte ${this.position}: it is truncated`);
+  const entries = extract[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<TarStreamEntry>;
+      try {
+        next = await entries.next();
+      } catch (err) {
+        throw failure(err);
       }
-      left -= piece.length;
-      yield piece;
+      if (next.done) break;
+      const entry = next.value;
+      const { header } = entry;
+      const type = typeOf(header.type);
+      // The entry's own iterator, driven by hand: a caller that stops reading must not destroy the entry (that
+      // destroys the whole extraction); the rest is read and dropped below instead.
+      const content = entry[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+      const body = (async function* () {
+        for (;;) {
+          let piece: IteratorResult<Uint8Array>;
+          try {
+            piece = await content.next();
+          } catch (err) {
+            throw failure(err);
+          }
+          if (piece.done) return;
+          yield piece.value;
+        }
+      })();
+      yield {
+        path: normalize(header.name),
+        type,
+        size: type === 'file' ? header.size : 0,
+        body: type === 'file' ? body : emptyBody(),
+      };
+      try {
+        while (!(await content.next()).done);
+      } catch (err) {
+        throw failure(err);
+      }
     }
+    await feeding;
+    if (sourceError) throw sourceError.error as Error;
+    if (tail.length < END_MARKER || tail.some((byte) => byte !== 0)) {
+      throw new TarError('the archive has no end-of-archive marker (two zero blocks): it is truncated');
+    }
+  } finally {
+    // Ends the feeding loop when the caller stopped early; not awaited, so a stalled source cannot hold the caller.
+    if (!extract.destroyed) extract.destroy();
   }
 }
 
-/** Reads the entries of an (uncompressed) tar stream in order. */
-export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
-  const reader = new ByteReader(source[Symbol.asyncIterator]());
-  let override: { path?: string; size?: number } = {};
-  let sawEnd = false;
-  for (;;) {
-    const header = await reader.read(BLOCK);
-    if (!header) break;
-    if (isZeroBlock(header)) {
-      sawEnd = true;
-      break;
-    }
-    checkChecksum(header, reader.position - BLOCK);
-    const type = String.fromCharCode(header[156] ?? 0);
-    const size = override.size ?? parseSize(header, reader.position - BLOCK);
-    const padded = Math.ceil(size / BLOCK) * BLOCK;
-
-    if (type === 'x' || type === 'g' || type === 'L') {
-      const content = size === 0 ? Buffer.alloc(0) : await reader.read(size);
-      if (!content) throw new TarError(`the archive ends inside an extended header: it is truncated`);
-      await drain(reader.take(padded - size));
-      if (type === 'x') override = { ...override, ...parsePax(content) };
-      if (type === 'L') override = { ...override, path: cString(content, 0, content.length) };
-      // Global pax headers ('g') set defaults this reader does not need.
-      continue;
-    }
-
-    const path = normalize(override.path ?? headerPath(header));
-    override = {};
-    const kind: TarEntry['type'] =
-      type === '0' || type === '\0' || type === '7'
-        ? 'file'
-        : type === '5'
-          ? 'directory'
-          : type === '1' || type === '2'
-            ? 'link'
-            : 'other';
-    // Counted as it is read, so content the caller left unread (or stopped reading) is skipped exactly.
-    let unread = size;
-    const body = (async function* () {
-      for await (const piece of reader.take(unread)) {
-        unread -= piece.length;
-        yield piece;
-      }
-    })();
-    yield { path, type: kind, size: kind === 'file' ? size : 0, body: kind === 'file' ? body : emptyBody() };
-    await drain(reader.take(unread + padded - size));
+function typeOf(type: tarStream.Header['type']): TarEntry['type'] {
+  switch (type) {
+    case 'file':
+    case 'contiguous-file':
+      return 'file';
+    case 'directory':
+      return 'directory';
+    case 'link':
+    case 'symlink':
+      return 'link';
+    default:
+      return 'other';
   }
-  if (!sawEnd) {
-    throw new TarError('the archive has no end-of-archive marker (two zero blocks): it is truncated');
+}
+
+/** tar-stream's error, as a TarError that says what it means for the archive. */
+function tarError(err: unknown): TarError {
+  const message = messageOf(err);
+  if (/Unexpected end of data/i.test(message)) {
+    return new TarError('the archive ends inside an entry or a header: it is truncated', { cause: err });
   }
+  if (/Invalid tar header|Invalid header|unknown format/i.test(message)) {
+    return new TarError(
+      `a header is not a valid tar header (${message.replace(/\.$/, '')}): it is not a tar archive or is corrupt`,
+      { cause: err },
+    );
+  }
+  return new TarError(`the archive cannot be read: ${message}`, { cause: err });
+}
+
+/** An error's message; not `instanceof Error`, which fails for errors made in another realm (Node's own, in jest). */
+function messageOf(err: unknown): string {
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
 }
 
 async function* emptyBody(): AsyncIterable<Uint8Array> {
   // A directory or link has no content.
-}
-
-async function drain(stream: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const piece of stream) void piece;
-}
-
-function isZeroBlock(block: Buffer): boolean {
-  for (const byte of block) if (byte !== 0) return false;
-  return true;
-}
-
-function cString(bytes: Buffer, start: number, length: number): string {
-  const field = bytes.subarray(start, start + length);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? field.length : nul).toString('utf8');
-}
-
-function octal(bytes: Buffer, start: number, length: number): number {
-  const text = cString(bytes, start, length).trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) return Number.NaN;
-  return parseInt(text, 8);
-}
-
-function parseSize(header: Buffer, at: number): number {
-  const first = header[124] ?? 0;
-  let size: number;
-  if (first & 0x80) {
-    // Base-256 (GNU, for entries of 8 GiB and more): big-endian over the rest of the field.
-    size = first & 0x7f;
-    for (let i = 125; i < 136; i++) size = size * 256 + (header[i] ?? 0);
-  } else {
-    size = octal(header, 124, 12);
-  }
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new TarError(
-      `the header at byte ${at} has an invalid size field: it is not a tar archive or is corrupt`,
-    );
-  }
-  return size;
-}
-
-function checkChecksum(header: Buffer, at: number): void {
-  const stored = octal(header, 148, 8);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
-  if (stored !== sum) {
-    throw new TarError(
-      `the header at byte ${at} has checksum ${Number.isNaN(stored) ? 'garbage' : stored}, its bytes sum to ${sum}: ` +
-        'it is not a tar archive or is corrupt',
-    );
-  }
-}
-
-function headerPath(header: Buffer): string {
-  const name = cString(header, 0, 100);
-  // Only POSIX ustar ("ustar\0") has a prefix field; GNU tar ("ustar ") keeps other data there.
-  const posix = header.subarray(257, 263).toString('latin1') === 'ustar\0';
-  const prefix = posix ? cString(header, 345, 155) : '';
-  return prefix ? `${prefix}/${name}` : name;
-}
-
-function parsePax(content: Buffer): { path?: string; size?: number } {
-  const out: { path?: string; size?: number } = {};
-  let pos = 0;
-  while (pos < content.length) {
-    const space = content.indexOf(0x20, pos);
-    if (space < 0) break;
-    const length = Number(content.subarray(pos, space).toString('latin1'));
-    if (!Number.isSafeInteger(length) || length <= 0) throw new TarError('a pax extended header is corrupt');
-    const record = content.subarray(space + 1, pos + length - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq > 0) {
-      const key = record.slice(0, eq);
-      const value = record.slice(eq + 1);
-      if (key === 'path') out.path = value;
-      if (key === 'size') out.size = Number(value);
-    }
-    pos += length;
-  }
-  return out;
 }
 
 /** `./a/b` -> `a/b`; refuses paths that would leave the extraction folder. */

@@ -23,8 +23,13 @@ export function resolveWorkerImage(env: NodeJS.ProcessEnv = process.env): string
 }
 
 function readPackageVersion(): string | undefined {
-  // src/results/ -> the repository root; two levels up from this file in the source tree.
-  for (const relative of ['../../package.json', '../package.json', './package.json']) {
+  // src/results/ -> the repository root: two levels up in the source tree, three from dist/src/results/ (ADR 0011).
+  for (const relative of [
+    '../../package.json',
+    '../../../package.json',
+    '../package.json',
+    './package.json',
+  ]) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as {
         name?: unknown;

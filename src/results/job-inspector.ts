@@ -17,7 +17,7 @@ import { isRecord, num, rec, str } from './loose-json.js';
 import {
   BatchClient,
   DescribeJobsCommand,
-  ListJobsCommand,
+  paginateListJobs,
   type JobDetail,
   type JobSummary,
 } from '@aws-sdk/client-batch';
@@ -86,19 +86,11 @@ export class AwsBatchJobInspector implements BatchJobInspector {
     const parentId = str(cause, 'JobId', 'jobId');
     if (!parentId) return [];
     const summaries: JobSummary[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListJobsCommand({
-          arrayJobId: parentId,
-          jobStatus: 'FAILED',
-          maxResults: LIST_PAGE,
-          ...(token !== undefined && { nextToken: token }),
-        }),
-      );
-      summaries.push(...(page.jobSummaryList ?? []));
-      token = page.nextToken;
-    } while (token);
+    const pages = paginateListJobs(
+      { client: this.client, pageSize: LIST_PAGE },
+      { arrayJobId: parentId, jobStatus: 'FAILED' },
+    );
+    for await (const page of pages) summaries.push(...(page.jobSummaryList ?? []));
     const failed = new Map<string, FailedJob>();
     for (const s of summaries) {
       failed.set(

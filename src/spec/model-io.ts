@@ -601,3 +601,12 @@ export function modelSectionIssues(
     }
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// For the JSON Schema of job specs (src/spec/json-schema.ts): `inputTensorSpec` and `processorSpec` choose their
+// variant in code, which a JSON Schema generator cannot see through; these are the forms they accept.
+
+/** The forms of a `model.inputs` entry, one per kind of source. */
+export const INPUT_TENSOR_FORMS: readonly z.ZodType[] = INPUT_KINDS.map((kind) => inputVariants[kind]);
+/** The forms of `model.processor`: the module alone, or `{ module, columns }`. */
+export const PROCESSOR_FORMS: readonly z.ZodType[] = [processorModule, processorObject];

@@ -10,7 +10,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  paginateListObjectsV2,
+  type ListObjectsV2CommandInput,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -244,17 +246,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
     const { bucket, key: prefix } = toLocation(prefixUri);
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token }),
-        );
-      } catch (err) {
-        throw this.error('ListObjectsV2', prefixUri, err);
-      }
-      this.knownBuckets.add(bucket);
+    for await (const page of this.pages(prefixUri, { Bucket: bucket, Prefix: prefix || undefined })) {
       const infos: { info: ObjectInfo; sortKey: Buffer }[] = [];
       for (const obj of page.Contents ?? []) {
         if (obj.Key === undefined) continue;
@@ -264,30 +256,15 @@ export class S3ObjectStore implements ObjectStore {
       // directories, so "a/b" comes before "a.json"), and callers rely on the order.
       infos.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
       for (const { info } of infos) yield info;
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
   }
 
   async listPrefixes(prefixUri: string): Promise<PrefixListing> {
     const { bucket, key: prefix } = toLocation(prefixUri);
     const prefixes: { uri: string; sortKey: Buffer }[] = [];
     const objects: { info: ObjectInfo; sortKey: Buffer }[] = [];
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: bucket,
-            Prefix: prefix || undefined,
-            Delimiter: '/',
-            ContinuationToken: token,
-          }),
-        );
-      } catch (err) {
-        throw this.error('ListObjectsV2', prefixUri, err);
-      }
-      this.knownBuckets.add(bucket);
+    const input = { Bucket: bucket, Prefix: prefix || undefined, Delimiter: '/' };
+    for await (const page of this.pages(prefixUri, input)) {
       for (const common of page.CommonPrefixes ?? []) {
         if (common.Prefix === undefined) continue;
         prefixes.push({
@@ -299,12 +276,33 @@ export class S3ObjectStore implements ObjectStore {
         if (obj.Key === undefined) continue;
         objects.push({ info: objectInfoOf(bucket, obj), sortKey: Buffer.from(obj.Key, 'utf8') });
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
     // As in `list`: byte order, whatever order the server used.
     prefixes.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
     objects.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
     return { prefixes: prefixes.map((p) => p.uri), objects: objects.map((o) => o.info) };
+  }
+
+  /**
+   * The pages of a listing, through the SDK's paginator (it follows NextContinuationToken). A failed page is an
+   * S3StoreError naming the prefix.
+   */
+  private async *pages(
+    prefixUri: string,
+    input: ListObjectsV2CommandInput,
+  ): AsyncGenerator<ListObjectsV2CommandOutput> {
+    const pages = paginateListObjectsV2({ client: this.client }, input);
+    for (;;) {
+      let next: IteratorResult<ListObjectsV2CommandOutput, unknown>;
+      try {
+        next = await pages.next();
+      } catch (err) {
+        throw this.error('ListObjectsV2', prefixUri, err);
+      }
+      if (next.done) return;
+      if (input.Bucket !== undefined) this.knownBuckets.add(input.Bucket);
+      yield next.value;
+    }
   }
 
   /**

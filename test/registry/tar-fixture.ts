@@ -1,5 +1,5 @@
 /**
- * Writes tar archives for tests, byte by byte per POSIX ustar (see src/registry/tar.ts for the layout), with the
+ * Writes tar archives for tests, byte by byte per POSIX ustar (POSIX.1-2001: 512-byte header blocks, padded content, two zero blocks at the end), with the
  * options real archivers use: a `./` prefix, directory entries, pax headers and GNU long names for long paths.
  */
 import { gzipSync } from 'node:zlib';

@@ -63,7 +63,8 @@ function recordCommands(target: S3Client): SentCommand[] {
   const sent: SentCommand[] = [];
   target.middlewareStack.add(
     (next, context) => async (args) => {
-      sent.push({ name: context.commandName ?? '?', input: args.input as Record<string, unknown> });
+      // A copy: the SDK's paginators send every page with the same input object, setting its token in place.
+      sent.push({ name: context.commandName ?? '?', input: { ...(args.input as Record<string, unknown>) } });
       return next(args);
     },
     { step: 'initialize', name: 'testCommandRecorder' },
