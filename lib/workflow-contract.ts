@@ -65,6 +65,7 @@ export const NON_RETRYABLE_ERRORS = [
   'ModelError',
   'RunStateError',
   'ValidationFailed',
+  'PreflightError',
 ] as const;
 
 /**

@@ -12,7 +12,8 @@ import { fmt, formatDuration, terminalProgress } from '../local/progress.js';
 import { LocalModelRegistry } from '../registry/local.js';
 import { runUriOf } from '../runs/layout.js';
 import { createLogger } from '../runtime/log.js';
-import { SpecError } from '../spec/errors.js';
+import { formatProblem, preflight } from '../preflight/index.js';
+import { InputError, ModelError, SpecError } from '../spec/errors.js';
 import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
 import { createObjectStore } from '../storage/index.js';
@@ -22,7 +23,7 @@ const USAGE = `batch-infer — batch inference with ONNX models, locally or on A
 
 Usage:
   batch-infer run <job.yaml> [options]     run a job through the local pipeline
-  batch-infer validate <job.yaml>          check a job spec and print what it resolves to
+  batch-infer validate <job.yaml>          check a job spec against its model and input; print what it resolves to
   batch-infer query "<SQL>" [--json]       query the local catalogue (one table per job)
   batch-infer help
 
@@ -72,7 +73,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'run':
         return await runCommand(single(rest, 'run <job.yaml>'), values);
       case 'validate':
-        return await validateCommand(single(rest, 'validate <job.yaml>'));
+        return await validateCommand(single(rest, 'validate <job.yaml>'), values);
       case 'query':
         return await queryCommand(single(rest, 'query "<SQL>"'), values);
       default:
@@ -202,12 +203,51 @@ function printSummary(
   }
 }
 
-async function validateCommand(specFile: string): Promise<number> {
+async function validateCommand(specFile: string, values: Values): Promise<number> {
   const spec = await loadJobSpecFile(specFile);
+  const problems = await preflightCommand(specFile, spec, values);
+  if (problems !== 0) return problems;
   process.stdout.write(`${specFile} is valid.\n\nResolved (defaults applied, paths made absolute):\n`);
   process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
   process.stdout.write(`\nOutput columns: ${outputColumnNames(spec).join(', ')}, _shard, _source, _offset\n`);
   return 0;
+}
+
+/**
+ * Preflight for validate: the spec against its model and a sample of its input (src/preflight). Prints one line per
+ * problem on stderr and returns 2 when there are any; a model or input that cannot be found is a SpecError-like
+ * failure (exit 2) with its message.
+ */
+async function preflightCommand(specFile: string, spec: JobSpec, values: Values): Promise<number> {
+  const s3Endpoint = values['s3-endpoint'] ?? process.env.BATCH_INFER_S3_ENDPOINT;
+  const store = createObjectStore({ s3Endpoint });
+  const registryUri = normalizeUri(
+    values.registry ??
+      process.env.BATCH_INFER_REGISTRY ??
+      path.join(path.dirname(path.resolve(specFile)), 'registry/'),
+    process.cwd(),
+  );
+  let problems;
+  try {
+    problems = await preflight(spec, {
+      store,
+      registry: new LocalModelRegistry(store, registryUri),
+      specFolder: specFolderUri(specFile),
+      ...(values.input ? { inputUri: values.input } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ModelError || err instanceof InputError) {
+      process.stderr.write(`${specFile}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (problems.length === 0) return 0;
+  process.stderr.write(
+    `${specFile} does not fit its model or input (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`,
+  );
+  for (const problem of problems) process.stderr.write(`  - ${formatProblem(problem)}\n`);
+  return 2;
 }
 
 async function queryCommand(sql: string, values: Values): Promise<number> {

@@ -17,6 +17,7 @@ import { INFER_STATES, planRequestFromEvent, WORKFLOW_STATES } from '../../lib/w
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
+import { preflightResolved } from '../preflight/index.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
 import { reconcileRun } from '../results/reconcile.js';
@@ -124,6 +125,7 @@ export async function runLocal(
       const state = await planRun(planRequestFromEvent(payload), {
         store: deps.store,
         registry: deps.registry,
+        preflight: preflightResolved,
         ...(options.specFolderUri !== undefined && { specFolderUri: options.specFolderUri }),
       });
       await reportPlan(deps.store, state.runUri, progress);
