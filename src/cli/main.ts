@@ -10,6 +10,7 @@ import { formatTable, LocalCatalog, queryCatalog } from '../catalog/local.js';
 import { runLocal, type LocalRunOutcome } from '../local/run-local.js';
 import { fmt, formatDuration, terminalProgress } from '../local/progress.js';
 import { LocalModelRegistry } from '../registry/local.js';
+import type { RunError } from '../runs/failures.js';
 import { runUriOf } from '../runs/layout.js';
 import { createLogger } from '../runtime/log.js';
 import { formatProblem, preflight } from '../preflight/index.js';
@@ -158,6 +159,7 @@ async function runCommand(specFile: string, values: Values): Promise<number> {
     manifestUri:
       outcome.result?.manifestUri ?? joinUri(runUriOf(spec.output.uri, outcome.runId), 'manifest.json'),
     wallMs: Math.round(outcome.wallMs),
+    ...(outcome.status === 'FAILED' && { error: runErrorOf(outcome) }),
   };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -184,7 +186,13 @@ function printSummary(
   const rate = s.wallMs > 0 ? Math.round((s.records / s.wallMs) * 1000) : 0;
   out.write(`\nRun ${outcome.runId} ${outcome.status} in ${formatDuration(s.wallMs / 1000)}`);
   out.write(outcome.status === 'SUCCEEDED' ? '\n' : ` (${outcome.error ?? 'error'})\n`);
-  if (outcome.status !== 'SUCCEEDED') out.write(`  reason       ${outcome.cause ?? 'unknown'}\n`);
+  if (outcome.status !== 'SUCCEEDED') {
+    const error = runErrorOf(outcome);
+    out.write(`  reason       ${outcome.cause ?? 'unknown'}\n`);
+    if (error.shard !== undefined)
+      out.write(`  first error  shard ${error.shard}: ${error.code}: ${error.message}\n`);
+    if (error.log !== undefined) out.write(`  its log      ${error.log}\n`);
+  }
   const errorRate = s.records > 0 ? ((s.errors / s.records) * 100).toFixed(4) : '0';
   out.write(`  records      ${fmt(s.records)} (${fmt(rate)} records/s)\n`);
   out.write(`  predictions  ${fmt(s.predictions)}\n`);
@@ -201,6 +209,27 @@ function printSummary(
       catalogFile === path.resolve('.batch-infer', 'catalog.duckdb') ? '' : ` --catalog ${catalogFile}`;
     out.write(`\nQuery the results:\n  npx batch-infer query${catalogFlag} "${example}"\n`);
   }
+}
+
+/**
+ * The first failure's reason: the failed shard's record when Finalize found one, else the Fail state's error and
+ * cause (a PlanFailed's cause is the Plan error's JSON, `{ errorType, errorMessage }`, or its message).
+ */
+function runErrorOf(outcome: LocalRunOutcome): RunError {
+  if (outcome.result?.error) return outcome.result.error;
+  let code = outcome.error ?? 'Error';
+  let message = outcome.cause ?? outcome.result?.message ?? 'unknown';
+  try {
+    const parsed = JSON.parse(message) as unknown;
+    if (parsed !== null && typeof parsed === 'object') {
+      const p = parsed as Record<string, unknown>;
+      if (typeof p.errorType === 'string') code = p.errorType;
+      if (typeof p.errorMessage === 'string') message = p.errorMessage;
+    }
+  } catch {
+    // Not JSON: the cause is the message itself.
+  }
+  return { code, message };
 }
 
 async function validateCommand(specFile: string, values: Values): Promise<number> {

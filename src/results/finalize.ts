@@ -14,6 +14,12 @@ import type { RunLayout } from '../runs/layout.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
 import type { OutputSummaries } from '../runs/stats.js';
 import type { Plan } from '../runs/types.js';
+import {
+  describeFailureRecord,
+  firstRunError,
+  readFailureRecords,
+  type FailureRecord,
+} from '../runs/failures.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
@@ -76,6 +82,12 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   ]);
 
   const listing = await verifyMarkerOutputs(deps.store, layout, scan);
+  // A shard without a marker whose worker left a failure record fails with that reason, not "no completion marker".
+  const failures = await failureRecordsOf(deps.store, runUri, plan.shardCount, scan.markers);
+  for (const [id, record] of failures) {
+    if (!scan.problems.has(id))
+      scan.problems.set(id, describeFailureRecord(record).replace(/^shard \d+: /, ''));
+  }
   let report = validateRun(plan, shards, scan.markers, scan.problems);
   if (report.accepted.some((m) => m.predictions > 0)) {
     report = withCheck(
@@ -136,6 +148,8 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   });
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
+  const error = report.passed ? undefined : firstRunError(failures);
+  if (error) manifest.error = error;
   await putJson(deps.store, layout.manifestUri, manifest);
 
   // A catalogue failure is not a verdict on the data: rethrow so the state machine retries Finalize, which
@@ -263,6 +277,18 @@ async function removeStrayFiles(
   return strays;
 }
 
+/** Failure records of the shards that have no accepted marker. */
+async function failureRecordsOf(
+  store: ObjectStore,
+  runUri: string,
+  shardCount: number,
+  markers: ReadonlyMap<number, unknown>,
+): Promise<Map<number, FailureRecord>> {
+  const missing = new Set<number>();
+  for (let id = 0; id < shardCount; id++) if (!markers.has(id)) missing.add(id);
+  return readFailureRecords(store, runUri, missing);
+}
+
 /** Reconcile records of rounds 0..lastRound; a round without a readable record is skipped (it explains less). */
 export async function readReconcileRecords(
   store: ObjectStore,
@@ -298,6 +324,7 @@ function runResultOf(manifest: Manifest, layout: RunLayout): RunResult {
     // RunResult's reasons are the state machine's Fail states; a publish failure never returns (it throws).
     ...(reason !== undefined && reason !== 'PublishFailed' && { reason }),
     message: manifest.message,
+    ...(manifest.error && { error: manifest.error }),
     records: manifest.counts.records,
     predictions: manifest.counts.predictions,
     errors: manifest.counts.errors,

@@ -96,3 +96,28 @@ export function describeFailureRecord(record: FailureRecord): string {
     `${record.attempt}${record.log ? `, log ${record.log}` : ''})`
   );
 }
+
+/**
+ * The first failure's reason, as the user sees it wherever they look (CLI summary and --json, manifest, run
+ * result): what failed, why, which shard, and where its log is.
+ */
+export const runErrorSchema = z.object({
+  /** The error class (`ModelError`, `PreflightError`...) or the Fail state's error (`PlanFailed`). */
+  code: z.string(),
+  message: z.string(),
+  shard: z.number().int().nonnegative().optional(),
+  log: z.string().optional(),
+});
+export type RunError = z.infer<typeof runErrorSchema>;
+
+/** The run error of the lowest-numbered failed shard that left a failure record. */
+export function firstRunError(records: ReadonlyMap<number, FailureRecord>): RunError | undefined {
+  const first = [...records.values()].sort((a, b) => a.shardId - b.shardId)[0];
+  if (!first) return undefined;
+  return {
+    code: first.errorClass,
+    message: first.message,
+    shard: first.shardId,
+    ...(first.log !== undefined && { log: first.log }),
+  };
+}

@@ -114,20 +114,21 @@ async function main(): Promise<number | 'interrupted'> {
     const e = err instanceof Error ? err : new Error(String(err));
     const deterministic = isDeterministicError(e);
     taskLog.error('shard failed', { error: e.name, reason: e.message, deterministic });
-    if (!deterministic) return 1;
-    await recordFailure(store, task, e, taskLog);
-    return DETERMINISTIC_EXIT_CODE;
+    // Every failure leaves its reason; only a deterministic one stops the retries (exit status and record).
+    await recordFailure(store, task, e, deterministic, taskLog);
+    return deterministic ? DETERMINISTIC_EXIT_CODE : 1;
   }
 }
 
 /**
- * Writes failures/<shard>.json for a deterministic failure, so Reconcile stops retrying the shard and the reason
- * reaches the run's result. Best effort: when the shard cannot be named (no plan), the exit status still says it.
+ * Writes failures/<shard>.json, so the reason reaches the run's result and, for a deterministic failure, Reconcile
+ * stops retrying the shard. Best effort: when the shard cannot be named (no plan), the exit status still says it.
  */
 async function recordFailure(
   store: ObjectStore,
   task: { runUri: string; round: number; arrayIndex: number; attempt: number },
   err: Error,
+  deterministic: boolean,
   log: Logger,
 ): Promise<void> {
   try {
@@ -141,7 +142,7 @@ async function recordFailure(
       attempt: task.attempt,
       errorClass: err.name,
       message: err.message,
-      deterministic: true,
+      deterministic,
       ...(logAt !== undefined && {
         log: process.env[WORKER_LOG_ENV] !== undefined ? logAt : `Batch job ${logAt}`,
       }),

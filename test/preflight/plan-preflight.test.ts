@@ -1,6 +1,6 @@
 /** Preflight in Plan and in `batch-infer validate`: a spec that does not fit its model fails before any worker. */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -76,5 +76,35 @@ describe('batch-infer validate', () => {
     expect(lines[3]).toContain('output.schema.label int: the job writes "label" as string');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(result.stdout).toBe('');
+  });
+
+  it('run fails in Plan with zero worker attempts, the reason in --json', () => {
+    const bad = readFileSync(path.join(root, 'job.yaml'), 'utf8').replace(
+      'tensor: features',
+      'tensor: featurez',
+    );
+    writeFileSync(path.join(root, 'bad-run.yaml'), bad);
+    const state = path.join(root, 'state');
+    const result = spawnSync(process.execPath, [bin, 'run', 'bad-run.yaml', '--json', '--state-dir', state], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expectIn(result.status, result.stderr).toBe(1);
+    const summary = JSON.parse(result.stdout.trim()) as {
+      status: string;
+      runId: string;
+      error: { code: string; message: string };
+    };
+    expect(summary.status).toBe('FAILED');
+    expect(summary.error.code).toBe('PlanFailed');
+    expect(summary.error.message).toContain('model.inputs[0].tensor "featurez"');
+    expect(summary.error.message).toContain('did you mean "features"?');
+    // No worker ran: no log folder has any attempt's log.
+    expect(
+      existsSync(path.join(state, 'logs', summary.runId))
+        ? readdirSync(path.join(state, 'logs', summary.runId))
+        : [],
+    ).toEqual([]);
   });
 });
