@@ -13,7 +13,8 @@ import { LocalModelRegistry } from '../registry/local.js';
 import type { RunError } from '../runs/failures.js';
 import { runUriOf } from '../runs/layout.js';
 import { createLogger } from '../runtime/log.js';
-import { formatProblem, preflight } from '../preflight/index.js';
+import { dryRun, DryRunUnsupportedError } from '../preflight/dry-run.js';
+import { formatProblem, preflight, PreflightError } from '../preflight/index.js';
 import { InputError, ModelError, SpecError } from '../spec/errors.js';
 import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
@@ -35,6 +36,9 @@ Options for run:
   --input <uri>          override input.uri for this run
   --registry <dir|uri>   local model registry (default: <spec dir>/registry)
   --s3-endpoint <url>    S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)
+  --dry-run <n>          run the first n records on CPU into a temporary folder and print the rows; no run
+Options for validate:
+  --sample <n>           also run the first n records on CPU and print the rows and error rows they would give
 Common options:
   --state-dir <dir>      local state: catalogue and logs (default: $BATCH_INFER_HOME or ./.batch-infer)
   --catalog <file>       local catalogue database (default: <state dir>/catalog.duckdb)
@@ -49,6 +53,8 @@ const OPTIONS = {
   's3-endpoint': { type: 'string' },
   'state-dir': { type: 'string' },
   catalog: { type: 'string' },
+  sample: { type: 'string' },
+  'dry-run': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -110,6 +116,7 @@ function catalogPath(values: Values): string {
 
 async function runCommand(specFile: string, values: Values): Promise<number> {
   const spec = await loadJobSpecFile(specFile);
+  if (values['dry-run'] !== undefined) return dryRunCommand(specFile, spec, values, values['dry-run']);
   const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
     throw new UsageError(`--workers must be a positive integer (got "${values.workers}")`);
@@ -236,6 +243,7 @@ async function validateCommand(specFile: string, values: Values): Promise<number
   const spec = await loadJobSpecFile(specFile);
   const problems = await preflightCommand(specFile, spec, values);
   if (problems !== 0) return problems;
+  if (values.sample !== undefined) return dryRunCommand(specFile, spec, values, values.sample);
   process.stdout.write(`${specFile} is valid.\n\nResolved (defaults applied, paths made absolute):\n`);
   process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
   process.stdout.write(`\nOutput columns: ${outputColumnNames(spec).join(', ')}, _shard, _source, _offset\n`);
@@ -277,6 +285,53 @@ async function preflightCommand(specFile: string, spec: JobSpec, values: Values)
   );
   for (const problem of problems) process.stderr.write(`  - ${formatProblem(problem)}\n`);
   return 2;
+}
+
+/** `validate --sample n` and `run --dry-run n`: n records through the worker on CPU (src/preflight/dry-run.ts). */
+async function dryRunCommand(
+  specFile: string,
+  spec: JobSpec,
+  values: Values,
+  count: string,
+): Promise<number> {
+  const records = Number(count);
+  if (!Number.isInteger(records) || records < 1) {
+    throw new UsageError(`the number of records to sample must be a positive integer (got "${count}")`);
+  }
+  const store = createObjectStore({
+    s3Endpoint: values['s3-endpoint'] ?? process.env.BATCH_INFER_S3_ENDPOINT,
+  });
+  const registryUri = normalizeUri(
+    values.registry ??
+      process.env.BATCH_INFER_REGISTRY ??
+      path.join(path.dirname(path.resolve(specFile)), 'registry/'),
+    process.cwd(),
+  );
+  let result;
+  try {
+    result = await dryRun(spec, records, {
+      store,
+      registry: new LocalModelRegistry(store, registryUri),
+      specFolderUri: specFolderUri(specFile),
+    });
+  } catch (err) {
+    if (err instanceof PreflightError || err instanceof DryRunUnsupportedError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return 0;
+  }
+  process.stdout.write(
+    `\nDry run of ${records} record(s): ${result.rows.length} row(s), ${result.errors.length} error row(s)\n`,
+  );
+  for (const row of result.rows) process.stdout.write(`  ${JSON.stringify(row)}\n`);
+  if (result.errors.length > 0) process.stdout.write('Error rows:\n');
+  for (const row of result.errors) process.stdout.write(`  ${JSON.stringify(row)}\n`);
+  return 0;
 }
 
 async function queryCommand(sql: string, values: Values): Promise<number> {
