@@ -71,10 +71,7 @@ export async function dryRun(spec: JobSpec, records: number, deps: DryRunDeps): 
       },
       run: { ...spec.run, maxRounds: 0, shards: { ...spec.run.shards, max: 1 } },
     };
-    const state = await planRun(
-      { runId: 'dry-run', spec: dry },
-      { ...deps, preflight: preflightResolved },
-    );
+    const state = await planRun({ runId: 'dry-run', spec: dry }, { ...deps, preflight: preflightResolved });
     const marker = await runWorkerTask(
       { runUri: state.runUri, round: 0, arrayIndex: 0, attempt: 1 },
       { store: deps.store, log: silentLog, providers: ['cpu'], threads: 1 },

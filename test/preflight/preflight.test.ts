@@ -57,7 +57,9 @@ describe('preflight on the shipped example', () => {
   });
 
   it('names the CSV header for a missing column', async () => {
-    const problems = await check(spec((r) => edit(r, ['model', 'inputs', 0, 'from', 'columns', 3], 'mean_areaa')));
+    const problems = await check(
+      spec((r) => edit(r, ['model', 'inputs', 0, 'from', 'columns', 3], 'mean_areaa')),
+    );
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({
       code: 'MissingColumn',
@@ -98,7 +100,13 @@ describe('preflight on the shipped example', () => {
   it('counts a labels file against the output width', async () => {
     writeFileSync(path.join(root, 'three-labels.txt'), 'malignant\nbenign\nunknown\n');
     const problems = await check(
-      spec((r) => (edit(r, ['model', 'outputs', 0, 'postprocess', 'argmax', 'labels'], path.join(root, 'three-labels.txt')))),
+      spec((r) =>
+        edit(
+          r,
+          ['model', 'outputs', 0, 'postprocess', 'argmax', 'labels'],
+          path.join(root, 'three-labels.txt'),
+        ),
+      ),
     );
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({
@@ -111,14 +119,13 @@ describe('preflight on the shipped example', () => {
 
   it('checks output.schema against the columns and types the job writes', async () => {
     const problems = await check(
-      spec(
-        (r) =>
-          edit(r, ['output', 'schema'], {
-            patient_id: 'string',
-            diagnosis: 'string',
-            label: 'int',
-            score: 'double',
-          }),
+      spec((r) =>
+        edit(r, ['output', 'schema'], {
+          patient_id: 'string',
+          diagnosis: 'string',
+          label: 'int',
+          score: 'double',
+        }),
       ),
     );
     expect(problems.map((p) => [p.code, p.field])).toEqual([
@@ -131,7 +138,9 @@ describe('preflight on the shipped example', () => {
   });
 
   it('counts columns against the last dimension', async () => {
-    const problems = await check(spec((r) => (at(r, ['model', 'inputs', 0, 'from', 'columns']) as string[]).pop()));
+    const problems = await check(
+      spec((r) => (at(r, ['model', 'inputs', 0, 'from', 'columns']) as string[]).pop()),
+    );
     expect(problems.map((p) => p.code)).toEqual(['ColumnCount']);
     expect(problems[0]!.fix).toBe('list exactly 30 columns, in the order the model was trained on');
   });
@@ -142,7 +151,11 @@ describe('preflight on the shipped example', () => {
       spec((r) => {
         edit(r, ['model', 'registry'], undefined);
         edit(r, ['model', 'uri'], path.join(root, 'broken.onnx'));
-        edit(r, ['model', 'outputs', 0, 'postprocess', 'argmax', 'labels'], path.join(root, 'registry/breast-cancer-mlp/1/labels.txt'));
+        edit(
+          r,
+          ['model', 'outputs', 0, 'postprocess', 'argmax', 'labels'],
+          path.join(root, 'registry/breast-cancer-mlp/1/labels.txt'),
+        );
       }),
     );
     expect(problems.map((p) => p.code)).toEqual(['ModelUnreadable']);
