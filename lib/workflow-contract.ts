@@ -90,6 +90,7 @@ export const NON_RETRYABLE_ERRORS = [
   'ModelError',
   'RunStateError',
   'ValidationFailed',
+  'PreflightError',
 ] as const;
 
 /**

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { planRequestFromEvent } from '../../lib/workflow-contract.js';
 import { planRun } from '../../src/planning/plan-run.js';
+import { preflightResolved } from '../../src/preflight/index.js';
 import { SageMakerModelRegistry } from '../../src/registry/sagemaker.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import { createObjectStore } from '../../src/storage/index.js';
@@ -16,7 +17,12 @@ readEnv(z.object({ AWS_REGION: z.string().min(1) }));
 
 // Built once per execution environment, reused by warm invocations.
 const logger = createFunctionLogger();
-export const deps = { store: createObjectStore(), registry: new SageMakerModelRegistry() };
+export const deps = {
+  store: createObjectStore(),
+  registry: new SageMakerModelRegistry(),
+  // Spec against model signature and input sample, read without ONNX Runtime: a mistake fails here, not in Batch.
+  preflight: preflightResolved,
+};
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<RunState> {
   beginInvocation(logger, context);

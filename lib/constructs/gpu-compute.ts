@@ -508,6 +508,11 @@ export class GpuCompute extends Construct {
       // retried by the next round, after Reconcile has looked at what completed.
       retryAttempts: WORKER_RETRY.attempts,
       retryStrategies: [
+        // A deterministic failure (the spec does not fit the model, a corrupt model): never retried, not even after
+        // a host went away; the worker wrote failures/<shard>.json, and Reconcile does not retry the shard either.
+        ...WORKER_RETRY.exitOn.map((rule) =>
+          batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onExitCode: rule.onExitCode })),
+        ),
         batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.SPOT_INSTANCE_RECLAIMED),
         batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.CANNOT_PULL_CONTAINER),
         batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onReason: '*' })),

@@ -17,6 +17,7 @@ import { INFER_STATES, planRequestFromEvent, WORKFLOW_STATES } from '../../lib/w
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
+import { preflightResolved } from '../preflight/index.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { finalizeRun } from '../results/finalize.js';
 import { parseManifest } from '../results/manifest.js';
@@ -154,6 +155,7 @@ async function runLocked(
       const state = await planRun(planRequestFromEvent(payload), {
         store: deps.store,
         registry: deps.registry,
+        preflight: preflightResolved,
         ...(options.specFolderUri !== undefined && { specFolderUri: options.specFolderUri }),
       });
       await reportPlan(deps.store, state.runUri, progress);

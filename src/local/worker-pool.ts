@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WORKER_ENV } from '../runs/tasks.js';
 import { matchesRetryPattern, WORKER_RETRY } from '../runs/worker-retry.js';
-import { INTERRUPTED_EXIT_CODE } from '../worker/env.js';
+import { INTERRUPTED_EXIT_CODE, WORKER_LOG_ENV } from '../worker/env.js';
 
 export interface JobRequest {
   readonly jobName: string;
@@ -131,9 +131,13 @@ export class LocalWorkerPool {
           ? // What Batch reports when the instance under a job goes away (Spot reclaim): retried.
             `Host EC2 (local worker pid ${outcome.pid}) terminated by ${interruptedBy}.`
           : 'Essential container in task exited';
-      const retry = WORKER_RETRY.retryOn.some(
-        (rule) => 'onStatusReason' in rule && matchesRetryPattern(rule.onStatusReason, statusReason),
-      );
+      // EXIT rules first, as Batch evaluates them in order: a deterministic failure is not retried.
+      const exit = WORKER_RETRY.exitOn.some((rule) => rule.onExitCode === String(outcome.code));
+      const retry =
+        !exit &&
+        WORKER_RETRY.retryOn.some(
+          (rule) => 'onStatusReason' in rule && matchesRetryPattern(rule.onStatusReason, statusReason),
+        );
       if (!retry || attempt >= WORKER_RETRY.attempts || this.stopping) {
         return {
           index,
@@ -159,6 +163,8 @@ export class LocalWorkerPool {
       ...this.options.environment,
       ...request.environment,
       [WORKER_ENV.attempt]: String(attempt),
+      // Where this attempt's output goes, for the failure record a worker writes (src/runs/failures.ts).
+      [WORKER_LOG_ENV]: logFile,
     };
     if (request.arraySize !== undefined) env[WORKER_ENV.arrayIndex] = String(index);
     else delete env[WORKER_ENV.arrayIndex];

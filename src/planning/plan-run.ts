@@ -47,6 +47,8 @@ import { pinObjects } from '../storage/pinned.js';
 import { writeJsonLines } from '../storage/json-lines.js';
 import { asPrefix, joinUri, resolveAgainst } from '../storage/uri.js';
 import { planShards, type ParquetLayoutLike } from './planner.js';
+import type { ResolvedPreflightInput } from '../preflight/index.js';
+import { PreflightError, type Problem } from '../preflight/problems.js';
 
 export interface PlanDeps {
   readonly store: ObjectStore;
@@ -59,7 +61,16 @@ export interface PlanDeps {
    * for there. Not needed with `PlanRequest.specUri`, whose folder is used.
    */
   readonly specFolderUri?: string;
+  /**
+   * Checks the spec against the model's signature and a sample of the input before anything is written beyond the
+   * model (src/preflight: `preflightResolved`); any problem fails the plan with a PreflightError. The Lambda handler
+   * and the local runner pass it; left out, nothing is checked (tests of planning alone, with stand-in models).
+   */
+  readonly preflight?: PreflightCheck;
 }
+
+/** What Plan asks of preflight: the problems of a spec, given its resolved model and listed input. */
+export type PreflightCheck = (spec: JobSpec, resolved: ResolvedPreflightInput) => Promise<Problem[]>;
 
 /** File name of the input snapshot inside the run prefix. */
 export const SNAPSHOT_FILE = 'input.jsonl';
@@ -100,6 +111,15 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
   if (objects.length === 0) throw await noInputError(store, spec);
+  if (deps.preflight) {
+    const problems = await deps.preflight(spec, {
+      store,
+      modelUri: model.artifactUri,
+      files: model.files,
+      objects,
+    });
+    if (problems.length > 0) throw new PreflightError(problems);
+  }
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
   const snapshot = await writeJsonLines(store, snapshotUri, objects);
 

@@ -15,6 +15,12 @@ import { writeRunReportSafely } from '../report/run-report.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
 import type { OutputSummaries } from '../runs/stats.js';
 import type { Plan } from '../runs/types.js';
+import {
+  describeFailureRecord,
+  firstRunError,
+  readFailureRecords,
+  type FailureRecord,
+} from '../runs/failures.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
@@ -77,6 +83,12 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   ]);
 
   const listing = await verifyMarkerOutputs(deps.store, layout, scan);
+  // A shard without a marker whose worker left a failure record fails with that reason, not "no completion marker".
+  const failures = await failureRecordsOf(deps.store, runUri, plan.shardCount, scan.markers);
+  for (const [id, record] of failures) {
+    if (!scan.problems.has(id))
+      scan.problems.set(id, describeFailureRecord(record).replace(/^shard \d+: /, ''));
+  }
   let report = validateRun(plan, shards, scan.markers, scan.problems);
   if (report.accepted.some((m) => m.predictions > 0)) {
     report = withCheck(
@@ -139,6 +151,8 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   });
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
+  const error = report.passed ? undefined : firstRunError(failures);
+  if (error) manifest.error = error;
   await putJson(deps.store, layout.manifestUri, manifest);
   // The run report (src/report) next to the manifest: a view of the run files, never part of the verdict.
   await writeRunReportSafely(deps.store, layout.runUri, report.accepted);
@@ -274,6 +288,18 @@ async function removeStrayFiles(
   return strays;
 }
 
+/** Failure records of the shards that have no accepted marker. */
+async function failureRecordsOf(
+  store: ObjectStore,
+  runUri: string,
+  shardCount: number,
+  markers: ReadonlyMap<number, unknown>,
+): Promise<Map<number, FailureRecord>> {
+  const missing = new Set<number>();
+  for (let id = 0; id < shardCount; id++) if (!markers.has(id)) missing.add(id);
+  return readFailureRecords(store, runUri, missing);
+}
+
 /** Reconcile records of rounds 0..lastRound; a round without a readable record is skipped (it explains less). */
 export async function readReconcileRecords(
   store: ObjectStore,
@@ -309,6 +335,7 @@ function runResultOf(manifest: Manifest, layout: RunLayout): RunResult {
     // RunResult's reasons are the state machine's Fail states; a publish failure never returns (it throws).
     ...(reason !== undefined && reason !== 'PublishFailed' && { reason }),
     message: manifest.message,
+    ...(manifest.error && { error: manifest.error }),
     records: manifest.counts.records,
     predictions: manifest.counts.predictions,
     errors: manifest.counts.errors,

@@ -5,6 +5,7 @@
  *
  * Everything that shapes a manifest is here (`buildManifest`), so the writer and the readers agree.
  */
+import { runErrorSchema } from '../runs/failures.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../spec/schema.js';
 import type { RunLayout } from '../runs/layout.js';
@@ -104,6 +105,8 @@ export const manifestSchema = z.object({
   /** Why the run failed. `PublishFailed`: validation passed but the catalogue refused the run. */
   reason: z.enum(['ValidationFailed', 'ShardsFailed', 'PublishFailed']).optional(),
   message: z.string(),
+  /** The first failed shard's reason, from its failure record (src/runs/failures.ts), when a worker left one. */
+  error: runErrorSchema.optional(),
   spec: jobSpecSchema,
   /** The model every shard loaded, as resolved at plan time, and the name the catalogue knows it by. */
   model: resolvedModelSchema.extend({ name: z.string() }),

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { RunStateError } from '../spec/errors.js';
 import { runStateSchema, type RunState } from '../runs/tasks.js';
 import { roundSchema, type Round } from '../runs/types.js';
+import { failureRecordSchema, readFailureRecords, type FailureRecord } from '../runs/failures.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { isRecord, rec, str } from './loose-json.js';
 import { LocalJobInspector, type BatchJobInspector, type FailedJob } from './job-inspector.js';
@@ -82,6 +83,11 @@ export const reconcileRecordSchema = z.object({
   shardErrors: z.array(shardErrorSchema).optional(),
   /** Why the failed children could not be inspected (e.g. batch:ListJobs denied), when they could not. */
   inspectError: z.string().optional(),
+  /**
+   * Missing shards whose worker wrote a deterministic failure record (failures/<shard>.json): not retried, since
+   * the same spec, model and data fail the same way. Ascending by shard id.
+   */
+  deterministicFailures: z.array(failureRecordSchema).optional(),
   next: z.enum(['infer', 'finalize']),
   /** The round scheduled for the missing shards, when `next` is `infer`. */
   nextRound: z.number().int().positive().optional(),
@@ -143,7 +149,10 @@ export async function reconcileRun(
     }
   }
 
-  const retry = missing.length > 0 && current.round < current.maxRounds;
+  // Shards whose worker said a retry cannot help are left out of the next round; when none is left, no round.
+  const deterministic = await deterministicFailuresOf(deps.store, current.runUri, missing);
+  const retryable = missing.filter((id) => !deterministic.has(id));
+  const retry = retryable.length > 0 && current.round < current.maxRounds;
   const nextRound = current.round + 1;
   const record: ReconcileRecord = {
     version: 1,
@@ -159,13 +168,14 @@ export async function reconcileRun(
     inferError: inferError === undefined ? undefined : summarizeInferError(inferError),
     ...(shardErrors !== undefined && { shardErrors }),
     ...(inspectError !== undefined && { inspectError }),
+    ...(deterministic.size > 0 && { deterministicFailures: [...deterministic.values()] }),
     next: retry ? 'infer' : 'finalize',
     nextRound: retry ? nextRound : undefined,
   };
 
   // The round file first: if writing the record fails the Lambda is retried and both are rewritten identically.
   if (retry) {
-    const roundFile: Round = { round: nextRound, shardIds: missing };
+    const roundFile: Round = { round: nextRound, shardIds: retryable };
     await putJson(deps.store, layout.roundUri(nextRound), roundFile);
   }
   await putJson(deps.store, reconcileRecordUri(layout, current.round), record);
@@ -181,7 +191,22 @@ export async function reconcileRun(
     ...(current.scheduledTime !== undefined && { scheduledTime: current.scheduledTime }),
     next: 'finalize',
   };
-  return retry ? { ...base, round: nextRound, next: 'infer' } : base;
+  return retry ? { ...base, round: nextRound, pending: retryable.length, next: 'infer' } : base;
+}
+
+/** The deterministic failure records of the missing shards, ascending by shard id. */
+async function deterministicFailuresOf(
+  store: ObjectStore,
+  runUri: string,
+  missing: readonly number[],
+): Promise<Map<number, FailureRecord>> {
+  const records = await readFailureRecords(store, runUri, new Set(missing));
+  const deterministic = new Map<number, FailureRecord>();
+  for (const id of missing) {
+    const record = records.get(id);
+    if (record?.deterministic) deterministic.set(id, record);
+  }
+  return deterministic;
 }
 
 /**

@@ -5,6 +5,7 @@
  *   Plan(PlanRequest) -> RunState -> Infer(round) -> Reconcile(RunState) -> RunState ... -> Finalize -> RunResult
  */
 import { z } from 'zod';
+import { runErrorSchema } from './failures.js';
 
 /** Execution input: what a trigger, the CLI or a user sends to start a run. */
 export const planRequestSchema = z.strictObject({
@@ -62,6 +63,8 @@ export const runResultSchema = z.object({
   /** Fail-state error name when FAILED. */
   reason: z.enum(['ValidationFailed', 'ShardsFailed']).optional(),
   message: z.string(),
+  /** The first failed shard's reason (its failure record), when the run failed and a worker left one. */
+  error: runErrorSchema.optional(),
   records: z.number().int().nonnegative(),
   predictions: z.number().int().nonnegative(),
   errors: z.number().int().nonnegative(),

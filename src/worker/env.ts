@@ -19,3 +19,9 @@ export const STOP_DEADLINE_MS = 20_000;
  * default, so a re-raise would do nothing and the attempt would end with 0, as if it had succeeded.
  */
 export const INTERRUPTED_EXIT_CODE = 143;
+
+/**
+ * Where the attempt's log is, recorded in a failure record (src/runs/failures.ts): the local pool sets it to the
+ * attempt's log file. In Batch it is unset, and the record names the job id instead (AWS_BATCH_JOB_ID).
+ */
+export const WORKER_LOG_ENV = 'BATCH_INFER_LOG';

@@ -23,8 +23,18 @@ import { WORKER_ENV } from '../runs/tasks.js';
 import { boundText } from '../runtime/bounded-text.js';
 import { createLogger } from '../runtime/log.js';
 import { createObjectStore } from '../storage/index.js';
-import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE, MEMORY_BUDGET_ENV, STOP_DEADLINE_MS } from './env.js';
-import { runWorkerTask, WorkerInterruptedError, type ShardProgress } from './run-shard.js';
+import {
+  CHUNK_RECORDS_ENV,
+  INTERRUPTED_EXIT_CODE,
+  MEMORY_BUDGET_ENV,
+  STOP_DEADLINE_MS,
+  WORKER_LOG_ENV,
+} from './env.js';
+import { runWorkerTask, shardOfTask, WorkerInterruptedError, type ShardProgress } from './run-shard.js';
+import { isDeterministicError, writeFailureRecord } from '../runs/failures.js';
+import { DETERMINISTIC_EXIT_CODE } from '../runs/worker-retry.js';
+import type { Logger } from '../runtime/log.js';
+import type { ObjectStore } from '../storage/object-store.js';
 
 const envSchema = z.object({
   [WORKER_ENV.runUri]: z.string().min(1, 'must be the run URI (<output.uri>/_runs/<runId>/)'),
@@ -92,9 +102,10 @@ async function main(): Promise<number | 'interrupted'> {
     : undefined;
   const budgetMiB = env[MEMORY_BUDGET_ENV];
   const chunkRecords = env[CHUNK_RECORDS_ENV];
+  const store = createObjectStore();
   try {
     const marker = await runWorkerTask(task, {
-      store: createObjectStore(),
+      store,
       log: taskLog,
       providers: env[WORKER_ENV.executionProviders],
       threads: env[WORKER_ENV.threads] ?? defaultThreads(),
@@ -108,8 +119,44 @@ async function main(): Promise<number | 'interrupted'> {
   } catch (err) {
     if (err instanceof WorkerInterruptedError) return 'interrupted';
     const e = err instanceof Error ? err : new Error(String(err));
-    taskLog.error('shard failed', { error: e.name, reason: boundText(e.message) });
-    return 1;
+    const deterministic = isDeterministicError(e);
+    taskLog.error('shard failed', { error: e.name, reason: boundText(e.message), deterministic });
+    // Every failure leaves its reason; only a deterministic one stops the retries (exit status and record).
+    await recordFailure(store, task, e, deterministic, taskLog);
+    return deterministic ? DETERMINISTIC_EXIT_CODE : 1;
+  }
+}
+
+/**
+ * Writes failures/<shard>.json, so the reason reaches the run's result and, for a deterministic failure, Reconcile
+ * stops retrying the shard. Best effort: when the shard cannot be named (no plan), the exit status still says it.
+ */
+async function recordFailure(
+  store: ObjectStore,
+  task: { runUri: string; round: number; arrayIndex: number; attempt: number },
+  err: Error,
+  deterministic: boolean,
+  log: Logger,
+): Promise<void> {
+  try {
+    const { runId, shardId } = await shardOfTask(store, task);
+    const logAt = process.env[WORKER_LOG_ENV] ?? process.env.AWS_BATCH_JOB_ID;
+    await writeFailureRecord(store, task.runUri, {
+      runId,
+      shardId,
+      round: task.round,
+      arrayIndex: task.arrayIndex,
+      attempt: task.attempt,
+      errorClass: err.name,
+      message: boundText(err.message),
+      deterministic,
+      ...(logAt !== undefined && {
+        log: process.env[WORKER_LOG_ENV] !== undefined ? logAt : `Batch job ${logAt}`,
+      }),
+      failedAt: new Date().toISOString(),
+    });
+  } catch (recordErr) {
+    log.warn('could not write the failure record', { reason: String(recordErr) });
   }
 }
 

@@ -802,6 +802,16 @@ async function sampleOf(stream: RecordStream, io: ModelIo, n: number): Promise<P
 // ---------------------------------------------------------------------------------------------------------------
 // Run state
 
+/** The run and the shard a task runs (plan.json and the round file), for a failure record. */
+export async function shardOfTask(
+  store: ObjectStore,
+  task: WorkerTask,
+): Promise<{ runId: string; shardId: number }> {
+  const plan = await readPlan(store, task.runUri);
+  const layout = runLayout(plan.spec.output.uri, plan.runId, plan.runDate);
+  return { runId: plan.runId, shardId: await resolveShardId(store, layout, plan, task) };
+}
+
 async function readPlan(store: ObjectStore, runUri: string): Promise<Plan> {
   const uri = joinUri(runUri, 'plan.json');
   const parsed = planSchema.safeParse(await getJson(store, uri));

@@ -617,6 +617,7 @@ describe('compute and network', () => {
       RetryStrategy: {
         Attempts: 3,
         EvaluateOnExit: [
+          { Action: 'EXIT', OnExitCode: '78' }, // DETERMINISTIC_EXIT_CODE: never retried
           { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
           { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
           { Action: 'EXIT', OnReason: '*' },

@@ -13,7 +13,7 @@ import {
   GpuCompute,
   type GpuComputeProps,
 } from '../../lib/constructs/gpu-compute.js';
-import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
+import { DETERMINISTIC_EXIT_CODE, WORKER_RETRY } from '../../src/runs/worker-retry.js';
 import { synthConstruct } from './helpers.js';
 
 /** A registry image: no Docker asset to stage in these tests. */
@@ -170,6 +170,8 @@ describe('GpuCompute', () => {
       RetryStrategy: {
         Attempts: WORKER_RETRY.attempts,
         EvaluateOnExit: [
+          // A deterministic failure first: not retried even when its host went away.
+          { Action: 'EXIT', OnExitCode: String(DETERMINISTIC_EXIT_CODE) },
           { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
           { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
           { Action: 'EXIT', OnReason: '*' },

@@ -19,6 +19,7 @@ import {
   type RunStatus,
 } from '../../operate/local-records.js';
 import { LocalModelRegistry } from '../../registry/local.js';
+import type { RunError } from '../../runs/failures.js';
 import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE, runUriOf } from '../../runs/layout.js';
 import { createLogger } from '../../runtime/log.js';
 import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../../spec/load.js';
@@ -37,6 +38,7 @@ import {
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { painter, statusStyle, writeJson } from '../io.js';
+import { dryRunCommand, runErrorOf } from './preflight.js';
 
 export interface RunOptions extends StateOptions {
   readonly json?: boolean;
@@ -46,6 +48,7 @@ export interface RunOptions extends StateOptions {
   readonly registry?: string;
   readonly s3Endpoint?: string;
   readonly resume?: string;
+  readonly dryRun?: string;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -63,6 +66,10 @@ export function registerRun(program: Command, ctx: CommandContext): void {
       'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
     )
     .addOption(new Option('--resume <runId>', 'continue an interrupted run from its markers and checkpoints'))
+    .option(
+      '--dry-run <n>',
+      'run the first n records on CPU into a temporary folder and print the rows; no run',
+    )
     .addOption(stateDirOption())
     .addOption(catalogOption())
     .action(async (specFile: string | undefined, options: RunOptions) => {
@@ -80,6 +87,8 @@ export interface RunSummary {
   readonly outputUri: string;
   readonly manifestUri: string;
   readonly wallMs: number;
+  /** A failed run's first failure: what, where and its log. */
+  readonly error?: RunError;
 }
 
 export async function runCommand(
@@ -120,6 +129,7 @@ export async function runCommand(
     throw new UsageError('missing argument: run <job.yaml> (or run --resume <runId>)');
   specFile = path.resolve(io.cwd, specFile);
   const spec = await loadJobSpecFile(specFile);
+  if (options.dryRun !== undefined) return dryRunCommand(specFile, spec, options.dryRun, options, ctx);
   const workers = positiveInt('--workers', options.workers);
   runId ??= newRunId();
   if (!RUN_ID_PATTERN.test(runId)) {
@@ -193,6 +203,7 @@ export async function runCommand(
     outputUri: outcome.result?.outputUri ?? spec.output.uri,
     manifestUri,
     wallMs: Math.round(outcome.wallMs),
+    ...(status === 'FAILED' && { error: runErrorOf(outcome) }),
   };
   const latest = records.read(runId) ?? base;
   records.write({
@@ -236,7 +247,13 @@ function printSummary(
     `\nRun ${outcome.runId} ${paint(statusStyle(s.status), s.status)} in ${formatDuration(s.wallMs / 1000)}`,
   );
   out.write(outcome.status === 'SUCCEEDED' ? '\n' : ` (${outcome.error ?? 'error'})\n`);
-  if (outcome.status !== 'SUCCEEDED') out.write(`  reason       ${outcome.cause ?? 'unknown'}\n`);
+  if (outcome.status !== 'SUCCEEDED') {
+    const error = runErrorOf(outcome);
+    out.write(`  reason       ${outcome.cause ?? 'unknown'}\n`);
+    if (error.shard !== undefined)
+      out.write(`  first error  shard ${error.shard}: ${error.code}: ${error.message}\n`);
+    if (error.log !== undefined) out.write(`  its log      ${error.log}\n`);
+  }
   const errorRate = s.records > 0 ? ((s.errors / s.records) * 100).toFixed(4) : '0';
   out.write(`  records      ${fmt(s.records)} (${fmt(rate)} records/s)\n`);
   out.write(`  predictions  ${fmt(s.predictions)}\n`);
