@@ -52,6 +52,10 @@ export const ACCOUNT_POLICY_ACKNOWLEDGEMENTS: Readonly<Record<string, string>> =
     '[CT.S3.PR.9] Runs overwrite and delete their own objects by design (deterministic keys make retries idempotent, ' +
     'Finalize deletes stray parts, temporary data expires); Object Lock would block that. The bucket is versioned: ' +
     'an overwritten or deleted object stays recoverable as a noncurrent version for a configured number of days.',
+  subnet_auto_assign_public_ip_disabled_check:
+    '[CT.EC2.PR.11] The default network has public subnets and no NAT gateway, so nothing is billed by the hour ' +
+    'between runs (ADR 0012); workers get a public address to reach S3, ECR and Batch, and their security group ' +
+    'admits nothing inbound. `vpc.create.isolated: true` (private subnets with endpoints) meets the control.',
   sqs_dlq_check:
     '[CT.SQS.PR.1] The queue is itself the dead-letter queue of the trigger rules, schedules and functions; a ' +
     'dead-letter queue of its own would only move the problem. An alarm fires on its first message.',

@@ -3,7 +3,7 @@
  * them up and turns errors into one actionable line and an exit code (see ./errors.ts for the codes).
  */
 import '../runtime/polyfills.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
@@ -31,10 +31,15 @@ Environment:
   BATCH_INFER_DEBUG        print stack traces of unexpected errors`;
 
 export function cliVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version?: unknown;
-  };
-  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  // From source this module is src/cli/main.ts; in the package it is dist/src/cli/main.js: the package's
+  // package.json is two or three folders up.
+  for (const candidate of ['../../package.json', '../../../package.json']) {
+    const file = new URL(candidate, import.meta.url);
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown };
+    if (typeof pkg.version === 'string') return pkg.version;
+  }
+  return '0.0.0';
 }
 
 /** Registers every command on a fresh program. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
-import { WORKER_RETRY } from '../../src/runs/worker-retry.js';
+import { DETERMINISTIC_EXIT_CODE, WORKER_RETRY } from '../../src/runs/worker-retry.js';
 import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
 import {
   breastCancerInput,
@@ -186,13 +186,13 @@ describe('LocalWorkerPool', () => {
   it('does not retry a child that exits non-zero', async () => {
     const planned = await planWorkerRun(spec('exits'));
     const attempts: Attempt[] = [];
-    // Two array children for a one-shard plan: child 1 has no shard and exits 1.
+    // Two array children for a one-shard plan: child 1 has no shard, a failure no retry can fix (exit 78).
     const result = await pool(attempts).runJob(job(planned, 2));
     expect(result.failed).toHaveLength(1);
     expect(result.failed[0]).toMatchObject({
       index: 1,
       attempts: 1,
-      exitCode: 1,
+      exitCode: DETERMINISTIC_EXIT_CODE,
       signal: null,
       statusReason: 'Essential container in task exited',
     });
