@@ -54,8 +54,16 @@ export function runRecordUri(
   return `${base}${record.pipeline}/run_date=${runDate}/${record.run_id}.json`;
 }
 
-/** Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift. */
-export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: number): void {
+/**
+ * Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift, HistoryDiffers
+ * when it carries a history comparison.
+ */
+export function emitRunMetrics(
+  record: RunRecord,
+  metrics: Metrics,
+  drift?: number,
+  historyDiffers?: number,
+): void {
   metrics.add(RUN_METRICS.records, record.records, 'Count');
   metrics.add(RUN_METRICS.predictions, record.predictions, 'Count');
   metrics.add(RUN_METRICS.errors, record.errors, 'Count');
@@ -64,6 +72,7 @@ export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: numb
   metrics.add(RUN_METRICS.recordsPerSecond, record.records_per_second, 'Count/Second');
   metrics.add(RUN_METRICS.wallSeconds, record.wall_seconds, 'Seconds');
   if (drift !== undefined && Number.isFinite(drift)) metrics.add(RUN_METRICS.drift, drift, 'None');
+  if (historyDiffers !== undefined) metrics.add(RUN_METRICS.historyDiffers, historyDiffers, 'Count');
   metrics.flush();
 }
 
@@ -73,6 +82,14 @@ export function emitRunMetrics(record: RunRecord, metrics: Metrics, drift?: numb
  */
 export function driftOf(manifest: Pick<Manifest, 'drift'>): number | undefined {
   return manifest.drift?.maxPsi;
+}
+
+/**
+ * The run's "differs from history" metric: 1 when the manifest's history comparison flags a metric, 0 when it
+ * flags none, undefined without a comparison (not enough history, or an older manifest).
+ */
+export function historyDiffersOf(manifest: Pick<Manifest, 'history'>): number | undefined {
+  return manifest.history?.status === 'compared' ? (manifest.history.differs ? 1 : 0) : undefined;
 }
 
 export interface RunRecordDeps {
@@ -87,7 +104,12 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
   const raw = await getJson(deps.store, result.manifestUri);
   const manifest = parseManifest(raw);
   const record = runRecordOf(manifest, result);
-  emitRunMetrics(record, deps.metrics(record.pipeline, record.run_id), driftOf(manifest));
+  emitRunMetrics(
+    record,
+    deps.metrics(record.pipeline, record.run_id),
+    driftOf(manifest),
+    historyDiffersOf(manifest),
+  );
   if (deps.auditRunsUri !== undefined) {
     // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
     await deps.store.put(

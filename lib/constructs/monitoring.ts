@@ -254,6 +254,7 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       });
+      this.addHistoryAlarm(pipeline, pid, alarm, runMetric);
     }
 
     // --- Queues -------------------------------------------------------------------------------------------------
@@ -451,6 +452,29 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 4 }),
     );
+  }
+
+  /**
+   * "Run differs from history": Finalize emits RUN_METRICS.historyDiffers (1 or 0) once a pipeline has enough
+   * succeeded runs to compare with; a 1 alarms. While the history is too short nothing is emitted and it stays OK.
+   */
+  private addHistoryAlarm(
+    pipeline: MonitoredPipeline,
+    pid: string,
+    alarm: (id: string, props: cloudwatch.AlarmProps) => cloudwatch.Alarm,
+    runMetric: (name: string, pipeline: string) => cloudwatch.Metric,
+  ): void {
+    alarm(`${pid}HistoryAlarm`, {
+      alarmDescription:
+        `A run of pipeline ${pipeline.name} differs from history: its duration, records/s, error rate or record ` +
+        'count is far from the median of the last succeeded runs (robust z-score above 3.5 and a change above ' +
+        "20%). The run's manifest.json has history.checks (value, median, MAD per metric) and report.html shows " +
+        'them. Runs with too little history emit nothing, and the alarm stays OK.',
+      metric: runMetric(RUN_METRICS.historyDiffers, pipeline.name),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
   }
 }
 

@@ -32,6 +32,12 @@ export const RUN_METRICS = {
    * (not for a pipeline's first run, which has no baseline); the drift alarm stays OK while nothing is emitted.
    */
   drift: 'Drift',
+  /**
+   * 1 when the run's duration, records/s, error rate or record count differs from the job's last succeeded runs
+   * (the manifest's `history.differs`, history-checks.ts), else 0. Not emitted while the job has too little history
+   * ("not enough history"); the "run differs from history" alarm stays OK while nothing is emitted.
+   */
+  historyDiffers: 'HistoryDiffers',
 } as const;
 
 /** Metrics the queue-depth function emits every minute, with the dimension `JobQueue` (the queue's name). */

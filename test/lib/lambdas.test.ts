@@ -11,7 +11,12 @@ import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { RUN_RECORD_COLUMNS } from '../../lambdas/finalize/run-record-columns.js';
-import { driftOf, publishRunRecord, runRecordUri } from '../../lambdas/finalize/run-record.js';
+import {
+  driftOf,
+  historyDiffersOf,
+  publishRunRecord,
+  runRecordUri,
+} from '../../lambdas/finalize/run-record.js';
 import { emitQueueDepth, measureQueue } from '../../lambdas/queue-depth/depth.js';
 import {
   createFunctionMetrics,
@@ -279,6 +284,37 @@ describe("Finalize's run record", () => {
     await expect(publishRunRecord(result(), { store, metrics: () => emf().metrics })).rejects.toThrow(
       /drift/,
     );
+  });
+
+  it('emits HistoryDiffers (1 or 0) when the manifest compares the run with its history, and nothing without', async () => {
+    const check = { metric: 'records', value: 20, median: 80, mad: 0, relativeChange: -0.75, differs: true };
+    const compared = (differs: boolean) => ({
+      status: 'compared',
+      runIds: ['r1', 'r2', 'r3'],
+      checks: [{ ...check, differs }],
+      differs,
+    });
+    const notEnough = { status: 'notEnoughHistory', runs: 1, required: 3, message: 'not enough history' };
+    const emitted = async (history: unknown): Promise<Record<string, unknown>> => {
+      await finalized({ ...manifest, ...(history !== undefined && { history }) });
+      const blobs: Record<string, unknown>[] = [];
+      await publishRunRecord(result(), {
+        store,
+        metrics: (p) => {
+          const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+          return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+        },
+      });
+      expect(blobs).toHaveLength(1);
+      return blobs[0]!;
+    };
+    const differs = await emitted(compared(true));
+    expect(differs[RUN_METRICS.historyDiffers]).toBe(1);
+    expect(directive(differs).Metrics).toContainEqual({ Name: RUN_METRICS.historyDiffers, Unit: 'Count' });
+    expect((await emitted(compared(false)))[RUN_METRICS.historyDiffers]).toBe(0);
+    expect(await emitted(notEnough)).not.toHaveProperty(RUN_METRICS.historyDiffers);
+    expect(await emitted(undefined)).not.toHaveProperty(RUN_METRICS.historyDiffers);
+    expect(historyDiffersOf({})).toBeUndefined();
   });
 
   it('writes no row without a runs location (local runs)', async () => {

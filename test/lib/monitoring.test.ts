@@ -117,6 +117,17 @@ describe('Monitoring', () => {
     });
   });
 
+  it('alarms when a run differs from history, per pipeline, on the metric Finalize emits, OK while none is', () => {
+    const history = alarmAbout('differs from history');
+    expect(history).toHaveLength(2);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: [metricStat(RUN_METRICS.historyDiffers, 'bulk')],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
   it('alarms when jobs wait RUNNABLE with nothing running for 30 minutes, per queue', () => {
     const stuck = alarmAbout('RUNNABLE');
     expect(stuck).toHaveLength(2);
