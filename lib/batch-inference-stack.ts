@@ -363,6 +363,7 @@ export class BatchInferenceStack extends Stack {
       deadLetterQueues: this.triggers.deadLetterQueue ? [this.triggers.deadLetterQueue] : [],
       alarmEmail: config.alarmEmail,
       driftThreshold: config.driftThreshold,
+      finalizeLogGroup: this.finalizeFunction.logGroup,
       dashboardName: `batch-infer-${config.stage}`,
       logRetention,
       removalPolicy,

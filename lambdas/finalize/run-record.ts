@@ -8,7 +8,7 @@
  */
 import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import type { RunResult } from '../../src/runs/tasks.js';
-import { RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
+import { PREDICTION_METRICS, RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
 import { getJson, type ObjectStore } from '../../src/storage/index.js';
 import type { RunRecord } from './run-record-columns.js';
 
@@ -92,9 +92,39 @@ export function historyDiffersOf(manifest: Pick<Manifest, 'history'>): number | 
   return manifest.history?.status === 'compared' ? (manifest.history.differs ? 1 : 0) : undefined;
 }
 
+/**
+ * Emits the prediction distribution of the run: PredictionP10/P50/P90 per numeric prediction column of the
+ * manifest's summaries, one EMF blob per column (`metricsFor` sets the Column dimension). Categorical and vector
+ * columns have no quantiles and emit nothing; the run report shows them.
+ */
+export function emitPredictionMetrics(
+  manifest: Pick<Manifest, 'summaries'>,
+  metricsFor: (column: string) => Metrics,
+): void {
+  for (const [column, summary] of Object.entries(manifest.summaries ?? {})) {
+    if (summary.kind !== 'numeric' || !summary.quantiles) continue;
+    const metrics = metricsFor(column);
+    for (const [name, quantile] of [
+      [PREDICTION_METRICS.p10, 'p10'],
+      [PREDICTION_METRICS.p50, 'p50'],
+      [PREDICTION_METRICS.p90, 'p90'],
+    ] as const) {
+      const value = summary.quantiles[quantile];
+      if (value !== undefined && Number.isFinite(value)) metrics.add(name, value, 'None');
+    }
+    metrics.flush();
+  }
+}
+
 export interface RunRecordDeps {
   readonly store: ObjectStore;
   readonly metrics: (pipeline: string, runId: string) => Metrics;
+  /**
+   * Metrics with the dimensions Pipeline and Column, for the prediction distribution (PREDICTION_METRICS).
+   *
+   * @default - the distribution is not emitted
+   */
+  readonly columnMetrics?: (pipeline: string, runId: string, column: string) => Metrics;
   /** @default - no audit row is written (local runs) */
   readonly auditRunsUri?: string;
 }
@@ -110,6 +140,10 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
     driftOf(manifest),
     historyDiffersOf(manifest),
   );
+  const columnMetrics = deps.columnMetrics;
+  if (columnMetrics) {
+    emitPredictionMetrics(manifest, (column) => columnMetrics(record.pipeline, record.run_id, column));
+  }
   if (deps.auditRunsUri !== undefined) {
     // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
     await deps.store.put(

@@ -40,6 +40,18 @@ export const RUN_METRICS = {
   historyDiffers: 'HistoryDiffers',
 } as const;
 
+/**
+ * The prediction distribution of a run, per numeric prediction column: quantiles of the manifest's `summaries`,
+ * emitted by Finalize with the dimensions `Pipeline` and `Column` (one EMF blob per column). The dashboard shows
+ * the last run's.
+ */
+export const PREDICTION_METRICS = {
+  dimension: 'Column',
+  p10: 'PredictionP10',
+  p50: 'PredictionP50',
+  p90: 'PredictionP90',
+} as const;
+
 /** Metrics the queue-depth function emits every minute, with the dimension `JobQueue` (the queue's name). */
 export const QUEUE_METRICS = {
   dimension: 'JobQueue',
