@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { RUN_RECORD_COLUMNS } from '../../lambdas/finalize/run-record-columns.js';
 import {
   driftOf,
+  emitPredictionMetrics,
   historyDiffersOf,
   publishRunRecord,
   runRecordUri,
@@ -315,6 +316,44 @@ describe("Finalize's run record", () => {
     expect(await emitted(notEnough)).not.toHaveProperty(RUN_METRICS.historyDiffers);
     expect(await emitted(undefined)).not.toHaveProperty(RUN_METRICS.historyDiffers);
     expect(historyDiffersOf({})).toBeUndefined();
+  });
+
+  it('emits the prediction distribution: p10/p50/p90 per numeric column with the Pipeline and Column dimensions', async () => {
+    const numeric = {
+      kind: 'numeric',
+      count: 3,
+      missing: 0,
+      min: 0.1,
+      max: 0.9,
+      sum: 1.5,
+      sumSquares: 0.91,
+      bins: { gamma: 1.0202, zero: 0, positive: [], negative: [] },
+      quantiles: { p10: 0.1, p50: 0.5, p90: 0.9 },
+    };
+    const categorical = { kind: 'categorical', count: 3, missing: 0, counts: { a: 3 }, other: 0 };
+    await finalized({ ...manifest, summaries: { score: numeric, label: categorical } });
+    const blobs: Record<string, unknown>[] = [];
+    await publishRunRecord(result(), {
+      store,
+      metrics: () => emf().metrics,
+      columnMetrics: (p, runId, column) => {
+        const out = emf({ dimensions: { Pipeline: p, Column: column }, properties: { runId } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+    });
+    // The categorical column has no quantiles: one blob, the score's.
+    expect(blobs).toHaveLength(1);
+    expect(directive(blobs[0])).toMatchObject({ Dimensions: [['Pipeline', 'Column']] });
+    expect(blobs[0]).toMatchObject({
+      Pipeline: 'breast_cancer',
+      Column: 'score',
+      PredictionP10: 0.1,
+      PredictionP50: 0.5,
+      PredictionP90: 0.9,
+    });
+    const none: string[] = [];
+    emitPredictionMetrics({}, (c) => (none.push(c), emf().metrics));
+    expect(none).toEqual([]);
   });
 
   it('writes no row without a runs location (local runs)', async () => {
