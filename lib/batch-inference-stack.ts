@@ -410,6 +410,7 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
     ],
     deadLetterQueues: out.triggers.deadLetterQueue ? [out.triggers.deadLetterQueue] : [],
     alarmEmail: config.alarmEmail,
+    finalizeLogGroup: out.finalizeFunction.logGroup,
     driftThreshold: config.driftThreshold,
     dashboardName: `batch-infer-${config.stage}`,
     logRetention,

@@ -9,7 +9,7 @@ import { GlueCatalog } from '../../src/catalog/glue.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { runStateSchema } from '../../src/runs/tasks.js';
 import type { RunResult } from '../../src/runs/tasks.js';
-import { RUN_METRICS } from '../../src/runtime/metrics.js';
+import { PREDICTION_METRICS, RUN_METRICS } from '../../src/runtime/metrics.js';
 import { createObjectStore } from '../../src/storage/index.js';
 import {
   beginInvocation,
@@ -54,8 +54,17 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
   try {
     await publishRunRecord(result, {
       store: deps.store,
+      // The status rides along as a property: the dashboard's table of last runs reads it from this line.
       metrics: (pipeline, runId) =>
-        emfMetrics(metrics, { dimensions: { [RUN_METRICS.dimension]: pipeline }, properties: { runId } }),
+        emfMetrics(metrics, {
+          dimensions: { [RUN_METRICS.dimension]: pipeline },
+          properties: { runId, status: result.status },
+        }),
+      columnMetrics: (pipeline, runId, column) =>
+        emfMetrics(metrics, {
+          dimensions: { [RUN_METRICS.dimension]: pipeline, [PREDICTION_METRICS.dimension]: column },
+          properties: { runId },
+        }),
       auditRunsUri: env[FUNCTION_ENV.auditRunsUri],
     });
   } catch (error) {

@@ -8,7 +8,7 @@
  */
 import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import type { RunResult } from '../../src/runs/tasks.js';
-import { RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
+import { PREDICTION_METRICS, RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
 import { getJson, type ObjectStore } from '../../src/storage/index.js';
 import type { RunRecord } from './run-record-columns.js';
 
@@ -56,13 +56,15 @@ export function runRecordUri(
 
 /**
  * Emits the run's metrics (one EMF blob). Drift is emitted when the manifest carries the run's drift; the shards per
- * execution provider when the manifest has them (a run with completed shards).
+ * execution provider when the manifest has them (a run with completed shards); HistoryDiffers when it carries a
+ * history comparison.
  */
 export function emitRunMetrics(
   record: RunRecord,
   metrics: Metrics,
   drift?: number,
   providers?: Readonly<Record<string, number>>,
+  historyDiffers?: number,
 ): void {
   metrics.add(RUN_METRICS.records, record.records, 'Count');
   metrics.add(RUN_METRICS.predictions, record.predictions, 'Count');
@@ -76,6 +78,7 @@ export function emitRunMetrics(
     metrics.add(RUN_METRICS.shardsOnCpu, providers.cpu ?? 0, 'Count');
     metrics.add(RUN_METRICS.shardsOnCuda, providers.cuda ?? 0, 'Count');
   }
+  if (historyDiffers !== undefined) metrics.add(RUN_METRICS.historyDiffers, historyDiffers, 'Count');
   metrics.flush();
 }
 
@@ -87,9 +90,47 @@ export function driftOf(manifest: Pick<Manifest, 'drift'>): number | undefined {
   return manifest.drift?.maxPsi;
 }
 
+/**
+ * The run's "differs from history" metric: 1 when the manifest's history comparison flags a metric, 0 when it
+ * flags none, undefined without a comparison (not enough history, or an older manifest).
+ */
+export function historyDiffersOf(manifest: Pick<Manifest, 'history'>): number | undefined {
+  return manifest.history?.status === 'compared' ? (manifest.history.differs ? 1 : 0) : undefined;
+}
+
+/**
+ * Emits the prediction distribution of the run: PredictionP10/P50/P90 per numeric prediction column of the
+ * manifest's summaries, one EMF blob per column (`metricsFor` sets the Column dimension). Categorical and vector
+ * columns have no quantiles and emit nothing; the run report shows them.
+ */
+export function emitPredictionMetrics(
+  manifest: Pick<Manifest, 'summaries'>,
+  metricsFor: (column: string) => Metrics,
+): void {
+  for (const [column, summary] of Object.entries(manifest.summaries ?? {})) {
+    if (summary.kind !== 'numeric' || !summary.quantiles) continue;
+    const metrics = metricsFor(column);
+    for (const [name, quantile] of [
+      [PREDICTION_METRICS.p10, 'p10'],
+      [PREDICTION_METRICS.p50, 'p50'],
+      [PREDICTION_METRICS.p90, 'p90'],
+    ] as const) {
+      const value = summary.quantiles[quantile];
+      if (value !== undefined && Number.isFinite(value)) metrics.add(name, value, 'None');
+    }
+    metrics.flush();
+  }
+}
+
 export interface RunRecordDeps {
   readonly store: ObjectStore;
   readonly metrics: (pipeline: string, runId: string) => Metrics;
+  /**
+   * Metrics with the dimensions Pipeline and Column, for the prediction distribution (PREDICTION_METRICS).
+   *
+   * @default - the distribution is not emitted
+   */
+  readonly columnMetrics?: (pipeline: string, runId: string, column: string) => Metrics;
   /** @default - no audit row is written (local runs) */
   readonly auditRunsUri?: string;
 }
@@ -104,7 +145,12 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
     deps.metrics(record.pipeline, record.run_id),
     driftOf(manifest),
     manifest.execution?.providers,
+    historyDiffersOf(manifest),
   );
+  const columnMetrics = deps.columnMetrics;
+  if (columnMetrics) {
+    emitPredictionMetrics(manifest, (column) => columnMetrics(record.pipeline, record.run_id, column));
+  }
   if (deps.auditRunsUri !== undefined) {
     // One JSON object on one line: the runs table's JSON SerDe reads a row per line.
     await deps.store.put(

@@ -5,14 +5,14 @@
  * topic (optionally to an email), and the run-finished events: every terminal status of a pipeline's state machine,
  * as Step Functions emits it to EventBridge, routed to a "run events" SNS topic for downstream consumers.
  */
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -20,7 +20,12 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, QUEUE_METRICS, RUN_METRICS } from '../../src/runtime/metrics.js';
+import {
+  METRICS_NAMESPACE,
+  PREDICTION_METRICS,
+  QUEUE_METRICS,
+  RUN_METRICS,
+} from '../../src/runtime/metrics.js';
 import { FUNCTION_ENV } from '../workflow-contract.js';
 import { NodeFunction } from './node-function.js';
 
@@ -29,6 +34,14 @@ export const RUN_FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORT
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PERIOD = Duration.minutes(5);
+/** Run metrics come once per run: an hour per point shows each run of the dashboard's week as one point. */
+const RUN_PERIOD = Duration.hours(1);
+/** The prediction-distribution metrics the dashboard shows per pipeline (PREDICTION_METRICS). */
+const PREDICTION_QUANTILES = [
+  PREDICTION_METRICS.p10,
+  PREDICTION_METRICS.p50,
+  PREDICTION_METRICS.p90,
+] as const;
 
 /** A pipeline to watch: its runs' alarms, dashboard rows and run-finished events. */
 export interface MonitoredPipeline {
@@ -115,6 +128,14 @@ export interface MonitoringProps {
    * @default Duration.minutes(30)
    */
   readonly stuckRunnableAfter?: Duration;
+
+  /**
+   * The Finalize function's log group: the dashboard's table of last runs is a Logs Insights query over the run
+   * metrics Finalize writes there (one EMF line per run, with its pipeline, run id and status).
+   *
+   * @default - no table of last runs
+   */
+  readonly finalizeLogGroup?: logs.ILogGroup;
 
   /**
    * Dashboard name.
@@ -273,6 +294,7 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       });
+      this.addHistoryAlarm(pipeline, pid, alarm, runMetric);
     }
 
     // --- Queues -------------------------------------------------------------------------------------------------
@@ -470,7 +492,240 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 4 }),
     );
+    this.addPipelineRows(props, driftThreshold);
+    this.addBatchEventWidgets(props, queues, removalPolicy);
+    this.addFunctionWidgets(monitoredFunctions);
   }
+
+  /**
+   * "Run differs from history": Finalize emits RUN_METRICS.historyDiffers (1 or 0) once a pipeline has enough
+   * succeeded runs to compare with; a 1 alarms. While the history is too short nothing is emitted and it stays OK.
+   */
+  private addHistoryAlarm(
+    pipeline: MonitoredPipeline,
+    pid: string,
+    alarm: (id: string, props: cloudwatch.AlarmProps) => cloudwatch.Alarm,
+    runMetric: (name: string, pipeline: string) => cloudwatch.Metric,
+  ): void {
+    alarm(`${pid}HistoryAlarm`, {
+      alarmDescription:
+        `A run of pipeline ${pipeline.name} differs from history: its duration, records/s, error rate or record ` +
+        'count is far from the median of the last succeeded runs (robust z-score above 3.5 and a change above ' +
+        "20%). The run's manifest.json has history.checks (value, median, MAD per metric) and report.html shows " +
+        'them. Runs with too little history emit nothing, and the alarm stays OK.',
+      metric: runMetric(RUN_METRICS.historyDiffers, pipeline.name),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+  }
+
+  /**
+   * One dashboard row per pipeline, for a person reading it: the last runs as a table (Logs Insights over the EMF
+   * line Finalize writes per run: the run events with the run's numbers in them; a run that failed before Finalize
+   * is counted by the Executions graph instead), the last runs' records/s, error rate, drift and history verdict,
+   * and the prediction distribution (quantiles of each numeric column) of the last run.
+   */
+  private addPipelineRows(props: MonitoringProps, driftThreshold: number): void {
+    const runMetric = (name: string, pipeline: string, label: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: name,
+        dimensionsMap: { [RUN_METRICS.dimension]: pipeline },
+        statistic: 'Maximum',
+        period: RUN_PERIOD,
+        label,
+      });
+    for (const pipeline of props.pipelines) {
+      const name = pipeline.name;
+      const row: cloudwatch.IWidget[] = [
+        new cloudwatch.TextWidget({
+          markdown: `## ${name}\nLast runs, their quality against history, and the last run's predictions.`,
+          width: 24,
+          height: 1,
+        }),
+      ];
+      if (props.finalizeLogGroup) {
+        row.push(
+          new cloudwatch.LogQueryWidget({
+            title: `${name}: last runs`,
+            logGroupNames: [props.finalizeLogGroup.logGroupName],
+            view: cloudwatch.LogQueryVisualizationType.TABLE,
+            width: 24,
+            height: 6,
+            queryLines: lastRunsQuery(name),
+          }),
+        );
+      }
+      row.push(
+        new cloudwatch.GraphWidget({
+          title: `${name}: records and errors per run`,
+          width: 6,
+          left: [
+            runMetric(RUN_METRICS.records, name, 'records'),
+            runMetric(RUN_METRICS.errors, name, 'errors'),
+          ],
+          leftYAxis: { label: 'Count', min: 0, showUnits: false },
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${name}: duration and records/s per run`,
+          width: 6,
+          left: [runMetric(RUN_METRICS.wallSeconds, name, 'duration (s)')],
+          right: [runMetric(RUN_METRICS.recordsPerSecond, name, 'records/s')],
+          leftYAxis: { label: 'Seconds', min: 0, showUnits: false },
+          rightYAxis: { label: 'Count/Second', min: 0, showUnits: false },
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${name}: drift and history per run`,
+          width: 6,
+          left: [runMetric(RUN_METRICS.drift, name, 'drift (max PSI)')],
+          right: [runMetric(RUN_METRICS.historyDiffers, name, 'differs from history (1 = yes)')],
+          leftYAxis: { label: 'PSI', min: 0, showUnits: false },
+          rightYAxis: { label: 'differs (0/1)', min: 0, max: 1, showUnits: false },
+          leftAnnotations: [{ value: driftThreshold, label: 'drift alarm' }],
+        }),
+        new cloudwatch.SingleValueWidget({
+          title: `${name}: prediction distribution of the last run`,
+          width: 6,
+          height: 6,
+          // The columns are the run's, not known at synth time: a search over the pipeline's column metrics.
+          metrics: PREDICTION_QUANTILES.map(
+            (metricName) =>
+              new cloudwatch.MathExpression({
+                expression:
+                  `SEARCH('{${METRICS_NAMESPACE},${RUN_METRICS.dimension},${PREDICTION_METRICS.dimension}} ` +
+                  `MetricName="${metricName}" ${RUN_METRICS.dimension}="${name}"', 'Maximum', ${RUN_PERIOD.toSeconds()})`,
+                label: metricName,
+                period: RUN_PERIOD,
+              }),
+          ),
+          setPeriodToTimeRange: false,
+        }),
+      );
+      this.dashboard.addWidgets(...row);
+    }
+  }
+
+  /**
+   * Batch job failures and Spot interruptions, which CloudWatch has no metric for: EventBridge rules (Batch job
+   * state changes to FAILED on the monitored queues; EC2 Spot interruption warnings of the account and region)
+   * write the events to a log group, counted per hour (the rules' MatchedEvents) and listed by a Logs Insights
+   * table with the job, its status reason and the instance.
+   */
+  private addBatchEventWidgets(
+    props: MonitoringProps,
+    queues: readonly MonitoredQueue[],
+    removalPolicy: RemovalPolicy,
+  ): void {
+    // The configured queues, measured or not: failures are events, not the queue-depth measurement.
+    const monitored = props.jobQueues ?? [];
+    if (monitored.length === 0) return;
+    const logGroup = new logs.LogGroup(this, 'BatchEventLogs', {
+      // EventBridge writes only to log groups named /aws/events/...
+      logGroupName: `/aws/events/${Names.uniqueResourceName(this, { maxLength: 200 })}-batch`,
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy,
+    });
+    // Not targets.CloudWatchLogGroup: it installs a custom-resource function to write the log group's resource
+    // policy. A native resource policy lets EventBridge write here, the rules target the group by ARN.
+    logGroup.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [
+          new iam.ServicePrincipal('events.amazonaws.com'),
+          new iam.ServicePrincipal('delivery.logs.amazonaws.com'),
+        ],
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [`${logGroup.logGroupArn}`],
+      }),
+    );
+    const target: events.IRuleTarget = { bind: () => ({ arn: logGroup.logGroupArn }) };
+    const failedJobs = new events.Rule(this, 'BatchJobFailedRule', {
+      description: 'A Batch job of a batch-infer queue failed',
+      eventPattern: {
+        source: ['aws.batch'],
+        detailType: ['Batch Job State Change'],
+        detail: {
+          status: ['FAILED'],
+          jobQueue: monitored.flatMap((q) => events.Match.suffix(`:job-queue/${q.jobQueueName}`)),
+        },
+      },
+      targets: [target],
+    });
+    const spot = new events.Rule(this, 'SpotInterruptionRule', {
+      description: 'EC2 reclaims a Spot instance in two minutes (any instance of the account and region)',
+      eventPattern: { source: ['aws.ec2'], detailType: ['EC2 Spot Instance Interruption Warning'] },
+      targets: [target],
+    });
+    const matched = (rule: events.Rule, label: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/Events',
+        metricName: 'MatchedEvents',
+        dimensionsMap: { RuleName: rule.ruleName },
+        statistic: 'Sum',
+        period: Duration.hours(1),
+        label,
+      });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Batch job failures and Spot interruptions (per hour)',
+        width: 8,
+        left: [matched(failedJobs, 'Batch jobs failed'), matched(spot, 'Spot interruption warnings')],
+        leftYAxis: { label: 'Count', min: 0, showUnits: false },
+      }),
+      new cloudwatch.LogQueryWidget({
+        title: 'Last Batch job failures and Spot interruptions',
+        logGroupNames: [logGroup.logGroupName],
+        view: cloudwatch.LogQueryVisualizationType.TABLE,
+        width: 16,
+        height: 6,
+        queryLines: [
+          'fields @timestamp, `detail-type` as event, detail.jobName as job, detail.statusReason as reason, ' +
+            'detail.container.reason as containerReason, detail.container.exitCode as exitCode, ' +
+            '`detail.instance-id` as instance',
+          'sort @timestamp desc',
+          'limit 20',
+        ],
+      }),
+    );
+  }
+
+  /** Lambda errors and duration of every monitored function, side by side. */
+  private addFunctionWidgets(functions: readonly MonitoredFunction[]): void {
+    if (functions.length === 0) return;
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Lambda errors',
+        width: 12,
+        left: functions.map((f) =>
+          f.function.metricErrors({ period: PERIOD, statistic: 'Sum', label: f.label }),
+        ),
+        leftYAxis: { label: 'Count', min: 0, showUnits: false },
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Lambda duration (p90)',
+        width: 12,
+        left: functions.map((f) =>
+          f.function.metricDuration({ period: PERIOD, statistic: 'p90', label: `${f.label} p90` }),
+        ),
+        leftYAxis: { label: 'Milliseconds', min: 0, showUnits: false },
+      }),
+    );
+  }
+}
+
+/**
+ * The Logs Insights query of a pipeline's last runs: Finalize's EMF line per run (lambdas/finalize/handler.ts)
+ * carries the pipeline, the run id, the status and the run metrics as fields.
+ */
+export function lastRunsQuery(pipeline: string): string[] {
+  const m = RUN_METRICS;
+  return [
+    `fields @timestamp, runId, status, ${m.records} as records, ${m.errors} as errors, ` +
+      `${m.wallSeconds} as durationSeconds, ${m.drift} as drift, ${m.historyDiffers} as differsFromHistory`,
+    `filter ${m.dimension} = '${pipeline}' and ispresent(${m.records})`,
+    'sort @timestamp desc',
+    'limit 20',
+  ];
 }
 
 function validate(props: MonitoringProps): void {

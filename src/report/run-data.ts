@@ -113,9 +113,16 @@ export async function loadRunReportData(
     gaps.push(`the previous run could not be read: ${errorText(err)}`);
   }
 
+  // Finalize's comparison when the manifest has one; computed here for manifests written before it did.
   let history: HistoryComparison | undefined;
   try {
-    history = await historyComparisonOf(store, layout, { ...manifest, name: manifest.spec.name });
+    const written = manifest.history;
+    if (written?.status === 'compared') {
+      const { status: _status, ...comparison } = written;
+      history = comparison;
+    } else if (written === undefined) {
+      history = await historyComparisonOf(store, layout, { ...manifest, name: manifest.spec.name });
+    }
   } catch (err) {
     gaps.push(`the job's history could not be read: ${errorText(err)}`);
   }

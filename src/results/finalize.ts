@@ -53,6 +53,7 @@ import { readShardIndex } from './shard-list.js';
 import { assembleSingleFile, type SingleFile } from './single-file.js';
 import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
 import { checkWrittenSchema } from './written-schema.js';
+import { manifestHistoryOf } from './history-checks.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -153,6 +154,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
   const error = report.passed ? undefined : firstRunError(failures);
   if (error) manifest.error = error;
+  Object.assign(manifest, await historyOf(deps.store, layout, manifest));
   await putJson(deps.store, layout.manifestUri, manifest);
   // The run report (src/report) next to the manifest: a view of the run files, never part of the verdict.
   await writeRunReportSafely(deps.store, layout.runUri, report.accepted);
@@ -185,6 +187,24 @@ async function driftOf(
   } catch (err) {
     return {
       driftError: `the baseline run could not be read: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+}
+
+/**
+ * The run's duration, throughput, error rate and record count against the job's last succeeded runs (history-
+ * checks.ts), for `manifest.history`. Never a verdict: a history that cannot be read is reported as `historyError`.
+ */
+async function historyOf(
+  store: ObjectStore,
+  layout: RunLayout,
+  manifest: Manifest,
+): Promise<Pick<Manifest, 'history' | 'historyError'>> {
+  try {
+    return { history: await manifestHistoryOf(store, layout, { ...manifest, name: manifest.spec.name }) };
+  } catch (err) {
+    return {
+      historyError: `the job's history could not be read: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
 }

@@ -4,12 +4,21 @@
  * the history's median, in units of its median absolute deviation (MAD, scaled by 1.4826 to read like a standard
  * deviation), and flagged only when it is also far in relative terms (a history of identical runs has MAD 0).
  */
-import { z } from 'zod';
 import type { RunLayout } from '../runs/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { joinUri } from '../storage/uri.js';
 import { readHistory } from './drift.js';
+import { type HistoryCheck, type HistoryComparison, type ManifestHistory } from './history-schema.js';
 import { manifestSchema, type Manifest } from './manifest.js';
+
+export {
+  historyCheckSchema,
+  historyComparisonSchema,
+  manifestHistorySchema,
+  type HistoryCheck,
+  type HistoryComparison,
+  type ManifestHistory,
+} from './history-schema.js';
 
 /** Succeeded runs compared with, at most. */
 export const HISTORY_RUNS = 10;
@@ -19,27 +28,6 @@ export const MIN_HISTORY = 3;
 export const MAX_ROBUST_Z = 3.5;
 /** ...and relative change (|value - median| / median) it must also exceed. */
 export const MIN_RELATIVE_CHANGE = 0.2;
-
-export const historyCheckSchema = z.object({
-  metric: z.enum(['durationMs', 'recordsPerSecond', 'errorRate', 'records']),
-  value: z.number(),
-  median: z.number(),
-  mad: z.number().nonnegative(),
-  /** (value - median) / (1.4826 · MAD); absent when MAD is 0. */
-  robustZ: z.number().optional(),
-  relativeChange: z.number().optional(),
-  differs: z.boolean(),
-});
-export type HistoryCheck = z.infer<typeof historyCheckSchema>;
-
-export const historyComparisonSchema = z.object({
-  /** The runs compared with, oldest first. */
-  runIds: z.array(z.string()),
-  checks: z.array(historyCheckSchema),
-  /** True when any metric differs. */
-  differs: z.boolean(),
-});
-export type HistoryComparison = z.infer<typeof historyComparisonSchema>;
 
 export type RunMetrics = Record<HistoryCheck['metric'], number | undefined>;
 
@@ -105,6 +93,37 @@ export async function historyComparisonOf(
   layout: RunLayout,
   run: Pick<Manifest, 'runId' | 'counts' | 'timings'> & { readonly name: string },
 ): Promise<HistoryComparison | undefined> {
+  return compareWithHistory(runMetrics(run), await pastRunMetrics(store, layout, run));
+}
+
+/**
+ * What Finalize writes into `manifest.history`: the comparison, or "not enough history" (with how many runs were
+ * found) for a job's first runs. Throws only when the job's history file cannot be read.
+ */
+export async function manifestHistoryOf(
+  store: ObjectStore,
+  layout: RunLayout,
+  run: Pick<Manifest, 'runId' | 'counts' | 'timings'> & { readonly name: string },
+): Promise<ManifestHistory> {
+  const past = await pastRunMetrics(store, layout, run);
+  const comparison = compareWithHistory(runMetrics(run), past);
+  if (comparison) return { status: 'compared', ...comparison };
+  return {
+    status: 'notEnoughHistory',
+    runs: past.length,
+    required: MIN_HISTORY,
+    message:
+      `not enough history: ${past.length} succeeded run(s) of job ${run.name} before this one, ` +
+      `${MIN_HISTORY} needed to compare duration, records/s, error rate and record count`,
+  };
+}
+
+/** The metrics of the last HISTORY_RUNS succeeded runs of the job planned before `run`, oldest first. */
+async function pastRunMetrics(
+  store: ObjectStore,
+  layout: RunLayout,
+  run: Pick<Manifest, 'runId' | 'timings'> & { readonly name: string },
+): Promise<{ runId: string; metrics: RunMetrics }[]> {
   const history = await readHistory(store, layout);
   const candidates = history.runs
     .filter((r) => r.runId !== run.runId && r.name === run.name && r.plannedAt < run.timings.plannedAt)
@@ -121,5 +140,5 @@ export async function historyComparisonOf(
       // A missing or unreadable manifest only shortens the history.
     }
   }
-  return compareWithHistory(runMetrics(run), past);
+  return past;
 }

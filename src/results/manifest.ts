@@ -11,6 +11,7 @@ import { jobSpecSchema } from '../spec/schema.js';
 import type { RunLayout } from '../runs/layout.js';
 import { mergeAllSummaries, outputSummariesSchema, type OutputSummaries } from '../runs/stats.js';
 import { resolvedModelSchema, type Plan, type ShardMarker } from '../runs/types.js';
+import { manifestHistorySchema } from './history-schema.js';
 import type { ValidationReport } from './validate.js';
 
 export const MANIFEST_VERSION = 1;
@@ -166,6 +167,13 @@ export const manifestSchema = z.object({
   drift: driftSchema.optional(),
   /** Why `drift` is absent although this run has summaries (the baseline could not be read). */
   driftError: z.string().optional(),
+  /**
+   * Duration, records/s, error rate and record count against the job's last succeeded runs (history-checks.ts),
+   * or "not enough history". Written by Finalize after the rest of the manifest; absent in older manifests.
+   */
+  history: manifestHistorySchema.optional(),
+  /** Why `history` is absent (the job's history could not be read). */
+  historyError: z.string().optional(),
   outputs: z.object({
     /** Table location. */
     outputUri: z.string(),

@@ -39,6 +39,24 @@ export const RUN_METRICS = {
    */
   shardsOnCpu: 'ShardsOnCpu',
   shardsOnCuda: 'ShardsOnCuda',
+  /**
+   * 1 when the run's duration, records/s, error rate or record count differs from the job's last succeeded runs
+   * (the manifest's `history.differs`, history-checks.ts), else 0. Not emitted while the job has too little history
+   * ("not enough history"); the "run differs from history" alarm stays OK while nothing is emitted.
+   */
+  historyDiffers: 'HistoryDiffers',
+} as const;
+
+/**
+ * The prediction distribution of a run, per numeric prediction column: quantiles of the manifest's `summaries`,
+ * emitted by Finalize with the dimensions `Pipeline` and `Column` (one EMF blob per column). The dashboard shows
+ * the last run's.
+ */
+export const PREDICTION_METRICS = {
+  dimension: 'Column',
+  p10: 'PredictionP10',
+  p50: 'PredictionP50',
+  p90: 'PredictionP90',
 } as const;
 
 /** Metrics the queue-depth function emits every minute, with the dimension `JobQueue` (the queue's name). */

@@ -11,7 +11,13 @@ import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { RUN_RECORD_COLUMNS } from '../../lambdas/finalize/run-record-columns.js';
-import { driftOf, publishRunRecord, runRecordUri } from '../../lambdas/finalize/run-record.js';
+import {
+  driftOf,
+  emitPredictionMetrics,
+  historyDiffersOf,
+  publishRunRecord,
+  runRecordUri,
+} from '../../lambdas/finalize/run-record.js';
 import { emitQueueDepth, measureQueue } from '../../lambdas/queue-depth/depth.js';
 import {
   createFunctionMetrics,
@@ -296,6 +302,75 @@ describe("Finalize's run record", () => {
     await expect(publishRunRecord(result(), { store, metrics: () => emf().metrics })).rejects.toThrow(
       /drift/,
     );
+  });
+
+  it('emits HistoryDiffers (1 or 0) when the manifest compares the run with its history, and nothing without', async () => {
+    const check = { metric: 'records', value: 20, median: 80, mad: 0, relativeChange: -0.75, differs: true };
+    const compared = (differs: boolean) => ({
+      status: 'compared',
+      runIds: ['r1', 'r2', 'r3'],
+      checks: [{ ...check, differs }],
+      differs,
+    });
+    const notEnough = { status: 'notEnoughHistory', runs: 1, required: 3, message: 'not enough history' };
+    const emitted = async (history: unknown): Promise<Record<string, unknown>> => {
+      await finalized({ ...manifest, ...(history !== undefined && { history }) });
+      const blobs: Record<string, unknown>[] = [];
+      await publishRunRecord(result(), {
+        store,
+        metrics: (p) => {
+          const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+          return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+        },
+      });
+      expect(blobs).toHaveLength(1);
+      return blobs[0]!;
+    };
+    const differs = await emitted(compared(true));
+    expect(differs[RUN_METRICS.historyDiffers]).toBe(1);
+    expect(directive(differs).Metrics).toContainEqual({ Name: RUN_METRICS.historyDiffers, Unit: 'Count' });
+    expect((await emitted(compared(false)))[RUN_METRICS.historyDiffers]).toBe(0);
+    expect(await emitted(notEnough)).not.toHaveProperty(RUN_METRICS.historyDiffers);
+    expect(await emitted(undefined)).not.toHaveProperty(RUN_METRICS.historyDiffers);
+    expect(historyDiffersOf({})).toBeUndefined();
+  });
+
+  it('emits the prediction distribution: p10/p50/p90 per numeric column with the Pipeline and Column dimensions', async () => {
+    const numeric = {
+      kind: 'numeric',
+      count: 3,
+      missing: 0,
+      min: 0.1,
+      max: 0.9,
+      sum: 1.5,
+      sumSquares: 0.91,
+      bins: { gamma: 1.0202, zero: 0, positive: [], negative: [] },
+      quantiles: { p10: 0.1, p50: 0.5, p90: 0.9 },
+    };
+    const categorical = { kind: 'categorical', count: 3, missing: 0, counts: { a: 3 }, other: 0 };
+    await finalized({ ...manifest, summaries: { score: numeric, label: categorical } });
+    const blobs: Record<string, unknown>[] = [];
+    await publishRunRecord(result(), {
+      store,
+      metrics: () => emf().metrics,
+      columnMetrics: (p, runId, column) => {
+        const out = emf({ dimensions: { Pipeline: p, Column: column }, properties: { runId } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+    });
+    // The categorical column has no quantiles: one blob, the score's.
+    expect(blobs).toHaveLength(1);
+    expect(directive(blobs[0])).toMatchObject({ Dimensions: [['Pipeline', 'Column']] });
+    expect(blobs[0]).toMatchObject({
+      Pipeline: 'breast_cancer',
+      Column: 'score',
+      PredictionP10: 0.1,
+      PredictionP50: 0.5,
+      PredictionP90: 0.9,
+    });
+    const none: string[] = [];
+    emitPredictionMetrics({}, (c) => (none.push(c), emf().metrics));
+    expect(none).toEqual([]);
   });
 
   it('writes no row without a runs location (local runs)', async () => {

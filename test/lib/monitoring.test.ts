@@ -6,12 +6,18 @@
 import { Duration, type Stack } from 'aws-cdk-lib';
 import { Match, type Matcher, type Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
 import { Monitoring, RUN_FINISHED_STATUSES, type MonitoringProps } from '../../lib/constructs/monitoring.js';
-import { METRICS_NAMESPACE, QUEUE_METRICS, RUN_METRICS } from '../../src/runtime/metrics.js';
+import {
+  METRICS_NAMESPACE,
+  PREDICTION_METRICS,
+  QUEUE_METRICS,
+  RUN_METRICS,
+} from '../../src/runtime/metrics.js';
 import { synthConstruct } from './helpers.js';
 
 const ARN = 'arn:aws:states:eu-west-1:123456789012:stateMachine:';
@@ -41,6 +47,7 @@ function monitoring(props: (stack: Stack) => Partial<MonitoringProps> = () => ({
       ],
       deadLetterQueues: [sqs.Queue.fromQueueArn(stack, 'Dlq', 'arn:aws:sqs:eu-west-1:123456789012:dlq')],
       alarmEmail: 'oncall@example.com',
+      finalizeLogGroup: logs.LogGroup.fromLogGroupName(stack, 'FinalizeLogs', '/aws/lambda/finalize-fn'),
       ...props(stack),
     });
   });
@@ -132,6 +139,17 @@ describe('Monitoring', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Metrics: [metricStat(RUN_METRICS.drift, 'scores')],
       Threshold: 0.2,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('alarms when a run differs from history, per pipeline, on the metric Finalize emits, OK while none is', () => {
+    const history = alarmAbout('differs from history');
+    expect(history).toHaveLength(2);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: [metricStat(RUN_METRICS.historyDiffers, 'bulk')],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     });
   });
@@ -278,6 +296,126 @@ describe('Monitoring', () => {
     ]) {
       expectIn(dashboard, text).toContain(text);
     }
+  });
+
+  describe('the dashboard a person reads', () => {
+    type Widget = { type: string; width: number; properties: Record<string, unknown> };
+    let widgets: Widget[];
+    beforeAll(() => {
+      const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard')) as {
+        Properties: { DashboardBody: { 'Fn::Join': [string, unknown[]] } };
+      }[];
+      const body = dashboard!.Properties.DashboardBody;
+      // The body is a join of literal JSON and tokens (names, ARNs): tokens become placeholders.
+      const json = body['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('');
+      widgets = (JSON.parse(json) as { widgets: Widget[] }).widgets;
+    });
+    const titled = (title: string): Widget => {
+      const found = widgets.find((w) => w.properties.title === title);
+      expectIn(
+        found,
+        `widget "${title}" among ${widgets.map((w) => String(w.properties.title)).join(', ')}`,
+      ).toBeDefined();
+      return found!;
+    };
+
+    it('has one row per pipeline, headed by its name', () => {
+      for (const name of ['scores', 'bulk']) {
+        const header = widgets.findIndex((w) => String(w.properties.markdown).startsWith(`## ${name}\n`));
+        expectIn(header, name).toBeGreaterThanOrEqual(0);
+        expect(widgets[header + 1]!.properties.title).toBe(`${name}: last runs`);
+      }
+    });
+
+    it("tables each pipeline's last runs from Finalize's run lines: status, records, errors, duration, drift", () => {
+      const table = titled('scores: last runs');
+      expect(table.type).toBe('log');
+      expect(table.properties.view).toBe('table');
+      const query = String(table.properties.query);
+      expect(query).toContain("SOURCE '/aws/lambda/finalize-fn'");
+      for (const field of [
+        'runId',
+        'status',
+        `${RUN_METRICS.records} as records`,
+        `${RUN_METRICS.errors} as errors`,
+        `${RUN_METRICS.wallSeconds} as durationSeconds`,
+        `${RUN_METRICS.drift} as drift`,
+        `${RUN_METRICS.historyDiffers} as differsFromHistory`,
+        "filter Pipeline = 'scores'",
+        'sort @timestamp desc',
+      ]) {
+        expectIn(query, field).toContain(field);
+      }
+    });
+
+    it('graphs per pipeline records and errors, duration and records/s, drift and history, with units', () => {
+      const counts = titled('bulk: records and errors per run');
+      expect(counts.properties.yAxis).toEqual({ left: { label: 'Count', min: 0, showUnits: false } });
+      expect(JSON.stringify(counts.properties.metrics)).toContain(RUN_METRICS.errors);
+      const speed = titled('bulk: duration and records/s per run');
+      expect(speed.properties.yAxis).toMatchObject({
+        left: { label: 'Seconds' },
+        right: { label: 'Count/Second' },
+      });
+      expect(JSON.stringify(speed.properties.metrics)).toContain('"period":3600');
+      const quality = titled('bulk: drift and history per run');
+      expect(JSON.stringify(quality.properties.metrics)).toContain(RUN_METRICS.historyDiffers);
+    });
+
+    it("shows the last run's prediction distribution from the quantile metrics Finalize emits", () => {
+      const dist = titled('scores: prediction distribution of the last run');
+      expect(dist.type).toBe('metric');
+      expect(dist.properties.view).toBe('singleValue');
+      const metrics = JSON.stringify(dist.properties.metrics);
+      for (const name of [PREDICTION_METRICS.p10, PREDICTION_METRICS.p50, PREDICTION_METRICS.p90]) {
+        expectIn(metrics, name).toContain(
+          `SEARCH('{${METRICS_NAMESPACE},Pipeline,Column} MetricName=\\"${name}\\" Pipeline=\\"scores\\"', 'Maximum', 3600)`,
+        );
+      }
+    });
+
+    it('routes failed Batch jobs of the queues and Spot interruption warnings to a log group, counted and listed', () => {
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.batch'],
+          'detail-type': ['Batch Job State Change'],
+          detail: {
+            status: ['FAILED'],
+            jobQueue: [
+              { suffix: ':job-queue/batch-infer-test-gpu' },
+              { suffix: ':job-queue/batch-infer-test-cpu' },
+            ],
+          },
+        },
+        Targets: [Match.objectLike({ Arn: Match.anyValue() })],
+      });
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Spot Instance Interruption Warning'] },
+      });
+      template.hasResourceProperties('AWS::Logs::LogGroup', {
+        LogGroupName: Match.stringLikeRegexp('^/aws/events/'),
+      });
+      // EventBridge may write to the group (a native resource policy, no custom-resource function).
+      expect(JSON.stringify(template.findResources('AWS::Logs::ResourcePolicy'))).toContain(
+        'events.amazonaws.com',
+      );
+      const counts = titled('Batch job failures and Spot interruptions (per hour)');
+      expect(JSON.stringify(counts.properties.metrics)).toContain('MatchedEvents');
+      expect(JSON.stringify(counts.properties.metrics)).toContain('"period":3600');
+      const list = titled('Last Batch job failures and Spot interruptions');
+      expect(String(list.properties.query)).toContain('detail.statusReason as reason');
+    });
+
+    it('graphs Lambda errors and duration of every monitored function', () => {
+      const errors = titled('Lambda errors');
+      expect(JSON.stringify(errors.properties.metrics)).toContain('"Errors"');
+      expect(JSON.stringify(errors.properties.metrics)).toContain('"label":"trigger"');
+      const duration = titled('Lambda duration (p90)');
+      expect(duration.properties.stat ?? JSON.stringify(duration.properties.metrics)).toContain('p90');
+      expect(duration.properties.yAxis).toEqual({
+        left: { label: 'Milliseconds', min: 0, showUnits: false },
+      });
+    });
   });
 
   it('without queue-depth metrics, has no measuring function, schedule or stuck-queue alarm', () => {
