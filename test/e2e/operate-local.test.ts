@@ -4,11 +4,11 @@
  * run --resume. Every --json output is parsed with the schema the backends share.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { cancelResultSchema, logsSchema, runListSchema, runStatusSchema } from '../../src/operate/backend.js';
@@ -30,11 +30,31 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
+  return cliWithEnv({}, ...args);
+}
+
+function cliWithEnv(env: Record<string, string>, ...args: string[]) {
   return spawnSync(process.execPath, [bin, ...args, '--state-dir', state], {
     cwd: dir,
     encoding: 'utf8',
     timeout: 300_000,
+    env: { ...process.env, ...env },
   });
+}
+
+/**
+ * NODE_OPTIONS that hold every worker process (the ones with Batch's environment) before it starts, until it is
+ * signalled: a run started with it cannot finish before the test cancels it, however slow or fast the machine.
+ */
+function holdWorkers(): Record<string, string> {
+  const preload = path.join(dir, 'hold-workers.mjs');
+  writeFileSync(
+    preload,
+    'if (process.env.AWS_BATCH_JOB_ARRAY_INDEX !== undefined) {\n' +
+      '  await new Promise(() => setInterval(() => {}, 1 << 30));\n' +
+      '}\n',
+  );
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim() };
 }
 
 function json<T>(schema: z.ZodType<T>, result: ReturnType<typeof cli>): T {
@@ -99,8 +119,18 @@ describe('local backend', () => {
     async () => {
       json(
         z.object({ runId: z.string() }),
-        cli('start', 'example/job.yaml', '--run-id', 'cancel-1', '--workers', '1', '--json'),
+        cliWithEnv(
+          holdWorkers(),
+          'start',
+          'example/job.yaml',
+          '--run-id',
+          'cancel-1',
+          '--workers',
+          '1',
+          '--json',
+        ),
       );
+      // Planned, and its workers held: the run is mid-way and cannot reach Finalize on its own.
       await pollStatus('cancel-1', (s) => s.progress.planned);
       const cancelled = json(cancelResultSchema, cli('cancel', 'cancel-1', '--json'));
       expect(cancelled).toEqual({ runId: 'cancel-1', status: 'CANCELLED', cancelled: true });
