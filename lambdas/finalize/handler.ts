@@ -57,6 +57,7 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
       metrics: (pipeline, runId) =>
         emfMetrics(metrics, { dimensions: { [RUN_METRICS.dimension]: pipeline }, properties: { runId } }),
       auditRunsUri: env[FUNCTION_ENV.auditRunsUri],
+      ensureRunsTable: (spec) => deps.catalog.ensureRunsTable(spec),
     });
   } catch (error) {
     // The manifest already holds everything the metrics and the audit row are made of: log, do not fail the run.
