@@ -4,14 +4,13 @@
  * monitoring. Configured by a validated DeployConfig (lib/config.ts) and the validated pipelines of the deployment
  * (lib/pipelines.ts).
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { RUN_RECORD_COLUMNS } from '../lambdas/finalize/run-record-columns.js';
 import type { DeployConfig } from './config.js';
 import { DATA_BUCKET_PLACEHOLDER, DATA_PREFIXES, glueDatabaseName } from './config.js';
 import { DataLake } from './constructs/data-lake.js';
@@ -52,6 +51,18 @@ export interface BatchInferenceStackProps extends StackProps {
   readonly config: DeployConfig;
   /** Validated pipelines of the deployment (see lib/pipelines.ts). */
   readonly pipelines: readonly Pipeline[];
+}
+
+/**
+ * The stack's Glue database (ADR 0017): an existing one by name, or a new one named `batch_infer_<stage>_<suffix>`,
+ * the suffix being the first 8 hex digits of the stack id's UUID (`arn:...:stack/<name>/<uuid>`). The UUID is new
+ * each time the stack is created, so a redeploy after a destroy that retained the database gets a name of its own.
+ */
+function glueDatabaseOf(config: DeployConfig): { databaseName: string; useExistingDatabase?: boolean } {
+  const existing = config.glueDatabase.existing;
+  if (existing !== undefined) return { databaseName: existing, useExistingDatabase: true };
+  const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+  return { databaseName: Fn.join('_', [glueDatabaseName(config), Fn.select(0, Fn.split('-', stackUuid))]) };
 }
 
 /**
@@ -113,7 +124,7 @@ export class BatchInferenceStack extends Stack {
 
     // --- Data lake ------------------------------------------------------------------------------------------------
     this.dataLake = new DataLake(this, 'DataLake', {
-      databaseName: glueDatabaseName(config),
+      ...glueDatabaseOf(config),
       removalPolicy,
       tempDataExpiration: Duration.days(config.tempDataExpirationDays),
       tempPrefix: DATA_PREFIXES.temp,
@@ -272,6 +283,12 @@ export class BatchInferenceStack extends Stack {
         resources: [glueArns.catalog, glueArns.database, glueArns.tables],
       }),
     );
+    if (config.lakeFormation) {
+      this.dataLake.grantLakeFormationPublish(
+        this.finalizeFunction.role,
+        config.lakeFormation.dataLocationArns,
+      );
+    }
 
     const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
     rejectOutputsInArtifacts(pipelines, artifactUris);
@@ -306,14 +323,7 @@ export class BatchInferenceStack extends Stack {
         logRemovalPolicy: removalPolicy,
       });
       workflows.set(pipeline.name, workflow);
-      const tables = this.dataLake.addPipelineTables({
-        name: pipeline.name,
-        outputUri: resolve(pipeline.spec.output.uri),
-        format: pipeline.spec.output.format,
-        columns: Object.entries(pipeline.spec.output.schema ?? {}).map(([name, type]) => ({ name, type })),
-        runsUri: `${auditRunsUri}${pipeline.name}/`,
-        runsColumns: RUN_RECORD_COLUMNS,
-      });
+      const tables = this.dataLake.reservePipelineTables(pipeline.name);
       const keys = pipelineOutputKeys(pipeline.name);
       new CfnOutput(this, keys.stateMachineArn, {
         description: `Pipeline ${pipeline.name}: its state machine`,
