@@ -323,7 +323,7 @@ export class BatchInferenceStack extends Stack {
         logRemovalPolicy: removalPolicy,
       });
       workflows.set(pipeline.name, workflow);
-      const tables = this.dataLake.reservePipelineTables(pipeline.name);
+      const tables = this.dataLake.reservePipelineTables({ name: pipeline.name });
       const keys = pipelineOutputKeys(pipeline.name);
       new CfnOutput(this, keys.stateMachineArn, {
         description: `Pipeline ${pipeline.name}: its state machine`,

@@ -75,6 +75,12 @@ export interface DataLakeProps {
   readonly accessLogsExpiration?: Duration;
 }
 
+/** A pipeline's two tables, as `reservePipelineTables` takes them. */
+export interface PipelineTablesProps {
+  /** The pipeline's name: the predictions table's name; the runs table is `<name>_runs`. */
+  readonly name: string;
+}
+
 /** The Lake Formation permissions Finalize needs to publish (src/catalog/glue.ts), per resource. */
 export const LAKE_FORMATION_PUBLISH = {
   /** GetTable of a missing table, CreateTable. */
@@ -205,9 +211,9 @@ export class DataLake extends Construct {
    * creates and updates both (ADR 0017): declaring them here too would give each table two owners, and a deploy
    * would revert what Finalize wrote. Returns the two names.
    */
-  reservePipelineTables(name: string): { readonly table: string; readonly runsTable: string } {
-    const table = name;
-    const runsTable = `${name}_runs`;
+  reservePipelineTables(props: PipelineTablesProps): { readonly table: string; readonly runsTable: string } {
+    const table = props.name;
+    const runsTable = `${props.name}_runs`;
     for (const tableName of [table, runsTable]) {
       if (!GLUE_NAME.test(tableName)) {
         throw new Error(

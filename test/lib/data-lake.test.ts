@@ -21,7 +21,7 @@ function lake(props: Partial<DataLakeProps> = {}, add?: (lake: DataLake) => void
 describe('DataLake buckets', () => {
   let template: Template;
   beforeAll(() => {
-    template = lake({}, (l) => l.reservePipelineTables('scores'));
+    template = lake({}, (l) => l.reservePipelineTables({ name: 'scores' }));
   });
 
   it('creates the data bucket and its access logs bucket, retained on stack deletion', () => {
@@ -156,8 +156,8 @@ describe('DataLake catalog', () => {
   let template: Template;
   beforeAll(() => {
     template = lake({}, (l) => {
-      l.reservePipelineTables('scores');
-      l.reservePipelineTables('embeddings');
+      l.reservePipelineTables({ name: 'scores' });
+      l.reservePipelineTables({ name: 'embeddings' });
     });
   });
 
@@ -177,7 +177,7 @@ describe('DataLake catalog', () => {
 
   it('uses an existing database by name and then creates nothing in Glue', () => {
     const existing = lake({ databaseName: 'batch_infer_prod', useExistingDatabase: true }, (l) =>
-      l.reservePipelineTables('scores'),
+      l.reservePipelineTables({ name: 'scores' }),
     );
     existing.resourceCountIs('AWS::Glue::Database', 0);
     existing.resourceCountIs('AWS::Glue::Table', 0);
@@ -269,15 +269,15 @@ describe('DataLake rules', () => {
     expect(build({ tempPrefix: '/tmp' })).toThrow(/tempPrefix "\/tmp" must be a key prefix ending in "\/"/);
   });
   it('rule: table names are Glue names', () => {
-    expect(build({}, (l) => l.reservePipelineTables('Scores'))).toThrow(
+    expect(build({}, (l) => l.reservePipelineTables({ name: 'Scores' }))).toThrow(
       /table name "Scores" is not a valid Glue table name/,
     );
   });
   it('rule: a table is reserved once', () => {
     expect(
       build({}, (l) => {
-        l.reservePipelineTables('scores');
-        l.reservePipelineTables('scores_runs');
+        l.reservePipelineTables({ name: 'scores' });
+        l.reservePipelineTables({ name: 'scores_runs' });
       }),
     ).toThrow(/already has a table "scores_runs"/);
   });
