@@ -4,14 +4,13 @@
  * monitoring. Configured by a validated DeployConfig (lib/config.ts) and the validated pipelines of the deployment
  * (lib/pipelines.ts).
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { RUN_RECORD_COLUMNS } from '../lambdas/finalize/run-record-columns.js';
 import type { DeployConfig } from './config.js';
 import { DATA_BUCKET_PLACEHOLDER, DATA_PREFIXES, glueDatabaseName } from './config.js';
 import { DataLake } from './constructs/data-lake.js';
@@ -57,6 +56,19 @@ export interface BatchInferenceProps {
 
 export interface BatchInferenceStackProps extends StackProps, BatchInferenceProps {}
 
+/**
+ * The stack's Glue database (ADR 0017): an existing one by name, or a new one named `batch_infer_<stage>_<suffix>`,
+ * the suffix being the first 8 hex digits of the stack id's UUID (`arn:...:stack/<name>/<uuid>`). The UUID is new
+ * each time the stack is created, so a redeploy after a destroy that retained the database gets a name of its own.
+ */
+function glueDatabaseOf(config: DeployConfig): { databaseName: string; useExistingDatabase?: boolean } {
+  const existing = config.glueDatabase.existing;
+  if (existing !== undefined) return { databaseName: existing, useExistingDatabase: true };
+  const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+  return { databaseName: Fn.join('_', [glueDatabaseName(config), Fn.select(0, Fn.split('-', stackUuid))]) };
+}
+
+/**
 /**
  * Glue actions Finalize needs to publish a run, as src/catalog/glue.ts calls them: read, create or update the job's
  * table, add the run's partition. Listed one by one: no `glue:*`.
@@ -121,7 +133,7 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
 
   // --- Data lake ------------------------------------------------------------------------------------------------
   out.dataLake = new DataLake(scope, 'DataLake', {
-    databaseName: glueDatabaseName(config),
+    ...glueDatabaseOf(config),
     removalPolicy,
     tempDataExpiration: Duration.days(config.tempDataExpirationDays),
     tempPrefix: DATA_PREFIXES.temp,
@@ -282,6 +294,9 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
       resources: [glueArns.catalog, glueArns.database, glueArns.tables],
     }),
   );
+  if (config.lakeFormation) {
+    out.dataLake.grantLakeFormationPublish(out.finalizeFunction.role, config.lakeFormation.dataLocationArns);
+  }
 
   const artifactUris = config.modelArtifactUris.map(withDataBucketStandin);
   rejectOutputsInArtifacts(pipelines, artifactUris);
@@ -318,14 +333,7 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
       logRemovalPolicy: removalPolicy,
     });
     workflows.set(pipeline.name, workflow);
-    const tables = out.dataLake.addPipelineTables({
-      name: pipeline.name,
-      outputUri: resolve(pipeline.spec.output.uri),
-      format: pipeline.spec.output.format,
-      columns: Object.entries(pipeline.spec.output.schema ?? {}).map(([name, type]) => ({ name, type })),
-      runsUri: `${auditRunsUri}${pipeline.name}/`,
-      runsColumns: RUN_RECORD_COLUMNS,
-    });
+    const tables = out.dataLake.reservePipelineTables({ name: pipeline.name });
     const keys = pipelineOutputKeys(pipeline.name);
     new CfnOutput(scope, keys.stateMachineArn, {
       description: `Pipeline ${pipeline.name}: its state machine`,

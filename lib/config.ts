@@ -164,7 +164,7 @@ export type VpcConfig = z.output<typeof vpcSchema>;
 
 export const deployConfigSchema = z
   .strictObject({
-    /** Deployment name: the stack is `BatchInfer-<stage>`, the Glue database `batch_infer_<stage>`. */
+    /** Deployment name: the stack is `BatchInfer-<stage>`, the Glue database `batch_infer_<stage>_<stack id suffix>`. */
     stage: z
       .string()
       .regex(/^[a-z][a-z0-9-]{0,15}$/)
@@ -231,6 +231,41 @@ export const deployConfigSchema = z
     driftThreshold: z.number().positive().default(0.2),
     /** Measure job queue depth every minute (a scheduled function) for the dashboard and the RUNNABLE alarm. */
     queueDepthMetrics: z.boolean().default(true),
+    /**
+     * The Glue database (ADR 0017). By default the stack creates one named `batch_infer_<stage>_<first 8 characters of
+     * the stack's id>`: a stack created after a deleted one gets a new name, so a database the old stack retained never
+     * blocks the deploy. `existing` names a database that exists already (one retained from an earlier stack, whose
+     * tables and partitions are then kept, or one a data team made): the stack creates none and owns nothing in Glue.
+     */
+    glueDatabase: z
+      .strictObject({
+        existing: z
+          .string()
+          .regex(/^[a-z0-9_]{1,255}$/, 'is not a Glue database name (lowercase letters, digits, underscores)')
+          .optional(),
+      })
+      .default({}),
+    /**
+     * Grant Lake Formation permissions to the role that uses the Data Catalog (Finalize), for a catalog whose
+     * databases Lake Formation governs: CREATE_TABLE and DESCRIBE on the database, ALTER, DESCRIBE and INSERT on its
+     * tables, and DATA_LOCATION_ACCESS on each registered location in `dataLocationArns` (S3 ARNs of locations
+     * registered with Lake Formation that hold pipeline outputs or the audit records). The deploying role must be a
+     * Lake Formation administrator (or hold these permissions with the grant option).
+     */
+    lakeFormation: z
+      .strictObject({
+        dataLocationArns: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/,
+                'is not an S3 bucket or prefix ARN',
+              ),
+          )
+          .default([]),
+      })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.maxvCpus < c.workerCpu) {
@@ -354,7 +389,7 @@ export function loadDeployConfig(scope: {
   return { config, baseDir: REPO_ROOT, pipelinesDir: path.resolve(REPO_ROOT, config.pipelinesDir) };
 }
 
-/** The Glue database name of a stage: Glue names allow no hyphens. */
+/** The Glue database name prefix of a stage (the stack appends a stack-unique suffix): Glue names allow no hyphens. */
 export function glueDatabaseName(config: Pick<DeployConfig, 'stage'>): string {
   return `batch_infer_${config.stage.replace(/-/g, '_')}`;
 }

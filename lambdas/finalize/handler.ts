@@ -66,6 +66,7 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
           properties: { runId },
         }),
       auditRunsUri: env[FUNCTION_ENV.auditRunsUri],
+      ensureRunsTable: (spec) => deps.catalog.ensureRunsTable(spec),
     });
   } catch (error) {
     // The manifest already holds everything the metrics and the audit row are made of: log, do not fail the run.

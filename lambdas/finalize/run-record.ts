@@ -1,7 +1,7 @@
 /**
  * What Finalize publishes about a run besides the catalogue: CloudWatch metrics (EMF, see RUN_METRICS) and one
  * audit row in the pipeline's runs table (`<auditRunsUri><pipeline>/run_date=<date>/<runId>.json`, one JSON line,
- * read by the Glue table the stack declares for each pipeline).
+ * read by the pipeline's runs table, which Finalize creates or updates: `ensureRunsTable`).
  *
  * Both are derived from the run's manifest.json, the authoritative audit record: losing either can be repaired
  * from it, so a failure here is logged and does not fail a run that passed validation.
@@ -10,7 +10,8 @@ import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import type { RunResult } from '../../src/runs/tasks.js';
 import { PREDICTION_METRICS, RUN_METRICS, type Metrics } from '../../src/runtime/metrics.js';
 import { getJson, type ObjectStore } from '../../src/storage/index.js';
-import type { RunRecord } from './run-record-columns.js';
+import type { RunsTableSpec } from '../../src/catalog/glue.js';
+import { RUN_RECORD_COLUMNS, type RunRecord } from './run-record-columns.js';
 
 export { RUN_RECORD_COLUMNS, type RunRecord } from './run-record-columns.js';
 
@@ -133,6 +134,18 @@ export interface RunRecordDeps {
   readonly columnMetrics?: (pipeline: string, runId: string, column: string) => Metrics;
   /** @default - no audit row is written (local runs) */
   readonly auditRunsUri?: string;
+  /**
+   * Creates or updates the pipeline's runs table (Finalize owns it, ADR 0017), after the row is written.
+   *
+   * @default - no table is touched (local runs)
+   */
+  readonly ensureRunsTable?: (spec: RunsTableSpec) => Promise<void>;
+}
+
+/** Where a pipeline's runs table reads its rows: `<auditRunsUri><pipeline>/`. */
+export function runsTableLocation(auditRunsUri: string, pipeline: string): string {
+  const base = auditRunsUri.endsWith('/') ? auditRunsUri : `${auditRunsUri}/`;
+  return `${base}${pipeline}/`;
 }
 
 /** Reads the manifest of a finalized run, emits its metrics and writes its audit row. Returns the row. */
@@ -160,6 +173,11 @@ export async function publishRunRecord(result: RunResult, deps: RunRecordDeps): 
         contentType: 'application/json',
       },
     );
+    await deps.ensureRunsTable?.({
+      table: `${record.pipeline}_runs`,
+      location: runsTableLocation(deps.auditRunsUri, record.pipeline),
+      columns: RUN_RECORD_COLUMNS,
+    });
   }
   return record;
 }

@@ -1,53 +1,33 @@
 /**
  * Where runs read and write data, and where validated runs are catalogued: the data bucket (or an imported one), a
- * bucket for its server access logs, and a Glue database holding, per pipeline, the predictions table and the runs
- * (audit) table.
+ * bucket for its server access logs, and the Glue database where Finalize creates, per pipeline, the predictions table
+ * and the runs (audit) table. The tables are Finalize's alone (src/catalog/glue.ts): CloudFormation owns at most the
+ * database, so a deploy never reverts a table Finalize updated (ADR 0017).
  */
 import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as glue from 'aws-cdk-lib/aws-glue';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as lakeformation from 'aws-cdk-lib/aws-lakeformation';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 /** Glue database and table names: lowercase letters, digits and underscores (Athena and Glue both accept these). */
 const GLUE_NAME = /^[a-z0-9_]{1,255}$/;
 
-/** Partition keys of every predictions table, as src/catalog/glue.ts writes partitions. */
-export const PREDICTION_PARTITION_KEYS = ['run_date', 'run_id'] as const;
-
-/** The first day the runs tables' partition projection covers. */
-const PROJECTION_START = '2024-01-01';
-
-/** Storage formats a predictions table can have (the spec's output.format). */
-export type OutputFormat = 'parquet' | 'jsonl' | 'csv';
-
-/** SerDe and formats per output format: Hive's standard classes, which Athena and Spark read. */
-const STORAGE: Readonly<
-  Record<
-    OutputFormat,
-    { inputFormat: string; outputFormat: string; serde: string; params?: Record<string, string> }
-  >
-> = {
-  parquet: {
-    inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
-    outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
-    serde: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
-    params: { 'serialization.format': '1' },
-  },
-  jsonl: {
-    inputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
-    outputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
-    serde: 'org.openx.data.jsonserde.JsonSerDe',
-  },
-  csv: {
-    inputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
-    outputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
-    serde: 'org.apache.hadoop.hive.serde2.OpenCSVSerde',
-  },
-};
-
 export interface DataLakeProps {
-  /** Name of the Glue database where each pipeline's tables are created. Lowercase letters, digits, underscores. */
+  /**
+   * Name of the Glue database where Finalize creates each pipeline's tables. Lowercase letters, digits, underscores;
+   * may be a token (the stack appends a suffix unique to the stack's creation).
+   */
   readonly databaseName: string;
+
+  /**
+   * Use the database `databaseName`, which exists already (retained by an earlier stack, or made by a data team),
+   * instead of creating it: the construct then creates nothing in Glue.
+   *
+   * @default false
+   */
+  readonly useExistingDatabase?: boolean;
 
   /**
    * An existing bucket to use as the data bucket. Its encryption, policy, versioning and lifecycle stay its owner's
@@ -95,46 +75,44 @@ export interface DataLakeProps {
   readonly accessLogsExpiration?: Duration;
 }
 
-/** A pipeline's two tables, as `addPipelineTables` takes them. */
+/** A pipeline's two tables, as `reservePipelineTables` takes them. */
 export interface PipelineTablesProps {
   /** The pipeline's name: the predictions table's name; the runs table is `<name>_runs`. */
   readonly name: string;
-  /** The predictions location (`output.uri`), an s3:// prefix; may contain tokens (the data bucket's name). */
-  readonly outputUri: string;
-  /** @default 'parquet' */
-  readonly format?: OutputFormat;
-  /**
-   * Declared columns (the spec's output.schema, as Hive types). Finalize rewrites the columns from what runs wrote.
-   *
-   * @default - none until the first published run
-   */
-  readonly columns?: readonly { readonly name: string; readonly type: string }[];
-  /** Where the runs table reads run records, an s3:// prefix (`<audit prefix><name>/`). */
-  readonly runsUri: string;
-  /** The runs table's columns, in order (see lambdas/finalize/run-record.ts). */
-  readonly runsColumns: readonly { readonly name: string; readonly type: string }[];
 }
+
+/** The Lake Formation permissions Finalize needs to publish (src/catalog/glue.ts), per resource. */
+export const LAKE_FORMATION_PUBLISH = {
+  /** GetTable of a missing table, CreateTable. */
+  database: ['CREATE_TABLE', 'DESCRIBE'],
+  /** GetTable, UpdateTable (columns, model parameters), BatchCreatePartition. */
+  tables: ['ALTER', 'DESCRIBE', 'INSERT'],
+  /** CreateTable or UpdateTable with a location inside a registered location. */
+  dataLocation: ['DATA_LOCATION_ACCESS'],
+} as const;
 
 export class DataLake extends Construct {
   /** The data bucket: inputs, outputs, run files, audit records. */
   readonly bucket: s3.IBucket;
   /** Receives the data bucket's server access logs; absent when the data bucket is imported. */
   readonly accessLogsBucket?: s3.Bucket;
-  /** The Glue database's name (a reference to the database resource). */
+  /** The Glue database's name (a reference to the database resource when the construct creates it). */
   readonly databaseName: string;
   /** ARNs of the Glue catalog, the database, and every table of the database, for least-privilege grants. */
   readonly glueArns: { readonly catalog: string; readonly database: string; readonly tables: string };
   /** The prefix whose objects expire. */
   readonly tempPrefix: string;
 
-  private readonly database: glue.CfnDatabase;
+  /** The database resource; absent when `useExistingDatabase` is set. */
+  readonly database?: glue.CfnDatabase;
   private readonly removalPolicy: RemovalPolicy;
+  private lakeFormationGrants = 0;
   private readonly tableNames = new Set<string>();
 
   constructor(scope: Construct, id: string, props: DataLakeProps) {
     super(scope, id);
 
-    if (!GLUE_NAME.test(props.databaseName)) {
+    if (!Token.isUnresolved(props.databaseName) && !GLUE_NAME.test(props.databaseName)) {
       throw new Error(
         `DataLake databaseName "${props.databaseName}" is not a valid Glue database name: ` +
           'use 1-255 lowercase letters, digits and underscores.',
@@ -198,130 +176,103 @@ export class DataLake extends Construct {
     }
 
     const stack = Stack.of(this);
-    this.database = new glue.CfnDatabase(this, 'Database', {
-      catalogId: stack.account,
-      databaseInput: {
-        name: props.databaseName,
-        description:
-          'Batch inference: per pipeline, a predictions table (one partition per validated run) and a runs table',
-      },
-    });
-    this.database.applyRemovalPolicy(this.removalPolicy);
-
-    // The database's Ref is its name: consumers of `databaseName` (function environments, outputs) then depend on
-    // the database, so nothing runs against a catalog database that does not exist yet.
-    this.databaseName = this.database.ref;
+    if (props.useExistingDatabase) {
+      if (Token.isUnresolved(props.databaseName)) {
+        throw new Error('DataLake useExistingDatabase needs the database name itself, not a token.');
+      }
+      this.databaseName = props.databaseName;
+    } else {
+      this.database = new glue.CfnDatabase(this, 'Database', {
+        catalogId: stack.account,
+        databaseInput: {
+          name: props.databaseName,
+          description:
+            'Batch inference: per pipeline, a predictions table (one partition per validated run) and a runs table, ' +
+            'both created and updated by the Finalize function',
+        },
+      });
+      this.database.applyRemovalPolicy(this.removalPolicy);
+      // The database's Ref is its name: consumers of `databaseName` (function environments, outputs) then depend on
+      // the database, so nothing runs against a catalog database that does not exist yet.
+      this.databaseName = this.database.ref;
+    }
 
     const arn = (resource: string, resourceName?: string): string =>
       stack.formatArn({ service: 'glue', resource, resourceName });
     this.glueArns = {
       catalog: arn('catalog'),
-      database: arn('database', props.databaseName),
-      tables: arn('table', `${props.databaseName}/*`),
+      database: arn('database', this.databaseName),
+      tables: arn('table', `${this.databaseName}/*`),
     };
   }
 
   /**
-   * Declares a pipeline's predictions table (external, partitioned by run_date and run_id: Finalize adds one
-   * partition per validated run) and its runs table (one JSON row per finalized run, partitioned by run_date with
-   * partition projection, so no partition is ever registered). Returns the two table names.
+   * Reserves a pipeline's two table names: the predictions table `<name>` and the runs table `<name>_runs`. Finalize
+   * creates and updates both (ADR 0017): declaring them here too would give each table two owners, and a deploy
+   * would revert what Finalize wrote. Returns the two names.
    */
-  addPipelineTables(props: PipelineTablesProps): { readonly table: string; readonly runsTable: string } {
+  reservePipelineTables(props: PipelineTablesProps): { readonly table: string; readonly runsTable: string } {
     const table = props.name;
     const runsTable = `${props.name}_runs`;
-    for (const name of [table, runsTable]) {
-      if (!GLUE_NAME.test(name)) {
+    for (const tableName of [table, runsTable]) {
+      if (!GLUE_NAME.test(tableName)) {
         throw new Error(
-          `DataLake table name "${name}" is not a valid Glue table name: use lowercase letters, digits, _.`,
+          `DataLake table name "${tableName}" is not a valid Glue table name: use lowercase letters, digits, _.`,
         );
       }
-      if (this.tableNames.has(name)) {
+      if (this.tableNames.has(tableName)) {
         throw new Error(
-          `DataLake already has a table "${name}": pipeline names must be unique, and none may be <other>_runs.`,
+          `DataLake already has a table "${tableName}": pipeline names must be unique, and none may be <other>_runs.`,
         );
       }
-    }
-    for (const [what, uri] of [
-      ['outputUri', props.outputUri],
-      ['runsUri', props.runsUri],
-    ] as const) {
-      if (!Token.isUnresolved(uri) && !/^s3:\/\/[^/]+\/(.*\/)?$/.test(uri)) {
-        throw new Error(
-          `DataLake ${what} "${uri}" of pipeline ${props.name} must be an s3:// prefix ending in "/".`,
-        );
-      }
-    }
-    const clash = (props.columns ?? []).find((c) =>
-      (PREDICTION_PARTITION_KEYS as readonly string[]).includes(c.name),
-    );
-    if (clash) {
-      throw new Error(
-        `DataLake column "${clash.name}" of pipeline ${props.name} clashes with a partition key: rename it.`,
-      );
     }
     this.tableNames.add(table);
     this.tableNames.add(runsTable);
-
-    const id = props.name.replace(/(^|_)([a-z0-9])/g, (_m, _s: string, c: string) => c.toUpperCase());
-    const stack = Stack.of(this);
-    const storage = STORAGE[props.format ?? 'parquet'];
-    const predictions = new glue.CfnTable(this, `${id}Table`, {
-      catalogId: stack.account,
-      databaseName: this.databaseName,
-      tableInput: {
-        name: table,
-        description: `Batch inference predictions of pipeline ${props.name} (one partition per validated run)`,
-        tableType: 'EXTERNAL_TABLE',
-        parameters: {
-          EXTERNAL: 'TRUE',
-          classification: props.format === 'jsonl' ? 'json' : (props.format ?? 'parquet'),
-        },
-        partitionKeys: PREDICTION_PARTITION_KEYS.map((name) => ({ name, type: 'string' })),
-        storageDescriptor: {
-          location: props.outputUri,
-          columns: (props.columns ?? []).map((c) => ({ name: c.name, type: c.type })),
-          inputFormat: storage.inputFormat,
-          outputFormat: storage.outputFormat,
-          serdeInfo: {
-            serializationLibrary: storage.serde,
-            ...(storage.params ? { parameters: storage.params } : {}),
-          },
-        },
-      },
-    });
-    const runs = new glue.CfnTable(this, `${id}RunsTable`, {
-      catalogId: stack.account,
-      databaseName: this.databaseName,
-      tableInput: {
-        name: runsTable,
-        description: `Runs of pipeline ${props.name}: one row per finalized run (status, counts, model, timings)`,
-        tableType: 'EXTERNAL_TABLE',
-        parameters: {
-          EXTERNAL: 'TRUE',
-          classification: 'json',
-          // Partition projection: Athena computes the run_date partitions, nobody has to register them.
-          'projection.enabled': 'true',
-          'projection.run_date.type': 'date',
-          'projection.run_date.format': 'yyyy-MM-dd',
-          'projection.run_date.range': `${PROJECTION_START},NOW`,
-          'projection.run_date.interval': '1',
-          'projection.run_date.interval.unit': 'DAYS',
-          'storage.location.template': `${props.runsUri}run_date=\${run_date}/`,
-        },
-        partitionKeys: [{ name: 'run_date', type: 'string' }],
-        storageDescriptor: {
-          location: props.runsUri,
-          columns: props.runsColumns.map((c) => ({ name: c.name, type: c.type })),
-          inputFormat: STORAGE.jsonl.inputFormat,
-          outputFormat: STORAGE.jsonl.outputFormat,
-          serdeInfo: { serializationLibrary: STORAGE.jsonl.serde },
-        },
-      },
-    });
-    for (const resource of [predictions, runs]) {
-      resource.applyRemovalPolicy(this.removalPolicy);
-    }
     return { table, runsTable };
+  }
+
+  /**
+   * Grants `role` the Lake Formation permissions to publish runs in this database (LAKE_FORMATION_PUBLISH), for a
+   * Data Catalog under Lake Formation, where IAM alone is not enough: CREATE_TABLE and DESCRIBE on the database,
+   * ALTER, DESCRIBE and INSERT on every table of it (tables created before the grant included), and
+   * DATA_LOCATION_ACCESS on each registered location (an S3 ARN) that holds a table's location.
+   */
+  grantLakeFormationPublish(role: iam.IRole, dataLocationArns: readonly string[] = []): void {
+    const stack = Stack.of(this);
+    const principal = { dataLakePrincipalIdentifier: role.roleArn };
+    const grant = (
+      id: string,
+      permissions: readonly string[],
+      resource: lakeformation.CfnPrincipalPermissions.ResourceProperty,
+    ) => {
+      const permission = new lakeformation.CfnPrincipalPermissions(this, id, {
+        principal,
+        resource,
+        permissions: [...permissions],
+        permissionsWithGrantOption: [],
+      });
+      // Granted once the database exists; revoked before it is deleted.
+      if (this.database) permission.addDependency(this.database);
+      return permission;
+    };
+    const n = this.lakeFormationGrants++;
+    const suffix = n === 0 ? '' : String(n);
+    grant(`LakeFormationDatabase${suffix}`, LAKE_FORMATION_PUBLISH.database, {
+      database: { catalogId: stack.account, name: this.databaseName },
+    });
+    grant(`LakeFormationTables${suffix}`, LAKE_FORMATION_PUBLISH.tables, {
+      table: { catalogId: stack.account, databaseName: this.databaseName, tableWildcard: {} },
+    });
+    dataLocationArns.forEach((resourceArn, i) => {
+      if (!Token.isUnresolved(resourceArn) && !/^arn:aws[a-z-]*:s3:::[^/]+(\/.*)?$/.test(resourceArn)) {
+        throw new Error(
+          `DataLake Lake Formation data location "${resourceArn}" is not an S3 ARN (arn:aws:s3:::bucket[/prefix]).`,
+        );
+      }
+      grant(`LakeFormationLocation${suffix}${i}`, LAKE_FORMATION_PUBLISH.dataLocation, {
+        dataLocation: { catalogId: stack.account, resourceArn },
+      });
+    });
   }
 }
 

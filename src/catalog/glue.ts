@@ -7,6 +7,9 @@
  * Table definition (columns and model parameters) follows the newest published run: a table is only updated when
  * something changed, and never by a run older than the one that last defined it, so re-publishing an old run
  * (a retried Finalize, a backfill) does not roll the schema or the model lineage back.
+ *
+ * Finalize is the only owner of both tables of a pipeline (the predictions table and the runs table, see
+ * `ensureRunsTable`); CloudFormation owns only the database (ADR 0017), so a deploy never reverts what Finalize wrote.
  */
 import {
   AlreadyExistsException,
@@ -200,6 +203,44 @@ export class GlueCatalog implements Catalog {
     }
   }
 
+  /**
+   * Creates a pipeline's runs table (one JSON row per finalized run, run_date partitions by projection, so no
+   * partition is ever registered) when it is missing, or brings its columns, location and projection parameters to
+   * `spec` when they differ (a new Finalize version added a column). Other parameters are kept.
+   */
+  async ensureRunsTable(spec: RunsTableSpec): Promise<void> {
+    checkRunsTable(spec); // before anything is read or written
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const existing = await this.getTable(spec.table);
+        if (!existing) {
+          await this.client.send(
+            new CreateTableCommand({
+              ...this.catalog(),
+              DatabaseName: this.database,
+              TableInput: runsTableInput(spec),
+            }),
+          );
+          return;
+        }
+        const update = updatedRunsTableInput(existing, spec, this.database);
+        if (!update) return;
+        await this.client.send(
+          new UpdateTableCommand({
+            ...this.catalog(),
+            DatabaseName: this.database,
+            TableInput: update,
+            ...(existing.VersionId !== undefined && { VersionId: existing.VersionId }),
+          }),
+        );
+        return;
+      } catch (err) {
+        const race = err instanceof AlreadyExistsException || err instanceof ConcurrentModificationException;
+        if (!race || attempt >= TABLE_RACE_ATTEMPTS) throw err;
+      }
+    }
+  }
+
   private async getTable(name: string): Promise<Table | undefined> {
     try {
       const out = await this.client.send(
@@ -378,4 +419,98 @@ function checkRun(run: PublishedRun): void {
       `Output column "${clash.name}" clashes with a partition key of table ${run.table}; rename it`,
     );
   }
+}
+
+/** The first day the runs tables' partition projection covers. */
+export const RUNS_PROJECTION_START = '2024-01-01';
+
+/** A pipeline's runs table: `<pipeline>_runs`, reading the run records under `location`. */
+export interface RunsTableSpec {
+  readonly table: string;
+  /** `<auditRunsUri><pipeline>/`, an s3:// prefix ending in "/". */
+  readonly location: string;
+  /** The run record's columns with their Hive types, in order. */
+  readonly columns: readonly CatalogColumn[];
+}
+
+/** The parameters a runs table must have: JSON rows, run_date partitions computed by partition projection. */
+export function runsTableParameters(location: string): Record<string, string> {
+  return {
+    EXTERNAL: 'TRUE',
+    classification: 'json',
+    'projection.enabled': 'true',
+    'projection.run_date.type': 'date',
+    'projection.run_date.format': 'yyyy-MM-dd',
+    'projection.run_date.range': `${RUNS_PROJECTION_START},NOW`,
+    'projection.run_date.interval': '1',
+    'projection.run_date.interval.unit': 'DAYS',
+    'storage.location.template': `${location}run_date=\${run_date}/`,
+  };
+}
+
+function checkRunsTable(spec: RunsTableSpec): void {
+  if (!/^s3:\/\/[^/]+\/(.*\/)?$/.test(spec.location)) {
+    throw new Error(
+      `Runs table ${spec.table}: location "${spec.location}" must be an s3:// prefix ending in "/"`,
+    );
+  }
+}
+
+export function runsTableInput(spec: RunsTableSpec): TableInput {
+  checkRunsTable(spec);
+  return {
+    Name: spec.table,
+    Description: `Runs of pipeline ${spec.table.replace(/_runs$/, '')}: one row per finalized run (status, counts, model, timings)`,
+    TableType: 'EXTERNAL_TABLE',
+    Parameters: runsTableParameters(spec.location),
+    PartitionKeys: [{ Name: 'run_date', Type: 'string' }],
+    StorageDescriptor: {
+      Columns: glueColumns(spec.columns, 'jsonl'),
+      Location: spec.location,
+      ...storageOf('jsonl'),
+      Compressed: false,
+      StoredAsSubDirectories: false,
+    },
+  };
+}
+
+/**
+ * The TableInput to update an existing runs table with, or undefined when its columns, location and projection
+ * parameters already match `spec`. Parameters set by others are kept.
+ */
+export function updatedRunsTableInput(
+  existing: Table,
+  spec: RunsTableSpec,
+  database = '',
+): TableInput | undefined {
+  checkRunsTable(spec);
+  const keys = (existing.PartitionKeys ?? []).map((k) => k.Name ?? '');
+  if (keys.join(',') !== 'run_date') {
+    throw new Error(
+      `Glue table ${database}.${spec.table} exists but is partitioned by (${keys.join(', ')}), not (run_date); ` +
+        'it is not a batch-infer runs table: drop it or rename the pipeline',
+    );
+  }
+  const columns = glueColumns(spec.columns, 'jsonl');
+  const desired = runsTableParameters(spec.location);
+  const params = existing.Parameters ?? {};
+  const sameParams = Object.entries(desired).every(([k, v]) => params[k] === v);
+  const sameColumns = sameColumnList(existing.StorageDescriptor?.Columns ?? [], columns);
+  const sameLocation = existing.StorageDescriptor?.Location === spec.location;
+  if (sameParams && sameColumns && sameLocation) return undefined;
+  return {
+    Name: existing.Name ?? spec.table,
+    ...(existing.Description !== undefined && { Description: existing.Description }),
+    ...(existing.Owner !== undefined && { Owner: existing.Owner }),
+    ...(existing.Retention !== undefined && { Retention: existing.Retention }),
+    TableType: existing.TableType ?? 'EXTERNAL_TABLE',
+    Parameters: { ...params, ...desired },
+    PartitionKeys: existing.PartitionKeys,
+    StorageDescriptor: {
+      ...existing.StorageDescriptor,
+      ...storageOf('jsonl'),
+      Columns: columns,
+      Location: spec.location,
+    },
+  };
 }

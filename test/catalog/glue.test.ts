@@ -386,6 +386,108 @@ describe('GlueCatalog', () => {
   });
 });
 
+describe('GlueCatalog.ensureRunsTable (Finalize owns the runs table, ADR 0017)', () => {
+  const spec = {
+    table: 'churn_runs',
+    location: 's3://data-bucket/audit/runs/churn/',
+    columns: [
+      { name: 'run_id', type: 'string' },
+      { name: 'status', type: 'string' },
+      { name: 'records', type: 'bigint' },
+    ],
+  };
+  const PARAMS = {
+    EXTERNAL: 'TRUE',
+    classification: 'json',
+    'projection.enabled': 'true',
+    'projection.run_date.type': 'date',
+    'projection.run_date.format': 'yyyy-MM-dd',
+    'projection.run_date.range': '2024-01-01,NOW',
+    'projection.run_date.interval': '1',
+    'projection.run_date.interval.unit': 'DAYS',
+    'storage.location.template': 's3://data-bucket/audit/runs/churn/run_date=${run_date}/',
+  };
+  const JSON_SD = {
+    InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+    OutputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
+    SerdeInfo: {
+      SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
+      Parameters: { 'ignore.malformed.json': 'FALSE' },
+    },
+  };
+
+  it('creates a missing runs table: JSON rows, run_date partitions by projection', async () => {
+    const glue = new RecordedGlue('get-table-not-found', 'create-table');
+    await glue.catalog().ensureRunsTable(spec);
+    glue.done();
+    expect(glue.targets).toEqual(['GetTable', 'CreateTable']);
+    expect(glue.sent[1]!.body).toEqual({
+      DatabaseName: 'predictions',
+      TableInput: {
+        Name: 'churn_runs',
+        Description: 'Runs of pipeline churn: one row per finalized run (status, counts, model, timings)',
+        TableType: 'EXTERNAL_TABLE',
+        Parameters: PARAMS,
+        PartitionKeys: [{ Name: 'run_date', Type: 'string' }],
+        StorageDescriptor: {
+          Columns: [
+            { Name: 'run_id', Type: 'string' },
+            { Name: 'status', Type: 'string' },
+            { Name: 'records', Type: 'bigint' },
+          ],
+          Location: 's3://data-bucket/audit/runs/churn/',
+          ...JSON_SD,
+          Compressed: false,
+          StoredAsSubDirectories: false,
+        },
+      },
+    });
+  });
+
+  it("adds a new run record column to an existing runs table, keeping others' parameters, at the read version", async () => {
+    const glue = new RecordedGlue('get-runs-table', 'update-table');
+    await glue.catalog().ensureRunsTable(spec);
+    glue.done();
+    expect(glue.targets).toEqual(['GetTable', 'UpdateTable']);
+    const update = glue.sent[1]!.body;
+    expect(update.VersionId).toBe('7');
+    expect(update.TableInput).toMatchObject({
+      Name: 'churn_runs',
+      Description: 'Runs of pipeline churn',
+      Parameters: { ...PARAMS, owner_team: 'growth' },
+      PartitionKeys: [{ Name: 'run_date', Type: 'string' }],
+      StorageDescriptor: {
+        Columns: [
+          { Name: 'run_id', Type: 'string' },
+          { Name: 'status', Type: 'string' },
+          { Name: 'records', Type: 'bigint' },
+        ],
+        Location: 's3://data-bucket/audit/runs/churn/',
+        NumberOfBuckets: -1,
+      },
+    });
+    expect(Object.keys(update.TableInput as object)).not.toContain('CreateTime');
+  });
+
+  it('leaves a runs table that matches alone (one GetTable per Finalize)', async () => {
+    const glue = new RecordedGlue('get-runs-table');
+    await glue.catalog().ensureRunsTable({ ...spec, columns: spec.columns.slice(0, 2) });
+    glue.done();
+    expect(glue.targets).toEqual(['GetTable']);
+  });
+
+  it('refuses to take over a table that is not a runs table, and a location that is no s3:// prefix', async () => {
+    const glue = new RecordedGlue('get-table');
+    await expect(glue.catalog().ensureRunsTable({ ...spec, table: 'churn_scores' })).rejects.toThrow(
+      'partitioned by (run_date, run_id), not (run_date)',
+    );
+    const none = new RecordedGlue();
+    await expect(
+      none.catalog().ensureRunsTable({ ...spec, location: 's3://data-bucket/audit/runs/churn' }),
+    ).rejects.toThrow('must be an s3:// prefix ending in "/"');
+  });
+});
+
 describe('hiveType', () => {
   it.each([
     ['string', 'string'],

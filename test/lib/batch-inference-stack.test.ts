@@ -68,6 +68,23 @@ function assetManifest(): AssetManifest {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as AssetManifest;
 }
 
+/** Evaluates the intrinsics a CloudFormation name can be made of (Ref AWS::StackId, Fn::Join, Fn::Select, Fn::Split). */
+function evaluate(value: unknown, stackId: string): string {
+  const ev = (v: unknown): unknown => {
+    if (typeof v === 'string') return v;
+    if (Array.isArray(v)) return v.map(ev);
+    const o = v as Record<string, unknown[]>;
+    if ((o as { Ref?: string }).Ref === 'AWS::StackId') return stackId;
+    if (o['Fn::Join']) return (ev(o['Fn::Join'][1]) as string[]).join(o['Fn::Join'][0] as string);
+    if (o['Fn::Split']) return (ev(o['Fn::Split'][1]) as string).split(o['Fn::Split'][0] as string);
+    if (o['Fn::Select']) return (ev(o['Fn::Select'][1]) as unknown[])[Number(o['Fn::Select'][0])];
+    throw new Error(`Cannot evaluate ${JSON.stringify(v)}`);
+  };
+  const out = ev(value);
+  if (typeof out !== 'string') throw new Error(`${JSON.stringify(value)} is not a string`);
+  return out;
+}
+
 function onlyLogicalId(type: string, prefix: string): string {
   const ids = logicalIdsOfType(json, type).filter((id) => id.startsWith(prefix));
   expectIn(ids, `${type} ${prefix}*`).toHaveLength(1);
@@ -199,20 +216,31 @@ describe('pipelines', () => {
     }
   });
 
-  it("declares each pipeline's predictions and runs tables in the stack's Glue database", () => {
-    const names = Object.values(template.findResources('AWS::Glue::Table')).map(
-      (t) => (t as { Properties: { TableInput: { Name: string } } }).Properties.TableInput.Name,
+  it('declares no Glue table: Finalize alone creates and updates each pipeline table (ADR 0017)', () => {
+    // A table in the template would have two owners, and every deploy would revert what Finalize wrote.
+    template.resourceCountIs('AWS::Glue::Table', 0);
+    const outputs = template.findOutputs('*');
+    for (const p of PIPELINES) {
+      expectIn(outputs[pipelineOutputKeys(p).table]?.Value, p).toBe(p);
+      expectIn(outputs[pipelineOutputKeys(p).runsTable]?.Value, p).toBe(`${p}_runs`);
+    }
+  });
+
+  it('names the Glue database after the stage and the stack id, so a stack created again gets a new database', () => {
+    const [db] = Object.values(template.findResources('AWS::Glue::Database')) as {
+      Properties: { DatabaseInput: { Name: unknown } };
+    }[];
+    const nameIn = (stackId: string): string => evaluate(db!.Properties.DatabaseInput.Name, stackId);
+    const first = nameIn(
+      'arn:aws:cloudformation:eu-west-1:123456789012:stack/BatchInfer-dev/1c2fa620-982a-11e3-aff7-50e2416294e0',
     );
-    expect(names.sort()).toEqual(PIPELINES.flatMap((p) => [p, `${p}_runs`]).sort());
-    const bucket = onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket');
-    template.hasResourceProperties('AWS::Glue::Table', {
-      TableInput: Match.objectLike({
-        Name: 'breast_cancer',
-        StorageDescriptor: Match.objectLike({
-          Location: { 'Fn::Join': ['', ['s3://', { Ref: bucket }, '/predictions/breast_cancer/']] },
-        }),
-      }),
-    });
+    // The same stack name, created again after a destroy that retained the first database.
+    const second = nameIn(
+      'arn:aws:cloudformation:eu-west-1:123456789012:stack/BatchInfer-dev/9b7e2c10-0d4f-11ef-8a1b-0a58a9feac02',
+    );
+    expect(first).toBe('batch_infer_dev_1c2fa620');
+    expect(second).toBe('batch_infer_dev_9b7e2c10');
+    expect(second).toMatch(/^[a-z0-9_]{1,255}$/);
   });
 
   it('starts each pipeline with its validated spec, the data bucket resolved at deploy time', () => {
@@ -482,8 +510,9 @@ describe('security', () => {
     expect(glue[0]!.policy).toMatch(/^FinalizeFunction/);
     const text = JSON.stringify(glue[0]!.Resource);
     expect(text).toContain(':catalog');
-    expect(text).toContain(':database/batch_infer_dev');
-    expect(text).toContain(':table/batch_infer_dev/*');
+    const db = JSON.stringify({ Ref: onlyLogicalId('AWS::Glue::Database', 'DataLake') });
+    expect(text).toContain(`":database/",${db}`);
+    expect(text).toContain(`":table/",${db},"/*"`);
   });
 
   it('lets Plan describe only the model package groups the pipelines use', () => {

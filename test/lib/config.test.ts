@@ -49,6 +49,7 @@ describe('deploy config', () => {
       modelArtifactUris: ['s3://${dataBucket}/models/'],
       driftThreshold: 0.2,
       queueDepthMetrics: true,
+      glueDatabase: {},
     });
   });
 
@@ -275,6 +276,22 @@ describe('deploy config', () => {
     });
     expect(config.vpc.import?.endpoints).toBe(true);
     expect(config.dataBucketName).toBe('corp-ml-data');
+  });
+
+  it('takes an existing Glue database by its Glue name, and Lake Formation locations as S3 ARNs', () => {
+    const config = parseDeployConfig({
+      glueDatabase: { existing: 'batch_infer_prod' },
+      lakeFormation: { dataLocationArns: ['arn:aws:s3:::corp-data/predictions'] },
+    });
+    expect(config.glueDatabase).toEqual({ existing: 'batch_infer_prod' });
+    expect(config.lakeFormation).toEqual({ dataLocationArns: ['arn:aws:s3:::corp-data/predictions'] });
+    expect(parseDeployConfig({ lakeFormation: {} }).lakeFormation).toEqual({ dataLocationArns: [] });
+    expect(problem({ glueDatabase: { existing: 'Batch-Infer' } })).toContain(
+      'batchInfer.glueDatabase.existing: got "Batch-Infer"; is not a Glue database name',
+    );
+    expect(problem({ lakeFormation: { dataLocationArns: ['s3://corp-data/'] } })).toContain(
+      'batchInfer.lakeFormation.dataLocationArns.0: got "s3://corp-data/"; is not an S3 bucket or prefix ARN',
+    );
   });
 
   it('derives the stack and Glue database names from the stage', () => {

@@ -1,28 +1,15 @@
 /**
  * DataLake: the data bucket and its access logs bucket (encryption, TLS only, no public access, versioning, access
- * logs, lifecycle, EventBridge notifications), the Glue database and each pipeline's two tables; one test per rule.
+ * logs, lifecycle, EventBridge notifications), the Glue database (and no table: Finalize owns them, ADR 0017), Lake
+ * Formation grants; one test per rule.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { DataLake, type DataLakeProps, type PipelineTablesProps } from '../../lib/constructs/data-lake.js';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { DataLake, type DataLakeProps } from '../../lib/constructs/data-lake.js';
 import { synthConstruct } from './helpers.js';
-
-const RUNS_COLUMNS = [
-  { name: 'run_id', type: 'string' },
-  { name: 'records', type: 'bigint' },
-];
-
-function tables(name: string, extra: Partial<PipelineTablesProps> = {}): PipelineTablesProps {
-  return {
-    name,
-    outputUri: `s3://data/predictions/${name}/`,
-    runsUri: `s3://data/audit/runs/${name}/`,
-    runsColumns: RUNS_COLUMNS,
-    ...extra,
-  };
-}
 
 function lake(props: Partial<DataLakeProps> = {}, add?: (lake: DataLake) => void): Template {
   return synthConstruct((stack) => {
@@ -34,9 +21,7 @@ function lake(props: Partial<DataLakeProps> = {}, add?: (lake: DataLake) => void
 describe('DataLake buckets', () => {
   let template: Template;
   beforeAll(() => {
-    template = lake({}, (l) =>
-      l.addPipelineTables(tables('scores', { columns: [{ name: 'score', type: 'float' }] })),
-    );
+    template = lake({}, (l) => l.reservePipelineTables({ name: 'scores' }));
   });
 
   it('creates the data bucket and its access logs bucket, retained on stack deletion', () => {
@@ -171,87 +156,86 @@ describe('DataLake catalog', () => {
   let template: Template;
   beforeAll(() => {
     template = lake({}, (l) => {
-      l.addPipelineTables(
-        tables('scores', {
-          columns: [
-            { name: 'label', type: 'string' },
-            { name: 'score', type: 'float' },
-          ],
-        }),
-      );
-      l.addPipelineTables(tables('embeddings', { format: 'jsonl' }));
+      l.reservePipelineTables({ name: 'scores' });
+      l.reservePipelineTables({ name: 'embeddings' });
     });
   });
 
-  it('creates the Glue database', () => {
+  it('creates the Glue database, retained on stack deletion by default', () => {
     template.hasResourceProperties('AWS::Glue::Database', {
       CatalogId: { Ref: 'AWS::AccountId' },
-      DatabaseInput: { Name: 'batch_infer_test' },
+      DatabaseInput: Match.objectLike({ Name: 'batch_infer_test' }),
     });
-  });
-
-  it('declares each pipeline predictions table: external Parquet, partitioned by run_date and run_id', () => {
-    template.hasResourceProperties('AWS::Glue::Table', {
-      DatabaseName: { Ref: Match.stringLikeRegexp('DataLakeDatabase') },
-      TableInput: {
-        Name: 'scores',
-        TableType: 'EXTERNAL_TABLE',
-        Parameters: { EXTERNAL: 'TRUE', classification: 'parquet' },
-        PartitionKeys: [
-          { Name: 'run_date', Type: 'string' },
-          { Name: 'run_id', Type: 'string' },
-        ],
-        StorageDescriptor: Match.objectLike({
-          Location: 's3://data/predictions/scores/',
-          Columns: [
-            { Name: 'label', Type: 'string' },
-            { Name: 'score', Type: 'float' },
-          ],
-          InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
-          SerdeInfo: Match.objectLike({
-            SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
-          }),
-        }),
-      },
-    });
-  });
-
-  it('matches the SerDe to the output format', () => {
-    template.hasResourceProperties('AWS::Glue::Table', {
-      TableInput: Match.objectLike({
-        Name: 'embeddings',
-        StorageDescriptor: Match.objectLike({
-          SerdeInfo: { SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' },
-        }),
-      }),
-    });
-  });
-
-  it('declares each pipeline runs table: JSON rows, run_date partitions by projection', () => {
-    template.hasResourceProperties('AWS::Glue::Table', {
-      TableInput: {
-        Name: 'scores_runs',
-        TableType: 'EXTERNAL_TABLE',
-        Parameters: Match.objectLike({
-          classification: 'json',
-          'projection.enabled': 'true',
-          'projection.run_date.type': 'date',
-          'projection.run_date.format': 'yyyy-MM-dd',
-          'storage.location.template': 's3://data/audit/runs/scores/run_date=${run_date}/',
-        }),
-        PartitionKeys: [{ Name: 'run_date', Type: 'string' }],
-        StorageDescriptor: Match.objectLike({
-          Location: 's3://data/audit/runs/scores/',
-          Columns: RUNS_COLUMNS.map((c) => ({ Name: c.name, Type: c.type })),
-        }),
-      },
-    });
-  });
-
-  it('keeps the tables with the database on stack deletion by default', () => {
-    for (const table of Object.values(template.findResources('AWS::Glue::Table'))) {
-      expect(table).toMatchObject({ DeletionPolicy: 'Retain' });
+    for (const db of Object.values(template.findResources('AWS::Glue::Database'))) {
+      expect(db).toMatchObject({ DeletionPolicy: 'Retain' });
     }
+  });
+
+  it('declares no table: Finalize is the only owner of the predictions and runs tables (ADR 0017)', () => {
+    template.resourceCountIs('AWS::Glue::Table', 0);
+  });
+
+  it('uses an existing database by name and then creates nothing in Glue', () => {
+    const existing = lake({ databaseName: 'batch_infer_prod', useExistingDatabase: true }, (l) =>
+      l.reservePipelineTables({ name: 'scores' }),
+    );
+    existing.resourceCountIs('AWS::Glue::Database', 0);
+    existing.resourceCountIs('AWS::Glue::Table', 0);
+  });
+});
+
+describe('DataLake Lake Formation grants', () => {
+  const roleArn = 'arn:aws:iam::123456789012:role/finalize';
+  function granted(props: Partial<DataLakeProps>, locations: string[] = []): Template {
+    return lake(props, (l) =>
+      l.grantLakeFormationPublish(iam.Role.fromRoleArn(l, 'Finalize', roleArn), locations),
+    );
+  }
+
+  it('grants CREATE_TABLE, DESCRIBE on the database and ALTER, DESCRIBE, INSERT on all its tables', () => {
+    const template = granted({});
+    template.resourceCountIs('AWS::LakeFormation::PrincipalPermissions', 2);
+    const db = { Ref: Match.stringLikeRegexp('DataLakeDatabase') };
+    template.hasResourceProperties('AWS::LakeFormation::PrincipalPermissions', {
+      Principal: { DataLakePrincipalIdentifier: roleArn },
+      Resource: { Database: { CatalogId: { Ref: 'AWS::AccountId' }, Name: db } },
+      Permissions: ['CREATE_TABLE', 'DESCRIBE'],
+      PermissionsWithGrantOption: [],
+    });
+    template.hasResourceProperties('AWS::LakeFormation::PrincipalPermissions', {
+      Principal: { DataLakePrincipalIdentifier: roleArn },
+      Resource: { Table: { CatalogId: { Ref: 'AWS::AccountId' }, DatabaseName: db, TableWildcard: {} } },
+      Permissions: ['ALTER', 'DESCRIBE', 'INSERT'],
+      PermissionsWithGrantOption: [],
+    });
+    // Granted after the database exists (and revoked before it goes).
+    for (const grant of Object.values(template.findResources('AWS::LakeFormation::PrincipalPermissions'))) {
+      expect(grant).toMatchObject({ DependsOn: [expect.stringMatching(/^DataLakeDatabase/)] });
+    }
+  });
+
+  it('grants DATA_LOCATION_ACCESS on each registered location, and names an existing database as it is', () => {
+    const template = granted({ databaseName: 'corp_lake', useExistingDatabase: true }, [
+      'arn:aws:s3:::corp-data/predictions',
+    ]);
+    template.resourceCountIs('AWS::LakeFormation::PrincipalPermissions', 3);
+    template.hasResourceProperties('AWS::LakeFormation::PrincipalPermissions', {
+      Resource: { Database: { CatalogId: { Ref: 'AWS::AccountId' }, Name: 'corp_lake' } },
+    });
+    template.hasResourceProperties('AWS::LakeFormation::PrincipalPermissions', {
+      Principal: { DataLakePrincipalIdentifier: roleArn },
+      Resource: {
+        DataLocation: {
+          CatalogId: { Ref: 'AWS::AccountId' },
+          ResourceArn: 'arn:aws:s3:::corp-data/predictions',
+        },
+      },
+      Permissions: ['DATA_LOCATION_ACCESS'],
+    });
+  });
+
+  it('makes no grant unless asked', () => {
+    lake({}).resourceCountIs('AWS::LakeFormation::PrincipalPermissions', 0);
   });
 });
 
@@ -285,30 +269,30 @@ describe('DataLake rules', () => {
     expect(build({ tempPrefix: '/tmp' })).toThrow(/tempPrefix "\/tmp" must be a key prefix ending in "\/"/);
   });
   it('rule: table names are Glue names', () => {
-    expect(build({}, (l) => l.addPipelineTables(tables('Scores')))).toThrow(
+    expect(build({}, (l) => l.reservePipelineTables({ name: 'Scores' }))).toThrow(
       /table name "Scores" is not a valid Glue table name/,
     );
   });
-  it('rule: a table is declared once', () => {
+  it('rule: a table is reserved once', () => {
     expect(
       build({}, (l) => {
-        l.addPipelineTables(tables('scores'));
-        l.addPipelineTables(tables('scores_runs'));
+        l.reservePipelineTables({ name: 'scores' });
+        l.reservePipelineTables({ name: 'scores_runs' });
       }),
     ).toThrow(/already has a table "scores_runs"/);
   });
-  it('rule: locations are s3:// prefixes', () => {
-    expect(
-      build({}, (l) => l.addPipelineTables(tables('scores', { outputUri: 's3://data/predictions' }))),
-    ).toThrow(
-      /outputUri "s3:\/\/data\/predictions" of pipeline scores must be an s3:\/\/ prefix ending in "\/"/,
+  it('rule: an existing database is named by its name, not a token', () => {
+    expect(build({ databaseName: Fn.join('_', ['a', Aws.STACK_NAME]), useExistingDatabase: true })).toThrow(
+      /useExistingDatabase needs the database name itself/,
     );
   });
-  it('rule: no column is named like a partition key', () => {
+  it('rule: Lake Formation data locations are S3 ARNs', () => {
     expect(
       build({}, (l) =>
-        l.addPipelineTables(tables('scores', { columns: [{ name: 'run_id', type: 'string' }] })),
+        l.grantLakeFormationPublish(iam.Role.fromRoleArn(l, 'R', 'arn:aws:iam::123456789012:role/r'), [
+          's3://corp-data/predictions/',
+        ]),
       ),
-    ).toThrow(/column "run_id" of pipeline scores clashes with a partition key/);
+    ).toThrow(/data location "s3:\/\/corp-data\/predictions\/" is not an S3 ARN/);
   });
 });

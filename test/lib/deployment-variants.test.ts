@@ -97,6 +97,8 @@ const EVERY_KEY = {
   modelArtifactUris: ['s3://${dataBucket}/artifacts/', 's3://corp-models/onnx/'],
   driftThreshold: 0.35,
   queueDepthMetrics: false,
+  glueDatabase: { existing: 'corp_lake_qa' },
+  lakeFormation: { dataLocationArns: ['arn:aws:s3:::corp-lake/predictions'] },
 };
 
 /** A pipeline reading a list manifest in another bucket, whose objects live under manifestObjects. */
@@ -148,11 +150,8 @@ describe('every configuration key set to a value other than its default', () => 
     }
   });
 
-  it('stage: names the stack, the database, the queues, the job definitions and the dashboard', () => {
+  it('stage: names the stack, the queues, the job definitions and the dashboard', () => {
     expect(synthesized.stack.stackName).toBe('BatchInfer-qa');
-    template.hasResourceProperties('AWS::Glue::Database', {
-      DatabaseInput: Match.objectLike({ Name: 'batch_infer_qa' }),
-    });
     const queues = resourcesOfType('AWS::Batch::JobQueue').map((q) => q.Properties.JobQueueName);
     expect(queues.sort()).toEqual(['batch-infer-qa-cpu', 'batch-infer-qa-gpu']);
     expect(jobDefinition('batch-infer-qa-worker')).toBeDefined();
@@ -236,8 +235,43 @@ describe('every configuration key set to a value other than its default', () => 
     expect(new Set(subnets.map((s) => JSON.stringify(s.Properties.AvailabilityZone))).size).toBe(3);
   });
 
-  it('removalPolicy: destroy deletes the buckets (emptied first) and the tables with the stack', () => {
-    for (const type of ['AWS::S3::Bucket', 'AWS::Glue::Table', 'AWS::Glue::Database']) {
+  it('glueDatabase.existing: Finalize publishes to that database, which the stack neither creates nor owns', () => {
+    template.resourceCountIs('AWS::Glue::Database', 0);
+    template.resourceCountIs('AWS::Glue::Table', 0);
+    const finalize = Object.values(template.findResources('AWS::Lambda::Function')).find((f) =>
+      JSON.stringify(f).includes('GLUE_DATABASE_NAME'),
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    expect(finalize.Properties.Environment.Variables.GLUE_DATABASE_NAME).toBe('corp_lake_qa');
+    const glue = iamStatements(json).filter((st) => actionsOf(st).some((a) => a.startsWith('glue:')));
+    expect(JSON.stringify(glue.map((st) => st.Resource))).toContain(':database/corp_lake_qa');
+  });
+
+  it("lakeFormation: grants Finalize's role on the database, its tables and each registered location", () => {
+    const grants = Object.values(template.findResources('AWS::LakeFormation::PrincipalPermissions')) as {
+      Properties: { Principal: unknown; Resource: Record<string, unknown>; Permissions: string[] };
+    }[];
+    expect(grants.map((g) => [Object.keys(g.Properties.Resource)[0], g.Properties.Permissions])).toEqual([
+      ['Database', ['CREATE_TABLE', 'DESCRIBE']],
+      ['Table', ['ALTER', 'DESCRIBE', 'INSERT']],
+      ['DataLocation', ['DATA_LOCATION_ACCESS']],
+    ]);
+    for (const g of grants) {
+      expect(g.Properties.Principal).toEqual({
+        DataLakePrincipalIdentifier: {
+          'Fn::GetAtt': [expect.stringMatching(/^FinalizeFunction.*Role/), 'Arn'],
+        },
+      });
+    }
+    expect(grants[2]!.Properties.Resource).toEqual({
+      DataLocation: {
+        CatalogId: { Ref: 'AWS::AccountId' },
+        ResourceArn: 'arn:aws:s3:::corp-lake/predictions',
+      },
+    });
+  });
+
+  it('removalPolicy: destroy deletes the buckets (emptied first) with the stack', () => {
+    for (const type of ['AWS::S3::Bucket']) {
       for (const resource of Object.values(template.findResources(type))) {
         expectIn(resource, type).toMatchObject({ DeletionPolicy: 'Delete' });
       }
@@ -360,13 +394,9 @@ describe('an imported VPC and data bucket, a pipeline reading another bucket, On
     }
   });
 
-  it('uses the imported bucket for outputs and tables', () => {
-    template.hasResourceProperties('AWS::Glue::Table', {
-      TableInput: Match.objectLike({
-        Name: 'landing_scores',
-        StorageDescriptor: Match.objectLike({ Location: 's3://corp-ml-data/predictions/landing_scores/' }),
-      }),
-    });
+  it('uses the imported bucket for outputs (the table location Finalize registers is the output uri)', () => {
+    expect(JSON.stringify(synthesized.template)).toContain('s3://corp-ml-data/predictions/landing_scores/');
+    template.resourceCountIs('AWS::Glue::Table', 0);
   });
 
   it('subscribes the alarm email and skips queue-depth metrics', () => {
@@ -407,7 +437,9 @@ describe('a disposable stage (removalPolicy: destroy)', () => {
   it('names everything after the stage', () => {
     expect(synthesized.stack.stackName).toBe('BatchInfer-sandbox');
     template.hasResourceProperties('AWS::Glue::Database', {
-      DatabaseInput: Match.objectLike({ Name: 'batch_infer_sandbox' }),
+      DatabaseInput: Match.objectLike({
+        Name: { 'Fn::Join': ['_', ['batch_infer_sandbox', Match.anyValue()]] },
+      }),
     });
     template.hasResourceProperties('AWS::Batch::JobQueue', { JobQueueName: 'batch-infer-sandbox-gpu' });
   });

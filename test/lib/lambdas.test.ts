@@ -18,6 +18,7 @@ import {
   publishRunRecord,
   runRecordUri,
 } from '../../lambdas/finalize/run-record.js';
+import type { RunsTableSpec } from '../../src/catalog/glue.js';
 import { emitQueueDepth, measureQueue } from '../../lambdas/queue-depth/depth.js';
 import {
   createFunctionMetrics,
@@ -218,6 +219,7 @@ describe("Finalize's run record", () => {
   it('emits the run metrics with the pipeline dimension, and writes one JSON line to the runs table', async () => {
     const { auditRunsUri } = await finalized(manifest);
     const blobs: Record<string, unknown>[] = [];
+    const ensured: RunsTableSpec[] = [];
     const record = await publishRunRecord(result(), {
       store,
       metrics: (p, runId) => {
@@ -225,7 +227,16 @@ describe("Finalize's run record", () => {
         return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
       },
       auditRunsUri,
+      ensureRunsTable: async (spec) => void ensured.push(spec),
     });
+    // Finalize owns the runs table (ADR 0017): it is created or updated at the row's location, with the row's columns.
+    expect(ensured).toEqual([
+      {
+        table: 'breast_cancer_runs',
+        location: `${auditRunsUri}breast_cancer/`,
+        columns: RUN_RECORD_COLUMNS,
+      },
+    ]);
     expect(blobs).toHaveLength(1);
     expect(directive(blobs[0])).toMatchObject({ Namespace: METRICS_NAMESPACE, Dimensions: [['Pipeline']] });
     expect(blobs[0]).toMatchObject({
