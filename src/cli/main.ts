@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
 import { registerQuery } from './commands/query.js';
+import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
 import { registerRuns } from './commands/runs.js';
 import { registerStart } from './commands/start.js';
@@ -71,6 +72,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRuns(program, ctx);
   registerCancel(program, ctx);
   registerLogs(program, ctx);
+  registerReport(program, ctx);
   return program;
 }
 

@@ -1,6 +1,6 @@
 /** The `batch-infer` command as a user runs it: the package bin, in a child process. */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,22 @@ describe('batch-infer CLI', () => {
     expectIn(query.status, query.stderr).toBe(0);
     expect(query.stdout).toMatch(/benign\s+\|\s+357/);
     expect(query.stdout).toMatch(/malignant\s+\|\s+212/);
+
+    // The run's report, rebuilt from its run files: one line (where it is), a self-contained page with charts.
+    rmSync(fileURLToPath(new URL('report.html', new URL('.', String(summary.manifestUri)))), { force: true });
+    const report = cli('report', String(summary.runId), '--json', '--state-dir', path.join(dir, 'state'));
+    expectIn(report.status, report.stderr).toBe(0);
+    const written = JSON.parse(report.stdout) as { runId: string; reportUri: string };
+    expect(written).toEqual({
+      runId: summary.runId,
+      reportUri: String(summary.manifestUri).replace(/manifest\.json$/, 'report.html'),
+    });
+    const html = readFileSync(fileURLToPath(written.reportUri), 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain(String(summary.runId));
+    const unknown = cli('report', 'no-such-run', '--state-dir', path.join(dir, 'state'));
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^No local run "no-such-run"/)]);
   });
 
   it('rejects an invalid spec with exit code 2, naming the field, the value and the fix', () => {
