@@ -46,6 +46,11 @@ import { denyS3Writes, grantS3, type S3Access, type S3Location } from './s3-acce
 import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
+import {
+  pipelineOperateOutputKeys,
+  STACK_OUTPUT_KEYS,
+  type PipelineOperate,
+} from '../src/operate/stack-outputs.js';
 
 export interface BatchInferenceStackProps extends StackProps {
   /** Validated deploy configuration (see lib/config.ts). */
@@ -327,6 +332,11 @@ export class BatchInferenceStack extends Stack {
         description: `Pipeline ${pipeline.name}: its runs table`,
         value: tables.runsTable,
       });
+      const locations = pipelineLocations.find((l) => l.pipeline === pipeline.name)!;
+      new CfnOutput(this, pipelineOperateOutputKeys(pipeline.name).operate, {
+        description: `Pipeline ${pipeline.name}: what batch-infer needs to start and follow its runs (JSON)`,
+        value: this.toJsonString(operateOutputOf(pipeline, locations, resolve)),
+      });
     }
     this.workflows = workflows;
 
@@ -416,12 +426,32 @@ export class BatchInferenceStack extends Stack {
       value: this.monitoring.runEventsTopic.topicArn,
     });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
+    // What the CLI's AWS backend reads (src/operate/stack-outputs.ts).
+    new CfnOutput(this, STACK_OUTPUT_KEYS.workerLogGroupName, {
+      value: this.gpuCompute.logGroup.logGroupName,
+    });
+    new CfnOutput(this, STACK_OUTPUT_KEYS.functionLogGroupNames, {
+      description: 'The task and trigger functions log groups, by function (JSON)',
+      value: this.toJsonString(this.functionLogGroupNames()),
+    });
     new CfnOutput(this, 'PipelineNames', {
       description: 'The pipelines of this deployment, comma-separated',
       value: pipelines.map((p) => p.name).join(',') || '-',
     });
 
     acknowledgeFindings(this);
+  }
+
+  /** Each function's log group, by function: where `batch-infer logs` reads the orchestration's lines. */
+  private functionLogGroupNames(): Record<string, string> {
+    const { triggerFunction, volumeFunction } = this.triggers;
+    return {
+      plan: this.planFunction.logGroup.logGroupName,
+      reconcile: this.reconcileFunction.logGroup.logGroupName,
+      finalize: this.finalizeFunction.logGroup.logGroupName,
+      ...(triggerFunction ? { trigger: triggerFunction.logGroup.logGroupName } : {}),
+      ...(volumeFunction ? { volume: volumeFunction.logGroup.logGroupName } : {}),
+    };
   }
 }
 
@@ -486,6 +516,32 @@ function pipelineLocationsOf(pipeline: Pipeline, locationOf: (uri: string) => S3
     output: locationOf(
       pipeline.spec.output.uri.endsWith('/') ? pipeline.spec.output.uri : `${pipeline.spec.output.uri}/`,
     ),
+  };
+}
+
+/** The `Pipeline<Name>Operate` output (src/operate/stack-outputs.ts): its spec, run files, input prefixes, triggers. */
+function operateOutputOf(
+  pipeline: Pipeline,
+  locations: PipelineLocations,
+  resolve: (text: string) => string,
+): PipelineOperate {
+  const uriOf = (l: S3Location) => `s3://${l.bucket.bucketName}/${l.keyPrefix}`;
+  return {
+    spec: resolveDeep(JSON.parse(JSON.stringify(pipeline.spec)), resolve) as Record<string, unknown>,
+    outputUri: resolve(pipeline.spec.output.uri),
+    inputPrefixes: locations.input.map(uriOf),
+    manifestObjects: locations.manifestObjects.map(uriOf),
+    triggers: pipeline.triggers.map((trigger) => {
+      if (trigger.kind === 'schedule') {
+        const s = trigger.schedule;
+        return `schedule ${scheduleExpression(s)} ${s.timezone}${s.input !== undefined ? ` input ${resolve(s.input)}` : ''}`;
+      }
+      const bucket = resolve(s3Location(pipeline.spec.input.uri).bucket);
+      const prefix = `s3://${bucket}/${triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger))}`;
+      return trigger.kind === 's3'
+        ? `s3 ${prefix}${trigger.s3.suffix ? ` *${trigger.s3.suffix}` : ''}`
+        : `volume ${prefix} >= ${trigger.volume.minBytes} bytes`;
+    }),
   };
 }
 
