@@ -21,6 +21,7 @@ import {
   StopExecutionCommand,
   type ExecutionStatus,
 } from '@aws-sdk/client-sfn';
+import { z } from 'zod';
 import type { ObjectStore } from '../storage/object-store.js';
 import { RUN_ID_PATTERN, RUN_ID_RULE, runUriOf } from '../runs/layout.js';
 import { executionArnOf, startRun } from '../triggers/start-run.js';
@@ -54,6 +55,8 @@ export interface AwsClients {
   readonly logs: CloudWatchLogsClient;
   /** Reads the run files (S3). */
   readonly store: ObjectStore;
+  /** How a run's progress is read from its files. @default readRunProgress */
+  readonly readProgress?: typeof readRunProgress;
 }
 
 /** What the stack's outputs say about the deployment. */
@@ -317,7 +320,11 @@ export class AwsBackend implements OperateBackend {
     const status = runStatusOfExecution(execution.status);
     const startedAt = execution.startDate ?? this.now();
     const end = execution.stopDate ?? this.now();
-    const progress = await readRunProgress(this.clients.store, pipeline.outputUri, runId);
+    const progress = await (this.clients.readProgress ?? readRunProgress)(
+      this.clients.store,
+      pipeline.outputUri,
+      runId,
+    );
     const elapsedMs = progress.plannedAt ? end.getTime() - Date.parse(progress.plannedAt) : 0;
     const rate = rateAndEta(progress.recordsDone, progress.recordsPlanned, elapsedMs);
     // The current round's job: its array status summary says how many children are where.
@@ -437,8 +444,11 @@ export class AwsBackend implements OperateBackend {
     ];
     const lines: (LogLine & { ts: number })[] = [];
     for (const [source, logGroupName] of groups) {
+      // Worker and function lines are JSON with a runId field (src/runtime/log.ts, Powertools' appendKeys).
       const filterPattern =
-        source === 'worker' && query.shard !== undefined ? `"${runId}" "shard ${query.shard}"` : `"${runId}"`;
+        query.shard !== undefined
+          ? `{ $.runId = "${runId}" && $.shardId = ${query.shard} }`
+          : `{ $.runId = "${runId}" }`;
       let nextToken: string | undefined;
       do {
         const page = await this.clients.logs.send(
@@ -452,9 +462,11 @@ export class AwsBackend implements OperateBackend {
         for (const e of page.events ?? []) {
           if (e.message === undefined) continue;
           const ts = e.timestamp ?? 0;
+          const fields = logFieldsOf(e.message);
           lines.push({
             source,
-            ...(source === 'worker' && query.shard !== undefined ? { shard: query.shard } : {}),
+            ...(fields.shardId !== undefined ? { shard: fields.shardId } : {}),
+            ...(fields.attempt !== undefined ? { attempt: fields.attempt } : {}),
             stream: `${logGroupName}/${e.logStreamName ?? ''}`,
             message: e.message.replace(/\n$/, ''),
             ...(e.timestamp !== undefined ? { timestamp: new Date(ts).toISOString() } : {}),
@@ -467,6 +479,21 @@ export class AwsBackend implements OperateBackend {
     lines.sort((a, b) => a.ts - b.ts);
     const newest = lines.reduce((m, l) => Math.max(m, l.ts), Number(query.cursor ?? 0));
     return { lines: lines.map(({ ts: _ts, ...line }) => line), cursor: String(newest) };
+  }
+}
+
+const logFieldsSchema = z.object({
+  shardId: z.number().int().nonnegative().optional().catch(undefined),
+  attempt: z.number().int().positive().optional().catch(undefined),
+});
+
+/** The shard and attempt of a JSON log line; nothing for other lines. */
+function logFieldsOf(message: string): z.infer<typeof logFieldsSchema> {
+  try {
+    const parsed = logFieldsSchema.safeParse(JSON.parse(message));
+    return parsed.success ? parsed.data : {};
+  } catch {
+    return {};
   }
 }
 
