@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
+import { registerPipelines } from './commands/pipelines.js';
 import { registerQuery } from './commands/query.js';
 import { registerRun } from './commands/run.js';
 import { registerRuns } from './commands/runs.js';
@@ -28,7 +29,8 @@ Environment:
   BATCH_INFER_HOME         state directory (default ./.batch-infer)
   BATCH_INFER_S3_ENDPOINT  S3-compatible endpoint for s3:// URIs
   NO_COLOR                 no colour in the output (also off when the output is not a terminal)
-  BATCH_INFER_DEBUG        print stack traces of unexpected errors`;
+  BATCH_INFER_DEBUG        print stack traces of unexpected errors
+  AWS_REGION, AWS_PROFILE  with --stack/--stage: the deployed stack's region and credentials`;
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -66,6 +68,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRuns(program, ctx);
   registerCancel(program, ctx);
   registerLogs(program, ctx);
+  registerPipelines(program, ctx);
   return program;
 }
 
