@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
+import { registerInspect } from './commands/inspect.js';
 import { registerPipelines } from './commands/pipelines.js';
 import { registerQuery } from './commands/query.js';
 import { registerRun } from './commands/run.js';
@@ -69,6 +70,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerCancel(program, ctx);
   registerLogs(program, ctx);
   registerPipelines(program, ctx);
+  registerInspect(program, ctx);
   return program;
 }
 
