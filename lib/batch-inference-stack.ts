@@ -45,6 +45,11 @@ import { denyS3Writes, grantS3, type S3Access, type S3Location } from './s3-acce
 import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
 import { scheduleExpression } from '../src/spec/triggers.js';
+import {
+  pipelineOperateOutputKeys,
+  STACK_OUTPUT_KEYS,
+  type PipelineOperate,
+} from '../src/operate/stack-outputs.js';
 
 /** What the product is made of: a validated configuration and the pipelines it runs. */
 export interface BatchInferenceProps {
@@ -347,6 +352,11 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
       description: `Pipeline ${pipeline.name}: its runs table`,
       value: tables.runsTable,
     });
+    const locations = pipelineLocations.find((l) => l.pipeline === pipeline.name)!;
+    new CfnOutput(scope, pipelineOperateOutputKeys(pipeline.name).operate, {
+      description: `Pipeline ${pipeline.name}: what batch-infer needs to start and follow its runs (JSON)`,
+      value: Stack.of(scope).toJsonString(operateOutputOf(pipeline, locations, resolve)),
+    });
   }
   out.workflows = workflows;
 
@@ -449,6 +459,14 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
     value: out.monitoring.runEventsTopic.topicArn,
   });
   new CfnOutput(scope, 'DashboardName', { value: out.monitoring.dashboard.dashboardName });
+  // What the CLI's AWS backend reads (src/operate/stack-outputs.ts).
+  new CfnOutput(scope, STACK_OUTPUT_KEYS.workerLogGroupName, {
+    value: out.gpuCompute.logGroup.logGroupName,
+  });
+  new CfnOutput(scope, STACK_OUTPUT_KEYS.functionLogGroupNames, {
+    description: 'The task and trigger functions log groups, by function (JSON)',
+    value: Stack.of(scope).toJsonString(functionLogGroupNames(out)),
+  });
   new CfnOutput(scope, 'PipelineNames', {
     description: 'The pipelines of this deployment, comma-separated',
     value: pipelines.map((p) => p.name).join(',') || '-',
@@ -546,6 +564,44 @@ function pipelineLocationsOf(pipeline: Pipeline, locationOf: (uri: string) => S3
     output: locationOf(
       pipeline.spec.output.uri.endsWith('/') ? pipeline.spec.output.uri : `${pipeline.spec.output.uri}/`,
     ),
+  };
+}
+
+/** Each function's log group, by function: where `batch-infer logs` reads the orchestration's lines. */
+function functionLogGroupNames(deployed: BatchInferenceResources): Record<string, string> {
+  const { triggerFunction, volumeFunction } = deployed.triggers;
+  return {
+    plan: deployed.planFunction.logGroup.logGroupName,
+    reconcile: deployed.reconcileFunction.logGroup.logGroupName,
+    finalize: deployed.finalizeFunction.logGroup.logGroupName,
+    ...(triggerFunction ? { trigger: triggerFunction.logGroup.logGroupName } : {}),
+    ...(volumeFunction ? { volume: volumeFunction.logGroup.logGroupName } : {}),
+  };
+}
+
+/** The `Pipeline<Name>Operate` output (src/operate/stack-outputs.ts): its spec, run files, input prefixes, triggers. */
+function operateOutputOf(
+  pipeline: Pipeline,
+  locations: PipelineLocations,
+  resolve: (text: string) => string,
+): PipelineOperate {
+  const uriOf = (l: S3Location) => `s3://${l.bucket.bucketName}/${l.keyPrefix}`;
+  return {
+    spec: resolveDeep(JSON.parse(JSON.stringify(pipeline.spec)), resolve) as Record<string, unknown>,
+    outputUri: resolve(pipeline.spec.output.uri),
+    inputPrefixes: locations.input.map(uriOf),
+    manifestObjects: locations.manifestObjects.map(uriOf),
+    triggers: pipeline.triggers.map((trigger) => {
+      if (trigger.kind === 'schedule') {
+        const s = trigger.schedule;
+        return `schedule ${scheduleExpression(s)} ${s.timezone}${s.input !== undefined ? ` input ${resolve(s.input)}` : ''}`;
+      }
+      const bucket = resolve(s3Location(pipeline.spec.input.uri).bucket);
+      const prefix = `s3://${bucket}/${triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger))}`;
+      return trigger.kind === 's3'
+        ? `s3 ${prefix}${trigger.s3.suffix ? ` *${trigger.s3.suffix}` : ''}`
+        : `volume ${prefix} >= ${trigger.volume.minBytes} bytes`;
+    }),
   };
 }
 

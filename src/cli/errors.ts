@@ -2,6 +2,7 @@
  * Exit codes and the errors commands throw. Every error reaches the user as one line (plus the command's usage for a
  * usage error), never a stack trace: set BATCH_INFER_DEBUG=1 to see the stack.
  */
+import { AwsSetupError } from '../operate/aws-backend.js';
 import { SpecError } from '../spec/errors.js';
 
 /** The documented exit codes (README "Exit codes"). */
@@ -56,5 +57,7 @@ export function describeError(err: unknown): string {
 export function exitCodeOf(err: unknown): ExitCode {
   if (err instanceof UsageError || err instanceof SpecError) return EXIT.usage;
   if (err instanceof CliError) return err.exitCode;
+  // A stack, output, pipeline or input the deployed backend refused before starting anything.
+  if (err instanceof AwsSetupError) return EXIT.usage;
   return EXIT.failed;
 }

@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerPipelines } from './commands/pipelines.js';
 import { registerQuery } from './commands/query.js';
 import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
@@ -29,7 +31,8 @@ Environment:
   BATCH_INFER_HOME         state directory (default ./.batch-infer)
   BATCH_INFER_S3_ENDPOINT  S3-compatible endpoint for s3:// URIs
   NO_COLOR                 no colour in the output (also off when the output is not a terminal)
-  BATCH_INFER_DEBUG        print stack traces of unexpected errors`;
+  BATCH_INFER_DEBUG        print stack traces of unexpected errors
+  AWS_REGION, AWS_PROFILE  with --stack/--stage: the deployed stack's region and credentials`;
 
 export function cliVersion(): string {
   // From source this module is src/cli/main.ts; in the package it is dist/src/cli/main.js: the package's
@@ -73,6 +76,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerCancel(program, ctx);
   registerLogs(program, ctx);
   registerReport(program, ctx);
+  registerPipelines(program, ctx);
+  registerInspect(program, ctx);
   return program;
 }
 

@@ -67,7 +67,14 @@ async function main(): Promise<number | 'interrupted'> {
     arrayIndex: env[WORKER_ENV.arrayIndex],
     attempt: env[WORKER_ENV.attempt],
   };
-  const taskLog = log.child({ round: task.round, arrayIndex: task.arrayIndex, attempt: task.attempt });
+  // runId on every line: `batch-infer logs <runId>` finds a run's worker lines by it (FilterLogEvents).
+  const runId = /_runs\/([^/]+)\/?$/.exec(task.runUri)?.[1];
+  const taskLog = log.child({
+    ...(runId ? { runId } : {}),
+    round: task.round,
+    arrayIndex: task.arrayIndex,
+    attempt: task.attempt,
+  });
 
   const stop = new AbortController();
   const onTerm = (): void => {

@@ -18,6 +18,12 @@ import { flattenForNag } from '../../lib/nag.js';
 import { normalizeDefinitionArns, renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import { CODE_VERSION_ENV, WORKER_IMAGE_ENV } from '../../src/results/code-version.js';
 import {
+  functionLogGroupsSchema,
+  pipelineOperateOutputKeys,
+  pipelineOperateSchema,
+  STACK_OUTPUT_KEYS,
+} from '../../src/operate/stack-outputs.js';
+import {
   actionsOf,
   deployedDefinitions,
   iamStatements,
@@ -762,6 +768,9 @@ describe('outputs', () => {
       'RunEventsTopicArn',
       'DashboardName',
       'PipelineNames',
+      ...PIPELINES.map((p) => pipelineOperateOutputKeys(p).operate),
+      STACK_OUTPUT_KEYS.workerLogGroupName,
+      STACK_OUTPUT_KEYS.functionLogGroupNames,
     ];
     expect(Object.keys(outputs).sort()).toEqual(expected.sort());
     expect(outputs.PipelineNames?.Value).toBe('breast_cancer,breast_cancer_daily');
@@ -771,6 +780,61 @@ describe('outputs', () => {
     expect(outputs[pipelineOutputKeys('breast_cancer_daily').runsTable]?.Value).toBe(
       'breast_cancer_daily_runs',
     );
+  });
+});
+
+/**
+ * An output's value as the deployed stack would give it, with each reference written `<Ref X>` / `<X.Attr>`: what
+ * the CLI's AWS backend parses (src/operate/stack-outputs.ts).
+ */
+function renderOutput(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Record<string, unknown>;
+  if ('Ref' in v) return `<Ref ${String(v.Ref)}>`;
+  if ('Fn::GetAtt' in v) return `<${(v['Fn::GetAtt'] as string[]).join('.')}>`;
+  if ('Fn::Join' in v) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(renderOutput).join(sep);
+  }
+  throw new Error(`unexpected output value ${JSON.stringify(value)}`);
+}
+
+describe('outputs the CLI reads (src/operate/stack-outputs.ts)', () => {
+  it('names every key the AWS backend reads: stack-wide and per pipeline', () => {
+    const outputs = template.findOutputs('*');
+    const read = [
+      STACK_OUTPUT_KEYS.pipelineNames,
+      STACK_OUTPUT_KEYS.gpuJobQueueName,
+      STACK_OUTPUT_KEYS.cpuJobQueueName,
+      STACK_OUTPUT_KEYS.workerLogGroupName,
+      STACK_OUTPUT_KEYS.functionLogGroupNames,
+      ...PIPELINES.flatMap((p) => Object.values(pipelineOperateOutputKeys(p))),
+    ];
+    for (const key of read) expectIn(outputs[key], `output ${key}`).toBeDefined();
+    // Not exported: no cross-stack name, no 1024-character export limit.
+    for (const key of read) expectIn(outputs[key]?.Export, `output ${key}`).toBeUndefined();
+    expect(outputs[STACK_OUTPUT_KEYS.workerLogGroupName]?.Value).toEqual({
+      Ref: onlyLogicalId('AWS::Logs::LogGroup', 'GpuComputeLogs'),
+    });
+  });
+
+  it("gives each pipeline's spec, run files, input prefixes and triggers in the shape the CLI parses", () => {
+    const outputs = template.findOutputs('*');
+    const value = renderOutput(outputs[pipelineOperateOutputKeys('breast_cancer').operate]?.Value);
+    const operate = pipelineOperateSchema.parse(JSON.parse(value));
+    const bucket = `<Ref ${onlyLogicalId('AWS::S3::Bucket', 'DataLakeBucket')}>`;
+    expect(operate.outputUri).toBe(`s3://${bucket}/predictions/breast_cancer/`);
+    expect(operate.inputPrefixes).toEqual([`s3://${bucket}/incoming/breast_cancer/`]);
+    expect(operate.spec.name).toBe('breast_cancer');
+    expect((operate.spec.input as { uri: string }).uri).toBe(`s3://${bucket}/incoming/breast_cancer/`);
+    expect(operate.triggers).toEqual([
+      expect.stringMatching(new RegExp(`^s3 s3://${bucket.replace(/[<>]/g, '.')}/incoming/breast_cancer/`)),
+      'schedule cron(0 6 ? * MON *) Europe/Paris',
+    ]);
+    const groups = functionLogGroupsSchema.parse(
+      JSON.parse(renderOutput(outputs[STACK_OUTPUT_KEYS.functionLogGroupNames]?.Value)),
+    );
+    expect(Object.keys(groups).sort()).toEqual(expect.arrayContaining(['finalize', 'plan', 'reconcile']));
   });
 });
 

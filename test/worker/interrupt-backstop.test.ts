@@ -157,6 +157,9 @@ describe('a worker sent SIGTERM whose writes then hang', () => {
     expectIn(backstop, worker.output()).toHaveLength(1);
     expect(backstop[0]!.deadlineMs).toBe(STOP_DEADLINE_MS);
     expect(backstop[0]!.elapsedMs).toBeGreaterThanOrEqual(STOP_DEADLINE_MS - 1);
+    // Every line carries the run id: `batch-infer logs <runId>` finds a deployed run's worker lines by it.
+    const runIds = new Set(logLines(worker.output()).map((l) => l.runId));
+    expectIn([...runIds], worker.output()).toEqual(['run-backstop']);
 
     // The checkpoint names only files that exist as recorded; no marker.
     const before = (await readCheckpointFile(planned))!;

@@ -6,9 +6,9 @@ import { jsonOption, stateDirOption, type StateOptions } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { writeJson } from '../io.js';
-import { localBackend } from '../local-backend.js';
+import { backendFor, stackOption, stageOption, type StackOptions } from '../deployed.js';
 
-interface CancelOptions extends StateOptions {
+interface CancelOptions extends StateOptions, StackOptions {
   readonly json?: boolean;
 }
 
@@ -19,8 +19,10 @@ export function registerCancel(program: Command, ctx: CommandContext): void {
     .argument('<runId>')
     .addOption(jsonOption())
     .addOption(stateDirOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (runId: string, options: CancelOptions) => {
-      ctx.exit(await cancelCommand(runId, localBackend(options, ctx.io), options, ctx));
+      ctx.exit(await cancelCommand(runId, await backendFor(options, ctx.io), options, ctx));
     });
 }
 

@@ -7,9 +7,9 @@ import { jsonOption, nonNegativeInt, stateDirOption, type StateOptions } from '.
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { writeJson } from '../io.js';
-import { localBackend } from '../local-backend.js';
+import { backendFor, stackOption, stageOption, type StackOptions } from '../deployed.js';
 
-interface LogsOptions extends StateOptions {
+interface LogsOptions extends StateOptions, StackOptions {
   readonly json?: boolean;
   readonly shard?: string;
   readonly follow?: boolean;
@@ -26,8 +26,10 @@ export function registerLogs(program: Command, ctx: CommandContext): void {
     .option('--interval <seconds>', 'seconds between reads with --follow (default 2)')
     .addOption(jsonOption())
     .addOption(stateDirOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (runId: string, options: LogsOptions) => {
-      ctx.exit(await logsCommand(runId, localBackend(options, ctx.io), options, ctx));
+      ctx.exit(await logsCommand(runId, await backendFor(options, ctx.io), options, ctx));
     });
 }
 

@@ -6,10 +6,10 @@ import { jsonOption, positiveInt, stateDirOption, type StateOptions } from '../c
 import type { CommandContext } from '../context.js';
 import { EXIT, UsageError } from '../errors.js';
 import { painter, writeJson } from '../io.js';
-import { localBackend } from '../local-backend.js';
+import { backendFor, stackOption, stageOption, type StackOptions } from '../deployed.js';
 import { renderRuns } from '../render.js';
 
-interface RunsOptions extends StateOptions {
+interface RunsOptions extends StateOptions, StackOptions {
   readonly json?: boolean;
   readonly status?: string;
   readonly since?: string;
@@ -26,8 +26,10 @@ export function registerRuns(program: Command, ctx: CommandContext): void {
     .option('--limit <n>', 'at most n runs (default 20)')
     .addOption(jsonOption())
     .addOption(stateDirOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (pipeline: string | undefined, options: RunsOptions) => {
-      ctx.exit(await runsCommand(pipeline, localBackend(options, ctx.io), options, ctx));
+      ctx.exit(await runsCommand(pipeline, await backendFor(options, ctx.io), options, ctx));
     });
 }
 

@@ -24,8 +24,10 @@ import { CliError, EXIT, UsageError } from '../errors.js';
 import { writeJson } from '../io.js';
 import { localBackend } from '../local-backend.js';
 import { watchCommand } from './status.js';
+import { deployedBackend, stackNameOf, stackOption, stageOption, type StackOptions } from '../deployed.js';
 
-interface StartOptions extends StateOptions {
+interface StartOptions extends StateOptions, StackOptions {
+  readonly manifest?: string;
   readonly json?: boolean;
   readonly input?: string;
   readonly runId?: string;
@@ -40,9 +42,15 @@ const BIN = fileURLToPath(new URL('../../../bin/batch-infer.js', import.meta.url
 export function registerStart(program: Command, ctx: CommandContext): void {
   program
     .command('start')
-    .description('start a local run in the background and print its run id')
-    .argument('<job.yaml>', 'the job spec')
+    .description(
+      'start a local run in the background and print its run id; with --stack/--stage, a deployed pipeline run',
+    )
+    .argument('<job.yaml|pipeline>', 'the job spec; with --stack/--stage, the deployed pipeline')
     .option('--input <uri>', 'override input.uri for this run (a backfill)')
+    .option(
+      '--manifest <uri>',
+      'deployed: read the objects a manifest lists (a list or S3 Inventory manifest.json)',
+    )
     .option('--run-id <id>', 'execution name (default: time-based)')
     .option('--wait', 'follow the run until it ends and exit with its status')
     .option('--workers <n>', 'worker processes at once (default: number of cores)')
@@ -51,8 +59,14 @@ export function registerStart(program: Command, ctx: CommandContext): void {
     .addOption(jsonOption())
     .addOption(stateDirOption())
     .addOption(catalogOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (specFile: string, options: StartOptions) => {
-      ctx.exit(await startCommand(specFile, options, ctx));
+      ctx.exit(
+        stackNameOf(options) === undefined
+          ? await startCommand(specFile, options, ctx)
+          : await startDeployedCommand(specFile, options, ctx),
+      );
     });
 }
 
@@ -126,6 +140,45 @@ export async function startCommand(
   else {
     io.stdout.write(`Started run ${runId} (pid ${pid}).\n`);
     const flag = options.stateDir ? ` --state-dir ${stateDir}` : '';
+    io.stdout.write(
+      `  watch   batch-infer watch ${runId}${flag}\n  logs    batch-infer logs ${runId}${flag}\n`,
+    );
+    io.stdout.write(`  cancel  batch-infer cancel ${runId}${flag}\n`);
+  }
+  return EXIT.ok;
+}
+
+/**
+ * `batch-infer start <pipeline> --stack S [--input URI|--manifest URI] [--run-id ID] [--wait]`: StartExecution of
+ * the pipeline's state machine with the input its triggers send (an ad-hoc run or a backfill, no redeploy).
+ */
+export async function startDeployedCommand(
+  pipeline: string,
+  options: StartOptions,
+  ctx: CommandContext,
+): Promise<number> {
+  const { io } = ctx;
+  if (options.input !== undefined && options.manifest !== undefined)
+    throw new UsageError('pass --input or --manifest, not both');
+  const runId = options.runId ?? newRunId();
+  if (!RUN_ID_PATTERN.test(runId)) throw new UsageError(`--run-id "${runId}" ${RUN_ID_RULE}`);
+  const backend = await deployedBackend(options, 'start');
+  const started = await backend.start({
+    pipeline,
+    runId,
+    ...(options.input !== undefined ? { input: options.input } : {}),
+    ...(options.manifest !== undefined ? { manifest: options.manifest } : {}),
+  });
+  const flag = ` --stack ${backend.stack.stackName}`;
+  if (options.wait) {
+    io.stderr.write(
+      `Started run ${runId} of ${pipeline}; following it, Ctrl-C stops following, not the run.\n`,
+    );
+    return watchCommand(runId, backend, { ...(options.json ? { json: true } : {}) }, ctx);
+  }
+  if (options.json) writeJson(io.stdout, { runId, status: 'RUNNING', executionArn: started.executionArn });
+  else {
+    io.stdout.write(`Started run ${runId} of ${pipeline} (${started.executionArn}).\n`);
     io.stdout.write(
       `  watch   batch-infer watch ${runId}${flag}\n  logs    batch-infer logs ${runId}${flag}\n`,
     );

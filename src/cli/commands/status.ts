@@ -12,10 +12,10 @@ import { jsonOption, stateDirOption, type StateOptions } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { painter, writeJson } from '../io.js';
-import { localBackend } from '../local-backend.js';
+import { backendFor, stackOption, stageOption, type StackOptions } from '../deployed.js';
 import { renderStatus } from '../render.js';
 
-interface StatusOptions extends StateOptions {
+interface StatusOptions extends StateOptions, StackOptions {
   readonly json?: boolean;
   readonly interval?: string;
 }
@@ -27,8 +27,10 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .argument('<runId>')
     .addOption(jsonOption())
     .addOption(stateDirOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (runId: string, options: StatusOptions) => {
-      ctx.exit(await statusCommand(runId, localBackend(options, ctx.io), options, ctx));
+      ctx.exit(await statusCommand(runId, await backendFor(options, ctx.io), options, ctx));
     });
   program
     .command('watch')
@@ -37,8 +39,10 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .addOption(jsonOption())
     .option('--interval <seconds>', 'seconds between checks (default: 1 on a terminal, 5 otherwise)')
     .addOption(stateDirOption())
+    .addOption(stackOption())
+    .addOption(stageOption())
     .action(async (runId: string, options: StatusOptions) => {
-      ctx.exit(await watchCommand(runId, localBackend(options, ctx.io), options, ctx));
+      ctx.exit(await watchCommand(runId, await backendFor(options, ctx.io), options, ctx));
     });
 }
 
