@@ -92,6 +92,16 @@ describe('a batch whose run fails', () => {
     expect(rows.map((r) => r.id)).toEqual(expected.map((i) => `r${i}`));
     expect(rows.map((r) => r.y)).toEqual(expected.map((i) => i / 4));
     expect(rows.map((r) => Number(r._offset))).toEqual(expected.map((i) => offsets[i]));
+    // The tabular input column the model reads is summarised over the same rows as the predictions (input drift).
+    const x = marker.inputSummaries?.x;
+    expect(x?.kind).toBe('numeric');
+    if (x?.kind !== 'numeric') return;
+    expect(x.count).toBe(193);
+    expect([x.min, x.max]).toEqual([0, 198 / 4]);
+    expect(x.sum).toBeCloseTo(
+      expected.reduce((n, i) => n + i / 4, 0),
+      6,
+    );
   });
 });
 
@@ -336,6 +346,8 @@ describe('resuming an interrupted shard in-process', () => {
     expect(cmp).toEqual({ rows: whole.predictions, differences: 0 });
     expect(errorLines(resumed)).toEqual(errorLines(whole));
     expect(resumed.summaries).toEqual(whole.summaries);
+    expect(resumed.inputSummaries).toEqual(whole.inputSummaries);
+    expect(Object.keys(resumed.inputSummaries ?? {}).length).toBeGreaterThan(0);
     // Done means clean: no checkpoint left behind.
     expect(await readCheckpointFile(planned)).toBeUndefined();
   });
