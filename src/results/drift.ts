@@ -260,6 +260,30 @@ export function computeDrift(
   return { baselineRunId, maxPsi, columns, ...(Object.keys(vectors).length > 0 && { vectors }) };
 }
 
+/** Prefix of the input feature columns in `drift.columns` (`input.<column>`), apart from prediction columns. */
+export const INPUT_DRIFT_PREFIX = 'input.';
+
+/**
+ * Output summaries and input summaries as one set for computeDrift: input columns under `input.<column>`, so their
+ * PSI lands in `drift.columns` (and so in maxPsi, the Drift metric and the gate) without clashing with an output
+ * column of the same name.
+ */
+export function withInputSummaries(
+  outputs: OutputSummaries,
+  inputs: OutputSummaries | undefined,
+): OutputSummaries {
+  const out: OutputSummaries = { ...outputs };
+  for (const [name, summary] of Object.entries(inputs ?? {})) {
+    Object.defineProperty(out, `${INPUT_DRIFT_PREFIX}${name}`, {
+      value: summary,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
 /**
  * The drift gate (`validation.drift: { maxPsi, gate: true }`): passes when the largest PSI is within the threshold,
  * and on a job's first run (nothing to compare with).

@@ -24,7 +24,13 @@ import {
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
-import { computeDrift, driftGateCheck, findBaseline, recordSucceededRun } from './drift.js';
+import {
+  computeDrift,
+  driftGateCheck,
+  findBaseline,
+  recordSucceededRun,
+  withInputSummaries,
+} from './drift.js';
 import {
   buildManifest,
   modelName,
@@ -101,7 +107,14 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
 
   // Drift before publishing: `validation.drift.gate` makes it a check that can stop publication.
   const summaries = runSummaries(report.accepted);
-  const drift = summaries.summaries ? await driftOf(deps.store, layout, plan, summaries.summaries) : {};
+  const drift = summaries.summaries
+    ? await driftOf(
+        deps.store,
+        layout,
+        plan,
+        withInputSummaries(summaries.summaries, summaries.inputSummaries),
+      )
+    : {};
   report = withDriftGate(report, plan, drift.drift);
 
   let publishedAt: string | undefined;
@@ -182,7 +195,11 @@ async function driftOf(
       plannedAt: plan.createdAt,
     });
     if (!baseline?.summaries) return {};
-    const drift = computeDrift(baseline.runId, baseline.summaries, summaries);
+    const drift = computeDrift(
+      baseline.runId,
+      withInputSummaries(baseline.summaries, baseline.inputSummaries),
+      summaries,
+    );
     return drift ? { drift } : {};
   } catch (err) {
     return {

@@ -161,6 +161,13 @@ export const manifestSchema = z.object({
   /** Why `summaries` is absent although shards reported them (they could not be merged). */
   summariesError: z.string().optional(),
   /**
+   * Per tabular input column the model reads (`model.inputs[].from.columns`), the distribution over the whole run:
+   * drift compares them as `input.<column>`. Absent when no shard reported them (older workers, no tabular input).
+   */
+  inputSummaries: outputSummariesSchema.optional(),
+  /** Why `inputSummaries` is absent although shards reported them (they could not be merged). */
+  inputSummariesError: z.string().optional(),
+  /**
    * PSI of each prediction column against the previous succeeded run of the same job (drift.ts). Absent on the
    * job's first run, and when no column could be compared.
    */
@@ -364,6 +371,15 @@ export function buildManifest(input: ManifestInput): Manifest {
 export function runSummaries(accepted: readonly ShardMarker[]): {
   summaries?: OutputSummaries;
   summariesError?: string;
+  inputSummaries?: OutputSummaries;
+  inputSummariesError?: string;
+} {
+  return { ...runOutputSummaries(accepted), ...runInputSummaries(accepted) };
+}
+
+function runOutputSummaries(accepted: readonly ShardMarker[]): {
+  summaries?: OutputSummaries;
+  summariesError?: string;
 } {
   const reported = accepted.flatMap((m) => (m.summaries ? [m.summaries] : []));
   if (reported.length === 0) return {};
@@ -371,6 +387,20 @@ export function runSummaries(accepted: readonly ShardMarker[]): {
     return { summaries: mergeAllSummaries(reported) };
   } catch (error) {
     return { summariesError: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The completed shards' input summaries merged, like the output summaries. */
+function runInputSummaries(accepted: readonly ShardMarker[]): {
+  inputSummaries?: OutputSummaries;
+  inputSummariesError?: string;
+} {
+  const reported = accepted.flatMap((m) => (m.inputSummaries ? [m.inputSummaries] : []));
+  if (reported.length === 0) return {};
+  try {
+    return { inputSummaries: mergeAllSummaries(reported) };
+  } catch (error) {
+    return { inputSummariesError: error instanceof Error ? error.message : String(error) };
   }
 }
 

@@ -221,6 +221,8 @@ export const shardMarkerSchema = z.strictObject({
   // Optional fields below were added after version 1 markers existed; readers must accept their absence.
   /** Per prediction column: a mergeable distribution summary (src/runs/stats.ts), for drift checks. */
   summaries: outputSummariesSchema.optional(),
+  /** Per tabular input column the model reads (`model.inputs[].from.columns`): a numeric summary, for input drift. */
+  inputSummaries: outputSummariesSchema.optional(),
   /** How `batchSize: auto` was resolved: the probe's measurements and the choice. */
   batchSizeProbe: batchSizeProbeSchema.optional(),
   /** ONNX Runtime intra-op threads. */

@@ -77,6 +77,8 @@ export const checkpointSchema = z.strictObject({
   /** Output column -> type, fixed when the first chunk was written (later chunks must match it). */
   columns: z.record(z.string(), z.string()),
   summaries: outputSummariesSchema,
+  /** Per tabular input column the model reads: a numeric summary, for input drift (absent before it existed). */
+  inputSummaries: outputSummariesSchema.optional(),
   /** Stage times of every attempt so far, up to the last checkpoint. */
   timings: timingsSchema,
   /** Attempts that wrote at least one chunk. */

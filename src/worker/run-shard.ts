@@ -332,6 +332,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       startedAt,
       finishedAt: new Date().toISOString(),
       summaries: done.summaries,
+      ...(done.inputSummaries ? { inputSummaries: done.inputSummaries } : {}),
       ...(done.batchSizeProbe ? { batchSizeProbe: done.batchSizeProbe } : {}),
       ...(deps.threads ? { threads: deps.threads } : {}),
       resume: {

@@ -19,6 +19,7 @@ import type { RunLayout } from '../runs/layout.js';
 import {
   createAccumulator,
   mergeSummaries,
+  NumericAccumulator,
   summaryKindFor,
   type ColumnAccumulator,
   type OutputSummaries,
@@ -103,6 +104,8 @@ interface OpenChunk {
   /** jsonl / csv output: the chunk's columns, encoded when the chunk is sealed. */
   text: unknown[][] | undefined;
   readonly accumulators: (ColumnAccumulator | undefined)[];
+  /** One per tabular input column (`inputColumns`): the model's input distribution, for input drift. */
+  readonly inputAccumulators: NumericAccumulator[];
   position: Position | undefined;
 }
 
@@ -117,6 +120,8 @@ export class ShardWriter {
   private readonly identity: IdentitySlot[];
   private readonly chunkRecords: number;
   private readonly chunkBytes: number;
+  /** The tabular input columns the model reads, summarised per chunk like numeric outputs. */
+  private readonly inputColumns: readonly string[];
 
   constructor(private readonly options: ShardWriterOptions) {
     const { spec, resume } = options;
@@ -135,6 +140,7 @@ export class ShardWriter {
     // Whole batches (windows) per chunk, so chunk boundaries (and resume points) are batch boundaries.
     this.chunkRecords = units * unit;
     this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.inputColumns = tabularInputColumns(spec);
     this.done = resume ?? {
       version: CHECKPOINT_VERSION,
       runId: options.runId,
@@ -189,6 +195,9 @@ export class ShardWriter {
         }
         sources[row] = rec.source;
         offsets[row] = rec.offset;
+        for (let k = 0; k < this.inputColumns.length; k++) {
+          chunk.inputAccumulators[k]!.add(numericInput(values?.[this.inputColumns[k]!]));
+        }
       }
       const shardColumn = new Int32Array(rows).fill(shardId);
       const columns = [...identityValues, ...batch.predictions, shardColumn, sources, offsets];
@@ -330,6 +339,7 @@ export class ShardWriter {
         const kind = summaryKindFor(c.type, labels.has(c.name));
         return kind ? createAccumulator(kind) : undefined;
       }),
+      inputAccumulators: this.inputColumns.map(() => new NumericAccumulator()),
       position: undefined,
     };
   }
@@ -416,6 +426,10 @@ export class ShardWriter {
       const acc = chunk.accumulators[k];
       if (acc) summaries[c.name] = acc.summary();
     });
+    const inputSummaries: OutputSummaries = {};
+    this.inputColumns.forEach((name, k) => {
+      inputSummaries[name] = chunk.inputAccumulators[k]!.summary();
+    });
     const errorsByReason = { ...this.done.errorsByReason };
     for (const [reason, n] of Object.entries(chunk.errorsByReason))
       errorsByReason[reason] = (errorsByReason[reason] ?? 0) + n;
@@ -429,6 +443,9 @@ export class ShardWriter {
       errorsByReason,
       columns: this.columnTypes(),
       summaries: mergeSummaries(this.done.summaries, summaries),
+      ...(this.inputColumns.length > 0 && {
+        inputSummaries: mergeSummaries(this.done.inputSummaries ?? {}, inputSummaries),
+      }),
       timings: this.options.timings(),
       attempts: this.done.attempts + (this.wroteThisAttempt ? 0 : 1),
     };
@@ -512,4 +529,23 @@ function coerce(v: unknown, type: OutputColumnType | undefined): unknown {
     default:
       return v;
   }
+}
+
+/**
+ * The columns the model's tabular inputs read (`model.inputs[].from.columns`), each once, in spec order: numeric
+ * features whose distribution the worker records for input drift.
+ */
+export function tabularInputColumns(spec: JobSpec): string[] {
+  const columns = new Set<string>();
+  for (const input of spec.model.inputs) {
+    if ('columns' in input.from) for (const c of input.from.columns) columns.add(c);
+  }
+  return [...columns];
+}
+
+/** A tabular feature value as a number: numbers and bigints as they are, numeric text (CSV) parsed. */
+function numericInput(v: unknown): unknown {
+  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return v;
 }

@@ -255,6 +255,17 @@ describe('a local run with bad records', () => {
     const score = manifest.summaries?.score;
     expect(score).toMatchObject({ kind: 'numeric', count: 3001 - badIds.length });
     expect(manifest.execution?.providers).toEqual({ cpu: manifest.counts.completedShards });
+    // The feature columns the model reads, summarised over the same rows (input drift compares them).
+    const features = manifest.spec.model.inputs.flatMap((i) => ('columns' in i.from ? i.from.columns : []));
+    expect(features.length).toBeGreaterThan(0);
+    expect(Object.keys(manifest.inputSummaries ?? {}).sort()).toEqual([...new Set(features)].sort());
+    for (const column of features) {
+      expectIn(manifest.inputSummaries?.[column], column).toMatchObject({
+        kind: 'numeric',
+        count: 3001 - badIds.length,
+        missing: 0,
+      });
+    }
   });
 });
 

@@ -12,6 +12,7 @@ import type { ShardMarker } from '../../src/runs/types.js';
 import type { JobSpecInput } from '../../src/spec/schema.js';
 import { WorkerInterruptedError } from '../../src/worker/run-shard.js';
 import {
+  breastCancerColumns,
   breastCancerInput,
   captureLog,
   runShard,
@@ -92,6 +93,16 @@ describe('a batch whose run fails', () => {
     expect(rows.map((r) => r.id)).toEqual(expected.map((i) => `r${i}`));
     expect(rows.map((r) => r.y)).toEqual(expected.map((i) => i / 4));
     expect(rows.map((r) => Number(r._offset))).toEqual(expected.map((i) => offsets[i]));
+    // The tabular input column the model reads is summarised over the same rows as the predictions (input drift).
+    const x = marker.inputSummaries?.x;
+    expect(x?.kind).toBe('numeric');
+    if (x?.kind !== 'numeric') return;
+    expect(x.count).toBe(193);
+    expect([x.min, x.max]).toEqual([0, 198 / 4]);
+    expect(x.sum).toBeCloseTo(
+      expected.reduce((n, i) => n + i / 4, 0),
+      6,
+    );
   });
 });
 
@@ -336,6 +347,17 @@ describe('resuming an interrupted shard in-process', () => {
     expect(cmp).toEqual({ rows: whole.predictions, differences: 0 });
     expect(errorLines(resumed)).toEqual(errorLines(whole));
     expect(resumed.summaries).toEqual(whole.summaries);
+    // Input features are decimals: their sums may round differently when chunks split differently (stats.ts), the
+    // rest of each summary is exact.
+    const exact = (s: ShardMarker['inputSummaries']) =>
+      Object.fromEntries(
+        Object.entries(s ?? {}).map(([k, v]) => [
+          k,
+          v.kind === 'numeric' ? { ...v, sum: 0, sumSquares: 0 } : v,
+        ]),
+      );
+    expect(Object.keys(resumed.inputSummaries ?? {})).toEqual(breastCancerColumns());
+    expect(exact(resumed.inputSummaries)).toEqual(exact(whole.inputSummaries));
     // Done means clean: no checkpoint left behind.
     expect(await readCheckpointFile(planned)).toBeUndefined();
   });
