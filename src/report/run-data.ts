@@ -57,6 +57,8 @@ export interface RunReportData {
 export interface LoadOptions {
   /** Markers the caller holds already (Finalize), so they are not read twice. */
   readonly markers?: readonly ShardMarker[];
+  /** The shard index the caller read already (Finalize), so it is not read twice. */
+  readonly planned?: readonly ShardIndexEntry[];
   readonly concurrency?: number;
 }
 
@@ -88,9 +90,9 @@ export async function loadRunReportData(
   const failed = new Set(manifest.counts.failedShards.ids);
   markers = markers.filter((m) => !failed.has(m.shardId)).sort((a, b) => a.shardId - b.shardId);
 
-  let planned: readonly ShardIndexEntry[] | undefined;
+  let planned: readonly ShardIndexEntry[] | undefined = options.planned;
   try {
-    planned = await readShardIndex(store, layout, manifest.counts.shards);
+    planned ??= await readShardIndex(store, layout, manifest.counts.shards);
   } catch (err) {
     gaps.push(`the shard list could not be read: ${errorText(err)}`);
   }

@@ -10,7 +10,6 @@
  */
 import { createLogger } from '../runtime/log.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { ShardMarker } from '../runs/types.js';
 import { MAX_ROBUST_Z, MIN_HISTORY, MIN_RELATIVE_CHANGE } from '../results/history-checks.js';
 import type { Manifest } from '../results/manifest.js';
 import { errorText } from '../results/run-files.js';
@@ -63,10 +62,10 @@ export async function writeRunReport(
 export async function writeRunReportSafely(
   store: ObjectStore,
   runUri: string,
-  markers?: readonly ShardMarker[],
+  loaded: Pick<LoadOptions, 'markers' | 'planned'> = {},
 ): Promise<{ uri: string } | { error: string }> {
   try {
-    return { uri: await writeRunReport(store, runUri, markers ? { markers } : {}) };
+    return { uri: await writeRunReport(store, runUri, loaded) };
   } catch (err) {
     createLogger({ runUri }).warn('The run report could not be written', { error: err });
     return { error: errorText(err) };

@@ -170,7 +170,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   Object.assign(manifest, await historyOf(deps.store, layout, manifest));
   await putJson(deps.store, layout.manifestUri, manifest);
   // The run report (src/report) next to the manifest: a view of the run files, never part of the verdict.
-  await writeRunReportSafely(deps.store, layout.runUri, report.accepted);
+  await writeRunReportSafely(deps.store, layout.runUri, { markers: report.accepted, planned: shards });
 
   // A catalogue failure is not a verdict on the data: rethrow so the state machine retries Finalize, which
   // rewrites the manifest and publishes again (idempotently).

@@ -7,7 +7,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { pathToFileURL } from 'node:url';
-import { dirnameUri, normalizeUri, prefixesOverlap, UriError } from '../storage/uri.js';
+import { dirnameUri, normalizeUri, parseUri, prefixesOverlap, UriError } from '../storage/uri.js';
 import { SpecError, type SpecIssue } from './errors.js';
 import { isTextInput, type OutputTensorSpec } from './model-io.js';
 import { jobSpecSchema, type JobSpec } from './schema.js';
@@ -184,7 +184,9 @@ function normalizeLocations(spec: JobSpec, baseDir: string | undefined): SpecIss
           'relative paths are only allowed in a spec file; use an s3:// or file:// URI here',
         );
       }
-      return normalizeUri(value, baseDir ?? '/');
+      const uri = normalizeUri(value, baseDir ?? '/');
+      parseUri(uri); // an s3:// URI must name a valid bucket: found here, not when Plan lists it
+      return uri;
     } catch (err) {
       issues.push({ path: field, value: JSON.stringify(value), message: (err as Error).message });
       return value;

@@ -64,11 +64,18 @@ function json<T>(schema: z.ZodType<T>, result: ReturnType<typeof cli>): T {
   return schema.parse(JSON.parse(lines[0]!));
 }
 
-/** Polls the run's status until `done` holds (a count of polls, not a clock, bounds it). */
+/**
+ * Polls the run's status until `done` holds (a count of polls, not a clock, bounds it). A run started in another
+ * process may not have written its record yet: "no local run" is polled again, like any state not reached.
+ */
 async function pollStatus(runId: string, done: (s: z.infer<typeof runStatusSchema>) => boolean) {
   for (let i = 0; i < 200; i++) {
-    const s = json(runStatusSchema, cli('status', runId, '--json'));
-    if (done(s)) return s;
+    const result = cli('status', runId, '--json');
+    const notYet = result.status !== 0 && /^No local run /.test(result.stderr);
+    if (!notYet) {
+      const s = json(runStatusSchema, result);
+      if (done(s)) return s;
+    }
     await sleep(200);
   }
   throw new Error(`run ${runId} never reached the expected state`);
@@ -154,7 +161,8 @@ describe('local backend', () => {
       const child = spawn(
         process.execPath,
         [bin, 'run', 'example/job.yaml', '--run-id', 'abort-1', '--workers', '1', '--state-dir', state],
-        { cwd: dir, env: { ...process.env, NO_COLOR: '1' } },
+        // Workers held (see holdWorkers): the run is still going when Ctrl-C comes, however fast the machine.
+        { cwd: dir, env: { ...process.env, NO_COLOR: '1', ...holdWorkers() } },
       );
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
