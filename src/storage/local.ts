@@ -3,7 +3,7 @@
  * and are renamed into place, so a reader (or a crashed writer's successor) never sees half an object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, type Dirent, type Stats } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -103,10 +103,14 @@ export class LocalObjectStore implements ObjectStore {
     const file = toPath(uri);
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = tmpName(file);
+    // Opened before the pipeline starts: a stream that opens its own file may still be opening (and create the
+    // file) after a failed pipeline has returned, leaving a temporary file behind the removal below.
+    const handle = await open(tmp, 'w');
     try {
-      await pipeline(body instanceof Readable ? body : Readable.from(body), createWriteStream(tmp));
+      await pipeline(body instanceof Readable ? body : Readable.from(body), handle.createWriteStream());
       await rename(tmp, file);
     } catch (err) {
+      await handle.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw err;
     }
