@@ -29,6 +29,8 @@ function runJestOn(testSource: string): { status: number | null; output: string 
 
 describe('the skip reporter', () => {
   it('fails a run that skips a test test/skips.json does not list, and names it', () => {
+    // The `it.skip` below is the fixture's text, run by a child jest: the skip the reporter must catch, on purpose.
+    // Nothing in this suite is skipped by it.
     const run = runJestOn("it.skip('a silently skipped check', () => {});\nit('a check', () => {});\n");
     expect(run.output).toContain('"a silently skipped check" (pending)');
     expect(run.status).toBe(1);
