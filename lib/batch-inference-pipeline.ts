@@ -7,25 +7,12 @@
  */
 import { Construct } from 'constructs';
 import type { z } from 'zod';
-import {
-  addBatchInference,
-  type BatchInferenceResources,
-  type PipelineGrant,
-} from './batch-inference-stack.js';
+import { addBatchInference, type BatchInferenceResources } from './batch-inference-stack.js';
 import type { deployConfigSchema } from './config.js';
 import { parseDeployConfig, type DeployConfig } from './config.js';
-import type { DataLake } from './constructs/data-lake.js';
-import type { GpuCompute } from './constructs/gpu-compute.js';
 import type { InferenceWorkflow } from './constructs/inference-workflow.js';
-import type { ModelRegistryAccess } from './constructs/model-registry-access.js';
-import type { Monitoring } from './constructs/monitoring.js';
-import type { Network } from './constructs/network.js';
-import type { NodeFunction } from './constructs/node-function.js';
-import type { PipelineTriggers } from './constructs/pipeline-triggers.js';
 import { acknowledgeFindings } from './nag.js';
 import { MANIFEST_OBJECTS_KEY, parsePipelineText, type Pipeline } from './pipelines.js';
-import type { PipelineLocations } from './run-data-access.js';
-import type { S3Location } from './s3-access.js';
 import type { JobSpecInput } from '../src/spec/schema.js';
 import type { s3TriggerSchema, scheduleTriggerSchema, volumeTriggerSchema } from '../src/spec/triggers.js';
 
@@ -91,29 +78,23 @@ export interface BatchInferencePipelineProps {
   readonly config?: Omit<DeployConfigInput, keyof ComputeSettings | 'pipelinesDir'>;
 }
 
+/**
+ * The pipeline's resource fields are those of {@link BatchInferenceResources}, merged into the class's type and
+ * assigned from `addBatchInference` in the constructor.
+ */
+// The members are BatchInferenceResources' (hence empty), and the constructor assigns every one (Object.assign).
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface BatchInferencePipeline extends BatchInferenceResources {}
+
 /** One batch inference pipeline and everything it runs on, in any stack. */
-export class BatchInferencePipeline extends Construct implements BatchInferenceResources {
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
+export class BatchInferencePipeline extends Construct {
   /** The validated pipeline (defaults applied). */
   readonly pipeline: Pipeline;
   /** The validated deploy configuration. */
   readonly config: DeployConfig;
   /** The pipeline's workflow (its state machine). */
   readonly workflow: InferenceWorkflow;
-
-  declare readonly dataLake: DataLake;
-  declare readonly network: Network;
-  declare readonly gpuCompute: GpuCompute;
-  declare readonly planFunction: NodeFunction;
-  declare readonly reconcileFunction: NodeFunction;
-  declare readonly finalizeFunction: NodeFunction;
-  declare readonly workflows: ReadonlyMap<string, InferenceWorkflow>;
-  declare readonly modelRegistryAccess: ModelRegistryAccess;
-  declare readonly triggers: PipelineTriggers;
-  declare readonly monitoring: Monitoring;
-  declare readonly modelArtifactLocations: readonly S3Location[];
-  declare readonly pipelineGrants: readonly PipelineGrant[];
-  declare readonly pipelineLocations: readonly PipelineLocations[];
-  declare readonly auditRunsLocation: S3Location;
 
   constructor(scope: Construct, id: string, props: BatchInferencePipelineProps) {
     super(scope, id);

@@ -475,27 +475,16 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
   return out;
 }
 
-export class BatchInferenceStack extends Stack implements BatchInferenceResources {
-  declare readonly dataLake: DataLake;
-  declare readonly network: Network;
-  declare readonly gpuCompute: GpuCompute;
-  declare readonly planFunction: NodeFunction;
-  declare readonly reconcileFunction: NodeFunction;
-  declare readonly finalizeFunction: NodeFunction;
-  /** One workflow per pipeline, by pipeline name. */
-  declare readonly workflows: ReadonlyMap<string, InferenceWorkflow>;
-  declare readonly modelRegistryAccess: ModelRegistryAccess;
-  declare readonly triggers: PipelineTriggers;
-  declare readonly monitoring: Monitoring;
-  /** Where model artifacts may be read from. */
-  declare readonly modelArtifactLocations: readonly S3Location[];
-  /** The run roles' grants on the pipelines' prefixes (data bucket and other buckets). */
-  declare readonly pipelineGrants: readonly PipelineGrant[];
-  /** Each pipeline's locations (and the ad hoc prefix's), which the run roles' grants are derived from. */
-  declare readonly pipelineLocations: readonly PipelineLocations[];
-  /** Where Finalize writes the audit records of runs (the runs tables); no other role may. */
-  declare readonly auditRunsLocation: S3Location;
+/**
+ * The stack's fields are those of {@link BatchInferenceResources}, merged into the class's type (one list, in the
+ * interface) and assigned from `addBatchInference` in the constructor.
+ */
+// The members are BatchInferenceResources' (hence empty), and the constructor assigns every one (Object.assign).
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface BatchInferenceStack extends BatchInferenceResources {}
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
+export class BatchInferenceStack extends Stack {
   constructor(scope: Construct, id: string, props: BatchInferenceStackProps) {
     super(scope, id, props);
     Object.assign(this, addBatchInference(this, props));

@@ -170,37 +170,11 @@ export class GlueCatalog implements Catalog {
 
   /** Creates the job's table, or updates it when this run changes its definition. */
   private async ensureTable(run: PublishedRun): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const existing = await this.getTable(run.table);
-        if (!existing) {
-          await this.client.send(
-            new CreateTableCommand({
-              ...this.catalog(),
-              DatabaseName: this.database,
-              TableInput: newTableInput(run),
-            }),
-          );
-          return;
-        }
-        const update = updatedTableInput(existing, run, this.database);
-        if (!update) return;
-        await this.client.send(
-          new UpdateTableCommand({
-            ...this.catalog(),
-            DatabaseName: this.database,
-            TableInput: update,
-            // Optimistic locking: fails with ConcurrentModificationException if someone changed the table since.
-            ...(existing.VersionId !== undefined && { VersionId: existing.VersionId }),
-          }),
-        );
-        return;
-      } catch (err) {
-        const race = err instanceof AlreadyExistsException || err instanceof ConcurrentModificationException;
-        if (!race || attempt >= TABLE_RACE_ATTEMPTS) throw err;
-        // Another Finalize created or changed the table between our read and write: read it again.
-      }
-    }
+    await this.createOrUpdateTable(
+      run.table,
+      () => newTableInput(run),
+      (existing) => updatedTableInput(existing, run, this.database),
+    );
   }
 
   /**
@@ -210,26 +184,39 @@ export class GlueCatalog implements Catalog {
    */
   async ensureRunsTable(spec: RunsTableSpec): Promise<void> {
     checkRunsTable(spec); // before anything is read or written
+    await this.createOrUpdateTable(
+      spec.table,
+      () => runsTableInput(spec),
+      (existing) => updatedRunsTableInput(existing, spec, this.database),
+    );
+  }
+
+  /**
+   * Creates table `name` with `create()` when it is missing, else applies `update(existing)` unless that says
+   * nothing changed (undefined). The update is optimistic (VersionId): when another Finalize created or changed the
+   * table between our read and our write, Glue refuses it and the table is read again, up to TABLE_RACE_ATTEMPTS.
+   */
+  private async createOrUpdateTable(
+    name: string,
+    create: () => TableInput,
+    update: (existing: Table) => TableInput | undefined,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const existing = await this.getTable(spec.table);
+        const existing = await this.getTable(name);
         if (!existing) {
           await this.client.send(
-            new CreateTableCommand({
-              ...this.catalog(),
-              DatabaseName: this.database,
-              TableInput: runsTableInput(spec),
-            }),
+            new CreateTableCommand({ ...this.catalog(), DatabaseName: this.database, TableInput: create() }),
           );
           return;
         }
-        const update = updatedRunsTableInput(existing, spec, this.database);
-        if (!update) return;
+        const changed = update(existing);
+        if (!changed) return;
         await this.client.send(
           new UpdateTableCommand({
             ...this.catalog(),
             DatabaseName: this.database,
-            TableInput: update,
+            TableInput: changed,
             ...(existing.VersionId !== undefined && { VersionId: existing.VersionId }),
           }),
         );

@@ -12,6 +12,7 @@ import { outputTensorColumnNames } from '../spec/load.js';
 import type { OutputColumnTypeName, OutputTensorSpec } from '../spec/model-io.js';
 import { describe, fromHalfBits } from './dtypes.js';
 import type { ModelFiles } from './model-files.js';
+import { outputColumnTypes } from './output-column-types.js';
 import type { ProcessorModule } from './processor.js';
 import type { TensorInfo } from './session.js';
 
@@ -106,18 +107,7 @@ export function createPostprocessor(
     const argmaxLabels = labelsFor(pp?.argmax?.labels);
     const topKLabels = labelsFor(pp?.topK?.labels);
     const names = outputTensorColumnNames(spec);
-    const types: ColumnType[] = [];
-    if (!pp) {
-      types.push(rawType(info));
-    } else {
-      if (pp.argmax) types.push(argmaxLabels ? 'string' : 'int');
-      for (const keep of pp.keep) types.push(keep === 'score' ? 'float' : 'array<float>');
-      if (pp.topK) types.push(topKLabels ? 'array<string>' : 'array<int>', 'array<float>');
-      if (!pp.argmax && !pp.topK) {
-        const scalar = !pp.softmax && !pp.pool && !pp.normalize && recordWidth(info) === 1;
-        types.push(scalar ? 'float' : 'array<float>');
-      }
-    }
+    const types = outputColumnTypes(spec, info);
     const columns = names.map((name, i) => ({ name, type: types[i]! }));
     return { spec, info, argmaxLabels, topKLabels, columns };
   });
@@ -157,43 +147,6 @@ function numeric(info: TensorInfo): boolean {
 }
 
 /** The column type of an output's raw values: one value per record, or a list. */
-function rawType(info: TensorInfo): ColumnType {
-  const scalar = recordWidth(info) === 1;
-  const list = (t: 'float' | 'double' | 'int' | 'bigint' | 'string' | 'boolean'): ColumnType =>
-    scalar ? t : `array<${t}>`;
-  switch (info.type) {
-    case 'float64':
-      return list('double');
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'uint8':
-    case 'uint16':
-      return list('int');
-    case 'uint32':
-    case 'int64':
-    case 'uint64':
-      return list('bigint');
-    case 'bool':
-      return list('boolean');
-    case 'string':
-      return list('string');
-    default:
-      return list('float');
-  }
-}
-
-/** The per-record size of an output when the model declares it (product of all but the batch dimension). */
-function recordWidth(info: TensorInfo): number | undefined {
-  if (!info.shape || info.shape.length === 0) return undefined;
-  let width = 1;
-  for (const d of info.shape.slice(1)) {
-    if (typeof d !== 'number' || d < 0) return undefined;
-    width *= d;
-  }
-  return width;
-}
-
 function planReaders(
   plan: OutputPlan,
   tensor: ort.Tensor,

@@ -15,7 +15,9 @@ import {
   type InputTensorSpec,
   type OutputTensorSpec,
 } from '../spec/model-io.js';
+import { outputTensorColumnNames } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
+import { outputColumnTypes } from '../inference/output-column-types.js';
 import type { GraphTensor, ModelSignature } from './onnx-signature.js';
 import { didYouMean, listNames, type Problem } from './problems.js';
 
@@ -275,51 +277,8 @@ export function modelOutputColumnTypes(spec: JobSpec, signature: ModelSignature)
   for (const out of spec.model.outputs) {
     const info = byName.get(out.tensor);
     if (!info) continue;
-    const vector = out.as ?? out.tensor;
-    const pp = out.postprocess;
-    const width = recordWidth(info);
-    if (!pp) {
-      types.set(vector, rawType(info.type, width === 1));
-      continue;
-    }
-    if (pp.argmax) types.set(pp.argmax.as, pp.argmax.labels !== undefined ? 'string' : 'int');
-    for (const keep of pp.keep)
-      types.set(keep === 'score' ? 'score' : vector, keep === 'score' ? 'float' : 'array<float>');
-    if (pp.topK) {
-      types.set(pp.topK.as.labels, pp.topK.labels !== undefined ? 'array<string>' : 'array<int>');
-      types.set(pp.topK.as.scores, 'array<float>');
-    }
-    if (!pp.argmax && !pp.topK) {
-      const scalar = !pp.softmax && !pp.pool && !pp.normalize && width === 1;
-      types.set(vector, scalar ? 'float' : 'array<float>');
-    }
+    const columnTypes = outputColumnTypes(out, info);
+    outputTensorColumnNames(out).forEach((name, i) => types.set(name, columnTypes[i]!));
   }
   return types;
-}
-
-function recordWidth(info: GraphTensor): number | undefined {
-  if (!info.shape || info.shape.length === 0) return undefined;
-  let width = 1;
-  for (const d of info.shape.slice(1)) {
-    if (typeof d !== 'number' || d < 0) return undefined;
-    width *= d;
-  }
-  return width;
-}
-
-/** Mirrors rawType in inference/postprocess.ts (kept apart: that module loads ONNX Runtime). */
-function rawType(type: string | undefined, scalar: boolean): string {
-  const t =
-    type === 'float64'
-      ? 'double'
-      : type === 'int8' || type === 'int16' || type === 'int32' || type === 'uint8' || type === 'uint16'
-        ? 'int'
-        : type === 'uint32' || type === 'int64' || type === 'uint64'
-          ? 'bigint'
-          : type === 'bool'
-            ? 'boolean'
-            : type === 'string'
-              ? 'string'
-              : 'float';
-  return scalar ? t : `array<${t}>`;
 }
