@@ -21,9 +21,25 @@ export const silentProgress: ProgressSink = {
   close: () => undefined,
 };
 
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
+/** Below this, a rate says more about model loading than about throughput: no ETA is shown. */
+const ETA_MIN_SECONDS = 3;
+const ETA_MIN_SHARE = 0.01;
+
+/** What progress is written to: a terminal (redrawn line) or a log (a line every few seconds). */
+export type ProgressStream = Pick<NodeJS.WriteStream, 'write' | 'isTTY'>;
+
+/**
+ * @param now the clock (milliseconds), injected by tests.
+ */
+export function terminalProgress(
+  stream: ProgressStream = process.stderr,
+  now: () => number = Date.now,
+): ProgressSink {
   const tty = Boolean(stream.isTTY);
-  const started = Date.now();
+  const started = now();
+  // The rate is measured from the first record read, not from the start: planning and model loading would make the
+  // first ETAs hours long ("1 record in 10 s").
+  let first: { at: number; records: number } | undefined;
   const perShard = new Map<number, number>();
   const done = new Set<number>();
   let shards = 0;
@@ -39,14 +55,16 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
     return sum;
   };
   const render = (final = false): void => {
-    const now = Date.now();
-    if (!tty && !final && now - lastPrint < 5000) return;
-    lastPrint = now;
-    const secs = (now - started) / 1000;
+    const at = now();
+    if (!tty && !final && at - lastPrint < 5000) return;
+    lastPrint = at;
     const n = records();
-    const rate = secs > 0 ? n / secs : 0;
+    if (!first && n > 0) first = { at, records: n };
+    const measured = first ? (at - first.at) / 1000 : 0;
+    const rate = measured > 0 && first ? (n - first.records) / measured : n / Math.max((at - started) / 1000, 1e-3);
     const share = expected > 0 ? Math.min(1, n / expected) : 0;
-    const eta = rate > 0 && expected > n ? `ETA ${formatDuration((expected - n) / rate)}` : '';
+    const settled = measured >= ETA_MIN_SECONDS && share >= ETA_MIN_SHARE;
+    const eta = settled && rate > 0 && expected > n ? `ETA ${formatDuration((expected - n) / rate)}` : '';
     const width = 24;
     const bar = `${'#'.repeat(Math.round(share * width))}${'.'.repeat(width - Math.round(share * width))}`;
     const line =
