@@ -151,7 +151,7 @@ export const suite: BenchSuite = {
     'The shard worker on the tabular and the text benchmark with run.checkpoint.seconds at its default (60 s), ' +
     'off (a day) and short, in the same run: the overhead of time-based checkpoints and the cost of one.',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
-    const reps = ctx.quick ? 1 : 2;
+    const reps = 2;
     const tabularRecords = ctx.quick ? 200_000 : 1_000_000;
     const sentences = ctx.quick ? 4_000 : 20_000;
 

@@ -5,7 +5,7 @@
 
 /** Memory the `auto` batch size may plan for, in MiB; default half of what the process may use. */
 export const MEMORY_BUDGET_ENV = 'BATCH_INFER_MEMORY_BUDGET_MB';
-/** Input records per output chunk (and checkpoint); default 250,000. */
+/** Input records per output chunk (and checkpoint); overrides the spec's run.checkpoint.records (default 250,000). */
 export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
 /**
  * URL of a module exporting `now(): number` (milliseconds, monotonic) that run.checkpoint.seconds is measured by
