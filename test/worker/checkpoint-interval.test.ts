@@ -4,14 +4,25 @@
  * worker's progress callback, so "a minute has passed" happens at a record count the test chooses; chunk sizes are
  * read from the part files (the input has no broken records, so every record is a prediction row).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ShardMarker } from '../../src/runs/types.js';
 import { DEFAULT_CHECKPOINT_SECONDS, jobSpecSchema } from '../../src/spec/schema.js';
 import { chunkCloseReason } from '../../src/worker/checkpoint.js';
-import type { StageEvent } from '../../src/worker/run-shard.js';
+import { BUCKET_BATCHES, type StageEvent } from '../../src/worker/run-shard.js';
 import { expectIn } from '../support/expect-in.js';
-import { breastCancerInput, breastCancerSpec, planWorkerRun, runShard, tempDir } from './helpers.js';
+import {
+  breastCancerInput,
+  breastCancerSpec,
+  expectSameOutput,
+  fixtureModel,
+  planWorkerRun,
+  readCheckpointFile,
+  runShard,
+  tempDir,
+} from './helpers.js';
 
 const RECORDS = 5_000;
 const BATCH = 250;
@@ -111,6 +122,73 @@ describe('a shard worker with an injected checkpoint clock', () => {
   it("uses the spec's run.checkpoint.records", async () => {
     const { chunks } = await runWithClock(() => 0, { checkpoint: { records: 2_000 } });
     expect(chunks).toEqual([2_000, 2_000, 1_000]);
+  });
+});
+
+describe('a text model (records bucketed by length in windows of batches)', () => {
+  const TEXT_BATCH = 8;
+  const WINDOW = TEXT_BATCH * BUCKET_BATCHES;
+  const SENTENCES = 4 * WINDOW;
+
+  it('closes a time chunk on a window boundary, and a crash after it resumes to exactly the same output', async () => {
+    const dir = path.join(tmp.dir, 'text');
+    mkdirSync(path.join(dir, 'in'), { recursive: true });
+    const words = ['the', 'garden', 'movie', 'table', 'quick', 'family', 'room', 'dog', 'cat', 'alpha'];
+    const lines = Array.from({ length: SENTENCES }, (_, i) => {
+      const text = Array.from({ length: 3 + ((i * 13) % 40) }, (_, k) => words[(i + k * 7) % words.length]);
+      return JSON.stringify({ id: `t${i}`, text: text.join(' ') });
+    });
+    writeFileSync(path.join(dir, 'in', 'part.jsonl'), `${lines.join('\n')}\n`);
+    const spec = (out: string) => ({
+      name: 'text_interval',
+      input: { uri: `${pathToFileURL(path.join(dir, 'in')).href}/`, format: 'jsonl' as const, id: 'id' },
+      model: {
+        uri: pathToFileURL(fixtureModel('text/encoder.onnx')).href,
+        inputs: [{ from: { text: 'text', tokenizer: 'tokenizer.json', maxLength: 128 } }],
+        outputs: [
+          {
+            tensor: 'last_hidden_state',
+            as: 'embedding',
+            postprocess: { pool: 'mean' as const, normalize: true },
+          },
+        ],
+      },
+      output: { uri: `${pathToFileURL(path.join(dir, out)).href}/` },
+      run: { batchSize: TEXT_BATCH },
+    });
+    const uninterrupted = await runShard(await planWorkerRun(spec('whole')), { checkpointClock: () => 0 });
+    expect(uninterrupted.outputs.map((o) => o.rows)).toEqual([SENTENCES]);
+
+    // A minute passes after the first window; the crash (an error thrown where the worker reports a written window)
+    // comes a window after the time chunk closed.
+    const planned = await planWorkerRun(spec('crashed'));
+    let now = 0;
+    let appended = 0;
+    const crash = runShard(planned, {
+      checkpointClock: () => now,
+      onStage: (event: StageEvent) => {
+        if (event.stage !== 'write') return;
+        expectIn(event.records, 'records appended at once: a whole window').toBe(WINDOW);
+        appended += event.records;
+        if (appended === WINDOW) now += MINUTE;
+        if (appended === 3 * WINDOW) throw new Error('host lost');
+      },
+    });
+    await expect(crash).rejects.toThrow('host lost');
+    const checkpoint = await readCheckpointFile(planned);
+    expect(checkpoint?.chunks.map((c) => c.records)).toEqual([2 * WINDOW]);
+
+    let reread = 0;
+    const resumed = await runShard(planned, {
+      checkpointClock: () => 0,
+      onStage: (event: StageEvent) => {
+        if (event.stage === 'read') reread += event.records;
+      },
+    });
+    expect(resumed.resume).toMatchObject({ resumedChunks: 1, resumedRecords: 2 * WINDOW });
+    expect(reread).toBe(SENTENCES - 2 * WINDOW);
+    // Same windows, so the same batches: every embedding is bit for bit the uninterrupted run's.
+    expect(await expectSameOutput(uninterrupted, resumed)).toEqual({ rows: SENTENCES, differences: 0 });
   });
 });
 
