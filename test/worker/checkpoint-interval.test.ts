@@ -189,7 +189,7 @@ describe('a text model (records bucketed by length in windows of batches)', () =
     expect(reread).toBe(SENTENCES - 2 * WINDOW);
     // Same windows, so the same batches: every embedding is bit for bit the uninterrupted run's.
     expect(await expectSameOutput(uninterrupted, resumed)).toEqual({ rows: SENTENCES, differences: 0 });
-  });
+  }, 180_000);
 });
 
 describe('run.checkpoint in the job spec', () => {

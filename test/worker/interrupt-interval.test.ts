@@ -47,7 +47,7 @@ beforeAll(async () => {
   uninterrupted = await runShard(await planWorkerRun(spec('whole')));
   expect(uninterrupted.records).toBe(RECORDS);
   expect(uninterrupted.errors).toBeGreaterThan(0);
-});
+}, 120_000);
 afterAll(() => tmp.cleanup());
 
 describe('a worker SIGKILLed after the checkpoint interval', () => {
@@ -59,7 +59,7 @@ describe('a worker SIGKILLed after the checkpoint interval', () => {
 
     // The writer read the clock when it started (0) and again after its first batch: a minute passes now.
     const started = await waitFor(async () => (manualClockReads(clock.reads) >= 2 ? true : undefined), {
-      timeoutMs: 60_000,
+      timeoutMs: 120_000,
       until: worker.exited,
     });
     expectIn(started, `the worker never read the checkpoint clock:\n${worker.output()}`).toBe(true);
@@ -69,7 +69,7 @@ describe('a worker SIGKILLed after the checkpoint interval', () => {
         const cp = await readCheckpointFile(planned);
         return cp && cp.chunks.length >= 1 ? cp : undefined;
       },
-      { timeoutMs: 60_000, until: worker.exited },
+      { timeoutMs: 120_000, until: worker.exited },
     );
     worker.child.kill('SIGKILL');
     const exit = await worker.exited;
@@ -118,5 +118,5 @@ describe('a worker SIGKILLed after the checkpoint interval', () => {
       differences: 0,
     });
     expect(errorLines(marker)).toEqual(errorLines(uninterrupted));
-  });
+  }, 300_000);
 });
