@@ -34,7 +34,7 @@ const textModels = path.join(repo, 'test', 'fixtures', 'models', 'text');
 const MAX_LENGTH = 128;
 
 /** Sentences of 3 to 60 words from the tokenizer's vocabulary list (deterministic). */
-async function writeSentences(file: string, count: number): Promise<string[]> {
+export async function writeSentences(file: string, count: number): Promise<string[]> {
   const words = (await readFile(path.join(repo, 'scripts', 'data', 'text_words.txt'), 'utf8'))
     .split('\n')
     .filter((w) => w && !w.startsWith('#'));

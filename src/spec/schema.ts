@@ -53,6 +53,37 @@ const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return bytes;
 });
 
+/** Checkpoint every minute of work unless the spec says otherwise (issue 11: a reclaimed host loses at most that). */
+export const DEFAULT_CHECKPOINT_SECONDS = 60;
+/** Input records per chunk and checkpoint unless the spec says otherwise. */
+export const DEFAULT_CHECKPOINT_RECORDS = 250_000;
+
+/**
+ * `run.checkpoint`: when a shard worker closes its current output chunk and writes a checkpoint, whichever comes
+ * first (src/worker/checkpoint.ts). A chunk always ends on a whole batch, so a resumed shard is exact.
+ */
+const checkpointSettings = z
+  .strictObject({
+    /** Input records per chunk (rounded up to whole batches). */
+    records: z
+      .number()
+      .int()
+      .min(1, 'must be at least 1 record')
+      .max(10_000_000, 'must be at most 10000000 records (a chunk is held in memory until it is written)')
+      .default(DEFAULT_CHECKPOINT_RECORDS),
+    /**
+     * Seconds of work after which the chunk is closed even if it has fewer records: the most work a reclaimed host
+     * (Spot reclaims send no SIGTERM to Batch jobs) or a crash can lose. 86400 effectively turns it off.
+     */
+    seconds: z
+      .number()
+      .int('must be a whole number of seconds')
+      .min(1, 'must be at least 1 second (each checkpoint writes a part file and the checkpoint)')
+      .max(86_400, 'must be at most 86400 seconds (a day)')
+      .default(DEFAULT_CHECKPOINT_SECONDS),
+  })
+  .prefault({});
+
 const identifier = z
   .string()
   .regex(
@@ -160,6 +191,7 @@ const jobSpecObject = z.strictObject({
           message: 'must be "auto" or an integer from 1 to 1000000',
         })
         .default('auto'),
+      checkpoint: checkpointSettings,
       shards: z
         .strictObject({
           /** Aim for about this many records per shard (estimated from sizes where not known). */

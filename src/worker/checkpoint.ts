@@ -19,6 +19,12 @@
  *
  * At the end the pieces are concatenated into the shard's errors file, the marker is written, and the checkpoint
  * and pieces are deleted (a crash between the marker and the clean-up leaves only garbage: the marker wins).
+ *
+ * When a chunk closes (`chunkCloseReason`): after the batch (or window) that takes it to `run.checkpoint.records`
+ * input records, to about `chunkBytes` of rows, or past `run.checkpoint.seconds` since the previous chunk closed,
+ * whichever comes first. The decision is only taken after a whole batch (window) is appended, so every boundary is a
+ * batch boundary and resuming stays exact. The time limit bounds what a host lost without warning (a Spot reclaim
+ * sends Batch jobs no SIGTERM) costs: the interval, plus the batches in flight and the seal still being written.
  */
 import { z } from 'zod';
 import { parquetLayout } from '../formats/parquet-read.js';
@@ -193,5 +199,38 @@ async function rangeAfter(
     }
     row += rows;
   }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// When a chunk closes
+
+/** A monotonic clock in milliseconds (performance.now by default; tests inject their own). */
+export type CheckpointClock = () => number;
+
+export interface ChunkLimits {
+  /** Input records (already rounded up to whole batches or windows). */
+  readonly records: number;
+  /** Estimated bytes of the chunk's rows. */
+  readonly bytes: number;
+  /** Milliseconds of work since the previous chunk closed (or the writer started). */
+  readonly intervalMs: number;
+}
+
+export type ChunkCloseReason = 'records' | 'bytes' | 'interval';
+
+/**
+ * Whether the open chunk closes now, and why; undefined: it stays open. Called after each whole batch (or window)
+ * is appended, so a chunk never ends inside one. `elapsedMs` is the time since the previous chunk closed.
+ */
+export function chunkCloseReason(
+  chunk: { readonly records: number; readonly bytes: number },
+  elapsedMs: number,
+  limits: ChunkLimits,
+): ChunkCloseReason | undefined {
+  if (chunk.records === 0) return undefined;
+  if (chunk.records >= limits.records) return 'records';
+  if (chunk.bytes >= limits.bytes) return 'bytes';
+  if (elapsedMs >= limits.intervalMs) return 'interval';
   return undefined;
 }

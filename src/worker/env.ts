@@ -5,8 +5,14 @@
 
 /** Memory the `auto` batch size may plan for, in MiB; default half of what the process may use. */
 export const MEMORY_BUDGET_ENV = 'BATCH_INFER_MEMORY_BUDGET_MB';
-/** Input records per output chunk (and checkpoint); default 250,000. */
+/** Input records per output chunk (and checkpoint); overrides the spec's run.checkpoint.records (default 250,000). */
 export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
+/**
+ * URL of a module exporting `now(): number` (milliseconds, monotonic) that run.checkpoint.seconds is measured by
+ * instead of performance.now: how a test decides, from outside the worker process, when "a minute" of work has
+ * passed (test/worker/manual-clock.ts). Unset in Batch.
+ */
+export const CHECKPOINT_CLOCK_ENV = 'BATCH_INFER_CHECKPOINT_CLOCK';
 /**
  * After SIGTERM the process is gone within this long, whatever is still running: inside the 30 s ECS waits before
  * SIGKILL (the job definition's stop timeout), with room to spare.

@@ -24,6 +24,7 @@ import { boundText } from '../runtime/bounded-text.js';
 import { createLogger } from '../runtime/log.js';
 import { createObjectStore } from '../storage/index.js';
 import {
+  CHECKPOINT_CLOCK_ENV,
   CHUNK_RECORDS_ENV,
   INTERRUPTED_EXIT_CODE,
   MEMORY_BUDGET_ENV,
@@ -34,6 +35,7 @@ import { runWorkerTask, shardOfTask, WorkerInterruptedError, type ShardProgress 
 import { isDeterministicError, writeFailureRecord } from '../runs/failures.js';
 import { DETERMINISTIC_EXIT_CODE } from '../runs/worker-retry.js';
 import type { Logger } from '../runtime/log.js';
+import type { CheckpointClock } from './checkpoint.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 const envSchema = z.object({
@@ -49,6 +51,7 @@ const envSchema = z.object({
   [WORKER_ENV.threads]: z.coerce.number().int().positive().optional(),
   [MEMORY_BUDGET_ENV]: z.coerce.number().positive().optional(),
   [CHUNK_RECORDS_ENV]: z.coerce.number().int().positive().optional(),
+  [CHECKPOINT_CLOCK_ENV]: z.url('must be the URL of a module exporting now()').optional(),
 });
 
 async function main(): Promise<number | 'interrupted'> {
@@ -109,8 +112,10 @@ async function main(): Promise<number | 'interrupted'> {
     : undefined;
   const budgetMiB = env[MEMORY_BUDGET_ENV];
   const chunkRecords = env[CHUNK_RECORDS_ENV];
+  const clockModule = env[CHECKPOINT_CLOCK_ENV];
   const store = createObjectStore();
   try {
+    const checkpointClock = clockModule ? await importCheckpointClock(clockModule) : undefined;
     const marker = await runWorkerTask(task, {
       store,
       log: taskLog,
@@ -119,6 +124,7 @@ async function main(): Promise<number | 'interrupted'> {
       signal: stop.signal,
       ...(budgetMiB ? { memoryBudgetBytes: budgetMiB * 2 ** 20 } : {}),
       ...(chunkRecords ? { chunkRecords } : {}),
+      ...(checkpointClock ? { checkpointClock } : {}),
       onProgress,
     });
     send?.({ type: 'done', shardId: marker.shardId, records: marker.records });
@@ -165,6 +171,16 @@ async function recordFailure(
   } catch (recordErr) {
     log.warn('could not write the failure record', { reason: String(recordErr) });
   }
+}
+
+/** The `now` export of a checkpoint clock module (CHECKPOINT_CLOCK_ENV). */
+async function importCheckpointClock(url: string): Promise<CheckpointClock> {
+  const module = (await import(url)) as { now?: unknown };
+  if (typeof module.now !== 'function') {
+    throw new Error(`${CHECKPOINT_CLOCK_ENV}: ${url} does not export a now() function`);
+  }
+  const now = module.now as () => unknown;
+  return () => Number(now());
 }
 
 /**

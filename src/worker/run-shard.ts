@@ -43,7 +43,13 @@ import { getJson, putJson, type ObjectStore } from '../storage/object-store.js';
 import { pinObjects } from '../storage/pinned.js';
 import { joinUri } from '../storage/uri.js';
 import { defaultMemoryBudget, feedBytes, probeBatchSize, MAX_BATCH, type ProbeSample } from './batch-size.js';
-import { readCheckpoint, remainingRanges, type Checkpoint, type StageTimings } from './checkpoint.js';
+import {
+  readCheckpoint,
+  remainingRanges,
+  type Checkpoint,
+  type CheckpointClock,
+  type StageTimings,
+} from './checkpoint.js';
 import { InferenceThread, sliceFeeds, type InferenceResult } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
 import { ShardWriter, type BatchRows } from './shard-writer.js';
@@ -92,8 +98,13 @@ export interface WorkerDeps {
   readonly providers?: readonly ExecutionProvider[];
   /** ONNX Runtime intra-op threads. */
   readonly threads?: number;
-  /** Input records per output chunk and checkpoint (rounded up to whole batches). @default 250_000 */
+  /**
+   * Input records per output chunk and checkpoint (rounded up to whole batches).
+   * @default the spec's run.checkpoint.records
+   */
   readonly chunkRecords?: number;
+  /** The clock run.checkpoint.seconds is measured by (ms, monotonic). @default performance.now */
+  readonly checkpointClock?: CheckpointClock;
   /** Seal a chunk early once its rows take about this much memory. @default 256 MiB */
   readonly chunkBytes?: number;
   /** Memory the `auto` batch size may plan for. @default half of the memory available to the process */
@@ -277,6 +288,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       ...(probe ? { batchSizeProbe: probe } : {}),
       ...(deps.chunkRecords ? { chunkRecords: deps.chunkRecords } : {}),
       ...(deps.chunkBytes ? { chunkBytes: deps.chunkBytes } : {}),
+      ...(deps.checkpointClock ? { clock: deps.checkpointClock } : {}),
       tmpDir: deps.tmpDir ?? os.tmpdir(),
       timings: timingsNow,
       ...(resume ? { resume } : {}),

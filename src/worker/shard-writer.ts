@@ -26,20 +26,22 @@ import {
 } from '../runs/stats.js';
 import { boundText } from '../runtime/bounded-text.js';
 import type { BatchSizeProbe, ErrorReason, ErrorRow, OutputFile } from '../runs/types.js';
-import type { JobSpec } from '../spec/schema.js';
+import { DEFAULT_CHECKPOINT_RECORDS, type JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import {
   CHECKPOINT_VERSION,
+  chunkCloseReason,
   errorsPieceUri,
   writeCheckpoint,
   type Checkpoint,
+  type CheckpointClock,
   type ChunkRecord,
   type Position,
   type StageTimings,
 } from './checkpoint.js';
 
-/** Input records per chunk (rounded up to whole batches). */
-export const DEFAULT_CHUNK_RECORDS = 250_000;
+/** Input records per chunk (rounded up to whole batches), unless the spec's run.checkpoint.records says otherwise. */
+export const DEFAULT_CHUNK_RECORDS = DEFAULT_CHECKPOINT_RECORDS;
 /** A chunk is also sealed once its rows are estimated to take this much memory (wide outputs: embeddings). */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024;
 
@@ -71,8 +73,11 @@ export interface ShardWriterOptions {
   /** Records per `appendBatch` call (a batch, or a window of batches): chunks are whole units. */
   readonly appendUnit?: number;
   readonly batchSizeProbe?: BatchSizeProbe;
+  /** Overrides the spec's run.checkpoint.records (the worker's BATCH_INFER_CHUNK_RECORDS). */
   readonly chunkRecords?: number;
   readonly chunkBytes?: number;
+  /** Measures run.checkpoint.seconds between chunks. @default performance.now */
+  readonly clock?: CheckpointClock;
   /** Where Parquet files are staged before upload. */
   readonly tmpDir: string;
   /** Stage timings so far (earlier attempts included), stored with each checkpoint. */
@@ -120,6 +125,11 @@ export class ShardWriter {
   private readonly identity: IdentitySlot[];
   private readonly chunkRecords: number;
   private readonly chunkBytes: number;
+  /** run.checkpoint.seconds in milliseconds, measured by `clock` from `chunkSince`. */
+  private readonly chunkIntervalMs: number;
+  private readonly clock: CheckpointClock;
+  /** When the previous chunk closed (or the writer started): the open chunk's work is counted from here. */
+  private chunkSince: number;
   /** The tabular input columns the model reads, summarised per chunk like numeric outputs. */
   private readonly inputColumns: readonly string[];
 
@@ -136,10 +146,13 @@ export class ShardWriter {
       type: (resume?.columns[name] as OutputColumnType | undefined) ?? declared[name],
     }));
     const unit = options.appendUnit ?? options.batchSize;
-    const units = Math.max(1, Math.ceil((options.chunkRecords ?? DEFAULT_CHUNK_RECORDS) / unit));
+    const units = Math.max(1, Math.ceil((options.chunkRecords ?? spec.run.checkpoint.records) / unit));
     // Whole batches (windows) per chunk, so chunk boundaries (and resume points) are batch boundaries.
     this.chunkRecords = units * unit;
     this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.chunkIntervalMs = spec.run.checkpoint.seconds * 1000;
+    this.clock = options.clock ?? (() => performance.now());
+    this.chunkSince = this.clock();
     this.inputColumns = tabularInputColumns(spec);
     this.done = resume ?? {
       version: CHECKPOINT_VERSION,
@@ -240,7 +253,7 @@ export class ShardWriter {
     }
     chunk.records += n;
     chunk.position = { range: batch.ranges[n - 1]!, offset: batch.records[n - 1]!.offset };
-    if (chunk.records >= this.chunkRecords || chunk.bytes >= this.chunkBytes) await this.sealCurrent();
+    if (this.chunkIsDue(chunk)) await this.sealCurrent();
   }
 
   /**
@@ -256,6 +269,7 @@ export class ShardWriter {
     }
     // Back-pressure: one chunk sealing while the next fills, never more.
     await this.sealing;
+    this.chunkSince = this.clock();
     const sealing = this.writeChunk(chunk);
     // Marked as handled here; its error is rethrown by the next `flush` or seal, which await it.
     sealing.catch(() => undefined);
@@ -322,6 +336,12 @@ export class ShardWriter {
     const types: Record<string, string> = {};
     for (const c of this.columnSpecs()) types[c.name] = c.type;
     return types;
+  }
+
+  /** Whether the open chunk closes after the unit just appended: by records, bytes or time (checkpoint.ts). */
+  private chunkIsDue(chunk: OpenChunk): boolean {
+    const limits = { records: this.chunkRecords, bytes: this.chunkBytes, intervalMs: this.chunkIntervalMs };
+    return chunkCloseReason(chunk, this.clock() - this.chunkSince, limits) !== undefined;
   }
 
   private openChunk(): OpenChunk {

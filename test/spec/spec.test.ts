@@ -53,6 +53,7 @@ describe('job spec', () => {
     expect(spec.output.format).toBe('parquet');
     expect(spec.run).toEqual({
       batchSize: 'auto',
+      checkpoint: { records: 250_000, seconds: 60 },
       shards: { targetRecords: 1_000_000, targetBytes: 1024 ** 3, max: 10_000 },
       compute: 'gpu',
       cpuFallback: false,
