@@ -347,6 +347,24 @@ export const suite: BenchSuite = {
       `worker: ${rate(worker.recordsPerSecond)}, batch ${batchSize}, ${JSON.stringify(worker.marker.timings)}`,
     );
 
+    // Scaling with cores: the same shard with the worker process pinned to one core, then to two (taskset).
+    let pinned: { one: WorkerRun; two: WorkerRun } | undefined;
+    if (CORES >= 2) {
+      ctx.log('worker pinned to 1 core, then to 2 cores (taskset)');
+      const one = await runWorkerProcess(
+        await planOneShard(tabularSpec(inputs.large, path.join(ctx.workDir, 'out-1core')), 'one-core'),
+        {},
+        { cpus: '0' },
+      );
+      const two = await runWorkerProcess(
+        await planOneShard(tabularSpec(inputs.large, path.join(ctx.workDir, 'out-2core')), 'two-cores'),
+        {},
+        { cpus: '0,1' },
+      );
+      pinned = { one, two };
+      ctx.log(`1 core: ${rate(one.recordsPerSecond)}, 2 cores: ${rate(two.recordsPerSecond)}`);
+    }
+
     ctx.log('raw ONNX Runtime loops');
     const session = await loadPlannedModel(planned);
     let raw: number;
@@ -368,7 +386,8 @@ export const suite: BenchSuite = {
     const shape =
       `${records.toLocaleString('en-US')} records (${mib(bytes)} MiB CSV), ${CORES} cores, ${THREADS} ONNX Runtime thread(s), batch ${batchSize} (auto), ` +
       `stage busy ms read ${Math.round(t.readMs)} / decode ${Math.round(t.decodeMs)} / infer ${Math.round(t.inferMs)} / ` +
-      `write ${Math.round(t.writeMs)}, shard ${Math.round(t.totalMs)} ms, process ${Math.round(worker.processWallMs)} ms`;
+      `write ${Math.round(t.writeMs)}, shard ${Math.round(t.totalMs)} ms, process ${Math.round(worker.processWallMs)} ms, ` +
+      `process CPU ${Math.round(worker.cpuMs)} ms`;
     return [
       {
         name: 'tabular MLP: worker end to end vs raw ONNX Runtime (ceiling)',
@@ -396,6 +415,21 @@ export const suite: BenchSuite = {
         target: { ratio: 0.5 },
         notes: 'The I/O floor: parse the same CSV and write Parquet, no model.',
       },
+      ...(pinned
+        ? [
+            {
+              name: 'tabular MLP: worker on 2 cores vs 1 core (taskset)',
+              metric: 'records/s',
+              value: pinned.two.recordsPerSecond,
+              baseline: { name: 'the same worker pinned to 1 core', value: pinned.one.recordsPerSecond },
+              higherIsBetter: true,
+              target: { ratio: 1.7 },
+              notes:
+                `${records.toLocaleString('en-US')} records, ${THREADS} ONNX Runtime thread(s) in both; CPU time ` +
+                `${Math.round(pinned.one.cpuMs)} ms on 1 core, ${Math.round(pinned.two.cpuMs)} ms on 2 cores`,
+            } satisfies BenchResult,
+          ]
+        : []),
       {
         name: 'tabular MLP: worker peak RSS, shard 10x larger',
         metric: 'MiB peak RSS',
