@@ -31,7 +31,7 @@ import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import { lockRun } from './run-lock.js';
-import { bundleWorker, type BundledWorker } from './worker-bundle.js';
+import { bundleRunsProcessor, bundleWorker, type BundledWorker } from './worker-bundle.js';
 import { LocalWorkerPool, type JobRequest, type WorkerEntry } from './worker-pool.js';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -110,7 +110,10 @@ export async function runLocal(
   const lock = await lockRun(options.stateDir, runId);
   let bundled: BundledWorker | undefined;
   try {
-    bundled = options.bundleWorker ? await bundleWorkerOrSource(deps) : undefined;
+    bundled =
+      options.bundleWorker && bundleRunsProcessor(spec.model.processor?.module)
+        ? await bundleWorkerOrSource(deps)
+        : undefined;
     return await runLocked(spec, deps, options, runId, started, bundled?.entry);
   } finally {
     await bundled?.dispose().catch(() => undefined);

@@ -65,6 +65,14 @@ export async function bundleWorker(): Promise<BundledWorker | undefined> {
   };
 }
 
+/**
+ * Whether a bundled worker can run a job with this processor module: the worker imports the module itself, and a
+ * TypeScript one (.ts, .mts, .cts) only runs through tsx's loader, which the bundle is forked without.
+ */
+export function bundleRunsProcessor(module: string | undefined): boolean {
+  return module === undefined || !/\.[cm]?ts$/i.test(module);
+}
+
 /** execArgv without `--import <loader>`. */
 function withoutLoader(execArgv: readonly string[]): string[] {
   return execArgv.filter((a, k, all) => a !== '--import' && all[k - 1] !== '--import');

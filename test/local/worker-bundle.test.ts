@@ -5,9 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bundleWorker, type BundledWorker } from '../../src/local/worker-bundle.js';
+import { bundleRunsProcessor, bundleWorker, type BundledWorker } from '../../src/local/worker-bundle.js';
 import { LocalWorkerPool, workerEntry, type WorkerEntry } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { expectIn } from '../support/expect-in.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -80,6 +81,15 @@ describe('bundleWorker', () => {
     ]);
     expect(a.records).toBe(3_000);
     expect(a.errors).toBe(3);
+  });
+
+  it('is not used for a job whose processor module is TypeScript (only tsx can import it)', () => {
+    expect(bundleRunsProcessor(undefined)).toBe(true);
+    expect(bundleRunsProcessor('processors/sign.mjs')).toBe(true);
+    expect(bundleRunsProcessor('s3://bucket/p/sign.js')).toBe(true);
+    for (const module of ['sign.ts', 'dir/sign.mts', 'sign.cts', 'SIGN.TS']) {
+      expectIn(bundleRunsProcessor(module), module).toBe(false);
+    }
   });
 
   it('removes its file on dispose', async () => {
