@@ -11,6 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -37,9 +38,10 @@ async function runPipeline(
   inputDir: string,
   format: 'csv' | 'parquet',
 ): Promise<PipelineRun> {
-  const demo = YAML.parse(
-    await import('node:fs/promises').then((fs) => fs.readFile(path.join(EXAMPLE_DIR, 'demo.yaml'), 'utf8')),
-  ) as Record<string, Record<string, unknown>>;
+  const demo = YAML.parse(await readFile(path.join(EXAMPLE_DIR, 'demo.yaml'), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >;
   const spec = {
     ...demo,
     name: `bench_${name}`,
@@ -125,7 +127,7 @@ export const suite: BenchSuite = {
       `generating the demo input: ${records.toLocaleString('en-US')} records in ${DEFAULT_DEMO_FILES} files`,
     );
     const input = await makeDemoInput({ dir: csvDir, records, files: DEFAULT_DEMO_FILES });
-    await import('node:fs/promises').then((fs) => fs.mkdir(parquetDir, { recursive: true }));
+    await mkdir(parquetDir, { recursive: true });
     await toParquet(input.files, parquetDir);
 
     ctx.log('batch-infer run, CSV input');
