@@ -76,6 +76,11 @@ export interface WorkerRun {
   readonly recordsPerSecond: number;
   readonly processWallMs: number;
   readonly peakRssBytes: number;
+  /**
+   * CPU time of the process, all threads (user + system, from /proc, sampled with the RSS: up to 25 ms short). On a
+   * shared machine this moves far less than the wall time, so before/after comparisons use it too.
+   */
+  readonly cpuMs: number;
 }
 
 let bundled: Promise<string> | undefined;
@@ -107,18 +112,33 @@ export function workerBundle(): Promise<string> {
   return bundled;
 }
 
+/** How to start the worker process, beyond its environment. */
+export interface WorkerProcessOptions {
+  /** Extra Node options (a profiler: `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
+  /** Pin the process to these CPUs (`taskset -c`), e.g. "0" or "0,1". */
+  readonly cpus?: string;
+  /** Another worker bundle (an earlier version, for a before/after comparison). @default workerBundle() */
+  readonly bundle?: string;
+}
+
 /** Runs the bundled worker in a child process on shard 0, sampling its peak RSS (VmHWM) until it exits. */
 export async function runWorkerProcess(
   planned: PlannedShard,
   env: Record<string, string> = {},
+  options: WorkerProcessOptions = {},
 ): Promise<WorkerRun> {
-  const file = await workerBundle();
+  const file = options.bundle ?? (await workerBundle());
   // The local pool's Node options (a larger young generation), without tsx.
   const execArgv = workerEntry().execArgv.filter(
     (a, k, all) => a !== '--import' && all[k - 1] !== '--import',
   );
   const started = performance.now();
-  const child = spawn(process.execPath, [...execArgv, file], {
+  const args = [...execArgv, ...(options.nodeArgs ?? []), file];
+  const [command, argv] = options.cpus
+    ? ['taskset', ['-c', options.cpus, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(command, argv, {
     env: {
       ...process.env,
       [WORKER_ENV.runUri]: planned.runUri,
@@ -132,11 +152,17 @@ export async function runWorkerProcess(
   let log = '';
   child.stderr?.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   let peak = 0;
+  let cpuTicks = 0;
+  // taskset execs node in the same process, so the pid is the worker's either way.
   const sample = (): void => {
     try {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
       peak = Math.max(peak, kb * 1024);
+      // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the command name's closing parenthesis.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuTicks = Math.max(cpuTicks, Number(fields[11]) + Number(fields[12]));
     } catch {
       // The process has just exited: the last sample stands.
     }
@@ -153,6 +179,8 @@ export async function runWorkerProcess(
     recordsPerSecond: (marker.records * 1000) / marker.timings.totalMs,
     processWallMs,
     peakRssBytes: peak,
+    // USER_HZ is 100 on Linux.
+    cpuMs: cpuTicks * 10,
   };
 }
 
@@ -319,6 +347,24 @@ export const suite: BenchSuite = {
       `worker: ${rate(worker.recordsPerSecond)}, batch ${batchSize}, ${JSON.stringify(worker.marker.timings)}`,
     );
 
+    // Scaling with cores: the same shard with the worker process pinned to one core, then to two (taskset).
+    let pinned: { one: WorkerRun; two: WorkerRun } | undefined;
+    if (CORES >= 2) {
+      ctx.log('worker pinned to 1 core, then to 2 cores (taskset)');
+      const one = await runWorkerProcess(
+        await planOneShard(tabularSpec(inputs.large, path.join(ctx.workDir, 'out-1core')), 'one-core'),
+        {},
+        { cpus: '0' },
+      );
+      const two = await runWorkerProcess(
+        await planOneShard(tabularSpec(inputs.large, path.join(ctx.workDir, 'out-2core')), 'two-cores'),
+        {},
+        { cpus: '0,1' },
+      );
+      pinned = { one, two };
+      ctx.log(`1 core: ${rate(one.recordsPerSecond)}, 2 cores: ${rate(two.recordsPerSecond)}`);
+    }
+
     ctx.log('raw ONNX Runtime loops');
     const session = await loadPlannedModel(planned);
     let raw: number;
@@ -340,7 +386,8 @@ export const suite: BenchSuite = {
     const shape =
       `${records.toLocaleString('en-US')} records (${mib(bytes)} MiB CSV), ${CORES} cores, ${THREADS} ONNX Runtime thread(s), batch ${batchSize} (auto), ` +
       `stage busy ms read ${Math.round(t.readMs)} / decode ${Math.round(t.decodeMs)} / infer ${Math.round(t.inferMs)} / ` +
-      `write ${Math.round(t.writeMs)}, shard ${Math.round(t.totalMs)} ms, process ${Math.round(worker.processWallMs)} ms`;
+      `write ${Math.round(t.writeMs)}, shard ${Math.round(t.totalMs)} ms, process ${Math.round(worker.processWallMs)} ms, ` +
+      `process CPU ${Math.round(worker.cpuMs)} ms`;
     return [
       {
         name: 'tabular MLP: worker end to end vs raw ONNX Runtime (ceiling)',
@@ -368,6 +415,21 @@ export const suite: BenchSuite = {
         target: { ratio: 0.5 },
         notes: 'The I/O floor: parse the same CSV and write Parquet, no model.',
       },
+      ...(pinned
+        ? [
+            {
+              name: 'tabular MLP: worker on 2 cores vs 1 core (taskset)',
+              metric: 'records/s',
+              value: pinned.two.recordsPerSecond,
+              baseline: { name: 'the same worker pinned to 1 core', value: pinned.one.recordsPerSecond },
+              higherIsBetter: true,
+              target: { ratio: 1.7 },
+              notes:
+                `${records.toLocaleString('en-US')} records, ${THREADS} ONNX Runtime thread(s) in both; CPU time ` +
+                `${Math.round(pinned.one.cpuMs)} ms on 1 core, ${Math.round(pinned.two.cpuMs)} ms on 2 cores`,
+            } satisfies BenchResult,
+          ]
+        : []),
       {
         name: 'tabular MLP: worker peak RSS, shard 10x larger',
         metric: 'MiB peak RSS',

@@ -3,6 +3,7 @@
  * [batch, columns] tensor. Values may be numbers or numeric strings (CSV cells); missing values follow the spec's
  * `missing` policy.
  */
+import { columnPlucker } from '../formats/pluck.js';
 import type { TabularInputSpec } from '../spec/model-io.js';
 import { allocate, tensorOf } from './dtypes.js';
 import type { EntryBuilder, EntryIssue } from './entry.js';
@@ -12,6 +13,8 @@ export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
   const cols = spec.from.columns;
   const width = cols.length;
   const integral = spec.dtype === 'int32' || spec.dtype === 'int64';
+  // The record's values of `cols`, read with one cached property load per column (pluck.ts).
+  const pluck = columnPlucker(cols);
   return {
     feeds: [spec.tensor],
     columns: cols,
@@ -20,13 +23,14 @@ export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
       // Values are checked into a scratch row per record and copied out for the accepted ones: a record another
       // entry rejects must not leave a row behind.
       const scratch = new Float64Array(records.length * width);
+      const row = new Array<unknown>(width);
       return {
         prepare(index): EntryIssue | undefined {
-          const values = records[index]!.values;
+          pluck(records[index]!.values, row);
           const base = index * width;
           for (let c = 0; c < width; c++) {
             const column = cols[c]!;
-            const raw = values[column];
+            const raw = row[c];
             let num = toNumber(raw);
             if (num === undefined) {
               if (raw === null || raw === undefined || raw === '') {

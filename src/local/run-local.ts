@@ -31,7 +31,8 @@ import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import { lockRun } from './run-lock.js';
-import { LocalWorkerPool, type JobRequest } from './worker-pool.js';
+import { bundleRunsProcessor, bundleWorker, type BundledWorker } from './worker-bundle.js';
+import { LocalWorkerPool, type JobRequest, type WorkerEntry } from './worker-pool.js';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
@@ -65,6 +66,11 @@ export interface LocalRunOptions {
   readonly specFolderUri?: string;
   /** Stops the run like Ctrl-C does: workers get SIGTERM (they checkpoint) and the execution is aborted. */
   readonly signal?: AbortSignal;
+  /**
+   * Run the workers from a bundle of the current sources built for this run (worker-bundle.ts) rather than through
+   * tsx in every worker process; no effect when the code is already JavaScript. @default false
+   */
+  readonly bundleWorker?: boolean;
 }
 
 export interface LocalRunOutcome {
@@ -102,10 +108,26 @@ export async function runLocal(
   }
   // Before anything is read or written: a second run of the same id fails here, naming the first.
   const lock = await lockRun(options.stateDir, runId);
+  let bundled: BundledWorker | undefined;
   try {
-    return await runLocked(spec, deps, options, runId, started);
+    bundled =
+      options.bundleWorker && bundleRunsProcessor(spec.model.processor?.module)
+        ? await bundleWorkerOrSource(deps)
+        : undefined;
+    return await runLocked(spec, deps, options, runId, started, bundled?.entry);
   } finally {
+    await bundled?.dispose().catch(() => undefined);
     await lock.release();
+  }
+}
+
+/** The bundled worker, or undefined (workers run from source) when it cannot be built: slower, not wrong. */
+async function bundleWorkerOrSource(deps: LocalRunDeps): Promise<BundledWorker | undefined> {
+  try {
+    return await bundleWorker();
+  } catch (err) {
+    deps.log.warn('could not bundle the worker; workers run from source', { error: String(err) });
+    return undefined;
   }
 }
 
@@ -115,6 +137,7 @@ async function runLocked(
   options: LocalRunOptions,
   runId: string,
   started: number,
+  entry: WorkerEntry | undefined,
 ): Promise<LocalRunOutcome> {
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });
@@ -124,6 +147,7 @@ async function runLocked(
   const rounds: LocalRound[] = [];
 
   const pool = new LocalWorkerPool({
+    ...(entry ? { entry } : {}),
     concurrency: workers,
     logDir,
     environment: {

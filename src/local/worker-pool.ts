@@ -54,6 +54,8 @@ export interface WorkerPoolOptions {
   readonly logDir: string;
   /** Extra environment for every child (e.g. thread count, S3 endpoint). */
   readonly environment?: Readonly<Record<string, string>>;
+  /** What to fork (a bundled worker: worker-bundle.ts). @default workerEntry() */
+  readonly entry?: WorkerEntry;
   readonly onMessage?: (message: WorkerMessage, index: number) => void;
   /** Called when a child attempt has started, with its process id. */
   readonly onAttemptStart?: (info: { index: number; attempt: number; pid: number }) => void;
@@ -170,7 +172,7 @@ export class LocalWorkerPool {
     else delete env[WORKER_ENV.arrayIndex];
 
     return new Promise((resolve, reject) => {
-      const entry = workerEntry();
+      const entry = this.options.entry ?? workerEntry();
       const child = fork(entry.file, [], {
         execArgv: entry.execArgv,
         env,
@@ -216,7 +218,12 @@ function isWorkerMessage(value: unknown): value is WorkerMessage {
  * The worker entry to fork. From source (tests, `npm run demo`) it is the .ts file run through tsx's loader;
  * resolved from this module's location so the CLI works from any working directory.
  */
-export function workerEntry(): { file: string; execArgv: string[] } {
+export interface WorkerEntry {
+  readonly file: string;
+  readonly execArgv: string[];
+}
+
+export function workerEntry(): WorkerEntry {
   const self = fileURLToPath(import.meta.url);
   const ext = path.extname(self);
   const file = path.join(path.dirname(self), '..', 'worker', `main${ext}`);

@@ -332,8 +332,8 @@ export class NumericAccumulator {
   private sum = 0;
   private sumSquares = 0;
   private zero = 0;
-  private readonly positive = new Map<number, number>();
-  private readonly negative = new Map<number, number>();
+  private readonly positive = new BinCounts();
+  private readonly negative = new BinCounts();
 
   add(value: unknown): void {
     // `+ 0` turns -0 into 0: min and max must not depend on which zero came first.
@@ -352,9 +352,7 @@ export class NumericAccumulator {
       this.zero++;
       return;
     }
-    const bins = v > 0 ? this.positive : this.negative;
-    const index = binIndex(magnitude);
-    bins.set(index, (bins.get(index) ?? 0) + 1);
+    (v > 0 ? this.positive : this.negative).add(binIndex(magnitude));
   }
 
   addMissing(): void {
@@ -362,8 +360,7 @@ export class NumericAccumulator {
   }
 
   summary(): NumericSummary {
-    const sorted = (m: Map<number, number>): [number, number][] =>
-      [...m.entries()].sort((x, y) => x[0] - y[0]).map(([i, n]) => [i, n]);
+    const sorted = (bins: BinCounts): [number, number][] => bins.entries();
     return withQuantiles({
       kind: 'numeric',
       count: this.count,
@@ -378,6 +375,46 @@ export class NumericAccumulator {
         negative: sorted(this.negative),
       },
     });
+  }
+}
+
+const PAGE_BITS = 7;
+const PAGE_SIZE = 1 << PAGE_BITS;
+
+/**
+ * Counts per bin index, in pages of PAGE_SIZE consecutive indexes. A column's values mostly fall in a few
+ * neighbouring bins, so the page of the previous value is usually the page of the next: a typed-array increment
+ * instead of a hash-map read and write per value (the input summaries count every feature of every record).
+ */
+class BinCounts {
+  private readonly pages = new Map<number, Float64Array>();
+  private lastPage = 0;
+  private last: Float64Array | undefined;
+
+  add(index: number): void {
+    // Arithmetic shift and mask: floor division and remainder for negative indexes too.
+    const page = index >> PAGE_BITS;
+    let counts = this.last;
+    if (counts === undefined || page !== this.lastPage) {
+      counts = this.pages.get(page);
+      if (!counts) {
+        counts = new Float64Array(PAGE_SIZE);
+        this.pages.set(page, counts);
+      }
+      this.last = counts;
+      this.lastPage = page;
+    }
+    counts[index & (PAGE_SIZE - 1)]!++;
+  }
+
+  /** `[index, count]` of every bin with a count, ascending by index. */
+  entries(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const page of [...this.pages.keys()].sort((a, b) => a - b)) {
+      const counts = this.pages.get(page)!;
+      for (let k = 0; k < PAGE_SIZE; k++) if (counts[k]! > 0) out.push([page * PAGE_SIZE + k, counts[k]!]);
+    }
+    return out;
   }
 }
 

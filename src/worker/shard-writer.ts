@@ -12,6 +12,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { SourceRecord } from '../formats/records.js';
 import { encodeChunk } from '../formats/output.js';
+import { columnPlucker, type ColumnPlucker } from '../formats/pluck.js';
 import { OUTPUT_FILES } from '../formats/output-files.js';
 import { ParquetChunkWriter, type ColumnSpec } from '../formats/parquet-chunk-writer.js';
 import type { OutputColumnType } from '../formats/parquet-write.js';
@@ -132,6 +133,9 @@ export class ShardWriter {
   private chunkSince: number;
   /** The tabular input columns the model reads, summarised per chunk like numeric outputs. */
   private readonly inputColumns: readonly string[];
+  /** Reads the input columns of a record (pluck.ts), into `inputRow`. */
+  private readonly pluckInputs: ColumnPlucker;
+  private readonly inputRow: unknown[];
 
   constructor(private readonly options: ShardWriterOptions) {
     const { spec, resume } = options;
@@ -154,6 +158,8 @@ export class ShardWriter {
     this.clock = options.clock ?? (() => performance.now());
     this.chunkSince = this.clock();
     this.inputColumns = tabularInputColumns(spec);
+    this.pluckInputs = columnPlucker(this.inputColumns);
+    this.inputRow = new Array<unknown>(this.inputColumns.length);
     this.done = resume ?? {
       version: CHECKPOINT_VERSION,
       runId: options.runId,
@@ -208,8 +214,10 @@ export class ShardWriter {
         }
         sources[row] = rec.source;
         offsets[row] = rec.offset;
-        for (let k = 0; k < this.inputColumns.length; k++) {
-          chunk.inputAccumulators[k]!.add(numericInput(values?.[this.inputColumns[k]!]));
+        if (this.inputColumns.length > 0) {
+          const inputs = this.inputRow;
+          this.pluckInputs(values, inputs);
+          for (let k = 0; k < inputs.length; k++) chunk.inputAccumulators[k]!.add(numericInput(inputs[k]));
         }
       }
       const shardColumn = new Int32Array(rows).fill(shardId);

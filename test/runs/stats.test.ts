@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from '@jest/globals';
 import {
+  BIN_GAMMA,
+  BIN_MIN_MAGNITUDE,
   CategoricalAccumulator,
   MAX_CATEGORIES,
   mergeAllSummaries,
@@ -71,6 +73,61 @@ describe('numeric summaries', () => {
     expect(quantileOf(s, 1)).toBe(100);
     expect(quantileOf(s, 0.5)).toBe(0);
     expect(Math.abs(quantileOf(s, 0.2)! + 1)).toBeLessThan(0.011);
+  });
+});
+
+describe('numeric bins', () => {
+  /** The bins as the definition gives them (one hash-map count per index), independent of how they are stored. */
+  const referenceBins = (values: readonly number[]) => {
+    const positive = new Map<number, number>();
+    const negative = new Map<number, number>();
+    let zero = 0;
+    for (const value of values) {
+      const v = value + 0;
+      if (!Number.isFinite(v)) continue;
+      const magnitude = Math.abs(v);
+      if (magnitude < BIN_MIN_MAGNITUDE) {
+        zero++;
+        continue;
+      }
+      const index = Math.ceil(Math.log(magnitude) / Math.log(BIN_GAMMA));
+      const bins = v > 0 ? positive : negative;
+      bins.set(index, (bins.get(index) ?? 0) + 1);
+    }
+    const sorted = (m: Map<number, number>) => [...m.entries()].sort((x, y) => x[0] - y[0]);
+    return { gamma: BIN_GAMMA, zero, positive: sorted(positive), negative: sorted(negative) };
+  };
+
+  it('count every value in its bin, across pages of bins and on both sides of index 0', () => {
+    // Magnitudes around 1 (bin indexes -1, 0, 1), at the edges of the 128-index pages (γ^±127, γ^±128, γ^±129),
+    // tiny and huge ones, interleaved so consecutive values change page.
+    const edges = [-129, -128, -127, -1, 0, 1, 127, 128, 129].map((i) => BIN_GAMMA ** i);
+    const values = [
+      ...edges,
+      ...edges.map((e) => -e),
+      ...edges.map((e) => e * 1.001),
+      1e-11,
+      -3e300,
+      7,
+      1e-13,
+      0.5,
+      1e9,
+      0.5,
+      -0.25,
+    ];
+    const acc = new NumericAccumulator();
+    for (const v of values) acc.add(v);
+    expect(acc.summary().bins).toEqual(referenceBins(values));
+  });
+
+  it('match the definition for any values', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true }), { maxLength: 300 }), (values) => {
+        const acc = new NumericAccumulator();
+        for (const v of values) acc.add(v);
+        expect(acc.summary().bins).toEqual(referenceBins(values));
+      }),
+    );
   });
 });
 

@@ -182,6 +182,8 @@ export async function runCommand(
         ...(s3Endpoint ? { s3Endpoint } : {}),
         specFolderUri: specFolderUri(specFile),
         signal: ctx.interrupted,
+        // Workers start from one bundle of the sources instead of each transpiling them (ADR 0019).
+        bundleWorker: true,
       },
     );
   } finally {
