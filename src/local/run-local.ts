@@ -163,7 +163,7 @@ async function runLocked(
       return state;
     }),
     [WORKFLOW_STATES.reconcile]: lambda(async (payload) => {
-      const state = await reconcileRun(parseState(payload), { store: deps.store });
+      const state = await reconcileRun(parseState(payload), { store: deps.store, local: true });
       if (state.next === 'infer') progress.roundStarted(state.round, state.pending);
       return state;
     }),
