@@ -11,13 +11,7 @@
  */
 import { z } from 'zod';
 import type { ShardMarker } from '../runs/types.js';
-import {
-  hourlyPrice,
-  LIFECYCLES,
-  referenceInstanceType,
-  type Lifecycle,
-  type PriceTable,
-} from './prices.js';
+import { hourlyPrice, LIFECYCLES, referenceInstanceType, type Lifecycle, type PriceTable } from './prices.js';
 
 const count = z.number().int().nonnegative();
 const amount = z.number().nonnegative();
@@ -124,6 +118,8 @@ export function runCost(
       }))
       .sort((a, b) => a.round - b.round),
     byInstanceType,
-    ...(assumed > 0 && { assumed: { shards: assumed, referenceType: referenceInstanceType(table, compute, false) } }),
+    ...(assumed > 0 && {
+      assumed: { shards: assumed, referenceType: referenceInstanceType(table, compute, false) },
+    }),
   };
 }

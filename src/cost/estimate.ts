@@ -15,13 +15,7 @@ import type { JobSpec } from '../spec/schema.js';
 import { NotFoundError, type ObjectStore } from '../storage/object-store.js';
 import { joinUri } from '../storage/uri.js';
 import { shardSeconds } from './cost.js';
-import {
-  formatMoney,
-  hourlyPrice,
-  priceTableOf,
-  referenceInstanceType,
-  type PriceTable,
-} from './prices.js';
+import { formatMoney, hourlyPrice, priceTableOf, referenceInstanceType, type PriceTable } from './prices.js';
 
 /** Succeeded runs whose speed the estimate averages. */
 export const ESTIMATE_HISTORY_RUNS = 5;
@@ -34,6 +28,10 @@ export interface MeasuredSpeed {
   readonly runIds?: readonly string[];
   /** Records the measurement covers. */
   readonly records: number;
+  /** Input bytes per record in the runs measured (history), to guess a new input's records from its size. */
+  readonly bytesPerRecord?: number;
+  /** The newest measured run's records (history). */
+  readonly lastRecords?: number;
 }
 
 export const costEstimateSchema = z.object({
@@ -144,22 +142,34 @@ export async function speedFromHistory(
   const candidates = history.runs.filter((r) => r.name === name).slice(-limit);
   let seconds = 0;
   let records = 0;
+  let bytes = 0;
+  let lastRecords: number | undefined;
   const runIds: string[] = [];
   for (const run of candidates) {
     try {
-      const bytes = await store.get(joinUri(layout.outputUri, '_runs', run.runId, 'manifest.json'));
-      const parsed = manifestSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+      const text = await store.get(joinUri(layout.outputUri, '_runs', run.runId, 'manifest.json'));
+      const parsed = manifestSchema.safeParse(JSON.parse(new TextDecoder().decode(text)));
       if (!parsed.success || parsed.data.status !== 'SUCCEEDED' || parsed.data.counts.records === 0) continue;
       const m = parsed.data;
       seconds += m.cost?.shardSeconds ?? m.timings.shards.totalMs / 1000;
       records += m.counts.records;
+      bytes += m.input.bytes;
+      lastRecords = m.counts.records;
       runIds.push(m.runId);
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof SyntaxError) continue;
       throw err;
     }
   }
-  return records > 0 ? { secondsPerRecord: seconds / records, source: 'history', runIds, records } : undefined;
+  if (records === 0) return undefined;
+  return {
+    secondsPerRecord: seconds / records,
+    source: 'history',
+    runIds,
+    records,
+    ...(bytes > 0 && { bytesPerRecord: bytes / records }),
+    ...(lastRecords !== undefined && { lastRecords }),
+  };
 }
 
 /** The estimate as lines for a person (stderr). */

@@ -39,7 +39,10 @@ export function lifecycleOfComputeEnvironment(name: string | undefined): Lifecyc
   return 'unknown';
 }
 
-type Fetch = (url: string, init: { method: string; headers: Record<string, string>; signal: AbortSignal }) => Promise<{
+type Fetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; signal: AbortSignal },
+) => Promise<{
   ok: boolean;
   status: number;
   text(): Promise<string>;
@@ -70,7 +73,7 @@ export async function detectInstance(
 }
 
 async function readImds(deps: DetectInstanceDeps): Promise<Omit<ShardInstance, 'source'> | undefined> {
-  const fetcher = deps.fetch ?? (globalThis.fetch as unknown as Fetch);
+  const fetcher = deps.fetch ?? globalThis.fetch;
   const signal = AbortSignal.timeout(deps.timeoutMs ?? IMDS_TIMEOUT_MS);
   const tokenResponse = await fetcher(`${IMDS}/api/token`, {
     method: 'PUT',

@@ -27,15 +27,16 @@ export const instancePriceSchema = z.strictObject({
 export type InstancePrice = z.infer<typeof instancePriceSchema>;
 
 /** `run.prices` of a spec and `prices` of a deploy configuration: instance type -> hourly prices. */
-export const priceOverridesSchema = z.record(
-  z
-    .string()
-    .regex(
-      INSTANCE_TYPE_NAME,
-      'must be an EC2 instance type such as "g6.xlarge" (family.size), or "local" for local runs',
-    ),
-  instancePriceSchema,
-);
+export const priceOverridesSchema = z.record(z.string(), instancePriceSchema).superRefine((prices, ctx) => {
+  for (const type of Object.keys(prices)) {
+    if (INSTANCE_TYPE_NAME.test(type)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: [type],
+      message: `"${type}" must be an EC2 instance type such as "g6.xlarge" (family.size), or "local" for local runs`,
+    });
+  }
+});
 export type PriceOverrides = z.infer<typeof priceOverridesSchema>;
 
 export interface PriceTable {

@@ -188,7 +188,10 @@ const jobSpecObject = z.strictObject({
        * Spend cap, in the currency of the price table (USD by default): no retry round starts once what the run has
        * spent plus the estimate of what is left would pass it, and the run fails saying so (src/cost/spend-cap.ts).
        */
-      maxCost: z.number().positive('must be a positive amount in the price table\'s currency, e.g. 25').optional(),
+      maxCost: z
+        .number()
+        .positive("must be a positive amount in the price table's currency, e.g. 25")
+        .optional(),
       /** Hourly prices by instance type, over the default price table (src/cost/prices.ts). */
       prices: priceOverridesSchema.optional(),
     })
