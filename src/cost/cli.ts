@@ -67,3 +67,13 @@ export function describeCost(cost: RunCost): string {
     : '';
   return `${formatMoney(cost.total, cost.currency)} (${parts.join(', ') || 'no completed shard'}, ${Math.round(cost.shardSeconds)} shard seconds${capped})`;
 }
+
+/** `cost` and `costCurrency` of a run list entry, from the run's manifest; nothing when it has no cost. */
+export async function costFieldsOf(
+  store: ObjectStore,
+  manifestUri: string | undefined,
+): Promise<{ cost?: number; costCurrency?: string }> {
+  if (manifestUri === undefined) return {};
+  const cost = await costOfManifest(store, manifestUri);
+  return cost ? { cost: cost.total, costCurrency: cost.currency } : {};
+}

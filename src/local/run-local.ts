@@ -65,6 +65,8 @@ export interface LocalRunOptions {
   readonly specFolderUri?: string;
   /** Stops the run like Ctrl-C does: workers get SIGTERM (they checkpoint) and the execution is aborted. */
   readonly signal?: AbortSignal;
+  /** Called once the run is planned, before its first Batch round (the CLI prints the cost estimate here). */
+  readonly onPlanned?: (runUri: string) => Promise<void>;
 }
 
 export interface LocalRunOutcome {
@@ -159,6 +161,7 @@ async function runLocked(
         ...(options.specFolderUri !== undefined && { specFolderUri: options.specFolderUri }),
       });
       await reportPlan(deps.store, state.runUri, progress);
+      await options.onPlanned?.(state.runUri);
       log.info('planned', { shards: state.shardCount, runUri: state.runUri });
       return state;
     }),
