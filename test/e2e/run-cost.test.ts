@@ -126,11 +126,8 @@ describe('the price of a local run', () => {
       '--json',
     );
     expectIn(table.status, table.stderr).toBe(0);
-    const rows = JSON.parse(table.stdout) as
-      { rows?: { cost: number; cost_currency: string }[] } | { cost: number; cost_currency: string }[];
-    const row = Array.isArray(rows) ? rows[0] : rows.rows?.[0];
-    expect(row?.cost).toBeCloseTo(cost.total, 6);
-    expect(row?.cost_currency).toBe('USD');
+    const result = JSON.parse(table.stdout) as { columns: string[]; rows: unknown[][] };
+    expect(result.rows).toEqual([[expect.closeTo(cost.total, 6), 'USD']]);
 
     const runs = cli({}, 'runs', '--json', '--state-dir', state);
     expectIn(runs.status, runs.stderr).toBe(0);
