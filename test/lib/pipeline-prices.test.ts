@@ -17,7 +17,7 @@ function pipeline(name: string, run: Record<string, unknown>): Pipeline {
     output: { uri: `s3://out-bucket/${name}/` },
     run,
   });
-  return { name, file: `${name}.yaml`, spec, triggers: [], manifestObjects: [] } as unknown as Pipeline;
+  return { name, file: `${name}.yaml`, spec, triggers: [], manifestObjects: [] };
 }
 
 describe('stack prices', () => {
