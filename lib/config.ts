@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { priceOverridesSchema } from '../src/cost/prices.js';
 import { REPO_ROOT } from './paths.js';
 
 /** The context key the configuration is read from. */
@@ -99,6 +100,8 @@ const FIX: Readonly<Record<string, string>> = {
   modelArtifactUris: `list s3:// prefixes ending in "/", e.g. "s3://${DATA_BUCKET_PLACEHOLDER}/models/"`,
   driftThreshold: 'use a number above 0 (a population stability index; 0.2 means a significant shift)',
   queueDepthMetrics: 'use true or false',
+  prices:
+    'map EC2 instance types to hourly prices, e.g. { "g6.xlarge": { "onDemand": 0.8048, "spot": 0.33 } } (the currency of the price table, USD)',
 };
 
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'is not a valid S3 bucket name');
@@ -231,6 +234,11 @@ export const deployConfigSchema = z
     driftThreshold: z.number().positive().default(0.2),
     /** Measure job queue depth every minute (a scheduled function) for the dashboard and the RUNNABLE alarm. */
     queueDepthMetrics: z.boolean().default(true),
+    /**
+     * Hourly prices by instance type over the default price table (src/cost/prices.ts), for every pipeline that does
+     * not price the type itself (`run.prices`): your region's prices, a Savings Plan rate.
+     */
+    prices: priceOverridesSchema.optional(),
     /**
      * The Glue database (ADR 0017). By default the stack creates one named `batch_infer_<stage>_<first 8 characters of
      * the stack's id>`: a stack created after a deleted one gets a new name, so a database the old stack retained never

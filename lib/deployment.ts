@@ -3,6 +3,7 @@
  * of its folder, the stack, and the cdk-nag checks. bin/app.ts calls this and nothing else; the tests call it too, so
  * they synthesize exactly what is deployed.
  */
+import { withStackPrices } from './pipeline-prices.js';
 import type { App } from 'aws-cdk-lib';
 import { acknowledgeAccountPolicies, addAccountPolicyChecks } from './account-policies.js';
 import { BatchInferenceStack } from './batch-inference-stack.js';
@@ -27,7 +28,7 @@ export function addDeployment(app: App, options: DeploymentOptions = {}): BatchI
   const { config, pipelinesDir } = loadDeployConfig(app);
   const stack = new BatchInferenceStack(app, stackName(config), {
     config,
-    pipelines: loadPipelines(pipelinesDir),
+    pipelines: withStackPrices(loadPipelines(pipelinesDir), config.prices),
   });
   if (options.nag ?? true) addNagChecks(app);
   if (options.accountPolicies ?? false) {

@@ -29,6 +29,9 @@ export interface RunRecord {
   readonly records_per_second: number;
   readonly output_uri: string;
   readonly manifest_uri: string;
+  /** What the run's completed shards cost (manifest.cost.total), in cost_currency; null in rows of older runs. */
+  readonly cost: number | null;
+  readonly cost_currency: string | null;
 }
 
 /** The columns of RunRecord with their Hive types, in order: the runs table's schema (lib/constructs/data-lake.ts). */
@@ -57,4 +60,6 @@ export const RUN_RECORD_COLUMNS: readonly { readonly name: keyof RunRecord; read
   { name: 'records_per_second', type: 'double' },
   { name: 'output_uri', type: 'string' },
   { name: 'manifest_uri', type: 'string' },
+  { name: 'cost', type: 'double' },
+  { name: 'cost_currency', type: 'string' },
 ];

@@ -42,6 +42,8 @@ export function runRecordOf(manifest: Manifest, result: RunResult): RunRecord {
     records_per_second: wallSeconds > 0 ? manifest.counts.records / wallSeconds : 0,
     output_uri: result.outputUri,
     manifest_uri: result.manifestUri,
+    cost: manifest.cost?.total ?? null,
+    cost_currency: manifest.cost?.currency ?? null,
   };
 }
 
@@ -74,6 +76,7 @@ export function emitRunMetrics(
   metrics.add(RUN_METRICS.failedShards, record.failed_shards, 'Count');
   metrics.add(RUN_METRICS.recordsPerSecond, record.records_per_second, 'Count/Second');
   metrics.add(RUN_METRICS.wallSeconds, record.wall_seconds, 'Seconds');
+  if (record.cost !== null) metrics.add(RUN_METRICS.cost, record.cost, 'None');
   if (drift !== undefined && Number.isFinite(drift)) metrics.add(RUN_METRICS.drift, drift, 'None');
   if (providers) {
     metrics.add(RUN_METRICS.shardsOnCpu, providers.cpu ?? 0, 'Count');

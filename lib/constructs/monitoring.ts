@@ -5,6 +5,7 @@
  * topic (optionally to an email), and the run-finished events: every terminal status of a pipeline's state machine,
  * as Step Functions emits it to EventBridge, routed to a "run events" SNS topic for downstream consumers.
  */
+import { runCostWidget } from './cost-widget.js';
 import { Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -602,6 +603,7 @@ export class Monitoring extends Construct {
           setPeriodToTimeRange: false,
         }),
       );
+      row.push(runCostWidget(name, runMetric));
       this.dashboard.addWidgets(...row);
     }
   }
@@ -721,7 +723,7 @@ export function lastRunsQuery(pipeline: string): string[] {
   const m = RUN_METRICS;
   return [
     `fields @timestamp, runId, status, ${m.records} as records, ${m.errors} as errors, ` +
-      `${m.wallSeconds} as durationSeconds, ${m.drift} as drift, ${m.historyDiffers} as differsFromHistory`,
+      `${m.wallSeconds} as durationSeconds, ${m.cost} as cost, ${m.drift} as drift, ${m.historyDiffers} as differsFromHistory`,
     `filter ${m.dimension} = '${pipeline}' and ispresent(${m.records})`,
     'sort @timestamp desc',
     'limit 20',

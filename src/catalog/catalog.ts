@@ -29,6 +29,9 @@ export interface PublishedRun {
   readonly errors: number;
   readonly manifestUri: string;
   readonly finishedAt: string;
+  /** What the run's completed shards cost (src/cost/cost.ts), in `costCurrency`. */
+  readonly cost?: number;
+  readonly costCurrency?: string;
 }
 
 export interface Catalog {

@@ -100,6 +100,7 @@ export class LocalCatalog implements Catalog {
     await this.copyS3Files(run);
     await withConnection(this.path, false, async (conn) => {
       await conn.run(RUNS_DDL);
+      for (const ddl of RUNS_COST_DDL) await conn.run(ddl);
       await conn.run('BEGIN TRANSACTION');
       try {
         const existing = await conn.runAndReadAll(
@@ -139,6 +140,7 @@ export class LocalCatalog implements Catalog {
           // An empty list has no element type to infer; say it.
           { files: LIST(VARCHAR) },
         );
+        await recordRunCost(conn, run);
         await recreateView(conn, run.table, this.s3CacheDir);
         await conn.run('COMMIT');
       } catch (err) {
@@ -171,6 +173,20 @@ const RUNS_DDL = `CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (
   published_at TIMESTAMP NOT NULL,
   PRIMARY KEY (table_name, run_id)
 )`;
+
+/** The run's cost columns (src/cost), added to catalogues made before they existed. */
+const RUNS_COST_DDL = [
+  `ALTER TABLE ${RUNS_TABLE} ADD COLUMN IF NOT EXISTS cost DOUBLE`,
+  `ALTER TABLE ${RUNS_TABLE} ADD COLUMN IF NOT EXISTS cost_currency VARCHAR`,
+];
+
+async function recordRunCost(conn: DuckDBConnection, run: PublishedRun): Promise<void> {
+  if (run.cost === undefined) return;
+  await conn.run(
+    `UPDATE ${RUNS_TABLE} SET cost = $cost, cost_currency = $currency WHERE table_name = $table AND run_id = $run_id`,
+    { cost: run.cost, currency: run.costCurrency ?? null, table: run.table, run_id: run.runId },
+  );
+}
 
 /**
  * Points the job's view at every file of its published runs. A job whose runs wrote no file has no view:

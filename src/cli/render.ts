@@ -1,4 +1,5 @@
 /** Text renderings of run status and history, shared by `status`, `watch`, `runs` for both backends. */
+import { formatMoney } from '../cost/prices.js';
 import { fmt, formatDuration } from '../local/progress.js';
 import type { RunList, RunStatusReport } from '../operate/backend.js';
 import type { Style } from './io.js';
@@ -52,6 +53,7 @@ export function renderRuns(list: RunList, paint: Paint): string[] {
     r.records !== undefined ? fmt(r.records) : '-',
     r.errors !== undefined ? fmt(r.errors) : '-',
     r.modelVersion ?? '-',
+    r.cost !== undefined ? formatMoney(r.cost, r.costCurrency ?? 'USD') : '-',
     r.failure ?? '',
   ]);
   const header = [
@@ -63,6 +65,7 @@ export function renderRuns(list: RunList, paint: Paint): string[] {
     'RECORDS',
     'ERRORS',
     'MODEL',
+    'COST',
     'FAILURE',
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -71,6 +71,8 @@ export interface LocalRunOptions {
    * tsx in every worker process; no effect when the code is already JavaScript. @default false
    */
   readonly bundleWorker?: boolean;
+  /** Called once the run is planned, before its first Batch round (the CLI prints the cost estimate here). */
+  readonly onPlanned?: (runUri: string) => Promise<void>;
 }
 
 export interface LocalRunOutcome {
@@ -183,11 +185,12 @@ async function runLocked(
         ...(options.specFolderUri !== undefined && { specFolderUri: options.specFolderUri }),
       });
       await reportPlan(deps.store, state.runUri, progress);
+      await options.onPlanned?.(state.runUri);
       log.info('planned', { shards: state.shardCount, runUri: state.runUri });
       return state;
     }),
     [WORKFLOW_STATES.reconcile]: lambda(async (payload) => {
-      const state = await reconcileRun(parseState(payload), { store: deps.store });
+      const state = await reconcileRun(parseState(payload), { store: deps.store, local: true });
       if (state.next === 'infer') progress.roundStarted(state.round, state.pending);
       return state;
     }),

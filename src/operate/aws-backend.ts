@@ -5,6 +5,10 @@
  *
  * Every AWS response is read through the fields it documents; the SDK clients retry throttling themselves.
  */
+import { costFieldsOf } from '../cost/cli.js';
+import { estimateBeforeStart } from '../cost/before-start.js';
+import type { CostEstimate } from '../cost/estimate.js';
+import { parseJobSpec } from '../spec/load.js';
 import {
   BatchClient,
   DescribeJobsCommand,
@@ -272,6 +276,19 @@ export class AwsBackend implements OperateBackend {
     return { runId: request.runId, executionArn: outcome.executionArn };
   }
 
+  /** The cost estimate `start` prints before it starts a run of the pipeline (src/cost/before-start.ts). */
+  async estimate(request: Pick<StartRequest, 'pipeline' | 'input' | 'manifest'>): Promise<CostEstimate> {
+    const p = this.pipeline(request.pipeline);
+    const inputUri = request.input ?? request.manifest;
+    return estimateBeforeStart({
+      store: this.clients.store,
+      spec: parseJobSpec(p.spec),
+      ...(inputUri !== undefined && { inputUri }),
+      outputUri: p.outputUri,
+      local: false,
+    });
+  }
+
   /** The pipeline and execution of a run id: DescribeExecution on each pipeline's state machine. */
   private async findExecution(runId: string) {
     for (const p of this.stack.pipelines.values()) {
@@ -395,6 +412,12 @@ export class AwsBackend implements OperateBackend {
                 }
               : {}),
           });
+          if (e.stopDate) {
+            Object.assign(
+              runs[runs.length - 1]!,
+              await costFieldsOf(this.clients.store, `${runUriOf(p.outputUri, e.name)}manifest.json`),
+            );
+          }
           if (++taken >= limit) {
             nextToken = undefined;
             break;

@@ -41,6 +41,9 @@ export const runListEntrySchema = z.strictObject({
   modelVersion: z.string().optional(),
   /** The failure's error and cause, one line. */
   failure: z.string().optional(),
+  /** What the run's completed shards cost (its manifest's `cost.total`), in `costCurrency`. */
+  cost: z.number().nonnegative().optional(),
+  costCurrency: z.string().optional(),
 });
 export type RunListEntry = z.infer<typeof runListEntrySchema>;
 

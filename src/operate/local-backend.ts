@@ -2,6 +2,7 @@
  * The local backend: runs recorded in the state directory (./local-records.ts), progress from their run files
  * (./run-progress.ts), logs from the worker pool's log files, cancel by signalling the `run` process.
  */
+import { costFieldsOf } from '../cost/cli.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runLayout, runUriOf } from '../runs/layout.js';
@@ -130,6 +131,7 @@ export class LocalBackend implements OperateBackend {
         ...(record.errors !== undefined ? { errors: record.errors } : {}),
         ...(modelVersion ? { modelVersion } : {}),
         ...(record.error ? { failure: `${record.error}: ${oneLine(record.cause ?? '')}` } : {}),
+        ...(await costFieldsOf(this.options.store, record.manifestUri)),
       });
       if (filter.limit !== undefined && runs.length >= filter.limit) break;
     }

@@ -8,6 +8,7 @@
  * Security Policy that forbids every fetch (`default-src 'none'`), so opening it loads nothing: it reads the same
  * offline, from S3, or attached to a ticket years later.
  */
+import { costSection } from './cost-section.js';
 import { createLogger } from '../runtime/log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { MAX_ROBUST_Z, MIN_HISTORY, MIN_RELATIVE_CHANGE } from '../results/history-checks.js';
@@ -84,6 +85,7 @@ export async function renderReportHtml(data: RunReportData): Promise<string> {
     await predictionsSection(data),
     await performanceSection(data),
     historySection(data),
+    costSection(m),
     lineageSection(m),
     data.gaps.length > 0
       ? section('Not shown', `<ul>${data.gaps.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>`, 'gaps')

@@ -60,6 +60,7 @@ import { assembleSingleFile, type SingleFile } from './single-file.js';
 import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
 import { checkWrittenSchema } from './written-schema.js';
 import { manifestHistoryOf } from './history-checks.js';
+import { applyRunCost, priceRun, withRunCost } from '../cost/run-cost.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -104,6 +105,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
     );
   }
   const failedShards = explainFailures(report.failedShards, records);
+  const priced = priceRun(plan, report.accepted, records);
 
   // Drift before publishing: `validation.drift.gate` makes it a check that can stop publication.
   const summaries = runSummaries(report.accepted);
@@ -128,7 +130,10 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       if (plan.spec.output.singleFile && format !== 'parquet') {
         singleFile = await assembleSingleFile(deps.store, layout, format, report.accepted, concurrency);
       }
-      const run = publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString());
+      const run = withRunCost(
+        publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString()),
+        priced.cost,
+      );
       await deps.catalog.publishRun(run);
       // The job's history of succeeded runs is where the next run finds its drift baseline.
       await recordSucceededRun(deps.store, layout, {
@@ -167,6 +172,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
   const error = report.passed ? undefined : firstRunError(failures);
   if (error) manifest.error = error;
+  applyRunCost(manifest, priced);
   Object.assign(manifest, await historyOf(deps.store, layout, manifest));
   await putJson(deps.store, layout.manifestUri, manifest);
   // The run report (src/report) next to the manifest: a view of the run files, never part of the verdict.

@@ -12,6 +12,7 @@ import type { RunLayout } from '../runs/layout.js';
 import { mergeAllSummaries, outputSummariesSchema, type OutputSummaries } from '../runs/stats.js';
 import { resolvedModelSchema, type Plan, type ShardMarker } from '../runs/types.js';
 import { manifestHistorySchema } from './history-schema.js';
+import { runCostSchema } from '../cost/cost.js';
 import type { ValidationReport } from './validate.js';
 
 export const MANIFEST_VERSION = 1;
@@ -181,6 +182,11 @@ export const manifestSchema = z.object({
   history: manifestHistorySchema.optional(),
   /** Why `history` is absent (the job's history could not be read). */
   historyError: z.string().optional(),
+  /**
+   * What the run's completed shards cost (src/cost/cost.ts): shard seconds times the price table's hourly price of
+   * the instance each ran on, by Spot / On-Demand, round and instance type. Absent in older manifests.
+   */
+  cost: runCostSchema.optional(),
   outputs: z.object({
     /** Table location. */
     outputUri: z.string(),

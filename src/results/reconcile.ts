@@ -14,6 +14,7 @@ import { runStateSchema, type RunState } from '../runs/tasks.js';
 import { roundSchema, type Round } from '../runs/types.js';
 import { failureRecordSchema, readFailureRecords, type FailureRecord } from '../runs/failures.js';
 import { getJson, NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
+import { checkSpendCap, historySpeedForCap, spendCapRecordSchema } from '../cost/spend-cap.js';
 import { isRecord, rec, str } from './loose-json.js';
 import { LocalJobInspector, type BatchJobInspector, type FailedJob } from './job-inspector.js';
 import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutputs } from './run-files.js';
@@ -88,6 +89,8 @@ export const reconcileRecordSchema = z.object({
    * the same spec, model and data fail the same way. Ascending by shard id.
    */
   deterministicFailures: z.array(failureRecordSchema).optional(),
+  /** The spend cap's check of the retry round (`run.maxCost`, src/cost/spend-cap.ts), when the spec sets one. */
+  spendCap: spendCapRecordSchema.optional(),
   next: z.enum(['infer', 'finalize']),
   /** The round scheduled for the missing shards, when `next` is `infer`. */
   nextRound: z.number().int().positive().optional(),
@@ -99,6 +102,8 @@ export interface ReconcileDeps {
   readonly now?: () => Date;
   /** Asks about a failed round's Batch children; reads the error's cause alone (local runs) by default. */
   readonly inspector?: BatchJobInspector;
+  /** A local run: the spend cap prices its retry round as the local machine. @default false */
+  readonly local?: boolean;
 }
 
 /**
@@ -152,7 +157,18 @@ export async function reconcileRun(
   // Shards whose worker said a retry cannot help are left out of the next round; when none is left, no round.
   const deterministic = await deterministicFailuresOf(deps.store, current.runUri, missing);
   const retryable = missing.filter((id) => !deterministic.has(id));
-  const retry = retryable.length > 0 && current.round < current.maxRounds;
+  const wouldRetry = retryable.length > 0 && current.round < current.maxRounds;
+  const spendCap = wouldRetry
+    ? checkSpendCap({
+        plan,
+        markers: [...scan.markers.values()],
+        retry: retryable.map((id) => shards[id]!),
+        round: current.round,
+        local: deps.local ?? false,
+        history: await historySpeedForCap(deps.store, plan, scan.markers),
+      })
+    : undefined;
+  const retry = wouldRetry && !spendCap?.stopped;
   const nextRound = current.round + 1;
   const record: ReconcileRecord = {
     version: 1,
@@ -169,6 +185,7 @@ export async function reconcileRun(
     ...(shardErrors !== undefined && { shardErrors }),
     ...(inspectError !== undefined && { inspectError }),
     ...(deterministic.size > 0 && { deterministicFailures: [...deterministic.values()] }),
+    ...(spendCap && { spendCap }),
     next: retry ? 'infer' : 'finalize',
     nextRound: retry ? nextRound : undefined,
   };

@@ -3,6 +3,7 @@
  * markers. Each is parsed with a schema when read, because it crosses a process (and often a machine) boundary.
  */
 import { z } from 'zod';
+import { shardInstanceSchema } from '../cost/instance.js';
 import { jobSpecSchema } from '../spec/schema.js';
 import { outputSummariesSchema } from './stats.js';
 
@@ -240,5 +241,9 @@ export const shardMarkerSchema = z.strictObject({
       resumedRecords: z.number().int().nonnegative(),
     })
     .optional(),
+  /** The instance the shard's last attempt ran on, for the run's cost (src/cost/instance.ts). */
+  instance: shardInstanceSchema.optional(),
+  /** Seconds the shard kept its instance busy, every attempt that contributed included (timings.totalMs / 1000). */
+  seconds: z.number().nonnegative().optional(),
 });
 export type ShardMarker = z.infer<typeof shardMarkerSchema>;

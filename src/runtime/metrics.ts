@@ -26,6 +26,8 @@ export const RUN_METRICS = {
   recordsPerSecond: 'RecordsPerSecond',
   /** Planning to finalizing, in seconds. */
   wallSeconds: 'RunWallSeconds',
+  /** What the run's completed shards cost, in the price table's currency (manifest.cost.total, src/cost). */
+  cost: 'RunCost',
   /**
    * Distribution drift of the run's predictions against its baseline run: the largest population stability index
    * over the prediction columns (the manifest's `drift.maxPsi`). Emitted by Finalize when the manifest has `drift`

@@ -6,6 +6,7 @@
  * defaults of its own.
  */
 import { z } from 'zod';
+import { priceOverridesSchema } from '../cost/prices.js';
 import {
   inputTensorSpec,
   modelSectionIssues,
@@ -215,6 +216,16 @@ const jobSpecObject = z.strictObject({
       cpuFallback: z.boolean().default(false),
       /** Retry rounds for shards that did not complete, after the first attempt. */
       maxRounds: z.number().int().min(0).max(10).default(2),
+      /**
+       * Spend cap, in the currency of the price table (USD by default): no retry round starts once what the run has
+       * spent plus the estimate of what is left would pass it, and the run fails saying so (src/cost/spend-cap.ts).
+       */
+      maxCost: z
+        .number()
+        .positive("must be a positive amount in the price table's currency, e.g. 25")
+        .optional(),
+      /** Hourly prices by instance type, over the default price table (src/cost/prices.ts). */
+      prices: priceOverridesSchema.optional(),
     })
     .prefault({}),
   validation: z

@@ -19,6 +19,7 @@
 import os from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
+import { detectInstance } from '../cost/instance.js';
 import { WORKER_ENV } from '../runs/tasks.js';
 import { boundText } from '../runtime/bounded-text.js';
 import { createLogger } from '../runtime/log.js';
@@ -125,6 +126,7 @@ async function main(): Promise<number | 'interrupted'> {
       ...(budgetMiB ? { memoryBudgetBytes: budgetMiB * 2 ** 20 } : {}),
       ...(chunkRecords ? { chunkRecords } : {}),
       ...(checkpointClock ? { checkpointClock } : {}),
+      instance: await detectInstance(process.env),
       onProgress,
     });
     send?.({ type: 'done', shardId: marker.shardId, records: marker.records });

@@ -13,6 +13,8 @@
  * so inference, reading and writing overlap; `timings` are the busy time of each stage, which can add up to more
  * than `totalMs`.
  */
+import { markerCostFields } from '../cost/marker.js';
+import type { ShardInstance } from '../cost/instance.js';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { removeStaleStagingFiles } from './staging.js';
@@ -127,6 +129,8 @@ export interface WorkerDeps {
   readonly onProgress?: (progress: ShardProgress) => void;
   /** Called as each stage finishes a batch: the pipeline's own timing, for instrumented runs. */
   readonly onStage?: (event: StageEvent) => void;
+  /** The instance the worker runs on, recorded in the marker for the run's cost (src/cost/instance.ts). */
+  readonly instance?: ShardInstance;
 }
 
 /**
@@ -353,6 +357,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
         resumedRecords: resume?.records ?? 0,
       },
     };
+    Object.assign(marker, markerCostFields(deps.instance, marker.timings));
     // The marker is written last: its presence is the only proof that the shard's outputs are complete.
     await putJson(store, layout.markerUri(shardId), marker);
     await writer

@@ -272,6 +272,41 @@ describe("Finalize's run record", () => {
     expect(Object.keys(record)).toEqual(RUN_RECORD_COLUMNS.map((c) => c.name));
   });
 
+  it("writes the run's cost to the runs table and emits RunCost, when the manifest has one", async () => {
+    const cost = {
+      currency: 'USD',
+      total: 1.25,
+      shardSeconds: 3600,
+      prices: { region: 'us-east-1', asOf: '2026-12-06', source: 'test' },
+      byLifecycle: { spot: { shards: 1, seconds: 3600, cost: 1.25 } },
+      byRound: [{ round: 0, queue: 'first', shards: 1, seconds: 3600, cost: 1.25 }],
+      byInstanceType: { 'g5.xlarge': { shards: 1, seconds: 3600, cost: 1.25 } },
+    };
+    await finalized({ ...manifest, cost });
+    const blobs: Record<string, unknown>[] = [];
+    const record = await publishRunRecord(result(), {
+      store,
+      metrics: (p) => {
+        const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), blobs.push(...out.lines)) };
+      },
+    });
+    expect(record).toMatchObject({ cost: 1.25, cost_currency: 'USD' });
+    expect(blobs[0]).toMatchObject({ [RUN_METRICS.cost]: 1.25 });
+    // A manifest written before runs were priced: null columns, no metric.
+    await finalized(manifest);
+    const older: Record<string, unknown>[] = [];
+    const old = await publishRunRecord(result(), {
+      store,
+      metrics: (p) => {
+        const out = emf({ dimensions: { [RUN_METRICS.dimension]: p } });
+        return { add: out.metrics.add, flush: () => (out.metrics.flush(), older.push(...out.lines)) };
+      },
+    });
+    expect(old).toMatchObject({ cost: null, cost_currency: null });
+    expect(older[0]).not.toHaveProperty(RUN_METRICS.cost);
+  });
+
   it('emits the shards per execution provider from the manifest, ShardsOnCpu and ShardsOnCuda', async () => {
     await finalized({
       ...manifest,

@@ -339,6 +339,7 @@ describe('Monitoring', () => {
         `${RUN_METRICS.records} as records`,
         `${RUN_METRICS.errors} as errors`,
         `${RUN_METRICS.wallSeconds} as durationSeconds`,
+        `${RUN_METRICS.cost} as cost`,
         `${RUN_METRICS.drift} as drift`,
         `${RUN_METRICS.historyDiffers} as differsFromHistory`,
         "filter Pipeline = 'scores'",
@@ -360,6 +361,18 @@ describe('Monitoring', () => {
       expect(JSON.stringify(speed.properties.metrics)).toContain('"period":3600');
       const quality = titled('bulk: drift and history per run');
       expect(JSON.stringify(quality.properties.metrics)).toContain(RUN_METRICS.historyDiffers);
+    });
+
+    it('graphs per pipeline what each run cost, from the RunCost metric, in the price table currency', () => {
+      for (const name of ['scores', 'bulk']) {
+        const cost = titled(`${name}: cost per run (USD)`);
+        expect(cost.type).toBe('metric');
+        expect(cost.properties.yAxis).toEqual({ left: { label: 'USD', min: 0, showUnits: false } });
+        const metrics = JSON.stringify(cost.properties.metrics);
+        expectIn(metrics, name).toContain(`"${RUN_METRICS.cost}","Pipeline","${name}"`);
+        expectIn(metrics, name).toContain('"period":3600');
+        expectIn(metrics, name).toContain('"stat":"Maximum"');
+      }
     });
 
     it("shows the last run's prediction distribution from the quantile metrics Finalize emits", () => {

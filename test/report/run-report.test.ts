@@ -91,6 +91,25 @@ describe('the run report written by Finalize', () => {
     expect(html).toMatch(/<tr class="fail"><td>FAILED<\/td>/);
   });
 
+  it("shows the run's cost: total, by Spot / On-Demand, round and instance type, and the price table", async () => {
+    const html = await storedReport(runs.second);
+    const manifest = manifestSchema.parse(await getJson(runs.second.store, runs.second.layout.manifestUri));
+    const cost = manifest.cost!;
+    // The fixture's markers name no instance: each is priced as the dearest default GPU type, On-Demand.
+    expect(cost.total).toBeCloseTo((cost.shardSeconds / 3600) * 1.212, 9);
+    expect(cost.shardSeconds).toBeGreaterThan(0);
+    const section = html.slice(html.indexOf('<section id="cost">'));
+    expectIn(section.slice(0, section.indexOf('</section>')), 'cost section').toMatch(
+      new RegExp(
+        `data-cost="${cost.total}" data-currency="USD"><strong>\\$${cost.total.toFixed(2)}</strong>`,
+      ),
+    );
+    expect(section).toContain('<td>round 0: first round (Spot, then On-Demand)</td>');
+    expect(section).toContain('<td>unknown</td>');
+    expect(section).toContain('priced as g5.2xlarge');
+    expect(section).toContain('Amazon EC2 On-Demand Linux prices, us-east-1');
+  });
+
   it('is rebuilt from the run files alone, identical to what Finalize wrote', async () => {
     for (const fx of [runs.first, runs.second, runs.failed]) {
       expect(await renderRunReport(fx.store, fx.layout.runUri)).toBe(await storedReport(fx));

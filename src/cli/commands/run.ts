@@ -39,6 +39,9 @@ import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { painter, statusStyle, writeJson } from '../io.js';
 import { dryRunCommand, runErrorOf } from './preflight.js';
+import { costOfManifest, describeCost, estimatePlannedRun, printEstimate } from '../../cost/cli.js';
+import type { RunCost } from '../../cost/cost.js';
+import type { CostEstimate } from '../../cost/estimate.js';
 
 export interface RunOptions extends StateOptions {
   readonly json?: boolean;
@@ -89,6 +92,10 @@ export interface RunSummary {
   readonly wallMs: number;
   /** A failed run's first failure: what, where and its log. */
   readonly error?: RunError;
+  /** The cost estimate printed once the run was planned (src/cost/estimate.ts). */
+  readonly estimate?: CostEstimate;
+  /** What the run's completed shards cost, from its manifest (src/cost/cost.ts). */
+  readonly cost?: RunCost;
 }
 
 export async function runCommand(
@@ -164,6 +171,7 @@ export async function runCommand(
   records.write(base);
 
   let outcome: LocalRunOutcome;
+  let estimate: CostEstimate | undefined;
   try {
     outcome = await runLocal(
       spec,
@@ -184,6 +192,13 @@ export async function runCommand(
         signal: ctx.interrupted,
         // Workers start from one bundle of the sources instead of each transpiling them (ADR 0019).
         bundleWorker: true,
+        onPlanned: async (runUri) => {
+          estimate = await estimatePlannedRun(store, runUri, true).catch((err: unknown) => {
+            printEstimate(io.stderr, undefined, err);
+            return undefined;
+          });
+          if (estimate) printEstimate(io.stderr, estimate);
+        },
       },
     );
   } finally {
@@ -206,7 +221,10 @@ export async function runCommand(
     manifestUri,
     wallMs: Math.round(outcome.wallMs),
     ...(status === 'FAILED' && { error: runErrorOf(outcome) }),
+    ...(estimate && { estimate }),
   };
+  const cost = outcome.result ? await costOfManifest(store, manifestUri) : undefined;
+  if (cost) Object.assign(summary, { cost });
   const latest = records.read(runId) ?? base;
   records.write({
     ...latest,
@@ -261,6 +279,7 @@ function printSummary(
   out.write(`  predictions  ${fmt(s.predictions)}\n`);
   out.write(`  errors       ${fmt(s.errors)} (${errorRate}%)\n`);
   out.write(`  output       ${s.outputUri}\n`);
+  if (s.cost) out.write(`  cost         ${describeCost(s.cost)}\n`);
   out.write(`  manifest     ${s.manifestUri}\n`);
   out.write(`  worker logs  ${outcome.logDir}\n`);
   if (outcome.status === 'SUCCEEDED') {

@@ -24,6 +24,10 @@ import { CliError, EXIT, UsageError } from '../errors.js';
 import { writeJson } from '../io.js';
 import { localBackend } from '../local-backend.js';
 import { watchCommand } from './status.js';
+import { estimateBeforeStart } from '../../cost/before-start.js';
+import { printEstimate } from '../../cost/cli.js';
+import type { CostEstimate } from '../../cost/estimate.js';
+import { createObjectStore } from '../../storage/index.js';
 import { deployedBackend, stackNameOf, stackOption, stageOption, type StackOptions } from '../deployed.js';
 
 interface StartOptions extends StateOptions, StackOptions {
@@ -90,6 +94,16 @@ export async function startCommand(
       `Run ${runId} exists already; pick another --run-id, or continue it with: batch-infer run --resume ${runId}`,
     );
   }
+  const estimate = await startEstimate(
+    () =>
+      estimateBeforeStart({
+        store: createObjectStore({ s3Endpoint: options.s3Endpoint ?? io.env.BATCH_INFER_S3_ENDPOINT }),
+        spec,
+        ...(options.input !== undefined && { inputUri: options.input }),
+        local: true,
+      }),
+    io.stderr,
+  );
   const logDir = path.join(stateDir, 'logs', runId);
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, RUN_LOG_FILE);
@@ -136,7 +150,8 @@ export async function startCommand(
     );
     return watchCommand(runId, localBackend(options, io), { ...(options.json ? { json: true } : {}) }, ctx);
   }
-  if (options.json) writeJson(io.stdout, { runId, status: 'STARTING', pid, logFile });
+  if (options.json)
+    writeJson(io.stdout, { runId, status: 'STARTING', pid, logFile, ...(estimate && { estimate }) });
   else {
     io.stdout.write(`Started run ${runId} (pid ${pid}).\n`);
     const flag = options.stateDir ? ` --state-dir ${stateDir}` : '';
@@ -163,6 +178,15 @@ export async function startDeployedCommand(
   const runId = options.runId ?? newRunId();
   if (!RUN_ID_PATTERN.test(runId)) throw new UsageError(`--run-id "${runId}" ${RUN_ID_RULE}`);
   const backend = await deployedBackend(options, 'start');
+  const estimate = await startEstimate(
+    () =>
+      backend.estimate({
+        pipeline,
+        ...(options.input !== undefined ? { input: options.input } : {}),
+        ...(options.manifest !== undefined ? { manifest: options.manifest } : {}),
+      }),
+    io.stderr,
+  );
   const started = await backend.start({
     pipeline,
     runId,
@@ -176,7 +200,13 @@ export async function startDeployedCommand(
     );
     return watchCommand(runId, backend, { ...(options.json ? { json: true } : {}) }, ctx);
   }
-  if (options.json) writeJson(io.stdout, { runId, status: 'RUNNING', executionArn: started.executionArn });
+  if (options.json)
+    writeJson(io.stdout, {
+      runId,
+      status: 'RUNNING',
+      executionArn: started.executionArn,
+      ...(estimate && { estimate }),
+    });
   else {
     io.stdout.write(`Started run ${runId} of ${pipeline} (${started.executionArn}).\n`);
     io.stdout.write(
@@ -185,4 +215,19 @@ export async function startDeployedCommand(
     io.stdout.write(`  cancel  batch-infer cancel ${runId}${flag}\n`);
   }
   return EXIT.ok;
+}
+
+/** The estimate before a start, printed to stderr; a failure to estimate is said and never stops the start. */
+async function startEstimate(
+  estimate: () => Promise<CostEstimate>,
+  stderr: { write(text: string): unknown },
+): Promise<CostEstimate | undefined> {
+  try {
+    const result = await estimate();
+    printEstimate(stderr, result);
+    return result;
+  } catch (err) {
+    printEstimate(stderr, undefined, err);
+    return undefined;
+  }
 }
