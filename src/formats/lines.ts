@@ -487,6 +487,35 @@ function toBuffer(chunk: unknown): Buffer {
   throw new TypeError(`expected a byte stream, got ${typeof chunk} chunks`);
 }
 
+/**
+ * Offset of the first line break inside a quoted CSV field in `bytes` (the start of an object), by the rule of
+ * QuotedLines; -1 when there is none. The planner uses it to keep such an object in one range.
+ */
+export function firstQuotedLineBreak(bytes: Uint8Array): number {
+  let inQuotes = false;
+  let closedAt = -2;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let quote = buf.indexOf(QUOTE);
+  if (quote < 0) return -1;
+  let p = 0;
+  while (quote >= 0) {
+    if (inQuotes) {
+      const newline = buf.indexOf(NEWLINE, p);
+      if (newline >= 0 && newline < quote) return newline;
+      inQuotes = false;
+      closedAt = quote;
+    } else {
+      const before = quote > 0 ? buf[quote - 1]! : NEWLINE;
+      if (before === COMMA || before === NEWLINE || quote === closedAt + 1) inQuotes = true;
+    }
+    p = quote + 1;
+    quote = buf.indexOf(QUOTE, p);
+  }
+  if (!inQuotes) return -1;
+  // Still open at the end of the bytes: a break after the last quote is inside the field.
+  return buf.indexOf(NEWLINE, p);
+}
+
 /** The start of a line, quoted, for error messages: enough to find the line, short enough for an errors file. */
 export function lineSnippet(text: string, max = 60): string {
   return JSON.stringify(text.length <= max ? text : `${text.slice(0, max)}…`);
