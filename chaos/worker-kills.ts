@@ -65,6 +65,8 @@ export interface KillRunOutcome {
   readonly exact: boolean;
   /** What differed, when not exact. */
   readonly problems: string[];
+  /** Temporary files of cut writes left in the partition (see isTempFile). */
+  readonly tempLeftovers: number;
 }
 
 export interface KillLoopResult {
@@ -141,7 +143,16 @@ export async function workerKillLoop(options: KillLoopOptions): Promise<KillLoop
       }
       if (!marker) problems.push(`no completion marker after ${attempt} attempts`);
       else problems.push(...(await differences(clean, marker, planned)));
-      const outcome = { run, mode, kills, attempts: attempt, exact: problems.length === 0, problems };
+      const tempLeftovers = marker ? leftovers(marker, planned).filter(isTempFile).length : 0;
+      const outcome = {
+        run,
+        mode,
+        kills,
+        attempts: attempt,
+        exact: problems.length === 0,
+        problems,
+        tempLeftovers,
+      };
       outcomes.push(outcome);
       options.progress?.(
         `run ${run} ${mode}: ${kills} kill(s), ${attempt} attempt(s), ${outcome.exact ? 'exact' : `NOT EXACT: ${problems.join('; ')}`}`,
@@ -208,12 +219,27 @@ async function differences(clean: ShardMarker, marker: ShardMarker, planned: Pla
   const errorRows = (m: ShardMarker): string[] => errorLines(m).sort();
   if (JSON.stringify(errorRows(marker)) !== JSON.stringify(errorRows(clean)))
     problems.push('error rows differ');
-  const partition = fileURLToPath(planned.layout.partitionUri);
-  const stray = filesUnder(partition).filter(
-    (f) => !marker.outputs.some((o) => path.relative(partition, fileURLToPath(o.uri)) === f),
-  );
+  const stray = leftovers(marker, planned).filter((f) => !isTempFile(f));
   if (stray.length > 0) problems.push(`files no marker names: ${stray.join(', ')}`);
   return problems;
+}
+
+/** Files in the run's partition that its marker does not name. */
+function leftovers(marker: ShardMarker, planned: PlannedRun): string[] {
+  const partition = fileURLToPath(planned.layout.partitionUri);
+  return filesUnder(partition).filter(
+    (f) => !marker.outputs.some((o) => path.relative(partition, fileURLToPath(o.uri)) === f),
+  );
+}
+
+/**
+ * The local store's temporary file of a write cut by SIGKILL (`.tmp-<name>-<random>`, renamed into place when the
+ * write completes). Hidden and not named *.parquet, so readers skip it; counted apart (`tempLeftovers`), since it is
+ * a finding of this loop (docs/reliability.md), not a wrong row. S3 has no such file: an unfinished upload is not
+ * an object.
+ */
+function isTempFile(relative: string): boolean {
+  return path.basename(relative).startsWith('.tmp-');
 }
 
 /** For a report: the figures of a loop. */
@@ -230,6 +256,7 @@ export function summarizeKills(result: KillLoopResult): Record<string, unknown> 
     runs: result.outcomes.length,
     exact: result.outcomes.filter((o) => o.exact).length,
     kills: sum(result.outcomes),
+    runsLeavingTempFiles: result.outcomes.filter((o) => o.tempLeftovers > 0).length,
     byMode,
   };
 }
