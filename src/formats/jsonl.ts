@@ -2,6 +2,7 @@
  * JSON Lines: one JSON object per line. A line that is not valid JSON, or is valid JSON but not an object, becomes
  * an UndecodableRecord; the lines around it still come through.
  */
+import { isUtf8 } from 'node:buffer';
 import type { DecodedRecord, RangeReader, SourceRecord, UndecodableRecord } from './records.js';
 import { batchesOfVisited, lineSnippet, type Line, type LineVisitor } from './lines.js';
 
@@ -11,6 +12,18 @@ export const readJsonl: RangeReader = async function* (store, range, options) {
   // Byte spans rather than Line objects: an ASCII line is decoded as latin1 (the same text, decoded faster).
   const visit: LineVisitor = (bytes, start, end, offset, tooLong, ascii) => {
     const text = tooLong > 0 ? '' : bytes.toString(ascii ? 'latin1' : 'utf8', start, end);
+    if (!ascii && tooLong === 0 && !isUtf8(bytes.subarray(start, end))) {
+      // Never U+FFFD in place of the bytes (issue 17): the record is an error row, with its id when readable.
+      pending.items.push(
+        undecodable(
+          source,
+          offset,
+          `line holds bytes that are not UTF-8 text; line starts ${lineSnippet(text)}. Save the file as UTF-8`,
+          readableMembers(text),
+        ),
+      );
+      return;
+    }
     const record = decodeJsonLine(source, tooLong > 0 ? { offset, text, tooLong } : { offset, text });
     if (record) pending.items.push(record);
   };
