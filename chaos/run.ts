@@ -1,9 +1,11 @@
 /**
- * `npm run chaos`: hostile-input checks that must keep holding (docs/reliability.md). Today: the malformed-spec
- * suite. Prints one line per failure and a summary; exits 1 when any guarantee does not hold.
+ * `npm run chaos`: fault and hostile-input checks that must keep holding (docs/reliability.md): the malformed-spec
+ * suite, then the worker-kill loop (chaos/worker-kills.ts). Prints one line per failure and a summary; exits 1 when
+ * any guarantee does not hold. CHAOS_SEED replays a kill loop; CHAOS_KILL_RUNS / CHAOS_RECORDS size it.
  */
 import { KNOWN_GAPS } from './malformed-specs.js';
 import { validateMalformedSpecs } from './validate-specs.js';
+import { summarizeKills, workerKillLoop } from './worker-kills.js';
 
 const outcomes = await validateMalformedSpecs();
 const rejected = outcomes.filter((o) => o.exitCode === 2);
@@ -20,8 +22,23 @@ for (const o of schemaCases) {
     );
   }
 }
+const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
+process.stdout.write(`worker-kill loop: seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
+const kills = await workerKillLoop({
+  runs: Number(process.env.CHAOS_KILL_RUNS ?? 24),
+  records: Number(process.env.CHAOS_RECORDS ?? 20_000),
+  chunkRecords: 1000,
+  seed,
+  progress: (line) => process.stdout.write(`  ${line}\n`),
+});
+for (const o of kills.outcomes) {
+  if (o.exact) continue;
+  failed++;
+  process.stdout.write(`FAIL worker-kill run ${o.run} (${o.mode}, seed ${seed}): ${o.problems.join('; ')}\n`);
+}
 const summary = {
   date: new Date().toISOString(),
+  workerKills: summarizeKills(kills),
   malformedSpecs: {
     total: outcomes.length,
     rejectedExit2: rejected.length,

@@ -9,11 +9,16 @@
  * boolean) are converted from their text here: an empty field (quoted or not) is null, and a value that is not of
  * the type makes the record an INVALID_VALUE error row naming the column and the value (see CSV_TYPE_SPELLINGS).
  *
- * Not supported: line breaks inside quoted fields. Ranges are split at line starts without looking at quotes (that
- * is what makes a CSV file splittable), so a quoted line break would cut a row in two. Rather than decode the halves
- * as if they were rows, quoting is strict: a quoted field left open at the end of the line, or a quote inside an
- * unquoted field (what the second half of such a row looks like), makes the line a DECODE_ERROR.
+ * A line break inside a quoted field is part of the field: the record is one record, however many lines it spans
+ * (lines.ts reads quote-aware; QuotedLines there says what happens when such a record crosses a shard boundary).
+ * Quoting is strict: a quoted field still open at the end of the object, or a quote inside an unquoted field, makes
+ * the record a DECODE_ERROR.
+ *
+ * Text must be UTF-8: a record holding bytes that are not is a DECODE_ERROR (never text with U+FFFD in place of
+ * the bytes). A DECODE_ERROR keeps, in `partial`, the values of the fields that could be read before the problem,
+ * so its error row still carries the record's id (csvPartial).
  */
+import { isUtf8 } from 'node:buffer';
 import { InputError } from '../spec/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { InputRange } from '../runs/types.js';
@@ -33,7 +38,12 @@ const UPPER_E = 0x45;
 
 export type CsvParse =
   | { readonly fields: (string | null)[]; readonly error?: undefined }
-  | { readonly fields?: undefined; readonly error: string };
+  | {
+      readonly fields?: undefined;
+      readonly error: string;
+      /** The fields before the one that could not be parsed. */
+      readonly before: (string | null)[];
+    };
 
 /** Splits one line into fields. */
 export function parseCsvLine(line: string): CsvParse {
@@ -59,7 +69,8 @@ export function parseCsvLine(line: string): CsvParse {
         const q = line.indexOf('"', j);
         if (q < 0) {
           return {
-            error: `field ${field}: quoted field not closed on this line (quoted line breaks are not supported)`,
+            error: `field ${field}: quoted field not closed before the end of the file`,
+            before: fields,
           };
         }
         value += line.slice(j, q);
@@ -74,7 +85,10 @@ export function parseCsvLine(line: string): CsvParse {
       fields.push(value);
       if (i === n) break;
       if (line.charCodeAt(i) !== COMMA) {
-        return { error: `field ${field}: unexpected character after closing quote (expected a comma)` };
+        return {
+          error: `field ${field}: unexpected character after closing quote (expected a comma)`,
+          before: fields,
+        };
       }
       i += 1;
     } else {
@@ -84,6 +98,7 @@ export function parseCsvLine(line: string): CsvParse {
       if (raw.includes('"')) {
         return {
           error: `field ${field}: quote inside an unquoted field (quote the whole field and double the quote)`,
+          before: fields,
         };
       }
       fields.push(raw === '' ? null : raw);
@@ -101,7 +116,7 @@ interface CsvHeader {
 }
 
 async function loadHeader(store: ObjectStore, uri: string, size: number): Promise<CsvHeader | undefined> {
-  const line = await readFirstLine(store, uri, size);
+  const line = await readFirstLine(store, uri, size, CSV_LINES);
   if (!line) return undefined;
   return { names: headerNames(uri, line), offset: line.offset };
 }
@@ -226,6 +241,9 @@ function convertTyped(
   return problem;
 }
 
+/** CSV lines are split quote-aware: a quoted line break does not end a record. */
+const CSV_LINES = { quotes: true } as const;
+
 const SKIP = 0;
 const TEXT = 1;
 const NUMBER = 2;
@@ -272,6 +290,7 @@ export const readCsv = async function* (
   };
 
   const pending = { items: [] as SourceRecord[] };
+  const partialOf = csvPartial(names, selected, options.types);
   const slowLine = (text: string, offset: number): SourceRecord => {
     const parsed = parseCsvLine(text);
     if (parsed.error !== undefined) {
@@ -279,6 +298,7 @@ export const readCsv = async function* (
         source,
         offset,
         `bad CSV quoting: ${parsed.error}; line starts ${lineSnippet(text)}`,
+        partialOf(parsed.before),
       );
     }
     if (parsed.fields.length !== expected) {
@@ -286,6 +306,7 @@ export const readCsv = async function* (
         source,
         offset,
         `expected ${expected} fields (as in the header), got ${parsed.fields.length}; line starts ${lineSnippet(text)}`,
+        partialOf(parsed.fields),
       );
     }
     for (let j = 0; j < selected.length; j++) fields[j] = parsed.fields[selected[j]!];
@@ -296,6 +317,10 @@ export const readCsv = async function* (
     if (offset === header.offset) return;
     if (tooLong > 0) {
       pending.items.push(decodeError(source, offset, `line is ${tooLong} bytes, over the line length limit`));
+      return;
+    }
+    if (!ascii && !isUtf8(bytes.subarray(start, end))) {
+      pending.items.push(notUtf8(source, bytes.toString('utf8', start, end), offset, partialOf));
       return;
     }
     // Fast path: one pass over the bytes, fields split at commas, numbers parsed in place. A quote anywhere sends
@@ -342,6 +367,7 @@ export const readCsv = async function* (
           source,
           offset,
           `expected ${expected} fields (as in the header), got ${k}; line starts ${lineSnippet(text)}`,
+          partialOf(text.split(',')),
         ),
       );
       return;
@@ -349,8 +375,56 @@ export const readCsv = async function* (
     pending.items.push(finish(offset));
   };
 
-  yield* batchesOfVisited(store, range, pending, visit, options.batchSize);
+  yield* batchesOfVisited(store, range, pending, visit, options.batchSize, CSV_LINES);
 } satisfies RangeReader;
+
+/**
+ * The values of an undecodable record as far as they could be read: `fields` are the record's first fields in header
+ * order (a line cut short, or split before a problem). Only selected columns, typed ones converted when they are of
+ * their type; text holding U+FFFD (bytes that were not UTF-8) is left out. Undefined when nothing was readable.
+ */
+function csvPartial(
+  names: readonly string[],
+  selected: readonly number[],
+  types: Readonly<Record<string, string>> | undefined,
+): (fields: readonly (string | null)[]) => Record<string, unknown> | undefined {
+  return (fields) => {
+    const known: Record<string, unknown> = {};
+    let any = false;
+    for (const k of selected) {
+      if (k >= fields.length || k >= names.length) continue;
+      const raw = fields[k];
+      if (raw === undefined || raw === null || raw.includes('\uFFFD')) continue;
+      const name = names[k]!;
+      const type = types?.[name];
+      const value = type !== undefined && CSV_TYPES.has(type) ? parseTyped(raw, type as CsvColumnType) : raw;
+      if (value === NOT_OF_TYPE || value === null) continue;
+      Object.defineProperty(known, name, { value, enumerable: true, writable: true, configurable: true });
+      any = true;
+    }
+    return any ? known : undefined;
+  };
+}
+
+/** A record whose bytes are not UTF-8: a DECODE_ERROR naming the first column that holds such bytes. */
+function notUtf8(
+  source: string,
+  text: string,
+  offset: number,
+  partialOf: (fields: readonly (string | null)[]) => Record<string, unknown> | undefined,
+): SourceRecord {
+  const parsed = parseCsvLine(text);
+  const fields = parsed.fields ?? parsed.before;
+  const column = fields.findIndex((f) => f?.includes('\uFFFD'));
+  const where = column >= 0 ? `field ${column + 1}` : 'the record';
+  return decodeError(
+    source,
+    offset,
+    `${where} holds bytes that are not UTF-8 text: line starts ${lineSnippet(text)}. ` +
+      'Save the file as UTF-8',
+    partialOf(fields),
+  );
+}
 
 const POW10 = Array.from({ length: 23 }, (_, e) => 10 ** e);
 /** Where parseDecimal stopped: a module variable rather than an object per field, on the hottest path. */
@@ -477,6 +551,11 @@ function selectColumns(
   return [...new Set(columns)].map((c) => names.indexOf(c));
 }
 
-function decodeError(source: string, offset: number, message: string): SourceRecord {
-  return { source, offset, error: { reason: 'DECODE_ERROR', message } };
+function decodeError(
+  source: string,
+  offset: number,
+  message: string,
+  partial?: Record<string, unknown>,
+): SourceRecord {
+  return { source, offset, error: { reason: 'DECODE_ERROR', message }, ...(partial && { partial }) };
 }

@@ -35,6 +35,38 @@ export interface LineRange {
 export interface LineOptions {
   /** Longest line decoded; longer ones come back with `tooLong`. @default 64 MiB */
   readonly maxLineBytes?: number;
+  /**
+   * CSV quoting (RFC 4180): a '\n' inside a double-quoted field does not end the line, so a record with a quoted
+   * line break comes out as one line (its inner line breaks kept). See QuotedLines for the rule and its limit at
+   * range boundaries. @default false
+   */
+  readonly quotes?: boolean;
+}
+
+/**
+ * Quote-aware splitting (LineOptions.quotes). A quote opens a quoted field only where a field starts (first byte of
+ * the line, or after a comma) or right after a closing quote (`""`, an escaped quote); anywhere else it is a stray
+ * character that changes nothing (the CSV parser reports it), so one stray inch mark cannot swallow the file.
+ *
+ * Range boundaries cannot be placed by quotes without reading the object from its start, so a range still starts
+ * after the first '\n' at or after `start - 1`. That is only wrong when that '\n' lies inside a quoted field, which
+ * belongs to a record the previous range owns and reads to its end: that range sees it and throws
+ * QuotedBreakAtBoundaryError (deterministic), so the run fails rather than misreading the next range. The planner
+ * keeps an object whose sample shows a quoted line break in one range (planRun), which makes this rare.
+ */
+export interface QuotedLines {
+  /** URI of the object, for the error message. */
+  readonly uri: string;
+  /** True when another range of the same object starts at this range's end (end < object size). */
+  readonly boundaryFollows: boolean;
+}
+
+/**
+ * A quoted line break of a record that crosses a range boundary: the next range would start inside the record.
+ * Deterministic (src/runs/failures.ts): the same plan fails the same way, so the shard is not retried.
+ */
+export class QuotedBreakAtBoundaryError extends Error {
+  override readonly name = 'QuotedBreakAtBoundaryError';
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -58,6 +90,8 @@ export type LineVisitor = (
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
 const EMPTY = Buffer.alloc(0);
 /** First read past the range end; doubled each time up to the cap, since most lines are short. */
 const TAIL_WINDOW = 64 * 1024;
@@ -79,11 +113,18 @@ export class LineSplitter {
   /** Bytes of the pending line when it went over the limit (then `parts` is empty). */
   private overflow = 0;
   private finished = false;
+  /** Quote-aware mode: inside a quoted field at `pos`. */
+  private inQuotes = false;
+  /** Quote-aware mode: the byte before `pos` (a line start counts as after '\n'). */
+  private lastByte = NEWLINE;
+  /** Quote-aware mode: absolute offset of the last closing quote (a quote right after it reopens: `""`). */
+  private closedAt = -2;
 
   constructor(
     private readonly start: number,
     private readonly end: number,
     private readonly maxLineBytes: number = DEFAULT_MAX_LINE_BYTES,
+    private readonly quoted?: QuotedLines,
   ) {
     this.pos = start > 0 ? start - 1 : 0;
     this.discarding = start > 0;
@@ -125,6 +166,7 @@ export class LineSplitter {
 
   /** Splits one chunk, handing each complete owned line to `visit` as a byte span, in order. */
   pushSpans(chunk: Buffer, visit: LineVisitor): void {
+    if (this.quoted) return this.pushQuotedSpans(chunk, visit);
     if (this.done) return;
     const base = this.pos;
     this.pos += chunk.length;
@@ -147,6 +189,65 @@ export class LineSplitter {
       this.emit(chunk, i, nl, visit, ascii);
       i = nl + 1;
       this.lineStart = base + i;
+    }
+  }
+
+  /** pushSpans in quote-aware mode (see QuotedLines): a line ends at a '\n' outside quoted fields. */
+  private pushQuotedSpans(chunk: Buffer, visit: LineVisitor): void {
+    if (this.done) return;
+    const base = this.pos;
+    this.pos += chunk.length;
+    const n = chunk.length;
+    let i = 0;
+    if (this.discarding) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) return;
+      this.discarding = false;
+      i = nl + 1;
+      this.lineStart = base + i;
+      this.lastByte = NEWLINE;
+      this.inQuotes = false;
+    }
+    const ascii = n > 0 && isAscii(chunk);
+    // Next quote at or after the scan position: found once and reused until passed (-1: none left in the chunk), so
+    // quote-free data costs one search per chunk, not one per line.
+    let quote = n > i ? chunk.indexOf(QUOTE, i) : -1;
+    let p = i;
+    while (this.lineStart < this.end) {
+      let nl = -1;
+      while (p < n) {
+        if (quote >= 0 && quote < p) quote = chunk.indexOf(QUOTE, p);
+        if (this.inQuotes) {
+          if (quote < 0) {
+            p = n;
+            break;
+          }
+          this.inQuotes = false;
+          this.closedAt = base + quote;
+          p = quote + 1;
+          continue;
+        }
+        const newline = chunk.indexOf(NEWLINE, p);
+        if (quote < 0 || (newline >= 0 && newline < quote)) {
+          if (newline < 0) p = n;
+          else nl = newline;
+          break;
+        }
+        const before = quote > 0 ? chunk[quote - 1]! : this.lastByte;
+        if (before === COMMA || before === NEWLINE || base + quote === this.closedAt + 1)
+          this.inQuotes = true;
+        p = quote + 1;
+      }
+      if (nl < 0) {
+        if (i < n) this.hold(chunk.subarray(i));
+        if (n > 0) this.lastByte = chunk[n - 1]!;
+        return;
+      }
+      this.emit(chunk, i, nl, visit, ascii);
+      i = nl + 1;
+      p = i;
+      this.lineStart = base + i;
+      this.lastByte = NEWLINE;
     }
   }
 
@@ -200,6 +301,7 @@ export class LineSplitter {
       ascii = isAscii(bytes);
       this.reset();
     }
+    if (this.quoted?.boundaryFollows) this.checkBoundary(bytes, lo, hi, offset);
     if (hi > lo && bytes[hi - 1] === CR) hi -= 1;
     // A UTF-8 byte order mark is not part of the first record.
     if (
@@ -212,6 +314,26 @@ export class LineSplitter {
       lo += 3;
     }
     if (hi > lo) visit(bytes, lo, hi, offset, 0, ascii);
+  }
+
+  /**
+   * Quote-aware mode: the line bytes[lo, hi) starts at `offset`; every '\n' in it is quoted. The next range starts
+   * after the first '\n' at or after `end - 1`: when that one is in this line, the next range would start inside
+   * this record (see QuotedLines).
+   */
+  private checkBoundary(bytes: Buffer, lo: number, hi: number, offset: number): void {
+    if (offset >= this.end || offset + (hi - lo) < this.end) return;
+    const from = lo + Math.max(0, this.end - 1 - offset);
+    const inner = bytes.indexOf(NEWLINE, from);
+    if (inner < 0 || inner >= hi) return;
+    const uri = this.quoted?.uri ?? 'the input object';
+    throw new QuotedBreakAtBoundaryError(
+      `CSV object ${uri}: the record at byte ${offset} has a line break inside a quoted field at byte ` +
+        `${offset + (inner - lo)}, across the shard boundary at byte ${this.end}, so the next shard would start ` +
+        'inside it. Byte-range shards start after a line break and cannot see quotes before them. Fix: make ' +
+        'run.shards.targetBytes larger than this object so one shard reads it, split the file into smaller files, ' +
+        'or write it without line breaks inside quoted fields',
+    );
   }
 
   private reset(): void {
@@ -253,8 +375,9 @@ export async function* batchesOfVisited<T>(
   built: { items: T[] },
   visit: LineVisitor,
   batchSize: number,
+  options: LineOptions = {},
 ): AsyncGenerator<T[]> {
-  for await (const _ of visitLines(store, range, visit)) {
+  for await (const _ of visitLines(store, range, visit, options)) {
     while (built.items.length >= batchSize) {
       if (built.items.length === batchSize) {
         yield built.items;
@@ -279,7 +402,12 @@ export async function* visitLines(
   options: LineOptions = {},
 ): AsyncGenerator<void, void, undefined> {
   if (range.end <= range.start || range.start >= range.size) return;
-  const splitter = new LineSplitter(range.start, range.end, options.maxLineBytes);
+  const splitter = new LineSplitter(
+    range.start,
+    range.end,
+    options.maxLineBytes,
+    options.quotes ? { uri: range.uri, boundaryFollows: range.end < range.size } : undefined,
+  );
   const mainEnd = Math.min(range.end, range.size);
   const stream = await store.getStream(range.uri, { start: splitter.readStart, end: mainEnd });
   try {
@@ -330,7 +458,12 @@ export async function readFirstLine(
   size: number,
   options: LineOptions = {},
 ): Promise<Line | undefined> {
-  const splitter = new LineSplitter(0, size, options.maxLineBytes);
+  const splitter = new LineSplitter(
+    0,
+    size,
+    options.maxLineBytes,
+    options.quotes ? { uri, boundaryFollows: false } : undefined,
+  );
   let window = TAIL_WINDOW;
   while (!splitter.done) {
     const from = splitter.position;
@@ -352,6 +485,35 @@ function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   throw new TypeError(`expected a byte stream, got ${typeof chunk} chunks`);
+}
+
+/**
+ * Offset of the first line break inside a quoted CSV field in `bytes` (the start of an object), by the rule of
+ * QuotedLines; -1 when there is none. The planner uses it to keep such an object in one range.
+ */
+export function firstQuotedLineBreak(bytes: Uint8Array): number {
+  let inQuotes = false;
+  let closedAt = -2;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let quote = buf.indexOf(QUOTE);
+  if (quote < 0) return -1;
+  let p = 0;
+  while (quote >= 0) {
+    if (inQuotes) {
+      const newline = buf.indexOf(NEWLINE, p);
+      if (newline >= 0 && newline < quote) return newline;
+      inQuotes = false;
+      closedAt = quote;
+    } else {
+      const before = quote > 0 ? buf[quote - 1]! : NEWLINE;
+      if (before === COMMA || before === NEWLINE || quote === closedAt + 1) inQuotes = true;
+    }
+    p = quote + 1;
+    quote = buf.indexOf(QUOTE, p);
+  }
+  if (!inQuotes) return -1;
+  // Still open at the end of the bytes: a break after the last quote is inside the field.
+  return buf.indexOf(NEWLINE, p);
 }
 
 /** The start of a line, quoted, for error messages: enough to find the line, short enough for an errors file. */

@@ -87,12 +87,18 @@ export function createFeatureBuilder(
     declared.flatMap((d) => (isTextInput(d) ? Object.values(d.tensors ?? {}) : [d.tensor])),
   );
   const entries: EntryBuilder[] = [];
+  // Graph inputs an entry that failed would have fed: declared, just wrongly, so not "not fed" (issue 17).
+  const attempted = new Set<string>();
   for (const input of declared) {
     try {
       entries.push(entryFor(input, byName, explicit, files, context.store));
     } catch (err) {
       if (!(err instanceof ModelError)) throw err;
       problems.push(err.message);
+      const intended = isTextInput(input)
+        ? Object.values(textTensors(input, byName, explicit))
+        : [input.tensor];
+      for (const name of intended) if (name !== undefined) attempted.add(name);
     }
   }
   const fed = new Set(entries.flatMap((e) => e.feeds));
@@ -105,7 +111,7 @@ export function createFeatureBuilder(
   }
   for (const name of byName.keys()) {
     // A declared tensor whose entry failed above is fed, just wrongly: that problem is already said.
-    if (!fed.has(name) && !explicit.has(name))
+    if (!fed.has(name) && !explicit.has(name) && !attempted.has(name))
       problems.push(`the model input "${name}" is not fed: declare it in model.inputs`);
   }
   if (problems.length > 0) {

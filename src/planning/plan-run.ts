@@ -18,6 +18,7 @@ import path from 'node:path';
 import { mapConcurrent } from '../manifest/concurrency.js';
 import { FORMAT_EXTENSIONS, listInput } from '../manifest/list-input.js';
 import { parquetLayout } from '../formats/parquet-read.js';
+import { firstQuotedLineBreak } from '../formats/lines.js';
 import { extractModelArchive, isModelArchive, type ExtractedArchive } from '../registry/archive.js';
 import type { ApprovalStatus, ModelRegistry } from '../registry/model-registry.js';
 import { writeShardList } from '../results/shard-list.js';
@@ -126,15 +127,21 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   let layouts: Map<string, ParquetLayoutLike> | undefined;
   let bytesPerRecord: number | undefined;
   let longestLine: number | undefined;
+  let wholeObjects: ReadonlySet<string> | undefined;
   if (spec.input.format === 'parquet') {
     layouts = await readParquetLayouts(store, objects, requiredColumns(spec));
   } else if (spec.input.format !== 'files') {
     // Files are one record each: their count is exact without reading anything.
-    ({ bytesPerRecord, longestLine } = await sampleLines(store, objects, spec.input.format === 'csv'));
+    ({ bytesPerRecord, longestLine, wholeObjects } = await sampleLines(
+      store,
+      objects,
+      spec.input.format === 'csv',
+    ));
   }
   const shards = planShards(objects, spec.input.format, layouts, spec.run.shards, {
     bytesPerRecord,
     longestLine,
+    wholeObjects,
   });
   // shards.jsonl and its index (byte offsets and counts), so no reader has to decode the whole list.
   await writeShardList(store, layout, shards);
@@ -498,7 +505,7 @@ async function sampleLines(
   store: ObjectStore,
   objects: readonly InputObject[],
   csvHeader: boolean,
-): Promise<{ bytesPerRecord?: number; longestLine?: number }> {
+): Promise<{ bytesPerRecord?: number; longestLine?: number; wholeObjects?: ReadonlySet<string> }> {
   if (objects.length === 0) return {};
   const picks = [
     ...new Set(
@@ -525,8 +532,11 @@ async function sampleLines(
       // The sample ends inside a line longer than any it holds: find where that line ends.
       longest = Math.max(longest, await lineLengthFrom(store, object, bytes.length - tail, bytes.length));
     }
-    return { counted, longest };
+    // CSV: a quoted line break means the object is read by one range (ADR 0014).
+    const quotedBreak = csvHeader && firstQuotedLineBreak(bytes) >= 0;
+    return { counted, longest, quotedBreak, uri: object.uri };
   });
+  const wholeObjects = new Set(samples.flatMap((s) => (s?.quotedBreak ? [s.uri] : [])));
   let totalBytes = 0;
   let totalRecords = 0;
   let longestLine = 0;
@@ -540,6 +550,7 @@ async function sampleLines(
   return {
     ...(totalRecords > 0 && { bytesPerRecord: totalBytes / totalRecords }),
     ...(longestLine > 0 && { longestLine }),
+    ...(wholeObjects.size > 0 && { wholeObjects }),
   };
 }
 

@@ -45,6 +45,11 @@ export interface PlanShardsOptions {
    * start, so cutting a 10 MB line into 1 KB ranges plans thousands of shards that read nothing (issue 17).
    */
   readonly longestLine?: number;
+  /**
+   * URIs of line-format objects that are never cut into ranges: CSV objects whose sample shows a line break inside
+   * a quoted field, since a range start cannot see quotes before it (lines.ts, QuotedLines).
+   */
+  readonly wholeObjects?: ReadonlySet<string>;
 }
 
 /** Record estimate for line formats when nothing was sampled. Only fills `Shard.records`; never sizes shards. */
@@ -93,7 +98,7 @@ export function planShardsDetailed(
       ? parquetUnits(objects, layouts, targets)
       : format === 'files'
         ? fileUnits(objects, targets)
-        : lineUnits(objects);
+        : lineUnits(objects, options.wholeObjects);
   const totalWeight = units.reduce((sum, unit) => sum + unit.weight, 0);
   if (units.length === 0) return { shards: [], target: 0, totalWeight: 0 };
 
@@ -161,11 +166,11 @@ function fileUnits(objects: readonly InputObject[], targets: ShardTargets): Unit
   }));
 }
 
-function lineUnits(objects: readonly InputObject[]): Unit[] {
+function lineUnits(objects: readonly InputObject[], whole?: ReadonlySet<string>): Unit[] {
   // A zero-byte object owns no bytes, so no range: it can hold no line.
   return objects
     .filter((o) => o.size > 0)
-    .map((object) => ({ object, weight: object.size, splittable: true }));
+    .map((object) => ({ object, weight: object.size, splittable: !whole?.has(object.uri) }));
 }
 
 function parquetUnits(

@@ -19,6 +19,7 @@ export const DETERMINISTIC_ERRORS: ReadonlySet<string> = new Set([
   'PreflightError',
   'OnnxFormatError',
   'RunStateError',
+  'QuotedBreakAtBoundaryError',
 ]);
 
 export function isDeterministicError(err: unknown): boolean {

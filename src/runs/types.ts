@@ -153,9 +153,11 @@ export const ERROR_REASONS = [
 ] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];
 
-/** One row of an errors file. Carries the same identity as a prediction row. */
+/**
+ * One row of an errors file. Carries the same identity as a prediction row: with an `input.id`, the id under that
+ * column's name (src/runs/error-rows.ts adds it).
+ */
 export interface ErrorRow {
-  readonly id?: string | number | null;
   readonly _shard: number;
   readonly _source: string;
   readonly _offset: number;

@@ -182,6 +182,7 @@ async function rangeAfter(
   range: InputRange,
   offset: number,
 ): Promise<InputRange | undefined> {
+  if (format === 'csv') return csvRangeAfter(range, offset);
   if (format !== 'parquet') {
     // Starting at offset + 1 lands inside the record's own line; the range rule drops that partial line, so the
     // first line read is the next one.
@@ -200,6 +201,15 @@ async function rangeAfter(
     row += rows;
   }
   return undefined;
+}
+
+/**
+ * CSV: a record may span lines (a quoted line break), so a range starting at offset + 1 would start after the
+ * record's first '\n', inside it. Starting at the record's own first byte keeps its line (byte offset - 1 is its
+ * line start's '\n'); the `after` filter then drops the record, which is already in a chunk (issue 17).
+ */
+function csvRangeAfter(range: InputRange, offset: number): InputRange | undefined {
+  return offset >= range.end ? undefined : { ...range, start: offset };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

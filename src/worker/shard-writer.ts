@@ -27,6 +27,7 @@ import {
 } from '../runs/stats.js';
 import { boundText } from '../runtime/bounded-text.js';
 import type { BatchSizeProbe, ErrorReason, ErrorRow, OutputFile } from '../runs/types.js';
+import { errorRowWithId } from '../runs/error-rows.js';
 import { DEFAULT_CHECKPOINT_RECORDS, type JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import {
@@ -249,14 +250,13 @@ export class ShardWriter {
       const known = rec.values ?? rec.partial;
       const idValue = idColumn && known ? known[idColumn] : undefined;
       const row: ErrorRow = {
-        ...(idColumn ? { id: errorRowId(idValue) } : {}),
         _shard: shardId,
         _source: rec.source,
         _offset: rec.offset,
         reason: error.reason,
         message: boundText(error.message),
       };
-      chunk.errorLines.push(JSON.stringify(row));
+      chunk.errorLines.push(JSON.stringify(errorRowWithId(row, idColumn, errorRowId(idValue))));
       chunk.errorsByReason[error.reason] = (chunk.errorsByReason[error.reason] ?? 0) + 1;
     }
     chunk.records += n;

@@ -163,15 +163,17 @@ describe('a local run with bad records', () => {
           .trim()
           .split('\n'),
       )
-      .map((l) => JSON.parse(l) as { id: string | null; _source: string; _offset: number; reason: string });
+      .map(
+        (l) =>
+          JSON.parse(l) as { patient_id: string | null; _source: string; _offset: number; reason: string },
+      );
     // Every input record is in exactly one of predictions and errors.
     const seen = [
       ...predicted.map((p) => p.patient_id),
-      ...errors.map((e) => e.id ?? `${e._source}@${e._offset}`),
+      ...errors.map((e) => e.patient_id ?? `${e._source}@${e._offset}`),
     ];
-    const expected = inputRows(input).map((r) =>
-      badIds.includes(r.id) && r.id === 'D9999999' ? `${r.source}@${r.offset}` : r.id,
-    );
+    // Every error row names its record, the undecodable one too: its id field was readable (issue 17).
+    const expected = inputRows(input).map((r) => r.id);
     expect(seen.sort()).toEqual(expected.sort());
   });
 
@@ -200,7 +202,7 @@ describe('a local run with bad records', () => {
       .map(
         (l) =>
           JSON.parse(l) as {
-            id: string | null;
+            patient_id: string | null;
             _source: string;
             _offset: number;
             reason: string;
@@ -217,7 +219,7 @@ describe('a local run with bad records', () => {
         .subarray(e._offset)
         .toString('utf8')
         .split('\n')[0]!;
-      expect(line.startsWith(e.id ?? 'D9999999')).toBe(true);
+      expect(line.startsWith(e.patient_id ?? '(no id)')).toBe(true);
       expect(e.message.length).toBeGreaterThan(5);
     }
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
-import { readJsonl } from '../../src/formats/jsonl.js';
+import { decodeJsonLine, readJsonl, readableMembers } from '../../src/formats/jsonl.js';
 import type { SourceRecord } from '../../src/formats/records.js';
 import {
   byteRange,
@@ -112,5 +112,27 @@ describe('readJsonl', () => {
       }
       expectIn(parts, `cuts ${cuts.join(',')}`).toEqual(whole);
     }
+  });
+});
+
+describe('DECODE_ERROR rows keep what was readable (issue 17)', () => {
+  it('a broken line keeps its complete top-level scalar members, so the error row has the id', () => {
+    const broken = decodeJsonLine('s', {
+      offset: 0,
+      text: '{"id": "r7", "n": 2, "v": [1, {"a": "}"}], "x": tru',
+    });
+    expect(broken?.error?.reason).toBe('DECODE_ERROR');
+    expect(broken?.error ? broken.partial : undefined).toEqual({ id: 'r7', n: 2 });
+  });
+
+  it('readableMembers stops at the first break and never guesses', () => {
+    expect(readableMembers('{"id": 12, "a": "x"')).toEqual({ id: 12 });
+    expect(readableMembers('{"id": "a\\"b", "t": null,}')).toEqual({ id: 'a"b', t: null });
+    expect(readableMembers('{"id" "r1"}')).toBeUndefined();
+    expect(readableMembers('{"nested": {"id": "inner"}')).toBeUndefined();
+    expect(readableMembers('[1, 2')).toBeUndefined();
+    expect(readableMembers('{"id": 0x10, "b": 1}')).toBeUndefined();
+    // A "__proto__" key is an own member, not the prototype.
+    expect(Object.getPrototypeOf(readableMembers('{"__proto__": "p", "id": 1,'))).toBe(Object.prototype);
   });
 });

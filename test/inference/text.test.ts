@@ -177,6 +177,14 @@ describe('text inputs into the BERT-shaped encoder', () => {
     ).toThrow(ModelError);
   });
 
+  it('a text input that does not fit its (default) tensors says why, never that they are "not fed" (issue 17)', () => {
+    // The encoder's token tensors as float32: declared through the text input, only of the wrong type.
+    const wrongTypes = encoder.inputs.map((i) => ({ ...i, type: 'float32' as const }));
+    const build = (): unknown => createFeatureBuilder([textInput()], wrongTypes, { files });
+    expect(build).toThrow(/tensor "input_ids" is float32 in the model; a text input feeds int64 or int32/);
+    expect(build).not.toThrow(/is not fed/);
+  });
+
   it('reads text from bytes (a files record) and sets aside missing or non-text values', async () => {
     const builder = createFeatureBuilder([textInput()], encoder.inputs, { files });
     const batch = await builder.build([

@@ -16,6 +16,7 @@ import { InputError, ModelError, RunStateError, SpecError } from '../../src/spec
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
 import { tarGz } from '../registry/tar-fixture.js';
+import { firstQuotedLineBreak } from '../../src/formats/lines.js';
 
 const store = new LocalObjectStore();
 let root: string;
@@ -720,5 +721,42 @@ describe('planRun over long lines (issue 17)', () => {
       { store, registry, now: fixedNow },
     );
     expect(state.shardCount).toBe(1);
+  });
+});
+
+describe('planRun over CSV with quoted line breaks (issue 17)', () => {
+  const rows = (quoted: boolean): string =>
+    'id,a,b,text\n' +
+    Array.from(
+      { length: 400 },
+      (_, i) => `${i},1,2,${quoted && i % 50 === 7 ? '"two\nlines"' : 'one line'}\n`,
+    ).join('');
+
+  it('keeps an object whose sample shows a quoted line break in one range; cuts the same object without one', async () => {
+    await write('quoted/a.csv', rows(true));
+    await write('plain/a.csv', rows(false));
+    const plan = async (folder: string): Promise<number> =>
+      (
+        await planRun(
+          {
+            runId: `quoted-${folder}`,
+            spec: spec({
+              input: { uri: `${url(folder)}/`, format: 'csv' },
+              run: { shards: { targetRecords: 50, targetBytes: 1024 } },
+            }),
+          },
+          { store, registry, now: fixedNow },
+        )
+      ).shardCount;
+    expect(await plan('plain')).toBeGreaterThan(4);
+    expect(await plan('quoted')).toBe(1);
+  });
+
+  it('firstQuotedLineBreak follows the reader: a stray quote opens nothing, "" stays inside the field', () => {
+    const at = (text: string): number => firstQuotedLineBreak(Buffer.from(text));
+    expect(at('a,b\n1,2\n')).toBe(-1);
+    expect(at('a,b\n1,5\'11"\n2,x"\n')).toBe(-1);
+    expect(at('a,b\n1,"x ""y""\nz"\n')).toBe(14);
+    expect(at('a,b\n1,"open to the end\n')).toBe(22);
   });
 });

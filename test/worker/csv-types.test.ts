@@ -120,7 +120,9 @@ describe('typed CSV passthrough columns', () => {
   it('makes a value not of its type an INVALID_VALUE error row naming column and value, with the id', () => {
     expect(marker.errorsByReason).toEqual({ INVALID_VALUE: BAD.size });
     const errors = errorLines(marker).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(errors.map((e) => e.id)).toEqual([...BAD.keys()].map((i) => extra[i]!.id));
+    // The id under the declared input.id name (patient_id), as in the prediction rows; no `id` key (issue 17).
+    expect(errors.map((e) => e.patient_id)).toEqual([...BAD.keys()].map((i) => extra[i]!.id));
+    expect(errors.every((e) => !('id' in e))).toBe(true);
     errors.forEach((e, k) => {
       const { column, value } = [...BAD.values()][k]!;
       expect(e.reason).toBe('INVALID_VALUE');
