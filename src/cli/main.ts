@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
 import { registerModels } from './commands/models.js';
+import { registerInit } from './commands/init.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerPipelines } from './commands/pipelines.js';
 import { registerQuery } from './commands/query.js';
@@ -80,6 +81,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerPipelines(program, ctx);
   registerInspect(program, ctx);
   registerModels(program, ctx);
+  registerInit(program, ctx);
   return program;
 }
 
