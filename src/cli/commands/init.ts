@@ -195,7 +195,8 @@ function specPath(uri: string, specDir: string): string {
 }
 
 function nameFrom(sample: SampleShape): string {
-  const parts = sample.uri.replace(/\/+$/, '').split('/');
+  // A tabular sample is named after its file; a folder of files after the folder.
+  const parts = (sample.format === 'files' ? sample.uri : sample.objectUri).replace(/\/+$/, '').split('/');
   let base = parts.pop() ?? 'job';
   // A folder called data/ says little: its parent usually names the dataset.
   if (GENERIC_FOLDERS.has(base.toLowerCase()) && parts.length > 3) base = parts.pop()!;
@@ -296,7 +297,7 @@ export function buildStarterSpec(
     );
     if (!column) {
       throw new CliError(
-        `the model reads tokenized text (input_ids) but sample ${sample.uri} has no text column (columns: ${listed}); ` +
+        `the model reads tokenized text (input_ids) but sample ${sample.objectUri} has no text column (columns: ${listed}); ` +
           'give a JSON lines/CSV sample with a text column, or a folder of text files',
       );
     }
@@ -356,7 +357,7 @@ export function buildStarterSpec(
       );
       if (!column || (sample.format === 'files' && sample.files !== 'image')) {
         throw new CliError(
-          `the model input "${t.name}" ${shapeText(t)} is an image but sample ${sample.uri} has no image column ` +
+          `the model input "${t.name}" ${shapeText(t)} is an image but sample ${sample.objectUri} has no image column ` +
             `(columns: ${listed}); give a folder of images, or data with an image column (bytes or a location)`,
         );
       }
@@ -393,7 +394,7 @@ export function buildStarterSpec(
       if (numeric.length === 0 || (width !== undefined && numeric.length < width)) {
         throw new CliError(
           `the model input "${t.name}" ${shapeText(t)} takes ${width ?? 'some'} numeric column(s), but sample ` +
-            `${sample.uri} has ${numeric.length} (${numeric.map((c) => c.name).join(', ') || 'none'}; all columns: ` +
+            `${sample.objectUri} has ${numeric.length} (${numeric.map((c) => c.name).join(', ') || 'none'}; all columns: ` +
             `${listed}); give a sample with the model's feature columns`,
         );
       }
@@ -421,7 +422,7 @@ export function buildStarterSpec(
     if (!column || (column.kind !== 'array' && column.kind !== 'string')) {
       throw new CliError(
         `the model input "${t.name}" ${shapeText(t)} needs a column holding its whole tensor (an array), but sample ` +
-          `${sample.uri} has no column "${t.name}" (columns: ${listed})`,
+          `${sample.objectUri} has no column "${t.name}" (columns: ${listed})`,
       );
     }
     usedColumns.add(column.name);
