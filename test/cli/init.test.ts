@@ -182,13 +182,9 @@ describe('init refuses what it cannot use, in one line (exit 2)', () => {
         `file://${EXAMPLES}text-embeddings/data/sentences.jsonl has 0 (none; all columns: id, text); give a sample ` +
         "with the model's feature columns",
     );
+    writeFileSync(path.join(dir, 'numbers.csv'), 'a,b\n1,2\n3,4\n');
     const text = await failure(
-      initCommand(
-        `${ROOT}test/fixtures/models/text/encoder.onnx`,
-        `${EXAMPLES}breast-cancer/data/`,
-        {},
-        context(dir).ctx,
-      ),
+      initCommand(`${ROOT}test/fixtures/models/text/encoder.onnx`, 'numbers.csv', {}, context(dir).ctx),
     );
     expect(text.message).toMatch(
       /^the model reads tokenized text \(input_ids\) but sample .* has no text column/,
