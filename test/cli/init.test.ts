@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { initCommand, initResultSchema } from '../../src/cli/commands/init.js';
+import { buildStarterSpec, initCommand, initResultSchema } from '../../src/cli/commands/init.js';
 import { validateCommand } from '../../src/cli/commands/validate.js';
 import type { CommandContext } from '../../src/cli/context.js';
 import { CliError, exitCodeOf } from '../../src/cli/errors.js';
@@ -201,5 +201,60 @@ describe('init refuses what it cannot use, in one line (exit 2)', () => {
     expect(await main(['init', model, `${EXAMPLES}breast-cancer/data/`], exists.ctx.io)).toBe(2);
     expect(exists.err.join('')).toMatch(/^job\.yaml exists; pass --force to overwrite it, or -o <file>\n/);
     expect(readFileSync(path.join(dir, 'job.yaml'), 'utf8')).toBe('name: mine\n');
+  });
+});
+
+describe('init for an image model (no shipped image example: the spec is checked by the job spec schema)', () => {
+  it('a folder of images feeds an NCHW input from content, resized to the fixed size', async () => {
+    const dir = tempDir();
+    const yaml = buildStarterSpec(
+      {
+        given: 'cnn.onnx',
+        source: { uri: `file://${dir}/cnn.onnx` },
+        artifactUri: `file://${dir}/cnn.onnx`,
+        signature: {
+          inputs: [{ name: 'pixels', type: 'float32', shape: ['N', 3, 32, 32] }],
+          outputs: [{ name: 'logits', type: 'float32', shape: ['N', 4] }],
+        },
+        companions: ['labels.txt'],
+      },
+      {
+        format: 'files',
+        uri: `file://${dir}/photos/`,
+        objectUri: `file://${dir}/photos/a.png`,
+        columns: [
+          { name: 'uri', kind: 'string' },
+          { name: 'name', kind: 'string' },
+          { name: 'size', kind: 'number' },
+          { name: 'content', kind: 'bytes' },
+        ],
+        files: 'image',
+        records: 0,
+      },
+      { specDir: dir, command: 'batch-infer init cnn.onnx photos/' },
+    );
+    expect(yaml.todos).toEqual([expect.stringContaining('check the normalisation the model expects')]);
+    writeFileSync(path.join(dir, 'job.yaml'), yaml.yaml);
+    const spec = await loadJobSpecFile(path.join(dir, 'job.yaml'));
+    expect(spec.name).toBe('photos');
+    expect(spec.input).toMatchObject({ format: 'files', uri: `file://${dir}/photos/` });
+    expect(spec.input.id).toBeUndefined();
+    expect(spec.model.inputs).toEqual([
+      expect.objectContaining({
+        tensor: 'pixels',
+        dtype: 'float32',
+        from: expect.objectContaining({
+          image: 'content',
+          resize: { height: 32, width: 32 },
+          layout: 'NCHW',
+        }),
+      }),
+    ]);
+    expect(spec.model.outputs).toEqual([
+      expect.objectContaining({
+        tensor: 'logits',
+        postprocess: expect.objectContaining({ argmax: expect.anything() }),
+      }),
+    ]);
   });
 });

@@ -210,11 +210,14 @@ function nameFrom(sample: SampleShape): string {
 
 function idColumn(sample: SampleShape): SampleColumn | undefined {
   if (sample.format === 'files') return undefined;
+  // Matched on the name as written (customerId) and lowercased (customer_id, ID).
   const named = (test: (n: string) => boolean) =>
-    sample.columns.find((c) => test(c.name.toLowerCase()) && (c.kind === 'string' || c.kind === 'number'));
+    sample.columns.find(
+      (c) => (test(c.name) || test(c.name.toLowerCase())) && (c.kind === 'string' || c.kind === 'number'),
+    );
   return (
     named((n) => n === 'id') ??
-    named((n) => n.endsWith('_id') || (n.endsWith('id') && n.length > 2 && /[a-z]Id$/.test(n))) ??
+    named((n) => n.endsWith('_id') || /[a-z]Id$/.test(n)) ??
     named((n) => n === 'uuid' || n === 'key' || n === 'guid')
   );
 }
