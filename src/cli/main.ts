@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './commands/cancel.js';
 import { registerLogs } from './commands/logs.js';
+import { registerModels } from './commands/models.js';
+import { registerInit } from './commands/init.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerPipelines } from './commands/pipelines.js';
 import { registerQuery } from './commands/query.js';
@@ -78,6 +80,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerReport(program, ctx);
   registerPipelines(program, ctx);
   registerInspect(program, ctx);
+  registerModels(program, ctx);
+  registerInit(program, ctx);
   return program;
 }
 

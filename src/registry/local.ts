@@ -17,7 +17,14 @@ import { z } from 'zod';
 import { ModelError } from '../spec/errors.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
 import { asPrefix, joinUri, parseUri } from '../storage/uri.js';
-import type { ApprovalStatus, ModelRegistry, ModelVersion, VersionSelector } from './model-registry.js';
+import type {
+  ApprovalStatus,
+  ListableModelRegistry,
+  ListedModelVersion,
+  ListVersionsOptions,
+  ModelVersion,
+  VersionSelector,
+} from './model-registry.js';
 
 const metadataSchema = z.looseObject({
   status: z.enum(['Approved', 'PendingManualApproval', 'Rejected'], {
@@ -40,7 +47,7 @@ interface FoundVersion {
   readonly artifact?: string;
 }
 
-export class LocalModelRegistry implements ModelRegistry {
+export class LocalModelRegistry implements ListableModelRegistry {
   readonly rootUri: string;
 
   constructor(
@@ -51,21 +58,9 @@ export class LocalModelRegistry implements ModelRegistry {
   }
 
   async resolve(group: string, selector: VersionSelector): Promise<ModelVersion> {
-    if (group === '' || group.includes('/')) {
-      throw new ModelError(
-        `model group "${group}" is not a folder name of the local registry ${this.rootUri}`,
-      );
-    }
+    this.checkGroupName(group);
     const versions = await this.versions(group);
-    if (versions.length === 0) {
-      const groups = await this.groups();
-      throw new ModelError(
-        `model group "${group}" has no versions in the local registry ${this.rootUri} (expected ` +
-          `${joinUri(this.rootUri, group, '<version>', METADATA_FILE)}). ` +
-          (groups.length > 0 ? `Groups there: ${groups.join(', ')}. ` : 'The registry is empty. ') +
-          'Check model.registry.group, or register a version by creating that folder with metadata.json and model.onnx',
-      );
-    }
+    if (versions.length === 0) throw await this.unknownGroup(group);
     let chosen: FoundVersion | undefined;
     if (selector === 'latest') chosen = versions[versions.length - 1];
     else if (selector === 'latest-approved') chosen = versions.findLast((v) => v.status === 'Approved');
@@ -99,6 +94,50 @@ export class LocalModelRegistry implements ModelRegistry {
       ...(chosen.createdAt !== undefined ? { createdAt: chosen.createdAt } : {}),
       ref: chosen.folderUri,
     };
+  }
+
+  /** The group's versions, newest (highest) first; a ModelError when the group has none. */
+  async list(group: string, options: ListVersionsOptions = {}): Promise<ListedModelVersion[]> {
+    this.checkGroupName(group);
+    const versions = await this.versions(group);
+    if (versions.length === 0) throw await this.unknownGroup(group);
+    const listed = versions
+      .filter((v) => !options.approvedOnly || v.status === 'Approved')
+      .reverse()
+      .map((v): ListedModelVersion => ({
+        group,
+        version: v.version,
+        status: v.status,
+        ...(v.createdAt !== undefined && { createdAt: v.createdAt }),
+        ...(v.artifact !== undefined
+          ? { artifactUri: joinUri(v.folderUri, v.artifact) }
+          : { problem: `${v.folderUri} holds neither ${ARTIFACT_FILE} nor ${ARCHIVE_FILE}` }),
+        ref: v.folderUri,
+      }));
+    return options.limit !== undefined ? listed.slice(0, options.limit) : listed;
+  }
+
+  /** Group folders that hold at least one version, sorted. */
+  async groupNames(): Promise<string[]> {
+    return this.groups();
+  }
+
+  private checkGroupName(group: string): void {
+    if (group === '' || group.includes('/')) {
+      throw new ModelError(
+        `model group "${group}" is not a folder name of the local registry ${this.rootUri}`,
+      );
+    }
+  }
+
+  private async unknownGroup(group: string): Promise<ModelError> {
+    const groups = await this.groups();
+    return new ModelError(
+      `model group "${group}" has no versions in the local registry ${this.rootUri} (expected ` +
+        `${joinUri(this.rootUri, group, '<version>', METADATA_FILE)}). ` +
+        (groups.length > 0 ? `Groups there: ${groups.join(', ')}. ` : 'The registry is empty. ') +
+        'Check model.registry.group, or register a version by creating that folder with metadata.json and model.onnx',
+    );
   }
 
   /** Every version of a group that has a metadata.json, in ascending version order. */

@@ -30,3 +30,35 @@ export interface ModelRegistry {
    */
   resolve(group: string, selector: VersionSelector): Promise<ModelVersion>;
 }
+
+/** One version as `models <group>` lists it. */
+export interface ListedModelVersion {
+  readonly group: string;
+  readonly version: number;
+  readonly status: ApprovalStatus;
+  readonly createdAt?: string;
+  /** The artifact's URI; absent when the registry entry names none (the reason is in `problem`). */
+  readonly artifactUri?: string;
+  /** SageMaker's ModelPackageStatus (Pending, InProgress, Completed, Failed, Deleting); absent offline. */
+  readonly packageStatus?: string;
+  /** Registry-specific identity, e.g. the model package ARN. */
+  readonly ref?: string;
+  /** Why the version has no usable artifact, when it has none. */
+  readonly problem?: string;
+}
+
+export interface ListVersionsOptions {
+  /** Only versions whose approval status is Approved. */
+  readonly approvedOnly?: boolean;
+  /** At most this many versions (the newest). */
+  readonly limit?: number;
+}
+
+/** A registry that can list a group's versions, newest first. */
+export interface ListableModelRegistry extends ModelRegistry {
+  /**
+   * The group's versions, newest first. Throws ModelError when the group has no versions at all (unknown group);
+   * an empty list means the group exists but nothing matches the filter.
+   */
+  list(group: string, options?: ListVersionsOptions): Promise<ListedModelVersion[]>;
+}

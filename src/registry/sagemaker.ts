@@ -14,11 +14,13 @@
  * Throttling and transient errors are retried by the SDK client's own retry strategy.
  */
 import {
+  BatchDescribeModelPackageCommand,
   DescribeModelPackageCommand,
   ListModelPackagesCommand,
   paginateListModelPackages,
   SageMakerClient,
   type DescribeModelPackageCommandOutput,
+  type InferenceSpecification,
   type ModelApprovalStatus,
   type ModelPackageSummary,
 } from '@aws-sdk/client-sagemaker';
@@ -26,7 +28,14 @@ import { ModelError } from '../spec/errors.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
 import { isModelArchive } from './archive.js';
 import { describeVersions } from './local.js';
-import type { ApprovalStatus, ModelRegistry, ModelVersion, VersionSelector } from './model-registry.js';
+import type {
+  ApprovalStatus,
+  ListableModelRegistry,
+  ListedModelVersion,
+  ListVersionsOptions,
+  ModelVersion,
+  VersionSelector,
+} from './model-registry.js';
 
 /** The file an uncompressed S3Prefix model source is expected to hold. */
 export const PREFIX_ARTIFACT_FILE = 'model.onnx';
@@ -34,7 +43,7 @@ export const PREFIX_ARTIFACT_FILE = 'model.onnx';
 /** Largest page ListModelPackages returns. */
 const PAGE_SIZE = 100;
 
-export class SageMakerModelRegistry implements ModelRegistry {
+export class SageMakerModelRegistry implements ListableModelRegistry {
   /** @param client a configured client (region, credentials); defaults to the environment's. */
   constructor(private readonly client: SageMakerClient = new SageMakerClient({})) {}
 
@@ -42,7 +51,133 @@ export class SageMakerModelRegistry implements ModelRegistry {
     const summary = await this.find(group, selector);
     const arn = summary.ModelPackageArn!;
     const described = await this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn }));
-    const version = described.ModelPackageVersion ?? summary.ModelPackageVersion;
+    return this.versionOf(described, arn, group, summary);
+  }
+
+  /**
+   * One model package by its ARN (`arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>`), as
+   * `inspect <arn>` names it. An ARN SageMaker does not know is a ModelError naming it.
+   */
+  async resolveArn(arn: string): Promise<ModelVersion> {
+    let described: DescribeModelPackageCommandOutput;
+    try {
+      described = await this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn }));
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ValidationException') {
+        throw new ModelError(
+          `model package ${arn}: ${(err as Error).message.trim()} Check the ARN (list a group's versions with ` +
+            '`batch-infer models <group>`)',
+        );
+      }
+      throw err;
+    }
+    const group = described.ModelPackageGroupName;
+    if (!group) {
+      throw new ModelError(
+        `model package ${arn} belongs to no model package group (an unversioned package); register it in a group`,
+      );
+    }
+    return this.versionOf(described, arn, group, undefined);
+  }
+
+  /**
+   * The group's versions, newest first (ListModelPackages, page by page), each with its artifact from one
+   * BatchDescribeModelPackage per page (ListModelPackages' summaries carry no artifact).
+   */
+  async list(group: string, options: ListVersionsOptions = {}): Promise<ListedModelVersion[]> {
+    const listed: ListedModelVersion[] = [];
+    const approval = options.approvedOnly ? 'Approved' : undefined;
+    const pages = paginateListModelPackages(
+      { client: this.client, pageSize: PAGE_SIZE },
+      {
+        ModelPackageGroupName: group,
+        ...(approval ? { ModelApprovalStatus: approval } : {}),
+        SortBy: 'CreationTime',
+        SortOrder: 'Descending',
+      },
+    );
+    for await (const page of pages) {
+      let summaries = (page.ModelPackageSummaryList ?? []).filter(
+        (s) => s.ModelPackageArn !== undefined && s.ModelPackageVersion !== undefined,
+      );
+      if (options.limit !== undefined) summaries = summaries.slice(0, options.limit - listed.length);
+      if (summaries.length > 0) listed.push(...(await this.describeAll(group, summaries)));
+      if (options.limit !== undefined && listed.length >= options.limit) break;
+    }
+    if (listed.length === 0 && !approval) {
+      throw await this.notFound(
+        group,
+        'has no versioned model packages',
+        'Register a model package in the group',
+        [],
+      );
+    }
+    if (listed.length === 0) {
+      // Nothing approved: an empty list if the group exists, the unknown-group error if it does not.
+      const page = await this.client.send(
+        new ListModelPackagesCommand({ ModelPackageGroupName: group, MaxResults: 1 }),
+      );
+      if ((page.ModelPackageSummaryList ?? []).length === 0) {
+        throw await this.notFound(
+          group,
+          'has no model packages',
+          'Register a model package in the group',
+          [],
+        );
+      }
+    }
+    return listed;
+  }
+
+  /** One BatchDescribeModelPackage for up to 100 summaries: each version with its artifact or why it has none. */
+  private async describeAll(
+    group: string,
+    summaries: readonly ModelPackageSummary[],
+  ): Promise<ListedModelVersion[]> {
+    const described = await this.client.send(
+      new BatchDescribeModelPackageCommand({ ModelPackageArnList: summaries.map((s) => s.ModelPackageArn!) }),
+    );
+    return summaries.map((summary) => {
+      const arn = summary.ModelPackageArn!;
+      const version = summary.ModelPackageVersion!;
+      const detail = described.ModelPackageSummaries?.[arn];
+      const failure = described.BatchDescribeModelPackageErrorMap?.[arn];
+      let artifact: { artifactUri?: string; problem?: string };
+      if (detail) {
+        try {
+          artifact = { artifactUri: artifactOf(detail, `model package ${arn}`).artifactUri };
+        } catch (err) {
+          artifact = { problem: (err as Error).message };
+        }
+      } else {
+        artifact = {
+          problem: failure
+            ? `BatchDescribeModelPackage: ${failure.ErrorCode ?? 'error'}: ${failure.ErrorResponse ?? ''}`.trim()
+            : 'BatchDescribeModelPackage did not describe it',
+        };
+      }
+      const createdAt = summary.CreationTime ?? detail?.CreationTime;
+      const packageStatus = summary.ModelPackageStatus ?? detail?.ModelPackageStatus;
+      return {
+        group,
+        version,
+        status: approvalOf(summary.ModelApprovalStatus ?? detail?.ModelApprovalStatus),
+        ...(createdAt && { createdAt: createdAt.toISOString() }),
+        ...artifact,
+        ...(packageStatus && { packageStatus }),
+        ref: arn,
+      };
+    });
+  }
+
+  /** A resolved version from DescribeModelPackage: only a Completed, versioned package with an S3 artifact. */
+  private versionOf(
+    described: DescribeModelPackageCommandOutput,
+    arn: string,
+    group: string,
+    summary: ModelPackageSummary | undefined,
+  ): ModelVersion {
+    const version = described.ModelPackageVersion ?? summary?.ModelPackageVersion;
     if (version === undefined) {
       throw new ModelError(
         `model package ${arn} has no ModelPackageVersion; only versioned packages can be used`,
@@ -54,11 +189,11 @@ export class SageMakerModelRegistry implements ModelRegistry {
           'not Completed; wait for it to finish or pick another version',
       );
     }
-    const createdAt = described.CreationTime ?? summary.CreationTime;
+    const createdAt = described.CreationTime ?? summary?.CreationTime;
     return {
       group,
       version,
-      status: approvalOf(described.ModelApprovalStatus ?? summary.ModelApprovalStatus),
+      status: approvalOf(described.ModelApprovalStatus ?? summary?.ModelApprovalStatus),
       ...artifactOf(described, `model package ${arn} (group "${group}" version ${version})`),
       ...(createdAt ? { createdAt: createdAt.toISOString() } : {}),
       ref: arn,
@@ -152,7 +287,7 @@ function approvalOf(status: ModelApprovalStatus | undefined): ApprovalStatus {
 }
 
 function artifactOf(
-  described: DescribeModelPackageCommandOutput,
+  described: { readonly InferenceSpecification?: InferenceSpecification | undefined },
   what: string,
 ): { artifactUri: string; archive?: true } {
   const container = described.InferenceSpecification?.Containers?.[0];

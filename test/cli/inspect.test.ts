@@ -1,4 +1,4 @@
-/** `inspect` on the fixture models (real onnxruntime sessions): inputs, outputs and a starter that parses. */
+/** `inspect` on the fixture models (their ONNX protobuf read as is): inputs, outputs and a starter that parses. */
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -70,7 +70,33 @@ describe('inspect', () => {
   it('says a file that is not a model is not one, in one line', async () => {
     const err = await inspectModel(`${MODELS}README.md`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliError);
-    expect((err as Error).message).toMatch(/README\.md is not an ONNX model onnxruntime can load: /);
+    expect((err as Error).message).toMatch(/README\.md is not an ONNX model \(.+\): give an \.onnx file/);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it("<group>:<version> in the example's ./registry: that version's signature and a registry starter", async () => {
+    const example = new URL('../../examples/breast-cancer/', import.meta.url).pathname;
+    const out: string[] = [];
+    const ctx: CommandContext = {
+      io: {
+        stdout: { write: (t: string) => out.push(t), isTTY: false },
+        stderr: { write: () => true, isTTY: false },
+        env: { NO_COLOR: '1' },
+        cwd: example,
+      },
+      exit: () => undefined,
+      interrupted: new AbortController().signal,
+    };
+    expect(await inspectCommand('breast-cancer-mlp:2', { json: true }, ctx)).toBe(0);
+    const info = modelInfoSchema.parse(JSON.parse(out.join('')));
+    expect(info.inputs).toEqual([{ name: 'features', type: 'float32', shape: ['N', 30] }]);
+    expect(info.registry).toMatchObject({
+      location: { kind: 'local', uri: `file://${example}registry/` },
+      group: 'breast-cancer-mlp',
+      version: 2,
+      status: 'PendingManualApproval',
+    });
+    expect(info.artifactUri).toBe(`file://${example}registry/breast-cancer-mlp/2/model.onnx`);
+    expect(info.starter).toContain('  registry:\n    group: breast-cancer-mlp\n    version: 2\n');
   });
 });
