@@ -107,6 +107,7 @@ export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IC
   ] as const) {
     if (fn) ack(fn.role, 'AwsSolutions-IAM5[Resource::*]', `${REASONS.xray}${extra}`);
   }
+  acknowledgeWindowTriggers(deployed, stack);
   const volume = deployed.triggers.volumeFunction;
   if (volume) {
     ack(
@@ -263,4 +264,36 @@ export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IC
       );
     }
   }
+}
+
+/** The batching S3 triggers' findings: their state prefixes, the timer's logging and its function versions. */
+function acknowledgeWindowTriggers(deployed: BatchInferenceResources, stack: Stack): void {
+  const { windowFunction, windowTimer, triggerFunction } = deployed.triggers;
+  if (!windowFunction || !windowTimer || !triggerFunction) return;
+  const dataBucket = deployed.dataLake.bucket;
+  const windows = wildcardResourceFinding(stack, dataBucket.arnForObjects(`${DATA_PREFIXES.windowState}*`));
+  const manifests = wildcardResourceFinding(stack, dataBucket.arnForObjects(`${DATA_PREFIXES.triggerManifests}*`));
+  const windowReason =
+    'The upload windows of batching S3 triggers (<prefix><pipeline>/<trigger>/windows/<start>/..., claims/...): ' +
+    'one small object per uploaded object, per claim and per window timer, keyed by what it describes; written ' +
+    'only by the trigger function (records) and the window function (claims). Nothing else of the bucket.';
+  ack(triggerFunction.role, windows, windowReason);
+  ack(windowFunction.role, windows, windowReason);
+  const manifestReason =
+    'The list manifests of triggered runs (<prefix><pipeline>/<run id>.jsonl): the window function writes one per ' +
+    'run it starts, Plan reads the one its run names. Nothing else of the bucket.';
+  ack(windowFunction.role, manifests, manifestReason);
+  if (deployed.triggerManifestsLocation) ack(deployed.planFunction.role, manifests, manifestReason);
+  ack(windowFunction.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.xray);
+  ack(
+    windowTimer.role,
+    'AwsSolutions-IAM5[Resource::*]',
+    'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
+      'tracing support no resource-level permissions; the actions are listed one by one.',
+  );
+  ack(
+    windowTimer.role,
+    wildcardResourceFinding(stack, `${windowFunction.function.functionArn}:*`),
+    REASONS.lambdaVersions,
+  );
 }
