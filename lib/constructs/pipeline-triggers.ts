@@ -412,8 +412,8 @@ export class PipelineTriggers extends Construct {
 
     const dlq = this.deadLetterQueue!;
     const collect = new tasks.LambdaInvoke(this, 'CollectWindow', {
+      // The function gets the execution's input (the window) as it is, and its result is the task's output.
       lambdaFunction: windowFunction.function,
-      payload: sfn.TaskInput.fromJsonPathAt('$'),
       payloadResponseOnly: true,
     });
     // Every step of the collector is idempotent: retrying any error is safe.
