@@ -17,7 +17,8 @@ import {
   type S3TriggerEvent,
   type WindowCloseEvent,
 } from '../../src/triggers/events.js';
-import { S3TriggerStateStore, type TriggerStateStore } from '../../src/triggers/state-store.js';
+import { S3TriggerStateStore } from '../../src/triggers/state-store.js';
+import { MemoryStateStore } from './memory-state-store.js';
 import { handleTrigger } from '../../src/triggers/trigger.js';
 import {
   collectWindow,
@@ -41,41 +42,6 @@ const TRIGGER_ID = '0123456789ab';
 const STATE = 'state/batch/';
 const MANIFESTS = 'state/manifests/';
 const log = createLogger({}, { write: () => undefined });
-
-/** S3 semantics in memory: `putIfAbsent` is create-only, listing is in key order. */
-class MemoryStateStore implements TriggerStateStore {
-  readonly bucket = 'data-bucket';
-  readonly objects = new Map<string, string>();
-  puts = 0;
-  /** Makes the next put of a key matching this fail once, as a crashed invocation would. */
-  failNextPutOf: RegExp | undefined;
-
-  async get(key: string): Promise<string | undefined> {
-    return this.objects.get(key);
-  }
-  async exists(key: string): Promise<boolean> {
-    return this.objects.has(key);
-  }
-  async put(key: string, body: string): Promise<void> {
-    if (this.failNextPutOf?.test(key)) {
-      this.failNextPutOf = undefined;
-      throw new Error(`simulated crash before writing ${key}`);
-    }
-    this.puts++;
-    this.objects.set(key, body);
-  }
-  async putIfAbsent(key: string, body: string): Promise<boolean> {
-    if (this.objects.has(key)) return false;
-    await this.put(key, body);
-    return true;
-  }
-  async list(prefix: string): Promise<string[]> {
-    return [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
-  }
-  async delete(key: string): Promise<void> {
-    this.objects.delete(key);
-  }
-}
 
 /**
  * Step Functions as it answers StartExecution: the first execution of a name starts, any later one is refused.
