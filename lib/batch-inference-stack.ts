@@ -365,7 +365,11 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
   // --- Triggers -----------------------------------------------------------------------------------------------------
   // Batched runs read a list manifest the triggers write here: Plan reads it (and nothing else of state/).
   const triggerManifests: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.triggerManifests };
-  if (pipelines.some((p) => p.triggers.some((t) => t.kind === 's3' && t.s3.window !== undefined))) {
+  if (
+    pipelines.some((p) =>
+      p.triggers.some((t) => t.kind === 'volume' || (t.kind === 's3' && t.s3.window !== undefined)),
+    )
+  ) {
     grantS3(out.planFunction.role, triggerManifests, 'read');
     out.triggerManifestsLocation = triggerManifests;
   }
@@ -400,6 +404,8 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
       }),
     })),
     volumeState: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.volumeState },
+    // The manifests must be in the volume state's bucket: the function writes both through one store.
+    volumeManifests: triggerManifests,
     windowState: {
       state: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.windowState },
       manifests: triggerManifests,
@@ -442,6 +448,9 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
         : []),
       ...(out.triggers.volumeFunction
         ? [{ label: 'volume', function: out.triggers.volumeFunction.function }]
+        : []),
+      ...(out.triggers.windowFunction
+        ? [{ label: 'window', function: out.triggers.windowFunction.function }]
         : []),
     ],
     deadLetterQueues: out.triggers.deadLetterQueue ? [out.triggers.deadLetterQueue] : [],

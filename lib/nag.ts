@@ -114,8 +114,17 @@ export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IC
       volume.role,
       wildcardResourceFinding(stack, objectsOf(dataBucket, DATA_PREFIXES.volumeState)),
       'The volume counters: one object per pipeline under this prefix (<prefix><pipeline>.json), read and written ' +
-        'with conditional PUTs. Nothing else of the bucket.',
+        'with conditional PUTs, and the records of the objects counted since the last run (<prefix><pipeline>/open/). ' +
+        'Nothing else of the bucket.',
     );
+    if (deployed.triggerManifestsLocation) {
+      ack(
+        volume.role,
+        wildcardResourceFinding(stack, objectsOf(dataBucket, DATA_PREFIXES.triggerManifests)),
+        'The list manifests of triggered runs (<prefix><pipeline>/<run id>.jsonl): the volume function writes one ' +
+          'per run it starts, Plan reads the one its run names. Nothing else of the bucket.',
+      );
+    }
   }
 
   // --- Workers ----------------------------------------------------------------------------------------------------
@@ -272,7 +281,10 @@ function acknowledgeWindowTriggers(deployed: BatchInferenceResources, stack: Sta
   if (!windowFunction || !windowTimer || !triggerFunction) return;
   const dataBucket = deployed.dataLake.bucket;
   const windows = wildcardResourceFinding(stack, dataBucket.arnForObjects(`${DATA_PREFIXES.windowState}*`));
-  const manifests = wildcardResourceFinding(stack, dataBucket.arnForObjects(`${DATA_PREFIXES.triggerManifests}*`));
+  const manifests = wildcardResourceFinding(
+    stack,
+    dataBucket.arnForObjects(`${DATA_PREFIXES.triggerManifests}*`),
+  );
   const windowReason =
     'The upload windows of batching S3 triggers (<prefix><pipeline>/<trigger>/windows/<start>/..., claims/...): ' +
     'one small object per uploaded object, per claim and per window timer, keyed by what it describes; written ' +

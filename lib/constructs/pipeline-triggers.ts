@@ -123,6 +123,14 @@ export interface PipelineTriggersProps {
   readonly volumeState?: S3Location;
 
   /**
+   * Where volume triggers write the list manifests of their runs (read by Plan): with it, a volume run scores exactly
+   * the objects counted since the last run of its pipeline.
+   *
+   * @default - none: a volume run reads the whole prefix
+   */
+  readonly volumeManifests?: S3Location;
+
+  /**
    * Where batching S3 triggers keep their upload windows (`state`: objects, claims, timers; written by the trigger
    * and window functions only) and the list manifests of their runs (`manifests`: written by the window function,
    * read by Plan).
@@ -257,9 +265,13 @@ export class PipelineTriggers extends Construct {
         environment: {
           [FUNCTION_ENV.volumeStateBucket]: props.volumeState.bucket.bucketName,
           [FUNCTION_ENV.volumeStatePrefix]: props.volumeState.keyPrefix,
+          ...(props.volumeManifests
+            ? { [FUNCTION_ENV.triggerManifestPrefix]: props.volumeManifests.keyPrefix }
+            : {}),
         },
       });
       grantS3(this.volumeFunction.role, props.volumeState, 'readwrite');
+      if (props.volumeManifests) grantS3(this.volumeFunction.role, props.volumeManifests, 'readwrite');
     }
     for (const fn of [this.triggerFunction, this.volumeFunction, this.windowFunction]) {
       // Asynchronous invocations (EventBridge rules) that keep failing: retried twice by Lambda, then kept.

@@ -141,11 +141,11 @@ describe('S3 access by role', () => {
     expect(writers(DATA_PREFIXES.volumeState)).toEqual(['Volume trigger']);
     // Batching S3 triggers: the windows by the trigger and window functions, the manifests by who starts the runs.
     expect(writers(DATA_PREFIXES.windowState).sort()).toEqual(['S3 trigger', 'Window function']);
-    expect(writers(DATA_PREFIXES.triggerManifests).sort()).toEqual(['Window function']);
+    expect(writers(DATA_PREFIXES.triggerManifests).sort()).toEqual(['Volume trigger', 'Window function']);
     const readers = [...templateRows()]
       .filter((r) => r.endsWith(`<data bucket>/${DATA_PREFIXES.triggerManifests}*`))
       .map((r) => r.split(' | ').slice(0, 2).join(' | '));
-    expect(readers.sort()).toEqual(['Plan | read', 'Window function | write']);
+    expect(readers.sort()).toEqual(['Plan | read', 'Volume trigger | write', 'Window function | write']);
     // Nobody writes the whole bucket.
     expect([...templateRows()].filter((r) => r.endsWith('| <data bucket>/*'))).toEqual([]);
   });
