@@ -436,3 +436,33 @@ describe('PipelineTriggers with a batching S3 trigger', () => {
     );
   });
 });
+
+describe('PipelineTriggers with volumeManifests', () => {
+  it("tells the volume function where to write its runs' list manifests, and lets it write there only", () => {
+    const template = build((stack) => {
+      const bucket = s3.Bucket.fromBucketName(stack, 'State', 'data');
+      return {
+        pipelines: [
+          pipeline(stack, 'bulk', [{ kind: 'volume', bucketName: 'data', prefix: 'landing/', minBytes: 1 }]),
+        ],
+        volumeState: { bucket, keyPrefix: 'state/volume/' },
+        volumeManifests: { bucket, keyPrefix: 'state/manifests/' },
+      };
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          VOLUME_STATE_PREFIX: 'state/volume/',
+          TRIGGER_MANIFEST_PREFIX: 'state/manifests/',
+        }),
+      },
+    });
+    const writes = iamStatements(template.toJSON())
+      .filter((s) => actionsOf(s).includes('s3:PutObject'))
+      .map((s) => JSON.stringify(s.Resource));
+    expect(writes.sort()).toEqual([
+      expect.stringContaining('/state/manifests/*'),
+      expect.stringContaining('/state/volume/*'),
+    ]);
+  });
+});
