@@ -20,7 +20,7 @@ import { ModelRegistryAccess } from './constructs/model-registry-access.js';
 import { Monitoring } from './constructs/monitoring.js';
 import { Network } from './constructs/network.js';
 import { NodeFunction } from './constructs/node-function.js';
-import { PipelineTriggers, type TriggerTarget } from './constructs/pipeline-triggers.js';
+import { PipelineTriggers, type S3BatchTarget, type TriggerTarget } from './constructs/pipeline-triggers.js';
 import { acknowledgeFindings } from './nag.js';
 import {
   DATA_BUCKET_STANDIN,
@@ -44,7 +44,7 @@ import {
 import { denyS3Writes, grantS3, type S3Access, type S3Location } from './s3-access.js';
 import { FUNCTION_ENV } from './workflow-contract.js';
 import { CODE_VERSION_ENV, resolveCodeVersion, WORKER_IMAGE_ENV } from '../src/results/code-version.js';
-import { scheduleExpression } from '../src/spec/triggers.js';
+import { scheduleExpression, windowSeconds, type S3Trigger } from '../src/spec/triggers.js';
 import {
   pipelineOperateOutputKeys,
   STACK_OUTPUT_KEYS,
@@ -124,6 +124,8 @@ export interface BatchInferenceResources {
   readonly pipelineLocations: readonly PipelineLocations[];
   /** Where Finalize writes the audit records of runs (the runs tables); no other role may. */
   readonly auditRunsLocation: S3Location;
+  /** Where the triggers write the list manifests of batched runs, which Plan reads; absent without such triggers. */
+  readonly triggerManifestsLocation?: S3Location;
 }
 
 /**
@@ -361,6 +363,16 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
   out.workflows = workflows;
 
   // --- Triggers -----------------------------------------------------------------------------------------------------
+  // Batched runs read a list manifest the triggers write here: Plan reads it (and nothing else of state/).
+  const triggerManifests: S3Location = { bucket: dataBucket, keyPrefix: DATA_PREFIXES.triggerManifests };
+  if (
+    pipelines.some((p) =>
+      p.triggers.some((t) => t.kind === 'volume' || (t.kind === 's3' && t.s3.window !== undefined)),
+    )
+  ) {
+    grantS3(out.planFunction.role, triggerManifests, 'read');
+    out.triggerManifestsLocation = triggerManifests;
+  }
   out.triggers = new PipelineTriggers(scope, 'Triggers', {
     pipelines: pipelines.map((pipeline) => ({
       name: pipeline.name,
@@ -381,11 +393,23 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
         const bucketName = bucketNamed(s3Location(pipeline.spec.input.uri).bucket).bucketName;
         const prefix = triggerKeyPrefix(pipeline.spec, declaredPrefix(trigger));
         return trigger.kind === 's3'
-          ? { kind: 's3', bucketName, prefix, ...(trigger.s3.suffix ? { suffix: trigger.s3.suffix } : {}) }
+          ? {
+              kind: 's3',
+              bucketName,
+              prefix,
+              ...(trigger.s3.suffix ? { suffix: trigger.s3.suffix } : {}),
+              ...s3BatchTargetOf(trigger.s3),
+            }
           : { kind: 'volume', bucketName, prefix, minBytes: trigger.volume.minBytes };
       }),
     })),
     volumeState: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.volumeState },
+    // The manifests must be in the volume state's bucket: the function writes both through one store.
+    volumeManifests: triggerManifests,
+    windowState: {
+      state: { bucket: dataBucket, keyPrefix: DATA_PREFIXES.windowState },
+      manifests: triggerManifests,
+    },
     logRetention,
     logRemovalPolicy: removalPolicy,
   });
@@ -424,6 +448,9 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
         : []),
       ...(out.triggers.volumeFunction
         ? [{ label: 'volume', function: out.triggers.volumeFunction.function }]
+        : []),
+      ...(out.triggers.windowFunction
+        ? [{ label: 'window', function: out.triggers.windowFunction.function }]
         : []),
     ],
     deadLetterQueues: out.triggers.deadLetterQueue ? [out.triggers.deadLetterQueue] : [],
@@ -602,4 +629,18 @@ function resolveDeep(value: unknown, resolve: (text: string) => string): unknown
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveDeep(v, resolve)]));
   }
   return value;
+}
+
+/** A batching S3 trigger's target settings (`window`, `maxObjects`, `maxBytes` of the pipeline file); {} otherwise. */
+function s3BatchTargetOf(trigger: S3Trigger): { batch?: S3BatchTarget } {
+  if (trigger.window === undefined) return {};
+  const seconds = windowSeconds(trigger.window);
+  if (seconds === undefined) throw new Error(`Invalid window "${trigger.window}" (validated at synth)`);
+  return {
+    batch: {
+      windowSeconds: seconds,
+      ...(trigger.maxObjects !== undefined ? { maxObjects: trigger.maxObjects } : {}),
+      ...(trigger.maxBytes !== undefined ? { maxBytes: trigger.maxBytes } : {}),
+    },
+  };
 }

@@ -29,6 +29,10 @@ export const DATA_PREFIXES = {
   auditRuns: 'audit/runs/',
   /** Volume trigger counters. */
   volumeState: 'state/volume/',
+  /** Batching S3 triggers' upload windows: the objects recorded, the claims, the timers. */
+  windowState: 'state/batch/',
+  /** List manifests of triggered runs (the objects of a window, of a volume generation): Plan reads them. */
+  triggerManifests: 'state/manifests/',
   /** Temporary run data: expired by a lifecycle rule. */
   temp: 'tmp/',
   /**

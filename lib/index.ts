@@ -36,5 +36,9 @@ export { ModelRegistryAccess, type ModelRegistryAccessProps } from './constructs
 export { Monitoring, type MonitoringProps } from './constructs/monitoring.js';
 export { Network, type NetworkProps } from './constructs/network.js';
 export { NodeFunction, type NodeFunctionProps } from './constructs/node-function.js';
-export { PipelineTriggers, type PipelineTriggersProps } from './constructs/pipeline-triggers.js';
+export {
+  PipelineTriggers,
+  type PipelineTriggersProps,
+  type S3BatchTarget,
+} from './constructs/pipeline-triggers.js';
 export type { JobSpec, JobSpecInput } from '../src/spec/schema.js';

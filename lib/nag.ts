@@ -107,14 +107,24 @@ export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IC
   ] as const) {
     if (fn) ack(fn.role, 'AwsSolutions-IAM5[Resource::*]', `${REASONS.xray}${extra}`);
   }
+  acknowledgeWindowTriggers(deployed, stack);
   const volume = deployed.triggers.volumeFunction;
   if (volume) {
     ack(
       volume.role,
       wildcardResourceFinding(stack, objectsOf(dataBucket, DATA_PREFIXES.volumeState)),
       'The volume counters: one object per pipeline under this prefix (<prefix><pipeline>.json), read and written ' +
-        'with conditional PUTs. Nothing else of the bucket.',
+        'with conditional PUTs, and the records of the objects counted since the last run (<prefix><pipeline>/open/). ' +
+        'Nothing else of the bucket.',
     );
+    if (deployed.triggerManifestsLocation) {
+      ack(
+        volume.role,
+        wildcardResourceFinding(stack, objectsOf(dataBucket, DATA_PREFIXES.triggerManifests)),
+        'The list manifests of triggered runs (<prefix><pipeline>/<run id>.jsonl): the volume function writes one ' +
+          'per run it starts, Plan reads the one its run names. Nothing else of the bucket.',
+      );
+    }
   }
 
   // --- Workers ----------------------------------------------------------------------------------------------------
@@ -263,4 +273,39 @@ export function acknowledgeFindings(deployed: BatchInferenceResources, scope: IC
       );
     }
   }
+}
+
+/** The batching S3 triggers' findings: their state prefixes, the timer's logging and its function versions. */
+function acknowledgeWindowTriggers(deployed: BatchInferenceResources, stack: Stack): void {
+  const { windowFunction, windowTimer, triggerFunction } = deployed.triggers;
+  if (!windowFunction || !windowTimer || !triggerFunction) return;
+  const dataBucket = deployed.dataLake.bucket;
+  const windows = wildcardResourceFinding(stack, dataBucket.arnForObjects(`${DATA_PREFIXES.windowState}*`));
+  const manifests = wildcardResourceFinding(
+    stack,
+    dataBucket.arnForObjects(`${DATA_PREFIXES.triggerManifests}*`),
+  );
+  const windowReason =
+    'The upload windows of batching S3 triggers (<prefix><pipeline>/<trigger>/windows/<start>/..., claims/...): ' +
+    'one small object per uploaded object, per claim and per window timer, keyed by what it describes; written ' +
+    'only by the trigger function (records) and the window function (claims). Nothing else of the bucket.';
+  ack(triggerFunction.role, windows, windowReason);
+  ack(windowFunction.role, windows, windowReason);
+  const manifestReason =
+    'The list manifests of triggered runs (<prefix><pipeline>/<run id>.jsonl): the window function writes one per ' +
+    'run it starts, Plan reads the one its run names. Nothing else of the bucket.';
+  ack(windowFunction.role, manifests, manifestReason);
+  if (deployed.triggerManifestsLocation) ack(deployed.planFunction.role, manifests, manifestReason);
+  ack(windowFunction.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.xray);
+  ack(
+    windowTimer.role,
+    'AwsSolutions-IAM5[Resource::*]',
+    'CloudWatch Logs delivery (logs:CreateLogDelivery and its siblings, needed for logging level ALL) and X-Ray ' +
+      'tracing support no resource-level permissions; the actions are listed one by one.',
+  );
+  ack(
+    windowTimer.role,
+    wildcardResourceFinding(stack, `${windowFunction.function.functionArn}:*`),
+    REASONS.lambdaVersions,
+  );
 }

@@ -76,6 +76,12 @@ export const FUNCTION_ENV = {
   volumeStateBucket: 'VOLUME_STATE_BUCKET',
   /** Volume trigger: the key prefix of the counters, one object per pipeline. */
   volumeStatePrefix: 'VOLUME_STATE_PREFIX',
+  /** Batching S3 triggers: the bucket of the window state and of the list manifests runs read. */
+  triggerStateBucket: 'TRIGGER_STATE_BUCKET',
+  /** Batching S3 triggers: the key prefix of the upload windows' state (objects, claims, timers). */
+  windowStatePrefix: 'WINDOW_STATE_PREFIX',
+  /** Batching triggers: the key prefix of the list manifests the batched runs read (Plan may read them). */
+  triggerManifestPrefix: 'TRIGGER_MANIFEST_PREFIX',
   /** Queue depth: a JSON array of the job queue names to measure. */
   jobQueues: 'JOB_QUEUES',
 } as const;

@@ -1,6 +1,7 @@
 /**
  * Volume trigger function: an S3 "Object Created" event under a pipeline's volume prefix -> count its bytes, and
- * start one run over the prefix when the count since the last run reaches the pipeline's minBytes. Thin: the work is
+ * start one run when the count since the last run reaches the pipeline's minBytes, over a list manifest of exactly
+ * the objects counted since the last run. Thin: the work is
  * in src/triggers/volume.ts.
  */
 import { S3Client } from '@aws-sdk/client-s3';
@@ -8,6 +9,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { FUNCTION_ENV } from '../../lib/workflow-contract.js';
 import { volumeTriggerEventSchema } from '../../src/triggers/events.js';
+import { S3TriggerStateStore } from '../../src/triggers/state-store.js';
 import {
   recordVolume,
   S3VolumeStateStore,
@@ -28,6 +30,8 @@ const env = readEnv(
     AWS_REGION: z.string().min(1),
     [FUNCTION_ENV.volumeStateBucket]: z.string().min(3),
     [FUNCTION_ENV.volumeStatePrefix]: z.string().min(1),
+    // Set by the stack: runs then score exactly the objects counted since the last run (a list manifest).
+    [FUNCTION_ENV.triggerManifestPrefix]: z.string().min(1).optional(),
   }),
 );
 
@@ -44,7 +48,21 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
     volumeStateKey(env[FUNCTION_ENV.volumeStatePrefix], parsed.pipeline),
   );
   try {
-    return await recordVolume(parsed, { store, sfn: deps.sfn, log: engineLogger(logger) });
+    const manifestPrefix = env[FUNCTION_ENV.triggerManifestPrefix];
+    return await recordVolume(parsed, {
+      store,
+      sfn: deps.sfn,
+      log: engineLogger(logger),
+      ...(manifestPrefix
+        ? {
+            newObjects: {
+              store: new S3TriggerStateStore(deps.s3, env[FUNCTION_ENV.volumeStateBucket]),
+              statePrefix: env[FUNCTION_ENV.volumeStatePrefix],
+              manifestPrefix,
+            },
+          }
+        : {}),
+    });
   } catch (error) {
     logger.error('Volume trigger failed', { error });
     throw error;

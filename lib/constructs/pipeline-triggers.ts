@@ -2,7 +2,9 @@
  * What starts the pipelines' runs:
  * - S3 "Object Created" events, through EventBridge rules filtered on each pipeline's bucket, prefix and suffix, to
  *   the trigger function, which starts one run per object under a name derived from bucket/key/ETag/version, so a
- *   duplicated event never starts a second run;
+ *   duplicated event never starts a second run; or, for a batching trigger (`batch`), records the object in its
+ *   upload window, whose timer (a state machine waiting until the window's end) calls the window function, which
+ *   starts one run over a list manifest of exactly the window's objects (src/triggers/window.ts);
  * - EventBridge Scheduler schedules, to the same function with the scheduled time, which fills the pipeline's input
  *   template and names the run after the schedule and the time;
  * - volume triggers: the same S3 events to the volume function, which counts the bytes that arrived under a prefix
@@ -16,13 +18,20 @@ import type { RemovalPolicy } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as logsLib from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { scheduleId } from '../../src/triggers/execution-name.js';
+import {
+  DEFAULT_WINDOW_OBJECTS,
+  MAX_WINDOW_OBJECTS,
+  MAX_WINDOW_SECONDS,
+  MIN_WINDOW_SECONDS,
+} from '../../src/spec/triggers.js';
+import { scheduleId, windowTriggerId } from '../../src/triggers/execution-name.js';
 import { FUNCTION_ENV } from '../workflow-contract.js';
 import { grantS3, type S3Location } from '../s3-access.js';
 import { NodeFunction } from './node-function.js';
@@ -37,6 +46,30 @@ export interface S3TriggerTarget {
   readonly prefix: string;
   /** @default - any key */
   readonly suffix?: string;
+  /**
+   * Batch the uploads: the objects created in one window become one run over a list manifest of exactly them.
+   *
+   * @default - one run per object
+   */
+  readonly batch?: S3BatchTarget;
+}
+
+/** How a batching S3 trigger groups uploads into runs. */
+export interface S3BatchTarget {
+  /** The window's length in seconds (aligned slices of the UTC clock), 10 s to 24 h. */
+  readonly windowSeconds: number;
+  /**
+   * At most this many objects per run (1 to 100,000); a window with more becomes several runs.
+   *
+   * @default 1000
+   */
+  readonly maxObjects?: number;
+  /**
+   * At most this many bytes per run; an object larger than that is a run of its own.
+   *
+   * @default - no limit
+   */
+  readonly maxBytes?: number;
 }
 
 /** A pipeline's schedule: one run per scheduled time, which the run receives (`scheduledTime`). */
@@ -90,11 +123,28 @@ export interface PipelineTriggersProps {
   readonly volumeState?: S3Location;
 
   /**
+   * Where volume triggers write the list manifests of their runs (read by Plan): with it, a volume run scores exactly
+   * the objects counted since the last run of its pipeline.
+   *
+   * @default - none: a volume run reads the whole prefix
+   */
+  readonly volumeManifests?: S3Location;
+
+  /**
+   * Where batching S3 triggers keep their upload windows (`state`: objects, claims, timers; written by the trigger
+   * and window functions only) and the list manifests of their runs (`manifests`: written by the window function,
+   * read by Plan).
+   *
+   * @default - none; required when a pipeline has a batching S3 trigger
+   */
+  readonly windowState?: { readonly state: S3Location; readonly manifests: S3Location };
+
+  /**
    * How long the trigger functions' logs are kept.
    *
    * @default logs.RetentionDays.ONE_MONTH
    */
-  readonly logRetention?: logs.RetentionDays;
+  readonly logRetention?: logsLib.RetentionDays;
 
   /**
    * What happens to the functions' log groups when the stack is deleted.
@@ -115,6 +165,16 @@ export interface PipelineTriggersProps {
 const DELIVERY_RETRIES = 8;
 const MAX_EVENT_AGE = Duration.hours(6);
 const MAX_DLQ_RETENTION = Duration.days(14);
+
+/** The trigger function's timeout: an upload is recorded in its window within it. */
+const TRIGGER_TIMEOUT = Duration.seconds(30);
+/**
+ * How long a window's timer waits after the window's end before collecting it: longer than the trigger function's
+ * timeout, so every invocation that started inside the window has written its object (src/triggers/window.ts).
+ */
+export const WINDOW_SETTLE = TRIGGER_TIMEOUT.plus(Duration.seconds(30));
+/** Window bounds (seconds), as the spec schema has them. */
+const WINDOW_BOUNDS = { min: MIN_WINDOW_SECONDS, max: MAX_WINDOW_SECONDS } as const;
 
 /** Escapes a literal for an EventBridge wildcard pattern, where `*` and `\` are special. */
 function wildcardLiteral(text: string): string {
@@ -139,6 +199,10 @@ export class PipelineTriggers extends Construct {
   readonly triggerFunction?: NodeFunction;
   /** Counts bytes for volume triggers; absent when no pipeline has one. */
   readonly volumeFunction?: NodeFunction;
+  /** Collects an upload window into runs; absent when no pipeline has a batching S3 trigger. */
+  readonly windowFunction?: NodeFunction;
+  /** Waits until an upload window's end, then calls the window function; one execution per window. */
+  readonly windowTimer?: sfn.StateMachine;
   /** Where undeliverable trigger events end up; absent when no pipeline has a trigger. */
   readonly deadLetterQueue?: sqs.Queue;
   readonly rules: readonly events.Rule[];
@@ -167,17 +231,29 @@ export class PipelineTriggers extends Construct {
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       memorySize: 256,
-      timeout: Duration.seconds(30),
+      timeout: TRIGGER_TIMEOUT,
     };
     const needsTrigger = all.some(({ trigger }) => trigger.kind !== 'volume');
     const needsVolume = all.some(({ trigger }) => trigger.kind === 'volume');
+    const windowState = all.some(({ trigger }) => trigger.kind === 's3' && trigger.batch)
+      ? props.windowState
+      : undefined;
     if (needsTrigger) {
       this.triggerFunction = new NodeFunction(this, 'TriggerFunction', {
         entry: 'lambdas/trigger/handler.ts',
         description: 'Starts a pipeline run for an S3 object or a schedule; duplicated events start nothing',
         ...functionProps,
+        ...(windowState
+          ? {
+              environment: {
+                [FUNCTION_ENV.triggerStateBucket]: windowState.state.bucket.bucketName,
+                [FUNCTION_ENV.windowStatePrefix]: windowState.state.keyPrefix,
+              },
+            }
+          : {}),
       });
     }
+    if (windowState) this.createWindowTimer(windowState, functionProps);
     if (needsVolume && props.volumeState) {
       this.volumeFunction = new NodeFunction(this, 'VolumeFunction', {
         entry: 'lambdas/volume/handler.ts',
@@ -189,11 +265,15 @@ export class PipelineTriggers extends Construct {
         environment: {
           [FUNCTION_ENV.volumeStateBucket]: props.volumeState.bucket.bucketName,
           [FUNCTION_ENV.volumeStatePrefix]: props.volumeState.keyPrefix,
+          ...(props.volumeManifests
+            ? { [FUNCTION_ENV.triggerManifestPrefix]: props.volumeManifests.keyPrefix }
+            : {}),
         },
       });
       grantS3(this.volumeFunction.role, props.volumeState, 'readwrite');
+      if (props.volumeManifests) grantS3(this.volumeFunction.role, props.volumeManifests, 'readwrite');
     }
-    for (const fn of [this.triggerFunction, this.volumeFunction]) {
+    for (const fn of [this.triggerFunction, this.volumeFunction, this.windowFunction]) {
       // Asynchronous invocations (EventBridge rules) that keep failing: retried twice by Lambda, then kept.
       fn?.function.configureAsyncInvoke({
         retryAttempts: 2,
@@ -244,7 +324,9 @@ export class PipelineTriggers extends Construct {
         }
         const volume = trigger.kind === 'volume';
         const fn = volume ? this.volumeFunction! : this.triggerFunction!;
-        pipeline.stateMachine.grantStartExecution(fn.function);
+        const batch = trigger.kind === 's3' ? trigger.batch : undefined;
+        // A batching trigger's runs are started by the window function, its objects recorded by the trigger function.
+        pipeline.stateMachine.grantStartExecution(batch ? this.windowFunction!.function : fn.function);
         const key = keyFilter(trigger.prefix, trigger.kind === 's3' ? trigger.suffix : undefined);
         const input = volume
           ? {
@@ -254,10 +336,15 @@ export class PipelineTriggers extends Construct {
               minBytes: trigger.minBytes,
               detail: events.EventField.fromPath('$.detail'),
             }
-          : { trigger: 's3', ...base, detail: events.EventField.fromPath('$.detail') };
+          : {
+              trigger: 's3',
+              ...base,
+              detail: events.EventField.fromPath('$.detail'),
+              ...(batch ? { batch: this.batchSettings(pipeline.name, trigger, batch) } : {}),
+            };
         rules.push(
           new events.Rule(this, `${pid}${volume ? 'Volume' : 'S3'}Rule${index}`, {
-            description: `${volume ? 'Counts objects for' : 'Starts a run of'} pipeline ${pipeline.name} on new objects`,
+            description: `${volume ? 'Counts objects for' : batch ? 'Batches objects for' : 'Starts a run of'} pipeline ${pipeline.name} on new objects`,
             eventPattern: {
               source: ['aws.s3'],
               detailType: ['Object Created'],
@@ -279,6 +366,100 @@ export class PipelineTriggers extends Construct {
         );
       });
     }
+  }
+  /** What the rule passes the trigger function about a batching trigger (src/triggers/events.ts). */
+  private batchSettings(
+    pipeline: string,
+    trigger: S3TriggerTarget,
+    batch: S3BatchTarget,
+  ): Record<string, unknown> {
+    return {
+      triggerId: windowTriggerId([
+        pipeline,
+        trigger.bucketName,
+        trigger.prefix,
+        trigger.suffix ?? '',
+        String(batch.windowSeconds),
+      ]),
+      windowSeconds: batch.windowSeconds,
+      settleSeconds: WINDOW_SETTLE.toSeconds(),
+      maxObjects: batch.maxObjects ?? DEFAULT_WINDOW_OBJECTS,
+      ...(batch.maxBytes !== undefined ? { maxBytes: batch.maxBytes } : {}),
+      timerStateMachineArn: this.windowTimer!.stateMachineArn,
+    };
+  }
+
+  /**
+   * The window function and the timer state machine: Wait until the window's close time (from the execution input),
+   * then invoke the window function, retried; what still fails goes to the dead-letter queue and fails the execution.
+   */
+  private createWindowTimer(
+    windowState: NonNullable<PipelineTriggersProps['windowState']>,
+    functionProps: {
+      logRetention: logsLib.RetentionDays | undefined;
+      logRemovalPolicy: RemovalPolicy | undefined;
+      memorySize: number;
+    },
+  ): void {
+    const trigger = this.triggerFunction!;
+    const windowFunction = new NodeFunction(this, 'WindowFunction', {
+      entry: 'lambdas/trigger-window/handler.ts',
+      description:
+        "Starts the runs of an upload window: one per part, over a list manifest of the window's objects",
+      ...functionProps,
+      memorySize: 512,
+      // Lists, reads and claims up to a window's objects (16 requests at a time), then writes the manifests.
+      timeout: Duration.minutes(5),
+      environment: {
+        [FUNCTION_ENV.triggerStateBucket]: windowState.state.bucket.bucketName,
+        [FUNCTION_ENV.windowStatePrefix]: windowState.state.keyPrefix,
+        [FUNCTION_ENV.triggerManifestPrefix]: windowState.manifests.keyPrefix,
+      },
+    });
+    (this as { windowFunction?: NodeFunction }).windowFunction = windowFunction;
+    grantS3(windowFunction.role, windowState.state, 'readwrite');
+    grantS3(windowFunction.role, windowState.manifests, 'readwrite');
+    // The trigger function checks for the window's timer and records objects: the window state only.
+    grantS3(trigger.role, windowState.state, 'readwrite');
+
+    const dlq = this.deadLetterQueue!;
+    const collect = new tasks.LambdaInvoke(this, 'CollectWindow', {
+      // The function gets the execution's input (the window) as it is, and its result is the task's output.
+      lambdaFunction: windowFunction.function,
+      payloadResponseOnly: true,
+    });
+    // Every step of the collector is idempotent: retrying any error is safe.
+    collect.addRetry({
+      errors: [sfn.Errors.ALL],
+      interval: Duration.seconds(10),
+      backoffRate: 2,
+      maxAttempts: 5,
+    });
+    const deadLetter = new tasks.SqsSendMessage(this, 'WindowToDeadLetters', {
+      queue: dlq,
+      messageBody: sfn.TaskInput.fromObject({
+        window: sfn.JsonPath.objectAt('$$.Execution.Input'),
+        error: sfn.JsonPath.objectAt('$.error'),
+      }),
+    });
+    collect.addCatch(deadLetter.next(new sfn.Fail(this, 'WindowFailed')), { resultPath: '$.error' });
+    const wait = new sfn.Wait(this, 'UntilWindowCloses', { time: sfn.WaitTime.timestampPath('$.closeAt') });
+
+    const logGroup = new logsLib.LogGroup(this, 'WindowTimerLogs', {
+      retention: functionProps.logRetention ?? logsLib.RetentionDays.ONE_MONTH,
+      ...(functionProps.logRemovalPolicy ? { removalPolicy: functionProps.logRemovalPolicy } : {}),
+    });
+    const timer = new sfn.StateMachine(this, 'WindowTimer', {
+      definitionBody: sfn.DefinitionBody.fromChainable(wait.next(collect)),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      comment: 'Waits until an upload window closes, then starts its runs (one execution per window)',
+      // The longest window plus the settle time and the collector's retries.
+      timeout: Duration.seconds(WINDOW_BOUNDS.max).plus(Duration.hours(2)),
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    timer.grantStartExecution(trigger.function);
+    (this as { windowTimer?: sfn.StateMachine }).windowTimer = timer;
   }
 }
 
@@ -304,6 +485,9 @@ function validate(props: PipelineTriggersProps): void {
           `PipelineTriggers prefix "${trigger.prefix}" of pipeline ${pipeline.name} must be an object key prefix, without a leading "/".`,
         );
       }
+      if (trigger.kind === 's3' && trigger.batch) {
+        validateBatch(pipeline.name, trigger.batch, props);
+      }
       if (trigger.kind === 'volume') {
         if (!props.volumeState) {
           throw new Error(
@@ -328,5 +512,43 @@ function validate(props: PipelineTriggersProps): void {
     (retention.toSeconds() < 60 || retention.toSeconds() > MAX_DLQ_RETENTION.toSeconds())
   ) {
     throw new Error('PipelineTriggers deadLetterRetention must be from 1 minute to 14 days (SQS bounds).');
+  }
+}
+
+/** A batching S3 trigger's rules. */
+function validateBatch(pipeline: string, batch: S3BatchTarget, props: PipelineTriggersProps): void {
+  if (!props.windowState) {
+    throw new Error(
+      `PipelineTriggers pipeline ${pipeline} has a batching S3 trigger: pass windowState, where its upload windows and list manifests are kept.`,
+    );
+  }
+  const { windowSeconds, maxObjects, maxBytes } = batch;
+  if (
+    !Token.isUnresolved(windowSeconds) &&
+    (!Number.isInteger(windowSeconds) ||
+      windowSeconds < WINDOW_BOUNDS.min ||
+      windowSeconds > WINDOW_BOUNDS.max)
+  ) {
+    throw new Error(
+      `PipelineTriggers windowSeconds of pipeline ${pipeline} must be a whole number from ${WINDOW_BOUNDS.min} to ${WINDOW_BOUNDS.max} (24 hours), got ${windowSeconds}.`,
+    );
+  }
+  if (
+    maxObjects !== undefined &&
+    !Token.isUnresolved(maxObjects) &&
+    (!Number.isInteger(maxObjects) || maxObjects < 1 || maxObjects > MAX_WINDOW_OBJECTS)
+  ) {
+    throw new Error(
+      `PipelineTriggers maxObjects of pipeline ${pipeline} must be a whole number from 1 to ${MAX_WINDOW_OBJECTS}, got ${maxObjects}.`,
+    );
+  }
+  if (
+    maxBytes !== undefined &&
+    !Token.isUnresolved(maxBytes) &&
+    (!Number.isInteger(maxBytes) || maxBytes < 1)
+  ) {
+    throw new Error(
+      `PipelineTriggers maxBytes of pipeline ${pipeline} must be a whole number of bytes, at least 1, got ${maxBytes}.`,
+    );
   }
 }

@@ -6,6 +6,7 @@
  * ```yaml
  * triggers:
  *   - s3: { prefix: incoming/, suffix: .csv }        # one run per object created under the prefix
+ *   - s3: { prefix: bulk/, window: 5m }               # one run per 5-minute window over the objects created in it
  *   - schedule:                                       # EventBridge Scheduler
  *       cron: "0 2 * * ? *"                           # or rate: "1 day"
  *       timezone: Europe/Paris                        # default UTC
@@ -86,16 +87,65 @@ const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return bytes;
 });
 
-export const s3TriggerSchema = z.strictObject({
-  /** Object key prefix. @default the key prefix of input.uri */
-  prefix: keyPart('prefix').optional(),
-  /** Object key suffix, e.g. `.csv`. @default any key */
-  suffix: z
-    .string()
-    .min(1, 'must not be empty; leave suffix out to match any key')
-    .max(MAX_KEY_PART)
-    .optional(),
-});
+/** A window's length: `30s`, `5m`, `1h`. */
+const WINDOW = /^(\d{1,5})(s|m|h)$/;
+export const MIN_WINDOW_SECONDS = 10;
+export const MAX_WINDOW_SECONDS = 24 * 3600;
+export const MAX_WINDOW_OBJECTS = 100_000;
+export const DEFAULT_WINDOW_OBJECTS = 1000;
+
+/** `5m` -> 300; undefined when it is not a window length. */
+export function windowSeconds(text: string): number | undefined {
+  const match = WINDOW.exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] as 's' | 'm' | 'h'];
+}
+
+export const s3TriggerSchema = z
+  .strictObject({
+    /** Object key prefix. @default the key prefix of input.uri */
+    prefix: keyPart('prefix').optional(),
+    /** Object key suffix, e.g. `.csv`. @default any key */
+    suffix: z
+      .string()
+      .min(1, 'must not be empty; leave suffix out to match any key')
+      .max(MAX_KEY_PART)
+      .optional(),
+    /**
+     * Batch uploads: the objects created within one window (`30s`, `5m`, `1h`; aligned slices of the UTC clock)
+     * become one run over exactly those objects. @default - one run per object
+     */
+    window: z
+      .string()
+      .refine(
+        (w) => {
+          const seconds = windowSeconds(w);
+          return seconds !== undefined && seconds >= MIN_WINDOW_SECONDS && seconds <= MAX_WINDOW_SECONDS;
+        },
+        { message: `must be a duration from ${MIN_WINDOW_SECONDS}s to 24h, such as "30s", "5m" or "1h"` },
+      )
+      .optional(),
+    /** With `window`: at most this many objects per run (a window with more becomes several runs). @default 1000 */
+    maxObjects: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_WINDOW_OBJECTS, `must be at most ${MAX_WINDOW_OBJECTS} objects per run`)
+      .optional(),
+    /** With `window`: at most this many bytes per run (`10GiB`). @default - no limit */
+    maxBytes: byteSize.optional(),
+  })
+  .superRefine((trigger, ctx) => {
+    for (const field of ['maxObjects', 'maxBytes'] as const) {
+      if (trigger[field] !== undefined && trigger.window === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'applies to a batching trigger only: set window too (e.g. window: 5m), or remove it',
+        });
+      }
+    }
+  });
 export type S3Trigger = z.output<typeof s3TriggerSchema>;
 
 export const scheduleTriggerSchema = z

@@ -35,10 +35,33 @@ const pipelineFields = {
   spec: z.record(z.string(), z.unknown()),
 };
 
+/**
+ * A batching S3 trigger's settings (src/triggers/window.ts): the objects of one window become one run. Absent: one
+ * run per object.
+ */
+export const s3BatchSettingsSchema = z.strictObject({
+  /** Stable id of the trigger (pipeline, prefix, suffix, window): part of the state keys and run names. */
+  triggerId: z.string().regex(/^[a-f0-9]{12}$/),
+  /** The window's length: uploads in the same aligned slice of the clock are one run. */
+  windowSeconds: z.number().int().positive(),
+  /** Waited after the window's end before collecting it: longer than the trigger function's timeout. */
+  settleSeconds: z.number().int().nonnegative(),
+  /** At most this many objects per run; a window with more becomes several runs. */
+  maxObjects: z.number().int().positive(),
+  /** At most this many bytes per run (an object larger than that is a run of its own). */
+  maxBytes: z.number().int().positive().optional(),
+  /** The state machine that waits for the window's end and then calls the collector. */
+  timerStateMachineArn: z
+    .string()
+    .regex(/^arn:[a-z-]+:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]+$/),
+});
+export type S3BatchSettings = z.infer<typeof s3BatchSettingsSchema>;
+
 export const s3TriggerEventSchema = z.strictObject({
   trigger: z.literal('s3'),
   ...pipelineFields,
   detail: s3ObjectDetailSchema,
+  batch: s3BatchSettingsSchema.optional(),
 });
 export type S3TriggerEvent = z.infer<typeof s3TriggerEventSchema>;
 
@@ -72,3 +95,17 @@ export const volumeTriggerEventSchema = z.strictObject({
   detail: s3ObjectDetailSchema,
 });
 export type VolumeTriggerEvent = z.infer<typeof volumeTriggerEventSchema>;
+
+/** What an upload window's timer passes to the collector when the window is over (src/triggers/window.ts). */
+export const windowCloseEventSchema = z.strictObject({
+  trigger: z.literal('s3-window'),
+  ...pipelineFields,
+  triggerId: z.string().regex(/^[a-f0-9]{12}$/),
+  /** The window's start, ISO 8601 UTC. */
+  windowStart: z.iso.datetime(),
+  /** When the timer fires (the Wait state's timestamp). */
+  closeAt: z.iso.datetime(),
+  maxObjects: z.number().int().positive(),
+  maxBytes: z.number().int().positive().optional(),
+});
+export type WindowCloseEvent = z.infer<typeof windowCloseEventSchema>;

@@ -94,6 +94,14 @@ export function scheduleId(parts: readonly string[]): string {
 }
 
 /**
+ * A stable id for a batching S3 trigger, from what defines it (pipeline, bucket, prefix, suffix, window length): part
+ * of its state keys, its timers' and its runs' names. Editing the trigger starts a new series of windows.
+ */
+export function windowTriggerId(parts: readonly string[]): string {
+  return sha256Hex(['window', ...parts]).slice(0, 12);
+}
+
+/**
  * The execution name of a volume-triggered run: `vol-<counter epoch>-<generation>`. The epoch (when the counter was
  * created, base 36) keeps a counter that was deleted and started again from reusing the names of its predecessor.
  */

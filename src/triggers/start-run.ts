@@ -16,10 +16,11 @@ export type RunInput = Omit<PlanRequest, 'runId'>;
 /** Step Functions refuses an execution input above 256 KiB. */
 export const MAX_EXECUTION_INPUT_BYTES = 256 * 1024;
 
-export interface StartRunRequest {
+/** A run's start; other executions started once by name (an upload window's timer) pass their own input type. */
+export interface StartRunRequest<Input extends object = RunInput> {
   readonly stateMachineArn: string;
   readonly name: string;
-  readonly input: RunInput;
+  readonly input: Input;
 }
 
 export type StartRunOutcome =
@@ -36,7 +37,10 @@ export function executionArnOf(stateMachineArn: string, name: string): string {
   return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
 }
 
-export async function startRun(client: SFNClient, request: StartRunRequest): Promise<StartRunOutcome> {
+export async function startRun<Input extends object = RunInput>(
+  client: SFNClient,
+  request: StartRunRequest<Input>,
+): Promise<StartRunOutcome> {
   if (!EXECUTION_NAME.test(request.name)) {
     throw new Error(
       `Execution name "${request.name}" is not 1-80 letters, digits, "-" or "_" (a Step Functions execution name)`,

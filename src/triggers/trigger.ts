@@ -1,6 +1,7 @@
 /**
  * The S3 and schedule triggers: one event -> at most one run, named after what triggered it (execution-name.ts),
- * so duplicated deliveries start nothing new.
+ * so duplicated deliveries start nothing new. A batching S3 trigger records the object in its upload window instead
+ * (window.ts): the window's objects become one run when it closes.
  */
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { Logger } from '../runtime/log.js';
@@ -8,15 +9,21 @@ import { renderScheduleInput, schedulePlaceholders } from '../spec/triggers.js';
 import type { S3TriggerEvent, ScheduleTriggerEvent, TriggerEvent } from './events.js';
 import { s3ExecutionName, scheduleExecutionName } from './execution-name.js';
 import { startRun, type RunInput, type StartRunOutcome } from './start-run.js';
+import type { TriggerStateStore } from './state-store.js';
+import { recordWindowObject, type WindowRecordOutcome } from './window.js';
 
 export interface TriggerDeps {
   readonly sfn: SFNClient;
   readonly log: Logger;
+  /** Where batching S3 triggers record their windows; required when an event has `batch`. */
+  readonly windows?: { readonly store: TriggerStateStore; readonly statePrefix: string };
+  readonly now?: () => Date;
 }
 
 export type TriggerOutcome =
   | (StartRunOutcome & { readonly name: string; readonly inputUri?: string })
-  | { readonly status: 'ignored'; readonly reason: string };
+  | { readonly status: 'ignored'; readonly reason: string }
+  | WindowRecordOutcome;
 
 /** `s3://bucket/key`: keys are used as they are (EventBridge does not URL-encode them). */
 function objectUri(bucket: string, key: string): string {
@@ -28,6 +35,20 @@ function objectUri(bucket: string, key: string): string {
  * as an input URI they would mean "the whole folder".
  */
 export async function handleS3Trigger(event: S3TriggerEvent, deps: TriggerDeps): Promise<TriggerOutcome> {
+  if (event.batch) {
+    // A batching trigger: the object joins the current upload window; the window's timer starts the run.
+    if (!deps.windows) {
+      throw new Error(
+        `Pipeline ${event.pipeline} has a batching S3 trigger, but the trigger function has no window state location (deploy the stack again)`,
+      );
+    }
+    return recordWindowObject(event, {
+      ...deps.windows,
+      sfn: deps.sfn,
+      log: deps.log,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
+  }
   const { bucket, object } = event.detail;
   const uri = objectUri(bucket.name, object.key);
   if (object.key.endsWith('/') || object.size === 0) {

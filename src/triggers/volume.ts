@@ -14,14 +14,25 @@
  * A crash between the reset and StartExecution leaves the run in `pending`; the retried invocation (or the next
  * object) starts it, under the same name, so it runs exactly once. Duplicated S3 events are recognised by the
  * object version id (bucket, key, ETag, version) among the last `recentLimit` ones and counted once.
+ *
+ * Exactly the new objects (`VolumeDeps.newObjects`, what the deployed function passes): each counted object is also
+ * recorded as one small object of its own, `<state>/<pipeline>/open/<object id>.json`, written BEFORE it is counted.
+ * A pending run's list manifest is made once (a create-only write: the first invocation to write it decides) from the
+ * records present then, which are deleted once the manifest exists; the run reads that manifest, not the prefix.
+ * Every record of a generation was written before the write that closed it, so the run holds all of them; records
+ * of objects counted just after the close may join it too (they are then in no later run). Each object is scored by
+ * exactly one run. Without `newObjects` a run reads the whole prefix.
  */
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
+import { mapConcurrent } from '../manifest/concurrency.js';
 import type { Logger } from '../runtime/log.js';
 import type { VolumeTriggerEvent } from './events.js';
 import { objectVersionHash, volumeExecutionName } from './execution-name.js';
-import { startRun, type StartRunOutcome } from './start-run.js';
+import { startRun, type RunInput, type StartRunOutcome } from './start-run.js';
+import type { TriggerStateStore } from './state-store.js';
+import { listManifestRun, listManifestText, windowObjectSchema, type WindowObject } from './window.js';
 
 const pendingRunSchema = z.strictObject({
   generation: z.number().int().nonnegative(),
@@ -73,6 +84,27 @@ export interface VolumeDeps {
   readonly recentLimit?: number;
   /** @default 12 */
   readonly maxAttempts?: number;
+  /**
+   * Where the objects of each generation are recorded and the runs' list manifests written, so a run scores exactly
+   * the objects counted since the last one. @default - none: a run reads the whole prefix
+   */
+  readonly newObjects?: VolumeObjectsDeps;
+}
+
+export interface VolumeObjectsDeps {
+  readonly store: TriggerStateStore;
+  /** `state/volume/`: the records go to `<statePrefix><pipeline>/open/`. */
+  readonly statePrefix: string;
+  /** `state/manifests/`: the manifests go to `<manifestPrefix><pipeline>/<run name>.jsonl`. */
+  readonly manifestPrefix: string;
+}
+
+/** Requests in flight while reading and deleting a generation's records. */
+const RECORD_CONCURRENCY = 16;
+
+/** Where a pipeline's uncollected object records are kept. */
+export function volumeRecordsPrefix(statePrefix: string, pipeline: string): string {
+  return `${statePrefix.replace(/\/*$/, '/')}${pipeline}/open/`;
 }
 
 export interface VolumeOutcome {
@@ -149,6 +181,26 @@ export async function recordVolume(event: VolumeTriggerEvent, deps: VolumeDeps):
     ...(versionId ? { versionId } : {}),
   });
 
+  if (ignored === undefined && deps.newObjects) {
+    // Recorded before it is counted, unless it was counted already (a duplicated event): a record written for an
+    // object already in a run would put it in the next run too.
+    const stored = await deps.store.read();
+    if (!stored?.state.recent.includes(id)) {
+      const record: WindowObject = {
+        id,
+        uri: `s3://${bucket.name}/${object.key}`,
+        size,
+        etag: object.etag,
+        ...(versionId ? { versionId } : {}),
+      };
+      const { store, statePrefix } = deps.newObjects;
+      await store.put(
+        `${volumeRecordsPrefix(statePrefix, event.pipeline)}${id}.json`,
+        JSON.stringify(record),
+      );
+    }
+  }
+
   let duplicate = false;
   const state = await casUpdate(deps, (current) => {
     duplicate = current.recent.includes(id);
@@ -200,13 +252,16 @@ async function startPending(
 ): Promise<(StartRunOutcome & { name: string })[]> {
   if (state.pending.length === 0) return [];
   const runs: (StartRunOutcome & { name: string })[] = [];
+  const scored: string[] = [];
   for (const pending of state.pending) {
     const name = volumeExecutionName(state.epoch, pending.generation);
-    const outcome = await startRun(deps.sfn, {
-      stateMachineArn: event.stateMachineArn,
-      name,
-      input: { spec: event.spec, inputUri: event.prefixUri },
-    });
+    let input: RunInput = { spec: event.spec, inputUri: event.prefixUri };
+    if (deps.newObjects) {
+      const manifest = await generationManifest(event.pipeline, name, deps.newObjects, log);
+      input = listManifestRun(event.spec, manifest.uri);
+      scored.push(...manifest.ids);
+    }
+    const outcome = await startRun(deps.sfn, { stateMachineArn: event.stateMachineArn, name, input });
     log.info(outcome.status === 'duplicate' ? 'volume run already started' : 'started volume run', {
       name,
       executionArn: outcome.executionArn,
@@ -217,12 +272,81 @@ async function startPending(
     runs.push({ ...outcome, name });
   }
   const started = new Set(state.pending.map((p) => p.generation));
-  await casUpdate(deps, (current) =>
-    current.pending.some((p) => started.has(p.generation))
-      ? { ...current, pending: current.pending.filter((p) => !started.has(p.generation)) }
-      : undefined,
-  );
+  const recentLimit = deps.recentLimit ?? DEFAULT_RECENT;
+  await casUpdate(deps, (current) => {
+    if (!current.pending.some((p) => started.has(p.generation))) return undefined;
+    // The objects now in a run count as seen: an event of one of them retried later records and counts nothing.
+    const known = new Set(current.recent);
+    const recent = [...current.recent, ...scored.filter((id) => !known.has(id))].slice(-recentLimit);
+    return { ...current, recent, pending: current.pending.filter((p) => !started.has(p.generation)) };
+  });
   return runs;
+}
+
+/**
+ * The list manifest of a pending run: made once from the records present (a create-only write; a concurrent
+ * invocation that lost reads the winner's), then the records it holds are deleted. Idempotent: a retry finds the
+ * manifest and deletes what is left.
+ */
+async function generationManifest(
+  pipeline: string,
+  runName: string,
+  deps: VolumeObjectsDeps,
+  log: Logger,
+): Promise<{ uri: string; ids: string[] }> {
+  const { store } = deps;
+  const key = `${deps.manifestPrefix.replace(/\/*$/, '/')}${pipeline}/${runName}.jsonl`;
+  const uri = `s3://${store.bucket}/${key}`;
+  const recordsPrefix = volumeRecordsPrefix(deps.statePrefix, pipeline);
+  let text = await store.get(key);
+  if (text === undefined) {
+    const keys = await store.list(recordsPrefix);
+    const records = await mapConcurrent(keys, RECORD_CONCURRENCY, async (recordKey) => {
+      const body = await store.get(recordKey);
+      // Deleted in between by a concurrent invocation that made this manifest: its records are in it.
+      if (body === undefined) return undefined;
+      const parsed = windowObjectSchema.safeParse(JSON.parse(body));
+      if (!parsed.success) {
+        throw new Error(
+          `s3://${store.bucket}/${recordKey} is not a volume object record: ${parsed.error.message}`,
+        );
+      }
+      return parsed.data;
+    });
+    const objects = records
+      .filter((r): r is WindowObject => r !== undefined)
+      .sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+    const candidate = listManifestText(objects);
+    text = (await store.putIfAbsent(key, candidate)) ? candidate : ((await store.get(key)) ?? candidate);
+    log.info('volume run manifest', { name: runName, objects: objects.length, manifestUri: uri });
+  }
+  const entries = text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => manifestLineSchema.parse(JSON.parse(line)));
+  const ids = entries.map((e) => {
+    const { bucket, key: objectKey } = splitS3Uri(e.uri);
+    return objectVersionHash({
+      bucket,
+      key: objectKey,
+      etag: e.etag,
+      ...(e.versionId ? { versionId: e.versionId } : {}),
+    });
+  });
+  await mapConcurrent(ids, RECORD_CONCURRENCY, (id) => store.delete(`${recordsPrefix}${id}.json`));
+  return { uri, ids };
+}
+
+const manifestLineSchema = z.object({
+  uri: z.string().startsWith('s3://'),
+  etag: z.string(),
+  versionId: z.string().optional(),
+});
+
+function splitS3Uri(uri: string): { bucket: string; key: string } {
+  const rest = uri.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
 }
 
 /** Where a pipeline's counter is stored: one object per pipeline. */

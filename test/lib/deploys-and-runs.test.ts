@@ -60,6 +60,8 @@ function submittedJobDefinitions(v: Version, revision: number): Map<string, stri
     getAtt: (id, attribute) => `<${id}.${attribute}>`,
   });
   for (const [machine, definition] of Object.entries(definitions)) {
+    // The pipelines' workflows; the upload windows' timer (TriggersWindowTimer) submits no job.
+    if (!machine.startsWith('Pipeline')) continue;
     const arns = Object.values(
       definition.States as Record<string, { Parameters?: { JobDefinition?: string } }>,
     )

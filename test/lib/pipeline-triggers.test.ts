@@ -275,3 +275,194 @@ describe('PipelineTriggers rules', () => {
     ).toThrow(/deadLetterRetention must be from 1 minute to 14 days/);
   });
 });
+
+describe('PipelineTriggers with a batching S3 trigger', () => {
+  let template: Template;
+  let json: Record<string, unknown>;
+  const windowState = (stack: Stack) => {
+    const bucket = s3.Bucket.fromBucketName(stack, 'State', 'data');
+    return {
+      state: { bucket, keyPrefix: 'state/batch/' },
+      manifests: { bucket, keyPrefix: 'state/manifests/' },
+    };
+  };
+  beforeAll(() => {
+    template = build((stack) => ({
+      pipelines: [
+        pipeline(stack, 'scores', [
+          {
+            kind: 's3',
+            bucketName: 'data',
+            prefix: 'incoming/',
+            suffix: '.csv',
+            batch: { windowSeconds: 300, maxObjects: 500, maxBytes: 1024 ** 3 },
+          },
+        ]),
+      ],
+      windowState: windowState(stack),
+    }));
+    json = template.toJSON();
+  });
+
+  it('sends the trigger function the batch settings: trigger id, window, settle time, limits, the timer', () => {
+    const rule = Object.values(template.findResources('AWS::Events::Rule'))[0] as Rule;
+    const transformer = rule.Properties.Targets[0]!.InputTransformer as {
+      InputTemplate: { 'Fn::Join': [string, unknown[]] };
+    };
+    // The timer's ARN is a reference in the template (TOKEN here); the rest is the input as delivered.
+    const text = transformer.InputTemplate['Fn::Join'][1]
+      .map((part) => (typeof part === 'string' ? part : 'TOKEN'))
+      .join('');
+    const input = JSON.parse(text.replace('<detail>', '{}')) as { batch: Record<string, unknown> };
+    expect(input.batch).toEqual({
+      triggerId: expect.stringMatching(/^[a-f0-9]{12}$/) as unknown,
+      windowSeconds: 300,
+      // Longer than the trigger function's timeout (30 s): every object of a window is written before it closes.
+      settleSeconds: 60,
+      maxObjects: 500,
+      maxBytes: 1024 ** 3,
+      timerStateMachineArn: 'TOKEN',
+    });
+    const timeout = (
+      Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) =>
+        id.startsWith('TriggersTriggerFunction'),
+      )![1] as { Properties: { Timeout: number } }
+    ).Properties.Timeout;
+    expect(input.batch.settleSeconds as number).toBeGreaterThan(timeout);
+  });
+
+  it('waits in a state machine until the window closes, then invokes the window function, retried, dead letters after', () => {
+    const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    expect(machines).toHaveLength(1);
+    const join = (machines[0]!.Properties as { DefinitionString: { 'Fn::Join': [string, unknown[]] } })
+      .DefinitionString['Fn::Join'][1];
+    // References (the function, the queue, the partition) become TOKEN: the rest is the definition as deployed.
+    const definition = JSON.parse(
+      join.map((part) => (typeof part === 'string' ? part : 'TOKEN')).join(''),
+    ) as {
+      StartAt: string;
+      States: Record<string, Record<string, unknown>>;
+    };
+    expect(definition.StartAt).toBe('UntilWindowCloses');
+    expect(definition.States.UntilWindowCloses).toEqual({
+      Type: 'Wait',
+      TimestampPath: '$.closeAt',
+      Next: 'CollectWindow',
+    });
+    const collect = definition.States.CollectWindow!;
+    expect(collect).toMatchObject({ Type: 'Task', Resource: 'TOKEN', End: true });
+    // The window (the execution input) is passed as it is: no Parameters.
+    expect(collect).not.toHaveProperty('Parameters');
+    expect(collect.Retry).toEqual(
+      expect.arrayContaining([expect.objectContaining({ ErrorEquals: ['States.ALL'], MaxAttempts: 5 })]),
+    );
+    expect(collect.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'WindowToDeadLetters' },
+    ]);
+    expect(definition.States.WindowToDeadLetters).toMatchObject({
+      Resource: 'arn:TOKEN:states:::sqs:sendMessage',
+      Parameters: {
+        QueueUrl: 'TOKEN',
+        MessageBody: { 'window.$': '$$.Execution.Input', 'error.$': '$.error' },
+      },
+      Next: 'WindowFailed',
+    });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+    });
+  });
+
+  it('lets the trigger function start only the timer, and the window function only the pipeline', () => {
+    const starts = iamStatements(json).filter((s) => actionsOf(s).includes('states:StartExecution'));
+    const byRole = starts.map((s) => [s.policy.replace(/[0-9A-F]{8}$/, ''), JSON.stringify(s.Resource)]);
+    expect(byRole).toEqual(
+      expect.arrayContaining([
+        ['TriggersTriggerFunctionRoleDefaultPolicy', expect.stringContaining('TriggersWindowTimer')],
+        ['TriggersWindowFunctionRoleDefaultPolicy', JSON.stringify(`${ARN}scores`)],
+      ]),
+    );
+    expect(byRole).toHaveLength(2);
+  });
+
+  it('gives the trigger function the window state only, and the window function the state and the manifests', () => {
+    const s3Grants = iamStatements(json)
+      .filter((s) => actionsOf(s).includes('s3:PutObject'))
+      .map((s) => [s.policy.replace(/[0-9A-F]{8}$/, ''), JSON.stringify(s.Resource)]);
+    expect(s3Grants.sort()).toEqual([
+      ['TriggersTriggerFunctionRoleDefaultPolicy', expect.stringContaining('/state/batch/*')],
+      ['TriggersWindowFunctionRoleDefaultPolicy', expect.stringContaining('/state/batch/*')],
+      ['TriggersWindowFunctionRoleDefaultPolicy', expect.stringContaining('/state/manifests/*')],
+    ]);
+  });
+
+  it('rule: a batching trigger needs windowState', () => {
+    expect(() =>
+      build((stack) => ({
+        pipelines: [
+          pipeline(stack, 'a', [
+            { kind: 's3', bucketName: 'b', prefix: 'in/', batch: { windowSeconds: 60 } },
+          ]),
+        ],
+      })),
+    ).toThrow(/pipeline a has a batching S3 trigger: pass windowState/);
+  });
+
+  it('rule: windowSeconds is a whole number from 10 to 86400', () => {
+    for (const windowSeconds of [5, 90_000, 1.5]) {
+      expect(() =>
+        build((stack) => ({
+          pipelines: [
+            pipeline(stack, 'a', [{ kind: 's3', bucketName: 'b', prefix: 'in/', batch: { windowSeconds } }]),
+          ],
+          windowState: windowState(stack),
+        })),
+      ).toThrow(/windowSeconds of pipeline a must be a whole number from 10 to 86400/);
+    }
+  });
+
+  it('rule: maxObjects is a whole number from 1 to 100000, maxBytes at least 1', () => {
+    const make = (batch: { windowSeconds: number; maxObjects?: number; maxBytes?: number }) => () =>
+      build((stack) => ({
+        pipelines: [pipeline(stack, 'a', [{ kind: 's3', bucketName: 'b', prefix: 'in/', batch }])],
+        windowState: windowState(stack),
+      }));
+    expect(make({ windowSeconds: 60, maxObjects: 0 })).toThrow(
+      /maxObjects of pipeline a must be a whole number from 1 to 100000/,
+    );
+    expect(make({ windowSeconds: 60, maxObjects: 100_001 })).toThrow(/maxObjects/);
+    expect(make({ windowSeconds: 60, maxBytes: 0 })).toThrow(
+      /maxBytes of pipeline a must be a whole number of bytes/,
+    );
+  });
+});
+
+describe('PipelineTriggers with volumeManifests', () => {
+  it("tells the volume function where to write its runs' list manifests, and lets it write there only", () => {
+    const template = build((stack) => {
+      const bucket = s3.Bucket.fromBucketName(stack, 'State', 'data');
+      return {
+        pipelines: [
+          pipeline(stack, 'bulk', [{ kind: 'volume', bucketName: 'data', prefix: 'landing/', minBytes: 1 }]),
+        ],
+        volumeState: { bucket, keyPrefix: 'state/volume/' },
+        volumeManifests: { bucket, keyPrefix: 'state/manifests/' },
+      };
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          VOLUME_STATE_PREFIX: 'state/volume/',
+          TRIGGER_MANIFEST_PREFIX: 'state/manifests/',
+        }),
+      },
+    });
+    const writes = iamStatements(template.toJSON())
+      .filter((s) => actionsOf(s).includes('s3:PutObject'))
+      .map((s) => JSON.stringify(s.Resource));
+    expect(writes.sort()).toEqual([
+      expect.stringContaining('/state/manifests/*'),
+      expect.stringContaining('/state/volume/*'),
+    ]);
+  });
+});

@@ -30,6 +30,7 @@ const ROLE_LABELS: readonly [string, string][] = [
   ['GpuComputeJobRole', 'Worker'],
   ['TriggersVolumeFunctionRole', 'Volume trigger'],
   ['TriggersTriggerFunctionRole', 'S3 trigger'],
+  ['TriggersWindowFunctionRole', 'Window function'],
 ];
 
 const ACCESS_BY_ACTIONS: Readonly<Record<string, string>> = {
@@ -131,13 +132,20 @@ describe('S3 access by role', () => {
     );
   });
 
-  it('lets only Finalize write the audit records and only the volume trigger write its counters', () => {
+  it('lets only Finalize write the audit records, only the volume trigger its counters, only the triggers their windows and manifests', () => {
     const writers = (prefix: string) =>
       [...templateRows()]
         .filter((r) => r.includes(' | write | ') && r.endsWith(`<data bucket>/${prefix}*`))
         .map((r) => r.split(' | ')[0]);
     expect(writers(DATA_PREFIXES.auditRuns)).toEqual(['Finalize']);
     expect(writers(DATA_PREFIXES.volumeState)).toEqual(['Volume trigger']);
+    // Batching S3 triggers: the windows by the trigger and window functions, the manifests by who starts the runs.
+    expect(writers(DATA_PREFIXES.windowState).sort()).toEqual(['S3 trigger', 'Window function']);
+    expect(writers(DATA_PREFIXES.triggerManifests).sort()).toEqual(['Volume trigger', 'Window function']);
+    const readers = [...templateRows()]
+      .filter((r) => r.endsWith(`<data bucket>/${DATA_PREFIXES.triggerManifests}*`))
+      .map((r) => r.split(' | ').slice(0, 2).join(' | '));
+    expect(readers.sort()).toEqual(['Plan | read', 'Volume trigger | write', 'Window function | write']);
     // Nobody writes the whole bucket.
     expect([...templateRows()].filter((r) => r.endsWith('| <data bucket>/*'))).toEqual([]);
   });

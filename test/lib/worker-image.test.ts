@@ -3,7 +3,9 @@
  * runtime base, Node 22 or newer, onnxruntime-node's CUDA provider installed and checked at build time, and a
  * non-root final user that is the user the job definitions run the container as.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import os from 'node:os';
 import * as path from 'node:path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -12,6 +14,19 @@ import { expectIn } from '../support/expect-in.js';
 import { GpuCompute, WORKER_DOCKERFILE } from '../../lib/constructs/gpu-compute.js';
 import { REPO_ROOT } from '../../lib/paths.js';
 import { synthConstruct } from './helpers.js';
+import {
+  bundleWorker,
+  linkRuntimeModules,
+  packageOf,
+  readLockfile,
+  WORKER_BANNER,
+  WORKER_PRUNED_PATHS,
+  WORKER_RUNTIME_DIR,
+  workerBundleOptions,
+  workerRuntimeDependencies,
+} from '../../scripts/worker-image.js';
+import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { breastCancerInput, breastCancerSpec, planWorkerRun, readMarker } from '../worker/helpers.js';
 
 interface Instruction {
   /** Upper-case: FROM, RUN, ENV... */
@@ -179,5 +194,133 @@ describe('the worker Dockerfile', () => {
   it('starts node directly (exec form), which is why the job definitions run an init process as PID 1', () => {
     const entrypoint = finalStage.instructions.filter((i) => i.keyword === 'ENTRYPOINT').at(-1);
     expect(JSON.parse(entrypoint!.args) as string[]).toEqual(['node', '/app/dist/worker.mjs']);
+  });
+});
+
+/** The esbuild command of the Dockerfile's build stage, split into arguments (quotes removed). */
+function esbuildArgs(): string[] {
+  const run = stages
+    .flatMap((s) => s.instructions)
+    .find((i) => i.keyword === 'RUN' && i.args.includes('esbuild'));
+  const args: string[] = [];
+  for (const match of (run?.args ?? '').matchAll(/'([^']*)'|"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    args.push(match[1] ?? match[2]?.replace(/\\(.)/g, '$1') ?? match[3]!);
+  }
+  return args;
+}
+
+describe('the worker image holds only the runtime dependencies (issue 12, item 5)', () => {
+  const root = (name: string): string => fs.readFileSync(path.join(REPO_ROOT, name), 'utf8');
+
+  it('keeps external exactly the packages containers/worker/package.json installs, and the bundle imports no other', async () => {
+    const installed = Object.keys(workerRuntimeDependencies()).sort();
+    const flags = esbuildArgs()
+      .filter((a) => a.startsWith('--external:'))
+      .map((a) => a.slice('--external:'.length))
+      .sort();
+    expectIn(flags, 'the Dockerfile esbuild --external flags').toEqual(installed);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-bundle-'));
+    try {
+      const { imports } = await bundleWorker(dir);
+      // What the bundle still imports at run time (node built-ins aside) is what the image installs, no more.
+      expectIn([...new Set(imports.map(packageOf))].sort(), 'bare imports left in the bundle').toEqual(
+        installed,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("bundles with the Dockerfile's own options (entry, target, format, banner)", () => {
+    const args = esbuildArgs();
+    const options = workerBundleOptions('dist/worker.mjs');
+    expect(args).toContain(options.entryPoints[0]);
+    expect(args).toContain(`--target=${options.target}`);
+    expect(args).toContain(`--format=${options.format}`);
+    expect(args).toContain(`--banner:js=${WORKER_BANNER}`);
+    expect(args).toContain('--bundle');
+  });
+
+  it('installs from the runtime package and its lockfile, not the repository root, and prunes other platforms', () => {
+    const deps = stages.find((s) =>
+      s.instructions.some((i) => i.keyword === 'RUN' && /\bnpm ci --omit=dev\b/.test(i.args)),
+    );
+    expectIn(deps, 'the stage that runs npm ci --omit=dev').toBeDefined();
+    const copies = deps!.instructions.filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='));
+    expect(copies.map((c) => c.args.split(/\s+/).slice(0, -1).sort())).toEqual([
+      ['containers/worker/package-lock.json', 'containers/worker/package.json'],
+    ]);
+    const install = deps!.instructions.find((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args))!;
+    const removed = /&&\s*rm -rf (.*)$/.exec(install.args)?.[1]?.trim().split(/\s+/) ?? [];
+    expect(removed.sort()).toEqual(WORKER_PRUNED_PATHS.map((p) => `node_modules/${p}`).sort());
+  });
+
+  it("pins every package of its lockfile at the root package-lock's version (the versions the tests ran)", () => {
+    const rootLock = readLockfile(path.join(REPO_ROOT, 'package-lock.json'));
+    const rootVersions = new Map<string, Set<string>>();
+    for (const [key, entry] of Object.entries(rootLock.packages)) {
+      const name = key.replace(/^.*node_modules\//, '');
+      if (key && entry.version)
+        rootVersions.set(name, (rootVersions.get(name) ?? new Set()).add(entry.version));
+    }
+    const workerLock = readLockfile(path.join(WORKER_RUNTIME_DIR, 'package-lock.json'));
+    // The lockfile is the package's (npm ci refuses one that does not match package.json).
+    const lockRoot = (
+      JSON.parse(fs.readFileSync(path.join(WORKER_RUNTIME_DIR, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dependencies?: Record<string, string> }>;
+      }
+    ).packages[''];
+    expect(lockRoot?.dependencies).toEqual(workerRuntimeDependencies());
+    const packages = Object.entries(workerLock.packages).filter(([key]) => key !== '');
+    expect(packages.length).toBeGreaterThan(3);
+    for (const [key, entry] of packages) {
+      const name = key.replace(/^.*node_modules\//, '');
+      expectIn([...(rootVersions.get(name) ?? [])], `${name} in the root package-lock`).toContain(
+        entry.version,
+      );
+    }
+    const rootPackage = JSON.parse(root('package.json')) as { dependencies: Record<string, string> };
+    for (const [name, version] of Object.entries(workerRuntimeDependencies())) {
+      expectIn(rootPackage.dependencies[name], `${name} in the root package.json`).toBe(version);
+    }
+  });
+
+  it('runs a tiny job from a folder holding only the bundle and the runtime packages', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-image-'));
+    try {
+      await bundleWorker(dir);
+      const linked = linkRuntimeModules(dir);
+      expect(linked).toEqual(expect.arrayContaining(['onnxruntime-node', '@duckdb/node-api', 'sharp']));
+      expect(linked).not.toContain('@aws-sdk/client-s3');
+      expect(linked).not.toContain('zod');
+
+      const input = path.join(dir, 'input');
+      const output = path.join(dir, 'output');
+      fs.mkdirSync(input);
+      await breastCancerInput(input, 40, 1, 1_000_000);
+      const run = await planWorkerRun(breastCancerSpec(input, output), 'image-run');
+      // Modules resolve from the staged folder (the links are not followed to the repository's node_modules),
+      // from a working directory outside the repository: what the image's /app offers, no more.
+      const result = spawnSync(
+        process.execPath,
+        ['--preserve-symlinks', '--preserve-symlinks-main', path.join(dir, 'dist/worker.mjs')],
+        {
+          cwd: dir,
+          encoding: 'utf8',
+          env: {
+            PATH: process.env.PATH ?? '',
+            [WORKER_ENV.runUri]: run.runUri,
+            [WORKER_ENV.attempt]: '1',
+            [WORKER_ENV.executionProviders]: 'cpu',
+            [WORKER_ENV.threads]: '1',
+          },
+        },
+      );
+      expectIn(result.status, `worker output:\n${result.stdout}\n${result.stderr}`).toBe(0);
+      const marker = await readMarker(run);
+      expect(marker.records).toBe(40);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -8,6 +8,7 @@ import {
   renderScheduleInput,
   scheduleExpression,
   schedulePlaceholders,
+  windowSeconds,
 } from '../../src/spec/triggers.js';
 
 function issuesOf(raw: unknown): string[] {
@@ -26,6 +27,44 @@ describe('parseTriggers', () => {
       { kind: 's3', s3: { prefix: 'incoming/', suffix: '.csv' } },
       { kind: 'schedule', schedule: { cron: '0 2 * * ? *', input: 's3://b/dt={date}/', timezone: 'UTC' } },
       { kind: 'volume', volume: { minBytes: 10 * 2 ** 30 } },
+    ]);
+  });
+
+  it('parses a batching S3 trigger: window, maxObjects, maxBytes', () => {
+    const { triggers, issues } = parseTriggers([
+      { s3: { prefix: 'incoming/', window: '5m', maxObjects: 200, maxBytes: '1GiB' } },
+    ]);
+    expect(issues).toEqual([]);
+    expect(triggers).toEqual([
+      { kind: 's3', s3: { prefix: 'incoming/', window: '5m', maxObjects: 200, maxBytes: 2 ** 30 } },
+    ]);
+    expect([windowSeconds('30s'), windowSeconds('5m'), windowSeconds('2h'), windowSeconds('5 min')]).toEqual([
+      30,
+      300,
+      7200,
+      undefined,
+    ]);
+  });
+
+  it('rule: a window is a duration from 10s to 24h', () => {
+    for (const window of ['5s', '25h', '5 minutes', '']) {
+      expect(issuesOf([{ s3: { window } }])).toEqual([
+        expect.stringMatching(/^triggers\[0\]\.s3\.window: must be a duration from 10s to 24h/),
+      ]);
+    }
+  });
+
+  it('rule: maxObjects and maxBytes need a window; maxObjects is 1 to 100000', () => {
+    expect(issuesOf([{ s3: { maxObjects: 10 } }])).toEqual([
+      expect.stringMatching(
+        /^triggers\[0\]\.s3\.maxObjects: applies to a batching trigger only: set window too/,
+      ),
+    ]);
+    expect(issuesOf([{ s3: { maxBytes: '1GiB' } }])).toEqual([
+      expect.stringMatching(/^triggers\[0\]\.s3\.maxBytes: applies to a batching trigger only/),
+    ]);
+    expect(issuesOf([{ s3: { window: '1m', maxObjects: 100_001 } }])).toEqual([
+      expect.stringMatching(/^triggers\[0\]\.s3\.maxObjects: must be at most 100000 objects per run/),
     ]);
   });
 

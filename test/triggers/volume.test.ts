@@ -18,6 +18,8 @@ import {
 } from '../../src/triggers/volume.js';
 import { RecordedHttpHandler, TEST_CREDENTIALS } from './recorded-http.js';
 import { recordedSfn, sfnResponse, startExecutionBody } from './sfn.js';
+import { MemoryStateStore } from './memory-state-store.js';
+import { expectIn } from '../support/expect-in.js';
 
 const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:DailyStateMachine';
 const SPEC = { name: 'breast_cancer_daily' };
@@ -310,5 +312,101 @@ describe('S3VolumeStateStore', () => {
       },
     ]);
     await expect(s.write(initialVolumeState(NOW), undefined)).rejects.toMatchObject({ name: 'AccessDenied' });
+  });
+});
+
+describe('recordVolume with newObjects: a run scores exactly the objects since the last run', () => {
+  const objectsDeps = (records: MemoryStateStore) => ({
+    store: records,
+    statePrefix: 'state/volume/',
+    manifestPrefix: 'state/manifests/',
+  });
+  const manifestOf = (records: MemoryStateStore, inputUri: string): string[] =>
+    (records.objects.get(inputUri.replace('s3://data-bucket/', '')) ?? '')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { uri: string }).uri);
+  const runInput = (text: string) =>
+    JSON.parse(startExecutionBody(text).input) as { spec: Record<string, unknown>; inputUri: string };
+
+  it('starts each run over a list manifest of the objects counted in its generation, not the prefix', async () => {
+    const store = new MemoryStore();
+    const records = new MemoryStateStore();
+    const { client, http } = recordedSfn([
+      sfnResponse('started', `vol-${EPOCH}-g0`),
+      sfnResponse('started', `vol-${EPOCH}-g1`),
+    ]);
+    const d = { ...deps(store, client), newObjects: objectsDeps(records) };
+    await recordVolume(event('landing/b.csv', 600), d);
+    await recordVolume(event('landing/a.csv', 500), d); // 1100 >= 1000: generation 0 closes
+    await recordVolume(event('landing/c.csv', 700), d);
+    await recordVolume(event('landing/d.csv', 300), d); // 1000: generation 1 closes
+
+    const first = runInput(http.requests[0]!.text);
+    const second = runInput(http.requests[1]!.text);
+    expect(first.inputUri).toBe(`s3://data-bucket/state/manifests/breast_cancer_daily/vol-${EPOCH}-g0.jsonl`);
+    expect(first.spec).toEqual({ ...SPEC, input: { manifest: 'list' } });
+    expect(manifestOf(records, first.inputUri)).toEqual([
+      's3://data-bucket/landing/a.csv',
+      's3://data-bucket/landing/b.csv',
+    ]);
+    expect(manifestOf(records, second.inputUri)).toEqual([
+      's3://data-bucket/landing/c.csv',
+      's3://data-bucket/landing/d.csv',
+    ]);
+    // The records of objects now in a run are gone: nothing is left for the next generation.
+    expect([...records.objects.keys()].filter((k) => k.includes('/open/'))).toEqual([]);
+  });
+
+  it('a duplicated or retried event of an object already in a run records and counts nothing', async () => {
+    const store = new MemoryStore();
+    const records = new MemoryStateStore();
+    const { client, http } = recordedSfn([
+      sfnResponse('started', `vol-${EPOCH}-g0`),
+      sfnResponse('started', `vol-${EPOCH}-g1`),
+    ]);
+    const d = { ...deps(store, client), newObjects: objectsDeps(records) };
+    await recordVolume(event('landing/a.csv', 1000), d); // generation 0: a.csv
+    const again = await recordVolume(event('landing/a.csv', 1000), d);
+    expect(again).toMatchObject({ counted: false, duplicate: true, runs: [] });
+    expect([...records.objects.keys()].filter((k) => k.includes('/open/'))).toEqual([]);
+    await recordVolume(event('landing/b.csv', 1000), d); // generation 1: b.csv only
+    expect(manifestOf(records, runInput(http.requests[1]!.text).inputUri)).toEqual([
+      's3://data-bucket/landing/b.csv',
+    ]);
+  });
+
+  it('a run whose start failed is started on retry with the same manifest, and its objects are in no other run', async () => {
+    const store = new MemoryStore();
+    const records = new MemoryStateStore();
+    const failing = recordedSfn([sfnResponse('noStateMachine')]);
+    await recordVolume(event('landing/a.csv', 600), { ...deps(store), newObjects: objectsDeps(records) });
+    await expect(
+      recordVolume(event('landing/b.csv', 500), {
+        ...deps(store, failing.client),
+        newObjects: objectsDeps(records),
+      }),
+    ).rejects.toMatchObject({ name: 'StateMachineDoesNotExist' });
+    const manifestKey = `state/manifests/breast_cancer_daily/vol-${EPOCH}-g0.jsonl`;
+    const written = records.objects.get(manifestKey);
+    expectIn(written, 'the manifest made before the failed start').toBeDefined();
+
+    // An object arrives before the retry: it belongs to the next generation, not to the manifest already made.
+    const { client, http } = recordedSfn([sfnResponse('started', `vol-${EPOCH}-g0`)]);
+    await recordVolume(event('landing/c.csv', 10), {
+      ...deps(store, client),
+      newObjects: objectsDeps(records),
+    });
+    const started = runInput(http.requests[0]!.text);
+    expect(startExecutionBody(http.requests[0]!.text).name).toBe(`vol-${EPOCH}-g0`);
+    expect(records.objects.get(manifestKey)).toBe(written);
+    expect(manifestOf(records, started.inputUri)).toEqual([
+      's3://data-bucket/landing/a.csv',
+      's3://data-bucket/landing/b.csv',
+    ]);
+    expect([...records.objects.keys()].filter((k) => k.includes('/open/'))).toEqual([
+      expect.stringContaining('state/volume/breast_cancer_daily/open/'),
+    ]);
   });
 });
