@@ -60,6 +60,7 @@ import { assembleSingleFile, type SingleFile } from './single-file.js';
 import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
 import { checkWrittenSchema } from './written-schema.js';
 import { manifestHistoryOf } from './history-checks.js';
+import { finalizeChallenger, withChallengerChecks } from '../challenger/finalize.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -116,6 +117,9 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       )
     : {};
   report = withDriftGate(report, plan, drift.drift);
+  // model.challenger (docs/adr/0020): its table's checks and the comparison thresholds are part of the verdict.
+  const challenger = await finalizeChallenger(deps.store, plan, shards, report.accepted, concurrency);
+  report = withChallengerChecks(report, challenger);
 
   let publishedAt: string | undefined;
   let publishError: Error | undefined;
@@ -130,6 +134,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       }
       const run = publishedRunOf(plan, layout, report, (deps.now?.() ?? new Date()).toISOString());
       await deps.catalog.publishRun(run);
+      await challenger?.publish(deps.catalog, run.finishedAt);
       // The job's history of succeeded runs is where the next run finds its drift baseline.
       await recordSucceededRun(deps.store, layout, {
         runId,
@@ -165,6 +170,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   });
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
+  if (challenger) manifest.challenger = challenger.manifest(publishedAt);
   const error = report.passed ? undefined : firstRunError(failures);
   if (error) manifest.error = error;
   Object.assign(manifest, await historyOf(deps.store, layout, manifest));
