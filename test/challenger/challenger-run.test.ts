@@ -95,7 +95,12 @@ describe('a local run with a champion and a challenger', () => {
   beforeAll(async () => {
     out = path.join(dir, 'out');
     catalogPath = path.join(dir, 'catalog.duckdb');
-    outcome = await run(writeJob('bc_promotion', out), catalogPath);
+    outcome = await run(
+      writeJob('bc_promotion', out, {
+        validation: { maxErrorRate: 0.01, challenger: { minAgreement: 0.5 } },
+      }),
+      catalogPath,
+    );
   }, 180_000);
 
   it('succeeds and writes the challenger table next to the champion table, the same records by identity', async () => {
@@ -116,7 +121,8 @@ describe('a local run with a champion and a challenger', () => {
     );
     expect(rows).toHaveLength(1200);
     for (const row of rows) {
-      expectIn(row.a, row).toBe(row.b);
+      expectIn(row.a, `${row.sa}@${String(row.oa)} vs ${row.sb}@${String(row.ob)}`).toBe(row.b);
+      expect(row.a).not.toBeNull();
     }
   });
 
@@ -153,6 +159,10 @@ describe('a local run with a champion and a challenger', () => {
     expect(comparison.scores.score!.quantiles.p0).toBeLessThanOrEqual(
       comparison.scores.score!.quantiles.p50!,
     );
+    // The models disagree on some labels: the gate below (minAgreement 1) has something to block.
+    expect(label.agreement).toBeLessThan(1);
+    expect(label.agreement).toBeGreaterThan(0.5);
+    expect(m.validation.checks.find((c) => c.name === 'challenger.minAgreement.label')?.passed).toBe(true);
     expect(comparison.disagreements.length).toBeGreaterThan(0);
     const top = comparison.disagreements[0]!;
     expect(top._source).toMatch(/^file:/);
@@ -173,5 +183,51 @@ describe('a local run with a champion and a challenger', () => {
     const html = readFileSync(path.join(out, '_runs', outcome.runId, 'report.html'), 'utf8');
     expect(html).toContain('id="challenger"');
     expect(html).toContain('breast-cancer-mlp');
+  });
+});
+
+describe('a promotion run whose challenger agrees less than validation.challenger.minAgreement', () => {
+  let out: string;
+  let outcome: LocalRunOutcome;
+  let catalogPath: string;
+
+  beforeAll(async () => {
+    out = path.join(dir, 'out-gated');
+    catalogPath = path.join(dir, 'catalog-gated.duckdb');
+    outcome = await run(
+      writeJob('bc_gated', out, { validation: { maxErrorRate: 0.01, challenger: { minAgreement: 1 } } }),
+      catalogPath,
+    );
+  }, 180_000);
+
+  it('fails with ValidationFailed, saying which threshold and by how much', () => {
+    expect(outcome.status).toBe('FAILED');
+    const m = manifestOf(outcome);
+    expect(m.reason).toBe('ValidationFailed');
+    expect(m.message).toMatch(
+      /champion and challenger agree on \d+\.\d+% of label labels .* below validation\.challenger\.minAgreement 100\.00%/,
+    );
+    const check = m.validation.checks.find((c) => c.name === 'challenger.minAgreement.label')!;
+    expect(check.passed).toBe(false);
+    expect(check.actual).toBe(m.challenger!.comparison!.labels.label!.agreement);
+  });
+
+  it('publishes neither table, though both were written', async () => {
+    const m = manifestOf(outcome);
+    expect(m.catalog.published).toBe(false);
+    expect(m.challenger!.catalog.published).toBe(false);
+    expect(m.challenger!.counts.predictions).toBe(1200);
+    const tables = await sql<{ name: string }>(
+      `select table_name as name from information_schema.tables`,
+      catalogPath,
+    ).catch(() => []);
+    expect(tables.map((t) => t.name)).not.toContain('bc_gated');
+    expect(tables.map((t) => t.name)).not.toContain('bc_gated_challenger');
+  });
+
+  it('shows the failed gate in the report', () => {
+    const html = readFileSync(path.join(out, '_runs', outcome.runId, 'report.html'), 'utf8');
+    expect(html).toContain('class="challenger-failures"');
+    expect(html).toContain('(not published)');
   });
 });
