@@ -381,14 +381,12 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     await lane?.finish(marker);
     // The marker is written last: its presence is the only proof that the shard's outputs are complete.
     await putJson(store, layout.markerUri(shardId), marker);
-    await lane
-      ?.cleanUp()
-      .catch((err: unknown) =>
-        log.warn('could not delete the challenger checkpoint after the marker', {
-          shardId,
-          error: String(err),
-        }),
-      );
+    await lane?.cleanUp().catch((err: unknown) =>
+      log.warn('could not delete the challenger checkpoint after the marker', {
+        shardId,
+        error: String(err),
+      }),
+    );
     await writer
       .cleanUp()
       .catch((err: unknown) =>

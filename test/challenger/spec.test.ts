@@ -80,7 +80,9 @@ describe('model.challenger', () => {
   });
 
   it("checks the challenger's own output columns like the champion's", () => {
-    const issues = issuesOf(withChallenger({ uri: 's3://models/x.onnx', outputs: [{ tensor: 'p', as: '_bad' }] }));
+    const issues = issuesOf(
+      withChallenger({ uri: 's3://models/x.onnx', outputs: [{ tensor: 'p', as: '_bad' }] }),
+    );
     expect(issues).toEqual([
       { path: 'model.challenger.outputs', message: expect.stringContaining('may not start with "_"') },
     ]);
