@@ -5,6 +5,8 @@
  *
  * The order of operations is the usual one of image classifiers: resize (the shorter side to a size, keeping the
  * aspect ratio, or to an exact size), center crop, then per channel `x * rescale`, minus mean, divided by std.
+ * With `resize.keepAspect` (detectors, text-line recognisers) the image is instead scaled to fit without distortion
+ * and padded to the tensor size: letterboxed (`{ height, width }`, centred) or right-padded (`{ height, maxWidth }`).
  * An alpha channel is dropped (as PIL's convert('RGB') does); EXIF orientation is not applied (neither does PIL's
  * Image.open), so images are seen as they are stored.
  *
@@ -38,7 +40,7 @@ export function imageEntry(
   const from = spec.from;
   const channels = from.channels === 'L' ? 1 : 3;
   const height = from.crop?.height ?? from.resize?.height;
-  const width = from.crop?.width ?? from.resize?.width;
+  const width = from.crop?.width ?? from.resize?.width ?? from.resize?.maxWidth;
   // The schema guarantees a fixed size (crop, or an exact resize).
   if (height === undefined || width === undefined) {
     throw new ModelError(`image input "${spec.tensor}" has no fixed size; declare resize or crop`);
@@ -60,7 +62,10 @@ export function imageEntry(
       : undefined;
   const size = channels * height * width;
 
+  const letterbox = from.resize?.keepAspect ? letterboxOf(from.resize, channels, height, width) : undefined;
+
   const decode = async (bytes: Uint8Array): Promise<Uint8Array | EntryIssue> => {
+    if (letterbox) return decodeLetterboxed(bytes, letterbox);
     let pipeline = sharp(bytes)
       .removeAlpha()
       .toColourspace(channels === 1 ? 'b-w' : 'srgb');
@@ -106,6 +111,49 @@ export function imageEntry(
       for (let x = 0; x < width; x++) {
         for (let c = 0; c < channels; c++) {
           const v = data[row + x * channels + (bgr ? 2 - c : c)]!;
+          const at =
+            from.layout === 'NCHW' ? c * height * width + y * width + x : (y * width + x) * channels + c;
+          pixels[at] = v;
+        }
+      }
+    }
+    return pixels;
+  };
+
+  /** keepAspect: scaled to fit (letterbox) or to the height (at most maxWidth wide), then padded to the size. */
+  const decodeLetterboxed = async (bytes: Uint8Array, lb: Letterbox): Promise<Uint8Array | EntryIssue> => {
+    let raw: { data: Buffer; info: OutputInfo };
+    try {
+      const meta = await sharp(bytes).metadata();
+      const fit = lb.fit(meta.width, meta.height);
+      raw = await sharp(bytes)
+        .removeAlpha()
+        .toColourspace(channels === 1 ? 'b-w' : 'srgb')
+        .resize({ width: fit.width, height: fit.height, fit: 'fill', kernel: from.resample })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      return {
+        reason: 'DECODE_ERROR',
+        message: `column "${column}" is not a decodable image: ${(err as Error).message}`,
+      };
+    }
+    const { data, info: out } = raw;
+    if (out.channels !== channels) {
+      return invalid(`column "${column}": decoded to ${out.channels} channels, expected ${channels}`);
+    }
+    const top = lb.side === 'center' ? Math.floor((height - out.height) / 2) : 0;
+    const left = lb.side === 'center' ? Math.floor((width - out.width) / 2) : 0;
+    const pixels = new Uint8Array(size);
+    const bgr = from.channels === 'BGR';
+    for (let y = 0; y < height; y++) {
+      const sy = y - top;
+      for (let x = 0; x < width; x++) {
+        const sx = x - left;
+        const inside = sy >= 0 && sy < out.height && sx >= 0 && sx < out.width;
+        for (let c = 0; c < channels; c++) {
+          // The pad value is given in the tensor's channel order; image bytes are RGB as decoded.
+          const v = inside ? data[(sy * out.width + sx) * channels + (bgr ? 2 - c : c)]! : lb.pad[c]!;
           const at =
             from.layout === 'NCHW' ? c * height * width + y * width + x : (y * width + x) * channels + c;
           pixels[at] = v;
@@ -205,4 +253,43 @@ function checkModel(spec: ImageInputSpec, info: TensorInfo | undefined, dims: re
       );
     }
   });
+}
+
+interface Letterbox {
+  readonly side: 'center' | 'right';
+  /** Byte value of the padding per channel, in the tensor's channel order. */
+  readonly pad: readonly number[];
+  /** The scaled size of an image of `w` x `h` pixels. */
+  fit(w: number | undefined, h: number | undefined): { width: number; height: number };
+}
+
+/**
+ * resize with keepAspect: `{ height, width }` scales by min(height/h, width/w) (the image fits, nothing is cut);
+ * `{ height, maxWidth }` scales to the height, and an image then wider than maxWidth is squeezed to maxWidth.
+ * Sizes are rounded to the nearest pixel, at least 1.
+ */
+function letterboxOf(
+  resize: NonNullable<ImageInputSpec['from']['resize']>,
+  channels: number,
+  height: number,
+  width: number,
+): Letterbox {
+  const value = resize.pad?.value ?? 0;
+  const pad = Array.isArray(value) ? value : new Array<number>(channels).fill(value);
+  const byHeight = resize.maxWidth !== undefined;
+  return {
+    side: resize.pad?.side ?? (byHeight ? 'right' : 'center'),
+    pad,
+    fit(w, h) {
+      if (!w || !h) throw new Error('the image has no size');
+      if (byHeight) {
+        return { width: Math.min(width, Math.max(1, Math.round((w * height) / h))), height };
+      }
+      const scale = Math.min(height / h, width / w);
+      return {
+        width: Math.min(width, Math.max(1, Math.round(w * scale))),
+        height: Math.min(height, Math.max(1, Math.round(h * scale))),
+      };
+    },
+  };
 }

@@ -34,6 +34,8 @@ import {
 import { InputError, ModelError, RunStateError, SpecError } from '../spec/errors.js';
 import { modelFileReferences, parseJobSpec, parseJobSpecText, specFolderUri } from '../spec/load.js';
 import { inputColumnsOf } from '../spec/model-io.js';
+import { challengerSpecOf } from '../spec/challenger.js';
+import { CHALLENGER_MODEL_FOLDER, challengerProblems } from '../challenger/plan.js';
 import type { JobSpec } from '../spec/schema.js';
 import {
   getJson,
@@ -110,6 +112,17 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
   }
 
   const model = await resolveModel(spec, registry, store, joinUri(layout.runUri, MODEL_FOLDER), specFolder);
+  // The challenger (docs/adr/0020) is resolved like the champion, its companions next to its own artifact.
+  const challengerSpec = challengerSpecOf(spec);
+  const challenger = challengerSpec
+    ? await resolveModel(
+        challengerSpec,
+        registry,
+        store,
+        joinUri(layout.runUri, CHALLENGER_MODEL_FOLDER),
+        specFolder,
+      )
+    : undefined;
   const objects = await listInput(store, spec.input, { outputUri: spec.output.uri });
   if (objects.length === 0) throw await noInputError(store, spec);
   if (deps.preflight) {
@@ -119,6 +132,15 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
       files: model.files,
       objects,
     });
+    if (challengerSpec && challenger) {
+      const found = await deps.preflight(challengerSpec, {
+        store,
+        modelUri: challenger.artifactUri,
+        files: challenger.files,
+        objects,
+      });
+      problems.push(...challengerProblems(found, spec.model.challenger?.outputs !== undefined, problems));
+    }
     if (problems.length > 0) throw new PreflightError(problems);
   }
   const snapshotUri = joinUri(layout.runUri, SNAPSHOT_FILE);
@@ -153,6 +175,7 @@ export async function planRun(request: PlanRequest, deps: PlanDeps): Promise<Run
     createdAt: now.toISOString(),
     spec,
     model,
+    ...(challenger && { challenger }),
     input: {
       objects: objects.length,
       bytes: objects.reduce((sum, o) => sum + o.size, 0),

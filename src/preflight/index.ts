@@ -17,6 +17,8 @@ import { listInput } from '../manifest/list-input.js';
 import { extractModelArchive, isModelArchive } from '../registry/archive.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { InputObject } from '../runs/types.js';
+import { challengerProblems } from '../challenger/plan.js';
+import { challengerSpecOf } from '../spec/challenger.js';
 import { modelFileReferences } from '../spec/load.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -114,7 +116,12 @@ export async function preflight(spec: JobSpec, deps: PreflightDeps): Promise<Pro
     }
     const input = deps.inputUri ? { ...spec.input, uri: deps.inputUri } : spec.input;
     const objects = await listInput(deps.store, input, { outputUri: spec.output.uri });
-    return await preflightResolved(spec, { store: deps.store, modelUri, files, objects });
+    const problems = await preflightResolved(spec, { store: deps.store, modelUri, files, objects });
+    // The challenger (docs/adr/0020) is checked against the same inputs as the champion.
+    const challenger = challengerSpecOf(spec);
+    if (!challenger) return problems;
+    const own = spec.model.challenger?.outputs !== undefined;
+    return [...problems, ...challengerProblems(await preflight(challenger, deps), own, problems)];
   } finally {
     if (temp) rmSync(temp, { recursive: true, force: true });
   }

@@ -13,6 +13,7 @@ import { createLogger } from '../runtime/log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { MAX_ROBUST_Z, MIN_HISTORY, MIN_RELATIVE_CHANGE } from '../results/history-checks.js';
 import type { Manifest } from '../results/manifest.js';
+import { challengerSection } from './challenger-section.js';
 import { errorText } from '../results/run-files.js';
 import {
   distributionChart,
@@ -86,6 +87,7 @@ export async function renderReportHtml(data: RunReportData): Promise<string> {
     await performanceSection(data),
     historySection(data),
     costSection(m),
+    challengerSection(m.challenger),
     lineageSection(m),
     data.gaps.length > 0
       ? section('Not shown', `<ul>${data.gaps.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>`, 'gaps')

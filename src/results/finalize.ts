@@ -61,6 +61,7 @@ import { validateRun, withCheck, type FailedShard, type ValidationReport } from 
 import { checkWrittenSchema } from './written-schema.js';
 import { manifestHistoryOf } from './history-checks.js';
 import { applyRunCost, priceRun, withRunCost } from '../cost/run-cost.js';
+import { finalizeChallenger, withChallengerChecks } from '../challenger/finalize.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -118,6 +119,9 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       )
     : {};
   report = withDriftGate(report, plan, drift.drift);
+  // model.challenger (docs/adr/0020): its table's checks and the comparison thresholds are part of the verdict.
+  const challenger = await finalizeChallenger(deps.store, plan, shards, report.accepted, concurrency);
+  report = withChallengerChecks(report, challenger);
 
   let publishedAt: string | undefined;
   let publishError: Error | undefined;
@@ -135,6 +139,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
         priced.cost,
       );
       await deps.catalog.publishRun(run);
+      await challenger?.publish(deps.catalog, run.finishedAt);
       // The job's history of succeeded runs is where the next run finds its drift baseline.
       await recordSucceededRun(deps.store, layout, {
         runId,
@@ -170,6 +175,7 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   });
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
+  if (challenger) manifest.challenger = challenger.manifest(publishedAt);
   const error = report.passed ? undefined : firstRunError(failures);
   if (error) manifest.error = error;
   applyRunCost(manifest, priced);

@@ -13,6 +13,7 @@ import { mergeAllSummaries, outputSummariesSchema, type OutputSummaries } from '
 import { resolvedModelSchema, type Plan, type ShardMarker } from '../runs/types.js';
 import { manifestHistorySchema } from './history-schema.js';
 import { runCostSchema } from '../cost/cost.js';
+import { challengerManifestSchema } from '../challenger/manifest-schema.js';
 import type { ValidationReport } from './validate.js';
 
 export const MANIFEST_VERSION = 1;
@@ -227,6 +228,8 @@ export const manifestSchema = z.object({
    * run's RunState.scheduledTime); absent for runs not started by a schedule.
    */
   scheduledTime: z.iso.datetime({ offset: true }).optional(),
+  /** The challenger model, its table and its comparison with the champion (docs/adr/0020). */
+  challenger: challengerManifestSchema.optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

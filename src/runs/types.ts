@@ -124,6 +124,8 @@ export const planSchema = z.strictObject({
   createdAt: z.string(),
   spec: jobSpecSchema,
   model: resolvedModelSchema,
+  /** The challenger model (`model.challenger`, docs/adr/0020), resolved like `model`. */
+  challenger: resolvedModelSchema.optional(),
   input: z.strictObject({
     objects: z.number().int().nonnegative(),
     bytes: z.number().int().nonnegative(),

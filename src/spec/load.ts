@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { dirnameUri, normalizeUri, parseUri, prefixesOverlap, UriError } from '../storage/uri.js';
 import { SpecError, type SpecIssue } from './errors.js';
 import { isTextInput, type OutputTensorSpec } from './model-io.js';
+import { challengerSpecIssues, challengerSpecOf } from './challenger.js';
 import { jobSpecSchema, type JobSpec } from './schema.js';
 
 export interface ParseOptions {
@@ -81,7 +82,11 @@ export function parseJobSpec(raw: unknown, options: ParseOptions = {}): JobSpec 
     );
   }
   const spec = result.data;
-  const issues = [...crossFieldIssues(spec), ...normalizeLocations(spec, options.baseDir)];
+  const issues = [
+    ...crossFieldIssues(spec),
+    ...challengerIssues(spec),
+    ...normalizeLocations(spec, options.baseDir),
+  ];
   if (issues.length > 0) throw new SpecError(issues, options.source);
   return spec;
 }
@@ -196,6 +201,8 @@ function normalizeLocations(spec: JobSpec, baseDir: string | undefined): SpecIss
   spec.output.uri = fix('output.uri', spec.output.uri);
   if (!spec.output.uri.endsWith('/')) spec.output.uri += '/';
   if (spec.model.uri) spec.model.uri = fix('model.uri', spec.model.uri);
+  const challenger = spec.model.challenger;
+  if (challenger?.uri) challenger.uri = fix('model.challenger.uri', challenger.uri);
   if (issues.length === 0 && prefixesOverlap(spec.input.uri, spec.output.uri)) {
     issues.push({
       path: 'output.uri',
@@ -230,4 +237,16 @@ function valueAt(raw: unknown, keys: readonly PropertyKey[]): string {
   if (cur === undefined) return 'undefined';
   const text = JSON.stringify(cur);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** model.challenger / validation.challenger: their own rules, and the challenger's columns checked like the champion's. */
+function challengerIssues(spec: JobSpec): SpecIssue[] {
+  const challenger = challengerSpecOf(spec);
+  const own = challenger
+    ? crossFieldIssues(challenger).map((issue) => ({
+        ...issue,
+        path: issue.path.replace(/^model\.outputs/, 'model.challenger.outputs'),
+      }))
+    : [];
+  return [...challengerSpecIssues(spec), ...own];
 }

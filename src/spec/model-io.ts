@@ -195,6 +195,11 @@ const textInput = z.strictObject({
 });
 
 const size2d = z.strictObject({ height: positiveInt, width: positiveInt });
+const byteValue = z
+  .number()
+  .int('must be an integer 0..255')
+  .min(0, 'must be 0..255')
+  .max(255, 'must be 0..255');
 const perChannel = z.union([z.number(), z.array(z.number()).min(1)], {
   message: 'must be a number or one number per channel, e.g. [0.485, 0.456, 0.406]',
 });
@@ -206,12 +211,36 @@ const imageInput = z
     from: z.strictObject({
       /** Column holding the image (PNG, JPEG, WebP, GIF, TIFF...). */
       image: columnName,
-      /** `{ shorterSide }` keeps the aspect ratio (then crop); `{ height, width }` resizes to exactly that. */
+      /**
+       * `{ shorterSide }` keeps the aspect ratio (then crop); `{ height, width }` resizes to exactly that. With
+       * `keepAspect: true`, `{ height, width }` letterboxes (scaled to fit, padded to the size) and
+       * `{ height, maxWidth }` scales to the height, at most maxWidth wide, then pads to maxWidth (text lines).
+       */
       resize: z
         .strictObject({
           shorterSide: positiveInt.optional(),
           height: positiveInt.optional(),
           width: positiveInt.optional(),
+          /** With keepAspect: the tensor's width; images narrower once scaled are padded, wider ones squeezed. */
+          maxWidth: positiveInt.optional(),
+          /** Scale without distorting and pad the rest (letterbox / right-pad) instead of stretching. */
+          keepAspect: z.boolean().optional(),
+          /** The padding, with keepAspect: byte value(s) 0..255 and where the image sits. */
+          pad: z
+            .strictObject({
+              /** Pixel value of the padding, before rescale/mean/std: one number, or one per channel. @default 0 */
+              value: z
+                .union([byteValue, z.array(byteValue).min(1)], {
+                  message: 'must be a byte value 0..255 or one per channel, e.g. 114 or [0, 0, 0]',
+                })
+                .optional(),
+              /**
+               * `center`: the image centred, padded on both sides (letterbox); `right`: the image at the top left,
+               * padded on the right and at the bottom. @default center with width, right with maxWidth
+               */
+              side: z.enum(['center', 'right'], { message: 'must be center or right' }).optional(),
+            })
+            .optional(),
         })
         .optional(),
       /** Center crop, after resizing. */
@@ -235,7 +264,9 @@ const imageInput = z
     const { resize, crop } = entry.from;
     const add = (path: (string | number)[], message: string): void =>
       ctx.addIssue({ code: 'custom', path: ['from', ...path], message });
-    if (resize) {
+    if (resize && (resize.keepAspect || resize.maxWidth !== undefined || resize.pad !== undefined)) {
+      letterboxIssues(resize, crop !== undefined, entry.from.channels === 'L' ? 1 : 3, add);
+    } else if (resize) {
       const exact = resize.height !== undefined || resize.width !== undefined;
       if (resize.shorterSide !== undefined && exact) {
         add(['resize'], 'must be either { shorterSide } or { height, width }, not both');
@@ -610,3 +641,50 @@ export function modelSectionIssues(
 export const INPUT_TENSOR_FORMS: readonly z.ZodType[] = INPUT_KINDS.map((kind) => inputVariants[kind]);
 /** The forms of `model.processor`: the module alone, or `{ module, columns }`. */
 export const PROCESSOR_FORMS: readonly z.ZodType[] = [processorModule, processorObject];
+
+/** The rules of `resize` with keepAspect (letterbox / right-pad): one fixed tensor size, and nothing else to crop. */
+function letterboxIssues(
+  resize: {
+    readonly shorterSide?: number | undefined;
+    readonly height?: number | undefined;
+    readonly width?: number | undefined;
+    readonly maxWidth?: number | undefined;
+    readonly keepAspect?: boolean | undefined;
+    readonly pad?: { readonly value?: number | number[] | undefined } | undefined;
+  },
+  crop: boolean,
+  channels: number,
+  add: (path: (string | number)[], message: string) => void,
+): void {
+  if (resize.keepAspect !== true) {
+    add(
+      ['resize', 'keepAspect'],
+      'must be true with maxWidth or pad (they keep the aspect ratio and pad); use { height, width } alone to stretch',
+    );
+    return;
+  }
+  if (resize.shorterSide !== undefined) {
+    add(
+      ['resize', 'shorterSide'],
+      'does not go with keepAspect; use { height, width } or { height, maxWidth }',
+    );
+  }
+  if (resize.height === undefined) {
+    add(
+      ['resize', 'height'],
+      'is required with keepAspect: the height of the tensor (e.g. 32 for text lines)',
+    );
+  }
+  if ((resize.width === undefined) === (resize.maxWidth === undefined)) {
+    add(
+      ['resize'],
+      'with keepAspect needs exactly one of width (letterbox to height x width) or maxWidth (scale to the height, ' +
+        'pad to maxWidth)',
+    );
+  }
+  if (crop) add(['crop'], 'does not go with resize.keepAspect: the padded image already has the tensor size');
+  const value = resize.pad?.value;
+  if (Array.isArray(value) && value.length !== channels) {
+    add(['resize', 'pad', 'value'], `must have ${channels} value(s), one per channel, or be a single number`);
+  }
+}

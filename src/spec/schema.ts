@@ -14,6 +14,7 @@ import {
   outputTensorSpec,
   processorSpec,
 } from './model-io.js';
+import { challengerModelSpec, challengerValidationSpec } from './challenger.js';
 
 /** Largest array job AWS Batch accepts; the planner never makes more shards than this. */
 export const MAX_SHARDS = 10_000;
@@ -146,6 +147,11 @@ const jobSpecObject = z.strictObject({
         .default([]),
       /** A user module (relative to the model artifact) exporting preprocess and/or postprocess. */
       processor: processorSpec.optional(),
+      /**
+       * A second model scored on the same decoded batches (docs/adr/0020): its predictions go to the sibling table
+       * `<name>_challenger`, compared with the champion's at Finalize.
+       */
+      challenger: challengerModelSpec(registryRef, uri, outputTensorSpec).optional(),
     })
     .superRefine((model, ctx) => {
       if (Boolean(model.registry) === Boolean(model.uri)) {
@@ -245,6 +251,8 @@ const jobSpecObject = z.strictObject({
           gate: z.boolean().default(false),
         })
         .optional(),
+      /** Champion vs challenger thresholds that gate publication (needs model.challenger; docs/adr/0020). */
+      challenger: challengerValidationSpec.optional(),
     })
     .prefault({}),
   /** Deployment-only; accepted and ignored by local runs. */

@@ -54,6 +54,8 @@ import {
 } from './checkpoint.js';
 import { InferenceThread, sliceFeeds, type InferenceResult } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
+import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
+import { challengerPlanOf } from '../challenger/plan.js';
 import { ShardWriter, type BatchRows } from './shard-writer.js';
 
 /** Which piece of work this process is: Batch tells it through the environment. */
@@ -199,6 +201,10 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   }
   // The inference thread boots and loads the model (and DuckDB starts) while the shard and checkpoint are read.
   const starting = startInference(store, plan, deps);
+  // The challenger (docs/adr/0020) loads in a thread of its own, beside the champion.
+  const challengerPlan = challengerPlanOf(plan);
+  const startingChallenger = challengerPlan ? startInference(store, challengerPlan, deps) : undefined;
+  startingChallenger?.catch(() => undefined);
   warmParquetWriter();
   // Settled below; a failure here must not go unhandled while the other reads are awaited.
   starting.catch(() => undefined);
@@ -207,13 +213,21 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     readCheckpoint(store, layout, plan.runId, shardId),
   ]).catch(async (err: unknown) => {
     await starting.then((t) => t.terminate()).catch(() => undefined);
+    await startingChallenger?.then((t) => t.terminate()).catch(() => undefined);
     throw err;
   });
   const [shard, reading] = setup;
   if (reading.kind === 'unusable') {
     log.warn('checkpoint unusable; the shard starts over', { shardId, reason: reading.reason });
   }
-  const resume = reading.kind === 'usable' ? reading.checkpoint : undefined;
+  const resumes = await agreeOnResume(
+    store,
+    plan,
+    shardId,
+    reading.kind === 'usable' ? reading.checkpoint : undefined,
+    (message, fields) => log.warn(message, fields),
+  );
+  const resume = resumes.resume;
   log.info('shard started', {
     shardId,
     round: task.round,
@@ -236,6 +250,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   }
   let writer: ShardWriter | undefined;
   let stream: RecordStream | undefined;
+  let lane: ChallengerLane | undefined;
   try {
     const io = await prepareModelIo(store, plan, thread);
     const format = plan.spec.input.format;
@@ -277,6 +292,24 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       thread,
       deps,
     );
+    const appendUnit = io.lengthOf ? batchSize * BUCKET_BATCHES : batchSize;
+    lane = startingChallenger
+      ? await ChallengerLane.open({
+          store,
+          plan,
+          thread: await startingChallenger,
+          shardId,
+          batchSize,
+          appendUnit,
+          sources: shard.ranges.map((r) => r.uri),
+          championColumns: io.post.columns,
+          championLabels: io.labelColumns,
+          ...(resumes.challenger ? { resume: resumes.challenger } : {}),
+          ...(deps.tmpDir ? { tmpDir: deps.tmpDir } : {}),
+          timings: timingsNow,
+        })
+      : undefined;
+    const challenger = lane;
     writer = new ShardWriter({
       store,
       layout,
@@ -288,7 +321,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       sources: shard.ranges.map((r) => r.uri),
       batchSize,
       // Chunks end on window boundaries, so a resumed shard forms the same windows (and batches) again.
-      appendUnit: io.lengthOf ? batchSize * BUCKET_BATCHES : batchSize,
+      appendUnit,
+      ...(challenger ? { onSeal: () => challenger.championSealed() } : {}),
       ...(probe ? { batchSizeProbe: probe } : {}),
       ...(deps.chunkRecords ? { chunkRecords: deps.chunkRecords } : {}),
       ...(deps.chunkBytes ? { chunkBytes: deps.chunkBytes } : {}),
@@ -305,6 +339,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       io,
       batchSize,
       spent,
+      ...(lane ? { lane } : {}),
       deps,
       shardId,
       expected: shard.records,
@@ -312,6 +347,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     if (interrupted) {
       await writer.sealCurrent();
       await writer.flush();
+      await lane?.interrupt();
       const checkpoint = writer.checkpoint;
       log.warn('shard interrupted; a retry resumes after the last checkpoint', {
         shardId,
@@ -358,8 +394,16 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       },
     };
     Object.assign(marker, markerCostFields(deps.instance, marker.timings));
+    // The challenger's marker first: the champion's then proves both tables' shard complete (docs/adr/0020).
+    await lane?.finish(marker);
     // The marker is written last: its presence is the only proof that the shard's outputs are complete.
     await putJson(store, layout.markerUri(shardId), marker);
+    await lane?.cleanUp().catch((err: unknown) =>
+      log.warn('could not delete the challenger checkpoint after the marker', {
+        shardId,
+        error: String(err),
+      }),
+    );
     await writer
       .cleanUp()
       .catch((err: unknown) =>
@@ -376,13 +420,18 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     });
     return marker;
   } catch (err) {
-    if (!(err instanceof WorkerInterruptedError)) await writer?.abort();
+    if (!(err instanceof WorkerInterruptedError)) {
+      await writer?.abort();
+      await lane?.abort();
+    }
     throw err;
   } finally {
     await stream?.close().catch(() => undefined);
     // Interrupted: a run may still be going in the thread, and the deadline is close; end the thread at once.
     if (deps.signal?.aborted) await thread.terminate();
     else await thread.close();
+    const aborted = deps.signal?.aborted === true;
+    await startingChallenger?.then((t) => (aborted ? t.terminate() : t.close())).catch(() => undefined);
   }
 }
 
@@ -466,6 +515,8 @@ interface Prepared {
   readonly included: readonly number[];
   readonly errors: Map<number, { reason: ErrorReason; message: string }>;
   readonly result?: Promise<InferenceResult>;
+  /** The challenger's run of the same feeds. */
+  readonly challenger?: Promise<InferenceResult>;
 }
 
 interface PipelineArgs {
@@ -478,6 +529,8 @@ interface PipelineArgs {
   readonly deps: WorkerDeps;
   readonly shardId: number;
   readonly expected: number;
+  /** The challenger's side of the shard (docs/adr/0020). */
+  readonly lane?: ChallengerLane;
 }
 
 /**
@@ -507,7 +560,7 @@ interface InFlight extends Prepared {
 
 /** Runs the shard's records through the pipeline; returns true when it stopped because of the abort signal. */
 async function runPipeline(args: PipelineArgs): Promise<boolean> {
-  const { stream, writer, thread, io, batchSize, spent, deps } = args;
+  const { stream, writer, thread, io, batchSize, spent, deps, lane } = args;
   const inFlight: InFlight[] = [];
   const unit = io.lengthOf ? batchSize * BUCKET_BATCHES : batchSize;
 
@@ -530,6 +583,11 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
       });
     }
     let t = performance.now();
+    // The challenger's rows first: the champion's assemble adds its own errors to item.errors.
+    if (lane) {
+      const challengerRows = await lane.assemble(item, item.challenger, result?.feeds ?? item.feeds);
+      lane.place(item.window, item.window.batch.records.length, item.order, challengerRows);
+    }
     const rows = await assemble(item, result, io.post);
     const window = item.window;
     if (item.order) {
@@ -550,7 +608,9 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
     spent.decodeMs += performance.now() - t;
     if (window.pending > 0) return;
     t = performance.now();
-    await writer.appendBatch(window.direct ?? gather(window, io.post.columns.length));
+    const windowRows = window.direct ?? gather(window, io.post.columns.length);
+    await writer.appendBatch(windowRows);
+    await lane?.append(window, window.batch, windowRows);
     const written = performance.now();
     spent.writeMs += written - t;
     onStage?.({
@@ -607,14 +667,24 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
         end: epoch(decoded),
       });
       let result: Promise<InferenceResult> | undefined;
+      let challenger: Promise<InferenceResult> | undefined;
       if (item.included.length > 0) {
+        // Before the champion's run moves the feeds: the challenger gets a copy.
+        challenger = lane?.dispatch(item.feeds, item.included.length);
         // Moved to the thread and back: post-processing may read the feeds (pooling by attention mask), and
         // neither direction copies them.
         result = thread.run(item.feeds, item.included.length, { transfer: true, returnFeeds: true });
         // Settled by `complete`, or dropped on interruption: never an unhandled rejection.
         result.catch(() => undefined);
       }
-      inFlight.push({ ...item, ...(result ? { result } : {}), number, window, order: part });
+      inFlight.push({
+        ...item,
+        ...(result ? { result } : {}),
+        ...(challenger ? { challenger } : {}),
+        number,
+        window,
+        order: part,
+      });
       while (inFlight.length >= IN_FLIGHT) await complete(inFlight.shift()!);
     }
   }

@@ -86,6 +86,8 @@ export interface ShardWriterOptions {
   readonly timings: () => StageTimings;
   /** The state to continue from (a resumed shard). */
   readonly resume?: Checkpoint;
+  /** Called as a chunk with records is sealed (the challenger's writer seals in step: docs/adr/0020). */
+  readonly onSeal?: () => void;
 }
 
 export interface FinishedShard {
@@ -275,6 +277,7 @@ export class ShardWriter {
       await chunk?.parquet?.then((p) => p.abort());
       return;
     }
+    this.options.onSeal?.();
     // Back-pressure: one chunk sealing while the next fills, never more.
     await this.sealing;
     this.chunkSince = this.clock();
