@@ -29,6 +29,14 @@ export interface RunRecord {
   readonly records_per_second: number;
   readonly output_uri: string;
   readonly manifest_uri: string;
+  // The first failure's reason (manifest.error, issue 10): null on a run that passed.
+  /** The error class (`PreflightError`, `ModelError`), `ShardFailed`, `CanaryFailed`, `ErrorRateAboveMax`... */
+  readonly error_code: string | null;
+  readonly error_message: string | null;
+  /** The shard it came from, when one did. */
+  readonly error_shard: number | null;
+  /** Where that shard's log is: the Batch job or log stream. */
+  readonly error_log: string | null;
 }
 
 /** The columns of RunRecord with their Hive types, in order: the runs table's schema (lib/constructs/data-lake.ts). */
@@ -57,4 +65,8 @@ export const RUN_RECORD_COLUMNS: readonly { readonly name: keyof RunRecord; read
   { name: 'records_per_second', type: 'double' },
   { name: 'output_uri', type: 'string' },
   { name: 'manifest_uri', type: 'string' },
+  { name: 'error_code', type: 'string' },
+  { name: 'error_message', type: 'string' },
+  { name: 'error_shard', type: 'int' },
+  { name: 'error_log', type: 'string' },
 ];

@@ -42,6 +42,19 @@ export function runRecordOf(manifest: Manifest, result: RunResult): RunRecord {
     records_per_second: wallSeconds > 0 ? manifest.counts.records / wallSeconds : 0,
     output_uri: result.outputUri,
     manifest_uri: result.manifestUri,
+    ...runErrorColumns(manifest.error),
+  };
+}
+
+/** The first failure's reason as the runs table's error columns (all null on a run without one). */
+export function runErrorColumns(
+  error: Manifest['error'],
+): Pick<RunRecord, 'error_code' | 'error_message' | 'error_shard' | 'error_log'> {
+  return {
+    error_code: error?.code ?? null,
+    error_message: error?.message ?? null,
+    error_shard: error?.shard ?? null,
+    error_log: error?.log ?? null,
   };
 }
 

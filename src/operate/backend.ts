@@ -4,6 +4,7 @@
  * Batch, S3 and CloudWatch Logs. Both compute progress from run files with ./run-progress.ts.
  */
 import { z } from 'zod';
+import { runErrorSchema } from '../runs/failures.js';
 import { RUN_STATUSES } from './local-records.js';
 import { runProgressSchema } from './run-progress.js';
 
@@ -41,6 +42,8 @@ export const runListEntrySchema = z.strictObject({
   modelVersion: z.string().optional(),
   /** The failure's error and cause, one line. */
   failure: z.string().optional(),
+  /** The first failure's reason, where the run recorded it (issue 10). */
+  error: runErrorSchema.optional(),
 });
 export type RunListEntry = z.infer<typeof runListEntrySchema>;
 
