@@ -20,6 +20,7 @@ import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutpu
 import { readShardIndex } from './shard-list.js';
 import { shardIntegrityProblem } from './validate.js';
 import type { RunLayout } from '../runs/layout.js';
+import { stopEarlyIfSure } from './early-stop.js';
 
 /** Longest raw text kept from an unparseable error cause: enough to read, small enough for any record. */
 const MAX_RAW_CAUSE = 2_000;
@@ -88,6 +89,8 @@ export const reconcileRecordSchema = z.object({
    * the same spec, model and data fail the same way. Ascending by shard id.
    */
   deterministicFailures: z.array(failureRecordSchema).optional(),
+  /** Why no further round was submitted although shards were missing: validation.stopEarly's reason. */
+  stoppedEarly: z.string().optional(),
   next: z.enum(['infer', 'finalize']),
   /** The round scheduled for the missing shards, when `next` is `infer`. */
   nextRound: z.number().int().positive().optional(),
@@ -152,7 +155,20 @@ export async function reconcileRun(
   // Shards whose worker said a retry cannot help are left out of the next round; when none is left, no round.
   const deterministic = await deterministicFailuresOf(deps.store, current.runUri, missing);
   const retryable = missing.filter((id) => !deterministic.has(id));
-  const retry = retryable.length > 0 && current.round < current.maxRounds;
+  // validation.stopEarly: no further round once the error rate is surely above the bar (early-stop.ts).
+  const stoppedEarly =
+    retryable.length > 0 && current.round < current.maxRounds
+      ? await stopEarlyIfSure(
+          deps.store,
+          plan,
+          current.runUri,
+          current.round,
+          scan.markers.values(),
+          shards,
+          () => deps.now?.() ?? new Date(),
+        )
+      : undefined;
+  const retry = retryable.length > 0 && current.round < current.maxRounds && stoppedEarly === undefined;
   const nextRound = current.round + 1;
   const record: ReconcileRecord = {
     version: 1,
@@ -169,6 +185,7 @@ export async function reconcileRun(
     ...(shardErrors !== undefined && { shardErrors }),
     ...(inspectError !== undefined && { inspectError }),
     ...(deterministic.size > 0 && { deterministicFailures: [...deterministic.values()] }),
+    ...(stoppedEarly !== undefined && { stoppedEarly }),
     next: retry ? 'infer' : 'finalize',
     nextRound: retry ? nextRound : undefined,
   };
