@@ -20,6 +20,7 @@ import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutpu
 import { readShardIndex } from './shard-list.js';
 import { shardIntegrityProblem } from './validate.js';
 import type { RunLayout } from '../runs/layout.js';
+import { checkCanary } from './canary.js';
 import { stopEarlyIfSure } from './early-stop.js';
 
 /** Longest raw text kept from an unparseable error cause: enough to read, small enough for any record. */
@@ -116,6 +117,11 @@ export async function reconcileRun(
   const parsed = runStateSchema.safeParse(rest);
   if (!parsed.success) throw new RunStateError(`Reconcile got an invalid run state: ${parsed.error.message}`);
   const current = parsed.data;
+  // `Check canary` (run.canary): the state still carries the canary; canary.ts decides whether the run goes on.
+  if (current.canary !== undefined) {
+    const text = inferError === undefined ? undefined : describeInferError(summarizeInferError(inferError));
+    return checkCanary({ ...current, canary: current.canary }, text, deps);
+  }
 
   const { plan, layout } = await readPlan(deps.store, current.runUri, current.runId);
   if (plan.shardCount !== current.shardCount) {

@@ -30,7 +30,14 @@ import {
   STOP_DEADLINE_MS,
   WORKER_LOG_ENV,
 } from './env.js';
-import { runWorkerTask, shardOfTask, WorkerInterruptedError, type ShardProgress } from './run-shard.js';
+import {
+  runWorkerTask,
+  shardOfTask,
+  WorkerInterruptedError,
+  type ShardProgress,
+  type WorkerDeps,
+} from './run-shard.js';
+import { runCanary } from './canary.js';
 import { isDeterministicError, writeFailureRecord } from '../runs/failures.js';
 import { DETERMINISTIC_EXIT_CODE } from '../runs/worker-retry.js';
 import type { Logger } from '../runtime/log.js';
@@ -49,6 +56,7 @@ const envSchema = z.object({
   [WORKER_ENV.threads]: z.coerce.number().int().positive().optional(),
   [MEMORY_BUDGET_ENV]: z.coerce.number().positive().optional(),
   [CHUNK_RECORDS_ENV]: z.coerce.number().int().positive().optional(),
+  [WORKER_ENV.canaryRecords]: z.coerce.number().int().positive().optional(),
 });
 
 async function main(): Promise<number | 'interrupted'> {
@@ -111,7 +119,12 @@ async function main(): Promise<number | 'interrupted'> {
   const chunkRecords = env[CHUNK_RECORDS_ENV];
   const store = createObjectStore();
   try {
-    const marker = await runWorkerTask(task, {
+    const canaryRecords = env[WORKER_ENV.canaryRecords];
+    // The canary job (run.canary) runs shard 0's first records as a run of their own (canary.ts).
+    const run = canaryRecords
+      ? (deps: WorkerDeps) => runCanary(task, canaryRecords, deps)
+      : (deps: WorkerDeps) => runWorkerTask(task, deps);
+    const marker = await run({
       store,
       log: taskLog,
       providers: env[WORKER_ENV.executionProviders],
