@@ -38,6 +38,15 @@ export const WORKFLOW_STATES = {
   inferShardsOnCpuOnDemand: 'Infer shards on CPU on demand',
   reconcile: 'Reconcile',
   retryRound: 'Retry round?',
+  /** `run.canary`: whether Plan asked for a canary (`$.canary` present) before the first round. */
+  canary: 'Canary?',
+  /** The canary: a single Batch job running shard 0's first `canary` records (WORKER_ENV.canaryRecords). */
+  inferCanary: 'Infer canary',
+  /** Like `inferCanary` on the CPU queue; present only with a CPU queue distinct from the GPU queue. */
+  inferCanaryOnCpu: 'Infer canary on CPU',
+  /** The Reconcile function, given the state with `canary`: passes the run on, or stops it with the reason. */
+  checkCanary: 'Check canary',
+  canaryPassed: 'Canary passed?',
   finalize: 'Finalize',
   passed: 'Passed?',
   succeeded: 'Succeeded',
@@ -56,6 +65,12 @@ export const INFER_STATES: readonly WorkflowStateName[] = [
   WORKFLOW_STATES.inferShardsOnDemand,
   WORKFLOW_STATES.inferShardOnCpuOnDemand,
   WORKFLOW_STATES.inferShardsOnCpuOnDemand,
+];
+
+/** The canary's Batch task states: the local orchestrator runs them with the same worker pool. */
+export const CANARY_INFER_STATES: readonly WorkflowStateName[] = [
+  WORKFLOW_STATES.inferCanary,
+  WORKFLOW_STATES.inferCanaryOnCpu,
 ];
 
 /** The Batch task states of retry rounds, on On-Demand queues (see `routeRetryShards`). */

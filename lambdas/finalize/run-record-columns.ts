@@ -32,6 +32,14 @@ export interface RunRecord {
   /** What the run's completed shards cost (manifest.cost.total), in cost_currency; null in rows of older runs. */
   readonly cost: number | null;
   readonly cost_currency: string | null;
+  // The first failure's reason (manifest.error, issue 10): null on a run that passed.
+  /** The error class (`PreflightError`, `ModelError`), `ShardFailed`, `CanaryFailed`, `ErrorRateAboveMax`... */
+  readonly error_code: string | null;
+  readonly error_message: string | null;
+  /** The shard it came from, when one did. */
+  readonly error_shard: number | null;
+  /** Where that shard's log is: the Batch job or log stream. */
+  readonly error_log: string | null;
 }
 
 /** The columns of RunRecord with their Hive types, in order: the runs table's schema (lib/constructs/data-lake.ts). */
@@ -62,4 +70,8 @@ export const RUN_RECORD_COLUMNS: readonly { readonly name: keyof RunRecord; read
   { name: 'manifest_uri', type: 'string' },
   { name: 'cost', type: 'double' },
   { name: 'cost_currency', type: 'string' },
+  { name: 'error_code', type: 'string' },
+  { name: 'error_message', type: 'string' },
+  { name: 'error_shard', type: 'int' },
+  { name: 'error_log', type: 'string' },
 ];

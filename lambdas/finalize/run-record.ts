@@ -44,6 +44,19 @@ export function runRecordOf(manifest: Manifest, result: RunResult): RunRecord {
     manifest_uri: result.manifestUri,
     cost: manifest.cost?.total ?? null,
     cost_currency: manifest.cost?.currency ?? null,
+    ...runErrorColumns(manifest.error),
+  };
+}
+
+/** The first failure's reason as the runs table's error columns (all null on a run without one). */
+export function runErrorColumns(
+  error: Manifest['error'],
+): Pick<RunRecord, 'error_code' | 'error_message' | 'error_shard' | 'error_log'> {
+  return {
+    error_code: error?.code ?? null,
+    error_message: error?.message ?? null,
+    error_shard: error?.shard ?? null,
+    error_log: error?.log ?? null,
   };
 }
 

@@ -4,7 +4,9 @@
  *
  *   Plan ──catch──> PlanFailed
  *    │
- *   Route shards ── pending == 0 ──────────────────────────────> Finalize ─> Passed? ─> Succeeded | Failed
+ *   Canary? ── $.canary ──> Infer canary ─> Check canary ─> Canary passed? ── no ──> Finalize (the run stops)
+ *    │                                                          │ yes
+ *   Route shards <──────────────────────────────────────────────┘ ── pending == 0 ──────────────────────────────> Finalize ─> Passed? ─> Succeeded | Failed
  *    │  pending == 1 -> Infer shard      (single job)              ^
  *    │  otherwise    -> Infer shards     (array job, size pending) │
  *    v                                                             │
@@ -364,6 +366,8 @@ export class InferenceWorkflow extends Construct {
       .otherwise(finalize);
     reconcile.next(retryRound);
 
+    const canary = this.addCanary(props, { routeShards, finalize, cpuQueue, cpuJobDefinition });
+
     // --- Finalize -------------------------------------------------------------------------------------------------
     const succeeded = new sfn.Succeed(this, 'Succeeded', { stateName: WORKFLOW_STATES.succeeded });
     const failed = new sfn.Fail(this, 'Failed', {
@@ -386,13 +390,67 @@ export class InferenceWorkflow extends Construct {
       });
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(routeShards)),
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(canary)),
       stateMachineType: sfn.StateMachineType.STANDARD,
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
       timeout,
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
+  }
+
+  /**
+   * `run.canary` (issue 10): `Canary?` after Plan. A plan with `canary` (the spec asked for one) first runs shard 0's
+   * first `canary` records as a single job (the worker's canary mode, src/worker/canary.ts), on the run's queue;
+   * `Check canary` (the Reconcile function, which sees `canary` in the state) passes the run on to `Route shards`, or
+   * stops it with the canary's reason (a stop record, then Finalize). A plan without it goes to `Route shards` at
+   * once. A Choice on the plan rather than states per spec: the definition is the same for every job, and runs
+   * locally unchanged.
+   */
+  private addCanary(
+    props: InferenceWorkflowProps,
+    states: {
+      readonly routeShards: sfn.IChainable;
+      readonly finalize: sfn.IChainable;
+      readonly cpuQueue: batch.IJobQueue | undefined;
+      readonly cpuJobDefinition: batch.IJobDefinition;
+    },
+  ): sfn.Choice {
+    const environment = {
+      [WORKER_ENV.canaryRecords]: sfn.JsonPath.format('{}', sfn.JsonPath.stringAt('$.canary')),
+    };
+    const check = this.invoke('CheckCanary', WORKFLOW_STATES.checkCanary, props.reconcileFunction);
+    const jobs = [
+      this.submitJob('InferCanary', WORKFLOW_STATES.inferCanary, props.gpuJobQueue, props.jobDefinition, {
+        array: false,
+        environment,
+      }),
+    ];
+    const wanted = sfn.Condition.isPresent('$.canary');
+    const choice = new sfn.Choice(this, 'Canary', { stateName: WORKFLOW_STATES.canary });
+    if (states.cpuQueue) {
+      const onCpu = this.submitJob(
+        'InferCanaryOnCpu',
+        WORKFLOW_STATES.inferCanaryOnCpu,
+        states.cpuQueue,
+        states.cpuJobDefinition,
+        { array: false, environment },
+      );
+      jobs.push(onCpu);
+      choice.when(sfn.Condition.and(wanted, sfn.Condition.stringEquals('$.compute', 'cpu')), onCpu);
+    }
+    choice.when(wanted, jobs[0]!).otherwise(states.routeShards);
+    for (const job of jobs) {
+      // A failed canary job is caught like a failed round: the check reads why from storage.
+      job.addCatch(check, { errors: [sfn.Errors.ALL], resultPath: '$.inferError' });
+      job.next(check);
+    }
+    check.next(
+      new sfn.Choice(this, 'CanaryPassed', { stateName: WORKFLOW_STATES.canaryPassed })
+        .when(sfn.Condition.stringEquals('$.next', 'infer'), states.routeShards)
+        .otherwise(states.finalize),
+    );
+    return choice;
   }
 
   /**
@@ -509,7 +567,7 @@ export class InferenceWorkflow extends Construct {
     stateName: string,
     queue: batch.IJobQueue,
     jobDefinition: batch.IJobDefinition,
-    options: { readonly array: boolean },
+    options: { readonly array: boolean; readonly environment?: Readonly<Record<string, string>> },
   ): tasks.BatchSubmitJob {
     return new SubmitJobTask(this, id, {
       stateName,
@@ -533,6 +591,7 @@ export class InferenceWorkflow extends Construct {
           [WORKER_ENV.runUri]: sfn.JsonPath.stringAt('$.runUri'),
           // Environment values must be strings; the round is a number in RunState.
           [WORKER_ENV.round]: sfn.JsonPath.format('{}', sfn.JsonPath.stringAt('$.round')),
+          ...options.environment,
         },
       },
       resultPath: sfn.JsonPath.DISCARD,

@@ -33,6 +33,9 @@ import { NodeFunction } from './node-function.js';
 /** Terminal statuses of an execution: a run has finished, one way or another. */
 export const RUN_FINISHED_STATUSES = ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] as const;
 
+/** Statuses the RunFailed alarm counts: each such run is also notified with its reason. */
+export const RUN_ALARM_STATUSES = ['FAILED', 'TIMED_OUT'] as const;
+
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PERIOD = Duration.minutes(5);
 /** Run metrics come once per run: an hour per point shows each run of the dashboard's week as one point. */
@@ -171,6 +174,8 @@ export class Monitoring extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
   /** The rule matching every run's end. */
   readonly runFinishedRule?: events.Rule;
+  /** The rule sending each failed or timed-out run, with its reason, to the alarm topic. */
+  readonly runFailedNotificationRule?: events.Rule;
   readonly queueDepthFunction?: NodeFunction;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
@@ -412,6 +417,8 @@ export class Monitoring extends Construct {
       );
     }
 
+    if (props.pipelines.length > 0) this.runFailedNotificationRule = this.addRunFailedNotification(props);
+
     // --- Dashboard ----------------------------------------------------------------------------------------------
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       ...(props.dashboardName ? { dashboardName: props.dashboardName } : {}),
@@ -502,6 +509,45 @@ export class Monitoring extends Construct {
    * "Run differs from history": Finalize emits RUN_METRICS.historyDiffers (1 or 0) once a pipeline has enough
    * succeeded runs to compare with; a 1 alarms. While the history is too short nothing is emitted and it stays OK.
    */
+  /**
+   * The failed-run notification that says why (issue 10): the RunFailed alarm's own message can only say that some
+   * run failed, so each failed or timed-out execution is also sent to the alarm topic as a line of text built from
+   * its status-change event by an input transformer: the run, its status, the Fail state's error and cause (for a
+   * run that reached Finalize, the run's message, whose first line is its first error; for Plan, the Plan error) and
+   * the commands that show more.
+   */
+  private addRunFailedNotification(props: MonitoringProps): events.Rule {
+    const rule = new events.Rule(this, 'RunFailedNotificationRule', {
+      description: 'A batch-infer run failed or timed out: its reason, to the alarm topic',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          stateMachineArn: props.pipelines.map((p) => p.stateMachine.stateMachineArn),
+          status: [...RUN_ALARM_STATUSES],
+        },
+      },
+    });
+    const topic = this.alarmTopic;
+    const field = (path: string): string => events.EventField.fromPath(path);
+    const input = events.RuleTargetInput.fromText(
+      `batch-infer run ${field('$.detail.name')} ${field('$.detail.status')}: ${field('$.detail.error')}: ` +
+        `${field('$.detail.cause')} | execution ${field('$.detail.executionArn')} | more: batch-infer status ` +
+        `${field('$.detail.name')}; batch-infer logs ${field('$.detail.name')}`,
+    );
+    // Not targets.SnsTopic, for the reason given at the run-finished rule.
+    rule.addTarget({ bind: () => ({ arn: topic.topicArn, input }) });
+    topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
+      }),
+    );
+    return rule;
+  }
+
   private addHistoryAlarm(
     pipeline: MonitoredPipeline,
     pid: string,

@@ -61,7 +61,8 @@ export function terminalProgress(
     const n = records();
     if (!first && n > 0) first = { at, records: n };
     const measured = first ? (at - first.at) / 1000 : 0;
-    const rate = measured > 0 && first ? (n - first.records) / measured : n / Math.max((at - started) / 1000, 1e-3);
+    const rate =
+      measured > 0 && first ? (n - first.records) / measured : n / Math.max((at - started) / 1000, 1e-3);
     const share = expected > 0 ? Math.min(1, n / expected) : 0;
     const settled = measured >= ETA_MIN_SECONDS && share >= ETA_MIN_SHARE;
     const eta = settled && rate > 0 && expected > n ? `ETA ${formatDuration((expected - n) / rate)}` : '';

@@ -13,7 +13,12 @@ import {
   type RunOptions,
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
-import { INFER_STATES, planRequestFromEvent, WORKFLOW_STATES } from '../../lib/workflow-contract.js';
+import {
+  CANARY_INFER_STATES,
+  INFER_STATES,
+  planRequestFromEvent,
+  WORKFLOW_STATES,
+} from '../../lib/workflow-contract.js';
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
@@ -207,7 +212,9 @@ async function runLocked(
       return finalizeResult;
     }),
   };
-  for (const name of INFER_STATES) {
+  // The canary's check is the Reconcile function, as in AWS (it sees `canary` in the state).
+  handlers[WORKFLOW_STATES.checkCanary] = handlers[WORKFLOW_STATES.reconcile]!;
+  for (const name of [...INFER_STATES, ...CANARY_INFER_STATES]) {
     handlers[name] = async (input) => {
       const request = toJobRequest(input);
       // Every queue runs the same way locally (one pool); only the record says which one Batch would have used.

@@ -4,6 +4,7 @@
  * Batch, S3 and CloudWatch Logs. Both compute progress from run files with ./run-progress.ts.
  */
 import { z } from 'zod';
+import { runErrorSchema } from '../runs/failures.js';
 import { RUN_STATUSES } from './local-records.js';
 import { runProgressSchema } from './run-progress.js';
 
@@ -44,6 +45,8 @@ export const runListEntrySchema = z.strictObject({
   /** What the run's completed shards cost (its manifest's `cost.total`), in `costCurrency`. */
   cost: z.number().nonnegative().optional(),
   costCurrency: z.string().optional(),
+  /** The first failure's reason, where the run recorded it (issue 10). */
+  error: runErrorSchema.optional(),
 });
 export type RunListEntry = z.infer<typeof runListEntrySchema>;
 

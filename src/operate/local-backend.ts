@@ -5,6 +5,7 @@
 import { costFieldsOf } from '../cost/cli.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { describeRunError } from '../results/run-error.js';
 import { runLayout, runUriOf } from '../runs/layout.js';
 import { planSchema, roundSchema } from '../runs/types.js';
 import { getJson, NotFoundError, type ObjectStore } from '../storage/object-store.js';
@@ -130,7 +131,8 @@ export class LocalBackend implements OperateBackend {
         ...(record.predictions !== undefined ? { predictions: record.predictions } : {}),
         ...(record.errors !== undefined ? { errors: record.errors } : {}),
         ...(modelVersion ? { modelVersion } : {}),
-        ...(record.error ? { failure: `${record.error}: ${oneLine(record.cause ?? '')}` } : {}),
+        ...(record.error ? { failure: failureLine(record) } : {}),
+        ...(record.firstError ? { error: record.firstError } : {}),
         ...(await costFieldsOf(this.options.store, record.manifestUri)),
       });
       if (filter.limit !== undefined && runs.length >= filter.limit) break;
@@ -238,6 +240,15 @@ function byRoundIndexAttempt(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return 0;
+}
+
+/**
+ * The FAILURE column: the Fail state's error, then the first failure's reason when the run recorded one (which the
+ * cause may bury after the failed-shards summary), else the cause.
+ */
+function failureLine(record: LocalRunRecord): string {
+  const reason = record.firstError ? describeRunError(record.firstError) : (record.cause ?? '');
+  return `${record.error ?? 'Error'}: ${oneLine(reason)}`;
 }
 
 function oneLine(text: string): string {

@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { runErrorSchema } from '../runs/failures.js';
 
 export const RUN_STATUSES = [
   'STARTING',
@@ -43,6 +44,8 @@ export const localRunRecordSchema = z.strictObject({
   /** The failure's error name (PlanFailed, ShardsFailed, ValidationFailed, Cancelled...). */
   error: z.string().optional(),
   cause: z.string().optional(),
+  /** The first failure's reason (`error: {code, message, shard, log}` of the run's summary), when it failed. */
+  firstError: runErrorSchema.optional(),
   records: z.number().int().nonnegative().optional(),
   predictions: z.number().int().nonnegative().optional(),
   errors: z.number().int().nonnegative().optional(),

@@ -199,6 +199,8 @@ function runStateOf(plan: Plan, runUri: string): RunState {
     pending: plan.shardCount,
     compute: plan.spec.run.compute,
     next: 'infer',
+    // run.canary: the state machine runs it before the first round (only when there is a shard to take it from).
+    ...(plan.spec.run.canary && plan.shardCount > 0 && { canary: plan.spec.run.canary.records }),
   };
 }
 

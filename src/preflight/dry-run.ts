@@ -3,9 +3,10 @@
  * runWorkerTask on CPU), into a temporary folder, and back as the rows that would be written and the error rows
  * with their reasons. Nothing is written next to the real output and nothing is published.
  *
- * The sample is the head of the first input object in its own format (the CSV header and the first N lines, the
- * first N JSON lines), so the records go through the same reader as in a run. Parquet and files inputs are not
- * sampled yet (DryRunUnsupportedError).
+ * The sample is the first N records of the input in its own format (sample-input.ts: the head of the first CSV or
+ * JSONL object, the first N rows of the first Parquet object, the first N objects of a `files` input), so the
+ * records go through the same reader as in a run. A `files` sample is named by a list manifest: rows and error rows
+ * name the real objects.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -19,10 +20,10 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { asPrefix, joinUri } from '../storage/uri.js';
 import { runWorkerTask } from '../worker/run-shard.js';
 import { preflightResolved } from './index.js';
+import { sampleInput } from './sample-input.js';
 
-export class DryRunUnsupportedError extends Error {
-  override readonly name = 'DryRunUnsupportedError';
-}
+/** A sample that cannot be made (see sample-input.ts `SampleError`). */
+export { SampleError as DryRunUnsupportedError } from './sample-input.js';
 
 export interface DryRunResult {
   /** Rows as the run would write them (JSON values), in input order. */
@@ -37,31 +38,27 @@ export interface DryRunDeps {
   readonly specFolderUri?: string;
 }
 
-/** Bytes read from the head of the first input object: enough for N ordinary lines. */
-const HEAD_BYTES = 4 << 20;
-
 export async function dryRun(spec: JobSpec, records: number, deps: DryRunDeps): Promise<DryRunResult> {
-  if (spec.input.format !== 'csv' && spec.input.format !== 'jsonl') {
-    throw new DryRunUnsupportedError(
-      `a dry run samples csv and jsonl inputs; this input is ${spec.input.format}: run on a small input instead`,
-    );
-  }
   const temp = mkdtempSync(path.join(os.tmpdir(), 'batch-infer-dry-run-'));
   try {
     const root = asPrefix(pathToFileURL(temp).href);
-    const [first] = await listInput(deps.store, spec.input, { outputUri: spec.output.uri });
-    if (!first) return { rows: [], errors: [] };
-    const head = new TextDecoder().decode(
-      await deps.store.get(first.uri, { start: 0, end: Math.min(first.size, HEAD_BYTES) }),
-    );
-    const lines = head.split('\n').filter((l) => l.trim() !== '');
-    const keep = lines.slice(0, records + (spec.input.format === 'csv' ? 1 : 0));
-    const sampleUri = joinUri(root, 'input', `sample.${spec.input.format}`);
-    await deps.store.put(sampleUri, `${keep.join('\n')}\n`);
+    const objects = await listInput(deps.store, spec.input, { outputUri: spec.output.uri });
+    if (objects.length === 0) return { rows: [], errors: [] };
+    const inputFolder = joinUri(root, 'input/');
+    const sample = await sampleInput(deps.store, spec.input.format, objects, records, inputFolder);
+    let input: JobSpec['input'];
+    if (spec.input.format === 'files') {
+      // The objects stay where they are: a list manifest names them, with the size and ETag just listed.
+      const list = joinUri(root, 'sample.list.jsonl');
+      await deps.store.put(list, sample.map((o) => `${JSON.stringify(o)}\n`).join(''));
+      input = { ...spec.input, uri: list, manifest: 'list' };
+    } else {
+      input = { ...spec.input, uri: inputFolder, manifest: 'prefix' };
+    }
 
     const dry: JobSpec = {
       ...spec,
-      input: { ...spec.input, uri: joinUri(root, 'input/'), manifest: 'prefix' },
+      input,
       output: {
         ...spec.output,
         uri: joinUri(root, 'output/'),
@@ -69,7 +66,7 @@ export async function dryRun(spec: JobSpec, records: number, deps: DryRunDeps): 
         singleFile: false,
         schema: undefined,
       },
-      run: { ...spec.run, maxRounds: 0, shards: { ...spec.run.shards, max: 1 } },
+      run: { ...spec.run, maxRounds: 0, shards: { ...spec.run.shards, max: 1 }, canary: undefined },
     };
     const state = await planRun({ runId: 'dry-run', spec: dry }, { ...deps, preflight: preflightResolved });
     const marker = await runWorkerTask(

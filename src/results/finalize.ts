@@ -15,12 +15,8 @@ import { writeRunReportSafely } from '../report/run-report.js';
 import { runStateSchema, type RunResult, type RunState } from '../runs/tasks.js';
 import type { OutputSummaries } from '../runs/stats.js';
 import type { Plan } from '../runs/types.js';
-import {
-  describeFailureRecord,
-  firstRunError,
-  readFailureRecords,
-  type FailureRecord,
-} from '../runs/failures.js';
+import { describeFailureRecord, readFailureRecords, type FailureRecord } from '../runs/failures.js';
+import { readRunStop, runErrorOfStop } from '../runs/stop.js';
 import { NotFoundError, putJson, type ObjectStore } from '../storage/object-store.js';
 import { resolveCodeVersion, resolveWorkerImage } from './code-version.js';
 import { catalogColumnType } from './column-types.js';
@@ -57,11 +53,18 @@ import {
 } from './run-files.js';
 import { readShardIndex } from './shard-list.js';
 import { assembleSingleFile, type SingleFile } from './single-file.js';
-import { validateRun, withCheck, type FailedShard, type ValidationReport } from './validate.js';
+import {
+  validateRun,
+  withCheck,
+  type FailedShard,
+  type ValidationCheck,
+  type ValidationReport,
+} from './validate.js';
 import { checkWrittenSchema } from './written-schema.js';
 import { manifestHistoryOf } from './history-checks.js';
 import { applyRunCost, priceRun, withRunCost } from '../cost/run-cost.js';
 import { finalizeChallenger, withChallengerChecks } from '../challenger/finalize.js';
+import { runErrorOf, withFirstError } from './run-error.js';
 
 export { validateRun, shardIntegrityProblem, sumTotals } from './validate.js';
 export type { ValidationCheck, ValidationReport, FailedShard, RunTotals } from './validate.js';
@@ -99,6 +102,9 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
       scan.problems.set(id, describeFailureRecord(record).replace(/^shard \d+: /, ''));
   }
   let report = validateRun(plan, shards, scan.markers, scan.problems);
+  // A run stopped on purpose (canary, early stop: src/runs/stop.ts) fails with that reason whatever else passed.
+  const stop = await readRunStop(deps.store, runUri);
+  if (stop) report = withCheck(report, stopCheck(stop.message));
   if (report.accepted.some((m) => m.predictions > 0)) {
     report = withCheck(
       report,
@@ -176,8 +182,15 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   // When a schedule started the run: the time it was due, which the run's data window is usually derived from.
   if (parsed.data.scheduledTime !== undefined) manifest.scheduledTime = parsed.data.scheduledTime;
   if (challenger) manifest.challenger = challenger.manifest(publishedAt);
-  const error = report.passed ? undefined : firstRunError(failures);
+  const error = runErrorOf({
+    ...report,
+    failures,
+    failedShards,
+    ...(stop && { stopped: runErrorOfStop(stop) }),
+  });
   if (error) manifest.error = error;
+  // The first error leads the message: it is the Fail state's cause, which the run-finished event carries.
+  manifest.message = withFirstError(manifest.message, error);
   applyRunCost(manifest, priced);
   Object.assign(manifest, await historyOf(deps.store, layout, manifest));
   await putJson(deps.store, layout.manifestUri, manifest);
@@ -236,6 +249,18 @@ async function historyOf(
       historyError: `the job's history could not be read: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
+}
+
+/** The failing check of a run that was stopped before its shards all ran (canary, early stop). */
+function stopCheck(message: string): ValidationCheck {
+  return {
+    name: 'runStopped',
+    description: 'the run was not stopped early (run.canary, validation.stopEarly)',
+    threshold: 'not stopped',
+    actual: 'stopped',
+    passed: false,
+    message: `run stopped: ${message}`,
+  };
 }
 
 /** The report with the drift gate's check when the spec makes drift a gate (`validation.drift.gate`). */

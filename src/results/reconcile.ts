@@ -21,6 +21,8 @@ import { errorText, readPlan, reconcileRecordUri, scanMarkers, verifyMarkerOutpu
 import { readShardIndex } from './shard-list.js';
 import { shardIntegrityProblem } from './validate.js';
 import type { RunLayout } from '../runs/layout.js';
+import { checkCanary } from './canary.js';
+import { stopEarlyIfSure } from './early-stop.js';
 
 /** Longest raw text kept from an unparseable error cause: enough to read, small enough for any record. */
 const MAX_RAW_CAUSE = 2_000;
@@ -91,6 +93,8 @@ export const reconcileRecordSchema = z.object({
   deterministicFailures: z.array(failureRecordSchema).optional(),
   /** The spend cap's check of the retry round (`run.maxCost`, src/cost/spend-cap.ts), when the spec sets one. */
   spendCap: spendCapRecordSchema.optional(),
+  /** Why no further round was submitted although shards were missing: validation.stopEarly's reason. */
+  stoppedEarly: z.string().optional(),
   next: z.enum(['infer', 'finalize']),
   /** The round scheduled for the missing shards, when `next` is `infer`. */
   nextRound: z.number().int().positive().optional(),
@@ -118,6 +122,11 @@ export async function reconcileRun(
   const parsed = runStateSchema.safeParse(rest);
   if (!parsed.success) throw new RunStateError(`Reconcile got an invalid run state: ${parsed.error.message}`);
   const current = parsed.data;
+  // `Check canary` (run.canary): the state still carries the canary; canary.ts decides whether the run goes on.
+  if (current.canary !== undefined) {
+    const text = inferError === undefined ? undefined : describeInferError(summarizeInferError(inferError));
+    return checkCanary({ ...current, canary: current.canary }, text, deps);
+  }
 
   const { plan, layout } = await readPlan(deps.store, current.runUri, current.runId);
   if (plan.shardCount !== current.shardCount) {
@@ -168,7 +177,20 @@ export async function reconcileRun(
         history: await historySpeedForCap(deps.store, plan, scan.markers),
       })
     : undefined;
-  const retry = wouldRetry && !spendCap?.stopped;
+  // validation.stopEarly: no further round once the error rate is surely above the bar (early-stop.ts).
+  const stoppedEarly =
+    wouldRetry && !spendCap?.stopped
+      ? await stopEarlyIfSure(
+          deps.store,
+          plan,
+          current.runUri,
+          current.round,
+          scan.markers.values(),
+          shards,
+          () => deps.now?.() ?? new Date(),
+        )
+      : undefined;
+  const retry = wouldRetry && !spendCap?.stopped && stoppedEarly === undefined;
   const nextRound = current.round + 1;
   const record: ReconcileRecord = {
     version: 1,
@@ -186,6 +208,7 @@ export async function reconcileRun(
     ...(inspectError !== undefined && { inspectError }),
     ...(deterministic.size > 0 && { deterministicFailures: [...deterministic.values()] }),
     ...(spendCap && { spendCap }),
+    ...(stoppedEarly !== undefined && { stoppedEarly }),
     next: retry ? 'infer' : 'finalize',
     nextRound: retry ? nextRound : undefined,
   };

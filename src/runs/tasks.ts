@@ -42,6 +42,11 @@ export const runStateSchema = z.object({
   next: z.enum(['infer', 'finalize']),
   /** The run's PlanRequest.scheduledTime, for the manifest. */
   scheduledTime: z.iso.datetime({ offset: true }).optional(),
+  /**
+   * `run.canary.records`, set by Plan and dropped by the canary check: while present, the state machine runs the
+   * canary (shard 0's first records as a job of one) before any round, and Reconcile checks it (issue 10).
+   */
+  canary: z.number().int().positive().optional(),
 });
 export type RunState = z.infer<typeof runStateSchema>;
 
@@ -86,4 +91,6 @@ export const WORKER_ENV = {
   s3Endpoint: 'BATCH_INFER_S3_ENDPOINT',
   executionProviders: 'BATCH_INFER_EXECUTION_PROVIDERS',
   threads: 'BATCH_INFER_THREADS',
+  /** Set on the canary job only: run this many records of shard 0 as the run's canary (src/worker/canary.ts). */
+  canaryRecords: 'BATCH_INFER_CANARY_RECORDS',
 } as const;

@@ -18,6 +18,8 @@ import { challengerModelSpec, challengerValidationSpec } from './challenger.js';
 
 /** Largest array job AWS Batch accepts; the planner never makes more shards than this. */
 export const MAX_SHARDS = 10_000;
+/** The most records `run.canary` may run before the fan-out. */
+export const MAX_CANARY_RECORDS = 10_000;
 
 const SIZE_UNITS: Record<string, number> = {
   B: 1,
@@ -232,6 +234,22 @@ const jobSpecObject = z.strictObject({
         .optional(),
       /** Hourly prices by instance type, over the default price table (src/cost/prices.ts). */
       prices: priceOverridesSchema.optional(),
+      /**
+       * Before the array job fans out, run the first `records` records of shard 0 as a job of one; if they fail (the
+       * worker fails, or their error rate is above validation.maxErrorRate), the run stops with their reason.
+       */
+      canary: z
+        .strictObject({
+          records: z
+            .number()
+            .int()
+            .min(1, 'must be at least 1 record')
+            .max(
+              MAX_CANARY_RECORDS,
+              `must be at most ${MAX_CANARY_RECORDS} records (a canary is a quick look)`,
+            ),
+        })
+        .optional(),
     })
     .prefault({}),
   validation: z
@@ -240,6 +258,11 @@ const jobSpecObject = z.strictObject({
       maxErrorRate: z.number().min(0).max(1, 'must be a fraction between 0 and 1').default(0.001),
       /** Largest acceptable number of shards without a completion marker after all rounds. */
       maxFailedShards: z.number().int().min(0).default(0),
+      /**
+       * Stop submitting retry rounds once the completed shards' error rate is surely above maxErrorRate (see
+       * src/results/early-stop.ts for the rule); the run fails with that reason.
+       */
+      stopEarly: z.boolean().optional(),
       /**
        * Drift against the previous succeeded run (largest PSI over the prediction columns, vector norms and values
        * included): the threshold the report and the drift alarm read, and with `gate: true` a check that fails the

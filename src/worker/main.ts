@@ -32,7 +32,14 @@ import {
   STOP_DEADLINE_MS,
   WORKER_LOG_ENV,
 } from './env.js';
-import { runWorkerTask, shardOfTask, WorkerInterruptedError, type ShardProgress } from './run-shard.js';
+import {
+  runWorkerTask,
+  shardOfTask,
+  WorkerInterruptedError,
+  type ShardProgress,
+  type WorkerDeps,
+} from './run-shard.js';
+import { runCanary } from './canary.js';
 import { isDeterministicError, writeFailureRecord } from '../runs/failures.js';
 import { DETERMINISTIC_EXIT_CODE } from '../runs/worker-retry.js';
 import type { Logger } from '../runtime/log.js';
@@ -53,6 +60,7 @@ const envSchema = z.object({
   [MEMORY_BUDGET_ENV]: z.coerce.number().positive().optional(),
   [CHUNK_RECORDS_ENV]: z.coerce.number().int().positive().optional(),
   [CHECKPOINT_CLOCK_ENV]: z.url('must be the URL of a module exporting now()').optional(),
+  [WORKER_ENV.canaryRecords]: z.coerce.number().int().positive().optional(),
 });
 
 async function main(): Promise<number | 'interrupted'> {
@@ -117,7 +125,12 @@ async function main(): Promise<number | 'interrupted'> {
   const store = createObjectStore();
   try {
     const checkpointClock = clockModule ? await importCheckpointClock(clockModule) : undefined;
-    const marker = await runWorkerTask(task, {
+    const canaryRecords = env[WORKER_ENV.canaryRecords];
+    // The canary job (run.canary) runs shard 0's first records as a run of their own (canary.ts).
+    const run = canaryRecords
+      ? (deps: WorkerDeps) => runCanary(task, canaryRecords, deps)
+      : (deps: WorkerDeps) => runWorkerTask(task, deps);
+    const marker = await run({
       store,
       log: taskLog,
       providers: env[WORKER_ENV.executionProviders],

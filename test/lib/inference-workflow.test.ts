@@ -67,12 +67,58 @@ describe('InferenceWorkflow definition', () => {
         S.inferShardsOnCpuOnDemand,
         S.reconcile,
         S.retryRound,
+        S.canary,
+        S.inferCanary,
+        S.inferCanaryOnCpu,
+        S.checkCanary,
+        S.canaryPassed,
         S.finalize,
         S.passed,
         S.succeeded,
         S.failed,
       ].sort(),
     );
+  });
+
+  it('Canary? sends a plan with $.canary to the canary job (on its compute), and every other plan to Route shards', () => {
+    expect(state(S.plan).Next).toBe(S.canary);
+    const choice = state(S.canary);
+    expect(choice.Type).toBe('Choice');
+    expect(choice.Default).toBe(S.routeShards);
+    expect(choice.Choices).toEqual([
+      {
+        And: [
+          { Variable: '$.canary', IsPresent: true },
+          { Variable: '$.compute', StringEquals: 'cpu' },
+        ],
+        Next: S.inferCanaryOnCpu,
+      },
+      { Variable: '$.canary', IsPresent: true, Next: S.inferCanary },
+    ]);
+    for (const name of [S.inferCanary, S.inferCanaryOnCpu]) {
+      const job = state(name);
+      const params = job.Parameters as Record<string, unknown>;
+      // A job of one: no array properties; the worker learns the canary's size from its environment.
+      expectIn(params, name).not.toHaveProperty('ArrayProperties');
+      expect((params.ContainerOverrides as { Environment: unknown[] }).Environment).toContainEqual({
+        Name: WORKER_ENV.canaryRecords,
+        'Value.$': "States.Format('{}', $.canary)",
+      });
+      expect(job.Next).toBe(S.checkCanary);
+      expect(job.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.inferError', Next: S.checkCanary },
+      ]);
+    }
+    const check = state(S.checkCanary);
+    expect((check.Parameters as Record<string, unknown>).FunctionName).toBe(
+      PLACEHOLDERS.reconcileFunctionArn,
+    );
+    expect(check.Next).toBe(S.canaryPassed);
+    expect(state(S.canaryPassed)).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.next', StringEquals: 'infer', Next: S.routeShards }],
+      Default: S.finalize,
+    });
   });
 
   it('Plan invokes the plan function with the whole execution input under "request" and the execution name', () => {
@@ -84,7 +130,8 @@ describe('InferenceWorkflow definition', () => {
       Payload: { 'request.$': '$', 'runId.$': '$$.Execution.Name' },
     });
     expect(plan.OutputPath).toBe('$.Payload');
-    expect(plan.Next).toBe(S.routeShards);
+    // Through Canary?, which sends a plan without a canary straight to Route shards.
+    expect(plan.Next).toBe(S.canary);
   });
 
   it('Plan catches every error into the PlanFailed Fail state, with the caught cause', () => {
@@ -272,6 +319,9 @@ describe('InferenceWorkflow definition', () => {
       [S.inferShardsOnDemand]: undefined,
       [S.inferShardOnCpuOnDemand]: undefined,
       [S.inferShardsOnCpuOnDemand]: undefined,
+      [S.checkCanary]: 900,
+      [S.inferCanary]: undefined,
+      [S.inferCanaryOnCpu]: undefined,
     });
   });
 });

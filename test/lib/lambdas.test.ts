@@ -266,6 +266,39 @@ describe("Finalize's run record", () => {
     });
   });
 
+  it("writes the first failure's reason (manifest.error) in the runs table's error columns", async () => {
+    const error = {
+      code: 'PreflightError',
+      message:
+        'model.inputs[0].tensor is "featurez" but the model has no such input; did you mean "features"?',
+      shard: 0,
+      log: 'Batch job 1234',
+    };
+    const { auditRunsUri } = await finalized({
+      ...manifest,
+      status: 'FAILED',
+      reason: 'ShardsFailed',
+      message: `first error: ${error.code}\n1 of 4 shards failed`,
+      error,
+    });
+    const record = await publishRunRecord(result(), { store, metrics: () => emf().metrics, auditRunsUri });
+    expect(record).toMatchObject({
+      reason: 'ShardsFailed',
+      error_code: 'PreflightError',
+      error_message: error.message,
+      error_shard: 0,
+      error_log: 'Batch job 1234',
+    });
+    const [row] = rowsUnder(auditRunsUri);
+    expect(JSON.parse(fs.readFileSync(row!, 'utf8'))).toMatchObject({
+      error_code: 'PreflightError',
+      error_shard: 0,
+    });
+    await finalized(manifest);
+    const ok = await publishRunRecord(result(), { store, metrics: () => emf().metrics });
+    expect(ok).toMatchObject({ error_code: null, error_message: null, error_shard: null, error_log: null });
+  });
+
   it('has exactly the columns the runs table declares', async () => {
     await finalized(manifest);
     const record = await publishRunRecord(result(), { store, metrics: () => emf().metrics });

@@ -11,7 +11,12 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
-import { Monitoring, RUN_FINISHED_STATUSES, type MonitoringProps } from '../../lib/constructs/monitoring.js';
+import {
+  Monitoring,
+  RUN_ALARM_STATUSES,
+  RUN_FINISHED_STATUSES,
+  type MonitoringProps,
+} from '../../lib/constructs/monitoring.js';
 import {
   METRICS_NAMESPACE,
   PREDICTION_METRICS,
@@ -255,6 +260,48 @@ describe('Monitoring', () => {
         detail: { stateMachineArn: [`${ARN}scores`, `${ARN}bulk`], status: [...RUN_FINISHED_STATUSES] },
       },
       Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^MonitoringRunEventsTopic') } })],
+    });
+  });
+
+  it("sends each failed or timed-out run to the alarm topic with its reason (the Fail state's error and cause)", () => {
+    const rules = template.findResources('AWS::Events::Rule', {
+      Properties: { EventPattern: { detail: { status: [...RUN_ALARM_STATUSES] } } },
+    });
+    const [rule] = Object.values(rules) as { Properties: { Targets: Record<string, unknown>[] } }[];
+    expectIn(Object.keys(rules), 'failed-run notification rules').toHaveLength(1);
+    const target = rule!.Properties.Targets[0] as {
+      Arn: unknown;
+      InputTransformer: { InputPathsMap: Record<string, string>; InputTemplate: string };
+    };
+    expect(target.Arn).toEqual({ Ref: expect.stringMatching(/^MonitoringAlarmTopic/) });
+    const paths = target.InputTransformer.InputPathsMap;
+    const key = (path: string): string => {
+      const found = Object.entries(paths).find(([, p]) => p === path)?.[0];
+      expectIn(found, `an input path for ${path}`).toBeDefined();
+      return `<${found}>`;
+    };
+    const template_ = target.InputTransformer.InputTemplate;
+    for (const path of ['$.detail.name', '$.detail.status', '$.detail.error', '$.detail.cause']) {
+      expectIn(template_, 'the notification text').toContain(key(path));
+    }
+    expect(template_).toContain(`${key('$.detail.error')}: ${key('$.detail.cause')}`);
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: Match.stringLikeRegexp('^MonitoringAlarmTopic') }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'events.amazonaws.com' },
+            Action: 'sns:Publish',
+            Condition: {
+              ArnEquals: {
+                'aws:SourceArn': {
+                  'Fn::GetAtt': [Match.stringLikeRegexp('^MonitoringRunFailedNotificationRule'), 'Arn'],
+                },
+              },
+            },
+          }),
+        ]),
+      },
     });
   });
 

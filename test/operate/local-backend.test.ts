@@ -97,6 +97,31 @@ describe('local runs', () => {
     expect((await backend.runs({ limit: 1 })).runs.map((r) => r.runId)).toEqual(['plan']);
   });
 
+  it("runs: a failed run shows its first error's reason, and --json carries it as error {code, message, shard, log}", async () => {
+    const backend = new LocalBackend({ stateDir: dir, store: new LocalObjectStore(), alive: () => false });
+    const firstError = {
+      code: 'PreflightError',
+      message: 'model.inputs[0].tensor "featurez" is not an input of the model; did you mean "features"?',
+      shard: 0,
+      log: '/state/logs/r/infer-0.log',
+    };
+    backend.records.write(
+      record('failed', {
+        status: 'FAILED',
+        error: 'ShardsFailed',
+        cause:
+          '1 of 1 shards failed, more than validation.maxFailedShards (0): shard 0: no completion marker',
+        firstError,
+      }),
+    );
+    const list = runListSchema.parse(await backend.runs({}));
+    expect(list.runs[0]).toMatchObject({ error: firstError });
+    expect(list.runs[0]!.failure).toBe(
+      'ShardsFailed: PreflightError in shard 0: model.inputs[0].tensor "featurez" is not an input of the model; ' +
+        'did you mean "features"? (log /state/logs/r/infer-0.log)',
+    );
+  });
+
   it('an unknown run id is an UnknownRunError naming the state directory and the command that lists runs', async () => {
     const backend = new LocalBackend({ stateDir: dir, store: new LocalObjectStore() });
     await expect(backend.status('nope')).rejects.toThrow(UnknownRunError);

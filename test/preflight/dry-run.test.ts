@@ -1,14 +1,20 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { dryRun, DryRunUnsupportedError } from '../../src/preflight/dry-run.js';
+import sharp from 'sharp';
+import { encodeParquet, type OutputColumn } from '../../src/formats/parquet-write.js';
+import { dryRun } from '../../src/preflight/dry-run.js';
+import { parseJobSpec } from '../../src/spec/load.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
 import { loadJobSpecFile, specFolderUri } from '../../src/spec/load.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 
 const store = new LocalObjectStore();
+const imageExpected = JSON.parse(
+  readFileSync(path.resolve('test/fixtures/models/image/expected.json'), 'utf8'),
+) as { size: number; mean: number[]; std: number[] };
 let root: string;
 
 beforeAll(() => {
@@ -46,13 +52,99 @@ describe('dryRun', () => {
     ).toBeUndefined();
   });
 
-  it('says which input formats it samples', async () => {
-    const spec = await loadJobSpecFile(path.join(root, 'job.yaml'));
-    await expect(
-      dryRun({ ...spec, input: { ...spec.input, format: 'parquet' } }, 1, {
+  it('samples a Parquet input: its first N rows, with the error rows and their reasons', async () => {
+    // The shipped CSV's first 5 records as a Parquet file; the fourth has no mean_radius (null).
+    const [header, ...lines] = readFileSync(path.join(root, 'data/breast_cancer.csv'), 'utf8')
+      .trim()
+      .split('\n');
+    const names = header!.split(',');
+    const rows = lines.slice(0, 5).map((l) => l.split(','));
+    const text = new Set(['patient_id', 'diagnosis']);
+    const columns = names.map((name, c): OutputColumn => ({
+      name,
+      type: text.has(name) ? 'string' : 'double',
+      values: rows.map((r, i) =>
+        text.has(name)
+          ? r[c]!
+          : name === 'mean_radius' && i === 3
+            ? null
+            : Number(r[c] === 'n/a' ? 'NaN' : r[c]),
+      ),
+    }));
+    const folder = path.join(root, 'parquet-input');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'patients.parquet'), encodeParquet(columns));
+    const file = path.join(root, 'job.yaml');
+    const spec = await loadJobSpecFile(file);
+
+    const result = await dryRun(
+      { ...spec, input: { ...spec.input, uri: `${pathToFileURL(folder).href}/`, format: 'parquet' } },
+      4,
+      {
         store,
         registry: new LocalModelRegistry(store, pathToFileURL(path.join(root, 'registry')).href + '/'),
-      }),
-    ).rejects.toThrow(DryRunUnsupportedError);
+        specFolderUri: specFolderUri(file),
+      },
+    );
+
+    // Four records sampled: P00003 has "n/a" (NaN) and P00004 a null: two error rows; P00005 is not sampled.
+    expect(result.rows.map((r) => r.patient_id)).toEqual(['P00001', 'P00002']);
+    expect(result.errors.map((e) => [e.id, e.reason])).toEqual([
+      ['P00003', 'INVALID_VALUE'],
+      ['P00004', 'MISSING_VALUE'],
+    ]);
+    expect(JSON.stringify(result.errors[1])).toContain('mean_radius');
+  });
+
+  it('samples a files input: its first N objects, named where they are, with the error rows', async () => {
+    const folder = path.join(root, 'images');
+    mkdirSync(folder, { recursive: true });
+    const size = imageExpected.size;
+    const png = (k: number) => {
+      const raw = Buffer.alloc(size * size * 3);
+      for (let i = 0; i < raw.length; i++) raw[i] = (i * 7 + k * 31) % 256;
+      return sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toBuffer();
+    };
+    writeFileSync(path.join(folder, 'a.png'), await png(0));
+    writeFileSync(path.join(folder, 'b.png'), 'not an image\n');
+    writeFileSync(path.join(folder, 'c.png'), await png(1));
+    writeFileSync(path.join(folder, 'd.png'), await png(2));
+    const spec = parseJobSpec({
+      name: 'images',
+      input: { uri: `${pathToFileURL(folder).href}/`, format: 'files' },
+      model: {
+        uri: pathToFileURL(path.resolve('test/fixtures/models/image/cnn.onnx')).href,
+        inputs: [
+          {
+            tensor: 'pixel_values',
+            from: {
+              image: 'content',
+              resize: { height: size, width: size },
+              mean: imageExpected.mean,
+              std: imageExpected.std,
+            },
+          },
+        ],
+        outputs: [{ tensor: 'logits', postprocess: { argmax: { labels: 'labels.txt', as: 'label' } } }],
+      },
+      output: { uri: `${pathToFileURL(path.join(root, 'images-out')).href}/`, passthrough: ['name'] },
+    });
+
+    const result = await dryRun(spec, 3, {
+      store,
+      registry: new LocalModelRegistry(store, pathToFileURL(path.join(root, 'registry')).href + '/'),
+    });
+
+    expect(result.rows.map((r) => r.name)).toEqual(['a.png', 'c.png']);
+    expect(result.rows.map((r) => r._source)).toEqual(
+      ['a.png', 'c.png'].map((n) => pathToFileURL(path.join(folder, n)).href),
+    );
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toMatchObject({
+      _source: pathToFileURL(path.join(folder, 'b.png')).href,
+      reason: 'DECODE_ERROR',
+    });
   });
 });

@@ -235,6 +235,8 @@ export async function runCommand(
       : { error: stopped ? (cancelled ? 'Cancelled' : 'Aborted') : (outcome.error ?? 'Error') }),
     ...(status === 'SUCCEEDED' || stopped ? {} : { cause: outcome.cause ?? 'unknown' }),
     ...(stopped ? { cause: cancelled ? 'cancelled by batch-infer cancel' : 'interrupted (Ctrl-C)' } : {}),
+    // Always set: a resumed run that now succeeded drops the first error of its failed try.
+    firstError: summary.error,
     ...(outcome.result
       ? {
           records: outcome.result.records,
