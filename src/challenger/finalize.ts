@@ -16,7 +16,7 @@ import { forEachLimit, scanMarkers, verifyMarkerOutputs } from '../results/run-f
 import { validateRun, withCheck, type ValidationCheck, type ValidationReport } from '../results/validate.js';
 import { checkWrittenSchema } from '../results/written-schema.js';
 import { mergePartials, summarizeComparison, type Comparison, type ComparisonPartial } from './comparison.js';
-import { readComparisonPartial, shardComparisonUri } from './lane.js';
+import { readComparisonPartial, shardComparisonUri } from './comparison-files.js';
 import type { ChallengerManifest } from './manifest-schema.js';
 import { challengerLayoutOf, challengerPlanOf } from './plan.js';
 

@@ -19,37 +19,15 @@ import { loadModelFiles } from '../inference/model-files.js';
 import { createPostprocessor, type Postprocessor } from '../inference/postprocess.js';
 import type { RunLayout } from '../runs/layout.js';
 import type { ErrorReason, Plan, ShardMarker } from '../runs/types.js';
-import { getJson, putJson, type ObjectStore } from '../storage/object-store.js';
-import { joinUri } from '../storage/uri.js';
+import { putJson, type ObjectStore } from '../storage/object-store.js';
 import { readCheckpoint, type Checkpoint, type StageTimings } from '../worker/checkpoint.js';
 import { sliceFeeds, type InferenceResult, type InferenceThread } from '../worker/inference-thread.js';
 import { ShardWriter, type BatchRows } from '../worker/shard-writer.js';
-import {
-  ComparisonAccumulator,
-  comparisonPartialSchema,
-  compareColumnsOf,
-  mergePartials,
-  type ComparisonPartial,
-} from './comparison.js';
+import { ComparisonAccumulator, compareColumnsOf, mergePartials } from './comparison.js';
 import { challengerLayoutOf, challengerPlanOf } from './plan.js';
+import { chunkComparisonUri, readComparisonPartial, shardComparisonUri } from './comparison-files.js';
 
 type RowError = { reason: ErrorReason; message: string };
-
-/** A chunk's comparison partial: `<challenger run>/comparisons/<shard>-<chunk>.json`. */
-export function chunkComparisonUri(layout: RunLayout, shardId: number, chunk: number): string {
-  return joinUri(layout.runUri, 'comparisons', `${shardId}-${chunk}.json`);
-}
-
-/** A shard's comparison (its chunks' merged): `<challenger run>/comparisons/<shard>.json`, written before its marker. */
-export function shardComparisonUri(layout: RunLayout, shardId: number): string {
-  return joinUri(layout.runUri, 'comparisons', `${shardId}.json`);
-}
-
-export async function readComparisonPartial(store: ObjectStore, uri: string): Promise<ComparisonPartial> {
-  const parsed = comparisonPartialSchema.safeParse(await getJson(store, uri));
-  if (!parsed.success) throw new Error(`${uri} is not a comparison partial: ${parsed.error.message}`);
-  return parsed.data;
-}
 
 /**
  * Which checkpoints a shard resumes from: the champion's and the challenger's when both cover the same chunks, else

@@ -136,6 +136,8 @@ async function tabularShape(
   const range: InputRange = { uri, etag: info.etag, size: info.size, start: 0, end: info.size };
   let names: string[] | undefined;
   const records: Record<string, unknown>[] = [];
+  let decoded = 0;
+  let firstError: string | undefined;
   try {
     let read: InputRange = range;
     if (format === 'parquet') {
@@ -145,13 +147,22 @@ async function tabularShape(
     }
     for await (const batch of readRange(store, format, read, { batchSize: SAMPLE_RECORDS })) {
       for (const record of batch) {
-        if (record.values) records.push(record.values);
-        else if (record.partial) records.push(record.partial);
+        if (record.values) {
+          records.push(record.values);
+          decoded++;
+        } else {
+          firstError ??= record.error.message;
+          if (record.partial) records.push(record.partial);
+        }
       }
       if (records.length >= SAMPLE_RECORDS) break;
     }
   } catch (err) {
     throw new CliError(`sample ${arg} cannot be read as ${format}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  // Only broken records (partial fields at most): the sample is not what it says it is.
+  if (decoded === 0 && firstError !== undefined) {
+    throw new CliError(`sample ${arg} cannot be read as ${format}: ${firstError.split('\n')[0]}`);
   }
   if (!names) {
     const seen = new Set<string>();

@@ -99,6 +99,8 @@ const EVERY_KEY = {
   queueDepthMetrics: false,
   glueDatabase: { existing: 'corp_lake_qa' },
   lakeFormation: { dataLocationArns: ['arn:aws:s3:::corp-lake/predictions'] },
+  // A Savings Plan rate for the GPU type: merged into each pipeline's spec (test/lib/pipeline-prices.test.ts).
+  prices: { 'g6e.xlarge': { onDemand: 1.2, spot: 0.6 } },
 };
 
 /** A pipeline reading a list manifest in another bucket, whose objects live under manifestObjects. */
