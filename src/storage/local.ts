@@ -96,6 +96,7 @@ export class LocalObjectStore implements ObjectStore {
       await rm(tmp, { force: true });
       throw err;
     }
+    await removeOrphanedTemporaries(file);
     return this.head(uri);
   }
 
@@ -114,6 +115,7 @@ export class LocalObjectStore implements ObjectStore {
       await rm(tmp, { force: true });
       throw err;
     }
+    await removeOrphanedTemporaries(file);
     return this.head(uri);
   }
 
@@ -128,6 +130,7 @@ export class LocalObjectStore implements ObjectStore {
 
   async delete(uri: string): Promise<void> {
     await rm(toPath(uri), { force: true });
+    await removeOrphanedTemporaries(toPath(uri));
   }
 
   /** One directory level: sub-directories as prefixes, files as objects, filtered by a partial name like `list`. */
@@ -212,6 +215,28 @@ function toPath(uri: string): string {
   const parsed = parseUri(uri);
   if (parsed.scheme !== 'file') throw new Error(`LocalObjectStore cannot handle ${uri}`);
   return parsed.key;
+}
+
+/**
+ * A writer killed between its temporary file and the rename (SIGKILL, a lost host) leaves `.tmp-<name>-<random>`
+ * behind. The next write or delete of the same object (a retried shard rewrites the same part key) removes them, so
+ * a resumed run leaves nothing beside its outputs. Listing hides them in the meantime. Best effort: a file that
+ * cannot be removed only stays hidden.
+ */
+async function removeOrphanedTemporaries(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const mark = `${TMP_MARK}${path.basename(file)}-`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(mark))
+      .map((n) => rm(path.join(dir, n), { force: true }).catch(() => undefined)),
+  );
 }
 
 function tmpName(file: string): string {

@@ -47,6 +47,27 @@ describe('LocalObjectStore specifics', () => {
     expect(listed.map((i) => path.basename(i.uri))).toEqual(['x.bin']);
   });
 
+  it("removes a killed writer's temporary files of an object when the object is written or deleted again", async () => {
+    // What a SIGKILLed writer leaves: its temporary file, never renamed. The retry rewrites the same key.
+    await writeFile(path.join(dir, '.tmp-part-0.parquet-0123456789ab'), 'half');
+    await writeFile(
+      path.join(dir, '.tmp-part-1.parquet-0123456789ab'),
+      'another object, still being written',
+    );
+    await store.put(pathToFileURL(path.join(dir, 'part-0.parquet')).href, 'whole');
+    expect((await readdir(dir)).sort()).toEqual(['.tmp-part-1.parquet-0123456789ab', 'part-0.parquet']);
+
+    await writeFile(path.join(dir, '.tmp-part-2.parquet-ba9876543210'), 'half');
+    await store.putStream(pathToFileURL(path.join(dir, 'part-2.parquet')).href, [new Uint8Array(4)]);
+    await writeFile(path.join(dir, '.tmp-part-3.parquet-ba9876543210'), 'half');
+    await store.delete(pathToFileURL(path.join(dir, 'part-3.parquet')).href);
+    expect((await readdir(dir)).sort()).toEqual([
+      '.tmp-part-1.parquet-0123456789ab',
+      'part-0.parquet',
+      'part-2.parquet',
+    ]);
+  });
+
   it('lists user files whose names merely contain the temporary marker', async () => {
     await writeFile(path.join(dir, 'report.tmp-final.csv'), 'kept');
     const listed = await collect(store.list(`${pathToFileURL(dir).href}/`));
