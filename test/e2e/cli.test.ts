@@ -90,7 +90,18 @@ describe('batch-infer CLI', () => {
     expect(lines).toHaveLength(1);
     const summary = JSON.parse(lines[0]!) as Record<string, unknown>;
     expect(Object.keys(summary).sort()).toEqual(
-      ['errors', 'manifestUri', 'outputUri', 'predictions', 'records', 'runId', 'status', 'wallMs'].sort(),
+      [
+        'cost',
+        'errors',
+        'estimate',
+        'manifestUri',
+        'outputUri',
+        'predictions',
+        'records',
+        'runId',
+        'status',
+        'wallMs',
+      ].sort(),
     );
     expect(summary).toMatchObject({ status: 'SUCCEEDED', records: 569, predictions: 569, errors: 0 });
     expect(summary.manifestUri).toMatch(/\/example\/out\/_runs\/.+\/manifest\.json$/);

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
+import { costEstimateSchema } from '../../src/cost/estimate.js';
 import { cancelResultSchema, logsSchema, runListSchema, runStatusSchema } from '../../src/operate/backend.js';
 import { expectIn } from '../support/expect-in.js';
 
@@ -96,6 +97,8 @@ describe('local backend', () => {
           status: z.literal('STARTING'),
           pid: z.number(),
           logFile: z.string(),
+          // The price before the start (src/cost): this job has no history yet, so no seconds per record.
+          estimate: costEstimateSchema.optional(),
         }),
         cli('start', 'example/job.yaml', '--run-id', 'ok-1', '--workers', '1', '--json'),
       );

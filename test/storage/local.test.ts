@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
@@ -58,7 +59,10 @@ describe('LocalObjectStore specifics', () => {
     expect((await readdir(dir)).sort()).toEqual(['.tmp-part-1.parquet-0123456789ab', 'part-0.parquet']);
 
     await writeFile(path.join(dir, '.tmp-part-2.parquet-ba9876543210'), 'half');
-    await store.putStream(pathToFileURL(path.join(dir, 'part-2.parquet')).href, [new Uint8Array(4)]);
+    await store.putStream(
+      pathToFileURL(path.join(dir, 'part-2.parquet')).href,
+      Readable.from([new Uint8Array(4)]),
+    );
     await writeFile(path.join(dir, '.tmp-part-3.parquet-ba9876543210'), 'half');
     await store.delete(pathToFileURL(path.join(dir, 'part-3.parquet')).href);
     expect((await readdir(dir)).sort()).toEqual([
