@@ -14,6 +14,7 @@ import { shardMarkerSchema, type ShardMarker } from '../runs/types.js';
 import { getJson, NotFoundError, type ObjectStore } from '../storage/object-store.js';
 import { canaryLayout } from '../runs/canary-layout.js';
 import { readPlan } from './run-files.js';
+import { errorRowIdKey } from '../runs/error-rows.js';
 
 export interface CanaryCheckDeps {
   readonly store: ObjectStore;
@@ -50,7 +51,7 @@ export async function checkCanary(
     if (marker.records > 0 && marker.errors / marker.records > max) {
       reason =
         `${marker.errors} of its ${marker.records} records are error rows, above validation.maxErrorRate ${max}` +
-        `${await firstErrorRow(store, marker)}`;
+        `${await firstErrorRow(store, marker, plan.spec.input.id)}`;
     }
   }
   if (reason === undefined) {
@@ -80,8 +81,12 @@ async function readCanaryMarker(store: ObjectStore, uri: string): Promise<ShardM
   }
 }
 
-/** `; first: <id> <reason>: <message>` from the canary's errors file, or nothing when it cannot be read. */
-async function firstErrorRow(store: ObjectStore, marker: ShardMarker): Promise<string> {
+/** `; first: record <id> <reason>: <message>` from the canary's errors file, or nothing when it cannot be read. */
+async function firstErrorRow(
+  store: ObjectStore,
+  marker: ShardMarker,
+  idColumn: string | undefined,
+): Promise<string> {
   if (!marker.errorsFile) return '';
   try {
     const text = new TextDecoder().decode(
@@ -90,7 +95,9 @@ async function firstErrorRow(store: ObjectStore, marker: ShardMarker): Promise<s
     const row = JSON.parse(text.split('\n')[0] ?? '') as Record<string, unknown>;
     const text_ = (v: unknown): string =>
       typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
-    const id = row.id ?? `${text_(row._source)}@${text_(row._offset)}`;
+    // The id sits under the declared input.id name (src/runs/error-rows.ts); else the record's place names it.
+    const declared = idColumn === undefined ? undefined : row[errorRowIdKey(idColumn)];
+    const id = declared ?? `${text_(row._source)}@${text_(row._offset)}`;
     return `; first: record ${text_(id)} ${text_(row.reason)}: ${text_(row.message)}`;
   } catch {
     return '';

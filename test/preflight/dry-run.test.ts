@@ -44,7 +44,8 @@ describe('dryRun', () => {
     expect(result.rows.map((r) => r.patient_id)).toEqual(['P00001', 'P00002', 'P00004']);
     expect(result.rows[0]).toMatchObject({ diagnosis: 'malignant', label: 'malignant' });
     expect(result.errors).toHaveLength(1);
-    expect(result.errors[0]).toMatchObject({ id: 'P00003', reason: 'INVALID_VALUE' });
+    // Error rows carry the id under the declared input.id name, as the prediction rows do.
+    expect(result.errors[0]).toMatchObject({ patient_id: 'P00003', reason: 'INVALID_VALUE' });
     expect(JSON.stringify(result.errors[0])).toContain('mean_texture');
     // Nothing next to the real output.
     expect(
@@ -89,7 +90,7 @@ describe('dryRun', () => {
 
     // Four records sampled: P00003 has "n/a" (NaN) and P00004 a null: two error rows; P00005 is not sampled.
     expect(result.rows.map((r) => r.patient_id)).toEqual(['P00001', 'P00002']);
-    expect(result.errors.map((e) => [e.id, e.reason])).toEqual([
+    expect(result.errors.map((e) => [e.patient_id, e.reason])).toEqual([
       ['P00003', 'INVALID_VALUE'],
       ['P00004', 'MISSING_VALUE'],
     ]);
