@@ -77,7 +77,10 @@ export interface DataLakeProps {
 
 /** A pipeline's two tables, as `reservePipelineTables` takes them. */
 export interface PipelineTablesProps {
-  /** The pipeline's name: the predictions table's name; the runs table is `<name>_runs`. */
+  /**
+   * The pipeline's name: the predictions table's name; the runs table is `<name>_runs`, a challenger's table
+   * `<name>_challenger`.
+   */
   readonly name: string;
 }
 
@@ -214,7 +217,10 @@ export class DataLake extends Construct {
   reservePipelineTables(props: PipelineTablesProps): { readonly table: string; readonly runsTable: string } {
     const table = props.name;
     const runsTable = `${props.name}_runs`;
-    for (const tableName of [table, runsTable]) {
+    // A challenger model's predictions go to `<name>_challenger` (docs/adr/0020): reserved whether or not the spec
+    // has one today, so adding a challenger later cannot collide with another pipeline's table.
+    const challengerTable = `${props.name}_challenger`;
+    for (const tableName of [table, runsTable, challengerTable]) {
       if (!GLUE_NAME.test(tableName)) {
         throw new Error(
           `DataLake table name "${tableName}" is not a valid Glue table name: use lowercase letters, digits, _.`,
@@ -222,12 +228,11 @@ export class DataLake extends Construct {
       }
       if (this.tableNames.has(tableName)) {
         throw new Error(
-          `DataLake already has a table "${tableName}": pipeline names must be unique, and none may be <other>_runs.`,
+          `DataLake already has a table "${tableName}": pipeline names must be unique, and none may be <other>_runs or <other>_challenger.`,
         );
       }
     }
-    this.tableNames.add(table);
-    this.tableNames.add(runsTable);
+    for (const tableName of [table, runsTable, challengerTable]) this.tableNames.add(tableName);
     return { table, runsTable };
   }
 

@@ -281,6 +281,14 @@ describe('DataLake rules', () => {
       }),
     ).toThrow(/already has a table "scores_runs"/);
   });
+  it("rule: a pipeline may not be named like another's challenger table", () => {
+    expect(
+      build({}, (l) => {
+        l.reservePipelineTables({ name: 'scores' });
+        l.reservePipelineTables({ name: 'scores_challenger' });
+      }),
+    ).toThrow(/already has a table "scores_challenger"/);
+  });
   it('rule: an existing database is named by its name, not a token', () => {
     expect(build({ databaseName: Fn.join('_', ['a', Aws.STACK_NAME]), useExistingDatabase: true })).toThrow(
       /useExistingDatabase needs the database name itself/,
