@@ -5,10 +5,8 @@ import { LocalCatalog } from '../../src/catalog/local.js';
 import { finalizeRun } from '../../src/results/finalize.js';
 import { manifestSchema } from '../../src/results/manifest.js';
 import { writeFailureRecord } from '../../src/runs/failures.js';
-import type { ShardMarker } from '../../src/runs/types.js';
 import { getJson } from '../../src/storage/object-store.js';
-import { makeMarker, makeRun, writeMarker, type RunFixture } from './run-fixture.js';
-import { writeScores } from './parquet-fixture.js';
+import { makeMarker, makeRun, writeCompletedShard, type RunFixture } from './run-fixture.js';
 
 let fx: RunFixture | undefined;
 let catalog: LocalCatalog | undefined;
@@ -18,22 +16,11 @@ afterEach(async () => {
   fx = catalog = undefined;
 });
 
-async function completeShard(f: RunFixture, marker: ShardMarker): Promise<void> {
-  const file = marker.outputs[0];
-  if (file) {
-    await writeScores(
-      file.uri,
-      Array.from({ length: file.rows }, (_, i) => ({ label: `l-${i}`, score: i / 4 })),
-    );
-  }
-  await writeMarker(f, marker);
-}
-
 describe('finalizeRun with failure records', () => {
   it('names the first failed shard, its error class, message and log, in the result and the manifest', async () => {
     fx = await makeRun({ shardCount: 3 });
     catalog = new LocalCatalog({ path: path.join(fx.dir, 'catalog.duckdb') });
-    await completeShard(fx, makeMarker(fx.layout, 0, { records: 3 }));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0, { records: 3 }));
     for (const shardId of [2, 1]) {
       await writeFailureRecord(fx.store, fx.state.runUri, {
         runId: fx.state.runId,

@@ -10,6 +10,7 @@ import {
   makeMarker,
   makeRun,
   SHA,
+  writeCompletedShard,
   writeMarker,
   type RunFixture,
   type RunFixtureOptions,
@@ -28,18 +29,6 @@ async function run(options: RunFixtureOptions): Promise<RunFixture> {
   const fx = await makeRun(options);
   fixtures.push(fx);
   return fx;
-}
-
-/** Writes a shard's Parquet file (rows label-<shard>-<i>, score i/4) and its marker. */
-async function completeShard(fx: RunFixture, marker: ShardMarker): Promise<void> {
-  const file = marker.outputs[0];
-  if (file) {
-    await writeScores(
-      file.uri,
-      Array.from({ length: file.rows }, (_, i) => ({ label: `label-${marker.shardId}-${i}`, score: i / 4 })),
-    );
-  }
-  await writeMarker(fx, marker);
 }
 
 function catalogOf(fx: RunFixture): { catalog: LocalCatalog; dbPath: string } {
@@ -64,9 +53,9 @@ describe('finalizeRun', () => {
     });
     const { catalog, dbPath } = catalogOf(fx);
     for (const f of [fx, lenient]) {
-      await completeShard(f, makeMarker(f.layout, 0, { records: 3 }));
-      await completeShard(f, makeMarker(f.layout, 1, { records: 3, errors: 1 }));
-      await completeShard(f, makeMarker(f.layout, 2, { records: 3 }));
+      await writeCompletedShard(f, makeMarker(f.layout, 0, { records: 3 }));
+      await writeCompletedShard(f, makeMarker(f.layout, 1, { records: 3, errors: 1 }));
+      await writeCompletedShard(f, makeMarker(f.layout, 2, { records: 3 }));
     }
 
     const rejected = await finalizeRun(fx.state, {
@@ -191,8 +180,8 @@ describe('finalizeRun', () => {
 
   it('fails with ShardsFailed, explains the failed shard from the reconcile record, and publishes nothing', async () => {
     const fx = await run({ shardCount: 3, maxRounds: 0 });
-    await completeShard(fx, makeMarker(fx.layout, 0));
-    await completeShard(fx, makeMarker(fx.layout, 2));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 2));
     const inferError = {
       Error: 'States.TaskFailed',
       Cause: JSON.stringify({ Status: 'FAILED', StatusReason: 'Array Child Job failed', JobId: 'job-1' }),
@@ -228,8 +217,8 @@ describe('finalizeRun', () => {
 
   it('tolerates failed shards up to maxFailedShards and publishes only the completed shards', async () => {
     const fx = await run({ shardCount: 3, spec: { validation: { maxFailedShards: 1 } } });
-    await completeShard(fx, makeMarker(fx.layout, 0));
-    await completeShard(fx, makeMarker(fx.layout, 1));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 1));
     // Shard 2 wrote its file but its marker is corrupt JSON: its rows must not show.
     await writeScores(fx.layout.partUri(2, 0), [{ label: 'stray', score: 1 }]);
     await writeMarker(fx, '{"version":', 2);
@@ -270,8 +259,8 @@ describe('finalizeRun', () => {
     ],
   ])('counts a shard whose marker does not add up (%s) as failed', async (_name, corrupt, message) => {
     const fx = await run({ shardCount: 2 });
-    await completeShard(fx, makeMarker(fx.layout, 0));
-    await completeShard(fx, corrupt(makeMarker(fx.layout, 1)));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, corrupt(makeMarker(fx.layout, 1)));
     const { catalog, dbPath } = catalogOf(fx);
 
     const result = await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW });
@@ -284,7 +273,7 @@ describe('finalizeRun', () => {
 
   it('accepts an estimated shard whose record count differs from the estimate', async () => {
     const fx = await run({ shardCount: 1, recordsExact: false, recordsPerShard: 1000 });
-    await completeShard(fx, makeMarker(fx.layout, 0, { records: 3 }));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0, { records: 3 }));
     const { catalog } = catalogOf(fx);
     expect(await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW })).toMatchObject({
       status: 'SUCCEEDED',
@@ -294,8 +283,8 @@ describe('finalizeRun', () => {
   it('fails with ValidationFailed when a declared column has another type, naming column, declared and actual', async () => {
     const fx = await run({ shardCount: 2 });
     const columns = { label: 'STRING', score: 'DOUBLE' };
-    await completeShard(fx, makeMarker(fx.layout, 0, { columns }));
-    await completeShard(fx, makeMarker(fx.layout, 1, { columns }));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0, { columns }));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 1, { columns }));
     const { catalog, dbPath } = catalogOf(fx);
 
     const result = await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW });
@@ -315,7 +304,7 @@ describe('finalizeRun', () => {
 
   it('writes the manifest and rethrows when the catalogue fails', async () => {
     const fx = await run({ shardCount: 1 });
-    await completeShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
     // A directory is not a database file: DuckDB refuses to open it.
     const catalog = new LocalCatalog({ path: fx.dir });
 
@@ -333,8 +322,8 @@ describe('finalizeRun', () => {
 
   it('is idempotent: finalizing twice publishes the run once', async () => {
     const fx = await run({ shardCount: 2 });
-    await completeShard(fx, makeMarker(fx.layout, 0));
-    await completeShard(fx, makeMarker(fx.layout, 1));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 1));
     const { catalog, dbPath } = catalogOf(fx);
 
     const first = await finalizeRun(fx.state, { store: fx.store, catalog, now: NOW });
@@ -350,7 +339,7 @@ describe('finalizeRun', () => {
 
   it('records the scheduled time of a run a schedule started, and none otherwise', async () => {
     const fx = await run({ shardCount: 1 });
-    await completeShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
     const { catalog } = catalogOf(fx);
     const scheduledTime = '2024-05-06T02:00:00.000Z';
 

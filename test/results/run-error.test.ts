@@ -11,10 +11,8 @@ import { manifestSchema } from '../../src/results/manifest.js';
 import { reconcileRun } from '../../src/results/reconcile.js';
 import { describeRunError, runErrorOf, withFirstError } from '../../src/results/run-error.js';
 import { writeRunStop } from '../../src/runs/stop.js';
-import type { ShardMarker } from '../../src/runs/types.js';
 import { getJson } from '../../src/storage/object-store.js';
-import { writeScores } from './parquet-fixture.js';
-import { makeMarker, makeRun, writeMarker, type RunFixture } from './run-fixture.js';
+import { makeMarker, makeRun, writeCompletedShard, type RunFixture } from './run-fixture.js';
 
 let fx: RunFixture | undefined;
 let catalog: LocalCatalog | undefined;
@@ -23,17 +21,6 @@ afterEach(async () => {
   await fx?.cleanup();
   fx = catalog = undefined;
 });
-
-async function completeShard(f: RunFixture, marker: ShardMarker): Promise<void> {
-  const file = marker.outputs[0];
-  if (file) {
-    await writeScores(
-      file.uri,
-      Array.from({ length: file.rows }, (_, i) => ({ label: `l-${i}`, score: i / 4 })),
-    );
-  }
-  await writeMarker(f, marker);
-}
 
 describe('runErrorOf', () => {
   const base = { passed: false, reason: 'ShardsFailed', message: 'x', failures: new Map() };
@@ -88,7 +75,7 @@ describe('finalizeRun explains every failed run', () => {
   it('a shard killed without a failure record: manifest.error and the first line of the message name its Batch error', async () => {
     fx = await makeRun({ shardCount: 2, maxRounds: 0 });
     catalog = new LocalCatalog({ path: path.join(fx.dir, 'catalog.duckdb') });
-    await completeShard(fx, makeMarker(fx.layout, 0));
+    await writeCompletedShard(fx, makeMarker(fx.layout, 0));
     const inferError = {
       Error: 'States.TaskFailed',
       Cause: JSON.stringify({

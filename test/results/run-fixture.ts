@@ -19,6 +19,7 @@ import {
 import { jobSpecSchema, type JobSpecInput } from '../../src/spec/schema.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { putJson } from '../../src/storage/object-store.js';
+import { writeScores } from './parquet-fixture.js';
 
 export const SHA = 'a'.repeat(64);
 
@@ -214,4 +215,19 @@ export async function withStoredFiles(fx: RunFixture, marker: ShardMarker): Prom
     outputs: await Promise.all(marker.outputs.map(stored)),
     ...(marker.errorsFile && { errorsFile: await stored(marker.errorsFile) }),
   };
+}
+
+/**
+ * A completed shard: its Parquet file with the marker's row count (rows label-<shard>-<i>, score i/4), then its
+ * marker, in that order, as a worker leaves them.
+ */
+export async function writeCompletedShard(fx: RunFixture, marker: ShardMarker): Promise<void> {
+  const file = marker.outputs[0];
+  if (file) {
+    await writeScores(
+      file.uri,
+      Array.from({ length: file.rows }, (_, i) => ({ label: `label-${marker.shardId}-${i}`, score: i / 4 })),
+    );
+  }
+  await writeMarker(fx, marker);
 }

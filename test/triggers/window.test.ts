@@ -129,19 +129,31 @@ function manifestUris(store: MemoryStateStore, uri: string): string[] {
     .map((line) => (JSON.parse(line) as { uri: string }).uri);
 }
 
+/**
+ * One batching trigger's world: the state store, Step Functions, the trigger handler at a moment of the window, and
+ * the timer's collection of a window.
+ */
+function windowHarness() {
+  const store = new MemoryStateStore();
+  const { sfn, http } = stepFunctions();
+  const collectDeps = { store, sfn, log, statePrefix: STATE, manifestPrefix: MANIFESTS };
+  return {
+    store,
+    sfn,
+    http,
+    /** The trigger handler, invoked `seconds` after the window opened. */
+    trigger: (event: S3TriggerEvent, seconds: number) =>
+      handleTrigger(event, { sfn, log, windows: { store, statePrefix: STATE }, now: at(seconds) }),
+    collect: (event: WindowCloseEvent) => collectWindow(event, collectDeps),
+  };
+}
+
 describe('a batching S3 trigger', () => {
   it('turns the uploads of one window into one run over exactly those objects, read from a list manifest', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
-    const first = await handleTrigger(upload('incoming/b.csv', 200), deps(1));
-    await handleTrigger(upload('incoming/a.csv', 100), deps(30));
-    await handleTrigger(upload('incoming/c.csv', 300), deps(299));
+    const { store, http, trigger, collect } = windowHarness();
+    const first = await trigger(upload('incoming/b.csv', 200), 1);
+    await trigger(upload('incoming/a.csv', 100), 30);
+    await trigger(upload('incoming/c.csv', 300), 299);
     expect(first).toMatchObject({
       status: 'recorded',
       window: '2025-03-01T12:05:00.000Z',
@@ -156,13 +168,7 @@ describe('a batching S3 trigger', () => {
     ]);
     expect(timers[0]).toMatchObject({ windowStart: T0.toISOString(), closeAt: '2025-03-01T12:11:00.000Z' });
 
-    const outcome = await collectWindow(timers[0]!, {
-      store,
-      sfn,
-      log,
-      statePrefix: STATE,
-      manifestPrefix: MANIFESTS,
-    });
+    const outcome = await collect(timers[0]!);
     expect(outcome).toMatchObject({ recorded: 3, duplicates: 0 });
     const runs = runStarts(http);
     expect(runs.map((r) => r.name)).toEqual([windowRunName(TRIGGER_ID, T0, 0)]);
@@ -180,26 +186,17 @@ describe('a batching S3 trigger', () => {
   });
 
   it('records a duplicated event once, and an object announced again in a later window starts nothing new', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
-    const collect = (event: WindowCloseEvent) =>
-      collectWindow(event, { store, sfn, log, statePrefix: STATE, manifestPrefix: MANIFESTS });
-    await handleTrigger(upload('incoming/a.csv', 100), deps(10));
-    await handleTrigger(upload('incoming/a.csv', 100), deps(11)); // the same delivery again
-    await handleTrigger(upload('incoming/b.csv', 100), deps(12));
+    const { http, trigger, collect } = windowHarness();
+    await trigger(upload('incoming/a.csv', 100), 10);
+    await trigger(upload('incoming/a.csv', 100), 11); // the same delivery again
+    await trigger(upload('incoming/b.csv', 100), 12);
     const [w1] = timerInputs(http);
     const first = await collect(w1!);
     expect(first).toMatchObject({ recorded: 2, duplicates: 0 });
     expect(first.runs.map((r) => r.objects)).toEqual([2]);
 
     // An hour later the same object version is announced again (a redelivery, or the same bytes uploaded again).
-    await handleTrigger(upload('incoming/a.csv', 100), deps(3600));
+    await trigger(upload('incoming/a.csv', 100), 3600);
     const [, w2] = timerInputs(http);
     expectIn(w2, 'the second window timer').toBeDefined();
     const second = await collect(w2!);
@@ -207,107 +204,65 @@ describe('a batching S3 trigger', () => {
     expect(runStarts(http)).toHaveLength(1);
 
     // New bytes under the same key are a new object version: they run.
-    await handleTrigger(upload('incoming/a.csv', 120, 'etag-new-bytes'), deps(7200));
+    await trigger(upload('incoming/a.csv', 120, 'etag-new-bytes'), 7200);
     const [, , w3] = timerInputs(http);
     const third = await collect(w3!);
     expect(third.runs.map((r) => r.objects)).toEqual([1]);
   });
 
   it('a retried collection (the timer retries after a failure) starts no second run and keeps the same objects', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
+    const { store, http, trigger, collect } = windowHarness();
     for (const [i, key] of ['x.csv', 'y.csv', 'z.csv'].entries()) {
-      await handleTrigger(upload(`incoming/${key}`, 10), deps(i));
+      await trigger(upload(`incoming/${key}`, 10), i);
     }
     const [timer] = timerInputs(http);
-    const collectDeps = { store, sfn, log, statePrefix: STATE, manifestPrefix: MANIFESTS };
     // The first attempt dies before writing the manifest, after claiming the objects.
     store.failNextPutOf = /state\/manifests\//;
-    await expect(collectWindow(timer!, collectDeps)).rejects.toThrow(/simulated crash/);
+    await expect(collect(timer!)).rejects.toThrow(/simulated crash/);
     expect(runStarts(http)).toHaveLength(0);
-    const retried = await collectWindow(timer!, collectDeps);
+    const retried = await collect(timer!);
     expect(retried).toMatchObject({ recorded: 3, duplicates: 0 });
     expect(retried.runs.map((r) => r.status)).toEqual(['started']);
     // And once more (the timer's next retry after a lost response): the run exists, nothing new starts.
-    const again = await collectWindow(timer!, collectDeps);
+    const again = await collect(timer!);
     expect(again.runs.map((r) => r.status)).toEqual(['duplicate']);
     expect(manifestUris(store, again.runs[0]!.manifestUri)).toHaveLength(3);
   });
 
   it('an invocation that dies after starting the timer is retried into the same window, without a second timer', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
+    const { store, http, trigger, collect } = windowHarness();
     store.failNextPutOf = /timer\.json$/;
-    await expect(handleTrigger(upload('incoming/a.csv', 10), deps(5))).rejects.toThrow(/simulated crash/);
-    const retry = await handleTrigger(upload('incoming/a.csv', 10), deps(6));
+    await expect(trigger(upload('incoming/a.csv', 10), 5)).rejects.toThrow(/simulated crash/);
+    const retry = await trigger(upload('incoming/a.csv', 10), 6);
     expect(retry).toMatchObject({ status: 'recorded', timerStarted: false });
     expect(timerInputs(http)).toHaveLength(2); // the retry asked again; Step Functions refused the second
     expect(http.names.size).toBe(1);
-    const outcome = await collectWindow(timerInputs(http)[0]!, {
-      store,
-      sfn,
-      log,
-      statePrefix: STATE,
-      manifestPrefix: MANIFESTS,
-    });
+    const outcome = await collect(timerInputs(http)[0]!);
     expect(outcome.runs.map((r) => r.objects)).toEqual([1]);
   });
 
   it('uploads in two windows are two runs, each over its own objects', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
-    await handleTrigger(upload('incoming/early.csv', 10), deps(299));
-    await handleTrigger(upload('incoming/late.csv', 10), deps(300));
+    const { store, http, trigger, collect } = windowHarness();
+    await trigger(upload('incoming/early.csv', 10), 299);
+    await trigger(upload('incoming/late.csv', 10), 300);
     const timers = timerInputs(http);
     expect(timers.map((t) => t.windowStart)).toEqual([
       '2025-03-01T12:05:00.000Z',
       '2025-03-01T12:10:00.000Z',
     ]);
-    const collectDeps = { store, sfn, log, statePrefix: STATE, manifestPrefix: MANIFESTS };
-    const a = await collectWindow(timers[0]!, collectDeps);
-    const b = await collectWindow(timers[1]!, collectDeps);
+    const a = await collect(timers[0]!);
+    const b = await collect(timers[1]!);
     expect(manifestUris(store, a.runs[0]!.manifestUri)).toEqual(['s3://data-bucket/incoming/early.csv']);
     expect(manifestUris(store, b.runs[0]!.manifestUri)).toEqual(['s3://data-bucket/incoming/late.csv']);
   });
 
   it('splits a window beyond maxObjects or maxBytes into several runs, in key order', async () => {
-    const store = new MemoryStateStore();
-    const { sfn, http } = stepFunctions();
-    const deps = (seconds: number) => ({
-      sfn,
-      log,
-      windows: { store, statePrefix: STATE },
-      now: at(seconds),
-    });
+    const { store, http, trigger, collect } = windowHarness();
     for (const key of ['e', 'd', 'c', 'b', 'a']) {
-      await handleTrigger(upload(`incoming/${key}.csv`, 10, undefined, { maxObjects: 2 }), deps(1));
+      await trigger(upload(`incoming/${key}.csv`, 10, undefined, { maxObjects: 2 }), 1);
     }
     const [timer] = timerInputs(http);
-    const outcome = await collectWindow(timer!, {
-      store,
-      sfn,
-      log,
-      statePrefix: STATE,
-      manifestPrefix: MANIFESTS,
-    });
+    const outcome = await collect(timer!);
     expect(outcome.runs.map((r) => r.name)).toEqual([0, 1, 2].map((p) => windowRunName(TRIGGER_ID, T0, p)));
     expect(outcome.runs.map((r) => manifestUris(store, r.manifestUri).map((u) => u.slice(-5)))).toEqual([
       ['a.csv', 'b.csv'],
