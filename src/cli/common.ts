@@ -26,6 +26,31 @@ export function jsonOption(): Option {
   return new Option('--json', 'print exactly one JSON object on stdout');
 }
 
+/** `--s3-endpoint`, for commands that read or write s3:// URIs (a local S3-compatible server, MinIO, s3rver). */
+export function s3EndpointOption(): Option {
+  return new Option(
+    '--s3-endpoint <url>',
+    'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
+  );
+}
+
+/**
+ * `--registry` of the commands that take a model by registry reference (`inspect`, `init`, `models`): without it a
+ * group is looked up locally first, then in SageMaker.
+ */
+export function registryLookupOption(): Option {
+  return new Option(
+    '--registry <dir|uri>',
+    'local model registry for <group> (default: $BATCH_INFER_REGISTRY, else ./registry if it holds the group, ' +
+      'else SageMaker)',
+  );
+}
+
+/** `--registry` of the commands that read a spec: the spec's own registry folder by default. */
+export function specRegistryOption(): Option {
+  return new Option('--registry <dir|uri>', 'local model registry (default: <spec dir>/registry)');
+}
+
 export function resolveStateDir(options: StateOptions, io: CliIo): string {
   return path.resolve(io.cwd, options.stateDir ?? io.env[STATE_DIR_ENV] ?? '.batch-infer');
 }

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { GraphTensor } from '../../preflight/onnx-signature.js';
 import { createObjectStore } from '../../storage/index.js';
 import { normalizeUri } from '../../storage/uri.js';
-import { jsonOption } from '../common.js';
+import { jsonOption, s3EndpointOption, registryLookupOption } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { writeJson } from '../io.js';
@@ -63,15 +63,8 @@ export function registerInit(program: Command, ctx: CommandContext): void {
     .option('--stdout', 'print the spec instead of writing it')
     .option('--force', 'overwrite the output file if it exists')
     .option('--name <name>', 'the job name (default: from the sample)')
-    .option(
-      '--registry <dir|uri>',
-      'local model registry for <group> (default: $BATCH_INFER_REGISTRY, else ./registry if it holds the group, ' +
-        'else SageMaker)',
-    )
-    .option(
-      '--s3-endpoint <url>',
-      'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
-    )
+    .addOption(registryLookupOption())
+    .addOption(s3EndpointOption())
     .addOption(jsonOption())
     .addHelpText(
       'after',

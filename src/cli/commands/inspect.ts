@@ -10,7 +10,7 @@ import type { GraphTensor } from '../../preflight/onnx-signature.js';
 import type { VersionSelector } from '../../registry/model-registry.js';
 import { createObjectStore } from '../../storage/index.js';
 import { LocalObjectStore } from '../../storage/local.js';
-import { jsonOption } from '../common.js';
+import { jsonOption, s3EndpointOption, registryLookupOption } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../errors.js';
 import { writeJson } from '../io.js';
@@ -134,15 +134,8 @@ export function registerInspect(program: Command, ctx: CommandContext): void {
       'model.onnx or model.tar.gz (path or URI), or a registry reference: <group>, <group>:<version>, or a ' +
         'SageMaker model package ARN',
     )
-    .option(
-      '--registry <dir|uri>',
-      'local model registry for <group> (default: $BATCH_INFER_REGISTRY, else ./registry if it holds the group, ' +
-        'else SageMaker)',
-    )
-    .option(
-      '--s3-endpoint <url>',
-      'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
-    )
+    .addOption(registryLookupOption())
+    .addOption(s3EndpointOption())
     .addOption(jsonOption())
     .addHelpText(
       'after',

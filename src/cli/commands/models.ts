@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { ListedModelVersion } from '../../registry/model-registry.js';
 import { ModelError } from '../../spec/errors.js';
 import { createObjectStore } from '../../storage/index.js';
-import { jsonOption, positiveInt } from '../common.js';
+import { jsonOption, positiveInt, registryLookupOption } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { writeJson } from '../io.js';
@@ -62,10 +62,7 @@ export function registerModels(program: Command, ctx: CommandContext): void {
     .argument('<group>', 'model package group (SageMaker Model Registry, or a folder of the local registry)')
     .option('--approved', 'only Approved versions')
     .option('--limit <n>', 'at most n versions (the newest)')
-    .option(
-      '--registry <dir|uri>',
-      `local model registry (default: $BATCH_INFER_REGISTRY, else ./registry if it holds the group, else SageMaker)`,
-    )
+    .addOption(registryLookupOption())
     .option('--s3-endpoint <url>', 'S3-compatible endpoint for an s3:// local registry')
     .addOption(jsonOption())
     .addHelpText(

@@ -12,7 +12,13 @@ import { writeRunReport } from '../../report/run-report.js';
 import { runUriOf } from '../../runs/layout.js';
 import { RunStateError } from '../../spec/errors.js';
 import { createObjectStore } from '../../storage/index.js';
-import { jsonOption, resolveStateDir, stateDirOption, type StateOptions } from '../common.js';
+import {
+  jsonOption,
+  resolveStateDir,
+  stateDirOption,
+  type StateOptions,
+  s3EndpointOption,
+} from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { writeJson } from '../io.js';
@@ -29,10 +35,7 @@ export function registerReport(program: Command, ctx: CommandContext): void {
     .description("write a run's HTML report from its run files and print where it is")
     .argument('<runId>')
     .option('--open', "open the report in the desktop's browser (xdg-open, open)")
-    .option(
-      '--s3-endpoint <url>',
-      'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
-    )
+    .addOption(s3EndpointOption())
     .addOption(jsonOption())
     .addOption(stateDirOption())
     .action(async (runId: string, options: ReportOptions) => {

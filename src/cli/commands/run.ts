@@ -34,6 +34,8 @@ import {
   resolveStateDir,
   stateDirOption,
   type StateOptions,
+  s3EndpointOption,
+  specRegistryOption,
 } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
@@ -63,11 +65,8 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option('--workers <n>', 'worker processes at once (default: number of cores)')
     .option('--run-id <id>', 'execution name (default: time-based)')
     .option('--input <uri>', 'override input.uri for this run')
-    .option('--registry <dir|uri>', 'local model registry (default: <spec dir>/registry)')
-    .option(
-      '--s3-endpoint <url>',
-      'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
-    )
+    .addOption(specRegistryOption())
+    .addOption(s3EndpointOption())
     .addOption(new Option('--resume <runId>', 'continue an interrupted run from its markers and checkpoints'))
     .option(
       '--dry-run <n>',

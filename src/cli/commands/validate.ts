@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { loadJobSpecFile, outputColumnNames } from '../../spec/load.js';
-import { jsonOption } from '../common.js';
+import { jsonOption, s3EndpointOption, specRegistryOption } from '../common.js';
 import type { CommandContext } from '../context.js';
 import { dryRunCommand, preflightCommand, type ModelSourceOptions } from './preflight.js';
 
@@ -20,11 +20,8 @@ export function registerValidate(program: Command, ctx: CommandContext): void {
     .argument('<job.yaml>', 'the job spec')
     .option('--sample <n>', 'also run the first n records on CPU and print the rows and error rows they give')
     .option('--input <uri>', 'check this input instead of input.uri')
-    .option('--registry <dir|uri>', 'local model registry (default: <spec dir>/registry)')
-    .option(
-      '--s3-endpoint <url>',
-      'S3-compatible endpoint for s3:// URIs (default: $BATCH_INFER_S3_ENDPOINT)',
-    )
+    .addOption(specRegistryOption())
+    .addOption(s3EndpointOption())
     .addOption(jsonOption())
     .action(async (specFile: string, options: ValidateOptions) => {
       ctx.exit(await validateCommand(specFile, ctx, options));
