@@ -68,15 +68,17 @@ const summary = {
   date: new Date().toISOString(),
   ...(cliKills && { cliKills }),
   ...(kills && { workerKills: summarizeKills(kills) }),
-  malformedSpecs: {
-    total: outcomes.length,
-    rejectedExit2: rejected.length,
-    namingTheField: precise.length,
-    schemaDetectable: schemaCases.length,
-    knownGapsAccepted: outcomes.filter((o) => isGap(o.spec.name) && o.exitCode === 0).length,
-    needPreflight: preflightCases.length,
-    needPreflightRejectedToday: preflightCases.filter((o) => o.exitCode === 2).length,
-  },
+  ...(selected('specs') && {
+    malformedSpecs: {
+      total: outcomes.length,
+      rejectedExit2: rejected.length,
+      namingTheField: precise.length,
+      schemaDetectable: schemaCases.length,
+      knownGapsAccepted: outcomes.filter((o) => isGap(o.spec.name) && o.exitCode === 0).length,
+      needPreflight: preflightCases.length,
+      needPreflightRejectedToday: preflightCases.filter((o) => o.exitCode === 2).length,
+    },
+  }),
 };
 process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 process.exitCode = failed > 0 ? 1 : 0;

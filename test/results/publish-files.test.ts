@@ -18,7 +18,7 @@ import { runLayout, type RunLayout } from '../../src/runs/layout.js';
 import type { RunState } from '../../src/runs/tasks.js';
 import { planSchema, type Shard, type ShardMarker } from '../../src/runs/types.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { putJson, type ObjectInfo, type ObjectStore } from '../../src/storage/object-store.js';
+import { moveObject, putJson, type ObjectInfo, type ObjectStore } from '../../src/storage/object-store.js';
 import { createObjectStore } from '../../src/storage/index.js';
 import { expectIn } from '../support/expect-in.js';
 import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
@@ -142,18 +142,19 @@ async function workersDone(
   return { layout, state };
 }
 
-/** What the process would have done before it was killed: `moves` moves, the last one copied but not deleted. */
 class KilledMidMove extends Error {
   override readonly name = 'KilledMidMove';
 }
 
 /**
- * The store as a Finalize that dies during its `moves`-th move sees it: the earlier moves complete, the last one
- * leaves both copies (S3's CopyObject done, DeleteObject not sent), and nothing after it happens.
+ * The store as a Finalize that dies during its `kill`-th move sees it: the moves before it complete, that one leaves
+ * both copies (S3's CopyObject done, its DeleteObject never sent), and nothing after it happens (moves already under
+ * way included: the process is gone).
  */
-function dyingDuringMove(inner: ObjectStore, moves: number): ObjectStore {
-  let done = 0;
+function dyingDuringMove(inner: ObjectStore, kill: number): ObjectStore {
+  let started = 0;
   let dead = false;
+  const earlier: Promise<unknown>[] = [];
   const alive = <T>(f: () => Promise<T>): Promise<T> =>
     dead ? Promise.reject(new KilledMidMove('the process is gone')) : f();
   return {
@@ -170,12 +171,18 @@ function dyingDuringMove(inner: ObjectStore, moves: number): ObjectStore {
     delete: (u) => alive(() => inner.delete(u)),
     move: (from, to) =>
       alive(async (): Promise<ObjectInfo> => {
-        done++;
-        if (done < moves) return inner.move!(from, to);
-        // The copy lands, the delete of the source never does.
+        const n = ++started;
+        if (n < kill) {
+          const moving = moveObject(inner, from, to);
+          earlier.push(moving);
+          return moving;
+        }
+        if (n > kill) throw new KilledMidMove(`move ${n} never ran`);
+        // The moves started before this one finish first, so what the kill leaves is exactly known.
+        await Promise.allSettled(earlier);
         await inner.put(to, await inner.get(from));
         dead = true;
-        throw new KilledMidMove(`killed during move ${done} (${from})`);
+        throw new KilledMidMove(`killed during move ${n} (${from})`);
       }),
   };
 }
