@@ -224,9 +224,10 @@ async function differences(clean: ShardMarker, marker: ShardMarker, planned: Pla
   return problems;
 }
 
-/** Files in the run's partition that its marker does not name. */
+/** Files in the run's staging folder that its marker does not name. */
 function leftovers(marker: ShardMarker, planned: PlannedRun): string[] {
-  const partition = fileURLToPath(planned.layout.partitionUri);
+  // Workers write to the run's staging folder; Finalize moves the files into the partition (docs/adr/0014 §9).
+  const partition = fileURLToPath(planned.layout.stagingUri);
   return filesUnder(partition).filter(
     (f) => !marker.outputs.some((o) => path.relative(partition, fileURLToPath(o.uri)) === f),
   );

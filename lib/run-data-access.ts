@@ -3,7 +3,8 @@
  * files have deterministic keys under its output prefix (src/runs/layout.ts), so each task is granted the part of
  * that layout it writes, and nothing outside its pipelines' prefixes:
  *
- *   <output>/run_date=<d>/run_id=<id>/part-*      predictions           worker writes; Finalize deletes strays
+ *   <output>/_staging/run_id=<id>/part-*.staged   unpublished predictions  worker writes; Finalize moves them
+ *   <output>/run_date=<d>/run_id=<id>/part-*      published predictions    Finalize (docs/adr/0014 §9)
  *   <output>/_errors/run_id=<id>/part-*.jsonl     failed records        worker
  *   <output>/_runs/<id>/plan.json, shards*, model/, snapshot  the plan  Plan
  *   <output>/_runs/<id>/rounds/<r>.json           the shards of round r Reconcile
@@ -42,14 +43,15 @@ export const RUN_PREFIX_GRANTS: readonly RunPrefixGrant[] = [
   { role: 'worker', on: 'input', suffix: '', access: 'read' },
   { role: 'worker', on: 'manifest objects', suffix: '', access: 'read' },
   { role: 'worker', on: 'output', suffix: '', access: 'read' },
-  { role: 'worker', on: 'output', suffix: 'run_date=', access: 'readwrite' },
+  // Predictions are staged; only Finalize writes the published partitions (docs/adr/0014 §9).
+  { role: 'worker', on: 'output', suffix: '_staging/', access: 'readwrite' },
   { role: 'worker', on: 'output', suffix: '_errors/', access: 'readwrite' },
   { role: 'worker', on: 'output', suffix: '_runs/*/shards/', access: 'readwrite' },
   { role: 'worker', on: 'output', suffix: '_runs/*/checkpoints/', access: 'readwrite' },
   // Reconcile reads the plan and the markers, writes the next round's shard list.
   { role: 'reconcile', on: 'output', suffix: '_runs/', access: 'read' },
   { role: 'reconcile', on: 'output', suffix: '_runs/*/rounds/', access: 'readwrite' },
-  // Finalize reads everything of the run, deletes stray prediction files, writes the manifest, the report, the
+  // Finalize reads everything of the run, moves staged predictions into the partition, deletes stray ones, writes the manifest, the report, the
   // single-file output and the history of succeeded runs.
   { role: 'finalize', on: 'output', suffix: '', access: 'readwrite' },
 ];

@@ -11,6 +11,7 @@ import { type Plan, type ShardIndexEntry, type ShardMarker } from '../runs/types
 import type { ChallengerValidation } from '../spec/challenger.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { publishedRunOf } from '../results/finalize.js';
+import { publishRunFiles } from '../results/publish-files.js';
 import { modelName } from '../results/manifest.js';
 import { forEachLimit, scanMarkers, verifyMarkerOutputs } from '../results/run-files.js';
 import { validateRun, withCheck, type ValidationCheck, type ValidationReport } from '../results/validate.js';
@@ -89,13 +90,10 @@ export async function finalizeChallenger(
     checks,
     ...(comparison ? { comparison } : {}),
     async publish(catalog, finishedAt) {
-      const claimed = new Set(report.accepted.flatMap((m) => m.outputs.map((f) => f.uri)));
-      const strays = [...listing.files.keys()].filter(
-        (uri) => uri.startsWith(layout.partitionUri) && !claimed.has(uri),
-      );
-      await forEachLimit(strays, concurrency, (uri) => store.delete(uri));
+      // Staged files move into the challenger's partition, strays go (docs/adr/0014 §9), as for the champion.
+      const published = await publishRunFiles(store, layout, listing, report, concurrency);
       await catalog.publishRun({
-        ...publishedRunOf(challengerPlan, layout, report, finishedAt),
+        ...publishedRunOf(challengerPlan, layout, published.report, finishedAt),
         // The audit record is the run's (the champion's) manifest.
         manifestUri: runLayout(plan.spec.output.uri, plan.runId, plan.runDate).manifestUri,
       });

@@ -1,7 +1,7 @@
 /**
  * Finalize: the last state of a run. Reads the plan, the shard index and every marker, checks each marker against
- * the files it names (`verifyMarkerOutputs`), validates the run (`validateRun`), and only when it passed: removes
- * stray files from the run's partition, assembles the single output file (`output.singleFile`), publishes the
+ * the files it names (`verifyMarkerOutputs`), validates the run (`validateRun`), and only when it passed: moves the
+ * staged prediction files into the run's partition and removes stray files (`publishRunFiles`), assembles the single output file (`output.singleFile`), publishes the
  * run to the catalogue and adds it to the job's history of succeeded runs. It always writes manifest.json, with
  * the run's output distributions and their drift against the previous succeeded run (drift.ts).
  *
@@ -49,9 +49,9 @@ import {
   reconcileRecordUri,
   scanMarkers,
   verifyMarkerOutputs,
-  type OutputListing,
 } from './run-files.js';
 import { readShardIndex } from './shard-list.js';
+import { publishRunFiles } from './publish-files.js';
 import { assembleSingleFile, type SingleFile } from './single-file.js';
 import {
   validateRun,
@@ -135,7 +135,8 @@ export async function finalizeRun(state: RunState, deps: FinalizeDeps): Promise<
   let strays: string[] | undefined;
   if (report.passed) {
     try {
-      strays = await removeStrayFiles(deps.store, layout, listing, report, concurrency);
+      // The staged files move into the partition only now (docs/adr/0014 §9); the report names them there.
+      ({ report, strays } = await publishRunFiles(deps.store, layout, listing, report, concurrency));
       const format = plan.spec.output.format;
       if (plan.spec.output.singleFile && format !== 'parquet') {
         singleFile = await assembleSingleFile(deps.store, layout, format, report.accepted, concurrency);
@@ -341,25 +342,6 @@ export function explainFailures(
       ...(child?.jobId !== undefined && { jobId: child.jobId }),
     };
   });
-}
-
-/**
- * Deletes the files in the run's partition that no accepted shard claims, so that a catalogue reading the whole
- * partition (Glue, Athena) sees exactly the validated outputs. Returns their URIs.
- */
-async function removeStrayFiles(
-  store: ObjectStore,
-  layout: RunLayout,
-  listing: OutputListing,
-  report: ValidationReport,
-  concurrency: number,
-): Promise<string[]> {
-  const claimed = new Set(report.accepted.flatMap((m) => m.outputs.map((f) => f.uri)));
-  const strays = [...listing.files.keys()]
-    .filter((uri) => uri.startsWith(layout.partitionUri) && !claimed.has(uri))
-    .sort();
-  await forEachLimit(strays, concurrency, (uri) => store.delete(uri));
-  return strays;
 }
 
 /** Failure records of the shards that have no accepted marker. */

@@ -75,10 +75,14 @@ export interface OutputListing {
 }
 
 /**
- * Checks every marker's files against storage: each prediction file must lie in the run's partition and be named
- * for the marker's shard (`part-<shard, 5 digits>-*`), the errors file must be the shard's own under the run's
- * errors prefix, and each must exist with the size and ETag the marker recorded and be claimed by no other shard. A marker that fails is moved from `scan.markers` to `scan.problems` (the shard is not done: a retry
- * rewrites it). Costs one listing of each prefix (one LIST request per 1,000 files on S3), never a HEAD per file.
+ * Checks every marker's files against storage: each prediction file must lie in the run's staging folder and be
+ * named for the marker's shard (`part-<shard, 5 digits>-*`), the errors file must be the shard's own under the run's
+ * errors prefix, and each must exist with the size and ETag the marker recorded and be claimed by no other shard.
+ * A prediction file that an earlier Finalize already published (moved to `layout.publishedUriOf(uri)`: docs/adr/0014
+ * §9) counts when the published file has the recorded size; the marker is then returned pointing at it, so every
+ * later reader finds the bytes where they are. A marker that fails is moved from `scan.markers` to `scan.problems`
+ * (the shard is not done: a retry rewrites it). Costs one listing of each prefix (one LIST request per 1,000 files
+ * on S3), never a HEAD per file.
  */
 export async function verifyMarkerOutputs(
   store: ObjectStore,
@@ -86,14 +90,17 @@ export async function verifyMarkerOutputs(
   scan: MarkerScan,
 ): Promise<OutputListing> {
   const files = new Map<string, ObjectInfo>();
-  for (const prefix of [layout.partitionUri, layout.errorsPrefixUri]) {
+  for (const prefix of [layout.stagingUri, layout.partitionUri, layout.errorsPrefixUri]) {
     for await (const info of store.list(prefix)) files.set(info.uri, info);
   }
   const claimedBy = new Map<string, number>();
   for (const id of [...scan.markers.keys()].sort((a, b) => a - b)) {
     const marker = scan.markers.get(id)!;
     const problem = outputProblem(marker, layout, files, claimedBy);
-    if (problem === undefined) continue;
+    if (problem === undefined) {
+      scan.markers.set(id, withPublishedOutputs(marker, layout, files));
+      continue;
+    }
     scan.markers.delete(id);
     scan.problems.set(id, `corrupt marker: ${problem}`);
   }
@@ -117,10 +124,10 @@ function outputProblem(
   }[] = [
     ...marker.outputs.map((file) => ({
       file,
-      prefix: layout.partitionUri,
+      prefix: layout.stagingUri,
       what: 'output file',
       owned: (uri: string) => uri.startsWith(layout.partPrefixUri(id)),
-      expected: `${layout.partPrefixUri(id).slice(layout.partitionUri.length)}*`,
+      expected: `${layout.partPrefixUri(id).slice(layout.stagingUri.length)}*`,
     })),
     ...(marker.errorsFile
       ? [
@@ -142,7 +149,11 @@ function outputProblem(
     const other = claimedBy.get(file.uri);
     if (other !== undefined) return `${what} ${file.uri} is also claimed by shard ${other}`;
     const stored = files.get(file.uri);
-    if (!stored) return `${what} ${file.uri} does not exist`;
+    if (!stored) {
+      const published = publishedCopy(file, layout, files);
+      if (published) continue;
+      return `${what} ${file.uri} does not exist`;
+    }
     if (stored.size !== file.bytes) {
       return `${what} ${file.uri} has ${stored.size} bytes, the marker says ${file.bytes}`;
     }
@@ -152,6 +163,37 @@ function outputProblem(
   }
   for (const { file } of claims) claimedBy.set(file.uri, marker.shardId);
   return undefined;
+}
+
+/**
+ * The published file of a staged prediction file that is no longer staged: an earlier Finalize of this run moved it
+ * (docs/adr/0014 §9). Only Finalize writes the run's partition, and only by moving a staged file it verified, so the
+ * published key with the recorded size is that file (the ETag is not compared: an S3 copy of a multipart object gets
+ * a new one).
+ */
+function publishedCopy(
+  file: { readonly uri: string; readonly bytes: number },
+  layout: RunLayout,
+  files: ReadonlyMap<string, ObjectInfo>,
+): ObjectInfo | undefined {
+  if (!file.uri.startsWith(layout.stagingUri)) return undefined;
+  const published = files.get(layout.publishedUriOf(file.uri));
+  return published && published.size === file.bytes ? published : undefined;
+}
+
+/** The marker with each prediction file that was already published named by its published URI. */
+function withPublishedOutputs(
+  marker: ShardMarker,
+  layout: RunLayout,
+  files: ReadonlyMap<string, ObjectInfo>,
+): ShardMarker {
+  if (marker.outputs.every((f) => files.has(f.uri))) return marker;
+  return {
+    ...marker,
+    outputs: marker.outputs.map((f) =>
+      files.has(f.uri) ? f : { ...f, uri: layout.publishedUriOf(f.uri), etag: files.get(layout.publishedUriOf(f.uri))!.etag },
+    ),
+  };
 }
 
 /** A marker, or a sentence saying why it does not count. */

@@ -21,18 +21,30 @@ export interface RunLayout {
    */
   readonly shardIndexUri: string;
   readonly manifestUri: string;
-  /** Prefix of the run's predictions partition. */
+  /** Prefix of the run's predictions partition: Finalize publishes the run's files here (publishedUriOf). */
   readonly partitionUri: string;
+  /**
+   * Where workers write the run's prediction files until Finalize publishes them: `<output.uri>/_staging/run_id=<id>/`
+   * (docs/adr/0014 §9). A `_` folder is skipped by Hive, Athena, Spark and Glue crawlers, and the staged names end
+   * in `.staged`, so a glob such as DuckDB's `<output.uri>/**\/*.parquet` sees no file of an unpublished run.
+   */
+  readonly stagingUri: string;
   /** Prefix of the run's error files. */
   readonly errorsPrefixUri: string;
   readonly markersPrefixUri: string;
   markerUri(shardId: number): string;
   checkpointUri(shardId: number): string;
   roundUri(round: number): string;
-  /** A prediction file: `part-<shard>-<chunk>.<extension>` (`parquet` unless the output format says otherwise). */
+  /**
+   * Where a worker writes a prediction file: `<stagingUri>part-<shard>-<chunk>.<extension>.staged` (`parquet` unless
+   * the output format says otherwise). Markers and checkpoints name this URI; Finalize moves the file to
+   * `publishedUriOf(uri)` when the run passes.
+   */
   partUri(shardId: number, chunk: number, extension?: string): string;
-  /** What every prediction file of a shard starts with: `<partitionUri>part-<shard>-`. */
+  /** What every prediction file of a shard starts with: `<stagingUri>part-<shard>-`. */
   partPrefixUri(shardId: number): string;
+  /** Where a staged prediction file is published: `<partitionUri>part-<shard>-<chunk>.<extension>`. */
+  publishedUriOf(stagedUri: string): string;
   /**
    * The run's predictions as one file (`output.singleFile`): `<output.uri>/_single/<runId>.<extension>`. Outside
    * the partitions (a `_` folder is hidden from Hive, Athena and Spark), so tables never read it twice.
@@ -41,12 +53,18 @@ export interface RunLayout {
   errorsUri(shardId: number): string;
 }
 
+/** The folder under `<output.uri>/` where unpublished prediction files live (RunLayout.stagingUri). */
+export const STAGING_FOLDER = '_staging';
+/** Ends the name of every staged prediction file, so that no `*.parquet` (`*.csv`, `*.jsonl`) glob matches it. */
+export const STAGED_SUFFIX = '.staged';
+
 /** `run_date` is the UTC date the run was planned; it is fixed in the plan so every shard agrees. */
 export function runLayout(outputUri: string, runId: string, runDate: string): RunLayout {
   const out = asPrefix(outputUri);
   const runUri = asPrefix(joinUri(out, '_runs', runId));
   const partitionUri = asPrefix(joinUri(out, `run_date=${runDate}`, `run_id=${runId}`));
   const errorsPrefixUri = asPrefix(joinUri(out, '_errors', `run_id=${runId}`));
+  const stagingUri = asPrefix(joinUri(out, STAGING_FOLDER, `run_id=${runId}`));
   const markersPrefixUri = asPrefix(joinUri(runUri, 'shards'));
   return {
     runId,
@@ -57,14 +75,21 @@ export function runLayout(outputUri: string, runId: string, runDate: string): Ru
     shardIndexUri: joinUri(runUri, 'shards.index.json'),
     manifestUri: joinUri(runUri, 'manifest.json'),
     partitionUri,
+    stagingUri,
     errorsPrefixUri,
     markersPrefixUri,
     markerUri: (id) => joinUri(markersPrefixUri, `${id}.json`),
     checkpointUri: (id) => joinUri(runUri, 'checkpoints', `${id}.json`),
     roundUri: (round) => joinUri(runUri, 'rounds', `${round}.json`),
     partUri: (id, chunk, extension = 'parquet') =>
-      joinUri(partitionUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.${extension}`),
-    partPrefixUri: (id) => joinUri(partitionUri, `part-${pad(id, 5)}-`),
+      joinUri(stagingUri, `part-${pad(id, 5)}-${pad(chunk, 4)}.${extension}${STAGED_SUFFIX}`),
+    partPrefixUri: (id) => joinUri(stagingUri, `part-${pad(id, 5)}-`),
+    publishedUriOf: (staged) => {
+      if (!staged.startsWith(stagingUri) || !staged.endsWith(STAGED_SUFFIX)) {
+        throw new Error(`${staged} is not a staged file of run ${runId} (${stagingUri}*${STAGED_SUFFIX})`);
+      }
+      return joinUri(partitionUri, staged.slice(stagingUri.length, -STAGED_SUFFIX.length));
+    },
     singleFileUri: (extension) => joinUri(out, '_single', `${runId}.${extension}`),
     errorsUri: (id) => joinUri(errorsPrefixUri, `part-${pad(id, 5)}.jsonl`),
   };

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { LocalObjectStore } from './local.js';
 import {
   composeObject,
+  moveObject,
   concatenatedSources,
   type ByteRange,
   type ComposeSource,
@@ -107,6 +108,14 @@ export class RoutingObjectStore implements ObjectStore {
     const sameScheme = sources.every((s) => parseUri(s.uri).scheme === parseUri(uri).scheme);
     if (sameScheme) return composeObject(target, uri, sources, options);
     return this.putStream(uri, concatenatedSources(this, sources), options);
+  }
+
+  /** The scheme's own move (rename, CopyObject); across schemes a copy through this store, then a delete. */
+  async move(from: string, to: string): Promise<ObjectInfo> {
+    if (parseUri(from).scheme === parseUri(to).scheme) return moveObject(await this.storeFor(to), from, to);
+    const info = await this.putStream(to, await this.getStream(from));
+    await this.delete(from);
+    return info;
   }
 
   private storeFor(uri: string): Promise<ObjectStore> {

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -131,6 +131,25 @@ export class LocalObjectStore implements ObjectStore {
   async delete(uri: string): Promise<void> {
     await rm(toPath(uri), { force: true });
     await removeOrphanedTemporaries(toPath(uri));
+  }
+
+  /**
+   * A rename (atomic; the ETag stays, as size, mtime and inode do). The source's directory is removed when the move
+   * empties it, and temporaries a killed writer left for the source's name go with it.
+   */
+  async move(from: string, to: string): Promise<ObjectInfo> {
+    const source = toPath(from);
+    const target = toPath(to);
+    await mkdir(path.dirname(target), { recursive: true });
+    try {
+      await rename(source, target);
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(from);
+      throw err;
+    }
+    await removeOrphanedTemporaries(source);
+    await rmdir(path.dirname(source)).catch(() => undefined);
+    return this.head(to);
   }
 
   /** One directory level: sub-directories as prefixes, files as objects, filtered by a partial name like `list`. */

@@ -100,6 +100,12 @@ export interface ObjectStore {
    * without it is composed by `composeObject`'s streamed copy.
    */
   compose?(uri: string, sources: readonly ComposeSource[], options?: PutOptions): Promise<ObjectInfo>;
+  /**
+   * Optional: moves an object to another key of the same store without passing its bytes through this process
+   * (files: a rename, atomic; S3: CopyObject, then DeleteObject of the source). Throws `NotFoundError` when `from`
+   * does not exist. A store without it is moved by `moveObject`'s copy and delete.
+   */
+  move?(from: string, to: string): Promise<ObjectInfo>;
 }
 
 export class NotFoundError extends Error {
@@ -159,6 +165,19 @@ export async function composeObject(
 ): Promise<ObjectInfo> {
   if (store.compose) return store.compose(uri, sources, options);
   return store.putStream(uri, concatenatedSources(store, sources), options);
+}
+
+/**
+ * Moves `from` to `to`: the store's own `move` when it has one, else a copy (`composeObject` of the whole object)
+ * and a delete. Killed between the two, both keys hold the object; moving again converges (the copy is rewritten,
+ * the source deleted).
+ */
+export async function moveObject(store: ObjectStore, from: string, to: string): Promise<ObjectInfo> {
+  if (store.move) return store.move(from, to);
+  const source = await store.head(from);
+  const moved = await composeObject(store, to, [{ uri: from, range: { start: 0, end: source.size } }]);
+  await store.delete(from);
+  return moved;
 }
 
 /** The bytes of `sources`, in order, as one stream. Exported for stores whose server-side copy can fall back to it. */

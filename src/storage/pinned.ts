@@ -99,6 +99,11 @@ export class PinnedObjectStore implements ObjectStore {
     const inner = this.store;
     return inner.compose ? (uri, sources, options) => inner.compose!(uri, sources, options) : undefined;
   }
+
+  get move(): ((from: string, to: string) => Promise<ObjectInfo>) | undefined {
+    const inner = this.store;
+    return inner.move ? (from, to) => inner.move!(from, to) : undefined;
+  }
 }
 
 /** `store` with every read of one of `objects` pinned to its planned ETag and version. */

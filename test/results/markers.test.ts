@@ -134,7 +134,7 @@ describe('Finalize over missing, duplicated and corrupt markers', () => {
     );
     expect(problems[4]).toBe(`corrupt marker: output file ${fx.layout.partUri(4, 0)} does not exist`);
     expect(problems[5]).toMatch(
-      /^corrupt marker: output file .*part-00005-0000\.parquet has (\d+ bytes, the marker says \d+|ETag \w+, the marker says \w+: it was rewritten after the shard completed)$/,
+      /^corrupt marker: output file .*part-00005-0000\.parquet\.staged has (\d+ bytes, the marker says \d+|ETag \w+, the marker says \w+: it was rewritten after the shard completed)$/,
     );
     expect(problems[7]).toBe('corrupt marker: records (5) != predictions (3) + errors (0) in shard 7');
     // Per run: the totals are exactly the accepted shards' (3 + 3), and the partition holds exactly their files.

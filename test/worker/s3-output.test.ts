@@ -118,7 +118,7 @@ describe('a worker writing its output to S3', () => {
     expect(marker.errorsByReason).toEqual({ MISSING_VALUE: MISSING.size });
     expect(marker.outputs).toHaveLength(1);
     const [part] = marker.outputs;
-    expect(part!.uri).toMatch(/^s3:\/\/lake\/out\/run_date=[\d-]+\/run_id=run-s3\/part-0+-0+\.parquet$/);
+    expect(part!.uri).toMatch(/^s3:\/\/lake\/out\/_staging\/run_id=run-s3\/part-0+-0+\.parquet\.staged$/);
     expect(part!.bytes).toBeGreaterThan(S3_PART_SIZE);
 
     // The part went up in pieces: a multipart upload of more than one part, completed.
