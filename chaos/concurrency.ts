@@ -93,6 +93,8 @@ export async function concurrencyLoop(
       const won = both.filter((o): o is LocalRunOutcome => !(o instanceof Error) && o.status === 'SUCCEEDED');
       const refused = both.filter((o) => o instanceof Error || o.status !== 'SUCCEEDED');
       if (won.length === 0) problems.push('neither run succeeded');
+      // This product does not join a running id: two runs of it at once race on its markers (issue 17).
+      if (won.length > 1) problems.push('both runs ran the id at once: the second was not refused');
       for (const o of refused) {
         const message = o instanceof Error ? o.message : (o.cause ?? '');
         if (!/already running/.test(message))
