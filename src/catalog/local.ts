@@ -66,7 +66,7 @@ export class LocalCatalog implements Catalog {
   async publishRun(run: PublishedRun): Promise<void> {
     if (this.closed) throw new Error(`LocalCatalog ${this.path} is closed`);
     checkRun(run, this.store !== undefined);
-    const task = this.queue.then(() => this.publish(run));
+    const task = this.queue.then(() => publishingExclusively(this.path, () => this.publish(run)));
     this.queue = task.catch(() => undefined);
     return task;
   }
@@ -414,4 +414,63 @@ function cellText(value: unknown): string {
 /** Display width in code points (close enough for a terminal table; wide CJK glyphs are not measured). */
 function width(text: string): number {
   return [...text].length;
+}
+
+/**
+ * Publishes into one catalogue file, one at a time, whoever asks (issue 17, concurrency loop): DuckDB allows one
+ * writer per file, and two LocalCatalog instances of one file in a process (two runs finishing at once) used to
+ * open it together and fail one run at Finalize ("Could not read enough bytes from file"). In a process, publishes
+ * of a path queue behind each other; across processes (two `batch-infer run` at once), DuckDB's file lock refuses
+ * the second, which waits and retries while the lock is held, up to `lockWaitMs`.
+ */
+const publishQueues = new Map<string, Promise<unknown>>();
+
+/** How long a publish waits for another process's lock on the catalogue file. */
+export const CATALOG_LOCK_WAIT_MS = 120_000;
+
+export async function publishingExclusively<T>(
+  file: string,
+  publish: () => Promise<T>,
+  options: { readonly lockWaitMs?: number; readonly sleep?: (ms: number) => Promise<void> } = {},
+): Promise<T> {
+  const key = path.resolve(file);
+  const previous = publishQueues.get(key) ?? Promise.resolve();
+  const task = previous.then(() => retryWhileLocked(key, publish, options));
+  const settled = task.catch(() => undefined);
+  publishQueues.set(key, settled);
+  void settled.then(() => {
+    if (publishQueues.get(key) === settled) publishQueues.delete(key);
+  });
+  return task;
+}
+
+/** DuckDB's refusal when another process holds the file: "Could not set lock on file ... Conflicting lock". */
+export function isCatalogLocked(err: unknown): boolean {
+  return /Could not set lock on file|Conflicting lock is held/i.test(String(err));
+}
+
+async function retryWhileLocked<T>(
+  file: string,
+  publish: () => Promise<T>,
+  options: { readonly lockWaitMs?: number; readonly sleep?: (ms: number) => Promise<void> },
+): Promise<T> {
+  const budget = options.lockWaitMs ?? CATALOG_LOCK_WAIT_MS;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let waited = 0;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await publish();
+    } catch (err) {
+      if (!isCatalogLocked(err)) throw err;
+      if (waited >= budget) {
+        throw new Error(
+          `the local catalogue ${file} stayed locked by another process for ${Math.round(waited / 1000)} s ` +
+            `(${String(err)}); rerun the same run id once the other run has published, to publish this one`,
+          { cause: err },
+        );
+      }
+      await sleep(delay);
+      waited += delay;
+    }
+  }
 }

@@ -17,6 +17,13 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
+/**
+ * Lock files this process holds. A lock file naming this process's pid is a rival only when this process really
+ * holds it (two runs of one id started in one process at once); otherwise it was left by an earlier process that
+ * had the same pid (a container's CLI is often pid 1 every time), and is stale.
+ */
+const heldHere = new Set<string>();
+
 export async function lockRun(
   stateDir: string,
   runId: string,
@@ -28,11 +35,23 @@ export async function lockRun(
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
-      return { release: () => rm(file, { force: true }) };
+      heldHere.add(file);
+      return {
+        release: async () => {
+          if (!heldHere.delete(file)) return;
+          await rm(file, { force: true });
+        },
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (holder === process.pid && heldHere.has(file)) {
+      throw new RunLockedError(
+        `run ${runId} is already running in this process (lock ${file}); wait for it to finish, or use another ` +
+          'run id',
+      );
+    }
     if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
       throw new RunLockedError(
         `run ${runId} is already running (process ${holder}, lock ${file}); wait for it to finish, or use another ` +
