@@ -155,74 +155,64 @@ export function thresholdChecks(
       : `${name}: ${what} cannot be measured: the models write no such column under the same name, or no record ` +
         'was predicted by both',
   });
-  if (thresholds.minAgreement !== undefined) {
-    const min = thresholds.minAgreement;
-    const what = 'label agreement between champion and challenger';
-    const labels = Object.entries(comparison?.labels ?? {}).filter(([, l]) => l.agreement !== null);
-    if (labels.length === 0) checks.push(unavailable('challenger.minAgreement', min, what));
-    for (const [column, l] of labels) {
-      const actual = l.agreement!;
-      const passed = actual >= min;
+  const gate = (
+    name: string,
+    threshold: number | undefined,
+    what: string,
+    measured: readonly (readonly [column: string, actual: number])[],
+    passes: (actual: number, threshold: number) => boolean,
+    failure: (column: string, actual: number, threshold: number) => string,
+  ): void => {
+    if (threshold === undefined) return;
+    if (measured.length === 0) checks.push(unavailable(name, threshold, what));
+    for (const [column, actual] of measured) {
+      const passed = passes(actual, threshold);
       checks.push({
-        name: `challenger.minAgreement.${column}`,
+        name: `${name}.${column}`,
         description: `${what} (${column})`,
-        threshold: min,
+        threshold,
         actual,
         passed,
-        ...(passed
-          ? {}
-          : {
-              message:
-                `champion and challenger agree on ${pct(actual)} of ${column} labels (${l.agreeing} of ` +
-                `${comparison!.compared} records), below validation.challenger.minAgreement ${pct(min)}; ` +
-                'the challenger is not published as a promotion candidate',
-            }),
+        ...(passed ? {} : { message: failure(column, actual, threshold) }),
       });
     }
-  }
-  if (thresholds.maxMeanAbsScoreDiff !== undefined) {
-    const max = thresholds.maxMeanAbsScoreDiff;
-    const what = 'mean absolute score difference (challenger - champion)';
-    const scores = Object.entries(comparison?.scores ?? {}).filter(([, s]) => s.meanAbs !== null);
-    if (scores.length === 0) checks.push(unavailable('challenger.maxMeanAbsScoreDiff', max, what));
-    for (const [column, s] of scores) {
-      const actual = s.meanAbs!;
-      const passed = actual <= max;
-      checks.push({
-        name: `challenger.maxMeanAbsScoreDiff.${column}`,
-        description: `${what} (${column})`,
-        threshold: max,
-        actual,
-        passed,
-        ...(passed
-          ? {}
-          : {
-              message: `the mean absolute difference of ${column} is ${actual.toPrecision(4)}, above validation.challenger.maxMeanAbsScoreDiff ${max}`,
-            }),
-      });
-    }
-  }
-  if (thresholds.minMeanCosine !== undefined) {
-    const min = thresholds.minMeanCosine;
-    const what = 'mean cosine similarity of champion and challenger vectors';
-    const vectors = Object.entries(comparison?.cosine ?? {}).filter(([, s]) => s.mean !== null);
-    if (vectors.length === 0) checks.push(unavailable('challenger.minMeanCosine', min, what));
-    for (const [column, s] of vectors) {
-      const actual = s.mean!;
-      const passed = actual >= min;
-      checks.push({
-        name: `challenger.minMeanCosine.${column}`,
-        description: `${what} (${column})`,
-        threshold: min,
-        actual,
-        passed,
-        ...(passed
-          ? {}
-          : {
-              message: `the mean cosine similarity of ${column} is ${actual.toFixed(4)}, below validation.challenger.minMeanCosine ${min}`,
-            }),
-      });
-    }
-  }
+  };
+  const measured = <T>(
+    columns: Readonly<Record<string, T>> | undefined,
+    value: (entry: T) => number | null,
+  ): [string, number][] =>
+    Object.entries(columns ?? {}).flatMap(([column, entry]) => {
+      const actual = value(entry);
+      return actual === null ? [] : [[column, actual] as [string, number]];
+    });
+  gate(
+    'challenger.minAgreement',
+    thresholds.minAgreement,
+    'label agreement between champion and challenger',
+    measured(comparison?.labels, (l) => l.agreement),
+    (actual, min) => actual >= min,
+    (column, actual, min) =>
+      `champion and challenger agree on ${pct(actual)} of ${column} labels (${comparison!.labels[column]!.agreeing} ` +
+      `of ${comparison!.compared} records), below validation.challenger.minAgreement ${pct(min)}; ` +
+      'the challenger is not published as a promotion candidate',
+  );
+  gate(
+    'challenger.maxMeanAbsScoreDiff',
+    thresholds.maxMeanAbsScoreDiff,
+    'mean absolute score difference (challenger - champion)',
+    measured(comparison?.scores, (s) => s.meanAbs),
+    (actual, max) => actual <= max,
+    (column, actual, max) =>
+      `the mean absolute difference of ${column} is ${actual.toPrecision(4)}, above validation.challenger.maxMeanAbsScoreDiff ${max}`,
+  );
+  gate(
+    'challenger.minMeanCosine',
+    thresholds.minMeanCosine,
+    'mean cosine similarity of champion and challenger vectors',
+    measured(comparison?.cosine, (s) => s.mean),
+    (actual, min) => actual >= min,
+    (column, actual, min) =>
+      `the mean cosine similarity of ${column} is ${actual.toFixed(4)}, below validation.challenger.minMeanCosine ${min}`,
+  );
   return checks;
 }

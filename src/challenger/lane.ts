@@ -14,20 +14,26 @@
  */
 import type * as ort from 'onnxruntime-node';
 import os from 'node:os';
-import type { DecodedRecord, SourceRecord } from '../formats/records.js';
+import type { SourceRecord } from '../formats/records.js';
 import { loadModelFiles } from '../inference/model-files.js';
 import { createPostprocessor, type Postprocessor } from '../inference/postprocess.js';
 import type { RunLayout } from '../runs/layout.js';
-import type { ErrorReason, Plan, ShardMarker } from '../runs/types.js';
+import type { Plan, ShardMarker } from '../runs/types.js';
 import { putJson, type ObjectStore } from '../storage/object-store.js';
 import { readCheckpoint, type Checkpoint, type StageTimings } from '../worker/checkpoint.js';
-import { sliceFeeds, type InferenceResult, type InferenceThread } from '../worker/inference-thread.js';
+import type { InferenceResult, InferenceThread } from '../worker/inference-thread.js';
 import { ShardWriter, type BatchRows } from '../worker/shard-writer.js';
+import {
+  assembleBatchRows,
+  gatherWindowRows,
+  placeBatchRows,
+  type InferredBatch,
+  type RowError,
+  type WindowValues,
+} from '../worker/batch-rows.js';
 import { ComparisonAccumulator, compareColumnsOf, mergePartials } from './comparison.js';
 import { challengerLayoutOf, challengerPlanOf } from './plan.js';
 import { chunkComparisonUri, readComparisonPartial, shardComparisonUri } from './comparison-files.js';
-
-type RowError = { reason: ErrorReason; message: string };
 
 /**
  * Which checkpoints a shard resumes from: the champion's and the challenger's when both cover the same chunks, else
@@ -79,10 +85,8 @@ export interface LaneOptions {
   readonly timings: () => StageTimings;
 }
 
-interface WindowState {
+interface WindowState extends WindowValues {
   direct?: BatchRows;
-  readonly values: (unknown[] | undefined)[];
-  readonly rowErrors: Map<number, RowError>;
 }
 
 export class ChallengerLane {
@@ -161,64 +165,17 @@ export class ChallengerLane {
    * the champion's post-processing adds its own); `feeds` the feeds as the champion's run handed them back.
    */
   async assemble(
-    item: {
-      readonly batch: { readonly records: readonly SourceRecord[]; readonly ranges: readonly number[] };
-      readonly included: readonly number[];
-      readonly errors: ReadonlyMap<number, RowError>;
-    },
+    item: InferredBatch & { readonly errors: ReadonlyMap<number, RowError> },
     pending: Promise<InferenceResult> | undefined,
     feeds: Record<string, ort.Tensor> | undefined,
   ): Promise<BatchRows> {
-    const errors = new Map(item.errors);
     const result = pending ? await pending : undefined;
     this.inferMs += result?.inferMs ?? 0;
-    const n = item.batch.records.length;
-    const rowOf = new Int32Array(n).fill(-1);
-    const predictions: unknown[][] = this.post.columns.map(() => []);
-    let count = 0;
-    for (const segment of result?.segments ?? []) {
-      if (!segment.outputs) {
-        const message =
-          segment.count === 1
-            ? `the challenger model failed on this record: ${segment.error ?? 'unknown error'}`
-            : `the challenger model failed on this batch: ${segment.error ?? 'unknown error'}`;
-        for (let r = 0; r < segment.count; r++) {
-          errors.set(item.included[segment.start + r]!, { reason: 'INFERENCE_ERROR', message });
-        }
-        continue;
-      }
-      const whole = segment.start === 0 && segment.count === item.included.length;
-      const records = item.included
-        .slice(segment.start, segment.start + segment.count)
-        .map((i) => item.batch.records[i] as DecodedRecord);
-      const out = await this.post.apply(segment.outputs, segment.count, {
-        ...(feeds
-          ? {
-              feeds: whole ? feeds : sliceFeeds(feeds, item.included.length, segment.start, segment.count),
-            }
-          : {}),
-        records,
-      });
-      const issues = new Map(out.issues.map((i) => [i.row, i]));
-      for (let r = 0; r < segment.count; r++) {
-        const index = item.included[segment.start + r]!;
-        const issue = issues.get(r);
-        if (issue) {
-          errors.set(index, { reason: issue.reason, message: issue.message });
-          continue;
-        }
-        rowOf[index] = count++;
-        for (let c = 0; c < predictions.length; c++) predictions[c]!.push(out.values[c]![r]);
-      }
-    }
-    return {
-      records: item.batch.records,
-      ranges: item.batch.ranges,
-      rowOf,
-      predictions,
-      predictionCount: count,
-      errors,
-    };
+    return assembleBatchRows(item, result, this.post, {
+      errors: new Map(item.errors),
+      feeds,
+      model: 'challenger model',
+    });
   }
 
   /**
@@ -228,22 +185,14 @@ export class ChallengerLane {
   place(window: object, windowSize: number, order: readonly number[] | undefined, rows: BatchRows): void {
     let state = this.windows.get(window);
     if (!state) {
-      state = { values: new Array<unknown[] | undefined>(order ? windowSize : 0), rowErrors: new Map() };
+      state = { values: new Array<unknown[] | undefined>(order ? windowSize : 0), errors: new Map() };
       this.windows.set(window, state);
     }
     if (!order) {
       state.direct = rows;
       return;
     }
-    for (let j = 0; j < order.length; j++) {
-      const index = order[j]!;
-      const row = rows.rowOf[j]!;
-      if (row >= 0) state.values[index] = rows.predictions.map((column) => column[row]);
-      else {
-        const error = rows.errors.get(j);
-        if (error) state.rowErrors.set(index, error);
-      }
-    }
+    placeBatchRows(state, order, rows);
   }
 
   /**
@@ -258,7 +207,7 @@ export class ChallengerLane {
     const state = this.windows.get(window);
     this.windows.delete(window);
     const t = performance.now();
-    const rows = state?.direct ?? gatherWindow(batch, state, this.post.columns.length);
+    const rows = state?.direct ?? gatherWindowRows(batch, state, this.post.columns.length);
     const names = (cols: readonly { name: string }[]): string[] => cols.map((c) => c.name);
     this.acc.add(
       batch.records,
@@ -357,30 +306,4 @@ export class ChallengerLane {
     this.chunk++;
     this.acc = this.newAccumulator();
   }
-}
-
-/** A bucketed window's challenger rows in input order (as run-shard.ts gathers the champion's). */
-function gatherWindow(
-  batch: { readonly records: readonly SourceRecord[]; readonly ranges: readonly number[] },
-  state: WindowState | undefined,
-  columns: number,
-): BatchRows {
-  const n = batch.records.length;
-  const rowOf = new Int32Array(n).fill(-1);
-  const predictions: unknown[][] = Array.from({ length: columns }, () => []);
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    const values = state?.values[i];
-    if (!values) continue;
-    rowOf[i] = count++;
-    for (let c = 0; c < columns; c++) predictions[c]!.push(values[c]);
-  }
-  return {
-    records: batch.records,
-    ranges: batch.ranges,
-    rowOf,
-    predictions,
-    predictionCount: count,
-    errors: state?.rowErrors ?? new Map(),
-  };
 }

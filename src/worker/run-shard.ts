@@ -52,11 +52,12 @@ import {
   type CheckpointClock,
   type StageTimings,
 } from './checkpoint.js';
-import { InferenceThread, sliceFeeds, type InferenceResult } from './inference-thread.js';
+import { InferenceThread, type InferenceResult } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
 import { challengerPlanOf } from '../challenger/plan.js';
 import { ShardWriter, type BatchRows } from './shard-writer.js';
+import { assembleBatchRows, gatherWindowRows, placeBatchRows } from './batch-rows.js';
 
 /** Which piece of work this process is: Batch tells it through the environment. */
 export interface WorkerTask {
@@ -592,15 +593,7 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
     const window = item.window;
     if (item.order) {
       // Back to input order: record j of this batch is record order[j] of the window.
-      for (let j = 0; j < item.order.length; j++) {
-        const index = item.order[j]!;
-        const row = rows.rowOf[j]!;
-        if (row >= 0) window.values[index] = rows.predictions.map((column) => column[row]);
-        else {
-          const error = rows.errors.get(j);
-          if (error) window.errors.set(index, error);
-        }
-      }
+      placeBatchRows(window, item.order, rows);
     } else {
       window.direct = rows;
     }
@@ -716,24 +709,7 @@ function sortedByLength(
 
 /** A bucketed window's results in input order. */
 function gather(window: Window, columns: number): BatchRows {
-  const n = window.batch.records.length;
-  const rowOf = new Int32Array(n).fill(-1);
-  const predictions: unknown[][] = Array.from({ length: columns }, () => []);
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    const values = window.values[i];
-    if (!values) continue;
-    rowOf[i] = count++;
-    for (let c = 0; c < columns; c++) predictions[c]!.push(values[c]);
-  }
-  return {
-    records: window.batch.records,
-    ranges: window.batch.ranges,
-    rowOf,
-    predictions,
-    predictionCount: count,
-    errors: window.errors,
-  };
+  return gatherWindowRows(window.batch, window, columns);
 }
 
 async function prepare(batch: ShardBatch, features: FeatureBuilder): Promise<Prepared> {
@@ -755,58 +731,18 @@ async function prepare(batch: ShardBatch, features: FeatureBuilder): Promise<Pre
   return { batch, feeds: built.feeds, included: built.included.map((j) => decodedIndex[j]!), errors };
 }
 
-/** Outputs -> prediction values in record order, and the error rows of the batch. */
+/** Outputs -> prediction values in record order, and the error rows of the batch (batch-rows.ts). */
 async function assemble(
   item: Prepared,
   result: InferenceResult | undefined,
   post: Postprocessor,
 ): Promise<BatchRows> {
-  const n = item.batch.records.length;
-  const rowOf = new Int32Array(n).fill(-1);
-  const predictions: unknown[][] = post.columns.map(() => []);
-  const errors = item.errors;
-  let count = 0;
-  for (const segment of result?.segments ?? []) {
-    if (!segment.outputs) {
-      const message =
-        segment.count === 1
-          ? `the model failed on this record: ${segment.error ?? 'unknown error'}`
-          : `the model failed on this batch: ${segment.error ?? 'unknown error'}`;
-      for (let r = 0; r < segment.count; r++) {
-        errors.set(item.included[segment.start + r]!, { reason: 'INFERENCE_ERROR', message });
-      }
-      continue;
-    }
-    const whole = segment.start === 0 && segment.count === item.included.length;
-    const records = item.included
-      .slice(segment.start, segment.start + segment.count)
-      .map((i) => item.batch.records[i] as DecodedRecord);
-    // The feeds came back with the result (they were moved to the thread for the run).
-    const feeds = result?.feeds ?? item.feeds;
-    const out = await post.apply(segment.outputs, segment.count, {
-      feeds: whole ? feeds : sliceFeeds(feeds, item.included.length, segment.start, segment.count),
-      records,
-    });
-    const issues = new Map(out.issues.map((i) => [i.row, i]));
-    for (let r = 0; r < segment.count; r++) {
-      const index = item.included[segment.start + r]!;
-      const issue = issues.get(r);
-      if (issue) {
-        errors.set(index, { reason: issue.reason, message: issue.message });
-        continue;
-      }
-      rowOf[index] = count++;
-      for (let c = 0; c < predictions.length; c++) predictions[c]!.push(out.values[c]![r]);
-    }
-  }
-  return {
-    records: item.batch.records,
-    ranges: item.batch.ranges,
-    rowOf,
-    predictions,
-    predictionCount: count,
-    errors,
-  };
+  // The feeds came back with the result (they were moved to the thread for the run).
+  return assembleBatchRows(item, result, post, {
+    errors: item.errors,
+    feeds: result?.feeds ?? item.feeds,
+    model: 'model',
+  });
 }
 
 /** Whether `promise` settles before `deadline` (performance.now() time). */

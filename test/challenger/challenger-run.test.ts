@@ -5,26 +5,15 @@
  * same job with a `validation.challenger.minAgreement` above the models' agreement fails and publishes nothing.
  */
 import '../../src/runtime/polyfills.js';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
-import YAML from 'yaml';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
+import { writeExampleJob, runExampleJob, manifestOf, sql } from '../support/local-e2e.js';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
-import { LocalCatalog } from '../../src/catalog/local.js';
-import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
-import { LocalModelRegistry } from '../../src/registry/local.js';
-import { parseManifest, type Manifest } from '../../src/results/manifest.js';
-import { createLogger } from '../../src/runtime/log.js';
-import { loadJobSpecFile } from '../../src/spec/load.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
-
-const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
-const example = path.join(repo, 'examples/breast-cancer');
-const registryUri = pathToFileURL(path.join(example, 'registry')).href + '/';
+import type { LocalRunOutcome } from '../../src/local/run-local.js';
 
 let dir: string;
 let input: string;
@@ -37,55 +26,16 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function writeJob(name: string, out: string, overrides: Record<string, unknown> = {}): string {
-  const spec = YAML.parse(readFileSync(path.join(example, 'job.yaml'), 'utf8')) as Record<string, unknown>;
-  const model = spec.model as Record<string, unknown>;
-  const job = {
-    ...spec,
+  return writeExampleJob(
+    dir,
     name,
-    input: { ...(spec.input as object), uri: `${input}/` },
-    model: { ...model, challenger: { registry: { group: 'breast-cancer-mlp', version: 2 } } },
-    output: { ...(spec.output as object), uri: `${out}/` },
-    run: { shards: { targetRecords: 500 }, maxRounds: 1 },
-    ...overrides,
-  };
-  const file = path.join(dir, `${name}.yaml`);
-  writeFileSync(file, YAML.stringify(job));
-  return file;
+    { input, out, model: { challenger: { registry: { group: 'breast-cancer-mlp', version: 2 } } } },
+    { run: { shards: { targetRecords: 500 }, maxRounds: 1 }, ...overrides },
+  );
 }
 
-async function run(specFile: string, catalogPath: string): Promise<LocalRunOutcome> {
-  const store = new LocalObjectStore();
-  const catalog = new LocalCatalog({ path: catalogPath });
-  try {
-    return await runLocal(
-      await loadJobSpecFile(specFile),
-      {
-        store,
-        registry: new LocalModelRegistry(store, registryUri),
-        catalog,
-        log: createLogger({}, { level: 'error' }),
-      },
-      { stateDir: path.join(dir, 'state'), workers: 2 },
-    );
-  } finally {
-    await catalog.close();
-  }
-}
-
-async function sql<T extends Record<string, unknown>>(query: string, database = ':memory:'): Promise<T[]> {
-  const db = await DuckDBInstance.create(database);
-  const connection = await db.connect();
-  try {
-    return (await connection.runAndReadAll(query)).getRowObjectsJS() as T[];
-  } finally {
-    connection.closeSync();
-    db.closeSync();
-  }
-}
-
-function manifestOf(outcome: LocalRunOutcome): Manifest {
-  return parseManifest(JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')));
-}
+const run = (specFile: string, catalogPath: string): Promise<LocalRunOutcome> =>
+  runExampleJob(specFile, dir, catalogPath);
 
 describe('a local run with a champion and a challenger', () => {
   let out: string;

@@ -7,23 +7,13 @@ import '../../src/runtime/polyfills.js';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import YAML from 'yaml';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
-import { LocalCatalog } from '../../src/catalog/local.js';
-import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
-import { LocalModelRegistry } from '../../src/registry/local.js';
-import { parseManifest } from '../../src/results/manifest.js';
+import type { LocalRunOutcome } from '../../src/local/run-local.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
-import { createLogger } from '../../src/runtime/log.js';
-import { loadJobSpecFile } from '../../src/spec/load.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
 import { expectIn } from '../support/expect-in.js';
-
-const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
-const example = path.join(repo, 'examples/breast-cancer');
-const registryUri = pathToFileURL(path.join(example, 'registry')).href + '/';
+import { writeExampleJob, runExampleJob, manifestOf } from '../support/local-e2e.js';
 
 let dir: string;
 beforeAll(() => {
@@ -32,41 +22,11 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The shipped job over `input`, writing to `<dir>/<name>-out`, with overrides. */
-function writeJob(name: string, input: string, overrides: Record<string, unknown>): string {
-  const spec = YAML.parse(readFileSync(path.join(example, 'job.yaml'), 'utf8')) as Record<string, unknown>;
-  const job = {
-    ...spec,
-    name,
-    input: { ...(spec.input as object), uri: `${input}/` },
-    output: { ...(spec.output as object), uri: `${path.join(dir, `${name}-out`)}/` },
-    ...overrides,
-  };
-  const file = path.join(dir, `${name}.yaml`);
-  writeFileSync(file, YAML.stringify(job));
-  return file;
-}
+const writeJob = (name: string, input: string, overrides: Record<string, unknown>): string =>
+  writeExampleJob(dir, name, { input, out: path.join(dir, `${name}-out`) }, overrides);
 
-async function run(specFile: string): Promise<LocalRunOutcome> {
-  const store = new LocalObjectStore();
-  const catalog = new LocalCatalog({ path: path.join(dir, 'catalog.duckdb') });
-  try {
-    return await runLocal(
-      await loadJobSpecFile(specFile),
-      {
-        store,
-        registry: new LocalModelRegistry(store, registryUri),
-        catalog,
-        log: createLogger({}, { level: 'error' }),
-      },
-      { stateDir: path.join(dir, 'state'), workers: 2 },
-    );
-  } finally {
-    await catalog.close();
-  }
-}
-
-const manifestOf = (outcome: LocalRunOutcome) =>
-  parseManifest(JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')));
+const run = (specFile: string): Promise<LocalRunOutcome> =>
+  runExampleJob(specFile, dir, path.join(dir, 'catalog.duckdb'));
 
 describe('run.canary', () => {
   it('runs the first records of shard 0 as a job of one, then the run as usual', async () => {

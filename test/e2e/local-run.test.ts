@@ -17,23 +17,16 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
-import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
+import { exampleDir, writeExampleJob, runExampleJob, sql } from '../support/local-e2e.js';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
-import { LocalCatalog, queryCatalog } from '../../src/catalog/local.js';
-import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
-import { LocalModelRegistry } from '../../src/registry/local.js';
+import { queryCatalog } from '../../src/catalog/local.js';
+import type { LocalRunOutcome } from '../../src/local/run-local.js';
 import { parseManifest } from '../../src/results/manifest.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
-import { createLogger } from '../../src/runtime/log.js';
-import { loadJobSpecFile } from '../../src/spec/load.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
 
-const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
-const example = path.join(repo, 'examples/breast-cancer');
-const registryUri = pathToFileURL(path.join(example, 'registry')).href + '/';
+const example = exampleDir;
 
 let dir: string;
 
@@ -44,49 +37,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A job spec like the shipped one, over `input` and writing to `out`, with overrides. */
 function writeJob(name: string, input: string, out: string, overrides: Record<string, unknown> = {}): string {
-  const spec = YAML.parse(readFileSync(path.join(example, 'job.yaml'), 'utf8')) as Record<string, unknown>;
-  const job = {
-    ...spec,
+  return writeExampleJob(
+    dir,
     name,
-    input: { ...(spec.input as object), uri: `${input}/` },
-    output: { ...(spec.output as object), uri: `${out}/` },
-    run: { shards: { targetRecords: 700 }, maxRounds: 1 },
-    ...overrides,
-  };
-  const file = path.join(dir, `${name}.yaml`);
-  writeFileSync(file, YAML.stringify(job));
-  return file;
+    { input, out },
+    { run: { shards: { targetRecords: 700 }, maxRounds: 1 }, ...overrides },
+  );
 }
 
-async function run(specFile: string, catalogPath: string): Promise<LocalRunOutcome> {
-  const store = new LocalObjectStore();
-  const catalog = new LocalCatalog({ path: catalogPath });
-  try {
-    return await runLocal(
-      await loadJobSpecFile(specFile),
-      {
-        store,
-        registry: new LocalModelRegistry(store, registryUri),
-        catalog,
-        log: createLogger({}, { level: 'error' }),
-      },
-      { stateDir: path.join(dir, 'state'), workers: 2 },
-    );
-  } finally {
-    await catalog.close();
-  }
-}
-
-async function sql<T extends Record<string, unknown>>(query: string): Promise<T[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const connection = await db.connect();
-  try {
-    return (await connection.runAndReadAll(query)).getRowObjectsJS() as T[];
-  } finally {
-    connection.closeSync();
-    db.closeSync();
-  }
-}
+const run = (specFile: string, catalogPath: string): Promise<LocalRunOutcome> =>
+  runExampleJob(specFile, dir, catalogPath);
 
 interface InputRow {
   readonly id: string;
