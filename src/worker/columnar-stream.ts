@@ -9,9 +9,11 @@
  * rule (a block owns the lines starting in it), so the records are exactly those a single reader yields.
  *
  * A block cut at a line break inside a quoted field (a record with a quoted line break) ends inside that record: its
- * decoder reports where the record starts, the blocks read ahead of it are dropped, and the rest of the range is
- * decoded on this thread by the line reader the record path uses (visitLines), which also gives a record that
- * crosses the range's end the same QuotedBreakAtBoundaryError. So does a range whose lines outgrow the block limit.
+ * decoder reports where the record starts, the blocks read ahead of it are dropped, and cutting starts again at
+ * that record, the next cut past the line break that fooled the previous one (so a record with many quoted breaks
+ * takes a few tries, each longer). A record crossing the range's end this way fails with the record path's
+ * QuotedBreakAtBoundaryError, from the thread's line splitter. A range whose lines outgrow the block limit is
+ * decoded on this thread by the record path's line reader (visitLines), which bounds over-long lines.
  *
  * With `threads: 0` every range is decoded here, on the main thread, by that same line reader.
  */
@@ -80,6 +82,10 @@ interface Piece {
   readonly source: string;
   readonly after?: number;
   readonly block: ColumnarBlock;
+  /** Where the block's bytes end (after its last line break), when it was cut by `blocks`. */
+  readonly cutAt?: number;
+  /** The decode thread that decoded it; undefined when decoded on this thread. */
+  readonly thread?: number;
   /** Next record to hand out, and the first error row at or after it. */
   cursor: number;
   errorAt: number;
@@ -96,6 +102,8 @@ export class ColumnarStream {
   private ahead: Promise<Piece>[] = [];
   private readonly pieces: Piece[] = [];
   private buffered = 0;
+  /** Blocks decoded, and error rows per decode thread (logged with the shard; tests check the spread). */
+  readonly stats: { blocks: number; restarts: number; readonly errorRowsByThread: number[] };
   private readonly identityValues: (fields: readonly unknown[]) => Record<string, unknown>;
   private readonly widths: number[];
 
@@ -111,6 +119,11 @@ export class ColumnarStream {
     this.identityValues = valuesFactory(plan.identity);
     this.widths = plan.entries.map((e) => e.from.columns.length);
     this.producer = this.pieceSource(0);
+    this.stats = {
+      blocks: 0,
+      restarts: 0,
+      errorRowsByThread: new Array<number>(this.pool?.threads ?? 0).fill(0),
+    };
   }
 
   /** Decode threads in use (0: decoding on this thread). */
@@ -210,6 +223,8 @@ export class ColumnarStream {
       const piece = await this.nextPiece();
       if (!piece) return;
       const { block, after } = piece;
+      this.stats.blocks++;
+      if (piece.thread !== undefined) this.stats.errorRowsByThread[piece.thread]! += block.errors.length;
       // A resumed range: the records up to the checkpoint's offset were written by an earlier attempt.
       if (after !== undefined) {
         while (piece.cursor < block.count && block.offsets[piece.cursor]! <= after) piece.cursor++;
@@ -242,15 +257,22 @@ export class ColumnarStream {
     const incompleteAt = piece.block.incompleteAt;
     if (incompleteAt !== undefined) {
       // The block ended inside a record (a quoted line break): what was cut after it started inside that record.
+      this.stats.restarts++;
       this.ahead = [];
       await this.producer?.return(undefined);
-      this.producer = this.pieceSource(piece.slot, incompleteAt);
+      this.producer = this.pieceSource(piece.slot, { at: incompleteAt, after: piece.cutAt ?? incompleteAt });
     }
     return piece;
   }
 
-  /** Blocks of the ranges from `first` on; `restartAt`: decode range `first` from there on this thread. */
-  private async *pieceSource(first: number, restartAt?: number): AsyncGenerator<Ahead, void, undefined> {
+  /**
+   * Blocks of the ranges from `first` on. `restart`: range `first` goes on from the line at `at`, its first block
+   * cut at a line break after `after` (past the one that ended the previous block inside a record).
+   */
+  private async *pieceSource(
+    first: number,
+    restart?: { readonly at: number; readonly after: number },
+  ): AsyncGenerator<Ahead, void, undefined> {
     for (let slot = first; slot < this.ranges.length; slot++) {
       const { range } = this.ranges[slot]!;
       if (range.end <= range.start || range.start >= range.size) continue;
@@ -258,9 +280,9 @@ export class ColumnarStream {
       if (!header) continue;
       // Made here first: a column missing from the header fails the shard on this thread (InputError).
       const builder = this.builder(range.uri, header);
-      if (slot === first && restartAt !== undefined) yield* this.sequential(slot, restartAt, builder);
-      else if (!this.pool) yield* this.sequential(slot, range.start, builder);
-      else yield* this.blocks(slot, header, builder, this.pool);
+      const from = slot === first && restart ? restart : { at: range.start, after: 0 };
+      if (!this.pool) yield* this.sequential(slot, from.at, builder);
+      else yield* this.blocks(slot, header, builder, this.pool, from);
     }
   }
 
@@ -285,8 +307,10 @@ export class ColumnarStream {
     header: CsvHeader,
     builder: ColumnarBlockBuilder,
     pool: DecodePool,
+    from: { readonly at: number; readonly after: number },
   ): AsyncGenerator<Ahead, void, undefined> {
-    const { uri, start, end, size } = this.ranges[slot]!.range;
+    const { uri, end, size } = this.ranges[slot]!.range;
+    const start = from.at;
     const readStart = start > 0 ? start - 1 : 0;
     // A block owns the lines starting in [owned, cut); its bytes start one byte early (the line break before it).
     let owned = start;
@@ -294,12 +318,14 @@ export class ColumnarStream {
     let parts: Buffer[] = [];
     let pos = readStart;
     const cutFrom = (from: number): number => Math.max(Math.min(from + this.blockBytes, end), 1) - 1;
-    let searchFrom = cutFrom(owned);
+    let searchFrom = Math.max(cutFrom(owned), from.after);
     // Lines this long without a break are the line reader's to bound (over-long line errors): not buffered here.
     const limit = Math.max(8 * this.blockBytes, 8 * 1024 * 1024);
     let tooLong = false;
-    const decode = (bytes: Uint8Array, span: BlockSpan): Promise<Piece> =>
-      pool.decode(uri, header, bytes, span).then((block) => this.piece(slot, block));
+    const decode = (bytes: Uint8Array, span: BlockSpan, cutAt: number): Promise<Piece> =>
+      pool
+        .decode(uri, header, bytes, span)
+        .then(({ block, thread }) => ({ ...this.piece(slot, block, thread), cutAt }));
     for await (const chunk of bytesFrom(this.store, uri, readStart, end, size)) {
       const chunkStart = pos;
       pos += chunk.length;
@@ -316,12 +342,16 @@ export class ColumnarStream {
         const bytes = new Uint8Array(cut - blockRead);
         bytes.set(joined.subarray(0, cut - blockRead));
         yield {
-          pending: decode(bytes, {
-            start: owned,
-            end: final ? end : cut,
-            eof: false,
-            boundaryFollows: final ? end < size : true,
-          }),
+          pending: decode(
+            bytes,
+            {
+              start: owned,
+              end: final ? end : cut,
+              eof: false,
+              boundaryFollows: final ? end < size : true,
+            },
+            cut,
+          ),
         };
         if (final) return;
         // The next block starts after this line break, and its bytes with it.
@@ -344,14 +374,15 @@ export class ColumnarStream {
       const joined = Buffer.concat(parts);
       const bytes = new Uint8Array(joined.length);
       bytes.set(joined);
-      yield { pending: decode(bytes, { start: owned, end, eof: true, boundaryFollows: end < size }) };
+      yield { pending: decode(bytes, { start: owned, end, eof: true, boundaryFollows: end < size }, pos) };
     }
   }
 
-  private piece(slot: number, block: ColumnarBlock): Piece {
+  private piece(slot: number, block: ColumnarBlock, thread?: number): Piece {
     const { index, range, after } = this.ranges[slot]!;
     return {
       slot,
+      ...(thread !== undefined ? { thread } : {}),
       index,
       source: range.uri,
       ...(after !== undefined ? { after } : {}),

@@ -35,8 +35,14 @@ type FromThread =
   | { readonly kind: 'block'; readonly id: number; readonly block: ColumnarBlock }
   | { readonly kind: 'failed'; readonly id: number; readonly name: string; readonly message: string };
 
+/** A decoded block and the thread (0-based) that decoded it. */
+export interface Decoded {
+  readonly block: ColumnarBlock;
+  readonly thread: number;
+}
+
 interface Pending {
-  readonly resolve: (block: ColumnarBlock) => void;
+  readonly resolve: (decoded: Decoded) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -54,7 +60,7 @@ export class DecodePool {
 
   /** Starts `threads` threads (at least one) decoding for `plan`. */
   static start(threads: number, plan: ColumnarPlan): DecodePool {
-    const slots = Array.from({ length: Math.max(1, threads) }, () => {
+    const slots = Array.from({ length: Math.max(1, threads) }, (_, thread) => {
       const slot: Slot = { worker: spawnThread(plan), pending: new Map() };
       const failAll = (err: Error): void => {
         for (const p of slot.pending.values()) p.reject(err);
@@ -64,7 +70,7 @@ export class DecodePool {
         const pending = slot.pending.get(message.id);
         if (!pending) return;
         slot.pending.delete(message.id);
-        if (message.kind === 'block') pending.resolve(message.block);
+        if (message.kind === 'block') pending.resolve({ block: message.block, thread });
         else pending.reject(rebuildError(message.name, message.message));
       });
       slot.worker.on('error', failAll);
@@ -81,13 +87,13 @@ export class DecodePool {
   }
 
   /** Decodes one block on the least busy thread; `bytes` (its own buffer) is moved there. */
-  decode(uri: string, header: CsvHeader, bytes: Uint8Array, span: BlockSpan): Promise<ColumnarBlock> {
+  decode(uri: string, header: CsvHeader, bytes: Uint8Array, span: BlockSpan): Promise<Decoded> {
     if (this.closed) return Promise.reject(new Error('the decode pool is closed'));
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
     const chosen = slot;
-    return new Promise<ColumnarBlock>((resolve, reject) => {
+    return new Promise<Decoded>((resolve, reject) => {
       chosen.pending.set(id, { resolve, reject });
       const message: ToThread = { id, uri, header, bytes, span };
       chosen.worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
