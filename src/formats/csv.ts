@@ -109,13 +109,18 @@ export function parseCsvLine(line: string): CsvParse {
   return { fields };
 }
 
-interface CsvHeader {
+export interface CsvHeader {
   readonly names: string[];
   /** Offset of the header line, which is never a record. */
   readonly offset: number;
 }
 
-async function loadHeader(store: ObjectStore, uri: string, size: number): Promise<CsvHeader | undefined> {
+/** The header of a CSV object (names and where the header line is); undefined for an empty object. */
+export async function loadHeader(
+  store: ObjectStore,
+  uri: string,
+  size: number,
+): Promise<CsvHeader | undefined> {
   const line = await readFirstLine(store, uri, size, CSV_LINES);
   if (!line) return undefined;
   return { names: headerNames(uri, line), offset: line.offset };
@@ -162,7 +167,7 @@ export interface CsvReadOptions extends ReadOptions {
 
 /** The column types a CSV field is converted to (`CsvReadOptions.types`). */
 export type CsvColumnType = 'int' | 'bigint' | 'float' | 'double' | 'boolean';
-const CSV_TYPES: ReadonlySet<string> = new Set<CsvColumnType>([
+export const CSV_TYPES: ReadonlySet<string> = new Set<CsvColumnType>([
   'int',
   'bigint',
   'float',
@@ -186,7 +191,7 @@ const FALSE = new Set(['false', 'f', 'no', '0']);
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 /** Marks a field that is not of its type (a symbol: no text or value can be it). */
-const NOT_OF_TYPE = Symbol('not of type');
+export const NOT_OF_TYPE = Symbol('not of type');
 
 /**
  * A CSV field's text as `type`: surrounding spaces are ignored, empty text is null. int, float and double become
@@ -242,7 +247,7 @@ function convertTyped(
 }
 
 /** CSV lines are split quote-aware: a quoted line break does not end a record. */
-const CSV_LINES = { quotes: true } as const;
+export const CSV_LINES = { quotes: true } as const;
 
 const SKIP = 0;
 const TEXT = 1;
@@ -257,8 +262,22 @@ export const readCsv = async function* (
   // The header always comes from the start of the object, whichever range this is.
   const header = await loadHeader(store, range.uri, range.size);
   if (!header) return;
+  const { pending, visit } = csvLineDecoder(range.uri, header, options);
+  yield* batchesOfVisited(store, range, pending, visit, options.batchSize, CSV_LINES);
+} satisfies RangeReader;
+
+/**
+ * The record decoder of one CSV object: `visit` turns each line (a LineVisitor span) into a SourceRecord pushed onto
+ * `pending.items`. readCsv drives it over a range; the columnar decoder (csv-columnar.ts) hands it the lines its own
+ * fast path does not take, so both paths make the same records and errors.
+ */
+export function csvLineDecoder(
+  source: string,
+  header: CsvHeader,
+  options: Omit<CsvReadOptions, 'batchSize'>,
+): { readonly pending: { items: SourceRecord[] }; readonly visit: LineVisitor } {
   const { names } = header;
-  const selected = selectColumns(range.uri, names, options.columns);
+  const selected = selectColumns(source, names, options.columns);
   const expected = names.length;
   const numeric = new Set(options.numeric ?? []);
   // What to do with field k, and where its value goes in the record (the order of `selected`).
@@ -269,7 +288,6 @@ export const readCsv = async function* (
     slots[k] = slot;
   });
   const makeValues = valuesFactory(selected.map((k) => names[k]!));
-  const source = range.uri;
   const fields = new Array<unknown>(selected.length);
   const typed = selected.flatMap((k, slot) => {
     const type = options.types?.[names[k]!];
@@ -374,9 +392,8 @@ export const readCsv = async function* (
     }
     pending.items.push(finish(offset));
   };
-
-  yield* batchesOfVisited(store, range, pending, visit, options.batchSize, CSV_LINES);
-} satisfies RangeReader;
+  return { pending, visit };
+}
 
 /**
  * The values of an undecodable record as far as they could be read: `fields` are the record's first fields in header
@@ -430,6 +447,11 @@ const POW10 = Array.from({ length: 23 }, (_, e) => 10 ** e);
 /** Where parseDecimal stopped: a module variable rather than an object per field, on the hottest path. */
 let parsedEnd = 0;
 
+/** Where the last parseDecimal call stopped. */
+export function parsedDecimalEnd(): number {
+  return parsedEnd;
+}
+
 /**
  * A plain decimal at bytes[p, end) up to the next comma: `[+-]digits[.digits][(e|E)[+-]digits]` with at most 15
  * significant digits and a decimal exponent within ±22. Those are exactly the numbers for which m * 10^e (or
@@ -437,7 +459,7 @@ let parsedEnd = 0;
  * same double `Number(text)` gives. Returns undefined for anything else (then the caller keeps the text) and null
  * for an empty field; sets `parsedEnd` to where it stopped.
  */
-function parseDecimal(bytes: Buffer, p: number, end: number): number | null | undefined {
+export function parseDecimal(bytes: Buffer, p: number, end: number): number | null | undefined {
   let i = p;
   let c = i < end ? bytes[i]! : COMMA;
   if (c === COMMA) {
@@ -512,7 +534,9 @@ function parseDecimal(bytes: Buffer, p: number, end: number): number | null | un
  * JSON.stringify, which yields a valid string literal for any text, so a column name cannot inject code. A key
  * "__proto__" in a literal would set the prototype instead, so a header with it uses defineProperty.
  */
-function valuesFactory(keys: readonly string[]): (fields: readonly unknown[]) => Record<string, unknown> {
+export function valuesFactory(
+  keys: readonly string[],
+): (fields: readonly unknown[]) => Record<string, unknown> {
   if (keys.includes('__proto__')) {
     return (fields) => {
       const values: Record<string, unknown> = {};
@@ -533,7 +557,7 @@ function valuesFactory(keys: readonly string[]): (fields: readonly unknown[]) =>
 }
 
 /** Indexes of the columns to decode; a requested column missing from the header is an input error. */
-function selectColumns(
+export function selectColumns(
   uri: string,
   names: readonly string[],
   columns: readonly string[] | undefined,

@@ -141,6 +141,14 @@ export class LineSplitter {
     return this.pos;
   }
 
+  /**
+   * Offset of the first byte of the line in progress: with bytes that ran out before `done`, the start of the
+   * incomplete last line (the columnar decoder's blocks, csv-columnar.ts).
+   */
+  get pendingStart(): number {
+    return this.lineStart;
+  }
+
   /** True once every owned line has been emitted: the caller can stop reading. */
   get done(): boolean {
     return this.finished || (!this.discarding && this.lineStart >= this.end);

@@ -7,12 +7,11 @@ import { columnPlucker } from '../formats/pluck.js';
 import type { TabularInputSpec } from '../spec/model-io.js';
 import { allocate, tensorOf } from './dtypes.js';
 import type { EntryBuilder, EntryIssue } from './entry.js';
-import { invalid, missing as missingIssue } from './entry.js';
+import { tabularValue } from './tabular-value.js';
 
 export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
   const cols = spec.from.columns;
   const width = cols.length;
-  const integral = spec.dtype === 'int32' || spec.dtype === 'int64';
   // The record's values of `cols`, read with one cached property load per column (pluck.ts).
   const pluck = columnPlucker(cols);
   return {
@@ -29,23 +28,8 @@ export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
           pluck(records[index]!.values, row);
           const base = index * width;
           for (let c = 0; c < width; c++) {
-            const column = cols[c]!;
-            const raw = row[c];
-            let num = toNumber(raw);
-            if (num === undefined) {
-              if (raw === null || raw === undefined || raw === '') {
-                if (spec.missing === 'error') return missingIssue(column);
-                num = spec.missing.fill;
-              } else {
-                return invalid(`column "${column}" is not a number: ${show(raw)}`);
-              }
-            }
-            if (integral && !Number.isInteger(num)) {
-              return invalid(`column "${column}" is not an integer: ${show(raw)}`);
-            }
-            if (spec.dtype === 'int32' && (num < -(2 ** 31) || num > 2 ** 31 - 1)) {
-              return invalid(`column "${column}" is out of the int32 range: ${show(raw)}`);
-            }
+            const num = tabularValue(spec, cols[c]!, row[c]);
+            if (typeof num !== 'number') return num;
             scratch[base + c] = num;
           }
           return undefined;
@@ -71,32 +55,4 @@ export function tabularEntry(spec: TabularInputSpec): EntryBuilder {
       };
     },
   };
-}
-
-/** A decimal number as text: what CSV writers, spreadsheets and humans write (same as the CSV reader's). */
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-/** A finite number, or undefined when the value is absent or not numeric. */
-function toNumber(raw: unknown): number | undefined {
-  switch (typeof raw) {
-    case 'number':
-      return Number.isFinite(raw) ? raw : undefined;
-    case 'string': {
-      // Decimal spellings only: Number() would also read "0x10" as 16, "0b1" as 1 and "0o7" as 7, silently
-      // altering a value that no one wrote as a number (issue 17).
-      const t = raw.trim();
-      if (!DECIMAL.test(t)) return undefined;
-      const n = Number(t);
-      return Number.isFinite(n) ? n : undefined;
-    }
-    case 'bigint':
-      return Number(raw);
-    default:
-      return undefined;
-  }
-}
-
-function show(raw: unknown): string {
-  const text = typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }

@@ -54,6 +54,7 @@ import {
 } from './checkpoint.js';
 import { InferenceThread, type InferenceResult } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
+import { ColumnarStream, columnarPlanOf, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
 import { challengerPlanOf } from '../challenger/plan.js';
 import { ShardWriter, type BatchRows } from './shard-writer.js';
@@ -134,6 +135,15 @@ export interface WorkerDeps {
   readonly onStage?: (event: StageEvent) => void;
   /** The instance the worker runs on, recorded in the marker for the run's cost (src/cost/instance.ts). */
   readonly instance?: ShardInstance;
+  /**
+   * Columnar decoding (columnar-stream.ts) for the shards that can take it (CSV into tabular inputs): typed arrays
+   * per batch instead of a record object per line. @default true
+   */
+  readonly columnar?: boolean;
+  /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core (defaultDecodeThreads) */
+  readonly decodeThreads?: number;
+  /** Bytes per columnar block. @default 1 MiB */
+  readonly decodeBlockBytes?: number;
 }
 
 /**
@@ -250,7 +260,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     throw err;
   }
   let writer: ShardWriter | undefined;
-  let stream: RecordStream | undefined;
+  let stream: RecordStream | ColumnarStream | undefined;
   let lane: ChallengerLane | undefined;
   try {
     const io = await prepareModelIo(store, plan, thread);
@@ -264,12 +274,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     // Input objects are read at the ETag (and version) the plan recorded: one replaced since fails the shard with
     // ObjectChangedError instead of being read half old, half new.
     const input = pinObjects(store, shard.ranges);
-    stream = new RecordStream(
-      input,
-      format,
-      await remainingRanges(input, format, shard.ranges, resume?.position),
-      readOptions,
-    );
+    const remaining = await remainingRanges(input, format, shard.ranges, resume?.position);
+    stream = openStream(input, plan, io, remaining, readOptions, challengerPlan !== undefined, deps);
 
     const base = resume?.timings ?? { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
     const spent = { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0 };
@@ -521,7 +527,7 @@ interface Prepared {
 }
 
 interface PipelineArgs {
-  readonly stream: RecordStream;
+  readonly stream: RecordStream | ColumnarStream;
   readonly writer: ShardWriter;
   readonly thread: InferenceThread;
   readonly io: ModelIo;
@@ -648,7 +654,10 @@ async function runPipeline(args: PipelineArgs): Promise<boolean> {
       const sub: ShardBatch = part
         ? { records: part.map((i) => batch.records[i]!), ranges: part.map((i) => batch.ranges[i]!) }
         : batch;
-      const item = await prepare(sub, io.features);
+      const item =
+        stream instanceof ColumnarStream && isColumnar(sub)
+          ? { batch: sub, ...stream.prepare(sub) }
+          : await prepare(sub, io.features);
       const decoded = performance.now();
       spent.decodeMs += decoded - t;
       const number = batches++;
@@ -738,11 +747,13 @@ async function assemble(
   post: Postprocessor,
 ): Promise<BatchRows> {
   // The feeds came back with the result (they were moved to the thread for the run).
-  return assembleBatchRows(item, result, post, {
+  const rows = await assembleBatchRows(item, result, post, {
     errors: item.errors,
     feeds: result?.feeds ?? item.feeds,
     model: 'model',
   });
+  // Columnar batches carry their model inputs as typed columns: the writer summarises them from there.
+  return isColumnar(item.batch) ? { ...rows, inputs: item.batch.columnar.inputs } : rows;
 }
 
 /** Whether `promise` settles before `deadline` (performance.now() time). */
@@ -766,6 +777,25 @@ async function settlesBefore(promise: Promise<unknown>, deadline: number): Promi
   }
 }
 
+/** The shard's records: columnar batches where the shard can take them (columnar-stream.ts), else records. */
+function openStream(
+  input: ObjectStore,
+  plan: Plan,
+  io: ModelIo,
+  ranges: Awaited<ReturnType<typeof remainingRanges>>,
+  readOptions: CsvReadOptions,
+  challenger: boolean,
+  deps: WorkerDeps,
+): RecordStream | ColumnarStream {
+  const columnar =
+    deps.columnar === false ? undefined : columnarPlanOf(plan.spec, io.identityTypes, challenger);
+  if (!columnar) return new RecordStream(input, plan.spec.input.format, ranges, readOptions);
+  return new ColumnarStream(input, ranges, columnar, {
+    threads: deps.decodeThreads ?? defaultDecodeThreads(),
+    ...(deps.decodeBlockBytes ? { blockBytes: deps.decodeBlockBytes } : {}),
+  });
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Batch size
 
@@ -773,7 +803,7 @@ async function chooseBatchSize(
   spec: JobSpec,
   shardRecords: number,
   resume: Checkpoint | undefined,
-  stream: RecordStream,
+  stream: RecordStream | ColumnarStream,
   io: ModelIo,
   thread: InferenceThread,
   deps: WorkerDeps,
@@ -811,7 +841,8 @@ async function chooseBatchSize(
 }
 
 /** The first `n` records of the stream (which stay in the stream), ordered as the pipeline orders a window. */
-async function sampleOf(stream: RecordStream, io: ModelIo, n: number): Promise<ProbeSample> {
+async function sampleOf(stream: RecordStream | ColumnarStream, io: ModelIo, n: number): Promise<ProbeSample> {
+  if (stream instanceof ColumnarStream) return stream.sample(await stream.peek(n));
   const decoded = (await stream.peek(n)).filter((r): r is DecodedRecord => !r.error);
   const ordered = io.lengthOf ? sortedByLength(decoded, io.lengthOf).map((i) => decoded[i]!) : decoded;
   return {

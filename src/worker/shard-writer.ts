@@ -58,6 +58,11 @@ export interface BatchRows {
   readonly predictions: readonly (readonly unknown[])[];
   readonly predictionCount: number;
   readonly errors: ReadonlyMap<number, { readonly reason: ErrorReason; readonly message: string }>;
+  /**
+   * A columnar batch (src/worker/columnar-stream.ts): per tabular input column, per record, the value the input
+   * summaries count (the records then carry only their identity values).
+   */
+  readonly inputs?: readonly Float64Array[];
 }
 
 export interface ShardWriterOptions {
@@ -217,7 +222,9 @@ export class ShardWriter {
         }
         sources[row] = rec.source;
         offsets[row] = rec.offset;
-        if (this.inputColumns.length > 0) {
+        if (batch.inputs) {
+          for (let k = 0; k < batch.inputs.length; k++) chunk.inputAccumulators[k]!.add(batch.inputs[k]![i]);
+        } else if (this.inputColumns.length > 0) {
           const inputs = this.inputRow;
           this.pluckInputs(values, inputs);
           for (let k = 0; k < inputs.length; k++) chunk.inputAccumulators[k]!.add(numericInput(inputs[k]));
