@@ -155,6 +155,8 @@ function dyingDuringMove(inner: ObjectStore, kill: number): ObjectStore {
   let started = 0;
   let dead = false;
   const earlier: Promise<unknown>[] = [];
+  let die = (): void => undefined;
+  const death = new Promise<void>((resolve) => (die = resolve));
   const alive = <T>(f: () => Promise<T>): Promise<T> =>
     dead ? Promise.reject(new KilledMidMove('the process is gone')) : f();
   return {
@@ -177,11 +179,16 @@ function dyingDuringMove(inner: ObjectStore, kill: number): ObjectStore {
           earlier.push(moving);
           return moving;
         }
-        if (n > kill) throw new KilledMidMove(`move ${n} never ran`);
+        // Moves after it never run; they fail with the process, not before (Finalize must not go on meanwhile).
+        if (n > kill) {
+          await death;
+          throw new KilledMidMove(`move ${n} never ran`);
+        }
         // The moves started before this one finish first, so what the kill leaves is exactly known.
         await Promise.allSettled(earlier);
         await inner.put(to, await inner.get(from));
         dead = true;
+        die();
         throw new KilledMidMove(`killed during move ${n} (${from})`);
       }),
   };
