@@ -277,6 +277,29 @@ describe.each(stores)('staged prediction files ($name)', ({ name, store: makeSto
     }
   });
 
+  it('a staged file that is gone counts only when its published key has the size the marker recorded', async () => {
+    const store = makeStore();
+    const outputUri = output('tampered');
+    const { layout, state } = await workersDone(store, outputUri);
+    const staged = layout.partUri(2, 1);
+    // Something other than Finalize put a different file under the published key, and the staged one is gone.
+    await store.put(layout.publishedUriOf(staged), 'not the staged bytes');
+    await store.delete(staged);
+    const dbPath = path.join(dir, `catalog-tampered-${name.replace(/\W/g, '')}`, 'catalog.duckdb');
+    const result = await finalizeRun(state, {
+      store,
+      catalog: new LocalCatalog({ path: dbPath, store }),
+      now: NOW,
+      codeVersion: 't',
+    });
+    expectIn(result, name).toMatchObject({ status: 'FAILED', failedShards: 1 });
+    expect(result.message).toContain(`output file ${staged} does not exist`);
+    // Nothing of the failed run was published; its staged files stay where they were.
+    expect((await keysUnder(store, outputUri)).filter((k) => k.startsWith('run_date='))).toEqual([
+      `run_date=${RUN_DATE}/run_id=${RUN_ID}/part-00002-0001.parquet`,
+    ]);
+  });
+
   it.each([1, 3, 8])(
     'a Finalize killed during move %i of 8, then run again, publishes every file exactly once',
     async (killAt) => {
