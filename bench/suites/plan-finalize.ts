@@ -377,7 +377,8 @@ async function finalizeMarkers(context: BenchContext): Promise<BenchResult[]> {
     { label: 'b', score: 0.25 },
     { label: 'c', score: 1 },
   ]);
-  await mkdir(fileURLToPath(fx.layout.partitionUri), { recursive: true });
+  // Workers write to the run's staging folder; Finalize moves the files into the partition (docs/adr/0014 §9).
+  await mkdir(fileURLToPath(fx.layout.stagingUri), { recursive: true });
   context.log(`writing ${shards.toLocaleString('en-US')} Parquet files and markers`);
   await forEachLimit(
     Array.from({ length: shards }, (_, i) => i),

@@ -191,7 +191,9 @@ function withPublishedOutputs(
   return {
     ...marker,
     outputs: marker.outputs.map((f) =>
-      files.has(f.uri) ? f : { ...f, uri: layout.publishedUriOf(f.uri), etag: files.get(layout.publishedUriOf(f.uri))!.etag },
+      files.has(f.uri)
+        ? f
+        : { ...f, uri: layout.publishedUriOf(f.uri), etag: files.get(layout.publishedUriOf(f.uri))!.etag },
     ),
   };
 }

@@ -427,7 +427,7 @@ export class S3ObjectStore implements ObjectStore {
             Bucket: target.bucket,
             Key: target.key,
             // CopySource is "bucket/key" with the key URL-encoded (slashes kept), per the CopyObject reference.
-            CopySource: `${source.bucket}/${encodeKey(source.key)}`,
+            CopySource: copySourceOf(source.bucket, source.key),
           }),
         );
         const etag = out.CopyObjectResult?.ETag;
@@ -599,6 +599,15 @@ class CopyNotSupported extends Error {
 /** A key as it goes into x-amz-copy-source: every character URL-encoded except the slashes. */
 function encodeKey(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
+}
+
+/**
+ * CopyObject's x-amz-copy-source: like `encodeKey`, with `=` left as it is. A `=` is legal unencoded in a URL path
+ * (S3 reads it either way), and s3rver decodes the header with decodeURI, which leaves `%3D` as it is, so Hive keys
+ * (`run_id=…`) would name no object there.
+ */
+function copySourceOf(bucket: string, key: string): string {
+  return `${bucket}/${encodeKey(key).replace(/%3D/g, '=')}`;
 }
 
 function toLocation(uri: string): { bucket: string; key: string } {

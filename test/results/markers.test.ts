@@ -148,7 +148,8 @@ describe('Finalize over missing, duplicated and corrupt markers', () => {
     });
     const left: string[] = [];
     for await (const info of fx.store.list(fx.layout.partitionUri)) left.push(info.uri);
-    expect(left).toEqual([fx.layout.partUri(0, 0), fx.layout.partUri(6, 0)]);
+    // Published: moved out of the staging folder into the partition (docs/adr/0014 §9).
+    expect(left).toEqual([0, 6].map((id) => fx.layout.publishedUriOf(fx.layout.partUri(id, 0))));
     const rows = await queryCatalog(dbPath, 'SELECT count(*), count(DISTINCT label) FROM churn_scores');
     expect(rows.rows).toEqual([[6, 6]]);
   });

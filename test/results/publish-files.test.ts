@@ -155,6 +155,8 @@ function dyingDuringMove(inner: ObjectStore, kill: number): ObjectStore {
   let started = 0;
   let dead = false;
   const earlier: Promise<unknown>[] = [];
+  let die = (): void => undefined;
+  const death = new Promise<void>((resolve) => (die = resolve));
   const alive = <T>(f: () => Promise<T>): Promise<T> =>
     dead ? Promise.reject(new KilledMidMove('the process is gone')) : f();
   return {
@@ -177,11 +179,16 @@ function dyingDuringMove(inner: ObjectStore, kill: number): ObjectStore {
           earlier.push(moving);
           return moving;
         }
-        if (n > kill) throw new KilledMidMove(`move ${n} never ran`);
+        // Moves after it never run; they fail with the process, not before (Finalize must not go on meanwhile).
+        if (n > kill) {
+          await death;
+          throw new KilledMidMove(`move ${n} never ran`);
+        }
         // The moves started before this one finish first, so what the kill leaves is exactly known.
         await Promise.allSettled(earlier);
         await inner.put(to, await inner.get(from));
         dead = true;
+        die();
         throw new KilledMidMove(`killed during move ${n} (${from})`);
       }),
   };
@@ -268,6 +275,29 @@ describe.each(stores)('staged prediction files ($name)', ({ name, store: makeSto
       conn.closeSync();
       db.closeSync();
     }
+  });
+
+  it('a staged file that is gone counts only when its published key has the size the marker recorded', async () => {
+    const store = makeStore();
+    const outputUri = output('tampered');
+    const { layout, state } = await workersDone(store, outputUri);
+    const staged = layout.partUri(2, 1);
+    // Something other than Finalize put a different file under the published key, and the staged one is gone.
+    await store.put(layout.publishedUriOf(staged), 'not the staged bytes');
+    await store.delete(staged);
+    const dbPath = path.join(dir, `catalog-tampered-${name.replace(/\W/g, '')}`, 'catalog.duckdb');
+    const result = await finalizeRun(state, {
+      store,
+      catalog: new LocalCatalog({ path: dbPath, store }),
+      now: NOW,
+      codeVersion: 't',
+    });
+    expectIn(result, name).toMatchObject({ status: 'FAILED', failedShards: 1 });
+    expect(result.message).toContain(`output file ${staged} does not exist`);
+    // Nothing of the failed run was published; its staged files stay where they were.
+    expect((await keysUnder(store, outputUri)).filter((k) => k.startsWith('run_date='))).toEqual([
+      `run_date=${RUN_DATE}/run_id=${RUN_ID}/part-00002-0001.parquet`,
+    ]);
   });
 
   it.each([1, 3, 8])(

@@ -79,9 +79,10 @@ async function expectConsistentCheckpoint(planned: PlannedRun): Promise<void> {
   }
 }
 
-/** The partition holds exactly the marker's files: no part left over from an interrupted attempt. */
+/** The staging folder holds exactly the marker's files: no part left over from an interrupted attempt. */
 function expectNoStrayParts(planned: PlannedRun, marker: ShardMarker): void {
-  const partition = fileURLToPath(planned.layout.partitionUri);
+  // Workers write to the run's staging folder; Finalize moves the files into the partition (docs/adr/0014 §9).
+  const partition = fileURLToPath(planned.layout.stagingUri);
   expect(filesUnder(partition)).toEqual(
     marker.outputs.map((o) => path.relative(partition, fileURLToPath(o.uri))),
   );
