@@ -84,7 +84,7 @@ function result(name: string, records: number, runs: Pair): BenchResult {
       `${records.toLocaleString('en-US')} records, ${CORES} cores, ${THREADS} ONNX Runtime thread(s) per model, ` +
       `batch ${runs.both.marker.batchSize} / ${runs.alone.marker.batchSize}; shard ms ${Math.round(b.totalMs)} vs ` +
       `${Math.round(a.totalMs)} (champion infer ${Math.round(b.inferMs)} vs ${Math.round(a.inferMs)}, challenger ` +
-      `infer ${Math.round(c.inferMs)} in its own thread, concurrent with the champion's; write ` +
+      `infer ${Math.round(c.inferMs)} in its own thread; write ` +
       `${Math.round(b.writeMs)} vs ${Math.round(a.writeMs)}, of which the challenger's ${Math.round(c.writeMs)}); ` +
       `process CPU ms ${runs.both.cpuMs} vs ${runs.alone.cpuMs}`,
   };
