@@ -11,7 +11,10 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
+import { challengerLayoutOf } from '../../src/challenger/plan.js';
+import { shardMarkerSchema, type ShardMarker } from '../../src/runs/types.js';
 import type { JobSpecInput } from '../../src/spec/schema.js';
+import { getJson } from '../../src/storage/object-store.js';
 import type { BenchContext, BenchResult, BenchSuite } from '../suite.js';
 import { CORES, THREADS, planOneShard, rate, runWorkerProcess, type WorkerRun } from './worker-tabular.js';
 
@@ -42,22 +45,34 @@ function sentences(count: number): string {
   return `${lines.join('\n')}\n`;
 }
 
+interface Pair {
+  readonly alone: WorkerRun;
+  readonly both: WorkerRun;
+  /** The challenger's marker of the `both` run: its own inference time. */
+  readonly challenger: ShardMarker;
+}
+
 async function pair(
   ctx: BenchContext,
   label: string,
   spec: (challenger: boolean) => JobSpecInput,
-): Promise<{ alone: WorkerRun; both: WorkerRun }> {
+): Promise<Pair> {
   ctx.log(`${label}: champion alone`);
   const alone = await runWorkerProcess(await planOneShard(spec(false), `${label}-alone`));
   ctx.log(`${label}: ${rate(alone.recordsPerSecond)}; champion + challenger`);
-  const both = await runWorkerProcess(await planOneShard(spec(true), `${label}-both`));
+  const planned = await planOneShard(spec(true), `${label}-both`);
+  const both = await runWorkerProcess(planned);
+  const layout = challengerLayoutOf(planned.plan);
+  if (!layout) throw new Error(`${label}: the plan has no challenger`);
+  const challenger = shardMarkerSchema.parse(await getJson(planned.store, layout.markerUri(0)));
   ctx.log(`${label}: ${rate(both.recordsPerSecond)}`);
-  return { alone, both };
+  return { alone, both, challenger };
 }
 
-function result(name: string, records: number, runs: { alone: WorkerRun; both: WorkerRun }): BenchResult {
+function result(name: string, records: number, runs: Pair): BenchResult {
   const a = runs.alone.marker.timings;
   const b = runs.both.marker.timings;
+  const c = runs.challenger.timings;
   return {
     name,
     metric: 'records/s',
@@ -68,8 +83,10 @@ function result(name: string, records: number, runs: { alone: WorkerRun; both: W
     notes:
       `${records.toLocaleString('en-US')} records, ${CORES} cores, ${THREADS} ONNX Runtime thread(s) per model, ` +
       `batch ${runs.both.marker.batchSize} / ${runs.alone.marker.batchSize}; shard ms ${Math.round(b.totalMs)} vs ` +
-      `${Math.round(a.totalMs)} (champion infer ${Math.round(b.inferMs)} vs ${Math.round(a.inferMs)}, write ` +
-      `${Math.round(b.writeMs)} vs ${Math.round(a.writeMs)})`,
+      `${Math.round(a.totalMs)} (champion infer ${Math.round(b.inferMs)} vs ${Math.round(a.inferMs)}, challenger ` +
+      `infer ${Math.round(c.inferMs)} in its own thread; write ` +
+      `${Math.round(b.writeMs)} vs ${Math.round(a.writeMs)}, of which the challenger's ${Math.round(c.writeMs)}); ` +
+      `process CPU ms ${runs.both.cpuMs} vs ${runs.alone.cpuMs}`,
   };
 }
 

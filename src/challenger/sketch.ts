@@ -104,26 +104,31 @@ export class NumericSketch {
     };
   }
 
-  /** Folds the buffer (and `extra` centroids) into at most MAX_CENTROIDS centroids of about equal weight. */
+  /**
+   * Folds the buffer (and `extra` centroids) into at most MAX_CENTROIDS centroids of about equal weight. The buffer
+   * is sorted as a Float64Array (a numeric sort, no comparator calls, no pair per value) and merged with the sorted
+   * centroids; ties keep centroids before buffered values, as a stable sort of both would.
+   */
   private compact(extra: readonly (readonly [number, number])[] = []): void {
     if (this.buffer.length === 0 && extra.length === 0) return;
-    const all: [number, number][] = [
-      ...this.centroids,
-      ...extra.map(([v, w]): [number, number] => [v, w]),
-      ...this.buffer.map((v): [number, number] => [v, 1]),
-    ];
+    const held: [number, number][] =
+      extra.length === 0
+        ? this.centroids
+        : [...this.centroids, ...extra.map(([v, w]): [number, number] => [v, w])].sort((a, b) => a[0] - b[0]);
+    const values = Float64Array.from(this.buffer).sort();
     this.buffer = [];
-    all.sort((a, b) => a[0] - b[0]);
-    if (all.length <= MAX_CENTROIDS) {
-      this.centroids = all;
-      return;
-    }
-    const total = all.reduce((s, [, w]) => s + w, 0);
+    let total = values.length;
+    for (const [, w] of held) total += w;
+    const fold = held.length + values.length > MAX_CENTROIDS;
     const target = total / MAX_CENTROIDS;
     const out: [number, number][] = [];
     let weight = 0;
     let weighted = 0;
-    for (const [value, w] of all) {
+    const take = (value: number, w: number): void => {
+      if (!fold) {
+        out.push([value, w]);
+        return;
+      }
       weight += w;
       weighted += value * w;
       if (weight >= target) {
@@ -131,6 +136,14 @@ export class NumericSketch {
         weight = 0;
         weighted = 0;
       }
+    };
+    let i = 0;
+    let j = 0;
+    while (i < held.length || j < values.length) {
+      if (j >= values.length || (i < held.length && held[i]![0] <= values[j]!)) {
+        const [v, w] = held[i++]!;
+        take(v, w);
+      } else take(values[j++]!, 1);
     }
     if (weight > 0) out.push([weighted / weight, weight]);
     this.centroids = out;

@@ -93,6 +93,11 @@ export interface ShardWriterOptions {
   readonly resume?: Checkpoint;
   /** Called as a chunk with records is sealed (the challenger's writer seals in step: docs/adr/0020). */
   readonly onSeal?: () => void;
+  /**
+   * Summarise the model's tabular input columns per chunk (for input drift). The challenger's writer does not: its
+   * inputs are the champion's, summarised by the champion's writer. @default true
+   */
+  readonly inputSummaries?: boolean;
 }
 
 export interface FinishedShard {
@@ -165,7 +170,7 @@ export class ShardWriter {
     this.chunkIntervalMs = spec.run.checkpoint.seconds * 1000;
     this.clock = options.clock ?? (() => performance.now());
     this.chunkSince = this.clock();
-    this.inputColumns = tabularInputColumns(spec);
+    this.inputColumns = options.inputSummaries === false ? [] : tabularInputColumns(spec);
     this.pluckInputs = columnPlucker(this.inputColumns);
     this.inputRow = new Array<unknown>(this.inputColumns.length);
     this.done = resume ?? {
