@@ -515,7 +515,16 @@ export function columnarPlanOf(
   return { entries, identity, ...(identityTypes ? { types: identityTypes } : {}) };
 }
 
-/** Decode threads by default: one per core the process may use (the main thread mostly waits on them). */
-export function defaultDecodeThreads(): number {
-  return Math.min(8, Math.max(1, os.availableParallelism()));
+/**
+ * Decode threads by default: one per core the process may use (the main thread mostly waits on them), at most one
+ * per block of the shard, and none for a shard of one block: a thread costs its start (it loads the worker's
+ * modules), more than decoding a block on the main thread.
+ */
+export function defaultDecodeThreads(
+  ranges: readonly StreamRange[],
+  blockBytes: number = DEFAULT_BLOCK_BYTES,
+): number {
+  const bytes = ranges.reduce((n, r) => n + Math.max(0, r.range.end - r.range.start), 0);
+  const blocks = Math.ceil(bytes / blockBytes);
+  return blocks <= 1 ? 0 : Math.min(8, Math.max(1, os.availableParallelism()), blocks);
 }

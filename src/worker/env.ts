@@ -8,6 +8,11 @@ export const MEMORY_BUDGET_ENV = 'BATCH_INFER_MEMORY_BUDGET_MB';
 /** Input records per output chunk (and checkpoint); overrides the spec's run.checkpoint.records (default 250,000). */
 export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
 /**
+ * Threads decoding CSV for tabular models (src/worker/columnar-stream.ts); 0 decodes on the main thread. Default: one
+ * per core the process may use.
+ */
+export const DECODE_THREADS_ENV = 'BATCH_INFER_DECODE_THREADS';
+/**
  * URL of a module exporting `now(): number` (milliseconds, monotonic) that run.checkpoint.seconds is measured by
  * instead of performance.now: how a test decides, from outside the worker process, when "a minute" of work has
  * passed (test/worker/manual-clock.ts). Unset in Batch.

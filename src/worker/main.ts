@@ -27,6 +27,7 @@ import { createObjectStore } from '../storage/index.js';
 import {
   CHECKPOINT_CLOCK_ENV,
   CHUNK_RECORDS_ENV,
+  DECODE_THREADS_ENV,
   INTERRUPTED_EXIT_CODE,
   MEMORY_BUDGET_ENV,
   STOP_DEADLINE_MS,
@@ -59,6 +60,7 @@ const envSchema = z.object({
   [WORKER_ENV.threads]: z.coerce.number().int().positive().optional(),
   [MEMORY_BUDGET_ENV]: z.coerce.number().positive().optional(),
   [CHUNK_RECORDS_ENV]: z.coerce.number().int().positive().optional(),
+  [DECODE_THREADS_ENV]: z.coerce.number().int().min(0).max(64).optional(),
   [CHECKPOINT_CLOCK_ENV]: z.url('must be the URL of a module exporting now()').optional(),
   [WORKER_ENV.canaryRecords]: z.coerce.number().int().positive().optional(),
 });
@@ -121,6 +123,7 @@ async function main(): Promise<number | 'interrupted'> {
     : undefined;
   const budgetMiB = env[MEMORY_BUDGET_ENV];
   const chunkRecords = env[CHUNK_RECORDS_ENV];
+  const decodeThreads = env[DECODE_THREADS_ENV];
   const clockModule = env[CHECKPOINT_CLOCK_ENV];
   const store = createObjectStore();
   try {
@@ -138,6 +141,7 @@ async function main(): Promise<number | 'interrupted'> {
       signal: stop.signal,
       ...(budgetMiB ? { memoryBudgetBytes: budgetMiB * 2 ** 20 } : {}),
       ...(chunkRecords ? { chunkRecords } : {}),
+      ...(decodeThreads !== undefined ? { decodeThreads } : {}),
       ...(checkpointClock ? { checkpointClock } : {}),
       instance: await detectInstance(process.env),
       onProgress,

@@ -140,7 +140,7 @@ export interface WorkerDeps {
    * per batch instead of a record object per line. @default true
    */
   readonly columnar?: boolean;
-  /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core (defaultDecodeThreads) */
+  /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core, per block at most */
   readonly decodeThreads?: number;
   /** Bytes per columnar block. @default 1 MiB */
   readonly decodeBlockBytes?: number;
@@ -791,7 +791,7 @@ function openStream(
     deps.columnar === false ? undefined : columnarPlanOf(plan.spec, io.identityTypes, challenger);
   if (!columnar) return new RecordStream(input, plan.spec.input.format, ranges, readOptions);
   return new ColumnarStream(input, ranges, columnar, {
-    threads: deps.decodeThreads ?? defaultDecodeThreads(),
+    threads: deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes),
     ...(deps.decodeBlockBytes ? { blockBytes: deps.decodeBlockBytes } : {}),
   });
 }

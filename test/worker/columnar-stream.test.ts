@@ -5,6 +5,7 @@
  * (blocks cut after quoted line breaks included), across several ranges, and resumed inside a range.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -15,7 +16,11 @@ import { createFeatureBuilder } from '../../src/inference/features.js';
 import type { InputRange } from '../../src/runs/types.js';
 import type { TabularInputSpec } from '../../src/spec/model-io.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { ColumnarStream, type ColumnarShardBatch } from '../../src/worker/columnar-stream.js';
+import {
+  ColumnarStream,
+  defaultDecodeThreads,
+  type ColumnarShardBatch,
+} from '../../src/worker/columnar-stream.js';
 import { RecordStream, type StreamRange } from '../../src/worker/record-stream.js';
 import { expectIn } from '../support/expect-in.js';
 import { ERROR_HAZARDS, hazardOf, hazardousCsv } from './columnar-hazards.js';
@@ -222,5 +227,16 @@ describe('the columnar stream', () => {
     await expect(reference(range)).rejects.toBeInstanceOf(QuotedBreakAtBoundaryError);
     await expect(columnar(range, 2, 500)).rejects.toBeInstanceOf(QuotedBreakAtBoundaryError);
     await expect(columnar(range, 0, 500)).rejects.toBeInstanceOf(QuotedBreakAtBoundaryError);
+  });
+});
+
+describe('the default number of decode threads', () => {
+  const ranges = (...lengths: number[]): StreamRange[] =>
+    lengths.map((n, index) => ({ index, range: { uri, start: 100, end: 100 + n, size: 1e9 } as InputRange }));
+
+  it('is none for a shard of one block (decoded on the main thread), else one per core, at most one per block', () => {
+    expect(defaultDecodeThreads(ranges(400, 600), 1000)).toBe(0);
+    expect(defaultDecodeThreads(ranges(400, 601), 1000)).toBe(Math.min(2, os.availableParallelism()));
+    expect(defaultDecodeThreads(ranges(50_000), 1000)).toBe(Math.min(8, os.availableParallelism()));
   });
 });
