@@ -9,6 +9,7 @@
  *   <output>/_runs/<id>/plan.json, shards*, model/, snapshot  the plan  Plan
  *   <output>/_runs/<id>/rounds/<r>.json           the shards of round r Reconcile
  *   <output>/_runs/<id>/shards/, checkpoints/     markers, checkpoints  worker
+ *   <output>/_challenger/...                      the same for a challenger, and its comparisons/  worker
  *   <output>/_runs/<id>/manifest.json, report, _runs/_succeeded.json, _single/  Finalize
  *
  * The table below is the source of truth; docs/operations.md ("Who may touch what in S3") prints it and a test
@@ -48,6 +49,13 @@ export const RUN_PREFIX_GRANTS: readonly RunPrefixGrant[] = [
   { role: 'worker', on: 'output', suffix: '_errors/', access: 'readwrite' },
   { role: 'worker', on: 'output', suffix: '_runs/*/shards/', access: 'readwrite' },
   { role: 'worker', on: 'output', suffix: '_runs/*/checkpoints/', access: 'readwrite' },
+  // A run with a challenger: the same files for the challenger's table under <output>_challenger/, plus the
+  // champion-vs-challenger comparison of each chunk and shard (src/challenger/comparison-files.ts).
+  { role: 'worker', on: 'output', suffix: '_challenger/_staging/', access: 'readwrite' },
+  { role: 'worker', on: 'output', suffix: '_challenger/_errors/', access: 'readwrite' },
+  { role: 'worker', on: 'output', suffix: '_challenger/_runs/*/shards/', access: 'readwrite' },
+  { role: 'worker', on: 'output', suffix: '_challenger/_runs/*/checkpoints/', access: 'readwrite' },
+  { role: 'worker', on: 'output', suffix: '_challenger/_runs/*/comparisons/', access: 'readwrite' },
   // Reconcile reads the plan and the markers, writes the next round's shard list.
   { role: 'reconcile', on: 'output', suffix: '_runs/', access: 'read' },
   { role: 'reconcile', on: 'output', suffix: '_runs/*/rounds/', access: 'readwrite' },
