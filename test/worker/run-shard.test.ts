@@ -577,7 +577,10 @@ describe('text output formats', () => {
         }),
         { chunkRecords: 500 },
       );
-      expect(text.outputs.map((o) => o.uri.split('.').pop())).toEqual(parquet.outputs.map(() => format));
+      // Staged as part-*.<format>.staged until Finalize publishes them (docs/adr/0014 §9).
+      expect(text.outputs.map((o) => o.uri.split('.').slice(-2).join('.'))).toEqual(
+        parquet.outputs.map(() => `${format}.staged`),
+      );
       expect(text.outputs.map((o) => o.rows)).toEqual(parquet.outputs.map((o) => o.rows));
       const files = text.outputs.map((o) => `'${fileURLToPath(o.uri)}'`).join(', ');
       const reader =
