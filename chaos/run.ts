@@ -1,13 +1,24 @@
 /**
  * `npm run chaos`: fault and hostile-input checks that must keep holding (docs/reliability.md): the malformed-spec
- * suite, then the worker-kill loop (chaos/worker-kills.ts). Prints one line per failure and a summary; exits 1 when
- * any guarantee does not hold. CHAOS_SEED replays a kill loop; CHAOS_KILL_RUNS / CHAOS_RECORDS size it.
+ * suite, then the worker-kill loop (chaos/worker-kills.ts), the S3 fault loop (chaos/s3-faults.ts), whole-run poison
+ * input (chaos/poison-runs.ts) and the concurrency loop (chaos/concurrency.ts). Prints one line per failure and a
+ * summary; exits 1 when any guarantee does not hold. CHAOS_SEED replays the seeded loops; CHAOS_KILL_RUNS /
+ * CHAOS_RECORDS size the kill loop, CHAOS_S3_RUNS (runs per fault rate) / CHAOS_S3_RECORDS the S3 loop;
+ * CHAOS_LOOPS (comma-separated: specs, kills, s3, poison, concurrency; default all) picks loops.
  */
 import { KNOWN_GAPS } from './malformed-specs.js';
 import { validateMalformedSpecs } from './validate-specs.js';
 import { summarizeKills, workerKillLoop } from './worker-kills.js';
+import { concurrencyLoop } from './concurrency.js';
+import { poisonRuns } from './poison-runs.js';
+import { s3FaultLoop, summarizeS3Faults } from './s3-faults.js';
 
-const outcomes = await validateMalformedSpecs();
+const LOOPS = new Set(
+  (process.env.CHAOS_LOOPS ?? 'specs,kills,s3,poison,concurrency').split(',').map((l) => l.trim()),
+);
+const started = Date.now();
+
+const outcomes = LOOPS.has('specs') ? await validateMalformedSpecs() : [];
 const rejected = outcomes.filter((o) => o.exitCode === 2);
 const precise = rejected.filter((o) => o.namesField);
 const isGap = (name: string): boolean => KNOWN_GAPS.some((gap) => name.endsWith(gap));
@@ -23,31 +34,97 @@ for (const o of schemaCases) {
   }
 }
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
-process.stdout.write(`worker-kill loop: seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
-const kills = await workerKillLoop({
-  runs: Number(process.env.CHAOS_KILL_RUNS ?? 24),
-  records: Number(process.env.CHAOS_RECORDS ?? 20_000),
-  chunkRecords: 1000,
-  seed,
-  progress: (line) => process.stdout.write(`  ${line}\n`),
-});
-for (const o of kills.outcomes) {
+process.stdout.write(`seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
+const kills = !LOOPS.has('kills')
+  ? undefined
+  : await workerKillLoop({
+      runs: Number(process.env.CHAOS_KILL_RUNS ?? 24),
+      records: Number(process.env.CHAOS_RECORDS ?? 20_000),
+      chunkRecords: 1000,
+      seed,
+      progress: (line) => process.stdout.write(`  ${line}\n`),
+    });
+for (const o of kills?.outcomes ?? []) {
   if (o.exact) continue;
   failed++;
   process.stdout.write(`FAIL worker-kill run ${o.run} (${o.mode}, seed ${seed}): ${o.problems.join('; ')}\n`);
 }
+
+const s3 = !LOOPS.has('s3')
+  ? undefined
+  : await s3FaultLoop({
+      seed,
+      runsPerRate: Number(process.env.CHAOS_S3_RUNS ?? 2),
+      records: Number(process.env.CHAOS_S3_RECORDS ?? 1500),
+      progress: (line) => process.stdout.write(`  ${line}\n`),
+    });
+for (const o of s3?.outcomes ?? []) {
+  if (o.problems.length === 0) continue;
+  failed++;
+  process.stdout.write(
+    `FAIL S3 fault run ${o.name} (rate ${o.rate}, seed ${seed}): ${o.problems.join('; ')}\n`,
+  );
+}
+
+const poison = !LOOPS.has('poison')
+  ? undefined
+  : await poisonRuns({ progress: (line) => process.stdout.write(`  ${line}\n`) });
+for (const o of poison ?? []) {
+  if (o.problems.length === 0) continue;
+  failed++;
+  process.stdout.write(`FAIL poison run "${o.name}": ${o.problems.join('; ')}\n`);
+}
+
+const concurrency = !LOOPS.has('concurrency')
+  ? undefined
+  : await concurrencyLoop({ progress: (line) => process.stdout.write(`  ${line}\n`) });
+for (const o of concurrency ?? []) {
+  if (o.problems.length === 0) continue;
+  failed++;
+  process.stdout.write(`FAIL concurrency ${o.check}: ${o.problems.join('; ')}\n`);
+}
+
 const summary = {
   date: new Date().toISOString(),
-  workerKills: summarizeKills(kills),
-  malformedSpecs: {
-    total: outcomes.length,
-    rejectedExit2: rejected.length,
-    namingTheField: precise.length,
-    schemaDetectable: schemaCases.length,
-    knownGapsAccepted: outcomes.filter((o) => isGap(o.spec.name) && o.exitCode === 0).length,
-    needPreflight: preflightCases.length,
-    needPreflightRejectedToday: preflightCases.filter((o) => o.exitCode === 2).length,
-  },
+  loops: [...LOOPS],
+  minutes: Math.round((Date.now() - started) / 6000) / 10,
+  ...(kills ? { workerKills: summarizeKills(kills) } : {}),
+  ...(s3 ? { s3Faults: summarizeS3Faults(s3) } : {}),
+  ...(poison
+    ? {
+        poisonRuns: poison.map((o) => ({
+          case: o.name,
+          status: o.status,
+          handled: o.handled,
+          records: o.records,
+          predictions: o.predictions,
+          errors: o.errors,
+          errorsByReason: o.errorsByReason,
+        })),
+      }
+    : {}),
+  ...(concurrency
+    ? {
+        concurrency: concurrency.map((o) => ({
+          check: o.check,
+          held: o.problems.length === 0,
+          runs: o.runs,
+        })),
+      }
+    : {}),
+  ...(LOOPS.has('specs')
+    ? {
+        malformedSpecs: {
+          total: outcomes.length,
+          rejectedExit2: rejected.length,
+          namingTheField: precise.length,
+          schemaDetectable: schemaCases.length,
+          knownGapsAccepted: outcomes.filter((o) => isGap(o.spec.name) && o.exitCode === 0).length,
+          needPreflight: preflightCases.length,
+          needPreflightRejectedToday: preflightCases.filter((o) => o.exitCode === 2).length,
+        },
+      }
+    : {}),
 };
 process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 process.exitCode = failed > 0 ? 1 : 0;
