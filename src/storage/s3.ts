@@ -69,6 +69,32 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   });
 }
 
+/**
+ * Times `get` sends a GetObject whose answer's body was cut mid-stream (a dropped connection after the headers).
+ * The SDK retries failed requests, but not a body that fails while it is read after the request returned, so a
+ * one-off cut used to fail the read, and with it a Reconcile or Finalize step and the run (issue 17, found by
+ * chaos/s3-faults.ts at 30 % faults).
+ */
+export const S3_BODY_READ_ATTEMPTS = 4;
+
+/** A body that failed while it was read; `mapped` is the error to report when no attempt is left. */
+class BodyCutError extends Error {
+  constructor(readonly mapped: Error) {
+    super(mapped.message, { cause: mapped });
+  }
+}
+
+async function readBody(
+  body: { transformToByteArray(): Promise<Uint8Array> },
+  mapError: (err: unknown) => Error,
+): Promise<Uint8Array> {
+  try {
+    return await body.transformToByteArray();
+  } catch (err) {
+    throw new BodyCutError(mapError(err));
+  }
+}
+
 /** An S3 request that failed for a reason other than a missing object. */
 export class S3StoreError extends Error {
   override readonly name = 'S3StoreError';
@@ -116,18 +142,31 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.getOnce(uri, range, options);
+      } catch (err) {
+        if (!(err instanceof BodyCutError) || attempt >= S3_BODY_READ_ATTEMPTS) {
+          throw err instanceof BodyCutError ? err.mapped : err;
+        }
+      }
+    }
+  }
+
+  private async getOnce(uri: string, range?: ByteRange, options?: ReadOptions): Promise<Uint8Array> {
     const { bucket, key } = toLocation(uri);
     if (range && isEmptyRange(range, uri)) return new Uint8Array(0);
     try {
       const out = await this.client.send(getObjectCommand(bucket, key, range, options));
       if (!out.Body) throw new S3StoreError(`S3 GetObject ${uri} returned no body`, uri, undefined);
       this.knownBuckets.add(bucket);
-      const bytes = await out.Body.transformToByteArray();
+      const bytes = await readBody(out.Body, (err) => this.error('GetObject', uri, err, options));
       if (!range) return bytes;
       const skip = bytesToSkip(range, out.ContentRange, uri);
       const want = range.end - range.start;
       return skip === 0 && bytes.length <= want ? bytes : bytes.subarray(skip, skip + want);
     } catch (err) {
+      if (err instanceof BodyCutError) throw err;
       // A range that starts at or past the end is unsatisfiable on S3; the contract clips it to nothing instead.
       if (range && errorCode(err) === 'InvalidRange') return new Uint8Array(0);
       throw this.error('GetObject', uri, err, options);
