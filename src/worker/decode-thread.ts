@@ -9,7 +9,8 @@
  * The thread's entry is this module itself, as for the inference thread: the bundle in the worker image, or this
  * .ts file through tsx from source.
  */
-import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData, type MessagePort, type Worker } from 'node:worker_threads';
+import { spawnModuleThread } from './spawn-thread.js';
 import {
   blockBuffers,
   ColumnarBlockBuilder,
@@ -117,16 +118,7 @@ function rebuildError(name: string, message: string): Error {
 
 /** Starts a thread: through tsx from source (a Worker does not inherit the loader), directly from the bundle. */
 function spawnThread(plan: ColumnarPlan): Worker {
-  const self = import.meta.url;
-  const data = { role: THREAD_ROLE, plan };
-  if (self.endsWith('.ts')) {
-    const api = import.meta.resolve('tsx/esm/api');
-    const bootstrap =
-      `import(${JSON.stringify(api)})` +
-      `.then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: data });
-  }
-  return new Worker(new URL(self), { workerData: data });
+  return spawnModuleThread(import.meta.url, { role: THREAD_ROLE, plan });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

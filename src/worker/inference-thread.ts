@@ -16,7 +16,8 @@
  * The thread's entry is this module itself: in the bundled worker image (one .mjs file) `import.meta.url` is the
  * bundle, which contains this module; from source it is this .ts file, loaded through tsx.
  */
-import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData, type MessagePort, type Worker } from 'node:worker_threads';
+import { spawnModuleThread } from './spawn-thread.js';
 import * as ort from 'onnxruntime-node';
 import {
   loadModel,
@@ -372,16 +373,7 @@ function makeTensor(type: ort.Tensor.Type, data: ort.Tensor.DataType, dims: read
  * small bootstrap registers tsx in the thread first; from the bundle the thread runs the bundle directly.
  */
 function spawnThread(): Worker {
-  const self = import.meta.url;
-  const data = { role: THREAD_ROLE };
-  if (self.endsWith('.ts')) {
-    const api = import.meta.resolve('tsx/esm/api');
-    const bootstrap =
-      `import(${JSON.stringify(api)})` +
-      `.then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: data });
-  }
-  return new Worker(new URL(self), { workerData: data });
+  return spawnModuleThread(import.meta.url, { role: THREAD_ROLE });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
