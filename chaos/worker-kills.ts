@@ -32,6 +32,9 @@ import {
 } from '../test/worker/helpers.js';
 import type { ShardMarker } from '../src/runs/types.js';
 import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../src/worker/env.js';
+import { seededRandom } from '../test/support/seeded-random.js';
+
+export { seededRandom };
 
 export type KillMode =
   'sigkill-random' | 'sigkill-after-checkpoint' | 'sigterm-mid-chunk' | 'sigterm-startup';
@@ -73,18 +76,6 @@ export interface KillLoopResult {
   readonly seed: number;
   readonly clean: { readonly records: number; readonly predictions: number; readonly errors: number };
   readonly outcomes: KillRunOutcome[];
-}
-
-/** Deterministic PRNG (mulberry32), so a seed replays a loop. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function workerKillLoop(options: KillLoopOptions): Promise<KillLoopResult> {

@@ -7,6 +7,10 @@ import type { Readable } from 'node:stream';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ByteRange } from '../../src/storage/object-store.js';
 import type { InputRange } from '../../src/runs/types.js';
+import { seededRandom } from '../support/seeded-random.js';
+
+/** Deterministic PRNG so a failing random cut can be reproduced. */
+export const rng = seededRandom;
 
 /** A LocalObjectStore that remembers every ranged read it served (the real reads still happen). */
 export class RecordingStore extends LocalObjectStore {
@@ -70,18 +74,6 @@ export async function collectBatches<T>(iterable: AsyncIterable<T[]>): Promise<T
   const out: T[][] = [];
   for await (const batch of iterable) out.push(batch);
   return out;
-}
-
-/** Deterministic PRNG so a failing random cut can be reproduced. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** `count` distinct sorted cut points strictly inside (0, size). */

@@ -7,7 +7,6 @@ import '../../src/runtime/polyfills.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
 import YAML from 'yaml';
 import { LocalCatalog } from '../../src/catalog/local.js';
 import { runLocal, type LocalRunOutcome } from '../../src/local/run-local.js';
@@ -16,6 +15,9 @@ import { parseManifest, type Manifest } from '../../src/results/manifest.js';
 import { createLogger } from '../../src/runtime/log.js';
 import { loadJobSpecFile } from '../../src/spec/load.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { sql } from './duckdb-sql.js';
+
+export { sql };
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 /** The shipped example (examples/breast-cancer). */
@@ -73,19 +75,4 @@ export async function runExampleJob(
 /** The manifest of a run that got as far as writing one. */
 export function manifestOf(outcome: LocalRunOutcome): Manifest {
   return parseManifest(JSON.parse(readFileSync(fileURLToPath(outcome.result!.manifestUri), 'utf8')));
-}
-
-/** Rows of a query in DuckDB (in memory, or a database file such as the local catalogue). */
-export async function sql<T extends Record<string, unknown>>(
-  query: string,
-  database = ':memory:',
-): Promise<T[]> {
-  const db = await DuckDBInstance.create(database);
-  const connection = await db.connect();
-  try {
-    return (await connection.runAndReadAll(query)).getRowObjectsJS() as T[];
-  } finally {
-    connection.closeSync();
-    db.closeSync();
-  }
 }

@@ -15,6 +15,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { seededRandom } from './seeded-random.js';
 
 export type S3FaultKind = 'internal-error' | 'slow-down' | 'reset' | 'truncated-body' | 'slow';
 export const S3_FAULT_KINDS: readonly S3FaultKind[] = [
@@ -55,18 +56,6 @@ export interface S3FaultProxy {
   stop(): Promise<void>;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function s3Error(res: http.ServerResponse, status: number, code: string, message: string): void {
   const body =
     `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>` +
@@ -80,7 +69,7 @@ export async function startS3FaultProxy(
   options: S3FaultProxyOptions,
 ): Promise<S3FaultProxy> {
   const target = new URL(targetEndpoint);
-  const random = seeded(options.seed);
+  const random = seededRandom(options.seed);
   const kinds = options.kinds ?? S3_FAULT_KINDS;
   if (kinds.length === 0) throw new Error('S3 fault proxy: kinds must name at least one fault');
   const slowMs = options.slowMs ?? 300;

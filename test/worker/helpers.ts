@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
 import YAML from 'yaml';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
 import { workerEntry } from '../../src/local/worker-pool.js';
@@ -22,6 +21,9 @@ import { LocalObjectStore } from '../../src/storage/local.js';
 import { getJson, type ObjectStore } from '../../src/storage/object-store.js';
 import { checkpointSchema, type Checkpoint } from '../../src/worker/checkpoint.js';
 import { runWorkerTask, type WorkerDeps } from '../../src/worker/run-shard.js';
+import { sql } from '../support/duckdb-sql.js';
+
+export { sql };
 
 export const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 export const example = path.join(repo, 'examples/breast-cancer');
@@ -203,18 +205,6 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 10));
   }
   return undefined;
-}
-
-/** Runs one query on a fresh in-memory DuckDB. */
-export async function sql<T extends Record<string, unknown>>(query: string): Promise<T[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const connection = await db.connect();
-  try {
-    return (await connection.runAndReadAll(query)).getRowObjectsJS() as T[];
-  } finally {
-    connection.closeSync();
-    db.closeSync();
-  }
 }
 
 /** `read_parquet` over a marker's output files. */
