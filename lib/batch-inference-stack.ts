@@ -287,6 +287,12 @@ export function addBatchInference(scope: Construct, props: BatchInferenceProps):
   out.auditRunsLocation = auditRuns;
   out.pipelineGrants = pipelineGrants;
   out.pipelineLocations = pipelineLocations;
+  // Unpublished predictions (failed or killed runs) expire; the ad hoc outputs (a wildcard folder) live under
+  // adhoc/, which has no per-folder rule.
+  for (const pipeline of pipelines) {
+    const output = pipelineLocationsOf(pipeline, locationOf).output;
+    if (output.bucket === dataBucket) out.dataLake.expireUnpublishedPredictions(output.keyPrefix);
+  }
 
   // Reconcile asks Batch why a round's children failed (for the manifest). Neither action takes a resource ARN.
   out.reconcileFunction.role.addToPolicy(

@@ -73,6 +73,13 @@ export interface DataLakeProps {
    * @default Duration.days(365)
    */
   readonly accessLogsExpiration?: Duration;
+  /**
+   * How long the predictions of a run that never published (failed, cancelled, killed: `<output>_staging/`, docs/adr/
+   * 0014 §9) are kept for inspection before they expire, per pipeline registered with `expireUnpublishedPredictions`.
+   * Whole days.
+   * @default Duration.days(30)
+   */
+  readonly unpublishedDataExpiration?: Duration;
 }
 
 /** A pipeline's two tables, as `reservePipelineTables` takes them. */
@@ -111,6 +118,10 @@ export class DataLake extends Construct {
   private readonly removalPolicy: RemovalPolicy;
   private lakeFormationGrants = 0;
   private readonly tableNames = new Set<string>();
+  /** The data bucket when this construct created it (lifecycle rules can only be added to it then). */
+  private readonly ownedBucket?: s3.Bucket;
+  private readonly unpublishedDays: number;
+  private readonly expiringPrefixes = new Set<string>();
 
   constructor(scope: Construct, id: string, props: DataLakeProps) {
     super(scope, id);
@@ -124,6 +135,7 @@ export class DataLake extends Construct {
     const noncurrent = wholeDays('noncurrentVersionExpiration', props.noncurrentVersionExpiration, 30);
     const tempDays = wholeDays('tempDataExpiration', props.tempDataExpiration, 7);
     const logDays = wholeDays('accessLogsExpiration', props.accessLogsExpiration, 365);
+    this.unpublishedDays = wholeDays('unpublishedDataExpiration', props.unpublishedDataExpiration, 30);
     this.tempPrefix = props.tempPrefix ?? 'tmp/';
     if (!/^[^/].*\/$/.test(this.tempPrefix)) {
       throw new Error(
@@ -176,6 +188,7 @@ export class DataLake extends Construct {
         eventBridgeConfiguration: { eventBridgeEnabled: true },
       };
       this.bucket = bucket;
+      this.ownedBucket = bucket;
     }
 
     const stack = Stack.of(this);
@@ -234,6 +247,32 @@ export class DataLake extends Construct {
     }
     for (const tableName of [table, runsTable, challengerTable]) this.tableNames.add(tableName);
     return { table, runsTable };
+  }
+
+  /**
+   * Expires the staged predictions of runs that never published under a pipeline's output prefix (the champion's
+   * `_staging/` and the challenger's `_challenger/_staging/`) after `unpublishedDataExpiration`. A published run's
+   * files have been moved out of staging by Finalize, so only unpublished ones expire. An imported bucket is left as
+   * it is (its lifecycle belongs to its owner); returns the prefixes given a rule.
+   */
+  expireUnpublishedPredictions(outputKeyPrefix: string): readonly string[] {
+    if (!/^([^/*].*\/)?$/.test(outputKeyPrefix) || outputKeyPrefix.includes('*')) {
+      throw new Error(
+        `DataLake expireUnpublishedPredictions needs an output key prefix ending in "/" without wildcards (got "${outputKeyPrefix}").`,
+      );
+    }
+    if (!this.ownedBucket) return [];
+    const prefixes = [`${outputKeyPrefix}_staging/`, `${outputKeyPrefix}_challenger/_staging/`];
+    // Pipelines may share an output prefix; a rule id appears once in a bucket's configuration.
+    for (const prefix of prefixes.filter((p) => !this.expiringPrefixes.has(p))) {
+      this.expiringPrefixes.add(prefix);
+      this.ownedBucket.addLifecycleRule({
+        id: `expire-unpublished-${prefix.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '')}`,
+        prefix,
+        expiration: Duration.days(this.unpublishedDays),
+      });
+    }
+    return prefixes;
   }
 
   /**

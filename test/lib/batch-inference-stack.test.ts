@@ -148,6 +148,21 @@ describe('pipelines', () => {
     }
   });
 
+  it("expires each pipeline's unpublished predictions (staging), and nothing published", () => {
+    const bucket = Object.entries(resources).find(
+      ([id, r]) => r.Type === 'AWS::S3::Bucket' && id.startsWith('DataLakeBucket'),
+    )![1];
+    const rules = (bucket.Properties.LifecycleConfiguration as { Rules: { Prefix?: string }[] }).Rules;
+    const staged = rules.filter((r) => r.Prefix?.includes('_staging/')).map((r) => r.Prefix);
+    const outputs = synthesized.stack.pipelineLocations
+      .filter((l) => PIPELINES.includes(l.pipeline as (typeof PIPELINES)[number]))
+      .map((l) => l.output.keyPrefix);
+    expect(outputs).toHaveLength(PIPELINES.length);
+    expect(staged.sort()).toEqual(
+      [...new Set(outputs)].flatMap((o) => [`${o}_staging/`, `${o}_challenger/_staging/`]).sort(),
+    );
+  });
+
   it('cancels first-round (Spot) jobs RUNNABLE after spotRunnableTimeoutMinutes, retry-round ones after runnableTimeoutMinutes', () => {
     const limits = Object.fromEntries(
       Object.values(template.findResources('AWS::Batch::JobQueue')).map((q) => {

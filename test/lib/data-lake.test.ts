@@ -150,6 +150,51 @@ describe('DataLake buckets', () => {
     imported.resourceCountIs('AWS::S3::BucketPolicy', 0);
     imported.resourceCountIs('AWS::Glue::Database', 1);
   });
+
+  it("expires a registered output prefix's unpublished predictions (champion and challenger staging)", () => {
+    let prefixes: readonly string[] = [];
+    const template = lake({ unpublishedDataExpiration: Duration.days(14) }, (l) => {
+      prefixes = l.expireUnpublishedPredictions('predictions/scores/');
+      l.expireUnpublishedPredictions('predictions/scores/'); // a second pipeline writing there: no second rule
+    });
+    expect(prefixes).toEqual(['predictions/scores/_staging/', 'predictions/scores/_challenger/_staging/']);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({
+            Prefix: 'predictions/scores/_staging/',
+            ExpirationInDays: 14,
+            Status: 'Enabled',
+          }),
+          Match.objectLike({
+            Prefix: 'predictions/scores/_challenger/_staging/',
+            ExpirationInDays: 14,
+            Status: 'Enabled',
+          }),
+        ]),
+      },
+    });
+    // Nothing published expires: no rule reaches the partitions or the whole output prefix.
+    const rules = Object.values(template.findResources('AWS::S3::Bucket')).flatMap(
+      (b) =>
+        (b as { Properties: { LifecycleConfiguration?: { Rules: { Prefix?: string }[] } } }).Properties
+          .LifecycleConfiguration?.Rules ?? [],
+    );
+    expect(rules.filter((r) => r.Prefix?.startsWith('predictions/')).map((r) => r.Prefix)).toEqual(prefixes);
+  });
+
+  it("leaves an imported bucket's lifecycle to its owner", () => {
+    let prefixes: readonly string[] = ['not called'];
+    const imported = synthConstruct((stack) => {
+      const l = new DataLake(stack, 'DataLake', {
+        databaseName: 'batch_infer_test',
+        bucket: s3.Bucket.fromBucketName(stack, 'Existing', 'corp-ml-data'),
+      });
+      prefixes = l.expireUnpublishedPredictions('predictions/scores/');
+    });
+    expect(prefixes).toEqual([]);
+    imported.resourceCountIs('AWS::S3::Bucket', 0);
+  });
 });
 
 describe('DataLake catalog', () => {
@@ -263,6 +308,19 @@ describe('DataLake rules', () => {
   it('rule: accessLogsExpiration is whole days, at least one', () => {
     expect(build({ accessLogsExpiration: Duration.minutes(90) })).toThrow(
       /accessLogsExpiration must be a whole number of days/,
+    );
+  });
+  it('rule: unpublishedDataExpiration is whole days, at least one', () => {
+    expect(build({ unpublishedDataExpiration: Duration.hours(36) })).toThrow(
+      /unpublishedDataExpiration must be a whole number of days/,
+    );
+  });
+  it('rule: unpublished predictions expire under a key prefix ending in "/", without wildcards', () => {
+    expect(build({}, (l) => l.expireUnpublishedPredictions('adhoc/*/'))).toThrow(
+      /needs an output key prefix ending in "\/" without wildcards \(got "adhoc\/\*\/"\)/,
+    );
+    expect(build({}, (l) => l.expireUnpublishedPredictions('predictions/scores'))).toThrow(
+      /needs an output key prefix ending in "\/"/,
     );
   });
   it('rule: tempPrefix is a key prefix ending in "/"', () => {
