@@ -61,9 +61,12 @@ export interface S3FaultLoopResult {
 const BUCKET = 'lake';
 const TABLE = 'breast_cancer';
 const ID = 'patient_id';
-/** A write of a Parquet file, wherever the product puts it (PutObject, multipart parts, CopyObject). */
+/**
+ * A write of a Parquet file, wherever the product puts it (PutObject, multipart parts, CopyObject): the workers' staged
+ * parts (`part-*.parquet.staged`) and Finalize's moves into the partition (ADR 0014 §9).
+ */
 const isParquetWrite = (r: S3FaultRequest): boolean =>
-  r.method !== 'GET' && r.method !== 'HEAD' && r.path.endsWith('.parquet');
+  r.method !== 'GET' && r.method !== 'HEAD' && /\.parquet(\.staged)?$/.test(r.path);
 /** What a cause naming the S3 error looks like: the S3 error code, the network error, or the status. */
 export const S3_ERROR_IN_CAUSE =
   /InternalError|SlowDown|ECONNRESET|socket hang up|aborted|S3 \w+ s3:\/\/|\b50[03]\b/;

@@ -31,7 +31,7 @@ describe('S3 faults under whole local runs (chaos, short)', () => {
     });
     expectIn(faulty!.faults, `seed ${SEED}: faults injected`).toBeGreaterThan(10);
     expectIn(exhausted!.cause, 'the exhausted run').toMatch(
-      /S3StoreError: S3 \w+ s3:\/\/lake\/out\/.*\.parquet failed/,
+      /S3StoreError: S3 \w+ s3:\/\/lake\/out\/.*\.parquet(\.staged)? failed/,
     );
   }, 900_000);
 });
