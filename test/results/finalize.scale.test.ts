@@ -33,7 +33,8 @@ beforeAll(async () => {
     { label: 'b', score: 0.25 },
     { label: 'c', score: 1 },
   ]);
-  await mkdir(fileURLToPath(fx.layout.partitionUri), { recursive: true });
+  // Workers write staged parts (docs/adr/0014 §9); Finalize moves them into the partition.
+  await mkdir(fileURLToPath(fx.layout.stagingUri), { recursive: true });
   const ids = Array.from({ length: SHARDS }, (_, i) => i);
   await forEachLimit(ids, 64, async (id) => {
     await copyFile(template, fileURLToPath(fx.layout.partUri(id, 0)));
@@ -50,11 +51,12 @@ afterAll(async () => {
  * state), a constant number of listings, no HEAD per shard (the markers carry sizes and ETags), and never more
  * than DEFAULT_READ_CONCURRENCY requests at once. A per-shard HEAD adds SHARDS requests, a quadratic step re-reads
  * markers (SHARDS² GETs), unbounded parallelism puts hundreds in flight: each fails here, whatever the machine's
- * speed.
+ * speed. Publishing moves each staged file once (docs/adr/0014 §9): `moves` is that count, 0 for Reconcile.
  */
-function expectLinearRequests(counts: RequestCounts): void {
+function expectLinearRequests(counts: RequestCounts, moves = 0): void {
   const context = JSON.stringify(counts);
-  const { get = 0, head = 0, tryHead = 0, list = 0, listPrefixes = 0, ...others } = counts.calls;
+  const { get = 0, head = 0, tryHead = 0, list = 0, listPrefixes = 0, move = 0, ...others } = counts.calls;
+  expectIn(move, context).toBe(moves);
   expectIn(get, context).toBeGreaterThanOrEqual(SHARDS);
   expectIn(get, context).toBeLessThanOrEqual(SHARDS + 16);
   expectIn(head + tryHead, context).toBeLessThanOrEqual(8);
@@ -88,7 +90,7 @@ describe(`a run of ${SHARDS} shards`, () => {
     const ms = performance.now() - started;
     console.log(`finalize of ${SHARDS} markers (incl. publishing ${SHARDS} files): ${ms.toFixed(0)} ms`);
     expect(result).toMatchObject({ status: 'SUCCEEDED', records: 3 * SHARDS, failedShards: 0 });
-    expectLinearRequests(counts());
+    expectLinearRequests(counts(), SHARDS);
     const rows = await queryCatalog(dbPath, 'SELECT count(*) FROM churn_scores');
     expect(rows.rows).toEqual([[3 * SHARDS]]);
   });
