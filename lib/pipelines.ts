@@ -293,7 +293,12 @@ export function parsePipelineText(text: string, file: string): Pipeline {
     // No baseDir: relative paths are refused with the spec loader's own message.
     spec = parseJobSpec(specRaw, { source: file });
   } catch (error) {
-    if (error instanceof SpecError) throw new SpecError([...error.issues, ...fileIssues], file);
+    if (error instanceof SpecError) {
+      // The spec loader checks the triggers too: each problem once.
+      const key = (i: SpecIssue): string => `${i.path}\u0000${i.message}`;
+      const seen = new Set(error.issues.map(key));
+      throw new SpecError([...error.issues, ...fileIssues.filter((i) => !seen.has(key(i)))], file);
+    }
     throw error;
   }
   const declared = manifestObjectsRaw === undefined ? undefined : manifestObjects.value;

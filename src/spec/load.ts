@@ -12,6 +12,7 @@ import { SpecError, type SpecIssue } from './errors.js';
 import { isTextInput, type OutputTensorSpec } from './model-io.js';
 import { challengerSpecIssues, challengerSpecOf } from './challenger.js';
 import { jobSpecSchema, type JobSpec } from './schema.js';
+import { parseTriggers } from './triggers.js';
 
 export interface ParseOptions {
   /** Shown in error messages: the file the spec came from. */
@@ -85,6 +86,8 @@ export function parseJobSpec(raw: unknown, options: ParseOptions = {}): JobSpec 
   const issues = [
     ...crossFieldIssues(spec),
     ...challengerIssues(spec),
+    // Deployment-only, but checked here too so that `validate` finds a broken trigger before `cdk synth` does.
+    ...parseTriggers(spec.triggers).issues,
     ...normalizeLocations(spec, options.baseDir),
   ];
   if (issues.length > 0) throw new SpecError(issues, options.source);

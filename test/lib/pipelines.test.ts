@@ -123,6 +123,9 @@ describe('pipeline rules', () => {
     expect(problems(pipelineYaml({ extra: 'triggers:\n  - schedule: { cron: "0 2 * * *" }\n' }))).toMatch(
       /triggers\[0\]\.schedule\.cron: has 5 field\(s\)/,
     );
+    // Once, although both the pipeline loader and the spec loader check triggers.
+    const message = problems(pipelineYaml({ extra: 'triggers:\n  - schedule: { cron: "0 2 * * *" }\n' }));
+    expect(message.match(/triggers\[0\]\.schedule\.cron/g)).toHaveLength(1);
   });
 
   it('rule: an S3 trigger needs input.manifest auto or list (it passes one object)', () => {

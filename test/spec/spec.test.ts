@@ -40,6 +40,23 @@ describe('job spec', () => {
     expect(issues.map((i) => i.path)).toContain('run.cpuFallback');
   });
 
+  it('triggers: checked with the spec (validate finds them before cdk synth), each problem naming its field', () => {
+    const issues = issuesOf(
+      withPatch(
+        (s) => (s.triggers = [{ s3: { prefix: 123 } }, { schedule: { cron: 'every day' } }, { email: {} }]),
+      ),
+    );
+    expect(issues.map((i) => i.path)).toEqual([
+      'triggers[0].s3.prefix',
+      'triggers[1].schedule.cron',
+      'triggers[2]',
+    ]);
+    expect(issues[2]!.message).toMatch(/exactly one key, the trigger kind: s3, schedule, volume/);
+    // Valid triggers are kept as written: local runs ignore them.
+    const spec = parseJobSpec(withPatch((s) => (s.triggers = [{ schedule: { rate: '1 day' } }])));
+    expect(spec.triggers).toEqual([{ schedule: { rate: '1 day' } }]);
+  });
+
   it('applies every default so later stages read one resolved spec', () => {
     const spec = parseJobSpec(valid);
     expect(spec.input.manifest).toBe('auto');
