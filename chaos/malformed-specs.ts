@@ -128,7 +128,13 @@ const cases: [string, string, unknown, boolean?][] = [
     [{ tensor: 'pixels', dtype: 'float32', from: { columns: ['mean_radius'] } }],
     true,
   ],
-  ['model.outputs.tensor', 'model.outputs', [{ tensor: 'logits', as: 'x' }], true],
+  // The example's output with only the tensor name wrong (so output.schema still names columns it writes).
+  [
+    'model.outputs.tensor',
+    'model.outputs',
+    [{ tensor: 'logits', postprocess: { argmax: { labels: 'labels.txt', as: 'label' }, keep: 'score' } }],
+    true,
+  ],
   ['input.id', 'input.id', 'no_such_column', true],
 ];
 
