@@ -121,7 +121,8 @@ export function renderBenchmarksDoc(report: BenchReport, analysis: string): stri
     for (const r of s.results) {
       const target = r.target
         ? [
-            r.target.ratio !== undefined ? `≥ ${r.target.ratio}x` : '',
+            // A ratio target such as 1 / 1.5 is shown to two decimals, like the ratios themselves.
+            r.target.ratio !== undefined ? `≥ ${Number(r.target.ratio.toFixed(2))}x` : '',
             r.target.max !== undefined ? `≤ ${num(r.target.max)}` : '',
             r.target.min !== undefined ? `≥ ${num(r.target.min)}` : '',
           ]

@@ -40,6 +40,18 @@ describe('bench report', () => {
     expect(doc).toMatch(/## Analysis\n\n<!-- analysis -->\nkept\n<!-- \/analysis -->\n$/);
   });
 
+  it('shows a ratio target to two decimals (1 / 1.5 as 0.67x)', () => {
+    const report: BenchReport = {
+      ...newer,
+      suites: [
+        suiteReport({ name: 'c', description: 'C' }, [{ ...result(70), target: { ratio: 1 / 1.5 } }], newer),
+      ],
+    };
+    expect(renderBenchmarksDoc(report, '')).toContain(
+      '| case | records/s | 70 | raw: 100 | 0.70x | ≥ 0.67x | yes |  |',
+    );
+  });
+
   it('writes only this run when the previous results cannot be read', () => {
     const current: BenchReport = {
       ...newer,
