@@ -24,7 +24,11 @@ const asked = [
 ].filter((l) => l !== '');
 const unknown = asked.filter((l) => !ALL_LOOPS.includes(l));
 if (unknown.length > 0) {
-  throw new Error(`unknown chaos loop(s) ${unknown.join(', ')}: choose among ${ALL_LOOPS.join(', ')}`);
+  process.stderr.write(
+    `npm run chaos: unknown loop(s) ${unknown.join(', ')}. Choose among ${ALL_LOOPS.join(', ')} ` +
+      '(as arguments after --, or CHAOS_LOOPS=a,b); none runs them all.\n',
+  );
+  process.exit(2);
 }
 const LOOPS = new Set(asked.length > 0 ? asked : ALL_LOOPS);
 const started = Date.now();
