@@ -6,9 +6,12 @@
  *
  * The worker runs as the local pool starts it, with the test's clock (test/worker/manual-clock.ts through
  * BATCH_INFER_CHECKPOINT_CLOCK): the test moves it a minute forward once the worker has appended a batch, which is
- * "a minute of work" as far as the worker can tell; no test outcome depends on how fast the machine is.
+ * "a minute of work" as far as the worker can tell; no test outcome depends on how fast the machine is. Once the
+ * checkpoint file exists, each clock read holds the worker for HOLD_MS: on a fast machine it would otherwise finish
+ * the shard, and delete its checkpoint, between the test seeing the checkpoint and killing it.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ShardMarker } from '../../src/runs/types.js';
 import { CHECKPOINT_CLOCK_ENV } from '../../src/worker/env.js';
@@ -32,6 +35,8 @@ import { manualClockReads, manualClockUrl, setManualClock } from './manual-clock
 const RECORDS = 30_000;
 const BATCH = 250;
 const MINUTE = 60_000;
+/** Far longer than the test takes to see the checkpoint and kill the worker (it is killed during the hold). */
+const HOLD_MS = 60_000;
 
 let tmp: { dir: string; cleanup: () => void };
 let inputDir: string;
@@ -53,7 +58,11 @@ afterAll(() => tmp.cleanup());
 describe('a worker SIGKILLed after the checkpoint interval', () => {
   it('is resumed after its time checkpoint: no record before it is read or inferred again, output exact', async () => {
     const planned = await planWorkerRun(spec('sigkill'));
-    const clock = { file: path.join(tmp.dir, 'clock.txt'), reads: path.join(tmp.dir, 'clock-reads.txt') };
+    const clock = {
+      file: path.join(tmp.dir, 'clock.txt'),
+      reads: path.join(tmp.dir, 'clock-reads.txt'),
+      pause: { whenExists: fileURLToPath(planned.layout.checkpointUri(0)), ms: HOLD_MS },
+    };
     setManualClock(clock.file, 0);
     const worker = startWorker(planned.runUri, { [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) });
 

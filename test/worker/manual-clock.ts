@@ -5,19 +5,35 @@
  * `reads` parameter every read appends one byte to that file, so the test can tell the worker has started asking
  * (the shard writer reads the clock once when it starts, then after each batch it appends). For example
  * `manual-clock.ts?file=/tmp/clock.txt&reads=/tmp/reads.txt`.
+ *
+ * With `pauseMs` and `pauseWhen` parameters, every read made once the file `pauseWhen` exists first sleeps `pauseMs`
+ * (the whole worker thread waits, as on a very slow machine). A test that waits for a worker's first checkpoint and
+ * then kills it names the checkpoint file: however fast the machine, the worker is then held in its next clock read
+ * (after its next batch, or before it seals its last chunk) until the test kills it, instead of finishing the shard
+ * and deleting the checkpoint between the test seeing it and killing the worker.
  */
-import { appendFileSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 
 const params = new URL(import.meta.url).searchParams;
 const file = params.get('file');
 const readsFile = params.get('reads');
+const pauseMs = Number(params.get('pauseMs') ?? 0);
+const pauseWhen = params.get('pauseWhen');
 
 /** The URL of this module reading `clock.file` (and counting reads in `clock.reads`). */
-export function manualClockUrl(clock: { file: string; reads?: string }): string {
+export function manualClockUrl(clock: {
+  file: string;
+  reads?: string;
+  pause?: { whenExists: string; ms: number };
+}): string {
   const url = new URL(import.meta.url);
   url.search = '';
   url.searchParams.set('file', clock.file);
   if (clock.reads) url.searchParams.set('reads', clock.reads);
+  if (clock.pause) {
+    url.searchParams.set('pauseWhen', clock.pause.whenExists);
+    url.searchParams.set('pauseMs', String(clock.pause.ms));
+  }
   return url.href;
 }
 
@@ -39,8 +55,14 @@ export function manualClockReads(readsFile: string): number {
 export function now(): number {
   if (!file) throw new Error('manual-clock.ts needs a file parameter (manualClockUrl)');
   if (readsFile) appendFileSync(readsFile, '.');
+  if (pauseWhen && existsSync(pauseWhen))
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
+  return readClockFile(file);
+}
+
+function readClockFile(clockFile: string): number {
   try {
-    const ms = Number(readFileSync(file, 'utf8'));
+    const ms = Number(readFileSync(clockFile, 'utf8'));
     return Number.isFinite(ms) ? ms : 0;
   } catch {
     return 0;
