@@ -5,6 +5,7 @@
  * lost, none twice), the same error rows, and the same comparison, whose counts match the two tables joined.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
 import {
@@ -15,7 +16,7 @@ import {
 import { summarizeComparison, type ComparisonPartial } from '../../src/challenger/comparison.js';
 import { challengerLayoutOf } from '../../src/challenger/plan.js';
 import type { ShardMarker } from '../../src/runs/types.js';
-import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
+import { CHECKPOINT_CLOCK_ENV, CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -31,6 +32,7 @@ import {
   waitFor,
   type PlannedRun,
 } from '../worker/helpers.js';
+import { manualClockUrl } from '../worker/manual-clock.js';
 
 const RECORDS = 12_000;
 /** Small chunks: several checkpoints, so the interruption lands between two of them. */
@@ -78,9 +80,27 @@ async function finish(planned: PlannedRun, attempt: number): Promise<Tables> {
   return tablesOf(planned);
 }
 
-/** Starts a worker and waits until both tables have checkpointed at least `chunks` chunks. */
-async function startAndWaitForChunks(planned: PlannedRun, chunks: number) {
-  const worker = startWorker(planned.runUri, WORKER_ENV, 1);
+/** Held this long per batch, a SIGKILLed worker is killed during its first hold. */
+const HOLD_UNTIL_KILLED_MS = 60_000;
+/** Held this long per batch, a worker sent SIGTERM has a shard left to run, yet stops well within its deadline. */
+const HOLD_UNTIL_STOPPED_MS = 500;
+
+/**
+ * Starts a worker and waits until both tables have checkpointed at least `chunks` chunks. From then on each of the
+ * worker's checkpoint-clock reads (one per batch) holds it for `holdMs` (test/worker/manual-clock.ts): on a fast
+ * machine it could otherwise finish the shard between the test seeing the checkpoints and the signal.
+ */
+async function startAndWaitForChunks(planned: PlannedRun, chunks: number, holdMs: number) {
+  const checkpoints = [planned, challengerRun(planned)].map((run) =>
+    fileURLToPath(run.layout.checkpointUri(0)),
+  );
+  // Never written: the clock shows 0, so no chunk closes by time; only the hold matters.
+  const clock = {
+    file: path.join(tmp.dir, 'clock-never-set.txt'),
+    hold: { checkpoints, chunks, ms: holdMs },
+  };
+  const env = { ...WORKER_ENV, [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) };
+  const worker = startWorker(planned.runUri, env, 1);
   const both = await waitFor(
     async () => {
       const champion = await readCheckpointFile(planned);
@@ -178,7 +198,7 @@ describe('the uninterrupted reference shard', () => {
 describe('a shard with a challenger sent SIGTERM mid-shard', () => {
   it('stops with both checkpoints in step, and the retry resumes them and writes both tables exactly', async () => {
     const planned = await planWorkerRun(spec('sigterm'));
-    const worker = await startAndWaitForChunks(planned, 2);
+    const worker = await startAndWaitForChunks(planned, 2, HOLD_UNTIL_STOPPED_MS);
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     expectIn(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
@@ -212,7 +232,7 @@ describe('a shard with a challenger sent SIGTERM mid-shard', () => {
 describe('a shard with a challenger killed (SIGKILL) after a checkpoint', () => {
   it('is retried from the checkpoints both tables agree on (or from the start), and both tables are exact', async () => {
     const planned = await planWorkerRun(spec('sigkill'));
-    const worker = await startAndWaitForChunks(planned, 2);
+    const worker = await startAndWaitForChunks(planned, 2, HOLD_UNTIL_KILLED_MS);
     worker.child.kill('SIGKILL');
     expect((await worker.exited).signal).toBe('SIGKILL');
     const champion = (await readCheckpointFile(planned))!;

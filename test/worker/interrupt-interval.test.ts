@@ -61,7 +61,7 @@ describe('a worker SIGKILLed after the checkpoint interval', () => {
     const clock = {
       file: path.join(tmp.dir, 'clock.txt'),
       reads: path.join(tmp.dir, 'clock-reads.txt'),
-      pause: { whenExists: fileURLToPath(planned.layout.checkpointUri(0)), ms: HOLD_MS },
+      hold: { checkpoints: [fileURLToPath(planned.layout.checkpointUri(0))], chunks: 1, ms: HOLD_MS },
     };
     setManualClock(clock.file, 0);
     const worker = startWorker(planned.runUri, { [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) });

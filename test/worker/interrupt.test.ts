@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
 import type { ShardMarker } from '../../src/runs/types.js';
-import { CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
+import { CHECKPOINT_CLOCK_ENV, CHUNK_RECORDS_ENV, INTERRUPTED_EXIT_CODE } from '../../src/worker/env.js';
 import {
   breastCancerInput,
   breastCancerSpec,
@@ -25,6 +25,7 @@ import {
   waitFor,
   type PlannedRun,
 } from './helpers.js';
+import { manualClockUrl } from './manual-clock.js';
 
 const RECORDS = 30_000;
 /** Small chunks and batches: many checkpoints, so the interruption lands between two of them. */
@@ -45,9 +46,29 @@ async function finish(planned: PlannedRun, attempt: number): Promise<ShardMarker
   return readMarker(planned);
 }
 
-/** Starts a worker and waits until it has checkpointed at least `chunks` chunks (while still running). */
-async function startAndWaitForChunks(planned: PlannedRun, chunks: number, wrapper: readonly string[] = []) {
-  const worker = startWorker(planned.runUri, WORKER_ENV, 1, wrapper);
+/** Held this long per batch, a SIGKILLed worker is killed during its first hold. */
+const HOLD_UNTIL_KILLED_MS = 60_000;
+/** Held this long per batch, a worker sent SIGTERM has minutes of shard left, yet stops well within its deadline. */
+const HOLD_UNTIL_STOPPED_MS = 500;
+
+/**
+ * Starts a worker and waits until it has checkpointed at least `chunks` chunks (while still running). From that
+ * checkpoint on, each of the worker's checkpoint-clock reads (one per batch) holds it for `holdMs`
+ * (test/worker/manual-clock.ts): on a fast machine it could otherwise finish the shard between the test seeing the
+ * checkpoint and the signal.
+ */
+async function startAndWaitForChunks(
+  planned: PlannedRun,
+  chunks: number,
+  options: { holdMs: number; wrapper?: readonly string[] },
+) {
+  const clock = {
+    // Never written: the clock shows 0, so no chunk closes by time; only the hold matters.
+    file: path.join(tmp.dir, 'clock-never-set.txt'),
+    hold: { checkpoints: [fileURLToPath(planned.layout.checkpointUri(0))], chunks, ms: options.holdMs },
+  };
+  const env = { ...WORKER_ENV, [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) };
+  const worker = startWorker(planned.runUri, env, 1, options.wrapper);
   const checkpoint = await waitFor(
     async () => {
       const cp = await readCheckpointFile(planned);
@@ -102,7 +123,7 @@ afterAll(() => tmp.cleanup());
 describe('a worker killed with SIGKILL mid-shard', () => {
   it('is resumed by the retry after its last checkpoint, and the output is exact', async () => {
     const planned = await planWorkerRun(spec('sigkill'));
-    const worker = await startAndWaitForChunks(planned, 2);
+    const worker = await startAndWaitForChunks(planned, 2, { holdMs: HOLD_UNTIL_KILLED_MS });
     worker.child.kill('SIGKILL');
     const exit = await worker.exited;
     expect(exit.signal).toBe('SIGKILL');
@@ -165,7 +186,7 @@ async function expectInterruptedThenExactRetry(
 describe('a worker sent SIGTERM mid-shard', () => {
   it('stops within the deadline with a consistent checkpoint, exits 143, and the retry is exact', async () => {
     const planned = await planWorkerRun(spec('sigterm'));
-    const worker = await startAndWaitForChunks(planned, 2);
+    const worker = await startAndWaitForChunks(planned, 2, { holdMs: HOLD_UNTIL_STOPPED_MS });
     await expectInterruptedThenExactRetry(planned, worker, () => worker.child.kill('SIGTERM'));
   });
 });
@@ -219,7 +240,10 @@ describe('a worker that is PID 1 (as in a container) sent SIGTERM mid-shard', ()
     async () => {
       if (!pidNamespace.command) throw new Error(pidNamespace.reason);
       const planned = await planWorkerRun(spec('sigterm-pid1'));
-      const worker = await startAndWaitForChunks(planned, 2, pidNamespace.command);
+      const worker = await startAndWaitForChunks(planned, 2, {
+        holdMs: HOLD_UNTIL_STOPPED_MS,
+        wrapper: pidNamespace.command,
+      });
       const node = childOf(worker.child.pid!);
       expectIn(node, 'the worker process under unshare').toBeDefined();
       // The worker is PID 1 of its namespace: NSpid lists its pid here, then in its own namespace.

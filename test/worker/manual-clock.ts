@@ -6,33 +6,40 @@
  * (the shard writer reads the clock once when it starts, then after each batch it appends). For example
  * `manual-clock.ts?file=/tmp/clock.txt&reads=/tmp/reads.txt`.
  *
- * With `pauseMs` and `pauseWhen` parameters, every read made once the file `pauseWhen` exists first sleeps `pauseMs`
- * (the whole worker thread waits, as on a very slow machine). A test that waits for a worker's first checkpoint and
- * then kills it names the checkpoint file: however fast the machine, the worker is then held in its next clock read
+ * With a `hold` (manualClockUrl), every read made once each named checkpoint file lists at least `chunks` chunks
+ * first sleeps `ms` (the whole worker thread waits, as on a very slow machine). A test that waits for a worker's
+ * checkpoints and then SIGKILLs it names them: however fast the machine, the worker is held in its next clock read
  * (after its next batch, or before it seals its last chunk) until the test kills it, instead of finishing the shard
- * and deleting the checkpoint between the test seeing it and killing the worker.
+ * and deleting its checkpoints between the test seeing them and the kill.
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 
 const params = new URL(import.meta.url).searchParams;
 const file = params.get('file');
 const readsFile = params.get('reads');
-const pauseMs = Number(params.get('pauseMs') ?? 0);
-const pauseWhen = params.get('pauseWhen');
+const holdCheckpoints = params.getAll('holdCheckpoint');
+const holdChunks = Number(params.get('holdChunks') ?? 1);
+const holdMs = Number(params.get('holdMs') ?? 0);
+
+/** Holds the worker in its clock reads once its checkpoints have this many chunks (see the module comment). */
+export interface ClockHold {
+  /** Checkpoint files (paths); the hold starts once every one of them lists `chunks` chunks. */
+  readonly checkpoints: readonly string[];
+  readonly chunks: number;
+  /** How long each read sleeps: far longer than the test takes to kill the worker. */
+  readonly ms: number;
+}
 
 /** The URL of this module reading `clock.file` (and counting reads in `clock.reads`). */
-export function manualClockUrl(clock: {
-  file: string;
-  reads?: string;
-  pause?: { whenExists: string; ms: number };
-}): string {
+export function manualClockUrl(clock: { file: string; reads?: string; hold?: ClockHold }): string {
   const url = new URL(import.meta.url);
   url.search = '';
   url.searchParams.set('file', clock.file);
   if (clock.reads) url.searchParams.set('reads', clock.reads);
-  if (clock.pause) {
-    url.searchParams.set('pauseWhen', clock.pause.whenExists);
-    url.searchParams.set('pauseMs', String(clock.pause.ms));
+  if (clock.hold) {
+    for (const checkpoint of clock.hold.checkpoints) url.searchParams.append('holdCheckpoint', checkpoint);
+    url.searchParams.set('holdChunks', String(clock.hold.chunks));
+    url.searchParams.set('holdMs', String(clock.hold.ms));
   }
   return url.href;
 }
@@ -55,9 +62,19 @@ export function manualClockReads(readsFile: string): number {
 export function now(): number {
   if (!file) throw new Error('manual-clock.ts needs a file parameter (manualClockUrl)');
   if (readsFile) appendFileSync(readsFile, '.');
-  if (pauseWhen && existsSync(pauseWhen))
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
+  if (holdCheckpoints.length > 0 && holdCheckpoints.every((c) => checkpointChunks(c) >= holdChunks))
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, holdMs);
   return readClockFile(file);
+}
+
+/** How many chunks the checkpoint file lists; 0 while there is none (writes are atomic renames). */
+function checkpointChunks(checkpointFile: string): number {
+  try {
+    const parsed = JSON.parse(readFileSync(checkpointFile, 'utf8')) as { chunks?: unknown };
+    return Array.isArray(parsed.chunks) ? parsed.chunks.length : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function readClockFile(clockFile: string): number {
