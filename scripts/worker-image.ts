@@ -24,13 +24,14 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { WORKER_BUNDLE_ENTRIES } from '../src/worker/spawn-thread.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The worker's runtime package: what the image installs. */
 export const WORKER_RUNTIME_DIR = path.join(REPO, 'containers/worker');
 
-/** The bundle's entry, relative to the repository root. */
-export const WORKER_ENTRY = 'src/worker/main.ts';
+/** The bundle's entry points (output name -> source, relative to the repository root): the worker and its threads. */
+export const WORKER_ENTRIES: Readonly<Record<string, string>> = WORKER_BUNDLE_ENTRIES;
 
 /** The banner the Dockerfile passes: bundled CommonJS code gets a `require` inside the ES module. */
 export const WORKER_BANNER =
@@ -70,8 +71,8 @@ export function readLockfile(file: string): Lockfile {
 }
 
 /** The esbuild options of the worker bundle, as the Dockerfile's command line sets them. */
-export function workerBundleOptions(outfile: string): {
-  entryPoints: string[];
+export function workerBundleOptions(outdir: string): {
+  entryPoints: Record<string, string>;
   bundle: true;
   platform: 'node';
   target: string;
@@ -80,13 +81,14 @@ export function workerBundleOptions(outfile: string): {
   sourcemap: true;
   sourcesContent: false;
   banner: { js: string };
-  outfile: string;
+  outdir: string;
+  outExtension: { '.js': '.mjs' };
   metafile: true;
   absWorkingDir: string;
   logLevel: 'warning';
 } {
   return {
-    entryPoints: [WORKER_ENTRY],
+    entryPoints: { ...WORKER_ENTRIES },
     bundle: true,
     platform: 'node',
     target: 'node22',
@@ -95,7 +97,8 @@ export function workerBundleOptions(outfile: string): {
     sourcemap: true,
     sourcesContent: false,
     banner: { js: WORKER_BANNER },
-    outfile,
+    outdir,
+    outExtension: { '.js': '.mjs' },
     metafile: true,
     absWorkingDir: REPO,
     logLevel: 'warning',
@@ -103,13 +106,13 @@ export function workerBundleOptions(outfile: string): {
 }
 
 /**
- * Bundles the worker into `<dir>/dist/worker.mjs`. Returns the bare module specifiers the bundle still imports
- * (node built-ins left out): what must be installed beside it.
+ * Bundles the worker into `<dir>/dist/worker.mjs`, its threads' entries beside it. Returns the bare module specifiers
+ * the bundle still imports (node built-ins left out): what must be installed beside it.
  */
 export async function bundleWorker(dir: string): Promise<{ file: string; imports: string[] }> {
   const { build } = await import('esbuild');
   const file = path.join(dir, 'dist/worker.mjs');
-  const result = await build(workerBundleOptions(file));
+  const result = await build(workerBundleOptions(path.dirname(file)));
   const imports = new Set<string>();
   for (const input of Object.values(result.metafile.inputs)) {
     for (const imported of input.imports) {

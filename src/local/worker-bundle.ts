@@ -8,14 +8,16 @@
  * (what the worker image does, containers/worker/Dockerfile), so the workers run exactly the current sources and
  * start like the deployed worker does.
  *
- * The file goes under the repository's node_modules/.cache/: the native packages it leaves external
- * (onnxruntime-node, DuckDB, sharp, tokenizers) resolve from there as they do from the sources. Installed from npm
- * (dist/, plain JavaScript) there is nothing to transpile and no bundle is made.
+ * The files (the worker and its threads' own entries, WORKER_BUNDLE_ENTRIES) go into a folder of their own under the
+ * repository's node_modules/.cache/: the native packages they leave external (onnxruntime-node, DuckDB, sharp,
+ * tokenizers) resolve from there as they do from the sources. Installed from npm (dist/, plain JavaScript) there is
+ * nothing to transpile and no bundle is made.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type * as Esbuild from 'esbuild';
+import { WORKER_BUNDLE_ENTRIES } from '../worker/spawn-thread.js';
 import { workerEntry, type WorkerEntry } from './worker-pool.js';
 
 export interface BundledWorker {
@@ -41,11 +43,19 @@ export async function bundleWorker(): Promise<BundledWorker | undefined> {
     return undefined;
   }
   const repo = path.join(path.dirname(source.file), '..', '..');
-  const dir = path.join(repo, 'node_modules', '.cache', 'batch-infer');
-  await mkdir(dir, { recursive: true });
-  const outfile = path.join(dir, `worker-${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
+  const outdir = path.join(
+    repo,
+    'node_modules',
+    '.cache',
+    'batch-infer',
+    `worker-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  await mkdir(outdir, { recursive: true });
+  const entryPoints = Object.fromEntries(
+    Object.entries(WORKER_BUNDLE_ENTRIES).map(([name, file]) => [name, path.join(repo, file)]),
+  );
   await esbuild.build({
-    entryPoints: [source.file],
+    entryPoints,
     bundle: true,
     platform: 'node',
     target: `node${process.versions.node.split('.')[0]}`,
@@ -55,13 +65,14 @@ export async function bundleWorker(): Promise<BundledWorker | undefined> {
     banner: {
       js: "import { createRequire as __batchInferCreateRequire } from 'node:module'; const require = __batchInferCreateRequire(import.meta.url);",
     },
-    outfile,
+    outdir,
+    outExtension: { '.js': '.mjs' },
     logLevel: 'silent',
   });
   return {
     // The pool's Node options without tsx's loader: nothing left to transpile.
-    entry: { file: outfile, execArgv: withoutLoader(source.execArgv) },
-    dispose: () => rm(outfile, { force: true }),
+    entry: { file: path.join(outdir, 'worker.mjs'), execArgv: withoutLoader(source.execArgv) },
+    dispose: () => rm(outdir, { recursive: true, force: true }),
   };
 }
 

@@ -6,8 +6,8 @@
  * block to the least busy thread, moving the bytes (no copy); the thread moves the block's columns back. Blocks are
  * independent, so the threads need no order: the caller merges results in the order it sent the blocks.
  *
- * The thread's entry is this module itself, as for the inference thread: the bundle in the worker image, or this
- * .ts file through tsx from source.
+ * The thread's entry is this module: from source this .ts file, loaded through tsx; bundled, its own small entry
+ * `decode-thread.mjs` beside the worker bundle (spawn-thread.ts), not the whole worker.
  */
 import { isMainThread, parentPort, workerData, type MessagePort, type Worker } from 'node:worker_threads';
 import { spawnModuleThread } from './spawn-thread.js';
@@ -116,9 +116,9 @@ function rebuildError(name: string, message: string): Error {
   return new Error(message);
 }
 
-/** Starts a thread: through tsx from source (a Worker does not inherit the loader), directly from the bundle. */
+/** Starts a thread on this module's own entry (spawn-thread.ts: from source, tsc's output or the bundle). */
 function spawnThread(plan: ColumnarPlan): Worker {
-  return spawnModuleThread(import.meta.url, { role: THREAD_ROLE, plan });
+  return spawnModuleThread(import.meta.url, 'decode-thread', { role: THREAD_ROLE, plan });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

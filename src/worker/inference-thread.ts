@@ -13,8 +13,8 @@
  * the failing records are alone; every other record gets its outputs. The caller receives segments: row ranges of
  * the batch with either outputs or the error that isolated them.
  *
- * The thread's entry is this module itself: in the bundled worker image (one .mjs file) `import.meta.url` is the
- * bundle, which contains this module; from source it is this .ts file, loaded through tsx.
+ * The thread's entry is this module: from source this .ts file, loaded through tsx; bundled, its own entry
+ * `inference-thread.mjs` beside the worker bundle (spawn-thread.ts).
  */
 import { isMainThread, parentPort, workerData, type MessagePort, type Worker } from 'node:worker_threads';
 import { spawnModuleThread } from './spawn-thread.js';
@@ -368,12 +368,9 @@ function makeTensor(type: ort.Tensor.Type, data: ort.Tensor.DataType, dims: read
   return new ort.Tensor(type, data, dims);
 }
 
-/**
- * Starts the thread. From source (.ts, under tsx or jest) a Worker does not inherit the TypeScript loader, so a
- * small bootstrap registers tsx in the thread first; from the bundle the thread runs the bundle directly.
- */
+/** Starts the thread on this module's own entry (spawn-thread.ts: from source, tsc's output or the bundle). */
 function spawnThread(): Worker {
-  return spawnModuleThread(import.meta.url, { role: THREAD_ROLE });
+  return spawnModuleThread(import.meta.url, 'inference-thread', { role: THREAD_ROLE });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

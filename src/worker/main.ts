@@ -13,8 +13,8 @@
  * is PID 1 (a container whose ENTRYPOINT is node, without an init process), Linux ignores a signal that PID 1 sends
  * itself with the default action, so the re-raise did nothing and the worker exited 0.
  *
- * The bundled image runs this file's bundle in the inference thread too (inference-thread.ts): there this module
- * must do nothing.
+ * The worker's threads have entries of their own (spawn-thread.ts); should one ever load this module, it does
+ * nothing there.
  */
 import os from 'node:os';
 import { isMainThread } from 'node:worker_threads';

@@ -26,6 +26,7 @@ import {
   workerRuntimeDependencies,
 } from '../../scripts/worker-image.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { DECODE_THREADS_ENV } from '../../src/worker/env.js';
 import { breastCancerInput, breastCancerSpec, planWorkerRun, readMarker } from '../worker/helpers.js';
 
 interface Instruction {
@@ -231,10 +232,19 @@ describe('the worker image holds only the runtime dependencies (issue 12, item 5
     }
   });
 
-  it("bundles with the Dockerfile's own options (entry, target, format, banner)", () => {
+  it("bundles with the Dockerfile's own options (entries, target, format, banner, output)", () => {
     const args = esbuildArgs();
-    const options = workerBundleOptions('dist/worker.mjs');
-    expect(args).toContain(options.entryPoints[0]);
+    const options = workerBundleOptions('dist');
+    // Every entry, the worker's and each thread's own, as `name=source`; and no other.
+    const entries = args.filter((a) => /^[\w-]+=src\//.test(a)).sort();
+    expect(entries).toEqual(
+      Object.entries(options.entryPoints)
+        .map(([name, file]) => `${name}=${file}`)
+        .sort(),
+    );
+    expect(entries).toContain('worker=src/worker/main.ts');
+    expect(args).toContain('--outdir=dist');
+    expect(args).toContain('--out-extension:.js=.mjs');
     expect(args).toContain(`--target=${options.target}`);
     expect(args).toContain(`--format=${options.format}`);
     expect(args).toContain(`--banner:js=${WORKER_BANNER}`);
@@ -289,6 +299,20 @@ describe('the worker image holds only the runtime dependencies (issue 12, item 5
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-image-'));
     try {
       await bundleWorker(dir);
+      // The worker and each thread's own entry; a thread's is a small part of the worker's (it loads what it needs).
+      const dist = path.join(dir, 'dist');
+      expect(
+        fs
+          .readdirSync(dist)
+          .filter((f) => f.endsWith('.mjs'))
+          .sort(),
+      ).toEqual(['decode-thread.mjs', 'inference-thread.mjs', 'worker.mjs']);
+      const kib = (file: string): number => fs.statSync(path.join(dist, file)).size / 1024;
+      for (const thread of ['decode-thread.mjs', 'inference-thread.mjs']) {
+        expectIn(kib(thread), `${thread} KiB (worker.mjs: ${Math.round(kib('worker.mjs'))})`).toBeLessThan(
+          kib('worker.mjs') / 20,
+        );
+      }
       const linked = linkRuntimeModules(dir);
       expect(linked).toEqual(expect.arrayContaining(['onnxruntime-node', '@duckdb/node-api', 'sharp']));
       expect(linked).not.toContain('@aws-sdk/client-s3');
@@ -313,6 +337,8 @@ describe('the worker image holds only the runtime dependencies (issue 12, item 5
             [WORKER_ENV.attempt]: '1',
             [WORKER_ENV.executionProviders]: 'cpu',
             [WORKER_ENV.threads]: '1',
+            // Decode threads even for this one-block shard: their entry must load from the staged folder too.
+            [DECODE_THREADS_ENV]: '2',
           },
         },
       );

@@ -2,12 +2,13 @@
  * The bundled worker of a local run (worker-bundle.ts): built from the current sources, forked by the pool as plain
  * JavaScript (no tsx loader), producing the same shard output as the worker run from source, and removed after.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { bundleRunsProcessor, bundleWorker, type BundledWorker } from '../../src/local/worker-bundle.js';
 import { LocalWorkerPool, workerEntry, type WorkerEntry } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
+import { DECODE_THREADS_ENV } from '../../src/worker/env.js';
 import { expectIn } from '../support/expect-in.js';
 import {
   breastCancerInput,
@@ -42,7 +43,12 @@ async function runShard(planned: PlannedRun, entry?: WorkerEntry): Promise<strin
     ...(entry ? { entry } : {}),
     concurrency: 1,
     logDir: path.join(tmp.dir, 'logs'),
-    environment: { [WORKER_ENV.executionProviders]: 'cpu', [WORKER_ENV.threads]: '1' },
+    // Decode threads even for this one-block shard: the bundled run starts them from their own entry.
+    environment: {
+      [WORKER_ENV.executionProviders]: 'cpu',
+      [WORKER_ENV.threads]: '1',
+      [DECODE_THREADS_ENV]: '2',
+    },
     onAttemptStart: ({ pid }) => {
       commandLines.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
     },
@@ -56,9 +62,15 @@ async function runShard(planned: PlannedRun, entry?: WorkerEntry): Promise<strin
 }
 
 describe('bundleWorker', () => {
-  it('builds one JavaScript file of the worker, next to the packages it leaves external, run without tsx', () => {
-    expect(bundled.entry.file).toMatch(/node_modules\/\.cache\/batch-infer\/worker-\d+-[0-9a-f]+\.mjs$/);
-    expect(existsSync(bundled.entry.file)).toBe(true);
+  it("builds the worker and its threads' entries into a folder of the run, next to the packages it leaves external, run without tsx", () => {
+    expect(bundled.entry.file).toMatch(
+      /node_modules\/\.cache\/batch-infer\/worker-\d+-[0-9a-f]+\/worker\.mjs$/,
+    );
+    expect(readdirSync(path.dirname(bundled.entry.file)).sort()).toEqual([
+      'decode-thread.mjs',
+      'inference-thread.mjs',
+      'worker.mjs',
+    ]);
     expect(bundled.entry.execArgv).not.toContain('--import');
     expect(workerEntry().execArgv).toContain('--import');
   });
@@ -92,10 +104,10 @@ describe('bundleWorker', () => {
     }
   });
 
-  it('removes its file on dispose', async () => {
+  it('removes its folder on dispose', async () => {
     const other = await bundleWorker();
     expect(other && existsSync(other.entry.file)).toBe(true);
     await other!.dispose();
-    expect(existsSync(other!.entry.file)).toBe(false);
+    expect(existsSync(path.dirname(other!.entry.file))).toBe(false);
   });
 });
