@@ -31,6 +31,7 @@ import { LocalModelRegistry } from '../../src/registry/local.js';
 import { runLayout } from '../../src/runs/layout.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { CHUNK_RECORDS_ENV } from '../../src/worker/env.js';
+import { WORKER_BUNDLE_ENTRIES } from '../../src/worker/spawn-thread.js';
 import {
   planSchema,
   shardMarkerSchema,
@@ -86,16 +87,18 @@ export interface WorkerRun {
 let bundled: Promise<string> | undefined;
 
 /**
- * The worker as the image runs it: src/worker/main.ts bundled by esbuild into one ESM file (the Dockerfile's
+ * The worker as the image runs it: src/worker/main.ts and its threads' entries bundled by esbuild (the Dockerfile's
  * command line, native packages external), under bench/work/ so they resolve from this repository's node_modules.
- * A worker from source would pay tsx compiling every module in the process and again in its inference thread.
+ * A worker from source would pay tsx compiling every module in the process and again in each thread.
  */
 export function workerBundle(): Promise<string> {
   bundled ??= (async () => {
     const { build } = await import('esbuild');
-    const outfile = path.join(repo, 'bench', 'work', 'worker.mjs');
+    const outdir = path.join(repo, 'bench', 'work');
     await build({
-      entryPoints: [path.join(repo, 'src', 'worker', 'main.ts')],
+      entryPoints: Object.fromEntries(
+        Object.entries(WORKER_BUNDLE_ENTRIES).map(([name, file]) => [name, path.join(repo, file)]),
+      ),
       bundle: true,
       platform: 'node',
       target: 'node20',
@@ -104,10 +107,11 @@ export function workerBundle(): Promise<string> {
       banner: {
         js: "import { createRequire as __batchInferCreateRequire } from 'node:module'; const require = __batchInferCreateRequire(import.meta.url);",
       },
-      outfile,
+      outdir,
+      outExtension: { '.js': '.mjs' },
       logLevel: 'warning',
     });
-    return outfile;
+    return path.join(outdir, 'worker.mjs');
   })();
   return bundled;
 }
