@@ -283,7 +283,7 @@ const job = YAML.parse(readFileSync(path.join(example, 'job.yaml'), 'utf8')) as 
   input: { id: string };
 };
 
-function tabularSpec(inputDir: string, outDir: string): JobSpecInput {
+export function tabularSpec(inputDir: string, outDir: string): JobSpecInput {
   return {
     name: 'bench_tabular',
     input: { uri: `${pathToFileURL(inputDir).href}/`, format: 'csv', id: job.input.id },

@@ -359,6 +359,40 @@ export class NumericAccumulator {
     this.missing++;
   }
 
+  /**
+   * Adds `values[i]` for each `i` whose `rowOf[i]` is not negative, in ascending `i`: exactly what `add` called
+   * for each of them in that order does (the same sums, bit for bit), in one loop over the column with the running
+   * figures in locals. The writer's input summaries add every feature of every record, column by column.
+   */
+  addColumn(values: Float64Array, rowOf: Int32Array): void {
+    let { count, missing, min, max, sum, sumSquares, zero } = this;
+    const { positive, negative } = this;
+    const n = Math.min(values.length, rowOf.length);
+    for (let i = 0; i < n; i++) {
+      if (rowOf[i]! < 0) continue;
+      const v = values[i]! + 0;
+      if (!Number.isFinite(v)) {
+        missing++;
+        continue;
+      }
+      count++;
+      if (v < min) min = v;
+      if (v > max) max = v;
+      sum += v;
+      sumSquares += v * v;
+      const magnitude = Math.abs(v);
+      if (magnitude < BIN_MIN_MAGNITUDE) zero++;
+      else (v > 0 ? positive : negative).add(binIndex(magnitude));
+    }
+    this.count = count;
+    this.missing = missing;
+    this.min = min;
+    this.max = max;
+    this.sum = sum;
+    this.sumSquares = sumSquares;
+    this.zero = zero;
+  }
+
   summary(): NumericSummary {
     const sorted = (bins: BinCounts): [number, number][] => bins.entries();
     return withQuantiles({

@@ -227,12 +227,16 @@ export class ShardWriter {
         }
         sources[row] = rec.source;
         offsets[row] = rec.offset;
-        if (batch.inputs) {
-          for (let k = 0; k < batch.inputs.length; k++) chunk.inputAccumulators[k]!.add(batch.inputs[k]![i]);
-        } else if (this.inputColumns.length > 0) {
+        if (!batch.inputs && this.inputColumns.length > 0) {
           const inputs = this.inputRow;
           this.pluckInputs(values, inputs);
           for (let k = 0; k < inputs.length; k++) chunk.inputAccumulators[k]!.add(numericInput(inputs[k]));
+        }
+      }
+      // The columnar path's summary values: a column at a time, the records with a prediction in input order.
+      if (batch.inputs) {
+        for (let k = 0; k < batch.inputs.length; k++) {
+          chunk.inputAccumulators[k]!.addColumn(batch.inputs[k]!, batch.rowOf);
         }
       }
       const shardColumn = new Int32Array(rows).fill(shardId);

@@ -131,6 +131,38 @@ describe('numeric bins', () => {
   });
 });
 
+describe('NumericAccumulator.addColumn', () => {
+  it('equals add() of the kept values in order, bit for bit (sums, -0, non-finite values, bins)', () => {
+    const value = fc.oneof(
+      fc.double(),
+      fc.constantFrom(0, -0, NaN, Infinity, -Infinity, 1e-13, -1e-300, 1e300),
+      fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ v: value, kept: fc.boolean() }), { maxLength: 200 }),
+        fc.array(value, { maxLength: 20 }),
+        (rows, before) => {
+          const one = new NumericAccumulator();
+          const bulk = new NumericAccumulator();
+          // Running figures from earlier batches are carried on, not restarted.
+          for (const v of before) {
+            one.add(v);
+            bulk.add(v);
+          }
+          for (const r of rows) if (r.kept) one.add(r.v);
+          bulk.addColumn(
+            Float64Array.from(rows.map((r) => r.v)),
+            Int32Array.from(rows.map((r, i) => (r.kept ? i : -1))),
+          );
+          expect(bulk.summary()).toEqual(one.summary());
+          expect(Object.is(bulk.summary().sum, one.summary().sum)).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
 describe('categorical summaries', () => {
   it('merges counts, and keeps at most MAX_CATEGORIES values (the rest in other)', () => {
     const a = new CategoricalAccumulator();
