@@ -338,9 +338,7 @@ export class ColumnarStream {
         }
         const cut = chunkStart + nl + 1;
         const final = cut >= end;
-        const joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        const bytes = new Uint8Array(cut - blockRead);
-        bytes.set(joined.subarray(0, cut - blockRead));
+        const bytes = gather(parts, cut - blockRead);
         yield {
           pending: decode(
             bytes,
@@ -354,8 +352,8 @@ export class ColumnarStream {
           ),
         };
         if (final) return;
-        // The next block starts after this line break, and its bytes with it.
-        parts = [joined.subarray(cut - 1 - blockRead)];
+        // The next block starts after this line break, and its bytes with it (the break is in this chunk).
+        parts = [chunk.subarray(cut - 1 - chunkStart)];
         owned = cut;
         blockRead = cut - 1;
         searchFrom = cutFrom(owned);
@@ -371,9 +369,7 @@ export class ColumnarStream {
     }
     // The object ended before a line break at or after the range's end: the last block runs to its end.
     if (pos > blockRead && owned < end) {
-      const joined = Buffer.concat(parts);
-      const bytes = new Uint8Array(joined.length);
-      bytes.set(joined);
+      const bytes = gather(parts, pos - blockRead);
       yield { pending: decode(bytes, { start: owned, end, eof: true, boundaryFollows: end < size }, pos) };
     }
   }
@@ -527,4 +523,20 @@ export function defaultDecodeThreads(
   const bytes = ranges.reduce((n, r) => n + Math.max(0, r.range.end - r.range.start), 0);
   const blocks = Math.ceil(bytes / blockBytes);
   return blocks <= 1 ? 0 : Math.min(8, Math.max(1, os.availableParallelism()), blocks);
+}
+
+/**
+ * The first `length` bytes of `parts` in one new buffer of its own (it is moved to a decode thread), copied once:
+ * no intermediate concatenation.
+ */
+function gather(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    if (at >= length) break;
+    const take = Math.min(part.length, length - at);
+    bytes.set(take === part.length ? part : part.subarray(0, take), at);
+    at += take;
+  }
+  return bytes;
 }
