@@ -252,7 +252,7 @@ async function runLocked(
   }
 
   const machine = new StateMachine(localWorkflowDefinition() as unknown as StateMachineDefinition, {
-    validationOptions: { checkArn: false },
+    validationOptions: LOCAL_VALIDATION_OPTIONS,
   });
   // The spec is plain data (parsed YAML with defaults applied), so it is valid JSON as the interpreter requires.
   const executionInput = {
@@ -299,6 +299,13 @@ async function runLocked(
     progress.close();
   }
 }
+
+/**
+ * How a local run builds its interpreter: without validating the definition. The definition is the package's own
+ * (rendered from the CDK construct, not from user input) and test/e2e/definition.test.ts validates exactly it, with
+ * every check but the ARN check; validating it again costs each run about a second of CPU (the schema check).
+ */
+export const LOCAL_VALIDATION_OPTIONS = { noValidate: true } as const;
 
 /** The definition a local run executes: the synthesized one, with AWS's task timeout default made explicit. */
 export function localWorkflowDefinition(): Record<string, unknown> {

@@ -2,7 +2,12 @@ import '../../src/runtime/polyfills.js';
 import { describe, expect, it } from '@jest/globals';
 import { expectIn } from '../support/expect-in.js';
 import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
-import { localWorkflowDefinition, withAwsTaskTimeouts } from '../../src/local/run-local.js';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import {
+  LOCAL_VALIDATION_OPTIONS,
+  localWorkflowDefinition,
+  withAwsTaskTimeouts,
+} from '../../src/local/run-local.js';
 
 type States = Record<string, Record<string, unknown>>;
 
@@ -23,6 +28,17 @@ describe('the definition a local run executes', () => {
       else expectIn(TimeoutSeconds, name).toBeUndefined();
     }
     expect({ ...executed, States: undefined }).toEqual({ ...rendered, States: undefined });
+  });
+
+  it("passes the interpreter's validation (States Language schema and paths), which local runs skip", () => {
+    const definition = localWorkflowDefinition() as unknown as StateMachineDefinition;
+    // What a local run constructs: no validation (it costs each run about a second of CPU)...
+    expect(LOCAL_VALIDATION_OPTIONS).toEqual({ noValidate: true });
+    // ...because the definition it runs is validated here, with every check but the ARN check (local resources).
+    expect(() => new StateMachine(definition, { validationOptions: { checkArn: false } })).not.toThrow();
+    // The check is real: a broken definition fails it.
+    const broken = { ...definition, StartAt: 'NoSuchState' };
+    expect(() => new StateMachine(broken, { validationOptions: { checkArn: false } })).toThrow();
   });
 
   it('gives an untimed task the execution timeout, or AWS default when the machine has none', () => {
