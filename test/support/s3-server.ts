@@ -76,6 +76,10 @@ export async function startS3Server(): Promise<S3TestServer> {
         forcePathStyle: true,
         credentials: S3RVER_CREDENTIALS,
         maxAttempts: 1,
+        // A connection per request: a kept-alive socket that idled past the server's keep-alive timeout (5 s, easily
+        // reached between two tests on a loaded machine) may be closed by the server just as it is reused, and this
+        // fixture client does not retry ("socket hang up").
+        requestHandler: { httpAgent: new http.Agent({ keepAlive: false }) },
       });
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },
