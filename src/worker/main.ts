@@ -91,9 +91,9 @@ async function main(): Promise<number | 'interrupted'> {
   });
 
   const stop = new AbortController();
-  const onTerm = (): void => {
+  const onTerm = (why = 'SIGTERM'): void => {
     if (stop.signal.aborted) return;
-    taskLog.warn('SIGTERM: stopping after the batches in flight', { deadlineMs: STOP_DEADLINE_MS });
+    taskLog.warn(`${why}: stopping after the batches in flight`, { deadlineMs: STOP_DEADLINE_MS });
     stop.abort();
     const termAt = performance.now();
     // The backstop: whatever hangs, the process ends as interrupted before the platform's SIGKILL would. Every
@@ -108,10 +108,25 @@ async function main(): Promise<number | 'interrupted'> {
       process.exit(INTERRUPTED_EXIT_CODE);
     }, STOP_DEADLINE_MS).unref();
   };
-  process.on('SIGTERM', onTerm);
+  process.on('SIGTERM', () => onTerm());
+  // Forked by the local pool, with an IPC channel: the channel closes when the run that started this worker is gone
+  // (the CLI killed with SIGKILL). Nobody will take this shard's result any more, and a rerun may start at once: stop
+  // as on SIGTERM (a consistent checkpoint the rerun resumes from, exit 143) instead of running on until a progress
+  // message to the dead parent fails, seconds later.
+  if (process.send) {
+    process.once('disconnect', () => onTerm('the local run is gone (IPC channel closed)'));
+    // A 'disconnect' listener refs the channel, which would keep a finished worker from exiting: unref it again.
+    process.channel?.unref();
+  }
 
   // Progress goes to the local orchestrator over IPC when there is one (in Batch there is none).
-  const send = process.send?.bind(process);
+  // Nothing is sent once the channel is closed (sending would throw ERR_IPC_CHANNEL_CLOSED), and a message the
+  // closing channel fails to take (EPIPE) is dropped: with a callback the failure is reported there, not thrown.
+  const send = process.send
+    ? (message: unknown): void => {
+        if (process.connected) process.send!(message, undefined, undefined, () => undefined);
+      }
+    : undefined;
   let lastSent = 0;
   const onProgress = send
     ? (p: ShardProgress): void => {

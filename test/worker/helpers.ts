@@ -159,13 +159,15 @@ export interface WorkerProcess {
 
 /**
  * Starts the worker entry as the local pool does (tsx loader, Batch's environment). `wrapper` is a command line the
- * worker runs under (e.g. `unshare --pid --fork`, to be PID 1 as in a container).
+ * worker runs under (e.g. `unshare --pid --fork`, to be PID 1 as in a container); `ipc` gives it an IPC channel, as
+ * the local pool's fork does.
  */
 export function startWorker(
   runUri: string,
   env: Record<string, string> = {},
   attempt = 1,
   wrapper: readonly string[] = [],
+  options: { ipc?: boolean } = {},
 ): WorkerProcess {
   const entry = workerEntry();
   const command = [...wrapper, process.execPath, ...entry.execArgv, entry.file];
@@ -179,15 +181,36 @@ export function startWorker(
       LOG_LEVEL: 'info',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, at: performance.now() })),
-  );
+  const exited = options.ipc
+    ? exitedWithOutput(child)
+    : new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+        child.on('close', (code, signal) => resolve({ code, signal, at: performance.now() })),
+      );
   return { child, output: () => out, exited };
+}
+
+/**
+ * The process's exit once its output is read to the end: 'close' without the IPC channel, whose closing 'close' also
+ * waits for and which a test that closed the channel itself (`child.disconnect()`) does not always see counted.
+ */
+async function exitedWithOutput(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }> {
+  const ended = (stream: NodeJS.ReadableStream | null): Promise<void> =>
+    stream ? new Promise((resolve) => stream.once('close', () => resolve())) : Promise.resolve();
+  const [exit] = await Promise.all([
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    ),
+    ended(child.stdout),
+    ended(child.stderr),
+  ]);
+  return { ...exit, at: performance.now() };
 }
 
 /** Polls until `check` returns a value (or the process exits first, or time runs out). */

@@ -60,7 +60,7 @@ const HOLD_UNTIL_STOPPED_MS = 500;
 async function startAndWaitForChunks(
   planned: PlannedRun,
   chunks: number,
-  options: { holdMs: number; wrapper?: readonly string[] },
+  options: { holdMs: number; wrapper?: readonly string[]; ipc?: boolean },
 ) {
   const clock = {
     // Never written: the clock shows 0, so no chunk closes by time; only the hold matters.
@@ -68,7 +68,7 @@ async function startAndWaitForChunks(
     hold: { checkpoints: [fileURLToPath(planned.layout.checkpointUri(0))], chunks, ms: options.holdMs },
   };
   const env = { ...WORKER_ENV, [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) };
-  const worker = startWorker(planned.runUri, env, 1, options.wrapper);
+  const worker = startWorker(planned.runUri, env, 1, options.wrapper, { ipc: options.ipc ?? false });
   const checkpoint = await waitFor(
     async () => {
       const cp = await readCheckpointFile(planned);
@@ -155,6 +155,7 @@ async function expectInterruptedThenExactRetry(
   planned: PlannedRun,
   worker: ReturnType<typeof startWorker>,
   terminate: () => void,
+  stopLine: RegExp = /SIGTERM: stopping after the batches in flight/,
 ): Promise<void> {
   terminate();
   const exit = await worker.exited;
@@ -164,7 +165,7 @@ async function expectInterruptedThenExactRetry(
   // An explicit exit status after writing the checkpoint: 128 + SIGTERM, what a shell shows for a death by SIGTERM.
   expectIn(exit, worker.output()).toMatchObject({ code: INTERRUPTED_EXIT_CODE, signal: null });
   expect(INTERRUPTED_EXIT_CODE).toBe(143);
-  expect(worker.output()).toMatch(/SIGTERM: stopping after the batches in flight/);
+  expect(worker.output()).toMatch(stopLine);
   expect(worker.output()).toMatch(/shard interrupted; a retry resumes after the last checkpoint/);
   await expectConsistentCheckpoint(planned);
   const before = (await readCheckpointFile(planned))!;
@@ -188,6 +189,19 @@ describe('a worker sent SIGTERM mid-shard', () => {
     const planned = await planWorkerRun(spec('sigterm'));
     const worker = await startAndWaitForChunks(planned, 2, { holdMs: HOLD_UNTIL_STOPPED_MS });
     await expectInterruptedThenExactRetry(planned, worker, () => worker.child.kill('SIGTERM'));
+  });
+});
+
+describe('a worker whose local run is gone (its IPC channel closed, as when the CLI is SIGKILLed)', () => {
+  it('stops as on SIGTERM: a consistent checkpoint, exit 143, and the retry is exact', async () => {
+    const planned = await planWorkerRun(spec('disconnect'));
+    const worker = await startAndWaitForChunks(planned, 2, { holdMs: HOLD_UNTIL_STOPPED_MS, ipc: true });
+    await expectInterruptedThenExactRetry(
+      planned,
+      worker,
+      () => worker.child.disconnect(),
+      /the local run is gone \(IPC channel closed\): stopping after the batches in flight/,
+    );
   });
 });
 
