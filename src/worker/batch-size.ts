@@ -5,12 +5,13 @@
  * - would not fit the memory budget (resident memory after its runs plus the batches the pipeline holds at once),
  * - fails (on a GPU, most often out of memory),
  * - takes longer than MAX_RUN_MS per run (a larger batch would delay an interruption's drain), or
- * - is the second in a row to fall below CHOICE_TOLERANCE of the best throughput so far,
+ * - is the second in a row to fall below CHOICE_TOLERANCE of the best throughput so far (and below
+ *   FAST_ENOUGH_RECORDS_PER_SECOND),
  * or when the sample runs out or the probe's time is up. A size that is merely as fast as the smaller ones does not
  * stop the probe: the choice is the largest size (within the budget) whose throughput is within CHOICE_TOLERANCE of
- * the best measured, because sizes that close are equally fast for the model (the difference is noise) and a larger
- * batch costs the pipeline less per record (one thread round trip, one append and one post-processing call per
- * batch), which the probe does not time. Measured on the text encoder, whose throughput is flat from 1 to 32 on one
+ * the best measured or at least FAST_ENOUGH_RECORDS_PER_SECOND, because such sizes are equally fast for the shard
+ * (the difference is noise, or inference is not what limits it) and a larger batch costs the pipeline less per record
+ * (one thread round trip, one append and one post-processing call per batch), which the probe does not time. Measured on the text encoder, whose throughput is flat from 1 to 32 on one
  * CPU thread: stopping at the first flat sizes chose 2, 8 or 16 from run to run, and the worker's rate over its
  * inference thread's varied with it (0.80 at 2); at 32 it was 0.85-0.92.
  *
@@ -26,6 +27,16 @@ export const MAX_BATCH = 8192;
 /** Batch size when the probe cannot measure anything (every run of the sample failed). */
 export const FALLBACK_BATCH = 256;
 const CHOICE_TOLERANCE = 0.95;
+/**
+ * Inference at least this fast (records per second) is never what limits a shard: the worker's data path is far
+ * slower (reading, decoding and writing the rows; DuckDB's native CSV -> Parquet copy of the same rows, no model,
+ * does about 300,000 rows/s on 2 cores). Sizes this fast count as equally fast, so the largest of them is chosen (it
+ * costs the pipeline least per record), and one of them never counts as "falling": a run of such a size takes well
+ * under a millisecond, and its measured rate is mostly the noise of the machine. Seen on a loaded machine: a 125,000
+ * record shard of the breast-cancer MLP stopped at 256 because 512 and 1,024 measured 4.0 and 3.0 M/s against 4.7 M/s
+ * at 256, where the same model in the next shard chose 2,048.
+ */
+export const FAST_ENOUGH_RECORDS_PER_SECOND = 2_000_000;
 const MAX_RUN_MS = 2_000;
 const PROBE_TIME_MS = 4_000;
 /** Share of a shard's estimated inference time the probe may spend. */
@@ -93,8 +104,9 @@ export async function probeBatchSize(
     );
     const top = Math.max(0, ...fitting.map((t) => t.recordsPerSecond));
     const measured = trials.filter((t) => t.recordsPerSecond > 0);
+    const asFast = Math.min(CHOICE_TOLERANCE * top, FAST_ENOUGH_RECORDS_PER_SECOND);
     const chosen =
-      fitting.filter((t) => t.recordsPerSecond >= CHOICE_TOLERANCE * top).at(-1)?.batchSize ??
+      fitting.filter((t) => t.recordsPerSecond >= asFast).at(-1)?.batchSize ??
       // Nothing fits the budget: the smallest size measured is the least memory we can ask for.
       measured[0]?.batchSize ??
       // Nothing could be measured (every run failed, or no sample): a moderate default.
@@ -164,7 +176,7 @@ export async function probeBatchSize(
       trial.stoppedBecause = `a run takes over ${MAX_RUN_MS} ms`;
       return done();
     }
-    if (recordsPerSecond < best * CHOICE_TOLERANCE) {
+    if (recordsPerSecond < best * CHOICE_TOLERANCE && recordsPerSecond < FAST_ENOUGH_RECORDS_PER_SECOND) {
       declining++;
       if (declining >= 2) {
         trial.stoppedBecause = 'throughput is falling';

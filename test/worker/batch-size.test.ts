@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import * as ort from 'onnxruntime-node';
-import { probeBatchSize } from '../../src/worker/batch-size.js';
+import { FAST_ENOUGH_RECORDS_PER_SECOND, probeBatchSize } from '../../src/worker/batch-size.js';
 import type { ProbeOptions, ProbeSample } from '../../src/worker/batch-size.js';
 import type { InferenceResult } from '../../src/worker/inference-thread.js';
 
@@ -108,5 +108,29 @@ describe('probeBatchSize on a virtual clock', () => {
     const probe = await probeBatchSize(thread, sampleOf(256), options({ now: jumping }));
     expect(probe.trials.map((t) => [t.batchSize, t.stoppedBecause])).toEqual([[1, 'probe time is up']]);
     expect(probe.chosen).toBe(1);
+  });
+
+  it('takes the largest size among those fast enough never to limit a shard, however the noise ranks them', async () => {
+    // Sub-millisecond runs whose measured rate wobbles: 4.7 M/s at 256, then 4.0 and 3.0 M/s (a loaded machine's
+    // ranking of the breast-cancer MLP). All are above FAST_ENOUGH_RECORDS_PER_SECOND: the probe goes on and takes
+    // the largest; without the rule it stopped at 1,024 ("falling") and took 256.
+    const rate = (rows: number): number =>
+      rows <= 256 ? 4_700_000 * (rows / 256) : rows === 512 ? 4.0e6 : 3.0e6;
+    const { thread, now } = virtualThread((rows) => (rows * 1000) / rate(rows));
+    const probe = await probeBatchSize(thread, sampleOf(4096), options({ now }));
+    expect(probe.trials.every((t) => t.stoppedBecause !== 'throughput is falling')).toBe(true);
+    expect(probe.trials.at(-1)).toMatchObject({ batchSize: 4096, stoppedBecause: 'sample exhausted' });
+    expect(FAST_ENOUGH_RECORDS_PER_SECOND).toBeLessThan(3.0e6);
+    expect(probe.chosen).toBe(4096);
+  });
+
+  it('below that rate, still stops when throughput falls twice and takes the best size', async () => {
+    // The same shape a thousand times slower: a model that does limit the shard.
+    const rate = (rows: number): number =>
+      rows <= 256 ? 4_700 * (rows / 256) : rows === 512 ? 4.0e3 : 3.0e3;
+    const { thread, now } = virtualThread((rows) => (rows * 1000) / rate(rows));
+    const probe = await probeBatchSize(thread, sampleOf(4096), options({ now }));
+    expect(probe.trials.at(-1)).toMatchObject({ batchSize: 1024, stoppedBecause: 'throughput is falling' });
+    expect(probe.chosen).toBe(256);
   });
 });
