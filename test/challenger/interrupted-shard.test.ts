@@ -32,7 +32,7 @@ import {
   waitFor,
   type PlannedRun,
 } from '../worker/helpers.js';
-import { manualClockUrl } from '../worker/manual-clock.js';
+import { HOLD_UNTIL_KILLED_MS, HOLD_UNTIL_STOPPED_MS, manualClockUrl } from '../worker/manual-clock.js';
 
 const RECORDS = 12_000;
 /** Small chunks: several checkpoints, so the interruption lands between two of them. */
@@ -79,11 +79,6 @@ async function finish(planned: PlannedRun, attempt: number): Promise<Tables> {
   expectIn(exit, worker.output()).toMatchObject({ code: 0, signal: null });
   return tablesOf(planned);
 }
-
-/** Held this long per batch, a SIGKILLed worker is killed during its first hold. */
-const HOLD_UNTIL_KILLED_MS = 60_000;
-/** Held this long per batch, a worker sent SIGTERM has a shard left to run, yet stops well within its deadline. */
-const HOLD_UNTIL_STOPPED_MS = 500;
 
 /**
  * Starts a worker and waits until both tables have checkpointed at least `chunks` chunks. From then on each of the

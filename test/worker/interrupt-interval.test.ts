@@ -7,8 +7,8 @@
  * The worker runs as the local pool starts it, with the test's clock (test/worker/manual-clock.ts through
  * BATCH_INFER_CHECKPOINT_CLOCK): the test moves it a minute forward once the worker has appended a batch, which is
  * "a minute of work" as far as the worker can tell; no test outcome depends on how fast the machine is. Once the
- * checkpoint file exists, each clock read holds the worker for HOLD_MS: on a fast machine it would otherwise finish
- * the shard, and delete its checkpoint, between the test seeing the checkpoint and killing it.
+ * checkpoint file exists, each clock read holds the worker (HOLD_UNTIL_KILLED_MS): on a fast machine it would
+ * otherwise finish the shard, and delete its checkpoint, between the test seeing the checkpoint and killing it.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,13 +30,11 @@ import {
   tempDir,
   waitFor,
 } from './helpers.js';
-import { manualClockReads, manualClockUrl, setManualClock } from './manual-clock.js';
+import { HOLD_UNTIL_KILLED_MS, manualClockReads, manualClockUrl, setManualClock } from './manual-clock.js';
 
 const RECORDS = 30_000;
 const BATCH = 250;
 const MINUTE = 60_000;
-/** Far longer than the test takes to see the checkpoint and kill the worker (it is killed during the hold). */
-const HOLD_MS = 60_000;
 
 let tmp: { dir: string; cleanup: () => void };
 let inputDir: string;
@@ -61,7 +59,11 @@ describe('a worker SIGKILLed after the checkpoint interval', () => {
     const clock = {
       file: path.join(tmp.dir, 'clock.txt'),
       reads: path.join(tmp.dir, 'clock-reads.txt'),
-      hold: { checkpoints: [fileURLToPath(planned.layout.checkpointUri(0))], chunks: 1, ms: HOLD_MS },
+      hold: {
+        checkpoints: [fileURLToPath(planned.layout.checkpointUri(0))],
+        chunks: 1,
+        ms: HOLD_UNTIL_KILLED_MS,
+      },
     };
     setManualClock(clock.file, 0);
     const worker = startWorker(planned.runUri, { [CHECKPOINT_CLOCK_ENV]: manualClockUrl(clock) });

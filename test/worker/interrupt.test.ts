@@ -25,7 +25,7 @@ import {
   waitFor,
   type PlannedRun,
 } from './helpers.js';
-import { manualClockUrl } from './manual-clock.js';
+import { HOLD_UNTIL_KILLED_MS, HOLD_UNTIL_STOPPED_MS, manualClockUrl } from './manual-clock.js';
 
 const RECORDS = 30_000;
 /** Small chunks and batches: many checkpoints, so the interruption lands between two of them. */
@@ -45,11 +45,6 @@ async function finish(planned: PlannedRun, attempt: number): Promise<ShardMarker
   expect(worker.output().match(/"message":"model loaded"/g)).toHaveLength(1);
   return readMarker(planned);
 }
-
-/** Held this long per batch, a SIGKILLed worker is killed during its first hold. */
-const HOLD_UNTIL_KILLED_MS = 60_000;
-/** Held this long per batch, a worker sent SIGTERM has minutes of shard left, yet stops well within its deadline. */
-const HOLD_UNTIL_STOPPED_MS = 500;
 
 /**
  * Starts a worker and waits until it has checkpointed at least `chunks` chunks (while still running). From that

@@ -21,6 +21,11 @@ const holdCheckpoints = params.getAll('holdCheckpoint');
 const holdChunks = Number(params.get('holdChunks') ?? 1);
 const holdMs = Number(params.get('holdMs') ?? 0);
 
+/** Held this long per clock read, a worker that is to be SIGKILLed is killed during its first hold. */
+export const HOLD_UNTIL_KILLED_MS = 60_000;
+/** Held this long per clock read (one per batch), a worker sent SIGTERM has a shard left, yet stops well in time. */
+export const HOLD_UNTIL_STOPPED_MS = 500;
+
 /** Holds the worker in its clock reads once its checkpoints have this many chunks (see the module comment). */
 export interface ClockHold {
   /** Checkpoint files (paths); the hold starts once every one of them lists `chunks` chunks. */
