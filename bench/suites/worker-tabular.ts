@@ -25,13 +25,13 @@ import { readRange, type DecodedRecord } from '../../src/formats/index.js';
 import { createFeatureBuilder, type FeatureBuilder } from '../../src/inference/features.js';
 import { loadModelFiles } from '../../src/inference/model-files.js';
 import { loadModel, type ModelSession } from '../../src/inference/session.js';
+import { buildWorkerBundle } from '../../src/local/worker-bundle.js';
 import { workerEntry } from '../../src/local/worker-pool.js';
 import { planRun } from '../../src/planning/plan-run.js';
 import { LocalModelRegistry } from '../../src/registry/local.js';
 import { runLayout } from '../../src/runs/layout.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { CHUNK_RECORDS_ENV } from '../../src/worker/env.js';
-import { WORKER_BUNDLE_ENTRIES } from '../../src/worker/spawn-thread.js';
 import {
   planSchema,
   shardMarkerSchema,
@@ -92,27 +92,10 @@ let bundled: Promise<string> | undefined;
  * A worker from source would pay tsx compiling every module in the process and again in each thread.
  */
 export function workerBundle(): Promise<string> {
-  bundled ??= (async () => {
-    const { build } = await import('esbuild');
-    const outdir = path.join(repo, 'bench', 'work');
-    await build({
-      entryPoints: Object.fromEntries(
-        Object.entries(WORKER_BUNDLE_ENTRIES).map(([name, file]) => [name, path.join(repo, file)]),
-      ),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      external: ['onnxruntime-node', '@duckdb/*', 'sharp', '@huggingface/*'],
-      banner: {
-        js: "import { createRequire as __batchInferCreateRequire } from 'node:module'; const require = __batchInferCreateRequire(import.meta.url);",
-      },
-      outdir,
-      outExtension: { '.js': '.mjs' },
-      logLevel: 'warning',
-    });
-    return path.join(outdir, 'worker.mjs');
-  })();
+  bundled ??= buildWorkerBundle(repo, path.join(repo, 'bench', 'work')).then((file) => {
+    if (!file) throw new Error('the benchmarks bundle the worker with esbuild, which is not installed');
+    return file;
+  });
   return bundled;
 }
 

@@ -36,12 +36,6 @@ const EXTERNAL = ['onnxruntime-node', '@duckdb/*', 'sharp', '@huggingface/*'];
 export async function bundleWorker(): Promise<BundledWorker | undefined> {
   const source = workerEntry();
   if (path.extname(source.file) !== '.ts') return undefined;
-  let esbuild: typeof Esbuild;
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    return undefined;
-  }
   const repo = path.join(path.dirname(source.file), '..', '..');
   const outdir = path.join(
     repo,
@@ -50,6 +44,27 @@ export async function bundleWorker(): Promise<BundledWorker | undefined> {
     'batch-infer',
     `worker-${process.pid}-${randomBytes(4).toString('hex')}`,
   );
+  const file = await buildWorkerBundle(repo, outdir);
+  if (!file) return undefined;
+  return {
+    // The pool's Node options without tsx's loader: nothing left to transpile.
+    entry: { file, execArgv: withoutLoader(source.execArgv) },
+    dispose: () => rm(outdir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Builds the worker and its threads' entries (WORKER_BUNDLE_ENTRIES) from the sources of the repository at `repo`
+ * into `outdir`, which must lie where the external packages resolve (under the repository); returns the worker's
+ * file, or undefined when esbuild is not installed. The local run's bundle and the benchmarks' worker.
+ */
+export async function buildWorkerBundle(repo: string, outdir: string): Promise<string | undefined> {
+  let esbuild: typeof Esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    return undefined;
+  }
   await mkdir(outdir, { recursive: true });
   const entryPoints = Object.fromEntries(
     Object.entries(WORKER_BUNDLE_ENTRIES).map(([name, file]) => [name, path.join(repo, file)]),
@@ -69,11 +84,7 @@ export async function bundleWorker(): Promise<BundledWorker | undefined> {
     outExtension: { '.js': '.mjs' },
     logLevel: 'silent',
   });
-  return {
-    // The pool's Node options without tsx's loader: nothing left to transpile.
-    entry: { file: path.join(outdir, 'worker.mjs'), execArgv: withoutLoader(source.execArgv) },
-    dispose: () => rm(outdir, { recursive: true, force: true }),
-  };
+  return path.join(outdir, 'worker.mjs');
 }
 
 /**
