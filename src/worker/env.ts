@@ -2,6 +2,7 @@
  * Worker settings beyond Batch's standard environment (src/runs/tasks.ts WORKER_ENV), and the stop deadline. Kept
  * apart from main.ts, which runs the worker when imported.
  */
+import { z } from 'zod';
 
 /** Memory the `auto` batch size may plan for, in MiB; default half of what the process may use. */
 export const MEMORY_BUDGET_ENV = 'BATCH_INFER_MEMORY_BUDGET_MB';
@@ -36,3 +37,34 @@ export const INTERRUPTED_EXIT_CODE = 143;
  * attempt's log file. In Batch it is unset, and the record names the job id instead (AWS_BATCH_JOB_ID).
  */
 export const WORKER_LOG_ENV = 'BATCH_INFER_LOG';
+
+/**
+ * The tuning variables above as the worker reads them. A local run's workers inherit the CLI's environment, so
+ * `batch-infer run` checks them before it starts anything (`workerTuningIssues`): a mistyped value would otherwise
+ * fail every worker of every round, the reason only in their logs.
+ */
+const THREADS_RULE = 'must be a whole number of threads from 0 to 64 (0 decodes on the main thread)';
+const RECORDS_RULE = 'must be a whole number of records above 0';
+/** An optional variable: set but empty counts as unset (not as 0, which `Number('')` would give). */
+const unlessEmpty = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+export const workerTuningSchema = z.object({
+  [MEMORY_BUDGET_ENV]: unlessEmpty(
+    z.coerce.number('must be a number of MiB').positive('must be a number of MiB above 0'),
+  ),
+  [CHUNK_RECORDS_ENV]: unlessEmpty(z.coerce.number(RECORDS_RULE).int(RECORDS_RULE).positive(RECORDS_RULE)),
+  [DECODE_THREADS_ENV]: unlessEmpty(
+    z.coerce.number(THREADS_RULE).int(THREADS_RULE).min(0, THREADS_RULE).max(64, THREADS_RULE),
+  ),
+  [CHECKPOINT_CLOCK_ENV]: unlessEmpty(z.url('must be the URL of a module exporting now()')),
+});
+
+/** One line per invalid tuning variable in `env`: `NAME="value": what it must be`; empty when all are valid. */
+export function workerTuningIssues(env: Readonly<Record<string, string | undefined>>): string[] {
+  const parsed = workerTuningSchema.safeParse(env);
+  if (parsed.success) return [];
+  return parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+  });
+}

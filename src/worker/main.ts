@@ -32,6 +32,7 @@ import {
   MEMORY_BUDGET_ENV,
   STOP_DEADLINE_MS,
   WORKER_LOG_ENV,
+  workerTuningSchema,
 } from './env.js';
 import {
   runWorkerTask,
@@ -47,7 +48,7 @@ import type { Logger } from '../runtime/log.js';
 import type { CheckpointClock } from './checkpoint.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
-const envSchema = z.object({
+const envSchema = workerTuningSchema.extend({
   [WORKER_ENV.runUri]: z.string().min(1, 'must be the run URI (<output.uri>/_runs/<runId>/)'),
   [WORKER_ENV.round]: z.coerce.number().int().nonnegative().default(0),
   [WORKER_ENV.arrayIndex]: z.coerce.number().int().nonnegative().default(0),
@@ -58,10 +59,6 @@ const envSchema = z.object({
     .transform((s) => s.split(',').map((p) => p.trim()))
     .pipe(z.array(z.enum(['cuda', 'cpu']))),
   [WORKER_ENV.threads]: z.coerce.number().int().positive().optional(),
-  [MEMORY_BUDGET_ENV]: z.coerce.number().positive().optional(),
-  [CHUNK_RECORDS_ENV]: z.coerce.number().int().positive().optional(),
-  [DECODE_THREADS_ENV]: z.coerce.number().int().min(0).max(64).optional(),
-  [CHECKPOINT_CLOCK_ENV]: z.url('must be the URL of a module exporting now()').optional(),
   [WORKER_ENV.canaryRecords]: z.coerce.number().int().positive().optional(),
 });
 

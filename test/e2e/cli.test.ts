@@ -1,6 +1,6 @@
 /** The `batch-infer` command as a user runs it: the package bin, in a child process. */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,24 @@ describe('batch-infer CLI', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/name: must start with a lowercase letter.*\(got "Bad-Name"\)/);
     expect(result.stderr).toMatch(/input\.format: must be one of parquet, jsonl, csv.*\(got "xlsx"\)/);
+  });
+
+  it('run refuses a mistyped worker setting in the environment up front: exit 2, one line naming it, nothing started', () => {
+    const state = path.join(dir, 'state-bad-env');
+    const result = cliWithEnv(
+      { BATCH_INFER_DECODE_THREADS: 'lots' },
+      'run',
+      'example/job.yaml',
+      '--state-dir',
+      state,
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'Invalid worker setting in the environment (fix or unset it): BATCH_INFER_DECODE_THREADS="lots": must be a ' +
+        'whole number of threads from 0 to 64 (0 decodes on the main thread)',
+    ]);
+    // Before: every worker of every round failed on it, the reason only in their logs.
+    expect(existsSync(state)).toBe(false);
   });
 
   it('reports usage errors with exit code 2', () => {

@@ -24,6 +24,7 @@ import { newRunId, RUN_ID_PATTERN, RUN_ID_RULE, runUriOf } from '../../runs/layo
 import { createLogger } from '../../runtime/log.js';
 import { loadJobSpecFile, outputColumnNames, specFolderUri } from '../../spec/load.js';
 import type { JobSpec } from '../../spec/schema.js';
+import { workerTuningIssues } from '../../worker/env.js';
 import { createObjectStore } from '../../storage/index.js';
 import { joinUri, normalizeUri, parseUri } from '../../storage/uri.js';
 import {
@@ -133,6 +134,11 @@ export async function runCommand(
   }
   if (specFile === undefined)
     throw new UsageError('missing argument: run <job.yaml> (or run --resume <runId>)');
+  // The workers inherit this environment: a bad tuning value would fail each of them, round after round.
+  const tuning = workerTuningIssues(io.env);
+  if (tuning.length > 0) {
+    throw new CliError(`Invalid worker setting in the environment (fix or unset it): ${tuning.join('; ')}`);
+  }
   specFile = path.resolve(io.cwd, specFile);
   const spec = await loadJobSpecFile(specFile);
   if (options.dryRun !== undefined) return dryRunCommand(specFile, spec, options.dryRun, options, ctx);
