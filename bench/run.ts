@@ -13,20 +13,37 @@ import type { BenchSuite } from './suite.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
-const { values, positionals } = parseArgs({
-  options: { quick: { type: 'boolean' } },
-  allowPositionals: true,
-});
-
-const suites: BenchSuite[] = [];
+const all: BenchSuite[] = [];
 for (const file of readdirSync(path.join(here, 'suites'))
   .filter((f) => f.endsWith('.ts'))
   .sort()) {
   const mod = (await import(pathToFileURL(path.join(here, 'suites', file)).href)) as { suite?: BenchSuite };
   if (!mod.suite) throw new Error(`bench/suites/${file} must export \`suite: BenchSuite\``);
-  if (positionals.length === 0 || positionals.includes(mod.suite.name)) suites.push(mod.suite);
+  all.push(mod.suite);
 }
-if (suites.length === 0) throw new Error(`no suite matches ${positionals.join(', ')}`);
+
+/** A mistaken command line: one line saying what is wrong and what there is, exit 2, nothing run. */
+function refuse(problem: string): never {
+  process.stderr.write(
+    `npm run bench: ${problem}. Usage: npm run bench [-- <suite>... [--quick]]; suites: ` +
+      `${all.map((s) => s.name).join(', ')} (none: all of them).\n`,
+  );
+  process.exit(2);
+}
+
+let parsed: { values: { quick?: boolean }; positionals: string[] };
+try {
+  parsed = parseArgs({ options: { quick: { type: 'boolean' } }, allowPositionals: true });
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  // Node's message for an unknown option goes on about positionals; the option's name is what matters.
+  const option = /Unknown option '([^']+)'/.exec(message)?.[1];
+  refuse(option ? `unknown option ${option}` : message.replace(/\.$/, ''));
+}
+const { values, positionals } = parsed;
+const unknown = positionals.filter((name) => !all.some((s) => s.name === name));
+if (unknown.length > 0) refuse(`unknown suite(s) ${unknown.join(', ')}`);
+const suites = all.filter((s) => positionals.length === 0 || positionals.includes(s.name));
 
 const command = `npm run bench${positionals.length || values.quick ? ` -- ${[...positionals, ...(values.quick ? ['--quick'] : [])].join(' ')}` : ''}`;
 const machine = {
