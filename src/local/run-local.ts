@@ -296,6 +296,7 @@ async function runLocked(
   } finally {
     process.off('SIGINT', onSignal);
     options.signal?.removeEventListener('abort', onSignal);
+    pool.close();
     progress.close();
   }
 }

@@ -1,17 +1,19 @@
 /**
- * Local stand-in for AWS Batch: runs a job (single, or an array of N children) as child processes of the worker
+ * Local stand-in for AWS Batch: runs a job (single, or an array of N children) in child processes of the worker
  * entry, at most `concurrency` at a time, with the environment Batch would give each child and Batch's retry
- * strategy (WORKER_RETRY). Like Batch, a job fails when any child fails after its attempts. A child that dies by a
+ * strategy (WORKER_RETRY). A process that ran a child successfully runs the next one it is given (a worker host,
+ * worker-host.ts), so a run pays the process start, module loading and batch-size probe once per process, not once
+ * per shard; any other outcome ends the process, and the next attempt gets a fresh one. Like Batch, a job fails when any child fails after its attempts. A child that dies by a
  * signal or exits with INTERRUPTED_EXIT_CODE (stopped by SIGTERM, checkpoint written) counts as interrupted, as a
  * Spot reclaim does in Batch, and is retried.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WORKER_ENV } from '../runs/tasks.js';
 import { matchesRetryPattern, WORKER_RETRY } from '../runs/worker-retry.js';
 import { INTERRUPTED_EXIT_CODE, WORKER_LOG_ENV } from '../worker/env.js';
+import { WorkerHost } from './worker-host.js';
 
 export interface JobRequest {
   readonly jobName: string;
@@ -71,7 +73,10 @@ export interface WorkerPoolOptions {
 const LOG_TAIL_BYTES = 4096;
 
 export class LocalWorkerPool {
-  private readonly running = new Set<ChildProcess>();
+  /** Every worker process started and not known to have ended. */
+  private readonly hosts = new Set<WorkerHost>();
+  /** Processes whose last task succeeded, waiting for the next (the most recent last). */
+  private readonly idle: WorkerHost[] = [];
   /** Set by killAll: no further attempt is started, and killed children are not retried. */
   private stopping = false;
 
@@ -102,7 +107,15 @@ export class LocalWorkerPool {
    */
   killAll(signal: NodeJS.Signals = 'SIGTERM'): void {
     this.stopping = true;
-    for (const child of this.running) child.kill(signal);
+    for (const host of this.hosts) host.kill(signal);
+  }
+
+  /**
+   * Ends the worker processes waiting for a task (a run calls it when it ends). Not required for the caller to
+   * exit (an idle process does not keep it alive, and ends when its parent does), but it frees them at once.
+   */
+  close(): void {
+    for (const host of this.idle.splice(0)) host.close();
   }
 
   private cancelled(request: JobRequest, index: number): ChildFailure {
@@ -154,7 +167,7 @@ export class LocalWorkerPool {
     }
   }
 
-  private spawnAttempt(
+  private async spawnAttempt(
     request: JobRequest,
     index: number,
     attempt: number,
@@ -170,37 +183,35 @@ export class LocalWorkerPool {
     };
     if (request.arraySize !== undefined) env[WORKER_ENV.arrayIndex] = String(index);
     else delete env[WORKER_ENV.arrayIndex];
+    const taskEnv = Object.fromEntries(
+      Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    );
 
-    return new Promise((resolve, reject) => {
-      const entry = this.options.entry ?? workerEntry();
-      const child = fork(entry.file, [], {
-        execArgv: entry.execArgv,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      });
-      this.running.add(child);
-      if (child.pid !== undefined) this.options.onAttemptStart?.({ index, attempt, pid: child.pid });
-      const log = createWriteStream(logFile);
-      let tail = '';
-      const keepTail = (chunk: Buffer): void => {
-        log.write(chunk);
-        tail = (tail + chunk.toString('utf8')).slice(-LOG_TAIL_BYTES);
-      };
-      child.stdout?.on('data', keepTail);
-      child.stderr?.on('data', keepTail);
-      child.on('message', (message) => {
-        if (isWorkerMessage(message)) this.options.onMessage?.(message, index);
-      });
-      child.on('error', (err) => {
-        this.running.delete(child);
-        log.end();
-        reject(err);
-      });
-      child.on('close', (code, signal) => {
-        this.running.delete(child);
-        log.end(() => resolve({ code, signal, pid: child.pid ?? -1, logFile, logTail: tail }));
-      });
+    const host = this.idleHost() ?? this.startHost();
+    this.options.onAttemptStart?.({ index, attempt, pid: host.pid });
+    const outcome = await host.run(taskEnv, logFile, (message) => {
+      if (isWorkerMessage(message)) this.options.onMessage?.(message, index);
     });
+    if (!host.idle) this.hosts.delete(host);
+    else if (this.stopping) host.close();
+    else this.idle.push(host);
+    return outcome;
+  }
+
+  /** A host that finished its last task and still runs, taken out of the idle list. */
+  private idleHost(): WorkerHost | undefined {
+    for (;;) {
+      const host = this.idle.pop();
+      if (!host || host.idle) return host;
+    }
+  }
+
+  /** A new worker process, with the pool's environment: each task brings its own (the process's is no task's). */
+  private startHost(): WorkerHost {
+    const env = { ...process.env, ...this.options.environment };
+    const host = new WorkerHost(this.options.entry ?? workerEntry(), env, LOG_TAIL_BYTES);
+    this.hosts.add(host);
+    return host;
   }
 }
 

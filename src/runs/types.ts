@@ -194,6 +194,11 @@ export const batchSizeProbeSchema = z.strictObject({
   sampleRecords: z.number().int().nonnegative(),
   probeMs: z.number().nonnegative(),
   trials: z.array(batchSizeTrialSchema),
+  /**
+   * Set when this shard did not probe: a local worker host ran the probe for an earlier shard of the same run (this
+   * id) with the same settings, and the shard took its choice. Absent: the probe above ran for this shard.
+   */
+  probedBy: z.number().int().nonnegative().optional(),
 });
 export type BatchSizeProbe = z.infer<typeof batchSizeProbeSchema>;
 

@@ -13,6 +13,10 @@
  * is PID 1 (a container whose ENTRYPOINT is node, without an init process), Linux ignores a signal that PID 1 sends
  * itself with the default action, so the re-raise did nothing and the worker exited 0.
  *
+ * The local pool forks it as a worker host (host-protocol.ts): one process runs several tasks of a run in turn,
+ * so the process start, the module loading and the batch-size probe are paid once per process instead of once per
+ * shard.
+ *
  * The worker's threads have entries of their own (spawn-thread.ts); should one ever load this module, it does
  * nothing there.
  */
@@ -47,6 +51,8 @@ import { DETERMINISTIC_EXIT_CODE } from '../runs/worker-retry.js';
 import type { Logger } from '../runtime/log.js';
 import type { CheckpointClock } from './checkpoint.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { BatchSizeProbe } from '../runs/types.js';
+import { isRunTaskMessage, taskEndLine, WORKER_HOST_ENV, type TaskEndedMessage } from './host-protocol.js';
 
 const envSchema = workerTuningSchema.extend({
   [WORKER_ENV.runUri]: z.string().min(1, 'must be the run URI (<output.uri>/_runs/<runId>/)'),
@@ -62,9 +68,50 @@ const envSchema = workerTuningSchema.extend({
   [WORKER_ENV.canaryRecords]: z.coerce.number().int().positive().optional(),
 });
 
-async function main(): Promise<number | 'interrupted'> {
-  const parsed = envSchema.safeParse(process.env);
+/** The signal every task of this process stops on: SIGTERM, or the local run that started it going away. */
+const stop = new AbortController();
+/** The log of the task running now, for the stop messages. */
+let currentLog: Logger = createLogger({ component: 'worker' });
+/** Whether a task is running (a host waiting for its next task has nothing to stop). */
+let busy = false;
+
+function onTerm(why = 'SIGTERM'): void {
+  if (stop.signal.aborted) return;
+  currentLog.warn(`${why}: stopping after the batches in flight`, { deadlineMs: STOP_DEADLINE_MS });
+  stop.abort();
+  const termAt = performance.now();
+  // The backstop: whatever hangs, the process ends as interrupted before the platform's SIGKILL would. Every
+  // write is atomic and the checkpoint goes last, so the checkpoint is consistent whenever this fires.
+  setTimeout(() => {
+    // elapsedMs: how long after SIGTERM it fired, by this process's clock (a timer fires late under load, never
+    // early), so a test can check the deadline without timing the process from outside.
+    currentLog.warn('stop deadline reached: exiting as interrupted', {
+      deadlineMs: STOP_DEADLINE_MS,
+      elapsedMs: Math.round(performance.now() - termAt),
+    });
+    process.exit(INTERRUPTED_EXIT_CODE);
+  }, STOP_DEADLINE_MS).unref();
+}
+
+/**
+ * Progress goes to the local orchestrator over IPC when there is one (in Batch there is none). Nothing is sent once
+ * the channel is closed (sending would throw ERR_IPC_CHANNEL_CLOSED), and a message the closing channel fails to
+ * take (EPIPE) is dropped: with a callback the failure is reported there, not thrown.
+ */
+const send = process.send
+  ? (message: unknown): void => {
+      if (process.connected) process.send!(message, undefined, undefined, () => undefined);
+    }
+  : undefined;
+
+/** Batch sizes chosen by the probe, kept for the later tasks of the same run in a worker host. */
+const batchSizes = new Map<string, BatchSizeProbe>();
+
+/** Runs the task `rawEnv` names; the exit status it ends with. */
+async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted'> {
+  const parsed = envSchema.safeParse(rawEnv);
   const log = createLogger({ component: 'worker' });
+  currentLog = log;
   if (!parsed.success) {
     log.error('invalid worker environment', {
       issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
@@ -86,44 +133,8 @@ async function main(): Promise<number | 'interrupted'> {
     arrayIndex: task.arrayIndex,
     attempt: task.attempt,
   });
+  currentLog = taskLog;
 
-  const stop = new AbortController();
-  const onTerm = (why = 'SIGTERM'): void => {
-    if (stop.signal.aborted) return;
-    taskLog.warn(`${why}: stopping after the batches in flight`, { deadlineMs: STOP_DEADLINE_MS });
-    stop.abort();
-    const termAt = performance.now();
-    // The backstop: whatever hangs, the process ends as interrupted before the platform's SIGKILL would. Every
-    // write is atomic and the checkpoint goes last, so the checkpoint is consistent whenever this fires.
-    setTimeout(() => {
-      // elapsedMs: how long after SIGTERM it fired, by this process's clock (a timer fires late under load, never
-      // early), so a test can check the deadline without timing the process from outside.
-      taskLog.warn('stop deadline reached: exiting as interrupted', {
-        deadlineMs: STOP_DEADLINE_MS,
-        elapsedMs: Math.round(performance.now() - termAt),
-      });
-      process.exit(INTERRUPTED_EXIT_CODE);
-    }, STOP_DEADLINE_MS).unref();
-  };
-  process.on('SIGTERM', () => onTerm());
-  // Forked by the local pool, with an IPC channel: the channel closes when the run that started this worker is gone
-  // (the CLI killed with SIGKILL). Nobody will take this shard's result any more, and a rerun may start at once: stop
-  // as on SIGTERM (a consistent checkpoint the rerun resumes from, exit 143) instead of running on until a progress
-  // message to the dead parent fails, seconds later.
-  if (process.send) {
-    process.once('disconnect', () => onTerm('the local run is gone (IPC channel closed)'));
-    // A 'disconnect' listener refs the channel, which would keep a finished worker from exiting: unref it again.
-    process.channel?.unref();
-  }
-
-  // Progress goes to the local orchestrator over IPC when there is one (in Batch there is none).
-  // Nothing is sent once the channel is closed (sending would throw ERR_IPC_CHANNEL_CLOSED), and a message the
-  // closing channel fails to take (EPIPE) is dropped: with a callback the failure is reported there, not thrown.
-  const send = process.send
-    ? (message: unknown): void => {
-        if (process.connected) process.send!(message, undefined, undefined, () => undefined);
-      }
-    : undefined;
   let lastSent = 0;
   const onProgress = send
     ? (p: ShardProgress): void => {
@@ -155,7 +166,8 @@ async function main(): Promise<number | 'interrupted'> {
       ...(chunkRecords ? { chunkRecords } : {}),
       ...(decodeThreads !== undefined ? { decodeThreads } : {}),
       ...(checkpointClock ? { checkpointClock } : {}),
-      instance: await detectInstance(process.env),
+      instance: await detectInstance(rawEnv),
+      batchSizes,
       onProgress,
     });
     send?.({ type: 'done', shardId: marker.shardId, records: marker.records });
@@ -169,6 +181,34 @@ async function main(): Promise<number | 'interrupted'> {
     await recordFailure(store, task, e, deterministic, taskLog);
     return deterministic ? DETERMINISTIC_EXIT_CODE : 1;
   }
+}
+
+/**
+ * A worker host (host-protocol.ts): runs the tasks the local pool sends, one at a time, in this process. The
+ * environment of each task replaces the process's, so everything that reads process.env (the object store's
+ * endpoint, the instance detection) sees the task's.
+ */
+function serveTasks(): void {
+  process.on('message', (message) => {
+    if (!isRunTaskMessage(message) || busy) return;
+    busy = true;
+    for (const name of Object.keys(process.env)) if (!(name in message.env)) delete process.env[name];
+    Object.assign(process.env, message.env);
+    void runTask(process.env).then((outcome) => {
+      busy = false;
+      if (outcome === 'interrupted') process.exit(INTERRUPTED_EXIT_CODE);
+      process.stdout.write(`${taskEndLine(message.seq)}\n`);
+      const ended: TaskEndedMessage = { type: 'ended', seq: message.seq, code: outcome };
+      // A failed task ends the host: what it left behind must not reach the next task; so does a stop asked for as
+      // the task succeeded. The channel is closed once the answer is out (the send's callback), and the process
+      // ends with the task's status.
+      if (outcome === 0 && !stop.signal.aborted) send?.(ended);
+      else {
+        process.exitCode = outcome;
+        if (process.connected) process.send!(ended, undefined, undefined, () => process.disconnect());
+      }
+    });
+  });
 }
 
 /**
@@ -224,9 +264,27 @@ function defaultThreads(): number {
 }
 
 if (isMainThread) {
-  const outcome = await main();
-  // Interrupted: exit now (nothing left to wait for; the inference thread was terminated) with the status that
-  // says so. Log lines are already out: writes to pipes and files are synchronous on Linux.
-  if (outcome === 'interrupted') process.exit(INTERRUPTED_EXIT_CODE);
-  else process.exitCode = outcome;
+  process.on('SIGTERM', () => onTerm());
+  const host = process.env[WORKER_HOST_ENV] === '1' && process.send !== undefined;
+  // Forked by the local pool, with an IPC channel: the channel closes when the run that started this worker is gone
+  // (the CLI killed with SIGKILL). Nobody will take this task's result any more, and a rerun may start at once: stop
+  // as on SIGTERM (a consistent checkpoint the rerun resumes from, exit 143) instead of running on until a progress
+  // message to the dead parent fails, seconds later. A host waiting for its next task just ends.
+  if (process.send) {
+    process.once('disconnect', () => {
+      if (busy || !host) onTerm('the local run is gone (IPC channel closed)');
+    });
+    // A 'disconnect' listener refs the channel, which would keep a finished single-task worker from exiting: unref
+    // it again. A host keeps it referenced: it waits on the channel for its next task.
+    if (!host) process.channel?.unref();
+  }
+  if (host) serveTasks();
+  else {
+    busy = true;
+    const outcome = await runTask(process.env);
+    // Interrupted: exit now (nothing left to wait for; the inference thread was terminated) with the status that
+    // says so. Log lines are already out: writes to pipes and files are synchronous on Linux.
+    if (outcome === 'interrupted') process.exit(INTERRUPTED_EXIT_CODE);
+    else process.exitCode = outcome;
+  }
 }

@@ -144,6 +144,12 @@ export interface WorkerDeps {
   readonly decodeThreads?: number;
   /** Bytes per columnar block. @default 1 MiB */
   readonly decodeBlockBytes?: number;
+  /**
+   * Batch sizes the `auto` probe chose for earlier shards in this process (a local worker host runs several shards
+   * of a run in turn), keyed by run and settings; a shard of the same run takes the size without probing again, and
+   * its marker's probe names the shard that ran it. Filled as probes run. @default no reuse: every shard probes
+   */
+  readonly batchSizes?: Map<string, BatchSizeProbe>;
 }
 
 /**
@@ -291,6 +297,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     });
 
     const { batchSize, probe } = await chooseBatchSize(
+      plan.runId,
+      shardId,
       plan.spec,
       shard.records,
       resume,
@@ -800,6 +808,8 @@ function openStream(
 // Batch size
 
 async function chooseBatchSize(
+  runId: string,
+  shardId: number,
   spec: JobSpec,
   shardRecords: number,
   resume: Checkpoint | undefined,
@@ -812,6 +822,13 @@ async function chooseBatchSize(
   if (resume) return { batchSize: resume.batchSize };
   if (spec.run.batchSize !== 'auto') return { batchSize: spec.run.batchSize };
   const budget = deps.memoryBudgetBytes ?? (await defaultMemoryBudget(os.totalmem()));
+  // The same run, model and settings on the same machine: the probe would measure the same thing again.
+  const key = JSON.stringify([runId, deps.providers ?? null, deps.threads ?? null, budget]);
+  const earlier = deps.batchSizes?.get(key);
+  if (earlier) {
+    deps.log.info('batch size reused', { batchSize: earlier.chosen, probedBy: earlier.probedBy });
+    return { batchSize: earlier.chosen, probe: earlier };
+  }
   // A pilot sizes the sample: enough records for the largest batch, unless that would not fit the budget anyway.
   const pilot = await sampleOf(stream, io, PROBE_PILOT);
   const first = pilot.rows > 0 ? await pilot.build(0, pilot.rows) : undefined;
@@ -828,6 +845,7 @@ async function chooseBatchSize(
     ...(deps.signal ? { signal: deps.signal } : {}),
     ...(deps.probeClock ? { now: deps.probeClock } : {}),
   });
+  deps.batchSizes?.set(key, { ...probe, probedBy: shardId });
   deps.log.info('batch size chosen', {
     batchSize: probe.chosen,
     memoryBudgetBytes: budget,
