@@ -21,9 +21,6 @@
  * caller decodes from there in one piece (columnar-stream.ts).
  */
 import { isUtf8 } from 'node:buffer';
-import type { ErrorReason } from '../runs/types.js';
-import type { TabularInputSpec } from '../spec/model-io.js';
-import { tabularValue } from '../inference/tabular-value.js';
 import {
   csvLineDecoder,
   CSV_TYPES,
@@ -37,55 +34,18 @@ import {
 } from './csv.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter, type LineVisitor } from './lines.js';
 import type { SourceRecord } from './records.js';
+import { ColumnarRows, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
+
+export {
+  blockBuffers,
+  inputColumnsOf,
+  type ColumnarBlock,
+  type ColumnarErrorRow,
+  type ColumnarPlan,
+} from './columnar-rows.js';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
-
-/** What a tabular model reads from a CSV input: the same for every object of a run. */
-export interface ColumnarPlan {
-  /** The model's inputs, all tabular, in model.inputs order. */
-  readonly entries: readonly TabularInputSpec[];
-  /** The id and passthrough columns, in the writer's order (id first), without repeats. */
-  readonly identity: readonly string[];
-  /** CSV types of identity columns (output.schema's scalar types): see csv.ts parseTyped. */
-  readonly types?: Readonly<Record<string, string>>;
-}
-
-/** The distinct columns the entries read, in order: the writer's input summary columns (tabularInputColumns). */
-export function inputColumnsOf(plan: ColumnarPlan): string[] {
-  return [...new Set(plan.entries.flatMap((e) => e.from.columns))];
-}
-
-export interface ColumnarErrorRow {
-  /** Row of the record in its block. */
-  readonly index: number;
-  readonly reason: ErrorReason;
-  readonly message: string;
-  /** The record's identity values as far as they were read (the error row's id). */
-  readonly known?: Record<string, unknown>;
-}
-
-/** The records of one block of a CSV object, as columns. Every array is its own buffer (transferable). */
-export interface ColumnarBlock {
-  /** Records (lines) in the block, error rows included. */
-  readonly count: number;
-  readonly offsets: Float64Array;
-  /** Per identity column (ColumnarPlan.identity), per record: its value; undefined for an error row. */
-  readonly identity: unknown[][];
-  /** Per entry, count x columns values (rows of error rows are zeros). */
-  readonly entries: (Float32Array | Float64Array)[];
-  /** Per input column (inputColumnsOf), per record: the value the input summaries count. */
-  readonly inputs: Float64Array[];
-  /** In record order. */
-  readonly errors: ColumnarErrorRow[];
-  /** The bytes ended inside a line (a quoted line break at the block's end): where that line starts. */
-  readonly incompleteAt?: number;
-}
-
-/** The typed arrays of a block, for postMessage's transfer list. */
-export function blockBuffers(block: ColumnarBlock): ArrayBuffer[] {
-  return [block.offsets, ...block.entries, ...block.inputs].map((a) => a.buffer as ArrayBuffer);
-}
 
 /** Where a block's bytes lie in its object, and what the range around it says. */
 export interface BlockSpan {
@@ -100,42 +60,25 @@ export interface BlockSpan {
 }
 
 /** Decodes the lines of one CSV object into columnar blocks. One per object (its header decides the layout). */
-export class ColumnarBlockBuilder {
-  private readonly width: number[];
-  private readonly integralEntry: boolean[];
+export class ColumnarBlockBuilder extends ColumnarRows {
   private readonly expected: number;
   /** Per header field: its input column index, or -1. */
   private readonly featureOf: Int32Array;
   /** Per header field: its identity column index, or -1. */
   private readonly identityOf: Int32Array;
   private readonly identityTypes: (CsvColumnType | undefined)[];
-  /** Per entry and column: the input column index it reads. */
-  private readonly entryInputs: Int32Array[];
   private readonly records: { readonly pending: { items: SourceRecord[] }; readonly visit: LineVisitor };
-  /** The current line's raw feature values and identity values. */
-  private readonly raw: unknown[];
-  private readonly ident: unknown[];
-  /** inputColumnsOf(plan). */
-  private readonly inputs: readonly string[];
-
-  private capacity = 0;
-  private rows = 0;
-  private offsets = new Float64Array(0);
-  private entryValues: (Float32Array | Float64Array)[] = [];
-  private inputValues: Float64Array[] = [];
-  private identityValues: unknown[][] = [];
-  private errors: ColumnarErrorRow[] = [];
 
   /** Receives each owned line of the object: give it to a LineSplitter (or visitLines). */
   readonly visit: LineVisitor;
 
   constructor(
-    private readonly plan: ColumnarPlan,
+    plan: ColumnarPlan,
     private readonly uri: string,
     private readonly header: CsvHeader,
   ) {
-    const inputs = inputColumnsOf(plan);
-    this.inputs = inputs;
+    super(plan);
+    const inputs = this.inputs;
     const { names } = header;
     const identity = new Set(plan.identity);
     const columns = [...new Set([...plan.identity, ...inputs])];
@@ -157,19 +100,8 @@ export class ColumnarBlockBuilder {
       const type = plan.types?.[name];
       return type !== undefined && CSV_TYPES.has(type) ? (type as CsvColumnType) : undefined;
     });
-    this.width = plan.entries.map((e) => e.from.columns.length);
-    this.integralEntry = plan.entries.map((e) => e.dtype === 'int32' || e.dtype === 'int64');
-    this.entryInputs = plan.entries.map((e) => Int32Array.from(e.from.columns, (c) => inputs.indexOf(c)));
-    this.raw = new Array<unknown>(inputs.length);
-    this.ident = new Array<unknown>(plan.identity.length);
-    this.reset();
     this.visit = (bytes, start, end, offset, tooLong, ascii) =>
       this.line(bytes, start, end, offset, tooLong, ascii);
-  }
-
-  /** Records decoded since the last `take`. */
-  get count(): number {
-    return this.rows;
   }
 
   /** Decodes a block: `bytes` start at the block's read start (one byte before `span.start`, unless it is 0). */
@@ -181,52 +113,6 @@ export class ColumnarBlockBuilder {
     splitter.pushSpans(bytes, this.visit);
     if (span.eof) splitter.finishSpans(this.visit);
     return this.take(splitter.done ? undefined : splitter.pendingStart);
-  }
-
-  /** The records decoded so far, as a block; the builder starts a new one. */
-  take(incompleteAt?: number): ColumnarBlock {
-    const n = this.rows;
-    const block: ColumnarBlock = {
-      count: n,
-      offsets: this.offsets.slice(0, n),
-      identity: this.identityValues.map((values) => values.slice(0, n)),
-      entries: this.entryValues.map((values, e) => values.slice(0, n * this.width[e]!)),
-      inputs: this.inputValues.map((values) => values.slice(0, n)),
-      errors: this.errors,
-      ...(incompleteAt !== undefined ? { incompleteAt } : {}),
-    };
-    this.reset();
-    return block;
-  }
-
-  private reset(): void {
-    this.rows = 0;
-    this.errors = [];
-    this.identityValues = this.plan.identity.map(() => []);
-    // The typed arrays are kept (take copies out what it needs): the next block reuses them.
-    if (this.capacity === 0) this.grow(1024);
-  }
-
-  private grow(capacity: number): void {
-    const offsets = new Float64Array(capacity);
-    offsets.set(this.offsets.subarray(0, this.rows));
-    this.offsets = offsets;
-    this.entryValues = this.plan.entries.map((entry, e) => {
-      const values =
-        entry.dtype === 'float32'
-          ? new Float32Array(capacity * this.width[e]!)
-          : new Float64Array(capacity * this.width[e]!);
-      const old = this.entryValues[e];
-      if (old) values.set(old.subarray(0, this.rows * this.width[e]!));
-      return values;
-    });
-    this.inputValues = this.inputs.map((_, k) => {
-      const values = new Float64Array(capacity);
-      const old = this.inputValues[k];
-      if (old) values.set(old.subarray(0, this.rows));
-      return values;
-    });
-    this.capacity = capacity;
   }
 
   private line(
@@ -303,87 +189,10 @@ export class ColumnarBlockBuilder {
     visit(bytes, start, end, offset, tooLong, ascii);
     const record = pending.items.pop();
     if (!record) return;
-    if (record.error) {
-      const row = this.nextRow(offset);
-      const known = this.identityObject(record.partial);
-      this.errors.push({
-        index: row,
-        reason: record.error.reason,
-        message: record.error.message,
-        ...(known ? { known } : {}),
-      });
-      return;
-    }
+    if (record.error) return this.reject(offset, record.error.reason, record.error.message, record.partial);
     const inputs = this.inputs;
     for (let f = 0; f < inputs.length; f++) this.raw[f] = record.values[inputs[f]!];
     for (let i = 0; i < this.plan.identity.length; i++) this.ident[i] = record.values[this.plan.identity[i]!];
     this.accept(offset);
   }
-
-  /** Records the decoded line in `raw` / `ident`: its tensor rows, or the error row its first bad value makes. */
-  private accept(offset: number): void {
-    const row = this.nextRow(offset);
-    const { entries } = this.plan;
-    for (let e = 0; e < entries.length; e++) {
-      const entry = entries[e]!;
-      const columns = entry.from.columns;
-      const reads = this.entryInputs[e]!;
-      const values = this.entryValues[e]!;
-      const width = this.width[e]!;
-      const base = row * width;
-      for (let c = 0; c < width; c++) {
-        const raw = this.raw[reads[c]!];
-        // The common case without a call: a finite number into a float tensor.
-        if (typeof raw === 'number' && !this.integralEntry[e] && Number.isFinite(raw)) {
-          values[base + c] = raw;
-          continue;
-        }
-        const value = tabularValue(entry, columns[c]!, raw);
-        if (typeof value !== 'number') {
-          const known = this.identityObject(undefined);
-          this.errors.push({
-            index: row,
-            reason: value.reason,
-            message: value.message,
-            ...(known ? { known } : {}),
-          });
-          return;
-        }
-        values[base + c] = value;
-      }
-    }
-    for (let k = 0; k < this.raw.length; k++) this.inputValues[k]![row] = summaryValue(this.raw[k]);
-    for (let i = 0; i < this.ident.length; i++) this.identityValues[i]![row] = this.ident[i];
-  }
-
-  private nextRow(offset: number): number {
-    if (this.rows === this.capacity) this.grow(this.capacity * 2);
-    const row = this.rows++;
-    this.offsets[row] = offset;
-    return row;
-  }
-
-  /** The identity values of the current line (from `ident`), or of a partial record; undefined when none. */
-  private identityObject(
-    partial: Readonly<Record<string, unknown>> | undefined,
-  ): Record<string, unknown> | undefined {
-    const known: Record<string, unknown> = {};
-    let any = false;
-    this.plan.identity.forEach((name, i) => {
-      const value = partial ? (Object.hasOwn(partial, name) ? partial[name] : undefined) : this.ident[i];
-      if (value === undefined) return;
-      Object.defineProperty(known, name, { value, enumerable: true, writable: true, configurable: true });
-      any = true;
-    });
-    return any ? known : undefined;
-  }
-}
-
-/** The number the writer's input summary counts for a raw feature value (shard-writer.ts numericInput, then add). */
-function summaryValue(raw: unknown): number {
-  if (typeof raw === 'number') return raw;
-  if (typeof raw === 'string') return raw.trim() !== '' ? Number(raw) : NaN;
-  if (typeof raw === 'boolean') return raw ? 1 : 0;
-  if (typeof raw === 'bigint') return Number(raw);
-  return NaN;
 }

@@ -296,7 +296,7 @@ async function runLocked(
   } finally {
     process.off('SIGINT', onSignal);
     options.signal?.removeEventListener('abort', onSignal);
-    pool.close();
+    await pool.close();
     progress.close();
   }
 }

@@ -122,9 +122,17 @@ export class WorkerHost {
     });
   }
 
-  /** Ends the host when it is idle (the channel closes; the host exits 0); a running task is stopped as on SIGTERM. */
-  close(): void {
+  /**
+   * Ends the host: its channel closes, and an idle host exits 0 (a running task would stop as on SIGTERM). Resolves
+   * when the process has exited and been reaped, so its CPU time counts as this process's children's.
+   */
+  close(): Promise<void> {
+    const exited =
+      this.exited || this.child.exitCode !== null || this.child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     if (this.child.connected) this.child.disconnect();
+    return exited;
   }
 
   kill(signal: NodeJS.Signals): void {

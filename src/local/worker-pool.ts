@@ -111,11 +111,14 @@ export class LocalWorkerPool {
   }
 
   /**
-   * Ends the worker processes waiting for a task (a run calls it when it ends). Not required for the caller to
-   * exit (an idle process does not keep it alive, and ends when its parent does), but it frees them at once.
+   * Ends the worker processes waiting for a task (a run calls it when it ends) and resolves once they have exited.
+   * Not required for the caller to exit (an idle process does not keep it alive, and ends when its parent does),
+   * but it frees them at once, and their exit is waited for as a process per task was.
    */
-  close(): void {
-    for (const host of this.idle.splice(0)) host.close();
+  async close(): Promise<void> {
+    const idle = this.idle.splice(0);
+    for (const host of idle) this.hosts.delete(host);
+    await Promise.all(idle.map((host) => host.close()));
   }
 
   private cancelled(request: JobRequest, index: number): ChildFailure {
@@ -193,7 +196,7 @@ export class LocalWorkerPool {
       if (isWorkerMessage(message)) this.options.onMessage?.(message, index);
     });
     if (!host.idle) this.hosts.delete(host);
-    else if (this.stopping) host.close();
+    else if (this.stopping) void host.close();
     else this.idle.push(host);
     return outcome;
   }
