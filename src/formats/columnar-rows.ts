@@ -17,6 +17,8 @@ export interface ColumnarPlan {
   readonly identity: readonly string[];
   /** CSV types of identity columns (output.schema's scalar types): see csv.ts parseTyped. */
   readonly types?: Readonly<Record<string, string>>;
+  /** The input's format: CSV lines decoded here, or Parquet columns as hyparquet reads them. @default 'csv' */
+  readonly format?: 'csv' | 'parquet';
 }
 
 /** The distinct columns the entries read, in order: the writer's input summary columns (tabularInputColumns). */

@@ -14,6 +14,7 @@ import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparqu
 import type { AsyncBuffer, CompressionCodec, Compressors, FileMetaData } from 'hyparquet';
 import { InputError } from '../spec/errors.js';
 import { NotFoundError, ObjectChangedError, type ObjectStore } from '../storage/object-store.js';
+import type { InputRange } from '../runs/types.js';
 import type { RangeReader, SourceRecord } from './records.js';
 
 /** Most footers fit in one request of this size; a larger one costs a second request, not a failure. */
@@ -131,20 +132,40 @@ function assertReadableCodecs(
   }
 }
 
-export const readParquet: RangeReader = async function* (store, range, options) {
+/** A range of a Parquet object, opened: its footer read and the plan's row groups checked against it. */
+export interface OpenParquetRange {
+  readonly file: AsyncBuffer;
+  readonly metadata: FileMetaData;
+  /** The columns to read, without repeats; undefined: all. */
+  readonly columns: string[] | undefined;
+  readonly groupStart: number;
+  readonly groupEnd: number;
+  /** The file row number of the first row of `groupStart`. */
+  readonly rowStart: number;
+}
+
+/**
+ * Reads the footer of `range`'s object and checks the range against it: the requested columns exist, the row
+ * groups are those the plan recorded, and their codecs can be decoded. Fails with an InputError that says which.
+ */
+export async function openParquetRange(
+  store: ObjectStore,
+  range: InputRange,
+  requested: readonly string[] | undefined,
+): Promise<OpenParquetRange> {
   const file = storeAsyncBuffer(store, range.uri, range.size);
   const metadata = await readFooter(file, range.uri);
   const groups = metadata.row_groups;
   const available = topLevelColumns(metadata);
   let columns: string[] | undefined;
-  if (options.columns) {
-    const missing = options.columns.filter((c) => !available.includes(c));
+  if (requested) {
+    const missing = requested.filter((c) => !available.includes(c));
     if (missing.length > 0) {
       throw new InputError(
         `${range.uri} has no column ${missing.map((c) => `"${c}"`).join(', ')}; it has: ${available.join(', ')}`,
       );
     }
-    columns = [...new Set(options.columns)];
+    columns = [...new Set(requested)];
   }
   const groupStart = range.rowGroupStart ?? 0;
   const groupEnd = range.rowGroupEnd ?? groups.length;
@@ -162,8 +183,18 @@ export const readParquet: RangeReader = async function* (store, range, options) 
         'the file changed after planning',
     );
   }
-
   assertReadableCodecs(range.uri, metadata, groupStart, groupEnd, columns);
+  return { file, metadata, columns, groupStart, groupEnd, rowStart };
+}
+
+/** The codecs hyparquet is given (see READABLE_CODECS). */
+export const PARQUET_COMPRESSORS: Compressors = compressors;
+
+export const readParquet: RangeReader = async function* (store, range, options) {
+  const opened = await openParquetRange(store, range, options.columns);
+  const { file, metadata, columns, groupStart, groupEnd } = opened;
+  const groups = metadata.row_groups;
+  let rowStart = opened.rowStart;
 
   let batch: SourceRecord[] = [];
   for (let g = groupStart; g < groupEnd; g++) {

@@ -16,6 +16,9 @@
  * decoded on this thread by the record path's line reader (visitLines), which bounds over-long lines.
  *
  * With `threads: 0` every range is decoded here, on the main thread, by that same line reader.
+ *
+ * Parquet ranges (ColumnarPlan.format 'parquet') are read here, a row group at a time, column by column
+ * (src/formats/parquet-columnar.ts), into the same blocks.
  */
 import os from 'node:os';
 import type * as ort from 'onnxruntime-node';
@@ -27,6 +30,7 @@ import {
   type ColumnarPlan,
 } from '../formats/csv-columnar.js';
 import { CSV_LINES, loadHeader, valuesFactory, type CsvHeader } from '../formats/csv.js';
+import { readParquetColumnar } from '../formats/parquet-columnar.js';
 import { visitLines } from '../formats/lines.js';
 import type { SourceRecord } from '../formats/records.js';
 import { allocate, tensorOf } from '../inference/dtypes.js';
@@ -275,6 +279,12 @@ export class ColumnarStream {
   ): AsyncGenerator<Ahead, void, undefined> {
     for (let slot = first; slot < this.ranges.length; slot++) {
       const { range } = this.ranges[slot]!;
+      if (this.plan.format === 'parquet') {
+        for await (const block of readParquetColumnar(this.store, range, this.plan)) {
+          yield { pending: Promise.resolve(this.piece(slot, block)) };
+        }
+        continue;
+      }
       if (range.end <= range.start || range.start >= range.size) continue;
       const header = await this.header(range.uri, range.size);
       if (!header) continue;
@@ -504,11 +514,14 @@ export function columnarPlanOf(
   identityTypes: Readonly<Record<string, string>> | undefined,
   challenger: boolean,
 ): ColumnarPlan | undefined {
-  if (spec.input.format !== 'csv' || challenger || spec.model.processor) return undefined;
+  const format = spec.input.format;
+  if ((format !== 'csv' && format !== 'parquet') || challenger || spec.model.processor) return undefined;
   const entries = spec.model.inputs.filter(isTabularInput);
   if (entries.length === 0 || entries.length !== spec.model.inputs.length) return undefined;
   const identity = [...new Set([...(spec.input.id ? [spec.input.id] : []), ...spec.output.passthrough])];
-  return { entries, identity, ...(identityTypes ? { types: identityTypes } : {}) };
+  // Parquet values come typed from the file: the CSV identity types do not apply.
+  const types = format === 'csv' ? identityTypes : undefined;
+  return { entries, identity, format, ...(types ? { types } : {}) };
 }
 
 /**

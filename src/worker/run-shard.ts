@@ -282,6 +282,13 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     const input = pinObjects(store, shard.ranges);
     const remaining = await remainingRanges(input, format, shard.ranges, resume?.position);
     stream = openStream(input, plan, io, remaining, readOptions, challengerPlan !== undefined, deps);
+    // Which data path reads the shard (docs/adr/0019): typed columns, or a record object per input record.
+    log.info('reading', {
+      shardId,
+      path: stream instanceof ColumnarStream ? 'columnar' : 'records',
+      format,
+      ...(stream instanceof ColumnarStream ? { decodeThreads: stream.threads } : {}),
+    });
 
     const base = resume?.timings ?? { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
     const spent = { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0 };
@@ -799,7 +806,11 @@ function openStream(
     deps.columnar === false ? undefined : columnarPlanOf(plan.spec, io.identityTypes, challenger);
   if (!columnar) return new RecordStream(input, plan.spec.input.format, ranges, readOptions);
   return new ColumnarStream(input, ranges, columnar, {
-    threads: deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes),
+    // Parquet is read column by column on this thread; the decode threads take CSV blocks.
+    threads:
+      columnar.format === 'parquet'
+        ? 0
+        : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes)),
     ...(deps.decodeBlockBytes ? { blockBytes: deps.decodeBlockBytes } : {}),
   });
 }

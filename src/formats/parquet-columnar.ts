@@ -1,0 +1,79 @@
+/**
+ * Parquet input as columnar blocks for tabular models (docs/adr/0019-tabular-data-path.md). Each row group of the
+ * range is read column by column, as hyparquet decodes it (its column chunks, without the row objects the record
+ * reader builds), and its rows go through ColumnarRows: the values the record reader would have put in each
+ * record (hyparquet's, null for a missing one), judged by the record path's own function, in file row order, with
+ * the file row number as the record's offset. So the tensors, error rows and summaries are the record path's.
+ */
+import { parquetRead } from 'hyparquet';
+import type { InputRange } from '../runs/types.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
+import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
+
+/** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
+const BLOCK_ROWS = 65_536;
+
+class ParquetRows extends ColumnarRows {
+  /** For each input column, then each identity column: its index in the group's column list. */
+  private readonly inputAt: number[];
+  private readonly identityAt: number[];
+
+  constructor(plan: ColumnarPlan, columns: readonly string[]) {
+    super(plan);
+    this.inputAt = this.inputs.map((c) => columns.indexOf(c));
+    this.identityAt = plan.identity.map((c) => columns.indexOf(c));
+  }
+
+  /** Row `r` of a group whose columns are `data` (in the order given to the constructor); `offset` its row number. */
+  add(data: readonly unknown[][], r: number, offset: number): void {
+    const { raw, ident } = this;
+    for (let f = 0; f < raw.length; f++) raw[f] = data[this.inputAt[f]!]![r] ?? null;
+    for (let i = 0; i < ident.length; i++) ident[i] = data[this.identityAt[i]!]![r] ?? null;
+    this.accept(offset);
+  }
+}
+
+/** The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. */
+export async function* readParquetColumnar(
+  store: ObjectStore,
+  range: InputRange,
+  plan: ColumnarPlan,
+): AsyncGenerator<ColumnarBlock, void, undefined> {
+  const wanted = [...new Set([...plan.identity, ...inputColumnsOf(plan)])];
+  const { file, metadata, columns, groupStart, groupEnd, rowStart } = await openParquetRange(
+    store,
+    range,
+    wanted,
+  );
+  const names = columns ?? wanted;
+  const rows = new ParquetRows(plan, names);
+  let groupRow = rowStart;
+  for (let g = groupStart; g < groupEnd; g++) {
+    const n = Number(metadata.row_groups[g]!.num_rows);
+    const data = names.map(() => new Array<unknown>(n));
+    const at = new Map(names.map((name, k) => [name, data[k]!]));
+    // One group per call, as the record reader does: only that group's column chunks are fetched and held.
+    await parquetRead({
+      file,
+      metadata,
+      columns: names,
+      rowStart: groupRow,
+      rowEnd: groupRow + n,
+      compressors: PARQUET_COMPRESSORS,
+      onChunk: ({ columnName, columnData, rowStart: chunkStart }) => {
+        const into = at.get(columnName);
+        if (!into) return;
+        const from = chunkStart - groupRow;
+        const count = Math.min(columnData.length, n - from);
+        for (let i = Math.max(0, -from); i < count; i++) into[from + i] = columnData[i];
+      },
+    });
+    for (let r = 0; r < n; r++) {
+      rows.add(data, r, groupRow + r);
+      if (rows.count >= BLOCK_ROWS) yield rows.take();
+    }
+    groupRow += n;
+  }
+  if (rows.count > 0) yield rows.take();
+}

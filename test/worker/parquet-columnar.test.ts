@@ -1,0 +1,166 @@
+/**
+ * Parquet input on the columnar path (src/formats/parquet-columnar.ts: column chunks into typed arrays, no record
+ * objects) against the record path, on two files of several row groups whose feature columns hold the values a
+ * Parquet input can bring: nulls, NaN and infinities, an INT64 column (bigint values), a VARCHAR column with numbers,
+ * text and empty strings; identity columns with nulls and an INTEGER passthrough. The same prediction rows (every
+ * column, lineage included), error rows, counts and input summaries; and a shard interrupted between two
+ * checkpoints resumes to exactly the record path's output.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { ShardMarker } from '../../src/runs/types.js';
+import { WorkerInterruptedError, type WorkerDeps } from '../../src/worker/run-shard.js';
+import { expectIn } from '../support/expect-in.js';
+import {
+  breastCancerColumns,
+  breastCancerSpec,
+  captureLog,
+  errorLines,
+  expectSameOutput,
+  planWorkerRun,
+  readCheckpointFile,
+  runShard,
+  tempDir,
+} from './helpers.js';
+
+/** Rows per file; DuckDB cuts row groups of 2,048 rows, so each file has three. */
+const ROWS = 5_000;
+const CHUNK = 1_500;
+let tmp: { dir: string; cleanup: () => void };
+let input: string;
+let recordPath: ShardMarker;
+
+const q = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** A feature column's SQL over row number `i` (and the file number `f`). */
+function feature(k: number): string {
+  switch (k) {
+    case 0:
+      return 'CASE WHEN i % 37 = 3 THEN NULL ELSE (i * 0.37) % 20 END::DOUBLE';
+    case 1:
+      return '((i + f) % 13)::BIGINT';
+    case 2:
+      return "CASE WHEN i % 41 = 5 THEN 'abc' WHEN i % 43 = 6 THEN '' WHEN i % 47 = 8 THEN ' 2.5 ' ELSE (i * 0.5)::VARCHAR END";
+    case 3:
+      return "CASE WHEN i % 61 = 9 THEN 'nan'::DOUBLE WHEN i % 67 = 10 THEN 'inf'::DOUBLE ELSE i * 1.25 END";
+    default:
+      return `((i * ${k} + f) * 0.013)::DOUBLE`;
+  }
+}
+
+async function writeInput(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    const features = breastCancerColumns().map((c, k) => `${feature(k)} AS ${c}`);
+    for (const f of [0, 1]) {
+      await connection.run(
+        `COPY (SELECT CASE WHEN i % 50 = 7 THEN NULL ELSE 'P' || (i + ${f * ROWS}) END AS patient_id, ` +
+          `CASE WHEN i % 2 = 0 THEN 'M' WHEN i % 97 = 1 THEN NULL ELSE 'B' END AS diagnosis, ` +
+          `(i % 9)::INTEGER AS visits, ${features.join(', ')} ` +
+          `FROM (SELECT range AS i, ${f} AS f FROM range(${ROWS}))) ` +
+          `TO ${q(path.join(dir, `part-${f}.parquet`))} (FORMAT parquet, ROW_GROUP_SIZE 2048)`,
+      );
+    }
+  } finally {
+    connection.closeSync();
+    db.closeSync();
+  }
+}
+
+const spec = (out: string): ReturnType<typeof breastCancerSpec> => {
+  const base = breastCancerSpec(input, path.join(tmp.dir, out), { batchSize: 500 });
+  return {
+    ...base,
+    input: { ...base.input, format: 'parquet' },
+    output: {
+      ...base.output,
+      passthrough: ['diagnosis', 'visits'],
+      schema: { ...base.output.schema, visits: 'int' },
+    },
+  };
+};
+
+async function run(out: string, deps: Partial<WorkerDeps>): Promise<ShardMarker> {
+  return runShard(await planWorkerRun(spec(out)), { chunkRecords: CHUNK, ...deps });
+}
+
+function comparable(marker: ShardMarker): Record<string, unknown> {
+  return {
+    records: marker.records,
+    predictions: marker.predictions,
+    errors: marker.errors,
+    errorsByReason: marker.errorsByReason,
+    summaries: marker.summaries,
+    inputSummaries: marker.inputSummaries,
+    columns: marker.columns,
+  };
+}
+
+/** `sum` and `sumSquares` of every summary to 12 significant digits (a resumed shard adds them in other groups). */
+function roundedSums(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value), (key, v: unknown) =>
+    (key === 'sum' || key === 'sumSquares') && typeof v === 'number' ? Number(v.toPrecision(12)) : v,
+  ) as unknown;
+}
+
+beforeAll(async () => {
+  tmp = tempDir('parquet-columnar-');
+  input = path.join(tmp.dir, 'in');
+  await writeInput(input);
+  const captured = captureLog();
+  recordPath = await run('records', { columnar: false, log: captured.log });
+  expect(captured.lines.find((l) => l.message === 'reading')?.fields).toMatchObject({ path: 'records' });
+});
+afterAll(() => tmp.cleanup());
+
+describe('Parquet input on the columnar path', () => {
+  it('the record path scores both files, with error rows for missing and invalid values', () => {
+    expect(recordPath.records).toBe(2 * ROWS);
+    expect(Object.keys(recordPath.errorsByReason).sort()).toEqual(['INVALID_VALUE', 'MISSING_VALUE']);
+    expect(recordPath.predictions).toBeGreaterThan(ROWS);
+    expect(recordPath.inputSummaries).toBeDefined();
+  });
+
+  it('writes exactly what the record path writes', async () => {
+    const captured = captureLog();
+    const marker = await run('columnar', { log: captured.log });
+    const reading = captured.lines.find((l) => l.message === 'reading');
+    expect(reading?.fields).toMatchObject({ path: 'columnar', format: 'parquet', decodeThreads: 0 });
+    expectIn(comparable(marker), 'columnar').toEqual(comparable(recordPath));
+    expect(await expectSameOutput(recordPath, marker)).toEqual({
+      rows: recordPath.predictions,
+      differences: 0,
+    });
+    expect(errorLines(marker)).toEqual(errorLines(recordPath));
+  });
+
+  it('resumes from a checkpoint inside a row group exactly', async () => {
+    const planned = await planWorkerRun(spec('resumed'));
+    const stop = new AbortController();
+    await expect(
+      runShard(planned, {
+        chunkRecords: CHUNK,
+        signal: stop.signal,
+        onProgress: (p) => {
+          if (p.records >= 2_500) stop.abort();
+        },
+      }),
+    ).rejects.toBeInstanceOf(WorkerInterruptedError);
+    const checkpoint = await readCheckpointFile(planned);
+    // The checkpoint lies inside a row group (groups start at 0, 2,048 and 4,096 of each file).
+    expect(checkpoint?.records).toBeGreaterThanOrEqual(CHUNK);
+    expect(checkpoint!.records % 2_048).not.toBe(0);
+    const resumed = await runShard(planned, { chunkRecords: CHUNK });
+    expect(resumed.resume?.resumedChunks).toBeGreaterThan(0);
+    expectIn(roundedSums(comparable(resumed)), 'resumed').toEqual(roundedSums(comparable(recordPath)));
+    expect(await expectSameOutput(recordPath, resumed)).toEqual({
+      rows: recordPath.predictions,
+      differences: 0,
+    });
+    expect(errorLines(resumed)).toEqual(errorLines(recordPath));
+  });
+});
