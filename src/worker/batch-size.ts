@@ -16,7 +16,10 @@
  * inference thread's varied with it (0.80 at 2); at 32 it was 0.85-0.92.
  *
  * Only inference is timed (the feeds are built once from the sample): reading and decoding cost the same per record
- * whatever the batch size.
+ * whatever the batch size. A size's throughput is taken from the fastest run of each of its batches, not their
+ * average: on a busy machine a run is only ever slowed down, and the average ranked sub-millisecond sizes by that
+ * noise (a demo shard stopped at 64 and chose 16, 50x slower than its neighbours' 8,192, because a burst of load
+ * made 32 and 64 measure below 16).
  */
 import type * as ort from 'onnxruntime-node';
 import type { BatchSizeProbe } from '../runs/types.js';
@@ -142,16 +145,21 @@ export async function probeBatchSize(
       return done();
     }
     const warmCounts = trials.length > 0;
+    // The fastest run of each batch: interference from outside (another process, a garbage collection) only ever
+    // adds time, so the minimum is the batch's own cost, and one slow run does not rank the size below its
+    // neighbours. Sizes whose runs take a fraction of a millisecond are otherwise ranked by the machine's noise.
+    const fastest = batches.map(() => Infinity);
+    if (warmCounts) fastest[0] = warm.inferMs;
     let ms = warmCounts ? warm.inferMs : 0;
-    let rows = warmCounts ? batches[0]!.rows : 0;
     let runs = warmCounts ? 1 : 0;
     let slow = warm.inferMs > MAX_RUN_MS;
     while (!slow && runs < MAX_REPEATS && (ms < MEASURE_MS || runs < batches.length)) {
-      const batch = batches[runs % batches.length]!;
+      const b = runs % batches.length;
+      const batch = batches[b]!;
       const result = await thread.run(batch.feeds, batch.rows, { isolate: false, transfer: false });
       if (result.segments.some((s) => s.error !== undefined)) break;
       ms += result.inferMs;
-      rows += batch.rows;
+      fastest[b] = Math.min(fastest[b]!, result.inferMs);
       runs++;
       if (result.inferMs > MAX_RUN_MS) {
         slow = true;
@@ -160,7 +168,14 @@ export async function probeBatchSize(
     }
     const inputBytesPerRow = Math.max(...batches.map((b) => feedBytes(b.feeds) / Math.max(1, b.rows)));
     const outputBytesPerRow = feedBytes(warm.segments[0]?.outputs ?? {}) / Math.max(1, batches[0]!.rows);
-    const recordsPerSecond = ms > 0 ? (rows * 1000) / ms : 0;
+    let timedRows = 0;
+    let timedMs = 0;
+    batches.forEach((batch, b) => {
+      if (!Number.isFinite(fastest[b]!)) return;
+      timedRows += batch.rows;
+      timedMs += fastest[b]!;
+    });
+    const recordsPerSecond = timedMs > 0 ? (timedRows * 1000) / timedMs : 0;
     const estimatedBytes = rss() + options.inFlight * size * (inputBytesPerRow + outputBytesPerRow);
     const trial: Trial = {
       batchSize: size,
