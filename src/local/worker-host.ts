@@ -131,6 +131,8 @@ export class WorkerHost {
       this.exited || this.child.exitCode !== null || this.child.signalCode !== null
         ? Promise.resolve()
         : new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    // Referenced again: whoever awaits the exit must be kept alive until it comes.
+    this.reference(true);
     if (this.child.connected) this.child.disconnect();
     return exited;
   }
