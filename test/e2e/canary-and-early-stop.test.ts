@@ -4,16 +4,16 @@
  * retry rounds once the error rate is surely above the bar. Both end FAILED with the reason as the first error.
  */
 import '../../src/runtime/polyfills.js';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
 import type { LocalRunOutcome } from '../../src/local/run-local.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { expectIn } from '../support/expect-in.js';
 import { writeExampleJob, runExampleJob, manifestOf } from '../support/local-e2e.js';
+import { taskFaultOptions } from '../support/worker-tasks.js';
 
 let dir: string;
 beforeAll(() => {
@@ -79,15 +79,12 @@ describe('validation.stopEarly', () => {
     const input = path.join(dir, 'noisy');
     await makeDemoInput({ dir: input, records: 2400, files: 2, badRecordEvery: 2 });
     // Shard 1's worker fails in every round (a lost host: exit 1, retryable), so Reconcile would retry it.
-    const preload = path.join(dir, 'shard-1-keeps-failing.mjs');
-    writeFileSync(
-      preload,
-      `const round = process.env.${WORKER_ENV.round};\n` +
-        `if (round !== undefined && (round !== '0' || process.env.AWS_BATCH_JOB_ARRAY_INDEX === '1')) {\n` +
-        `  process.stderr.write('injected: the host of shard 1 is lost\\n');\n  process.exit(1);\n}\n`,
-    );
     const saved = process.env.NODE_OPTIONS;
-    process.env.NODE_OPTIONS = `${saved ?? ''} --import=${pathToFileURL(preload).href}`.trim();
+    process.env.NODE_OPTIONS = taskFaultOptions(path.join(dir, 'shard-1-keeps-failing.mjs'), {
+      when: `env.${WORKER_ENV.round} !== undefined && (env.${WORKER_ENV.round} !== '0' || env.${WORKER_ENV.arrayIndex} === '1')`,
+      action: 'fail',
+      message: 'injected: the host of shard 1 is lost',
+    });
     let outcome: LocalRunOutcome;
     try {
       outcome = await run(

@@ -21,6 +21,7 @@ import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { createLogger } from '../../src/runtime/log.js';
 import { loadJobSpecFile } from '../../src/spec/load.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { taskFaultOptions } from '../support/worker-tasks.js';
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const example = path.join(repo, 'examples/breast-cancer');
@@ -50,14 +51,12 @@ describe('a local run whose first round gets no capacity', () => {
       }),
     );
     // Exit 1 (not a signal, which Batch's retry strategy would retry in place): the job fails, Reconcile plans round 1.
-    const preload = path.join(dir, 'no-capacity-in-round-0.mjs');
-    writeFileSync(
-      preload,
-      `if (process.env.${WORKER_ENV.round} === '0') {\n` +
-        `  process.stderr.write('injected: no capacity in round 0\\n');\n  process.exit(1);\n}\n`,
-    );
     const saved = process.env.NODE_OPTIONS;
-    process.env.NODE_OPTIONS = `${saved ?? ''} --import=${pathToFileURL(preload).href}`.trim();
+    process.env.NODE_OPTIONS = taskFaultOptions(path.join(dir, 'no-capacity-in-round-0.mjs'), {
+      when: `env.${WORKER_ENV.round} === '0'`,
+      action: 'fail',
+      message: 'injected: no capacity in round 0',
+    });
     const store = new LocalObjectStore();
     const catalog = new LocalCatalog({ path: path.join(dir, 'catalog.duckdb') });
     let outcome;

@@ -12,7 +12,6 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +24,7 @@ import { queryCatalog } from '../../src/catalog/local.js';
 import type { LocalRunOutcome } from '../../src/local/run-local.js';
 import { parseManifest } from '../../src/results/manifest.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
-import { CHECKPOINT_CLOCK_ENV } from '../../src/worker/env.js';
+import { taskFaultOptions } from '../support/worker-tasks.js';
 
 const example = exampleDir;
 
@@ -269,23 +268,13 @@ describe('a local run whose shard keeps failing', () => {
     await makeDemoInput({ dir: input, records: 1000, files: 2, badRecordEvery: 0 });
     // Shard 1's worker fails in every round (exit 1, as a lost host's job does; a spec or data mistake would be
     // caught by preflight at Plan instead). Round 0 runs shard 1 as array child 1; later rounds run only the missing
-    // shards. The failure comes from the worker's checkpoint clock (CHECKPOINT_CLOCK_ENV), a module the worker
-    // imports and reads as a shard starts: it sees the environment of the task it runs, also in a worker process of
-    // the local pool that runs several tasks (src/worker/host-protocol.ts).
-    const clock = path.join(dir, 'shard-1-keeps-failing.mjs');
-    writeFileSync(
-      clock,
-      `export function now() {\n` +
-        `  const env = process.env;\n` +
-        `  if (env.${WORKER_ENV.round} !== '0' || env.${WORKER_ENV.arrayIndex} === '1') {\n` +
-        `    process.stderr.write('injected: the host of shard 1 is lost\\n');\n` +
-        `    process.exit(1);\n` +
-        `  }\n` +
-        `  return performance.now();\n` +
-        `}\n`,
-    );
-    const saved = process.env[CHECKPOINT_CLOCK_ENV];
-    process.env[CHECKPOINT_CLOCK_ENV] = pathToFileURL(clock).href;
+    // shards.
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = taskFaultOptions(path.join(dir, 'shard-1-keeps-failing.mjs'), {
+      when: `env.${WORKER_ENV.round} !== undefined && (env.${WORKER_ENV.round} !== '0' || env.${WORKER_ENV.arrayIndex} === '1')`,
+      action: 'fail',
+      message: 'injected: the host of shard 1 is lost',
+    });
 
     const out = path.join(dir, 'broken-out');
     let outcome: LocalRunOutcome;
@@ -295,8 +284,8 @@ describe('a local run whose shard keeps failing', () => {
         path.join(dir, 'broken.duckdb'),
       );
     } finally {
-      if (saved === undefined) delete process.env[CHECKPOINT_CLOCK_ENV];
-      else process.env[CHECKPOINT_CLOCK_ENV] = saved;
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
     }
     expect(outcome.status).toBe('FAILED');
     expect(outcome.error).toBe('ShardsFailed');

@@ -4,16 +4,18 @@
  * run --resume. Every --json output is parsed with the schema the backends share.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { costEstimateSchema } from '../../src/cost/estimate.js';
 import { cancelResultSchema, logsSchema, runListSchema, runStatusSchema } from '../../src/operate/backend.js';
 import { expectIn } from '../support/expect-in.js';
+import { taskFaultOptions } from '../support/worker-tasks.js';
+import { WORKER_ENV } from '../../src/runs/tasks.js';
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const bin = path.join(repo, 'bin/batch-infer.js');
@@ -44,18 +46,16 @@ function cliWithEnv(env: Record<string, string>, ...args: string[]) {
 }
 
 /**
- * NODE_OPTIONS that hold every worker process (the ones with Batch's environment) before it starts, until it is
- * signalled: a run started with it cannot finish before the test cancels it, however slow or fast the machine.
+ * NODE_OPTIONS that hold every worker task (the ones with Batch's environment) before it starts, until its process
+ * is signalled: a run started with it cannot finish before the test cancels it, however slow or fast the machine.
  */
 function holdWorkers(): Record<string, string> {
-  const preload = path.join(dir, 'hold-workers.mjs');
-  writeFileSync(
-    preload,
-    'if (process.env.AWS_BATCH_JOB_ARRAY_INDEX !== undefined) {\n' +
-      '  await new Promise(() => setInterval(() => {}, 1 << 30));\n' +
-      '}\n',
-  );
-  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim() };
+  return {
+    NODE_OPTIONS: taskFaultOptions(path.join(dir, 'hold-workers.mjs'), {
+      when: `env.${WORKER_ENV.arrayIndex} !== undefined`,
+      action: 'hold',
+    }),
+  };
 }
 
 function json<T>(schema: z.ZodType<T>, result: ReturnType<typeof cli>): T {

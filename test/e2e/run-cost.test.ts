@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCostSchema } from '../../src/cost/cost.js';
 import { costEstimateSchema } from '../../src/cost/estimate.js';
@@ -21,6 +21,7 @@ import { reconcileRecordSchema } from '../../src/results/reconcile.js';
 import { shardMarkerSchema } from '../../src/runs/types.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { expectIn } from '../support/expect-in.js';
+import { taskFaultOptions } from '../support/worker-tasks.js';
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const bin = path.join(repo, 'bin/batch-infer.js');
@@ -158,14 +159,13 @@ describe('the price of a local run', () => {
       maxRounds: 2,
       maxCost: 0.001,
     });
-    const preload = path.join(dir, 'shard-1-fails-in-round-0.mjs');
-    writeFileSync(
-      preload,
-      `if (process.env.${WORKER_ENV.round} === '0' && process.env.${WORKER_ENV.arrayIndex} === '1') {\n` +
-        `  process.stderr.write('injected: shard 1 lost in round 0\\n');\n  process.exit(1);\n}\n`,
-    );
+    const nodeOptions = taskFaultOptions(path.join(dir, 'shard-1-fails-in-round-0.mjs'), {
+      when: `env.${WORKER_ENV.round} === '0' && env.${WORKER_ENV.arrayIndex} === '1'`,
+      action: 'fail',
+      message: 'injected: shard 1 lost in round 0',
+    });
     const result = cli(
-      { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim() },
+      { NODE_OPTIONS: nodeOptions },
       'run',
       specFile,
       '--json',
