@@ -77,6 +77,11 @@ let busy = false;
 
 function onTerm(why = 'SIGTERM'): void {
   if (stop.signal.aborted) return;
+  if (!busy) {
+    // A worker host between tasks: no shard to stop, no checkpoint to write.
+    currentLog.warn(`${why}: no task running; exiting as interrupted`);
+    process.exit(INTERRUPTED_EXIT_CODE);
+  }
   currentLog.warn(`${why}: stopping after the batches in flight`, { deadlineMs: STOP_DEADLINE_MS });
   stop.abort();
   const termAt = performance.now();

@@ -135,6 +135,29 @@ describe('worker hosts', () => {
     for (const failure of result.failed) expect(failure.logTail).toContain('featurez');
   });
 
+  it('stopped by SIGTERM between tasks, exit at once as interrupted (no shard to stop, no stop deadline)', async () => {
+    const planned = await planWorkerRun(
+      breastCancerSpec(inputDir, path.join(tmp.dir, 'out-term')),
+      'run-term',
+    );
+    const attempts: Attempt[] = [];
+    const p = pool(attempts, 'logs-term');
+    expect(
+      (await p.runJob({ jobName: 'term', environment: { [WORKER_ENV.runUri]: planned.runUri } })).failed,
+    ).toEqual([]);
+    const pid = attempts[0]!.pid;
+    process.kill(pid, 'SIGTERM');
+    // Reaped: this process has seen it exit.
+    expect(
+      await waitFor(async () => (existsSync(`/proc/${pid}`) ? undefined : true), { timeoutMs: 60_000 }),
+    ).toBe(true);
+    // Its last words went to the last attempt's log: the immediate exit, not the deadline's backstop.
+    const log = readFileSync(path.join(tmp.dir, 'logs-term', 'term-0-attempt1.log'), 'utf8');
+    expect(log).toContain('SIGTERM: no task running; exiting as interrupted');
+    expect(log).not.toContain('stop deadline reached');
+    await p.close();
+  });
+
   it('are not given work once dead: a process killed while idle is replaced', async () => {
     const plannedRun = (name: string) =>
       planWorkerRun(breastCancerSpec(inputDir, path.join(tmp.dir, `out-${name}`)), `run-${name}`);
