@@ -13,10 +13,12 @@ import { expectIn } from '../support/expect-in.js';
 import { hazardousCsv } from './columnar-hazards.js';
 import {
   breastCancerSpec,
+  comparableMarker,
   errorLines,
   expectSameOutput,
   planWorkerRun,
   readCheckpointFile,
+  roundedSums,
   runShard,
   tempDir,
 } from './helpers.js';
@@ -45,25 +47,6 @@ async function run(out: string, deps: Partial<WorkerDeps>): Promise<ShardMarker>
   return runShard(await planWorkerRun(spec(out)), { chunkRecords: CHUNK, ...deps });
 }
 
-function comparable(marker: ShardMarker): Record<string, unknown> {
-  return {
-    records: marker.records,
-    predictions: marker.predictions,
-    errors: marker.errors,
-    errorsByReason: marker.errorsByReason,
-    summaries: marker.summaries,
-    inputSummaries: marker.inputSummaries,
-    columns: marker.columns,
-  };
-}
-
-/** `sum` and `sumSquares` of every summary to 12 significant digits (see the resume test). */
-function roundedSums(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value), (key, v: unknown) =>
-    (key === 'sum' || key === 'sumSquares') && typeof v === 'number' ? Number(v.toPrecision(12)) : v,
-  ) as unknown;
-}
-
 beforeAll(async () => {
   tmp = tempDir('columnar-worker-');
   input = path.join(tmp.dir, 'in');
@@ -89,7 +72,7 @@ describe('the worker on the columnar path', () => {
     ['on three threads, blocks of a few lines', { decodeThreads: 3, decodeBlockBytes: 900 }],
   ])('writes exactly what the record path writes: %s', async (name, deps) => {
     const marker = await run(`columnar-${deps.decodeThreads}`, deps);
-    expectIn(comparable(marker), name).toEqual(comparable(recordPath));
+    expectIn(comparableMarker(marker), name).toEqual(comparableMarker(recordPath));
     expect(await expectSameOutput(recordPath, marker)).toEqual({
       rows: recordPath.predictions,
       differences: 0,
@@ -122,7 +105,9 @@ describe('the worker on the columnar path', () => {
     expect(resumed.resume?.attempts).toBe(2);
     // The interruption seals a shorter chunk, so the summaries' sums are added in another grouping: equal up to
     // the last bits of a double. Everything else is exact.
-    expectIn(roundedSums(comparable(resumed)), 'resumed').toEqual(roundedSums(comparable(recordPath)));
+    expectIn(roundedSums(comparableMarker(resumed)), 'resumed').toEqual(
+      roundedSums(comparableMarker(recordPath)),
+    );
     expect(await expectSameOutput(recordPath, resumed)).toEqual({
       rows: recordPath.predictions,
       differences: 0,

@@ -273,3 +273,26 @@ export function filesUnder(dir: string): string[] {
 export function writeText(file: string, text: string): void {
   writeFileSync(file, text);
 }
+
+/** What two runs of the same shard must agree on, whichever data path read it: counts, summaries, columns. */
+export function comparableMarker(marker: ShardMarker): Record<string, unknown> {
+  return {
+    records: marker.records,
+    predictions: marker.predictions,
+    errors: marker.errors,
+    errorsByReason: marker.errorsByReason,
+    summaries: marker.summaries,
+    inputSummaries: marker.inputSummaries,
+    columns: marker.columns,
+  };
+}
+
+/**
+ * `sum` and `sumSquares` of every summary in `value` to 12 significant digits: a resumed shard seals a shorter chunk,
+ * so its sums are added in another grouping and agree up to the last bits of a double. Everything else is exact.
+ */
+export function roundedSums(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value), (key, v: unknown) =>
+    (key === 'sum' || key === 'sumSquares') && typeof v === 'number' ? Number(v.toPrecision(12)) : v,
+  ) as unknown;
+}

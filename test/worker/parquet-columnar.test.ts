@@ -16,11 +16,13 @@ import { expectIn } from '../support/expect-in.js';
 import {
   breastCancerColumns,
   breastCancerSpec,
+  comparableMarker,
   captureLog,
   errorLines,
   expectSameOutput,
   planWorkerRun,
   readCheckpointFile,
+  roundedSums,
   runShard,
   tempDir,
 } from './helpers.js';
@@ -88,25 +90,6 @@ async function run(out: string, deps: Partial<WorkerDeps>): Promise<ShardMarker>
   return runShard(await planWorkerRun(spec(out)), { chunkRecords: CHUNK, ...deps });
 }
 
-function comparable(marker: ShardMarker): Record<string, unknown> {
-  return {
-    records: marker.records,
-    predictions: marker.predictions,
-    errors: marker.errors,
-    errorsByReason: marker.errorsByReason,
-    summaries: marker.summaries,
-    inputSummaries: marker.inputSummaries,
-    columns: marker.columns,
-  };
-}
-
-/** `sum` and `sumSquares` of every summary to 12 significant digits (a resumed shard adds them in other groups). */
-function roundedSums(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value), (key, v: unknown) =>
-    (key === 'sum' || key === 'sumSquares') && typeof v === 'number' ? Number(v.toPrecision(12)) : v,
-  ) as unknown;
-}
-
 beforeAll(async () => {
   tmp = tempDir('parquet-columnar-');
   input = path.join(tmp.dir, 'in');
@@ -130,7 +113,7 @@ describe('Parquet input on the columnar path', () => {
     const marker = await run('columnar', { log: captured.log });
     const reading = captured.lines.find((l) => l.message === 'reading');
     expect(reading?.fields).toMatchObject({ path: 'columnar', format: 'parquet', decodeThreads: 0 });
-    expectIn(comparable(marker), 'columnar').toEqual(comparable(recordPath));
+    expectIn(comparableMarker(marker), 'columnar').toEqual(comparableMarker(recordPath));
     expect(await expectSameOutput(recordPath, marker)).toEqual({
       rows: recordPath.predictions,
       differences: 0,
@@ -156,7 +139,9 @@ describe('Parquet input on the columnar path', () => {
     expect(checkpoint!.records % 2_048).not.toBe(0);
     const resumed = await runShard(planned, { chunkRecords: CHUNK });
     expect(resumed.resume?.resumedChunks).toBeGreaterThan(0);
-    expectIn(roundedSums(comparable(resumed)), 'resumed').toEqual(roundedSums(comparable(recordPath)));
+    expectIn(roundedSums(comparableMarker(resumed)), 'resumed').toEqual(
+      roundedSums(comparableMarker(recordPath)),
+    );
     expect(await expectSameOutput(recordPath, resumed)).toEqual({
       rows: recordPath.predictions,
       differences: 0,
