@@ -63,6 +63,11 @@ export interface ColumnarStreamOptions {
   readonly threads: number;
   /** Bytes per block handed to a thread. @default DEFAULT_BLOCK_BYTES */
   readonly blockBytes?: number;
+  /**
+   * Decode threads lent by the caller (DecodePools), used instead of starting `threads` new ones; `close` leaves
+   * them running. @default threads of its own, ended by `close`
+   */
+  readonly pool?: DecodePool;
 }
 
 /** About 4,000 demo records: enough work per message, small enough to spread a shard over every thread. */
@@ -97,6 +102,8 @@ interface Piece {
 
 export class ColumnarStream {
   private readonly pool: DecodePool | undefined;
+  /** Whether `close` ends the pool (it was not lent). */
+  private readonly ownsPool: boolean;
   private readonly blockBytes: number;
   /** Blocks decoded ahead of the consumer: every thread busy, one more queued. */
   private readonly maxAhead: number;
@@ -117,7 +124,8 @@ export class ColumnarStream {
     private readonly plan: ColumnarPlan,
     options: ColumnarStreamOptions,
   ) {
-    this.pool = options.threads > 0 ? DecodePool.start(options.threads, plan) : undefined;
+    this.ownsPool = options.pool === undefined;
+    this.pool = options.pool ?? (options.threads > 0 ? DecodePool.start(options.threads, plan) : undefined);
     this.blockBytes = Math.max(1, Math.floor(options.blockBytes ?? DEFAULT_BLOCK_BYTES));
     this.maxAhead = Math.max(2, 2 * options.threads + 1);
     this.identityValues = valuesFactory(plan.identity);
@@ -185,7 +193,7 @@ export class ColumnarStream {
     this.producer = undefined;
     this.ahead = [];
     await producer?.return(undefined).catch(() => undefined);
-    await this.pool?.close();
+    if (this.ownsPool) await this.pool?.close();
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ import type { Logger } from '../runtime/log.js';
 import type { CheckpointClock } from './checkpoint.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchSizeProbe } from '../runs/types.js';
+import { DecodePools } from './decode-thread.js';
 import { isRunTaskMessage, taskEndLine, WORKER_HOST_ENV, type TaskEndedMessage } from './host-protocol.js';
 
 const envSchema = workerTuningSchema.extend({
@@ -111,6 +112,8 @@ const send = process.send
 
 /** Batch sizes chosen by the probe, kept for the later tasks of the same run in a worker host. */
 const batchSizes = new Map<string, BatchSizeProbe>();
+/** Decode threads kept for the later tasks of a worker host. */
+const decodePools = new DecodePools();
 
 /** Runs the task `rawEnv` names; the exit status it ends with. */
 async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted'> {
@@ -173,6 +176,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
       ...(checkpointClock ? { checkpointClock } : {}),
       instance: await detectInstance(rawEnv),
       batchSizes,
+      decodePools,
       onProgress,
     });
     send?.({ type: 'done', shardId: marker.shardId, records: marker.records });

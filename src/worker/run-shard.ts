@@ -55,6 +55,8 @@ import {
 import { InferenceThread, type InferenceResult } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
 import { ColumnarStream, columnarPlanOf, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
+import type { DecodePool, DecodePools } from './decode-thread.js';
+import type { ColumnarPlan } from '../formats/columnar-rows.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
 import { challengerPlanOf } from '../challenger/plan.js';
 import { ShardWriter, type BatchRows } from './shard-writer.js';
@@ -150,6 +152,11 @@ export interface WorkerDeps {
    * its marker's probe names the shard that ran it. Filled as probes run. @default no reuse: every shard probes
    */
   readonly batchSizes?: Map<string, BatchSizeProbe>;
+  /**
+   * Decode threads kept between the shards this process runs (a local worker host): a shard borrows the pool of
+   * the previous one when the plan is the same, and returns it when it succeeds. @default threads of its own
+   */
+  readonly decodePools?: DecodePools;
 }
 
 /**
@@ -267,6 +274,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   }
   let writer: ShardWriter | undefined;
   let stream: RecordStream | ColumnarStream | undefined;
+  let lent: LentDecodePool | undefined;
+  let succeeded = false;
   let lane: ChallengerLane | undefined;
   try {
     const io = await prepareModelIo(store, plan, thread);
@@ -281,13 +290,16 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     // ObjectChangedError instead of being read half old, half new.
     const input = pinObjects(store, shard.ranges);
     const remaining = await remainingRanges(input, format, shard.ranges, resume?.position);
-    stream = openStream(input, plan, io, remaining, readOptions, challengerPlan !== undefined, deps);
+    const opened = openStream(input, plan, io, remaining, readOptions, challengerPlan !== undefined, deps);
+    stream = opened.stream;
+    lent = opened.lent;
     // Which data path reads the shard (docs/adr/0019): typed columns, or a record object per input record.
     log.info('reading', {
       shardId,
       path: stream instanceof ColumnarStream ? 'columnar' : 'records',
       format,
       ...(stream instanceof ColumnarStream ? { decodeThreads: stream.threads } : {}),
+      ...(lent ? { decodeThreadsReused: lent.reused } : {}),
     });
 
     const base = resume?.timings ?? { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
@@ -431,6 +443,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       .catch((err: unknown) =>
         log.warn('could not delete the checkpoint after the marker', { shardId, error: String(err) }),
       );
+    succeeded = true;
     log.info('shard complete', {
       shardId,
       records: marker.records,
@@ -449,6 +462,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     throw err;
   } finally {
     await stream?.close().catch(() => undefined);
+    // Lent decode threads go back to the host after a shard that succeeded; otherwise they end with the shard.
+    if (lent && succeeded) deps.decodePools?.keep(lent.threads, lent.plan, lent.pool);
+    else await lent?.pool.close();
     // Interrupted: a run may still be going in the thread, and the deadline is close; end the thread at once.
     if (deps.signal?.aborted) await thread.terminate();
     else await thread.close();
@@ -793,6 +809,14 @@ async function settlesBefore(promise: Promise<unknown>, deadline: number): Promi
 }
 
 /** The shard's records: columnar batches where the shard can take them (columnar-stream.ts), else records. */
+/** Decode threads lent to a shard by the worker host (WorkerDeps.decodePools), kept again if it succeeds. */
+interface LentDecodePool {
+  readonly threads: number;
+  readonly plan: ColumnarPlan;
+  readonly pool: DecodePool;
+  readonly reused: boolean;
+}
+
 function openStream(
   input: ObjectStore,
   plan: Plan,
@@ -801,18 +825,22 @@ function openStream(
   readOptions: CsvReadOptions,
   challenger: boolean,
   deps: WorkerDeps,
-): RecordStream | ColumnarStream {
+): { stream: RecordStream | ColumnarStream; lent?: LentDecodePool } {
   const columnar =
     deps.columnar === false ? undefined : columnarPlanOf(plan.spec, io.identityTypes, challenger);
-  if (!columnar) return new RecordStream(input, plan.spec.input.format, ranges, readOptions);
-  return new ColumnarStream(input, ranges, columnar, {
-    // Parquet is read column by column on this thread; the decode threads take CSV blocks.
-    threads:
-      columnar.format === 'parquet'
-        ? 0
-        : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes)),
+  if (!columnar) return { stream: new RecordStream(input, plan.spec.input.format, ranges, readOptions) };
+  // Parquet is read column by column on this thread; the decode threads take CSV blocks.
+  const threads =
+    columnar.format === 'parquet'
+      ? 0
+      : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes));
+  const taken = threads > 0 ? deps.decodePools?.take(threads, columnar) : undefined;
+  const stream = new ColumnarStream(input, ranges, columnar, {
+    threads,
+    ...(taken ? { pool: taken.pool } : {}),
     ...(deps.decodeBlockBytes ? { blockBytes: deps.decodeBlockBytes } : {}),
   });
+  return { stream, ...(taken ? { lent: { threads, plan: columnar, ...taken } } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

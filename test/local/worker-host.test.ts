@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
 import { WORKER_ENV } from '../../src/runs/tasks.js';
 import { DETERMINISTIC_EXIT_CODE } from '../../src/runs/worker-retry.js';
+import { DECODE_THREADS_ENV } from '../../src/worker/env.js';
 import { expectIn } from '../support/expect-in.js';
 import {
   breastCancerInput,
@@ -34,7 +35,12 @@ function pool(attempts: Attempt[], logDir = 'logs'): LocalWorkerPool {
   return new LocalWorkerPool({
     concurrency: 1,
     logDir: path.join(tmp.dir, logDir),
-    environment: { [WORKER_ENV.executionProviders]: 'cpu', [WORKER_ENV.threads]: '1' },
+    // Two decode threads even for these small shards, so that the host has decode threads to keep.
+    environment: {
+      [WORKER_ENV.executionProviders]: 'cpu',
+      [WORKER_ENV.threads]: '1',
+      [DECODE_THREADS_ENV]: '2',
+    },
     onAttemptStart: ({ index, attempt, pid }) => attempts.push({ index, attempt, pid }),
     onAttemptEnd: ({ index, attempt, code }) => {
       const a = attempts.find((x) => x.index === index && x.attempt === attempt);
@@ -99,6 +105,18 @@ describe('worker hosts', () => {
       expect(lines.at(-1)?.message).toBe('shard complete');
       expect(lines.some((l) => 'batchInferHost' in l)).toBe(false);
     }
+
+    // The decode threads started for shard 0 decoded shards 1 and 2 as well.
+    const reading = [0, 1, 2].map((index) =>
+      logLines(path.join(tmp.dir, 'logs', `three-${index}-attempt1.log`)).find(
+        (l) => l.message === 'reading',
+      )!,
+    );
+    expect(reading.map((l) => [l.decodeThreads, l.decodeThreadsReused])).toEqual([
+      [2, false],
+      [2, true],
+      [2, true],
+    ]);
 
     const markers = await Promise.all([0, 1, 2].map((id) => readMarker(planned, id)));
     expect(markers.reduce((n, m) => n + m.records, 0)).toBe(3_000);
