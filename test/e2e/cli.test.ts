@@ -159,6 +159,26 @@ describe('batch-infer CLI', () => {
     expect(existsSync(state)).toBe(false);
   });
 
+  it('a run that fails at planning says why, and does not send the user to worker logs that do not exist', () => {
+    // A spec mistake a person makes: the format says parquet, the folder holds CSV files.
+    const job = readFileSync(path.join(dir, 'example/job.yaml'), 'utf8').replace(
+      /format: csv/,
+      'format: parquet',
+    );
+    writeFileSync(path.join(dir, 'example/parquet-by-mistake.yaml'), job);
+    const result = cli(
+      'run',
+      'example/parquet-by-mistake.yaml',
+      '--state-dir',
+      path.join(dir, 'state-plan-fail'),
+    );
+    expectIn(result.status, result.stderr).toBe(1);
+    const output = result.stdout + result.stderr;
+    expect(output).toMatch(/FAILED in .*\(PlanFailed\)/);
+    expect(output).toMatch(/holds no parquet input .*Set input\.format to the format of those files/);
+    expect(output).not.toContain('Why a shard failed');
+  });
+
   it('reports usage errors with exit code 2', () => {
     const result = cli('frobnicate');
     expect(result.status).toBe(2);

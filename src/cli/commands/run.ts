@@ -299,7 +299,9 @@ function printSummary(
         ? ''
         : ` --catalog ${catalogFile}`;
     out.write(`\nQuery the results:\n  npx batch-infer query${catalogFlag} "${example}"\n`);
-  } else {
+  } else if (outcome.rounds.length > 0) {
+    // Only when workers ran: a run that failed before its first round (planning) has no worker logs; its reason
+    // is the line above.
     out.write(`\nWhy a shard failed:\n  npx batch-infer logs ${outcome.runId}\n`);
   }
 }
