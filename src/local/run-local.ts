@@ -115,15 +115,13 @@ export async function runLocal(
   }
   // Before anything is read or written: a second run of the same id fails here, naming the first.
   const lock = await lockRun(options.stateDir, runId);
-  let bundled: BundledWorker | undefined;
   try {
-    bundled =
+    const bundled =
       options.bundleWorker && bundleRunsProcessor(spec.model.processor?.module)
         ? await bundleWorkerOrSource(deps)
         : undefined;
     return await runLocked(spec, deps, options, runId, started, bundled?.entry);
   } finally {
-    await bundled?.dispose().catch(() => undefined);
     await lock.release();
   }
 }

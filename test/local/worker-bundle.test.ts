@@ -1,8 +1,10 @@
 /**
  * The bundled worker of a local run (worker-bundle.ts): built from the current sources, forked by the pool as plain
- * JavaScript (no tsx loader), producing the same shard output as the worker run from source, and removed after.
+ * JavaScript (no tsx loader), producing the same shard output as the worker run from source, and reused by the next
+ * run while the sources are unchanged (the cache itself: bundle-cache.test.ts).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { bundleRunsProcessor, bundleWorker, type BundledWorker } from '../../src/local/worker-bundle.js';
@@ -27,14 +29,20 @@ beforeAll(async () => {
   tmp = tempDir('bundle-');
   inputDir = path.join(tmp.dir, 'in');
   await breastCancerInput(inputDir, 3_000, 1, 1_000);
-  const built = await bundleWorker();
+  // A cache of this test's own: the first call builds, whatever earlier runs left in the repository's cache.
+  const built = await bundleWorker({ cacheRoot: path.join(cacheRoot(), `test-${process.pid}`) });
   if (!built) throw new Error('bundleWorker() made no bundle from the TypeScript sources');
   bundled = built;
 });
 afterAll(async () => {
-  await bundled?.dispose();
+  await rm(path.join(cacheRoot(), `test-${process.pid}`), { recursive: true, force: true });
   tmp.cleanup();
 });
+
+/** The repository's cache folder (the bundle must lie under the repository, where its external packages resolve). */
+function cacheRoot(): string {
+  return path.join(path.dirname(workerEntry().file), '..', '..', 'node_modules', '.cache', 'batch-infer');
+}
 
 /** Runs shard 0 of `planned` in the pool with `entry`; the command line of each attempt's process. */
 async function runShard(planned: PlannedRun, entry?: WorkerEntry): Promise<string[]> {
@@ -62,9 +70,10 @@ async function runShard(planned: PlannedRun, entry?: WorkerEntry): Promise<strin
 }
 
 describe('bundleWorker', () => {
-  it("builds the worker and its threads' entries into a folder of the run, next to the packages it leaves external, run without tsx", () => {
+  it("builds the worker and its threads' entries into a folder under the repository's node_modules, run without tsx", () => {
+    expect(bundled.reused).toBe(false);
     expect(bundled.entry.file).toMatch(
-      /node_modules\/\.cache\/batch-infer\/worker-\d+-[0-9a-f]+\/worker\.mjs$/,
+      /node_modules\/\.cache\/batch-infer\/test-\d+\/worker-[0-9a-f]{16}\/worker\.mjs$/,
     );
     expect(readdirSync(path.dirname(bundled.entry.file)).sort()).toEqual([
       'decode-thread.mjs',
@@ -104,10 +113,8 @@ describe('bundleWorker', () => {
     }
   });
 
-  it('removes its folder on dispose', async () => {
-    const other = await bundleWorker();
-    expect(other && existsSync(other.entry.file)).toBe(true);
-    await other!.dispose();
-    expect(existsSync(path.dirname(other!.entry.file))).toBe(false);
+  it('is reused by the next run while the sources are unchanged', async () => {
+    const next = await bundleWorker({ cacheRoot: path.join(cacheRoot(), `test-${process.pid}`) });
+    expect(next).toEqual({ entry: bundled.entry, reused: true });
   });
 });
