@@ -1,5 +1,5 @@
 /**
- * esbuild bundles kept between runs while their inputs are unchanged (docs/adr/0022-cached-worker-bundle.md).
+ * esbuild bundles kept between runs while their inputs are unchanged (docs/adr/0022-cached-bundles.md).
  *
  * Building the worker bundle took 0.8 s of every local run's wall time on the 2-core build machine, before any
  * shard could start, for output that only changes when a source does. A bundle is built once and reused while every

@@ -7,7 +7,7 @@
  * through tsx than from a bundle (docs/adr/0019-tabular-data-path.md). esbuild bundles the same entries (what the
  * worker image does, containers/worker/Dockerfile), so the workers run exactly the current sources and start like
  * the deployed worker does. The bundle is built once and reused while its sources are unchanged (bundle-cache.ts,
- * docs/adr/0022-cached-worker-bundle.md): building it took 0.8 s of each run's wall time.
+ * docs/adr/0022-cached-bundles.md): building it took 0.8 s of each run's wall time.
  *
  * The files (the worker and its threads' own entries, WORKER_BUNDLE_ENTRIES) go into a folder under the
  * repository's node_modules/.cache/: the native packages they leave external (onnxruntime-node, DuckDB, sharp,
