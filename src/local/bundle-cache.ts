@@ -27,6 +27,8 @@ export interface CachedBundleOptions {
   readonly projectRoot: string;
   /** Output name (without extension) -> source file, relative to `projectRoot`. */
   readonly entryPoints: Readonly<Record<string, string>>;
+  /** Files besides esbuild's inputs whose change must rebuild the bundle (relative to `projectRoot`). */
+  readonly extraInputs?: readonly string[];
   /** The rest of the build (bundle, platform, format, externals, banner...); outdir and metafile are set here. */
   readonly build: Omit<
     Esbuild.BuildOptions,
@@ -48,6 +50,8 @@ interface Pointer {
   readonly dir: string;
   /** The build's identity besides its inputs: esbuild's version, Node's major version, the options. */
   readonly key: string;
+  /** Node's major version, for readers that check freshness without esbuild (bin/batch-infer.js). */
+  readonly node: string;
   /** Each input as [path relative to the project, size, mtimeMs]. */
   readonly inputs: readonly (readonly [string, number, number])[];
 }
@@ -100,21 +104,16 @@ async function build(
     });
     const folder = `${name}-${await contentHash(scratch)}`;
     const dir = path.join(cacheRoot, folder);
-    try {
-      await rename(scratch, dir);
-    } catch {
-      // The same bundle is already there (another run built it, or the sources came back to an earlier state).
-      await rm(scratch, { recursive: true, force: true });
-    }
+    await settle(scratch, dir);
     const now = new Date();
     await utimes(dir, now, now).catch(() => undefined);
     const inputs = await Promise.all(
-      Object.keys(result.metafile.inputs).map(async (input) => {
+      [...Object.keys(result.metafile.inputs), ...(options.extraInputs ?? [])].map(async (input) => {
         const info = await stat(path.resolve(projectRoot, input));
         return [input, info.size, info.mtimeMs] as const;
       }),
     );
-    const pointer: Pointer = { dir: folder, key, inputs };
+    const pointer: Pointer = { dir: folder, key, node: nodeMajor(), inputs };
     const pending = `${pointerFile}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     await writeFile(pending, JSON.stringify(pointer));
     await rename(pending, pointerFile);
@@ -123,6 +122,25 @@ async function build(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Moves the finished build `scratch` to `dir`. Where `dir` already holds the same files (another run built them,
+ * or the sources came back to an earlier state) the build is dropped; a `dir` whose files differ (damaged) is
+ * replaced.
+ */
+async function settle(scratch: string, dir: string): Promise<void> {
+  try {
+    await rename(scratch, dir);
+    return;
+  } catch {
+    // `dir` exists and is not empty.
+  }
+  if ((await contentHash(dir).catch(() => undefined)) === (await contentHash(scratch))) return;
+  const damaged = `${scratch}-damaged`;
+  await rename(dir, damaged).catch(() => undefined);
+  await rename(scratch, dir).catch(() => undefined);
+  await rm(damaged, { recursive: true, force: true });
 }
 
 /** Whether every input still has the size and modification time it had when the bundle was built. */
@@ -149,6 +167,7 @@ async function readPointer(file: string): Promise<Pointer | undefined> {
     const valid =
       typeof parsed.dir === 'string' &&
       typeof parsed.key === 'string' &&
+      typeof parsed.node === 'string' &&
       Array.isArray(parsed.inputs) &&
       parsed.inputs.every(
         (i) =>
@@ -169,13 +188,18 @@ function buildKey(esbuildVersion: string, options: CachedBundleOptions): string 
     .update(
       JSON.stringify([
         esbuildVersion,
-        process.versions.node.split('.')[0],
+        nodeMajor(),
         options.entryPoints,
+        options.extraInputs ?? [],
         options.build,
       ]),
     )
     .digest('hex')
     .slice(0, 16);
+}
+
+function nodeMajor(): string {
+  return process.versions.node.split('.')[0]!;
 }
 
 /** sha256 over the folder's file names and contents, in name order. */

@@ -74,10 +74,15 @@ describe('cachedBundle', () => {
     expect((await cachedBundle(options))?.reused).toBe(true);
   });
 
-  it('is not rebuilt for a file the bundle does not read', async () => {
+  it('is not rebuilt for a file the bundle does not read, unless it is one of extraInputs', async () => {
     await cachedBundle(options);
     edit('unrelated.ts', 'export const n = 2;\n');
     expect((await cachedBundle(options))?.reused).toBe(true);
+    const watching = { ...options, extraInputs: ['src/unrelated.ts'] };
+    expect((await cachedBundle(watching))?.reused).toBe(false);
+    expect((await cachedBundle(watching))?.reused).toBe(true);
+    edit('unrelated.ts', 'export const n = 3;\n');
+    expect((await cachedBundle(watching))?.reused).toBe(false);
   });
 
   it('names folders by content: sources back to an earlier state give the earlier folder', async () => {
@@ -96,6 +101,18 @@ describe('cachedBundle', () => {
     expect(minified.reused).toBe(false);
     expect(minified.dir).not.toBe(first.dir);
     expect(run(minified.dir)).toBe('hello world');
+  });
+
+  it('replaces a folder whose files were changed when it rebuilds into it', async () => {
+    const first = (await cachedBundle(options))!;
+    writeFileSync(path.join(first.dir, 'main.mjs'), "console.log('tampered');\n");
+    edit('word.ts', "export const word: string = 'there';\n");
+    await cachedBundle(options);
+    edit('word.ts', "export const word: string = 'world';\n");
+    const again = (await cachedBundle(options))!;
+    expect(again).toEqual({ dir: first.dir, reused: false });
+    expect(run(again.dir)).toBe('hello world');
+    expect(readdirSync(options.cacheRoot).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
   it('rebuilds when an output file is missing or the pointer is damaged', async () => {

@@ -1,0 +1,84 @@
+/**
+ * The package bin in the repository (bin/batch-infer.js, src/local/cli-bundle.ts): the first start bundles the
+ * current sources, later starts run that bundle directly, and a changed source is bundled again. In a cache of the
+ * test's own (BATCH_INFER_CLI_CACHE), so the bundle other tests' CLIs use is left alone.
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from '@jest/globals';
+
+const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
+const bin = path.join(repo, 'bin/batch-infer.js');
+const cache = path.join(repo, 'node_modules', '.cache', 'batch-infer', `test-cli-${process.pid}`);
+const pointerFile = path.join(cache, 'cli.json');
+const version = (JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string })
+  .version;
+const MARKER = '[ran from the cached bundle]';
+
+afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, BATCH_INFER_CLI_CACHE: cache },
+  });
+}
+
+interface Pointer {
+  dir: string;
+  inputs: [string, number, number][];
+}
+const pointer = (): Pointer => JSON.parse(readFileSync(pointerFile, 'utf8')) as Pointer;
+
+describe('bin/batch-infer.js in the repository', () => {
+  it("bundles the sources on its first start, each module keeping its own file's URL", () => {
+    const result = cli('--version');
+    expect(result.stderr).toBe('');
+    // The version comes from package.json, found relative to src/cli/main.ts: with the bundle's URL it is not found.
+    expect(result.stdout.trim()).toBe(version);
+    const { dir, inputs } = pointer();
+    expect(existsSync(path.join(cache, dir, 'cli.mjs'))).toBe(true);
+    const files = inputs.map(([file]) => file);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'bin/batch-infer.ts',
+        'src/cli/main.ts',
+        'src/local/cli-bundle.ts',
+        'node_modules/esbuild/package.json',
+      ]),
+    );
+    // Packages are loaded from node_modules, not bundled.
+    expect(files.filter((file) => file.startsWith('node_modules/') && !file.includes('esbuild'))).toEqual([]);
+  });
+
+  it('runs the bundle on later starts', () => {
+    appendFileSync(
+      path.join(cache, pointer().dir, 'cli.mjs'),
+      `\nprocess.stderr.write(${JSON.stringify(MARKER)});\n`,
+    );
+    const result = cli('--version');
+    expect(result.stdout.trim()).toBe(version);
+    expect(result.stderr).toContain(MARKER);
+  });
+
+  it('bundles again when a file it was built from has changed', () => {
+    const before = pointer();
+    const [file, size, mtimeMs] = before.inputs[0]!;
+    // As if the file had been edited since the build: its recorded time no longer matches.
+    writeFileSync(
+      pointerFile,
+      JSON.stringify({ ...before, inputs: [[file, size, mtimeMs - 1000], ...before.inputs.slice(1)] }),
+    );
+    const result = cli('--version');
+    expect(result.stdout.trim()).toBe(version);
+    expect(result.stderr).not.toContain(MARKER);
+    expect(pointer().inputs[0]).toEqual([file, size, mtimeMs]);
+    // The rebuilt bundle replaced the altered one, and is what the next start runs.
+    expect(readFileSync(path.join(cache, pointer().dir, 'cli.mjs'), 'utf8')).not.toContain(MARKER);
+    expect(cli('--version').stderr).toBe('');
+  });
+});
