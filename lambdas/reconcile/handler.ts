@@ -3,7 +3,7 @@
  * whether another round runs. Thin: the work is in src/results/reconcile.ts.
  */
 import { z } from 'zod';
-import { AwsBatchJobInspector } from '../../src/results/job-inspector.js';
+import { AwsBatchJobInspector } from '../../src/results/aws-job-inspector.js';
 import { reconcileRun } from '../../src/results/reconcile.js';
 import { runStateSchema } from '../../src/runs/tasks.js';
 import type { RunState } from '../../src/runs/tasks.js';

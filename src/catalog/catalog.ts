@@ -37,4 +37,6 @@ export interface PublishedRun {
 export interface Catalog {
   /** Creates or updates the job's table and adds the run's partition. Idempotent: publishing twice is a no-op. */
   publishRun(run: PublishedRun): Promise<void>;
+  /** Starts loading what publishing needs, while the caller has time to spare (a local run's workers run). */
+  preload?(): void;
 }

@@ -19,19 +19,30 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DuckDBInstance,
-  DuckDBTypeId,
-  LIST,
-  VARCHAR,
-  listValue,
-  type DuckDBConnection,
-  type DuckDBType,
-  type JS,
-} from '@duckdb/node-api';
+import type * as DuckDb from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBType, DuckDBTypeId, JS } from '@duckdb/node-api';
 import type { Catalog, PublishedRun } from './catalog.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { parseUri } from '../storage/uri.js';
+
+/**
+ * DuckDB, loaded by the first publish or query: about 0.1 s of loading that the CLI's other commands, and a local
+ * run until its end, do without (`preloadLocalCatalog` starts it early).
+ */
+let duckdb: Promise<typeof DuckDb> | undefined;
+
+function loadDuckDb(): Promise<typeof DuckDb> {
+  duckdb ??= import('@duckdb/node-api');
+  return duckdb;
+}
+
+/** Starts loading DuckDB now (a local run does while its workers run), so publishing does not wait for it. */
+export function preloadLocalCatalog(): void {
+  loadDuckDb().catch(() => {
+    // The first publish or query reports the error, where it can be handled.
+    duckdb = undefined;
+  });
+}
 
 /** Job names are spec identifiers; checked again here because they become SQL identifiers. */
 const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
@@ -71,6 +82,10 @@ export class LocalCatalog implements Catalog {
     return task;
   }
 
+  preload(): void {
+    preloadLocalCatalog();
+  }
+
   /** Waits for publishes in flight. The database is not held open between publishes, so nothing else to do. */
   async close(): Promise<void> {
     this.closed = true;
@@ -98,6 +113,7 @@ export class LocalCatalog implements Catalog {
   private async publish(run: PublishedRun): Promise<void> {
     await mkdir(path.dirname(this.path), { recursive: true });
     await this.copyS3Files(run);
+    const { LIST, VARCHAR, listValue } = await loadDuckDb();
     await withConnection(this.path, false, async (conn) => {
       await conn.run(RUNS_DDL);
       for (const ddl of RUNS_COST_DDL) await conn.run(ddl);
@@ -290,6 +306,7 @@ async function withConnection<T>(
   readOnly: boolean,
   fn: (conn: DuckDBConnection) => Promise<T>,
 ): Promise<T> {
+  const { DuckDBInstance } = await loadDuckDb();
   const instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
   try {
     const conn = await instance.connect();
@@ -319,41 +336,42 @@ export async function queryCatalog(dbPath: string, sql: string): Promise<QueryRe
   if (!existsSync(file)) {
     throw new Error(`No catalogue at ${file}: it is created when the first run is published`);
   }
+  const { DuckDBTypeId: typeIds } = await loadDuckDb();
   return withConnection(file, true, async (conn) => {
     const reader = await conn.runAndReadAll(sql);
     const columns = reader.columnNames();
     const types = reader.columnTypes();
-    const rows = reader.getRowsJS().map((row) => row.map((value, i) => plainValue(value, types[i])));
+    const rows = reader.getRowsJS().map((row) => row.map((value, i) => plainValue(value, types[i], typeIds)));
     return { columns, rows };
   });
 }
 
 /** Converts a value read by DuckDB into plain data, guided by its column type where it matters. */
-function plainValue(value: JS, type: DuckDBType | undefined): unknown {
+function plainValue(value: JS, type: DuckDBType | undefined, typeIds: typeof DuckDBTypeId): unknown {
   if (value === null) return null;
   if (typeof value === 'bigint') {
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
       ? Number(value)
       : value.toString();
   }
-  if (typeof value === 'number') return type?.typeId === DuckDBTypeId.FLOAT ? shortestFloat32(value) : value;
+  if (typeof value === 'number') return type?.typeId === typeIds.FLOAT ? shortestFloat32(value) : value;
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) return String(value);
     const iso = value.toISOString();
-    return type?.typeId === DuckDBTypeId.DATE ? iso.slice(0, 10) : iso;
+    return type?.typeId === typeIds.DATE ? iso.slice(0, 10) : iso;
   }
   if (value instanceof Uint8Array) return `0x${Buffer.from(value).toString('hex')}`;
   if (Array.isArray(value)) {
     const element =
-      type?.typeId === DuckDBTypeId.LIST || type?.typeId === DuckDBTypeId.ARRAY ? type.valueType : undefined;
-    return value.map((v) => plainValue(v, element));
+      type?.typeId === typeIds.LIST || type?.typeId === typeIds.ARRAY ? type.valueType : undefined;
+    return value.map((v) => plainValue(v, element, typeIds));
   }
   if (typeof value === 'object') {
-    const struct = type?.typeId === DuckDBTypeId.STRUCT ? type : undefined;
+    const struct = type?.typeId === typeIds.STRUCT ? type : undefined;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const index = struct ? struct.entryNames.indexOf(k) : -1;
-      out[k] = plainValue(v, index >= 0 ? struct?.entryTypes[index] : undefined);
+      out[k] = plainValue(v, index >= 0 ? struct?.entryTypes[index] : undefined, typeIds);
     }
     return out;
   }

@@ -5,7 +5,8 @@
  */
 import { Option } from 'commander';
 import type { OperateBackend } from '../operate/backend.js';
-import { awsBackendFor, stackNameOfStage, type AwsBackend } from '../operate/aws-backend.js';
+import type { AwsBackend } from '../operate/aws-backend.js';
+import { stackNameOfStage } from '../operate/stack-outputs.js';
 import { createObjectStore } from '../storage/index.js';
 import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
@@ -43,6 +44,8 @@ export async function deployedBackend(options: StackOptions, what: string): Prom
   if (stackName === undefined) {
     throw new UsageError(`${what} acts on a deployed stack: pass --stack <name> or --stage <stage>`);
   }
+  // Loaded here: the AWS SDK's clients cost every other command's start about 0.4 s.
+  const { awsBackendFor } = await import('../operate/aws-backend.js');
   return awsBackendFor(stackName, createObjectStore());
 }
 

@@ -2,7 +2,7 @@
  * Exit codes and the errors commands throw. Every error reaches the user as one line (plus the command's usage for a
  * usage error), never a stack trace: set BATCH_INFER_DEBUG=1 to see the stack.
  */
-import { AwsSetupError } from '../operate/aws-backend.js';
+import { AwsSetupError } from '../operate/stack-outputs.js';
 import { SpecError } from '../spec/errors.js';
 
 /** The documented exit codes (README "Exit codes"). */

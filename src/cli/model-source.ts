@@ -14,10 +14,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { LocalModelRegistry } from '../registry/local.js';
 import type { ListableModelRegistry, VersionSelector } from '../registry/model-registry.js';
-import { SageMakerModelRegistry } from '../registry/sagemaker.js';
+import type { SageMakerModelRegistry } from '../registry/sagemaker.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { normalizeUri } from '../storage/uri.js';
 import { CliError, UsageError } from './errors.js';
@@ -134,6 +134,10 @@ export async function sageMakerRegistry(
   region: string | undefined,
   deps: RegistryDeps,
 ): Promise<ChosenRegistry & { registry: SageMakerModelRegistry }> {
+  // Loaded here, for SageMaker references only: the client costs every other start about 0.2 s.
+  // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules.
+  const { SageMakerClient } = await import('@aws-sdk/client-sagemaker');
+  const { SageMakerModelRegistry } = await import('../registry/sagemaker.js');
   const client = deps.sagemaker ? deps.sagemaker(region) : new SageMakerClient(region ? { region } : {});
   const resolved = await client.config.region().catch(() => undefined);
   if (!resolved) {

@@ -72,6 +72,9 @@ export async function bundleCli(
       // Loaded from node_modules, as the installed package loads them: native code, files found beside their
       // modules (aws-cdk-lib's), and nothing to transform.
       packages: 'external',
+      // Modules a command imports when it needs them (the AWS SDK's clients, the state machine interpreter and
+      // aws-cdk-lib, DuckDB, Vega) become chunks of their own, loaded only then.
+      splitting: true,
       define: { 'import.meta.url': MODULE_URL },
       plugins: [sourceModuleUrls],
       outExtension: { '.js': '.mjs' },

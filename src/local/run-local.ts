@@ -7,19 +7,14 @@
 import '../runtime/polyfills.js';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  ExecutionError,
-  StateMachine,
-  type RunOptions,
-  type StateMachineDefinition,
-} from 'aws-local-stepfunctions';
+import type * as Interpreter from 'aws-local-stepfunctions';
+import type { RunOptions, StateMachineDefinition } from 'aws-local-stepfunctions';
 import {
   CANARY_INFER_STATES,
   INFER_STATES,
   planRequestFromEvent,
   WORKFLOW_STATES,
 } from '../../lib/workflow-contract.js';
-import { renderWorkflowDefinition } from '../../lib/workflow-definition.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { planRun } from '../planning/plan-run.js';
 import { preflightResolved } from '../preflight/index.js';
@@ -34,6 +29,7 @@ import { planSchema } from '../runs/types.js';
 import type { Logger } from '../runtime/log.js';
 import type { JobSpec } from '../spec/schema.js';
 import { getJson, type ObjectStore } from '../storage/object-store.js';
+import { preloadChartRenderer } from '../report/charts.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import { lockRun } from './run-lock.js';
 import { bundleRunsProcessor, bundleWorker, type BundledWorker } from './worker-bundle.js';
@@ -194,7 +190,12 @@ async function runLocked(
     }),
     [WORKFLOW_STATES.reconcile]: lambda(async (payload) => {
       const state = await reconcileRun(parseState(payload), { store: deps.store, local: true });
-      if (state.next === 'infer') progress.roundStarted(state.round, state.pending);
+      if (state.next === 'infer') {
+        progress.roundStarted(state.round, state.pending);
+        // The CLI's thread waits on the workers now: load what finalizing needs meanwhile, not after them.
+        preloadChartRenderer();
+        deps.catalog.preload?.();
+      }
       return state;
     }),
     [WORKFLOW_STATES.finalize]: lambda(async (payload) => {
@@ -249,9 +250,17 @@ async function runLocked(
     };
   }
 
-  const machine = new StateMachine(localWorkflowDefinition() as unknown as StateMachineDefinition, {
-    validationOptions: LOCAL_VALIDATION_OPTIONS,
-  });
+  // Loaded here, for `run` only: the interpreter, and aws-cdk-lib to render the definition, cost every other
+  // command's start about 0.7 s.
+  // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules.
+  const interpreter = await import('aws-local-stepfunctions');
+  const { LOCAL_VALIDATION_OPTIONS, localWorkflowDefinition } = await import('./local-definition.js');
+  const machine = new interpreter.StateMachine(
+    localWorkflowDefinition() as unknown as StateMachineDefinition,
+    {
+      validationOptions: LOCAL_VALIDATION_OPTIONS,
+    },
+  );
   // The spec is plain data (parsed YAML with defaults applied), so it is valid JSON as the interpreter requires.
   const executionInput = {
     spec: spec as unknown as Record<string, JsonValue>,
@@ -280,7 +289,7 @@ async function runLocked(
       rounds,
     };
   } catch (err) {
-    const { error, cause } = describeFailure(err);
+    const { error, cause } = describeFailure(err, interpreter.ExecutionError);
     return {
       runId,
       status: 'FAILED',
@@ -297,36 +306,6 @@ async function runLocked(
     await pool.close();
     progress.close();
   }
-}
-
-/**
- * How a local run builds its interpreter: without validating the definition. The definition is the package's own
- * (rendered from the CDK construct, not from user input) and test/e2e/definition.test.ts validates exactly it, with
- * every check but the ARN check; validating it again costs each run about a second of CPU (the schema check).
- */
-export const LOCAL_VALIDATION_OPTIONS = { noValidate: true } as const;
-
-/** The definition a local run executes: the synthesized one, with AWS's task timeout default made explicit. */
-export function localWorkflowDefinition(): Record<string, unknown> {
-  return withAwsTaskTimeouts(renderWorkflowDefinition());
-}
-
-/**
- * The one adaptation of the definition for the interpreter. A Task without `TimeoutSeconds` runs until the execution
- * times out in AWS (its default is 99999999 s), but the interpreter applies the States Language default of 60 s,
- * which would cut every Batch round short. Such tasks get the execution's own timeout, AWS's effective bound.
- */
-export function withAwsTaskTimeouts(definition: Record<string, unknown>): Record<string, unknown> {
-  const executionTimeout =
-    typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : 99_999_999;
-  const states = definition.States as Record<string, Record<string, unknown>>;
-  const adapted: Record<string, Record<string, unknown>> = {};
-  for (const [name, state] of Object.entries(states)) {
-    const untimed =
-      state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined;
-    adapted[name] = untimed ? { ...state, TimeoutSeconds: executionTimeout } : state;
-  }
-  return { ...definition, States: adapted };
 }
 
 function parseState(payload: unknown) {
@@ -390,8 +369,11 @@ async function countsFromManifest(
   }
 }
 
-function describeFailure(err: unknown): { error: string; cause: string } {
-  const inner = err instanceof ExecutionError ? (err.cause as Error | undefined) : err;
+function describeFailure(
+  err: unknown,
+  executionError: typeof Interpreter.ExecutionError,
+): { error: string; cause: string } {
+  const inner = err instanceof executionError ? (err.cause as Error | undefined) : err;
   // A Fail state surfaces as an error named after the state's Error, with its Cause as the message.
   if (inner instanceof Error) return { error: inner.name, cause: inner.message };
   return { error: 'Error', cause: String(inner) };

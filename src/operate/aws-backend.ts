@@ -77,15 +77,10 @@ export interface DeployedPipeline extends PipelineOperate {
   readonly stateMachineArn: string;
 }
 
-/** A stack, a pipeline or an output the CLI cannot do without: one line saying what to do. */
-export class AwsSetupError extends Error {
-  override readonly name = 'AwsSetupError';
-}
-
-/** The stack name of a stage: `batch-infer-<stage>` (bin/app.ts names the stack so). */
-export function stackNameOfStage(stage: string): string {
-  return `batch-infer-${stage}`;
-}
+// In stack-outputs.ts, which the CLI loads at every start: this module loads the AWS SDK's clients, only for
+// --stack / --stage.
+import { AwsSetupError } from './stack-outputs.js';
+export { AwsSetupError, stackNameOfStage } from './stack-outputs.js';
 
 /** Reads the stack's outputs with DescribeStacks and parses the ones the CLI uses. */
 export async function loadDeployedStack(

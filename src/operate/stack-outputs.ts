@@ -6,6 +6,16 @@
 import { z } from 'zod';
 import { pascalCase, pipelineOutputKeys } from '../../lib/pipelines.js';
 
+/** A stack, a pipeline or an output the CLI cannot do without: one line saying what to do. */
+export class AwsSetupError extends Error {
+  override readonly name = 'AwsSetupError';
+}
+
+/** The stack name of a stage: `batch-infer-<stage>` (bin/app.ts names the stack so). */
+export function stackNameOfStage(stage: string): string {
+  return `batch-infer-${stage}`;
+}
+
 /** Stack-wide outputs the CLI reads. */
 export const STACK_OUTPUT_KEYS = {
   /** The pipelines, comma-separated (`-` when there are none). */

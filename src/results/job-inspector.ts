@@ -7,20 +7,14 @@
  * where Cause is the job's description as JSON text (the DescribeJobs shape with PascalCase keys: JobId, JobName,
  * Status, StatusReason, Attempts[].Container.{ExitCode, Reason, LogStreamName}, ArrayProperties.StatusSummary).
  * - A single (non-array) job: the description says it all.
- * - An array job: the parent's description only counts its children. `AwsBatchJobInspector` lists the failed
- *   children (ListJobs arrayJobId + jobStatus FAILED, paginated) and describes them (DescribeJobs, 100 at a time)
- *   for their log streams.
+ * - An array job: the parent's description only counts its children. `AwsBatchJobInspector`
+ *   (./aws-job-inspector.ts, apart so that local runs do not load the Batch client) lists the failed children
+ *   (ListJobs arrayJobId + jobStatus FAILED, paginated) and describes them (DescribeJobs, 100 at a time) for their
+ *   log streams.
  * - Locally, the worker pool puts the failed children in the cause itself (`FailedChildren`: index, attempts,
  *   exitCode, statusReason, logFile); `LocalJobInspector` reads them from there.
  */
 import { isRecord, num, rec, str } from './loose-json.js';
-import {
-  BatchClient,
-  DescribeJobsCommand,
-  paginateListJobs,
-  type JobDetail,
-  type JobSummary,
-} from '@aws-sdk/client-batch';
 
 export interface FailedJob {
   /** The child's array index; undefined for a single (non-array) job. */
@@ -46,10 +40,6 @@ export interface BatchJobInspector {
 
 /** Children described at most per failed round: beyond this, the summaries (no log stream) are kept. */
 export const MAX_DESCRIBED_CHILDREN = 1_000;
-/** DescribeJobs takes at most 100 job ids per call. */
-const DESCRIBE_BATCH = 100;
-/** ListJobs returns at most 1,000 jobs per page. */
-const LIST_PAGE = 1_000;
 
 /** Reads the failed jobs from the cause alone: local runs (FailedChildren) and single AWS jobs. */
 export class LocalJobInspector implements BatchJobInspector {
@@ -72,66 +62,6 @@ export class LocalJobInspector implements BatchJobInspector {
     }
     return isArrayParent(cause) ? [] : [fromDescription(cause)];
   }
-}
-
-/** Asks AWS Batch about the failed children of an array job; single jobs are read from the cause. */
-export class AwsBatchJobInspector implements BatchJobInspector {
-  private readonly local = new LocalJobInspector();
-
-  constructor(private readonly client: BatchClient = new BatchClient({})) {}
-
-  async failedJobs(inferError: unknown): Promise<FailedJob[]> {
-    const cause = causeOf(inferError);
-    if (!cause || !isArrayParent(cause)) return this.local.failedJobs(inferError);
-    const parentId = str(cause, 'JobId', 'jobId');
-    if (!parentId) return [];
-    const summaries: JobSummary[] = [];
-    const pages = paginateListJobs(
-      { client: this.client, pageSize: LIST_PAGE },
-      { arrayJobId: parentId, jobStatus: 'FAILED' },
-    );
-    for await (const page of pages) summaries.push(...(page.jobSummaryList ?? []));
-    const failed = new Map<string, FailedJob>();
-    for (const s of summaries) {
-      failed.set(
-        s.jobId ?? '',
-        compact({
-          arrayIndex: s.arrayProperties?.index,
-          jobId: s.jobId,
-          exitCode: s.container?.exitCode,
-          statusReason: s.statusReason,
-          reason: s.container?.reason,
-        }),
-      );
-    }
-    // The summaries have no log stream: describe (a bounded number of) the children for it.
-    const ids = sortByIndex([...failed.values()])
-      .map((f) => f.jobId)
-      .filter((id): id is string => id !== undefined)
-      .slice(0, MAX_DESCRIBED_CHILDREN);
-    for (let i = 0; i < ids.length; i += DESCRIBE_BATCH) {
-      const out = await this.client.send(new DescribeJobsCommand({ jobs: ids.slice(i, i + DESCRIBE_BATCH) }));
-      for (const job of out.jobs ?? []) {
-        const known = failed.get(job.jobId ?? '');
-        if (known) failed.set(job.jobId!, { ...known, ...detailOf(job) });
-      }
-    }
-    return sortByIndex([...failed.values()]);
-  }
-}
-
-/** What DescribeJobs adds: the last attempt's container (exit code, reason, log stream) and the attempt count. */
-function detailOf(job: JobDetail): FailedJob {
-  const last = job.attempts?.at(-1);
-  return compact({
-    arrayIndex: job.arrayProperties?.index,
-    jobId: job.jobId,
-    exitCode: last?.container?.exitCode ?? job.container?.exitCode,
-    statusReason: job.statusReason ?? last?.statusReason,
-    reason: last?.container?.reason ?? job.container?.reason,
-    logStream: last?.container?.logStreamName ?? job.container?.logStreamName,
-    attempts: job.attempts?.length,
-  });
 }
 
 /** A single job's description as Step Functions passes it (PascalCase; camelCase accepted too). */
@@ -167,16 +97,16 @@ export function causeOf(inferError: unknown): Record<string, unknown> | undefine
   return isRecord(cause) ? cause : undefined;
 }
 
-function isArrayParent(cause: Record<string, unknown>): boolean {
+export function isArrayParent(cause: Record<string, unknown>): boolean {
   const array = rec(cause, 'ArrayProperties', 'arrayProperties');
   // A child has an Index; the parent has a Size and a StatusSummary.
   return array !== undefined && num(array, 'Index', 'index') === undefined;
 }
 
-function sortByIndex(jobs: FailedJob[]): FailedJob[] {
+export function sortByIndex(jobs: FailedJob[]): FailedJob[] {
   return jobs.sort((a, b) => (a.arrayIndex ?? -1) - (b.arrayIndex ?? -1));
 }
 
-function compact(job: { [K in keyof FailedJob]: FailedJob[K] | undefined }): FailedJob {
+export function compact(job: { [K in keyof FailedJob]: FailedJob[K] | undefined }): FailedJob {
   return Object.fromEntries(Object.entries(job).filter(([, v]) => v !== undefined && v !== ''));
 }

@@ -4,7 +4,7 @@
  * test's own (BATCH_INFER_CLI_CACHE), so the bundle other tests' CLIs use is left alone.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from '@jest/globals';
@@ -53,6 +53,49 @@ describe('bin/batch-infer.js in the repository', () => {
     );
     // Packages are loaded from node_modules, not bundled.
     expect(files.filter((file) => file.startsWith('node_modules/') && !file.includes('esbuild'))).toEqual([]);
+  });
+
+  it('loads the heavy packages only in the commands that use them', () => {
+    const dir = path.join(cache, pointer().dir);
+    // What a start loads before any command runs: the entry and the chunks it imports statically, transitively.
+    const atStart = new Set<string>();
+    const seen = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const code = readFileSync(path.join(dir, file), 'utf8');
+      for (const [, specifier] of code.matchAll(
+        /^(?:import|export)\s[^;]*?\sfrom\s*"([^"]+)";?$|^import\s*"([^"]+)";?$/gms,
+      )) {
+        if (specifier === undefined) continue;
+        if (specifier.startsWith('./')) visit(specifier.slice(2));
+        else atStart.add(specifier);
+      }
+    };
+    visit('cli.mjs');
+    const heavy = [
+      'aws-cdk-lib',
+      'aws-local-stepfunctions',
+      '@aws-sdk/client-batch',
+      '@aws-sdk/client-cloudformation',
+      '@aws-sdk/client-cloudwatch-logs',
+      '@aws-sdk/client-sagemaker',
+      '@aws-sdk/client-sfn',
+      '@duckdb/node-api',
+      'onnxruntime-node',
+      'sharp',
+      'vega',
+      'vega-lite',
+    ];
+    expect(seen.size).toBeGreaterThan(1);
+    expect(
+      [...atStart].filter((specifier) => heavy.some((h) => specifier === h || specifier.startsWith(`${h}/`))),
+    ).toEqual([]);
+    // They are in the bundle, in chunks loaded on demand.
+    const everything = readdirSync(dir)
+      .map((file) => readFileSync(path.join(dir, file), 'utf8'))
+      .join('\n');
+    for (const name of heavy) expect(everything).toContain(`"${name}`);
   });
 
   it('runs the bundle on later starts', () => {

@@ -7,7 +7,7 @@ import {
   LOCAL_VALIDATION_OPTIONS,
   localWorkflowDefinition,
   withAwsTaskTimeouts,
-} from '../../src/local/run-local.js';
+} from '../../src/local/local-definition.js';
 
 type States = Record<string, Record<string, unknown>>;
 

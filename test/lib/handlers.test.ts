@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { BatchClient } from '@aws-sdk/client-batch';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { REPO_ROOT } from '../../lib/paths.js';
-import { AwsBatchJobInspector } from '../../src/results/job-inspector.js';
+import { AwsBatchJobInspector } from '../../src/results/aws-job-inspector.js';
 import { QUEUE_METRICS } from '../../src/runtime/metrics.js';
 import { RecordedHttpHandler, TEST_CREDENTIALS } from '../triggers/recorded-http.js';
 import { recordedSfn, sfnResponse, startExecutionBody } from '../triggers/sfn.js';

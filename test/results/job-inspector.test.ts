@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { BatchClient } from '@aws-sdk/client-batch';
 import { describe, expect, it } from '@jest/globals';
-import { AwsBatchJobInspector, LocalJobInspector } from '../../src/results/job-inspector.js';
+import { AwsBatchJobInspector } from '../../src/results/aws-job-inspector.js';
+import { LocalJobInspector } from '../../src/results/job-inspector.js';
 
 interface Exchange {
   readonly request: { readonly path: string; readonly body: unknown };

@@ -6,7 +6,6 @@
  */
 import path from 'node:path';
 import type { LocalRunOutcome } from '../../local/run-local.js';
-import { dryRun, DryRunUnsupportedError } from '../../preflight/dry-run.js';
 import { formatProblem, preflight, PreflightError } from '../../preflight/index.js';
 import { LocalModelRegistry } from '../../registry/local.js';
 import type { RunError } from '../../runs/failures.js';
@@ -83,6 +82,8 @@ export async function dryRunCommand(
     throw new UsageError(`the number of records to sample must be a positive integer (got "${count}")`);
   }
   const { store, registry } = sourcesOf(specFile, options, ctx);
+  // Loaded here: the worker (ONNX Runtime, sharp, tokenizers) costs every other command's start.
+  const { dryRun, DryRunUnsupportedError } = await import('../../preflight/dry-run.js');
   let result;
   try {
     result = await dryRun(spec, records, { store, registry, specFolderUri: specFolderUri(specFile) });
