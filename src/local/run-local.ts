@@ -164,6 +164,13 @@ async function runLocked(
     onAttemptEnd: ({ index, attempt, code, signal }) => {
       if (code !== 0) log.warn('worker attempt failed', { index, attempt, code, signal });
     },
+    // A core is free for the rest of the round: load what finalizing needs now, not after the last worker. Not
+    // sooner: while every core runs a worker, loading would only slow them (measured: a second host started 1 s
+    // late when this ran as the round started).
+    onSlotFree: () => {
+      preloadChartRenderer();
+      deps.catalog.preload?.();
+    },
   });
 
   /** A LambdaInvoke task: the payload goes in, `{ Payload }` comes out, as the lambda:invoke integration does. */
@@ -190,12 +197,7 @@ async function runLocked(
     }),
     [WORKFLOW_STATES.reconcile]: lambda(async (payload) => {
       const state = await reconcileRun(parseState(payload), { store: deps.store, local: true });
-      if (state.next === 'infer') {
-        progress.roundStarted(state.round, state.pending);
-        // The CLI's thread waits on the workers now: load what finalizing needs meanwhile, not after them.
-        preloadChartRenderer();
-        deps.catalog.preload?.();
-      }
+      if (state.next === 'infer') progress.roundStarted(state.round, state.pending);
       return state;
     }),
     [WORKFLOW_STATES.finalize]: lambda(async (payload) => {

@@ -61,6 +61,11 @@ export interface WorkerPoolOptions {
   readonly onMessage?: (message: WorkerMessage, index: number) => void;
   /** Called when a child attempt has started, with its process id. */
   readonly onAttemptStart?: (info: { index: number; attempt: number; pid: number }) => void;
+  /**
+   * Called when one of a job's worker slots finds no child left to start: a core is free until the job ends (the
+   * local run loads what finalizing needs then).
+   */
+  readonly onSlotFree?: () => void;
   /** Called when a child attempt ends, for logging. */
   readonly onAttemptEnd?: (info: {
     index: number;
@@ -91,7 +96,10 @@ export class LocalWorkerPool {
     const lane = async (): Promise<void> => {
       for (;;) {
         const index = next++;
-        if (index >= size) return;
+        if (index >= size) {
+          this.options.onSlotFree?.();
+          return;
+        }
         const failure = this.stopping ? this.cancelled(request, index) : await this.runChild(request, index);
         if (failure) failed.push(failure);
       }

@@ -223,4 +223,33 @@ describe('LocalWorkerPool', () => {
     expect((await readCheckpointFile(planned))?.chunks.length).toBeGreaterThan(0);
     expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
   });
+
+  it("says when a worker slot has no child left to start, while the job's other children still run", async () => {
+    const planned = await planWorkerRun(
+      breastCancerSpec(inputDir, path.join(tmp.dir, 'slots'), {
+        batchSize: 250,
+        shards: { targetRecords: 7_000 },
+      }),
+      'slots',
+    );
+    expect(planned.plan.shardCount).toBe(3);
+    const events: string[] = [];
+    const slots = new LocalWorkerPool({
+      concurrency: 2,
+      logDir: path.join(tmp.dir, 'logs-slots'),
+      environment: { [WORKER_ENV.executionProviders]: 'cpu', [WORKER_ENV.threads]: '1' },
+      onAttemptEnd: ({ index }) => events.push(`end ${index}`),
+      onSlotFree: () => events.push('free'),
+    });
+    try {
+      const result = await slots.runJob({ ...job(planned, 3), jobName: 'slots' });
+      expect(result.failed).toEqual([]);
+    } finally {
+      await slots.close();
+    }
+    // One per slot; the first while a child of the job was still running (fewer than 3 had ended).
+    expect(events.filter((e) => e === 'free')).toHaveLength(2);
+    expect(events.slice(0, events.indexOf('free')).filter((e) => e.startsWith('end')).length).toBeLessThan(3);
+    expect(events.at(-1)).toBe('free');
+  });
 });
