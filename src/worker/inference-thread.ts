@@ -166,6 +166,8 @@ export class InferenceThread {
   >();
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
+  /** Where the thread's log lines go: the shard's logger (a kept thread is given the next shard's). */
+  private log: InferenceThreadOptions['log'];
 
   private constructor(
     private readonly worker: Worker,
@@ -231,7 +233,8 @@ export class InferenceThread {
       throw err;
     });
     const thread = new InferenceThread(worker, loaded.inputs, loaded.outputs, loaded.executionProvider);
-    thread.listen(options.log);
+    thread.log = options.log;
+    thread.listen();
     return thread;
   }
 
@@ -281,11 +284,27 @@ export class InferenceThread {
     await this.worker.terminate();
   }
 
-  private listen(log: InferenceThreadOptions['log']): void {
+  /** Whether the thread can run more batches: not closed, not failed, nothing in flight. */
+  get usable(): boolean {
+    return this.failure === undefined && this.closing === undefined && this.pending.size === 0;
+  }
+
+  /** Sends the thread's log lines to `log` from now on (a kept thread, lent to the next shard). */
+  logTo(log: InferenceThreadOptions['log']): void {
+    this.log = log;
+  }
+
+  /** Whether the thread keeps the process alive: a kept thread does not (a finished worker exits). */
+  holdProcess(hold: boolean): void {
+    if (hold) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  private listen(): void {
     this.worker.on('message', (message: FromThread) => {
       switch (message.kind) {
         case 'log':
-          log?.(message.message, message.fields);
+          this.log?.(message.message, message.fields);
           return;
         case 'result': {
           const waiter = this.pending.get(message.id);
@@ -567,4 +586,35 @@ function truncate(text: string, max: number): string {
 
 if (!isMainThread && (workerData as { role?: unknown } | null)?.role === THREAD_ROLE && parentPort) {
   serve(parentPort);
+}
+
+/**
+ * The inference thread kept between the shards a worker host runs (ADR 0021), as DecodePools keeps decode threads:
+ * the thread of a shard that succeeded, with its session, is lent to the next shard of the same model and settings.
+ * Measured on the demo, one host running 8 shards: each shard started a thread that loaded ONNX Runtime and the
+ * model, about 0.1 s of CPU and 0.1-0.2 s before its first batch. One thread is kept at a time.
+ */
+export class KeptInferenceThreads {
+  private kept: { readonly key: string; readonly thread: InferenceThread } | undefined;
+
+  /** The kept thread when it was started with `key` and is usable (it is taken), else undefined. */
+  take(key: string): InferenceThread | undefined {
+    const kept = this.kept;
+    this.kept = undefined;
+    if (kept && kept.key === key && kept.thread.usable) {
+      kept.thread.holdProcess(true);
+      return kept.thread;
+    }
+    void kept?.thread.close();
+    return undefined;
+  }
+
+  /** Keeps `thread`, started with `key`, for the next shard; only after a shard that succeeded. */
+  keep(key: string, thread: InferenceThread): void {
+    void this.kept?.thread.close();
+    this.kept = thread.usable ? { key, thread } : undefined;
+    // Kept, it must not keep a worker that has nothing left to do from exiting.
+    if (this.kept) thread.holdProcess(false);
+    else void thread.close();
+  }
 }

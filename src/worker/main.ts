@@ -53,6 +53,7 @@ import type { CheckpointClock } from './checkpoint.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchSizeProbe } from '../runs/types.js';
 import { DecodePools } from './decode-thread.js';
+import { KeptInferenceThreads } from './inference-thread.js';
 import { isRunTaskMessage, taskEndLine, WORKER_HOST_ENV, type TaskEndedMessage } from './host-protocol.js';
 
 const envSchema = workerTuningSchema.extend({
@@ -114,6 +115,8 @@ const send = process.send
 const batchSizes = new Map<string, BatchSizeProbe>();
 /** Decode threads kept for the later tasks of a worker host. */
 const decodePools = new DecodePools();
+/** The inference thread kept for the later tasks of a worker host. */
+const inferenceThreads = new KeptInferenceThreads();
 
 /** Runs the task `rawEnv` names; the exit status it ends with. */
 async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted'> {
@@ -177,6 +180,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
       instance: await detectInstance(rawEnv),
       batchSizes,
       decodePools,
+      inferenceThreads,
       onProgress,
     });
     send?.({ type: 'done', shardId: marker.shardId, records: marker.records });

@@ -52,7 +52,7 @@ import {
   type CheckpointClock,
   type StageTimings,
 } from './checkpoint.js';
-import { InferenceThread, type InferenceResult } from './inference-thread.js';
+import { InferenceThread, type InferenceResult, type KeptInferenceThreads } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
 import { ColumnarStream, columnarPlanOf, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
 import type { DecodePool, DecodePools } from './decode-thread.js';
@@ -157,6 +157,8 @@ export interface WorkerDeps {
    * the previous one when the plan is the same, and returns it when it succeeds. @default threads of its own
    */
   readonly decodePools?: DecodePools;
+  /** The inference thread kept between the shards of a worker host (ADR 0021). @default a thread per shard */
+  readonly inferenceThreads?: KeptInferenceThreads;
 }
 
 /**
@@ -223,8 +225,12 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     log.info('shard already complete; nothing to do', { shardId, attempt: existing.attempt });
     return existing;
   }
-  // The inference thread boots and loads the model (and DuckDB starts) while the shard and checkpoint are read.
-  const starting = startInference(store, plan, deps);
+  // The inference thread boots and loads the model (and DuckDB starts) while the shard and checkpoint are read; a
+  // worker host lends the thread of its previous shard when it has this model loaded with these settings.
+  const threadKey = inferenceThreadKey(plan, deps);
+  const keptThread = deps.inferenceThreads?.take(threadKey);
+  keptThread?.logTo((message, fields) => deps.log.warn(message, fields));
+  const starting = keptThread ? Promise.resolve(keptThread) : startInference(store, plan, deps);
   // The challenger (docs/adr/0020) loads in a thread of its own, beside the champion.
   const challengerPlan = challengerPlanOf(plan);
   const startingChallenger = challengerPlan ? startInference(store, challengerPlan, deps) : undefined;
@@ -264,6 +270,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   log.info('model loaded', {
     shardId,
     executionProvider: thread.executionProvider,
+    threadReused: keptThread !== undefined,
     setupMs: Math.round(performance.now() - started),
   });
   try {
@@ -467,6 +474,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     else await lent?.pool.close();
     // Interrupted: a run may still be going in the thread, and the deadline is close; end the thread at once.
     if (deps.signal?.aborted) await thread.terminate();
+    else if (succeeded && deps.inferenceThreads) deps.inferenceThreads.keep(threadKey, thread);
     else await thread.close();
     const aborted = deps.signal?.aborted === true;
     await startingChallenger?.then((t) => (aborted ? t.terminate() : t.close())).catch(() => undefined);
@@ -975,6 +983,16 @@ async function readMarker(
  */
 async function readShard(store: ObjectStore, layout: RunLayout, shardId: number): Promise<Shard> {
   return readShardLine(store, layout, shardId);
+}
+
+/** What an inference thread was started with: a kept thread serves a shard with the same key only. */
+function inferenceThreadKey(plan: Plan, deps: WorkerDeps): string {
+  return JSON.stringify([
+    plan.model.sha256,
+    deps.providers ?? null,
+    deps.threads ?? null,
+    deps.sessionFactory ?? null,
+  ]);
 }
 
 /** Loads the model once for this worker process, in the inference thread, after checking it is the planned one. */

@@ -1,7 +1,7 @@
 /**
  * Worker hosts (src/worker/host-protocol.ts, src/local/worker-host.ts): the local pool runs several shards of a run
  * in one worker process, one after the other. Each attempt still gets a log of its own, holding its lines only; the
- * later shards of a run take the batch size the first one probed; a failed task ends its process; a process that
+ * later shards of a run take the batch size the first one probed, and its decode and inference threads; a failed task ends its process; a process that
  * died while idle is not given a task; closing the pool ends its idle processes.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -105,6 +105,14 @@ describe('worker hosts', () => {
       expect(lines.at(-1)?.message).toBe('shard complete');
       expect(lines.some((l) => 'batchInferHost' in l)).toBe(false);
     }
+
+    // The inference thread (and model) of shard 0 ran shards 1 and 2 as well.
+    const loaded = [0, 1, 2].map((index) =>
+      logLines(path.join(tmp.dir, 'logs', `three-${index}-attempt1.log`)).find(
+        (l) => l.message === 'model loaded',
+      )!,
+    );
+    expect(loaded.map((l) => l.threadReused)).toEqual([false, true, true]);
 
     // The decode threads started for shard 0 decoded shards 1 and 2 as well.
     const reading = [0, 1, 2].map((index) =>
