@@ -1,14 +1,15 @@
 /**
  * Parquet input as columnar blocks for tabular models (docs/adr/0019-tabular-data-path.md). Each row group of the
- * range is read column by column, as hyparquet decodes it (its column chunks, without the row objects the record
- * reader builds), and its rows go through ColumnarRows: the values the record reader would have put in each
+ * range is read column by column (flat columns by parquet-flat.ts, others as hyparquet's reader decodes them; never
+ * the row objects the record reader builds), and its rows go through ColumnarRows: the values the record reader would have put in each
  * record (hyparquet's, null for a missing one), judged by the record path's own function, in file row order, with
  * the file row number as the record's offset. So the tensors, error rows and summaries are the record path's.
  */
-import { parquetRead } from 'hyparquet';
+import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import type { InputRange } from '../runs/types.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
+import { readFlatColumns } from './parquet-flat.js';
 import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
 
 /** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
@@ -51,24 +52,9 @@ export async function* readParquetColumnar(
   let groupRow = rowStart;
   for (let g = groupStart; g < groupEnd; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
-    const data = names.map(() => new Array<unknown>(n));
-    const at = new Map(names.map((name, k) => [name, data[k]!]));
-    // One group per call, as the record reader does: only that group's column chunks are fetched and held.
-    await parquetRead({
-      file,
-      metadata,
-      columns: names,
-      rowStart: groupRow,
-      rowEnd: groupRow + n,
-      compressors: PARQUET_COMPRESSORS,
-      onChunk: ({ columnName, columnData, rowStart: chunkStart }) => {
-        const into = at.get(columnName);
-        if (!into) return;
-        const from = chunkStart - groupRow;
-        const count = Math.min(columnData.length, n - from);
-        for (let i = Math.max(0, -from); i < count; i++) into[from + i] = columnData[i];
-      },
-    });
+    const data =
+      (await readFlatColumns(file, metadata, g, names, PARQUET_COMPRESSORS)) ??
+      (await readGroup(file, metadata, g, names, groupRow, n));
     for (let r = 0; r < n; r++) {
       rows.add(data, r, groupRow + r);
       if (rows.count >= BLOCK_ROWS) yield rows.take();
@@ -76,4 +62,34 @@ export async function* readParquetColumnar(
     groupRow += n;
   }
   if (rows.count > 0) yield rows.take();
+}
+
+/** Row group `g` (`n` rows from file row `groupRow`) through hyparquet's reader: for columns that are not flat. */
+async function readGroup(
+  file: AsyncBuffer,
+  metadata: FileMetaData,
+  g: number,
+  names: readonly string[],
+  groupRow: number,
+  n: number,
+): Promise<unknown[][]> {
+  const data = names.map(() => new Array<unknown>(n));
+  const at = new Map(names.map((name, k) => [name, data[k]!]));
+  // One group per call, as the record reader does: only that group's column chunks are fetched and held.
+  await parquetRead({
+    file,
+    metadata,
+    columns: [...names],
+    rowStart: groupRow,
+    rowEnd: groupRow + n,
+    compressors: PARQUET_COMPRESSORS,
+    onChunk: ({ columnName, columnData, rowStart: chunkStart }) => {
+      const into = at.get(columnName);
+      if (!into) return;
+      const from = chunkStart - groupRow;
+      const count = Math.min(columnData.length, n - from);
+      for (let i = Math.max(0, -from); i < count; i++) into[from + i] = columnData[i];
+    },
+  });
+  return data;
 }

@@ -1,0 +1,158 @@
+/**
+ * Flat Parquet columns decoded without hyparquet's list assembly (src/formats/parquet-flat.ts): the values
+ * `parquetRead` gives, row group by row group, for files written by DuckDB (OPTIONAL columns, dictionaries, nulls,
+ * several pages per chunk, data pages v1 and v2, the codecs the worker reads on Node 20) and by this project's own writer; a
+ * nested column is left to `parquetRead`.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  asyncBufferFromFile,
+  parquetMetadataAsync,
+  parquetRead,
+  type AsyncBuffer,
+  type FileMetaData,
+} from 'hyparquet';
+import { readFlatColumns } from '../../src/formats/parquet-flat.js';
+import { PARQUET_COMPRESSORS } from '../../src/formats/parquet-read.js';
+import { encodeParquet } from '../../src/formats/parquet-write.js';
+import { expectIn } from '../support/expect-in.js';
+import { tempDir, type TempDir } from './helpers.js';
+
+let tmp: TempDir;
+beforeAll(async () => {
+  tmp = await tempDir();
+});
+afterAll(() => tmp.cleanup());
+
+const q = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** 30,000 rows of every scalar type, with nulls in each column and low- and high-cardinality strings. */
+const ROWS_SQL = `
+  SELECT
+    CASE WHEN i % 97 = 0 THEN NULL ELSE i * 0.5 END::DOUBLE AS d,
+    CASE WHEN i % 89 = 0 THEN NULL ELSE (i % 1000) / 7 END::FLOAT AS f,
+    CASE WHEN i % 83 = 0 THEN NULL ELSE i - 15000 END::INTEGER AS n,
+    CASE WHEN i % 79 = 0 THEN NULL ELSE i * 1000003 END::BIGINT AS b,
+    CASE WHEN i % 73 = 0 THEN NULL ELSE ['M', 'B', 'X'][(i % 3) + 1] END AS category,
+    CASE WHEN i % 71 = 0 THEN NULL ELSE 'P' || lpad(i::VARCHAR, 7, '0') END AS id,
+    CASE WHEN i % 67 = 0 THEN NULL ELSE i % 2 = 0 END AS flag,
+    i::DOUBLE AS dense
+  FROM range(30000) t(i)`;
+
+async function duckdbFile(name: string, options: string): Promise<string> {
+  const file = path.join(tmp.dir, name);
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    await connection.run(`COPY (${ROWS_SQL}) TO ${q(file)} (FORMAT parquet, ${options})`);
+  } finally {
+    connection.closeSync();
+    db.closeSync();
+  }
+  return file;
+}
+
+/** Row group `g` of every named column through hyparquet's own reader. */
+async function viaParquetRead(
+  file: AsyncBuffer,
+  metadata: FileMetaData,
+  g: number,
+  names: string[],
+): Promise<unknown[][]> {
+  const groupRow = metadata.row_groups.slice(0, g).reduce((n, rg) => n + Number(rg.num_rows), 0);
+  const n = Number(metadata.row_groups[g]!.num_rows);
+  const data = names.map(() => new Array<unknown>(n));
+  await parquetRead({
+    file,
+    metadata,
+    columns: names,
+    rowStart: groupRow,
+    rowEnd: groupRow + n,
+    compressors: PARQUET_COMPRESSORS,
+    onChunk: ({ columnName, columnData, rowStart }) => {
+      const into = data[names.indexOf(columnName)]!;
+      for (let i = 0; i < columnData.length; i++) {
+        const row = rowStart - groupRow + i;
+        if (row >= 0 && row < n) into[row] = columnData[i];
+      }
+    },
+  });
+  return data;
+}
+
+/** readFlatColumns against parquetRead on every row group of `path`; the number of groups compared. */
+async function compareGroups(filePath: string, names: string[]): Promise<number> {
+  const file = await asyncBufferFromFile(filePath);
+  const metadata = await parquetMetadataAsync(file);
+  for (let g = 0; g < metadata.row_groups.length; g++) {
+    const flat = await readFlatColumns(file, metadata, g, names, PARQUET_COMPRESSORS);
+    const reference = await viaParquetRead(file, metadata, g, names);
+    expectIn(flat, `${path.basename(filePath)}, row group ${g}`).toEqual(reference);
+  }
+  return metadata.row_groups.length;
+}
+
+const COLUMNS = ['d', 'f', 'n', 'b', 'category', 'id', 'flag', 'dense'];
+
+describe('readFlatColumns', () => {
+  it.each([
+    ['snappy, data pages v1', 'COMPRESSION snappy, ROW_GROUP_SIZE 12000'],
+    ['brotli', 'COMPRESSION brotli, ROW_GROUP_SIZE 12000'],
+    ['gzip', 'COMPRESSION gzip, ROW_GROUP_SIZE 12000'],
+    ['uncompressed', 'COMPRESSION uncompressed, ROW_GROUP_SIZE 12000'],
+    ['data pages v2 and their encodings', 'COMPRESSION snappy, PARQUET_VERSION V2, ROW_GROUP_SIZE 12000'],
+    ['one large row group (several pages per column chunk)', 'COMPRESSION snappy, ROW_GROUP_SIZE 100000'],
+  ])('gives the values parquetRead gives: DuckDB, %s', async (name, options) => {
+    const file = await duckdbFile(`${name.replace(/\W+/g, '-')}.parquet`, options);
+    const groups = await compareGroups(file, COLUMNS);
+    expect(groups).toBeGreaterThan(0);
+  });
+
+  it('gives the values parquetRead gives for a file of this project’s writer', async () => {
+    const rows = 5_000;
+    const file = path.join(tmp.dir, 'own.parquet');
+    await writeFile(
+      file,
+      encodeParquet(
+        [
+          {
+            name: 'label',
+            type: 'string',
+            values: Array.from({ length: rows }, (_, i) => (i % 11 ? `c${i % 4}` : null)),
+          },
+          {
+            name: 'score',
+            type: 'float',
+            values: Array.from({ length: rows }, (_, i) => (i % 13 ? i / 8 : null)),
+          },
+          { name: 'count', type: 'bigint', values: Array.from({ length: rows }, (_, i) => BigInt(i)) },
+          { name: 'ok', type: 'boolean', values: Array.from({ length: rows }, (_, i) => i % 3 === 0) },
+        ],
+        { rowGroupSize: 1_500 },
+      ),
+    );
+    expect(await compareGroups(file, ['label', 'score', 'count', 'ok'])).toBe(4);
+  });
+
+  it('leaves a row group with a nested column to parquetRead', async () => {
+    const file = path.join(tmp.dir, 'nested.parquet');
+    const db = await DuckDBInstance.create(':memory:');
+    const connection = await db.connect();
+    try {
+      await connection.run(
+        `COPY (SELECT i::DOUBLE AS x, [i, i + 1] AS pair FROM range(100) t(i)) TO ${q(file)} (FORMAT parquet)`,
+      );
+    } finally {
+      connection.closeSync();
+      db.closeSync();
+    }
+    const buffer = await asyncBufferFromFile(file);
+    const metadata = await parquetMetadataAsync(buffer);
+    expect(await readFlatColumns(buffer, metadata, 0, ['x', 'pair'], PARQUET_COMPRESSORS)).toBeUndefined();
+    const [x] = (await readFlatColumns(buffer, metadata, 0, ['x'], PARQUET_COMPRESSORS))!;
+    expect(x).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+});
