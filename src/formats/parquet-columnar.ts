@@ -9,7 +9,7 @@ import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import type { InputRange } from '../runs/types.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
-import { readFlatColumns } from './parquet-flat.js';
+import { readFlatColumns, valueAt, type FlatColumn } from './parquet-flat.js';
 import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
 
 /** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
@@ -27,10 +27,10 @@ class ParquetRows extends ColumnarRows {
   }
 
   /** Row `r` of a group whose columns are `data` (in the order given to the constructor); `offset` its row number. */
-  add(data: readonly unknown[][], r: number, offset: number): void {
+  add(data: readonly FlatColumn[], r: number, offset: number): void {
     const { raw, ident } = this;
-    for (let f = 0; f < raw.length; f++) raw[f] = data[this.inputAt[f]!]![r] ?? null;
-    for (let i = 0; i < ident.length; i++) ident[i] = data[this.identityAt[i]!]![r] ?? null;
+    for (let f = 0; f < raw.length; f++) raw[f] = valueAt(data[this.inputAt[f]!]!, r);
+    for (let i = 0; i < ident.length; i++) ident[i] = valueAt(data[this.identityAt[i]!]!, r);
     this.accept(offset);
   }
 }
@@ -72,7 +72,7 @@ async function readGroup(
   names: readonly string[],
   groupRow: number,
   n: number,
-): Promise<unknown[][]> {
+): Promise<FlatColumn[]> {
   const data = names.map(() => new Array<unknown>(n));
   const at = new Map(names.map((name, k) => [name, data[k]!]));
   // One group per call, as the record reader does: only that group's column chunks are fetched and held.

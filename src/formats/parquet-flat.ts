@@ -21,8 +21,34 @@ import { getMaxDefinitionLevel, getTreePath, isFlatColumn } from 'hyparquet/src/
 import type { ColumnDecoder, DecodedArray, Encoding } from 'hyparquet/src/types.js';
 
 /**
- * Each of `names` in row group `group`, as one array of the group's rows (null for a missing value); undefined when
- * one of them is not a flat column (the caller reads the group with `parquetRead`).
+ * A column of numbers (DOUBLE, FLOAT, INT32, exact as doubles, without a date or time type), held unboxed:
+ * as an array of values, a column of a row group was a heap number per value that lived as long as the group, and
+ * garbage collection took 0.7 s of the 3.8 s a 200,000-row shard of the demo took.
+ */
+export class NumericColumn {
+  constructor(
+    readonly values: Float64Array,
+    /** 1 where the value is missing; undefined when none is. */
+    readonly nulls: Uint8Array | undefined,
+  ) {}
+
+  /** Row `r`'s value, null when missing (what the array form holds). */
+  at(r: number): number | null {
+    return this.nulls !== undefined && this.nulls[r] === 1 ? null : this.values[r]!;
+  }
+}
+
+/** A column of a row group: its values (null for a missing one), or a NumericColumn. */
+export type FlatColumn = unknown[] | NumericColumn;
+
+/** Row `r` of `column`, null when missing. */
+export function valueAt(column: FlatColumn, r: number): unknown {
+  return column instanceof NumericColumn ? column.at(r) : (column[r] ?? null);
+}
+
+/**
+ * Each of `names` in row group `group`, as one column of the group's rows; undefined when one of them is not a flat
+ * column (the caller reads the group with `parquetRead`).
  */
 export async function readFlatColumns(
   file: AsyncBuffer,
@@ -30,7 +56,7 @@ export async function readFlatColumns(
   group: number,
   names: readonly string[],
   compressors: Compressors,
-): Promise<unknown[][] | undefined> {
+): Promise<FlatColumn[] | undefined> {
   const rowGroup = metadata.row_groups[group]!;
   const rows = Number(rowGroup.num_rows);
   const schema = parquetSchema(metadata);
@@ -62,10 +88,28 @@ export async function readFlatColumns(
   );
 }
 
+/** Physical types whose values hyparquet converts to JavaScript numbers (with a type below, or none). */
+const NUMERIC_TYPES = new Set(['DOUBLE', 'FLOAT', 'INT32']);
+/** Converted and logical types that keep them numbers (not dates, times or bigints). */
+const NUMERIC_CONVERSIONS = new Set(['INT_8', 'INT_16', 'INT_32', 'UINT_8', 'UINT_16', 'UINT_32', 'DECIMAL']);
+const NUMERIC_LOGICAL = new Set(['INTEGER', 'DECIMAL']);
+
+/** Whether every value of the column is a number, so that it can be held in a Float64Array. */
+function isNumeric(decoder: ColumnDecoder): boolean {
+  const { converted_type: converted, logical_type: logical } = decoder.element;
+  return (
+    NUMERIC_TYPES.has(decoder.type) &&
+    (converted === undefined || NUMERIC_CONVERSIONS.has(converted)) &&
+    (logical === undefined || NUMERIC_LOGICAL.has(logical.type))
+  );
+}
+
 /** The `rows` values of one flat column chunk. */
-function decodeFlatChunk(buffer: ArrayBuffer, decoder: ColumnDecoder, rows: number): unknown[] {
+function decodeFlatChunk(buffer: ArrayBuffer, decoder: ColumnDecoder, rows: number): FlatColumn {
   const reader = { view: new DataView(buffer), offset: 0 };
-  const out = new Array<unknown>(rows);
+  const numeric = isNumeric(decoder);
+  const out: Float64Array | unknown[] = numeric ? new Float64Array(rows) : new Array<unknown>(rows);
+  let nulls: Uint8Array | undefined;
   const maxDefinition = getMaxDefinitionLevel(decoder.schemaPath);
   let dictionary: DecodedArray | undefined;
   let row = 0;
@@ -111,11 +155,13 @@ function decodeFlatChunk(buffer: ArrayBuffer, decoder: ColumnDecoder, rows: numb
     } else {
       let v = 0;
       for (let i = 0; i < levels.length && row < rows; i++) {
-        out[row++] = levels[i] === maxDefinition ? values[v++] : null;
+        if (levels[i] === maxDefinition) out[row++] = values[v++];
+        else if (numeric) (nulls ??= new Uint8Array(rows))[row++] = 1;
+        else out[row++] = null;
       }
     }
   }
   if (row !== rows)
     throw new Error(`parquet column ${decoder.pathInSchema.join('.')}: ${row} of ${rows} values`);
-  return out;
+  return out instanceof Float64Array ? new NumericColumn(out, nulls) : out;
 }
