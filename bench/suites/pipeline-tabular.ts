@@ -170,7 +170,7 @@ export const suite: BenchSuite = {
     const duckParquet: number[] = [];
     for (let round = 1; round <= rounds; round++) {
       ctx.log(`round ${round} of ${rounds}: batch-infer run, CSV input`);
-      const csvRun = await runPipeline(ctx.workDir, `csv-${round}`, csvDir, 'csv');
+      const csvRun = await runPipeline(ctx.workDir, `csv_${round}`, csvDir, 'csv');
       csvRuns.push(csvRun);
       ctx.log(`  ${rate((records * 1000) / csvRun.wallMs)}, CPU ${Math.round(csvRun.cpuMs)} ms`);
       duckCsv.push(
@@ -184,7 +184,7 @@ export const suite: BenchSuite = {
       ctx.log(`  DuckDB: ${rate((records * 1000) / duckCsv.at(-1)!)}`);
 
       ctx.log(`round ${round} of ${rounds}: batch-infer run, Parquet input`);
-      const parquetRun = await runPipeline(ctx.workDir, `parquet-${round}`, parquetDir, 'parquet');
+      const parquetRun = await runPipeline(ctx.workDir, `parquet_${round}`, parquetDir, 'parquet');
       parquetRuns.push(parquetRun);
       ctx.log(`  ${rate((records * 1000) / parquetRun.wallMs)}, CPU ${Math.round(parquetRun.cpuMs)} ms`);
       duckParquet.push(
