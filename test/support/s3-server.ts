@@ -66,6 +66,21 @@ export async function startS3Server(): Promise<S3TestServer> {
   const endpoint = `http://127.0.0.1:${port}`;
   let client: S3Client | undefined;
   let stopped: Promise<void> | undefined;
+  // A server that dies while tests use it shows up as ECONNREFUSED in some test: say here when and why it died.
+  // (Seen once in a full suite, on the first request of a test file whose bucket had just been created.)
+  let stderrTail = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4096);
+  });
+  // Drained, so that output never blocks the server on a full pipe.
+  child.stdout?.resume();
+  child.once('exit', (code, signal) => {
+    if (stopped) return;
+    process.stderr.write(
+      `s3rver at ${endpoint} (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}` +
+        `${stderrTail.trim() ? `; its stderr ends with:\n${stderrTail.trim()}` : '; no stderr'}\n`,
+    );
+  });
 
   return {
     endpoint,
