@@ -23,26 +23,14 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { DuckDBConnection, DuckDBType, DuckDBTypeId, JS } from '@duckdb/node-api';
 import type { Catalog, PublishedRun } from './catalog.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { lazyModule, type LazyModule } from '../runtime/lazy-module.js';
 import { parseUri } from '../storage/uri.js';
 
 /**
  * DuckDB, loaded by the first publish or query: about 0.1 s of loading that the CLI's other commands, and a local
- * run until its end, do without (`preloadLocalCatalog` starts it early).
+ * run until its end, do without (`LocalCatalog.preload` starts it early).
  */
-let duckdb: Promise<typeof DuckDb> | undefined;
-
-function loadDuckDb(): Promise<typeof DuckDb> {
-  duckdb ??= import('@duckdb/node-api');
-  return duckdb;
-}
-
-/** Starts loading DuckDB now (a local run does while its workers run), so publishing does not wait for it. */
-export function preloadLocalCatalog(): void {
-  loadDuckDb().catch(() => {
-    // The first publish or query reports the error, where it can be handled.
-    duckdb = undefined;
-  });
-}
+const duckdb: LazyModule<typeof DuckDb> = lazyModule(() => import('@duckdb/node-api'));
 
 /** Job names are spec identifiers; checked again here because they become SQL identifiers. */
 const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
@@ -82,8 +70,9 @@ export class LocalCatalog implements Catalog {
     return task;
   }
 
+  /** Starts loading DuckDB now (a local run does while its workers run), so publishing does not wait for it. */
   preload(): void {
-    preloadLocalCatalog();
+    duckdb.preload();
   }
 
   /** Waits for publishes in flight. The database is not held open between publishes, so nothing else to do. */
@@ -113,7 +102,7 @@ export class LocalCatalog implements Catalog {
   private async publish(run: PublishedRun): Promise<void> {
     await mkdir(path.dirname(this.path), { recursive: true });
     await this.copyS3Files(run);
-    const { LIST, VARCHAR, listValue } = await loadDuckDb();
+    const { LIST, VARCHAR, listValue } = await duckdb.load();
     await withConnection(this.path, false, async (conn) => {
       await conn.run(RUNS_DDL);
       for (const ddl of RUNS_COST_DDL) await conn.run(ddl);
@@ -306,7 +295,7 @@ async function withConnection<T>(
   readOnly: boolean,
   fn: (conn: DuckDBConnection) => Promise<T>,
 ): Promise<T> {
-  const { DuckDBInstance } = await loadDuckDb();
+  const { DuckDBInstance } = await duckdb.load();
   const instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
   try {
     const conn = await instance.connect();
@@ -336,7 +325,7 @@ export async function queryCatalog(dbPath: string, sql: string): Promise<QueryRe
   if (!existsSync(file)) {
     throw new Error(`No catalogue at ${file}: it is created when the first run is published`);
   }
-  const { DuckDBTypeId: typeIds } = await loadDuckDb();
+  const { DuckDBTypeId: typeIds } = await duckdb.load();
   return withConnection(file, true, async (conn) => {
     const reader = await conn.runAndReadAll(sql);
     const columns = reader.columnNames();

@@ -7,6 +7,7 @@
 import type * as Vega from 'vega';
 import type * as VegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
+import { lazyModule, type LazyModule } from '../runtime/lazy-module.js';
 import { quantileOf, type ColumnSummary, type NumericSummary } from '../runs/stats.js';
 import type { ShardMarker } from '../runs/types.js';
 
@@ -36,29 +37,23 @@ export const STRAGGLER_FACTOR = 2;
 
 /**
  * Vega and Vega-Lite, loaded by the first chart: about 0.15 s of loading that the CLI's other commands, and a local
- * run until its report, do without (`preloadChartRenderer` starts it early).
+ * run until its report, do without (`preloadChartRenderer` starts it early). One after the other: jest's ESM loader
+ * fails concurrent imports of graphs that share modules ("request for './accessor.js' is not in cache"), and
+ * Vega-Lite shares Vega's.
  */
-let renderer: Promise<[typeof Vega, typeof VegaLite]> | undefined;
-
-function chartRenderer(): Promise<[typeof Vega, typeof VegaLite]> {
-  // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules ("request for
-  // './accessor.js' is not in cache"), and Vega-Lite shares Vega's.
-  renderer ??= import('vega').then(async (vega) => [vega, await import('vega-lite')]);
-  return renderer;
-}
+const renderer: LazyModule<[typeof Vega, typeof VegaLite]> = lazyModule(() =>
+  import('vega').then(async (vega) => [vega, await import('vega-lite')]),
+);
 
 /** Starts loading the chart renderer now (a local run does while its workers run), so the report does not wait. */
 export function preloadChartRenderer(): void {
-  chartRenderer().catch(() => {
-    // The first chart reports the error, where it can be handled.
-    renderer = undefined;
-  });
+  renderer.preload();
 }
 
 /** Renders one Vega-Lite spec to an SVG document string, offline. */
 export async function renderChart(spec: TopLevelSpec): Promise<string> {
   const [{ Warn: VEGA_WARN, loader: vegaLoader, logger: vegaLogger, parse: vegaParse, View }, { compile }] =
-    await chartRenderer();
+    await renderer.load();
   const vega = compile(spec).spec;
   const offline = vegaLoader();
   const refuse = (uri: string): Promise<never> =>
