@@ -164,38 +164,42 @@ export const suite: BenchSuite = {
     // Each side is run ROUNDS times, interleaved, and its median reported: on the shared build machine one run of
     // the same pipeline took 9.6 s or 11.5 s (and 17 or 21 s of CPU) from one benchmark run to the next.
     const rounds = ctx.quick ? 1 : ROUNDS;
-    const csvRuns: PipelineRun[] = [];
-    const duckCsv: number[] = [];
-    const parquetRuns: PipelineRun[] = [];
-    const duckParquet: number[] = [];
+    const sides = {
+      csv: {
+        label: 'CSV',
+        dir: csvDir,
+        // ignore_errors: the input has a few deliberately broken records, which DuckDB would otherwise stop at.
+        duckdbSource: `read_csv(${csvList}, header = true, ignore_errors = true)`,
+        runs: [] as PipelineRun[],
+        duckdbMs: [] as number[],
+      },
+      parquet: {
+        label: 'Parquet',
+        dir: parquetDir,
+        duckdbSource: `read_parquet([${parquetFiles.map(q).join(', ')}])`,
+        runs: [] as PipelineRun[],
+        duckdbMs: [] as number[],
+      },
+    };
     for (let round = 1; round <= rounds; round++) {
-      ctx.log(`round ${round} of ${rounds}: batch-infer run, CSV input`);
-      const csvRun = await runPipeline(ctx.workDir, `csv_${round}`, csvDir, 'csv');
-      csvRuns.push(csvRun);
-      ctx.log(`  ${rate((records * 1000) / csvRun.wallMs)}, CPU ${Math.round(csvRun.cpuMs)} ms`);
-      duckCsv.push(
-        await duckdbCopy(
-          // ignore_errors: the input has a few deliberately broken records, which DuckDB would otherwise stop at.
-          `read_csv(${csvList}, header = true, ignore_errors = true)`,
-          path.join(ctx.workDir, 'duck-csv.parquet'),
+      for (const [format, side] of Object.entries(sides) as ['csv' | 'parquet', (typeof sides)['csv']][]) {
+        ctx.log(`round ${round} of ${rounds}: batch-infer run, ${side.label} input`);
+        const run = await runPipeline(ctx.workDir, `${format}_${round}`, side.dir, format);
+        side.runs.push(run);
+        ctx.log(`  ${rate((records * 1000) / run.wallMs)}, CPU ${Math.round(run.cpuMs)} ms`);
+        const ms = await duckdbCopy(
+          side.duckdbSource,
+          path.join(ctx.workDir, `duck-${format}.parquet`),
           CORES,
-        ),
-      );
-      ctx.log(`  DuckDB: ${rate((records * 1000) / duckCsv.at(-1)!)}`);
-
-      ctx.log(`round ${round} of ${rounds}: batch-infer run, Parquet input`);
-      const parquetRun = await runPipeline(ctx.workDir, `parquet_${round}`, parquetDir, 'parquet');
-      parquetRuns.push(parquetRun);
-      ctx.log(`  ${rate((records * 1000) / parquetRun.wallMs)}, CPU ${Math.round(parquetRun.cpuMs)} ms`);
-      duckParquet.push(
-        await duckdbCopy(
-          `read_parquet([${parquetFiles.map(q).join(', ')}])`,
-          path.join(ctx.workDir, 'duck-parquet.parquet'),
-          CORES,
-        ),
-      );
-      ctx.log(`  DuckDB: ${rate((records * 1000) / duckParquet.at(-1)!)}`);
+        );
+        side.duckdbMs.push(ms);
+        ctx.log(`  DuckDB: ${rate((records * 1000) / ms)}`);
+      }
     }
+    const csvRuns = sides.csv.runs;
+    const parquetRuns = sides.parquet.runs;
+    const duckCsv = sides.csv.duckdbMs;
+    const duckParquet = sides.parquet.duckdbMs;
     const csvRun = medianRun(csvRuns);
     const parquetRun = medianRun(parquetRuns);
     const duckCsvMs = median(duckCsv);

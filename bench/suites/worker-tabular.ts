@@ -351,28 +351,16 @@ export const suite: BenchSuite = {
       const ones: WorkerRun[] = [];
       const twos: WorkerRun[] = [];
       const pairs = ctx.quick ? 1 : PINNED_PAIRS;
+      const pinnedRun = async (cpus: string, tag: string): Promise<WorkerRun> =>
+        runWorkerProcess(
+          await planOneShard(tabularSpec(inputs.large, path.join(ctx.workDir, `out-${tag}`)), tag),
+          {},
+          { cpus },
+        );
       for (let pair = 1; pair <= pairs; pair++) {
         ctx.log(`pair ${pair} of ${pairs}: worker pinned to 1 core, then to 2 cores (taskset)`);
-        ones.push(
-          await runWorkerProcess(
-            await planOneShard(
-              tabularSpec(inputs.large, path.join(ctx.workDir, `out-1core-${pair}`)),
-              `one-core-${pair}`,
-            ),
-            {},
-            { cpus: '0' },
-          ),
-        );
-        twos.push(
-          await runWorkerProcess(
-            await planOneShard(
-              tabularSpec(inputs.large, path.join(ctx.workDir, `out-2core-${pair}`)),
-              `two-cores-${pair}`,
-            ),
-            {},
-            { cpus: '0,1' },
-          ),
-        );
+        ones.push(await pinnedRun('0', `one-core-${pair}`));
+        twos.push(await pinnedRun('0,1', `two-cores-${pair}`));
         ctx.log(
           `  1 core: ${rate(ones.at(-1)!.recordsPerSecond)}, 2 cores: ${rate(twos.at(-1)!.recordsPerSecond)}`,
         );
