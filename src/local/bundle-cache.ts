@@ -13,7 +13,6 @@
  * A folder that no pointer names and no run has used for `keepDays` is removed when a new bundle is made.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as Esbuild from 'esbuild';
@@ -223,7 +222,7 @@ async function removeUnused(options: CachedBundleOptions, keep: string): Promise
   const { cacheRoot, name } = options;
   const now = Date.now();
   const keepMs = (options.keepDays ?? 7) * DAY_MS;
-  for (const entry of readdirSync(cacheRoot)) {
+  for (const entry of await readdir(cacheRoot)) {
     if (entry === keep) continue;
     const finished = entry.startsWith(`${name}-`) && /^[0-9a-f]{16}$/.test(entry.slice(name.length + 1));
     const scratch = entry.startsWith(`${name}.tmp-`) || entry.startsWith(`${name}.json.tmp-`);
