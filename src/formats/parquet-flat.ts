@@ -82,9 +82,20 @@ export async function readFlatColumns(
     const start = Number(meta.dictionary_page_offset || meta.data_page_offset);
     decoders.push({ decoder, start, end: start + Number(meta.total_compressed_size) });
   }
+  // One read for the group's chunks when they lie close together (the usual case: a tabular model reads most of a
+  // file's columns), as hyparquet's reader merges them: on S3, a request per column chunk would be 30 per group.
+  const from = Math.min(...decoders.map((d) => d.start));
+  const to = Math.max(...decoders.map((d) => d.end));
+  const wanted = decoders.reduce((n, d) => n + d.end - d.start, 0);
+  if (to - from <= 2 * wanted) {
+    const bytes = new Uint8Array(await file.slice(from, to));
+    return decoders.map(({ decoder, start, end }) =>
+      decodeFlatChunk(bytes.subarray(start - from, end - from), decoder, rows),
+    );
+  }
   return Promise.all(
     decoders.map(async ({ decoder, start, end }) =>
-      decodeFlatChunk(await file.slice(start, end), decoder, rows),
+      decodeFlatChunk(new Uint8Array(await file.slice(start, end)), decoder, rows),
     ),
   );
 }
@@ -161,8 +172,8 @@ function isNumeric(decoder: ColumnDecoder): boolean {
 }
 
 /** The `rows` values of one flat column chunk. */
-function decodeFlatChunk(buffer: ArrayBuffer, decoder: ColumnDecoder, rows: number): FlatColumn {
-  const reader = { view: new DataView(buffer), offset: 0 };
+function decodeFlatChunk(chunk: Uint8Array, decoder: ColumnDecoder, rows: number): FlatColumn {
+  const reader = { view: new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength), offset: 0 };
   const numeric = isNumeric(decoder);
   const out: Float64Array | unknown[] = numeric ? new Float64Array(rows) : new Array<unknown>(rows);
   let nulls: Uint8Array | undefined;
@@ -171,7 +182,7 @@ function decodeFlatChunk(buffer: ArrayBuffer, decoder: ColumnDecoder, rows: numb
   let row = 0;
   while (row < rows && reader.offset < reader.view.byteLength - 1) {
     const header = parquetHeader(reader);
-    const bytes = new Uint8Array(buffer, reader.offset, header.compressed_page_size);
+    const bytes = chunk.subarray(reader.offset, reader.offset + header.compressed_page_size);
     reader.offset += header.compressed_page_size;
     let page: FlatPage;
     if (header.type === 'DICTIONARY_PAGE') {

@@ -149,6 +149,29 @@ describe('readFlatColumns', () => {
     expect(await compareGroups(file, ['label', 'score', 'count', 'ok'])).toEqual(['score']);
   });
 
+  it('reads a row group’s chunks in one request when they lie together, and apart when they do not', async () => {
+    const file = await duckdbFile('requests.parquet', 'COMPRESSION snappy, ROW_GROUP_SIZE 12000');
+    const buffer = await asyncBufferFromFile(file);
+    const metadata = await parquetMetadataAsync(buffer);
+    const slices: [number, number][] = [];
+    const counting = {
+      byteLength: buffer.byteLength,
+      slice: (start: number, end?: number) => {
+        slices.push([start, end ?? buffer.byteLength]);
+        return buffer.slice(start, end);
+      },
+    };
+    const groups = metadata.row_groups.length;
+    for (let g = 0; g < groups; g++)
+      await readFlatColumns(counting, metadata, g, COLUMNS, PARQUET_COMPRESSORS);
+    expect(slices).toHaveLength(groups);
+    // Two columns far apart (the first and the last of the group, most bytes between them unread): one request each.
+    slices.length = 0;
+    const [first] = (await readFlatColumns(counting, metadata, 0, ['d', 'day'], PARQUET_COMPRESSORS))!;
+    expect(slices).toHaveLength(2);
+    expect(rowsOf(first!)).toEqual((await viaParquetRead(buffer, metadata, 0, ['d']))[0]);
+  });
+
   it('leaves a row group with a nested column to parquetRead', async () => {
     const file = path.join(tmp.dir, 'nested.parquet');
     const db = await DuckDBInstance.create(':memory:');
