@@ -2,6 +2,7 @@
  * Loading a job spec: YAML or JSON text -> schema validation -> cross-field checks -> paths made absolute.
  * Every problem is reported at once, each naming the field, the value and the fix.
  */
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -49,18 +50,31 @@ export async function loadJobSpecFile(file: string): Promise<JobSpec> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new SpecError(
-      [
-        {
-          path: '',
-          value: file,
-          message: `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-        },
-      ],
-      file,
-    );
+    throw new SpecError([{ path: '', value: file, message: unreadableSpecMessage(file, err) }], file);
   }
   return parseJobSpecText(text, { source: file, baseDir: path.dirname(path.resolve(file)) });
+}
+
+/** Why a job spec file could not be read, and what to do: for a missing file, the specs that are in its folder. */
+function unreadableSpecMessage(file: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return 'is a folder: give the path of a job spec file (.yaml, .yml or .json) in it';
+  if (code === 'EACCES') return 'cannot be read: permission denied';
+  if (code !== 'ENOENT') return `cannot be read: ${code ?? String(err)}`;
+  let nearby: string[] = [];
+  try {
+    const folder = path.dirname(path.resolve(file));
+    nearby = readdirSync(folder)
+      .filter((name) => /\.(ya?ml|json)$/i.test(name))
+      .sort()
+      .slice(0, 8)
+      .map((name) => path.join(path.dirname(file), name));
+  } catch {
+    return 'no such file, and its folder does not exist either: check the path';
+  }
+  return nearby.length > 0
+    ? `no such file; job specs in that folder: ${nearby.join(', ')}`
+    : 'no such file, and no job spec (.yaml, .yml or .json) in that folder: check the path';
 }
 
 /**

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
@@ -188,7 +188,29 @@ describe('job spec', () => {
     expect(() => parseJobSpecText('name: [unclosed', { source: 'job.yaml' })).toThrow(
       /Invalid job spec job.yaml/,
     );
-    await expect(loadJobSpecFile('/nonexistent/job.yaml')).rejects.toThrow(/cannot be read: ENOENT/);
+    await expect(loadJobSpecFile('/nonexistent/job.yaml')).rejects.toThrow(
+      /no such file, and its folder does not exist either: check the path/,
+    );
+  });
+
+  it('says of a missing spec file which specs its folder holds, and of a folder that it needs a file', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'spec-missing-'));
+    try {
+      writeFileSync(path.join(folder, 'demo.yaml'), 'name: x\n');
+      writeFileSync(path.join(folder, 'job.json'), '{}');
+      writeFileSync(path.join(folder, 'notes.txt'), 'not a spec');
+      await expect(loadJobSpecFile(path.join(folder, 'demo.yml'))).rejects.toThrow(
+        `no such file; job specs in that folder: ${path.join(folder, 'demo.yaml')}, ${path.join(folder, 'job.json')}`,
+      );
+      await expect(loadJobSpecFile(folder)).rejects.toThrow(/is a folder: give the path of a job spec file/);
+      rmSync(path.join(folder, 'demo.yaml'));
+      rmSync(path.join(folder, 'job.json'));
+      await expect(loadJobSpecFile(path.join(folder, 'demo.yml'))).rejects.toThrow(
+        /no such file, and no job spec \(\.yaml, \.yml or \.json\) in that folder: check the path/,
+      );
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('parses byte sizes with binary and decimal units', () => {
