@@ -32,14 +32,14 @@ import {
 import { CSV_LINES, loadHeader, valuesFactory, type CsvHeader } from '../formats/csv.js';
 import { readParquetColumnar } from '../formats/parquet-columnar.js';
 import { visitLines } from '../formats/lines.js';
-import type { SourceRecord } from '../formats/records.js';
+import type { DecodedRecord, SourceRecord } from '../formats/records.js';
 import { allocate, tensorOf } from '../inference/dtypes.js';
 import type { ErrorReason } from '../runs/types.js';
 import { isTabularInput } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { ProbeSample } from './batch-size.js';
-import { DecodePool } from './decode-thread.js';
+import { DecodePool, type InputCounter } from './decode-thread.js';
 import type { ShardBatch, StreamRange } from './record-stream.js';
 
 /** The columns of a columnar batch, row i for record i of the batch. */
@@ -48,6 +48,43 @@ export interface ColumnarPart {
   readonly entries: readonly (Float32Array | Float64Array)[];
   /** Per input column (inputColumnsOf): the value the writer's input summaries count. */
   readonly inputs: readonly Float64Array[];
+  /**
+   * Per identity column (ColumnarPlan.identity), by name: its value per record (null for an error record). The
+   * writer appends these columns as they are; a record's `values` object is made from them only when read.
+   */
+  readonly identity: ReadonlyMap<string, readonly unknown[]>;
+}
+
+/**
+ * A decoded record of a columnar batch. Its identity values stay in the batch's columns: the object they would make
+ * (`values`) is built when something reads it (a processor, an error row's id), not for each of a shard's records.
+ */
+class ColumnarRecord implements DecodedRecord {
+  private built: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    readonly source: string,
+    readonly offset: number,
+    private readonly columns: IdentityColumns,
+    private readonly row: number,
+  ) {}
+
+  get values(): Readonly<Record<string, unknown>> {
+    this.built ??= this.columns.valuesOf(this.row);
+    return this.built;
+  }
+}
+
+/** The identity columns of one batch, and how a record's values object is made from them. */
+class IdentityColumns {
+  constructor(
+    readonly columns: readonly unknown[][],
+    private readonly make: (fields: readonly unknown[]) => Record<string, unknown>,
+  ) {}
+
+  valuesOf(row: number): Record<string, unknown> {
+    return this.make(this.columns.map((column) => column[row]));
+  }
 }
 
 export interface ColumnarShardBatch extends ShardBatch {
@@ -136,6 +173,11 @@ export class ColumnarStream {
       restarts: 0,
       errorRowsByThread: new Array<number>(this.pool?.threads ?? 0).fill(0),
     };
+  }
+
+  /** Where the writer counts this stream's input columns: the first decode thread; undefined without threads. */
+  get inputCounter(): InputCounter | undefined {
+    return this.pool?.counter;
   }
 
   /** Decode threads in use (0: decoding on this thread). */
@@ -434,7 +476,10 @@ export class ColumnarStream {
         : new Float64Array(n * this.widths[e]!),
     );
     const inputs = inputColumnsOf(this.plan).map(() => new Float64Array(n));
-    const fields = new Array<unknown>(this.plan.identity.length);
+    const identity = new IdentityColumns(
+      this.plan.identity.map(() => new Array<unknown>(n)),
+      this.identityValues,
+    );
     let filled = 0;
     let p = 0;
     while (filled < n) {
@@ -447,6 +492,11 @@ export class ColumnarStream {
         values.set(block.entries[e]!.subarray(from * width, (from + m) * width), filled * width);
       });
       inputs.forEach((values, k) => values.set(block.inputs[k]!.subarray(from, from + m), filled));
+      // An error record's slot holds null (the block has no value for it); the writer skips it.
+      identity.columns.forEach((values, k) => {
+        const column = block.identity[k]!;
+        for (let j = 0; j < m; j++) values[filled + j] = column[from + j] ?? null;
+      });
       let errorAt = piece.errorAt;
       for (let i = from; i < from + m; i++) {
         const row = filled + i - from;
@@ -463,8 +513,7 @@ export class ColumnarStream {
           };
           continue;
         }
-        for (let k = 0; k < fields.length; k++) fields[k] = block.identity[k]![i];
-        records[row] = { source, offset, values: this.identityValues(fields) };
+        records[row] = new ColumnarRecord(source, offset, identity, row);
       }
       filled += m;
       if (consume) {
@@ -476,7 +525,8 @@ export class ColumnarStream {
         p++;
       }
     }
-    return { records, ranges, columnar: { entries, inputs } };
+    const columns = new Map(this.plan.identity.map((name, k) => [name, identity.columns[k]!] as const));
+    return { records, ranges, columnar: { entries, inputs, identity: columns } };
   }
 }
 

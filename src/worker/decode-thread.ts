@@ -20,21 +20,48 @@ import {
 } from '../formats/csv-columnar.js';
 import type { CsvHeader } from '../formats/csv.js';
 import { QuotedBreakAtBoundaryError } from '../formats/lines.js';
+import { NumericAccumulator } from '../runs/numeric-accumulator.js';
+import type { NumericSummary } from '../runs/stats.js';
 import { InputError } from '../spec/errors.js';
 
 const THREAD_ROLE = 'batch-infer:decode';
 
-interface ToThread {
-  readonly id: number;
-  readonly uri: string;
-  readonly header: CsvHeader;
-  readonly bytes: Uint8Array;
-  readonly span: BlockSpan;
-}
+type ToThread =
+  | {
+      readonly kind: 'decode';
+      readonly id: number;
+      readonly uri: string;
+      readonly header: CsvHeader;
+      readonly bytes: Uint8Array;
+      readonly span: BlockSpan;
+    }
+  | {
+      readonly kind: 'count';
+      readonly key: string;
+      readonly columns: readonly Float64Array[];
+      readonly rowOf: Int32Array;
+    }
+  | { readonly kind: 'summaries'; readonly id: number; readonly key: string }
+  | { readonly kind: 'forget'; readonly key: string };
 
 type FromThread =
   | { readonly kind: 'block'; readonly id: number; readonly block: ColumnarBlock }
+  | { readonly kind: 'summaries'; readonly id: number; readonly summaries: NumericSummary[] }
   | { readonly kind: 'failed'; readonly id: number; readonly name: string; readonly message: string };
+
+/**
+ * Counts a shard's input columns into numeric summaries, chunk by chunk, off the caller's thread (ShardWriter's input
+ * summaries: every feature of every record). `count` calls for one key are counted in the order they were made, so
+ * the summaries are those NumericAccumulator.addColumn gives on the calling thread, bit for bit.
+ */
+export interface InputCounter {
+  /** Counts `columns[k][i]` into summary k of `key` for each i with `rowOf[i] >= 0`; the arrays are moved. */
+  count(key: string, columns: readonly Float64Array[], rowOf: Int32Array): void;
+  /** The summaries of `key` (one per column), once everything counted before is in; the key is then forgotten. */
+  summaries(key: string): Promise<NumericSummary[]>;
+  /** Forgets `key` without reading it (a chunk that was dropped). */
+  forget(key: string): void;
+}
 
 /** A decoded block and the thread (0-based) that decoded it. */
 export interface Decoded {
@@ -43,7 +70,7 @@ export interface Decoded {
 }
 
 interface Pending {
-  readonly resolve: (decoded: Decoded) => void;
+  readonly resolve: (reply: Exclude<FromThread, { kind: 'failed' }>) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -75,8 +102,8 @@ export class DecodePool {
         const pending = slot.pending.get(message.id);
         if (!pending) return;
         slot.pending.delete(message.id);
-        if (message.kind === 'block') pending.resolve({ block: message.block, thread });
-        else pending.reject(rebuildError(message.name, message.message));
+        if (message.kind === 'failed') pending.reject(rebuildError(message.name, message.message));
+        else pending.resolve(message);
       });
       slot.worker.on('error', (err) => {
         pool.broken = true;
@@ -109,12 +136,53 @@ export class DecodePool {
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
     const chosen = slot;
+    const thread = this.slots.indexOf(chosen);
     return new Promise<Decoded>((resolve, reject) => {
-      chosen.pending.set(id, { resolve, reject });
-      const message: ToThread = { id, uri, header, bytes, span };
+      chosen.pending.set(id, {
+        resolve: (reply) =>
+          reply.kind === 'block'
+            ? resolve({ block: reply.block, thread })
+            : reject(new Error(`a decode thread answered a block with ${reply.kind}`)),
+        reject,
+      });
+      const message: ToThread = { kind: 'decode', id, uri, header, bytes, span };
       chosen.worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
     });
   }
+
+  /**
+   * Input summaries counted on the pool's first thread (one thread: its messages are handled in the order they were
+   * sent, which keeps every key's counts in order). The threads decode only while blocks are read ahead; the
+   * counting is work the main thread no longer does between them.
+   */
+  readonly counter: InputCounter = {
+    count: (key, columns, rowOf) => {
+      if (this.closed) throw new Error('the decode pool is closed');
+      const message: ToThread = { kind: 'count', key, columns, rowOf };
+      this.slots[0]!.worker.postMessage(message, [...new Set(columns.map((c) => c.buffer as ArrayBuffer))]);
+    },
+    summaries: (key) => {
+      if (this.closed) return Promise.reject(new Error('the decode pool is closed'));
+      const slot = this.slots[0]!;
+      const id = this.nextId++;
+      return new Promise<NumericSummary[]>((resolve, reject) => {
+        slot.pending.set(id, {
+          resolve: (reply) =>
+            reply.kind === 'summaries'
+              ? resolve(reply.summaries)
+              : reject(new Error(`a decode thread answered summaries with ${reply.kind}`)),
+          reject,
+        });
+        const message: ToThread = { kind: 'summaries', id, key };
+        slot.worker.postMessage(message);
+      });
+    },
+    forget: (key) => {
+      if (this.closed) return;
+      const message: ToThread = { kind: 'forget', key };
+      this.slots[0]!.worker.postMessage(message);
+    },
+  };
 
   /** Ends the threads (blocks still in flight are rejected). */
   async close(): Promise<void> {
@@ -170,7 +238,28 @@ const BUILDERS_KEPT = 16;
 
 function serve(port: MessagePort, plan: ColumnarPlan): void {
   const builders = new Map<string, ColumnarBlockBuilder>();
+  const counts = new Map<string, NumericAccumulator[]>();
   port.on('message', (message: ToThread) => {
+    if (message.kind === 'count') {
+      let accumulators = counts.get(message.key);
+      if (!accumulators) {
+        accumulators = message.columns.map(() => new NumericAccumulator());
+        counts.set(message.key, accumulators);
+      }
+      message.columns.forEach((column, k) => accumulators[k]!.addColumn(column, message.rowOf));
+      return;
+    }
+    if (message.kind === 'forget') {
+      counts.delete(message.key);
+      return;
+    }
+    if (message.kind === 'summaries') {
+      const summaries = (counts.get(message.key) ?? []).map((a) => a.summary());
+      counts.delete(message.key);
+      const reply: FromThread = { kind: 'summaries', id: message.id, summaries };
+      port.postMessage(reply);
+      return;
+    }
     try {
       let builder = builders.get(message.uri);
       if (!builder) {

@@ -351,6 +351,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
         })
       : undefined;
     const challenger = lane;
+    const inputCounter = stream instanceof ColumnarStream ? stream.inputCounter : undefined;
     writer = new ShardWriter({
       store,
       layout,
@@ -371,6 +372,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       tmpDir: deps.tmpDir ?? os.tmpdir(),
       timings: timingsNow,
       ...(resume ? { resume } : {}),
+      ...(inputCounter ? { inputCounter } : {}),
     });
 
     const interrupted = await runPipeline({
@@ -791,8 +793,10 @@ async function assemble(
     feeds: result?.feeds ?? item.feeds,
     model: 'model',
   });
-  // Columnar batches carry their model inputs as typed columns: the writer summarises them from there.
-  return isColumnar(item.batch) ? { ...rows, inputs: item.batch.columnar.inputs } : rows;
+  // Columnar batches carry their model inputs and identity values as columns: the writer takes them from there.
+  return isColumnar(item.batch)
+    ? { ...rows, inputs: item.batch.columnar.inputs, identity: item.batch.columnar.identity }
+    : rows;
 }
 
 /** Whether `promise` settles before `deadline` (performance.now() time). */

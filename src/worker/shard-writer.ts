@@ -28,6 +28,7 @@ import {
 import { boundText } from '../runtime/bounded-text.js';
 import type { BatchSizeProbe, ErrorReason, ErrorRow, OutputFile } from '../runs/types.js';
 import { errorRowWithId } from '../runs/error-rows.js';
+import type { InputCounter } from './decode-thread.js';
 import { DEFAULT_CHECKPOINT_RECORDS, type JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import {
@@ -63,6 +64,11 @@ export interface BatchRows {
    * summaries count (the records then carry only their identity values).
    */
   readonly inputs?: readonly Float64Array[];
+  /**
+   * A columnar batch's identity columns by name, a value per record: read from here instead of each record's
+   * `values` (which a columnar record builds only when asked).
+   */
+  readonly identity?: ReadonlyMap<string, readonly unknown[]>;
 }
 
 export interface ShardWriterOptions {
@@ -98,6 +104,11 @@ export interface ShardWriterOptions {
    * inputs are the champion's, summarised by the champion's writer. @default true
    */
   readonly inputSummaries?: boolean;
+  /**
+   * Where columnar batches' input columns are counted (a decode thread: DecodePool.counter), instead of this thread.
+   * @default this thread
+   */
+  readonly inputCounter?: InputCounter;
 }
 
 export interface FinishedShard {
@@ -125,6 +136,8 @@ interface OpenChunk {
   readonly accumulators: (ColumnAccumulator | undefined)[];
   /** One per tabular input column (`inputColumns`): the model's input distribution, for input drift. */
   readonly inputAccumulators: NumericAccumulator[];
+  /** The chunk's key at the `inputCounter`, once a columnar batch was counted there. */
+  countedKey: string | undefined;
   position: Position | undefined;
 }
 
@@ -213,20 +226,32 @@ export class ShardWriter {
     if (batch.predictionCount > 0) {
       const rows = batch.predictionCount;
       this.fixIdentityTypes(batch);
-      const identityValues = this.identity.map(() => new Array<unknown>(rows));
+      const { rowOf } = batch;
+      const identityValues = this.identity.map((slot) => {
+        const column = batch.identity?.get(slot.name);
+        if (!column) return new Array<unknown>(rows);
+        // A column at a time, for the records with a prediction.
+        const values = new Array<unknown>(rows);
+        for (let i = 0; i < n; i++) {
+          const row = rowOf[i]!;
+          if (row >= 0) values[row] = coerce(column[i], slot.type);
+        }
+        return values;
+      });
+      const fromRecords = this.identity.flatMap((slot, s) =>
+        batch.identity?.has(slot.name) ? [] : [{ slot, values: identityValues[s]! }],
+      );
       const sources = new Array<string>(rows);
       const offsets = new Float64Array(rows);
       for (let i = 0; i < n; i++) {
-        const row = batch.rowOf[i]!;
+        const row = rowOf[i]!;
         if (row < 0) continue;
         const rec = batch.records[i]!;
-        const values = rec.values;
-        for (let s = 0; s < this.identity.length; s++) {
-          const slot = this.identity[s]!;
-          identityValues[s]![row] = coerce(values?.[slot.name], slot.type);
-        }
         sources[row] = rec.source;
         offsets[row] = rec.offset;
+        if (fromRecords.length === 0 && batch.inputs) continue;
+        const values = rec.values;
+        for (const { slot, values: into } of fromRecords) into[row] = coerce(values?.[slot.name], slot.type);
         if (!batch.inputs && this.inputColumns.length > 0) {
           const inputs = this.inputRow;
           this.pluckInputs(values, inputs);
@@ -234,7 +259,12 @@ export class ShardWriter {
         }
       }
       // The columnar path's summary values: a column at a time, the records with a prediction in input order.
-      if (batch.inputs) {
+      const counter = this.options.inputCounter;
+      if (batch.inputs && counter && this.inputColumns.length > 0) {
+        chunk.countedKey ??= `${this.options.shardId}/${chunk.index}/${randomBytes(4).toString('hex')}`;
+        // The columns are moved to the counting thread: nothing reads them after this batch is written.
+        counter.count(chunk.countedKey, batch.inputs, batch.rowOf.slice());
+      } else if (batch.inputs) {
         for (let k = 0; k < batch.inputs.length; k++) {
           chunk.inputAccumulators[k]!.addColumn(batch.inputs[k]!, batch.rowOf);
         }
@@ -290,6 +320,7 @@ export class ShardWriter {
     const chunk = this.current;
     this.current = undefined;
     if (!chunk || chunk.records === 0) {
+      if (chunk?.countedKey) this.options.inputCounter?.forget(chunk.countedKey);
       await chunk?.parquet?.then((p) => p.abort());
       return;
     }
@@ -387,6 +418,7 @@ export class ShardWriter {
         return kind ? createAccumulator(kind) : undefined;
       }),
       inputAccumulators: this.inputColumns.map(() => new NumericAccumulator()),
+      countedKey: undefined,
       position: undefined,
     };
   }
@@ -398,8 +430,10 @@ export class ShardWriter {
   private fixIdentityTypes(batch: BatchRows): void {
     for (const slot of this.identity) {
       if (slot.type !== undefined) continue;
+      const column = batch.identity?.get(slot.name);
       for (let i = 0; i < batch.records.length && slot.type === undefined; i++) {
-        if (batch.rowOf[i]! >= 0) slot.type = inferType(batch.records[i]!.values?.[slot.name]);
+        if (batch.rowOf[i]! < 0) continue;
+        slot.type = inferType(column ? column[i] : batch.records[i]!.values?.[slot.name]);
       }
       slot.type ??= 'string';
     }
@@ -473,9 +507,18 @@ export class ShardWriter {
       const acc = chunk.accumulators[k];
       if (acc) summaries[c.name] = acc.summary();
     });
+    const counted = chunk.countedKey
+      ? await this.options.inputCounter!.summaries(chunk.countedKey)
+      : undefined;
     const inputSummaries: OutputSummaries = {};
     this.inputColumns.forEach((name, k) => {
-      inputSummaries[name] = chunk.inputAccumulators[k]!.summary();
+      const here = chunk.inputAccumulators[k]!.summary();
+      const there = counted?.[k];
+      // A chunk's batches are all columnar or all records, so one side is empty; merged otherwise.
+      inputSummaries[name] =
+        !there || here.count + here.missing > 0
+          ? mergeSummaries({ [name]: here }, there ? { [name]: there } : {})[name]!
+          : there;
     });
     const errorsByReason = { ...this.done.errorsByReason };
     for (const [reason, n] of Object.entries(chunk.errorsByReason))

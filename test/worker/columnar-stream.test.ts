@@ -129,15 +129,24 @@ async function columnar(
   }
 }
 
+/**
+ * The rows of a columnar batch, identity values from the batch's columns (what the writer appends); each record's
+ * `values`, built from those columns when read, must say the same.
+ */
 function rowsOf(batch: ColumnarShardBatch): Row[] {
-  return batch.records.map((r, i) => ({
-    source: r.source,
-    offset: r.offset,
-    range: batch.ranges[i]!,
-    ...(r.error
-      ? { error: `${r.error.reason}: ${r.error.message}` }
-      : { values: Object.fromEntries(plan.identity.map((c) => [c, r.values[c]])) }),
-  }));
+  return batch.records.map((r, i) => {
+    if (r.error) {
+      return {
+        source: r.source,
+        offset: r.offset,
+        range: batch.ranges[i]!,
+        error: `${r.error.reason}: ${r.error.message}`,
+      };
+    }
+    const values = Object.fromEntries(plan.identity.map((c) => [c, batch.columnar.identity.get(c)![i]]));
+    expectIn(r.values, { record: r.offset, values: 'built from the columns' }).toEqual(values);
+    return { source: r.source, offset: r.offset, range: batch.ranges[i]!, values };
+  });
 }
 
 /** Every tensor's type, dims and bytes, as one comparable text. */
