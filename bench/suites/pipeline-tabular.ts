@@ -4,7 +4,7 @@
  * in the same run: once with the demo's CSV files, once with the same rows as Parquet files.
  *
  * The pipeline runs as a user runs it: the CLI in a child process (`node bin/batch-infer.js run <spec>`), with the
- * default worker count (one per core). DuckDB is the strongest baseline at hand: its native, multi-threaded reader
+ * default worker count (defaultLocalWorkers: one per two cores for the CSV input, one per core for Parquet). DuckDB is the strongest baseline at hand: its native, multi-threaded reader
  * and writer, given every file at once, with as many threads as the machine has cores (what the pipeline's workers
  * share). Both rates are records over wall time; the pipeline's CPU time (all its processes) is in the notes,
  * because on a shared machine it moves far less than the wall time.
@@ -214,7 +214,7 @@ export const suite: BenchSuite = {
       `median of ${runs.length} interleaved runs of each side (pipeline ` +
       `${runs.map((r) => Math.round(r.wallMs)).join(' / ')} ms, DuckDB ${duck.map((ms) => Math.round(ms)).join(' / ')} ms); ` +
       `${records.toLocaleString('en-US')} records in ${DEFAULT_DEMO_FILES} ${what} files ` +
-      `(${mib(input.bytes)} MiB as CSV), ${CORES} cores, default workers (one per core); pipeline wall ` +
+      `(${mib(input.bytes)} MiB as CSV), ${CORES} cores, default workers (${what === 'CSV' ? 'one per two cores' : 'one per core'}); pipeline wall ` +
       `${Math.round(run.wallMs)} ms, CPU of all its processes ${Math.round(run.cpuMs)} ms (plan, workers, finalize, ` +
       `catalogue, and Node start-up per process; the CLI's and the worker's bundles built before, as after any ` +
       `first run)`;

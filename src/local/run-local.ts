@@ -34,6 +34,8 @@ import { silentProgress, type ProgressSink } from './progress.js';
 import { lockRun } from './run-lock.js';
 import { bundleRunsProcessor, bundleWorker, type BundledWorker } from './worker-bundle.js';
 import { LocalWorkerPool, type JobRequest, type WorkerEntry } from './worker-pool.js';
+import { columnarPlanOf } from '../worker/columnar-plan.js';
+import { CORES_ENV } from '../worker/env.js';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
@@ -51,7 +53,7 @@ export interface LocalRunOptions {
   readonly runId?: string;
   /** Overrides `input.uri` for this run. */
   readonly inputUri?: string;
-  /** Worker processes at once. @default the number of cores */
+  /** Worker processes at once. @default defaultLocalWorkers(spec): one per core, one per two on the CSV columnar path */
   readonly workers?: number;
   /** Where worker logs go: `<stateDir>/logs/<runId>/`. */
   readonly stateDir: string;
@@ -122,6 +124,23 @@ export async function runLocal(
   }
 }
 
+/**
+ * Worker processes a local run starts when `--workers` is not given. A shard on the CSV columnar path keeps about two
+ * cores busy by itself (its main thread; decode threads that also count the input summaries: 1.78x on 2 cores vs 1,
+ * docs/benchmarks.md), so two such processes per two cores only compete for them: the demo on 2 cores took 9.9-11.3 s
+ * and 17 s of CPU with one worker, 10.2-11.7 s and 20.5 s with two (docs/adr/0019, addendum of 2026-12-07 morning).
+ * Other runs (records, Parquet read on the main thread, inference-bound models) use one core per process: one each.
+ */
+export function defaultLocalWorkers(
+  spec: Pick<JobSpec, 'input' | 'model' | 'output'>,
+  cores: number = os.availableParallelism(),
+): number {
+  const csvColumnar =
+    spec.input.format === 'csv' &&
+    columnarPlanOf(spec, undefined, spec.model.challenger !== undefined) !== undefined;
+  return Math.max(1, csvColumnar ? Math.floor(cores / 2) : cores);
+}
+
 /** The bundled worker, or undefined (workers run from source) when it cannot be built: slower, not wrong. */
 async function bundleWorkerOrSource(deps: LocalRunDeps): Promise<BundledWorker | undefined> {
   try {
@@ -143,7 +162,8 @@ async function runLocked(
   const progress = deps.progress ?? silentProgress;
   const log = deps.log.child({ runId });
   const logDir = path.join(options.stateDir, 'logs', runId);
-  const workers = Math.max(1, options.workers ?? os.availableParallelism());
+  const workers = Math.max(1, options.workers ?? defaultLocalWorkers(spec));
+  const cores = Math.max(1, Math.floor(os.availableParallelism() / workers));
   let finalizeResult: RunResult | undefined;
   const rounds: LocalRound[] = [];
 
@@ -152,8 +172,9 @@ async function runLocked(
     concurrency: workers,
     logDir,
     environment: {
-      // Share the cores between the worker processes instead of letting each one spin up a thread per core.
-      [WORKER_ENV.threads]: String(Math.max(1, Math.floor(os.availableParallelism() / workers))),
+      // Share the cores between the worker processes instead of letting each one spin up threads for every core.
+      [WORKER_ENV.threads]: String(cores),
+      [CORES_ENV]: String(cores),
       [WORKER_ENV.executionProviders]: (options.executionProviders ?? ['cpu']).join(','),
       ...(options.s3Endpoint ? { [WORKER_ENV.s3Endpoint]: options.s3Endpoint } : {}),
     },

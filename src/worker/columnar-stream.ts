@@ -35,12 +35,12 @@ import { visitLines } from '../formats/lines.js';
 import type { DecodedRecord, SourceRecord } from '../formats/records.js';
 import { allocate, tensorOf } from '../inference/dtypes.js';
 import type { ErrorReason } from '../runs/types.js';
-import { isTabularInput } from '../spec/model-io.js';
-import type { JobSpec } from '../spec/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { ProbeSample } from './batch-size.js';
 import { DecodePool, type InputCounter } from './decode-thread.js';
 import type { ShardBatch, StreamRange } from './record-stream.js';
+
+export { columnarPlanOf } from './columnar-plan.js';
 
 /** The columns of a columnar batch, row i for record i of the batch. */
 export interface ColumnarPart {
@@ -563,37 +563,18 @@ function toBuffer(chunk: unknown): Buffer {
 }
 
 /**
- * The columnar plan of a run, when its shards can take the columnar path: CSV input, every model input tabular, no
- * processor module (its hooks read record objects) and no challenger (its lane writes from the records). Undefined
- * otherwise: the shard reads records (RecordStream).
- */
-export function columnarPlanOf(
-  spec: Pick<JobSpec, 'input' | 'model' | 'output'>,
-  identityTypes: Readonly<Record<string, string>> | undefined,
-  challenger: boolean,
-): ColumnarPlan | undefined {
-  const format = spec.input.format;
-  if ((format !== 'csv' && format !== 'parquet') || challenger || spec.model.processor) return undefined;
-  const entries = spec.model.inputs.filter(isTabularInput);
-  if (entries.length === 0 || entries.length !== spec.model.inputs.length) return undefined;
-  const identity = [...new Set([...(spec.input.id ? [spec.input.id] : []), ...spec.output.passthrough])];
-  // Parquet values come typed from the file: the CSV identity types do not apply.
-  const types = format === 'csv' ? identityTypes : undefined;
-  return { entries, identity, format, ...(types ? { types } : {}) };
-}
-
-/**
- * Decode threads by default: one per core the process may use (the main thread mostly waits on them), at most one
- * per block of the shard, and none for a shard of one block: a thread costs its start (it loads the worker's
- * modules), more than decoding a block on the main thread.
+ * Decode threads by default: one per core the process may use (`cores`; the main thread mostly waits on them), at
+ * most one per block of the shard, and none for a shard of one block: a thread costs its start (it loads the
+ * worker's modules), more than decoding a block on the main thread.
  */
 export function defaultDecodeThreads(
   ranges: readonly StreamRange[],
   blockBytes: number = DEFAULT_BLOCK_BYTES,
+  cores: number = os.availableParallelism(),
 ): number {
   const bytes = ranges.reduce((n, r) => n + Math.max(0, r.range.end - r.range.start), 0);
   const blocks = Math.ceil(bytes / blockBytes);
-  return blocks <= 1 ? 0 : Math.min(8, Math.max(1, os.availableParallelism()), blocks);
+  return blocks <= 1 ? 0 : Math.min(8, Math.max(1, cores), blocks);
 }
 
 /**

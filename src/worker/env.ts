@@ -14,6 +14,11 @@ export const CHUNK_RECORDS_ENV = 'BATCH_INFER_CHUNK_RECORDS';
  */
 export const DECODE_THREADS_ENV = 'BATCH_INFER_DECODE_THREADS';
 /**
+ * Cores the worker process may use: its default decode threads are one per core of these. The local pool sets each
+ * worker's share of the machine; unset in Batch, where the container's vCPUs are the process's own.
+ */
+export const CORES_ENV = 'BATCH_INFER_CORES';
+/**
  * URL of a module exporting `now(): number` (milliseconds, monotonic) that run.checkpoint.seconds is measured by
  * instead of performance.now: how a test decides, from outside the worker process, when "a minute" of work has
  * passed (test/worker/manual-clock.ts). Unset in Batch.
@@ -45,6 +50,7 @@ export const WORKER_LOG_ENV = 'BATCH_INFER_LOG';
  */
 const THREADS_RULE = 'must be a whole number of threads from 0 to 64 (0 decodes on the main thread)';
 const RECORDS_RULE = 'must be a whole number of records above 0';
+const CORES_RULE = 'must be a whole number of cores from 1 to 1024';
 /** An optional variable: set but empty counts as unset (not as 0, which `Number('')` would give). */
 const unlessEmpty = <T extends z.ZodType>(schema: T) =>
   z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
@@ -55,6 +61,9 @@ export const workerTuningSchema = z.object({
   [CHUNK_RECORDS_ENV]: unlessEmpty(z.coerce.number(RECORDS_RULE).int(RECORDS_RULE).positive(RECORDS_RULE)),
   [DECODE_THREADS_ENV]: unlessEmpty(
     z.coerce.number(THREADS_RULE).int(THREADS_RULE).min(0, THREADS_RULE).max(64, THREADS_RULE),
+  ),
+  [CORES_ENV]: unlessEmpty(
+    z.coerce.number(CORES_RULE).int(CORES_RULE).min(1, CORES_RULE).max(1024, CORES_RULE),
   ),
   [CHECKPOINT_CLOCK_ENV]: unlessEmpty(z.url('must be the URL of a module exporting now()')),
 });

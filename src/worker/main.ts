@@ -31,6 +31,7 @@ import { createObjectStore } from '../storage/index.js';
 import {
   CHECKPOINT_CLOCK_ENV,
   CHUNK_RECORDS_ENV,
+  CORES_ENV,
   DECODE_THREADS_ENV,
   INTERRUPTED_EXIT_CODE,
   MEMORY_BUDGET_ENV,
@@ -158,6 +159,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
   const budgetMiB = env[MEMORY_BUDGET_ENV];
   const chunkRecords = env[CHUNK_RECORDS_ENV];
   const decodeThreads = env[DECODE_THREADS_ENV];
+  const cores = env[CORES_ENV];
   const clockModule = env[CHECKPOINT_CLOCK_ENV];
   const store = createObjectStore();
   try {
@@ -176,6 +178,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
       ...(budgetMiB ? { memoryBudgetBytes: budgetMiB * 2 ** 20 } : {}),
       ...(chunkRecords ? { chunkRecords } : {}),
       ...(decodeThreads !== undefined ? { decodeThreads } : {}),
+      ...(cores !== undefined ? { cores } : {}),
       ...(checkpointClock ? { checkpointClock } : {}),
       instance: await detectInstance(rawEnv),
       batchSizes,

@@ -144,6 +144,8 @@ export interface WorkerDeps {
   readonly columnar?: boolean;
   /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core, per block at most */
   readonly decodeThreads?: number;
+  /** Cores this process may use (the local pool's share of the machine). @default os.availableParallelism() */
+  readonly cores?: number;
   /** Bytes per columnar block. @default 1 MiB */
   readonly decodeBlockBytes?: number;
   /**
@@ -845,7 +847,7 @@ function openStream(
   const threads =
     columnar.format === 'parquet'
       ? 0
-      : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes));
+      : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes, deps.cores));
   const taken = threads > 0 ? deps.decodePools?.take(threads, columnar) : undefined;
   const stream = new ColumnarStream(input, ranges, columnar, {
     threads,

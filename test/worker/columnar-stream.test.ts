@@ -248,4 +248,13 @@ describe('the default number of decode threads', () => {
     expect(defaultDecodeThreads(ranges(400, 601), 1000)).toBe(Math.min(2, os.availableParallelism()));
     expect(defaultDecodeThreads(ranges(50_000), 1000)).toBe(Math.min(8, os.availableParallelism()));
   });
+
+  it('is one per core of the share the process was given (BATCH_INFER_CORES), never none for several blocks', () => {
+    expect(defaultDecodeThreads(ranges(50_000), 1000, 3)).toBe(3);
+    expect(defaultDecodeThreads(ranges(50_000), 1000, 1)).toBe(1);
+    expect(defaultDecodeThreads(ranges(50_000), 1000, 0)).toBe(1);
+    expect(defaultDecodeThreads(ranges(2_500), 1000, 6)).toBe(3);
+    expect(defaultDecodeThreads(ranges(50_000), 1000, 64)).toBe(8);
+    expect(defaultDecodeThreads(ranges(900), 1000, 4)).toBe(0);
+  });
 });

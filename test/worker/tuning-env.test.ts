@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import {
   CHECKPOINT_CLOCK_ENV,
   CHUNK_RECORDS_ENV,
+  CORES_ENV,
   DECODE_THREADS_ENV,
   MEMORY_BUDGET_ENV,
   workerTuningIssues,
@@ -18,6 +19,7 @@ describe('workerTuningIssues', () => {
         [CHUNK_RECORDS_ENV]: '1000',
         [MEMORY_BUDGET_ENV]: '512.5',
         [CHECKPOINT_CLOCK_ENV]: 'file:///clock.mjs',
+        [CORES_ENV]: '2',
       }),
     ).toEqual([]);
     expect(workerTuningIssues({ [DECODE_THREADS_ENV]: '' })).toEqual([]);
@@ -30,6 +32,11 @@ describe('workerTuningIssues', () => {
     for (const value of ['lots', '2.5', '-1', '65']) {
       expect(workerTuningIssues({ [DECODE_THREADS_ENV]: value })).toEqual([
         `${DECODE_THREADS_ENV}=${JSON.stringify(value)}: ${threads}`,
+      ]);
+    }
+    for (const value of ['0', '1.5', 'two', '1025']) {
+      expect(workerTuningIssues({ [CORES_ENV]: value })).toEqual([
+        `${CORES_ENV}=${JSON.stringify(value)}: must be a whole number of cores from 1 to 1024`,
       ]);
     }
     expect(

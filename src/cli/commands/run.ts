@@ -63,7 +63,10 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .description('run a job through the local pipeline, in the foreground')
     .argument('[job.yaml]', 'the job spec (optional with --resume)')
     .addOption(jsonOption())
-    .option('--workers <n>', 'worker processes at once (default: number of cores)')
+    .option(
+      '--workers <n>',
+      'worker processes at once (default: one per core, one per two cores for CSV into a tabular model)',
+    )
     .option('--run-id <id>', 'execution name (default: time-based)')
     .option('--input <uri>', 'override input.uri for this run')
     .addOption(specRegistryOption())

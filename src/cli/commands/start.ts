@@ -57,7 +57,10 @@ export function registerStart(program: Command, ctx: CommandContext): void {
     )
     .option('--run-id <id>', 'execution name (default: time-based)')
     .option('--wait', 'follow the run until it ends and exit with its status')
-    .option('--workers <n>', 'worker processes at once (default: number of cores)')
+    .option(
+      '--workers <n>',
+      'worker processes at once (default: one per core, one per two cores for CSV into a tabular model)',
+    )
     .option('--registry <dir|uri>', 'local model registry (default: <spec dir>/registry)')
     .option('--s3-endpoint <url>', 'S3-compatible endpoint for s3:// URIs')
     .addOption(jsonOption())
