@@ -15,16 +15,22 @@ if (existsSync(source)) {
     process.env.BATCH_INFER_CLI_CACHE ?? path.join(repo, 'node_modules', '.cache', 'batch-infer');
   const bundled = freshCliBundle(repo, cacheRoot);
   if (bundled) {
-    await import(pathToFileURL(bundled).href);
+    await runBundle(bundled);
   } else {
     const { register } = await import('tsx/esm/api');
     register();
     const { bundleCli } = await import('../src/local/cli-bundle.ts');
     const built = await bundleCli(repo, { cacheRoot }).catch(() => undefined);
-    await import(built ? pathToFileURL(built.file).href : source.href);
+    await (built ? runBundle(built.file) : import(source.href));
   }
 } else {
   await import(new URL('../dist/bin/batch-infer.js', import.meta.url).href);
+}
+
+/** Runs the CLI's bundle, telling it its folder (where a local run keeps its rendered state machine). */
+function runBundle(file) {
+  globalThis.__batchInferCliBundleDir = path.dirname(file);
+  return import(pathToFileURL(file).href);
 }
 
 /**

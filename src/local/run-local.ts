@@ -273,13 +273,13 @@ async function runLocked(
     };
   }
 
-  // Loaded here, for `run` only: the interpreter, and aws-cdk-lib to render the definition, cost every other
+  // Loaded here, for `run` only: the interpreter, and aws-cdk-lib when the definition is rendered, cost every other
   // command's start about 0.7 s.
   // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules.
   const interpreter = await import('aws-local-stepfunctions');
   const { LOCAL_VALIDATION_OPTIONS, localWorkflowDefinition } = await import('./local-definition.js');
   const machine = new interpreter.StateMachine(
-    localWorkflowDefinition() as unknown as StateMachineDefinition,
+    (await localWorkflowDefinition()) as unknown as StateMachineDefinition,
     {
       validationOptions: LOCAL_VALIDATION_OPTIONS,
     },

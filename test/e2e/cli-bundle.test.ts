@@ -4,10 +4,22 @@
  * test's own (BATCH_INFER_CLI_CACHE), so the bundle other tests' CLIs use is left alone.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { makeDemoInput } from '../../examples/breast-cancer/demo.js';
+import { keptDefinitionName } from '../../src/local/local-definition.js';
+import { exampleDir, writeExampleJob } from '../support/local-e2e.js';
 
 const repo = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const bin = path.join(repo, 'bin/batch-infer.js');
@@ -17,7 +29,12 @@ const version = (JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'
   .version;
 const MARKER = '[ran from the cached bundle]';
 
-afterAll(() => rmSync(cache, { recursive: true, force: true }));
+const work = mkdtempSync(path.join(os.tmpdir(), 'cli-bundle-'));
+
+afterAll(() => {
+  rmSync(cache, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, [bin, ...args], {
@@ -97,6 +114,39 @@ describe('bin/batch-infer.js in the repository', () => {
       .join('\n');
     for (const name of heavy) expect(everything).toContain(`"${name}`);
   });
+
+  it("keeps a local run's state machine in the bundle's folder, where the next run reads it", async () => {
+    const input = path.join(work, 'in');
+    await makeDemoInput({ dir: input, records: 300, files: 1 });
+    const spec = writeExampleJob(work, 'bundle_definition', { input, out: path.join(work, 'out') });
+    const run = (): ReturnType<typeof cli> =>
+      cli(
+        'run',
+        spec,
+        '--registry',
+        path.join(exampleDir, 'registry'),
+        '--state-dir',
+        path.join(work, 'state'),
+      );
+    const kept = path.join(cache, pointer().dir, keptDefinitionName());
+    expect(existsSync(kept)).toBe(false);
+    const first = run();
+    expect(first.status).toBe(0);
+    const definition = JSON.parse(readFileSync(kept, 'utf8')) as { StartAt: string };
+    expect(definition.StartAt).toBeTruthy();
+    // The next run takes the kept file as it is: a state machine that fails at once shows it was read.
+    writeFileSync(
+      kept,
+      JSON.stringify({
+        StartAt: 'Kept',
+        States: { Kept: { Type: 'Fail', Error: 'ReadFromTheKeptFile', Cause: 'test' } },
+      }),
+    );
+    const second = run();
+    expect(second.status).not.toBe(0);
+    expect(`${second.stdout}${second.stderr}`).toContain('ReadFromTheKeptFile');
+    rmSync(kept);
+  }, 120_000);
 
   it('runs the bundle on later starts', () => {
     appendFileSync(
