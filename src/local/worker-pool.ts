@@ -66,6 +66,8 @@ export interface WorkerPoolOptions {
    * local run loads what finalizing needs then).
    */
   readonly onSlotFree?: () => void;
+  /** Called as the job's last child starts its first attempt: no other child starts after it (retries aside). */
+  readonly onLastChildStarted?: () => void;
   /** Called when a child attempt ends, for logging. */
   readonly onAttemptEnd?: (info: {
     index: number;
@@ -100,6 +102,7 @@ export class LocalWorkerPool {
           this.options.onSlotFree?.();
           return;
         }
+        if (index === size - 1 && !this.stopping) this.options.onLastChildStarted?.();
         const failure = this.stopping ? this.cancelled(request, index) : await this.runChild(request, index);
         if (failure) failed.push(failure);
       }

@@ -238,8 +238,10 @@ describe('LocalWorkerPool', () => {
       concurrency: 2,
       logDir: path.join(tmp.dir, 'logs-slots'),
       environment: { [WORKER_ENV.executionProviders]: 'cpu', [WORKER_ENV.threads]: '1' },
+      onAttemptStart: ({ index }) => events.push(`start ${index}`),
       onAttemptEnd: ({ index }) => events.push(`end ${index}`),
       onSlotFree: () => events.push('free'),
+      onLastChildStarted: () => events.push('last started'),
     });
     try {
       const result = await slots.runJob({ ...job(planned, 3), jobName: 'slots' });
@@ -251,5 +253,11 @@ describe('LocalWorkerPool', () => {
     expect(events.filter((e) => e === 'free')).toHaveLength(2);
     expect(events.slice(0, events.indexOf('free')).filter((e) => e.startsWith('end')).length).toBeLessThan(3);
     expect(events.at(-1)).toBe('free');
+    // Once, as the last child's first attempt starts (the others started before it), while another still runs.
+    const last = events.indexOf('last started');
+    expect(events.filter((e) => e === 'last started')).toHaveLength(1);
+    expect(events.slice(0, last).filter((e) => e.startsWith('start')).sort()).toEqual(['start 0', 'start 1']);
+    expect(events.slice(last).filter((e) => e.startsWith('start'))).toEqual(['start 2']);
+    expect(events.slice(0, last).filter((e) => e.startsWith('end')).length).toBeLessThan(2);
   });
 });
