@@ -256,7 +256,12 @@ describe('LocalWorkerPool', () => {
     // Once, as the last child's first attempt starts (the others started before it), while another still runs.
     const last = events.indexOf('last started');
     expect(events.filter((e) => e === 'last started')).toHaveLength(1);
-    expect(events.slice(0, last).filter((e) => e.startsWith('start')).sort()).toEqual(['start 0', 'start 1']);
+    expect(
+      events
+        .slice(0, last)
+        .filter((e) => e.startsWith('start'))
+        .sort(),
+    ).toEqual(['start 0', 'start 1']);
     expect(events.slice(last).filter((e) => e.startsWith('start'))).toEqual(['start 2']);
     expect(events.slice(0, last).filter((e) => e.startsWith('end')).length).toBeLessThan(2);
   });
