@@ -241,6 +241,9 @@ export class ShardWriter {
       const fromRecords = this.identity.flatMap((slot, s) =>
         batch.identity?.has(slot.name) ? [] : [{ slot, values: identityValues[s]! }],
       );
+      // A record's values are read only for what the batch has no column of (a columnar record builds them then).
+      const pluck = !batch.inputs && this.inputColumns.length > 0;
+      const readsValues = fromRecords.length > 0 || pluck;
       const sources = new Array<string>(rows);
       const offsets = new Float64Array(rows);
       for (let i = 0; i < n; i++) {
@@ -249,10 +252,10 @@ export class ShardWriter {
         const rec = batch.records[i]!;
         sources[row] = rec.source;
         offsets[row] = rec.offset;
-        if (fromRecords.length === 0 && batch.inputs) continue;
+        if (!readsValues) continue;
         const values = rec.values;
         for (const { slot, values: into } of fromRecords) into[row] = coerce(values?.[slot.name], slot.type);
-        if (!batch.inputs && this.inputColumns.length > 0) {
+        if (pluck) {
           const inputs = this.inputRow;
           this.pluckInputs(values, inputs);
           for (let k = 0; k < inputs.length; k++) chunk.inputAccumulators[k]!.add(numericInput(inputs[k]));
@@ -378,6 +381,7 @@ export class ShardWriter {
   async abort(): Promise<void> {
     const chunk = this.current;
     this.current = undefined;
+    if (chunk?.countedKey) this.options.inputCounter?.forget(chunk.countedKey);
     await chunk?.parquet?.then((p) => p.abort()).catch(() => undefined);
     await this.sealing.catch(() => undefined);
   }
