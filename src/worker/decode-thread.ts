@@ -132,6 +132,8 @@ export class DecodePool {
   /** Decodes one block on the least busy thread; `bytes` (its own buffer) is moved there. */
   decode(uri: string, header: CsvHeader, bytes: Uint8Array, span: BlockSpan): Promise<Decoded> {
     if (this.closed) return Promise.reject(new Error('the decode pool is closed'));
+    // A thread that died took its messages with it: nothing sent now would be answered.
+    if (this.broken) return Promise.reject(new Error('a decode thread has exited'));
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
@@ -163,6 +165,8 @@ export class DecodePool {
     },
     summaries: (key) => {
       if (this.closed) return Promise.reject(new Error('the decode pool is closed'));
+      // Counts sent to a thread that has since died are lost: its summaries must not read as empty.
+      if (this.broken) return Promise.reject(new Error('a decode thread has exited'));
       const slot = this.slots[0]!;
       const id = this.nextId++;
       return new Promise<NumericSummary[]>((resolve, reject) => {

@@ -69,6 +69,17 @@ describe('input summaries counted on a decode thread', () => {
     expect(await pool.counter.summaries('a')).toEqual([]);
   });
 
+  it('fails requests for summaries, instead of waiting for ever, when the counting thread dies', async () => {
+    pool = DecodePool.start(1, plan);
+    const dying = pool;
+    // A row map the thread cannot read: counting throws on the thread, which ends it.
+    dying.counter.count('a', [Float64Array.of(1)], null as unknown as Int32Array);
+    const asked = dying.counter.summaries('a');
+    await expect(asked).rejects.toThrow();
+    await expect(dying.counter.summaries('a')).rejects.toThrow('exited');
+    expect(dying.usable).toBe(false);
+  });
+
   it('fails a request once the pool is closed', async () => {
     pool = DecodePool.start(1, plan);
     const closed = pool;
