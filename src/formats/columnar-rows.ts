@@ -191,6 +191,30 @@ export class ColumnarRows {
     for (let i = 0; i < this.ident.length; i++) this.identityValues[i]![row] = this.ident[i];
   }
 
+  /** Whether every model input is a float tensor: `acceptNumbers` may be used. */
+  protected get floatEntriesOnly(): boolean {
+    return !this.integralEntry.includes(true);
+  }
+
+  /**
+   * `accept` for a record whose input values are all finite numbers (`columns[k][r]` for input column k, in
+   * inputColumnsOf order) and whose entries are all float tensors (`floatEntriesOnly`): what `accept` does for it,
+   * without its checks, which cannot fail for such a record. Its identity values are in `ident`.
+   */
+  protected acceptNumbers(offset: number, columns: readonly Float64Array[], r: number): void {
+    const row = this.nextRow(offset);
+    const { entries } = this.plan;
+    for (let e = 0; e < entries.length; e++) {
+      const reads = this.entryInputs[e]!;
+      const values = this.entryValues[e]!;
+      const width = this.width[e]!;
+      const base = row * width;
+      for (let c = 0; c < width; c++) values[base + c] = columns[reads[c]!]![r]!;
+    }
+    for (let k = 0; k < columns.length; k++) this.inputValues[k]![row] = columns[k]![r]!;
+    for (let i = 0; i < this.ident.length; i++) this.identityValues[i]![row] = this.ident[i];
+  }
+
   private nextRow(offset: number): number {
     if (this.rows === this.capacity) this.grow(this.capacity * 2);
     const row = this.rows++;

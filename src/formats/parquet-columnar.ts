@@ -9,7 +9,7 @@ import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import type { InputRange } from '../runs/types.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
-import { readFlatColumns, valueAt, type FlatColumn } from './parquet-flat.js';
+import { NumericColumn, readFlatColumns, valueAt, type FlatColumn } from './parquet-flat.js';
 import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
 
 /** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
@@ -33,6 +33,33 @@ class ParquetRows extends ColumnarRows {
     for (let i = 0; i < ident.length; i++) ident[i] = valueAt(data[this.identityAt[i]!]!, r);
     this.accept(offset);
   }
+
+  /**
+   * Rows [from, to) of a group, the first one numbered `offset`: as `add` adds each, but a row whose input values are
+   * all present finite numbers goes into the block from the columns directly (every input column numeric, every
+   * tensor a float one); any other row, and every row of another group, through `add`.
+   */
+  addRows(data: readonly FlatColumn[], from: number, to: number, offset: number): void {
+    const inputs = this.inputAt.map((at) => data[at]);
+    if (!this.floatEntriesOnly || !inputs.every((c) => c instanceof NumericColumn)) {
+      for (let r = from; r < to; r++) this.add(data, r, offset + r - from);
+      return;
+    }
+    const values = inputs.map((c) => c.values);
+    const nulls = inputs.flatMap((c) => (c.nulls ? [c.nulls] : []));
+    const { ident } = this;
+    for (let r = from; r < to; r++) {
+      let plain = true;
+      for (let k = 0; k < values.length && plain; k++) plain = Number.isFinite(values[k]![r]!);
+      for (let k = 0; k < nulls.length && plain; k++) plain = nulls[k]![r] !== 1;
+      if (!plain) {
+        this.add(data, r, offset + r - from);
+        continue;
+      }
+      for (let i = 0; i < ident.length; i++) ident[i] = valueAt(data[this.identityAt[i]!]!, r);
+      this.acceptNumbers(offset + r - from, values, r);
+    }
+  }
 }
 
 /** The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. */
@@ -55,8 +82,10 @@ export async function* readParquetColumnar(
     const data =
       (await readFlatColumns(file, metadata, g, names, PARQUET_COMPRESSORS)) ??
       (await readGroup(file, metadata, g, names, groupRow, n));
-    for (let r = 0; r < n; r++) {
-      rows.add(data, r, groupRow + r);
+    for (let r = 0; r < n;) {
+      const upto = Math.min(n, r + BLOCK_ROWS - rows.count);
+      rows.addRows(data, r, upto, groupRow + r);
+      r = upto;
       if (rows.count >= BLOCK_ROWS) yield rows.take();
     }
     groupRow += n;

@@ -36,8 +36,13 @@ let recordPath: ShardMarker;
 
 const q = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
-/** A feature column's SQL over row number `i` (and the file number `f`). */
-function feature(k: number): string {
+/**
+ * A feature column's SQL over row number `i` (and the file number `f`). `numeric`: every column DOUBLE (nulls, NaN
+ * and infinities among the numbers), the case where most rows go from the columns straight into the block.
+ */
+function feature(k: number, numeric: boolean): string {
+  if (numeric && k === 1) return 'CASE WHEN i % 53 = 2 THEN NULL ELSE ((i + f) % 13)::DOUBLE END';
+  if (numeric && k === 2) return "CASE WHEN i % 59 = 4 THEN '-inf'::DOUBLE ELSE (i * 0.5)::DOUBLE END";
   switch (k) {
     case 0:
       return 'CASE WHEN i % 37 = 3 THEN NULL ELSE (i * 0.37) % 20 END::DOUBLE';
@@ -52,12 +57,12 @@ function feature(k: number): string {
   }
 }
 
-async function writeInput(dir: string): Promise<void> {
+async function writeInput(dir: string, numeric = false): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const db = await DuckDBInstance.create(':memory:');
   const connection = await db.connect();
   try {
-    const features = breastCancerColumns().map((c, k) => `${feature(k)} AS ${c}`);
+    const features = breastCancerColumns().map((c, k) => `${feature(k, numeric)} AS ${c}`);
     for (const f of [0, 1]) {
       await connection.run(
         `COPY (SELECT CASE WHEN i % 50 = 7 THEN NULL ELSE 'P' || (i + ${f * ROWS}) END AS patient_id, ` +
@@ -73,8 +78,8 @@ async function writeInput(dir: string): Promise<void> {
   }
 }
 
-const spec = (out: string): ReturnType<typeof breastCancerSpec> => {
-  const base = breastCancerSpec(input, path.join(tmp.dir, out), { batchSize: 500 });
+const spec = (out: string, from = input): ReturnType<typeof breastCancerSpec> => {
+  const base = breastCancerSpec(from, path.join(tmp.dir, out), { batchSize: 500 });
   return {
     ...base,
     input: { ...base.input, format: 'parquet' },
@@ -86,8 +91,8 @@ const spec = (out: string): ReturnType<typeof breastCancerSpec> => {
   };
 };
 
-async function run(out: string, deps: Partial<WorkerDeps>): Promise<ShardMarker> {
-  return runShard(await planWorkerRun(spec(out)), { chunkRecords: CHUNK, ...deps });
+async function run(out: string, deps: Partial<WorkerDeps>, from = input): Promise<ShardMarker> {
+  return runShard(await planWorkerRun(spec(out, from)), { chunkRecords: CHUNK, ...deps });
 }
 
 beforeAll(async () => {
@@ -147,5 +152,24 @@ describe('Parquet input on the columnar path', () => {
       differences: 0,
     });
     expect(errorLines(resumed)).toEqual(errorLines(recordPath));
+  });
+});
+
+describe('Parquet input whose feature columns are all numbers', () => {
+  let numeric: string;
+  let records: ShardMarker;
+  beforeAll(async () => {
+    numeric = path.join(tmp.dir, 'in-numeric');
+    await writeInput(numeric, true);
+    records = await run('numeric-records', { columnar: false }, numeric);
+  });
+
+  it('takes the rows of plain numbers from the columns, the others as before: exactly the record path', async () => {
+    expect(records.records).toBe(2 * ROWS);
+    expect(Object.keys(records.errorsByReason).sort()).toEqual(['INVALID_VALUE', 'MISSING_VALUE']);
+    const marker = await run('numeric-columnar', {}, numeric);
+    expectIn(comparableMarker(marker), 'columnar').toEqual(comparableMarker(records));
+    expect(await expectSameOutput(records, marker)).toEqual({ rows: records.predictions, differences: 0 });
+    expect(errorLines(marker)).toEqual(errorLines(records));
   });
 });
