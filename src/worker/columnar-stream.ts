@@ -60,18 +60,24 @@ export interface ColumnarPart {
  * (`values`) is built when something reads it (a processor, an error row's id), not for each of a shard's records.
  */
 class ColumnarRecord implements DecodedRecord {
-  private built: Readonly<Record<string, unknown>> | undefined;
+  // Private fields (#): a record spread or serialized shows its source and offset, not the batch's columns.
+  readonly #columns: IdentityColumns;
+  readonly #row: number;
+  #values: Readonly<Record<string, unknown>> | undefined;
 
   constructor(
     readonly source: string,
     readonly offset: number,
-    private readonly columns: IdentityColumns,
-    private readonly row: number,
-  ) {}
+    columns: IdentityColumns,
+    row: number,
+  ) {
+    this.#columns = columns;
+    this.#row = row;
+  }
 
   get values(): Readonly<Record<string, unknown>> {
-    this.built ??= this.columns.valuesOf(this.row);
-    return this.built;
+    this.#values ??= this.#columns.valuesOf(this.#row);
+    return this.#values;
   }
 }
 
