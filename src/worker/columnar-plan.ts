@@ -8,9 +8,9 @@ import { isTabularInput } from '../spec/model-io.js';
 import type { JobSpec } from '../spec/schema.js';
 
 /**
- * The columnar plan of a run, when its shards can take the columnar path: CSV input, every model input tabular, no
- * processor module (its hooks read record objects) and no challenger (its lane writes from the records). Undefined
- * otherwise: the shard reads records (RecordStream).
+ * The columnar plan of a run, when its shards can take the columnar path: CSV or Parquet input, every model input
+ * tabular, no processor module (its hooks read record objects) and no challenger (its lane writes from the records).
+ * Undefined otherwise: the shard reads records (RecordStream).
  */
 export function columnarPlanOf(
   spec: Pick<JobSpec, 'input' | 'model' | 'output'>,
