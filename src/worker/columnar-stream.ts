@@ -111,6 +111,11 @@ export interface ColumnarStreamOptions {
    * them running. @default threads of its own, ended by `close`
    */
   readonly pool?: DecodePool;
+  /**
+   * A decode thread, lent by the caller, that counts the input summaries when no thread decodes (Parquet, decoded on
+   * this thread): `inputCounter`. @default none: without decode threads the writer counts on this thread
+   */
+  readonly counting?: DecodePool;
 }
 
 /** About 4,000 demo records: enough work per message, small enough to spread a shard over every thread. */
@@ -145,6 +150,7 @@ interface Piece {
 
 export class ColumnarStream {
   private readonly pool: DecodePool | undefined;
+  private readonly counting: DecodePool | undefined;
   /** Whether `close` ends the pool (it was not lent). */
   private readonly ownsPool: boolean;
   private readonly blockBytes: number;
@@ -168,6 +174,7 @@ export class ColumnarStream {
     options: ColumnarStreamOptions,
   ) {
     this.ownsPool = options.pool === undefined;
+    this.counting = options.counting;
     this.pool = options.pool ?? (options.threads > 0 ? DecodePool.start(options.threads, plan) : undefined);
     this.blockBytes = Math.max(1, Math.floor(options.blockBytes ?? DEFAULT_BLOCK_BYTES));
     this.maxAhead = Math.max(2, 2 * options.threads + 1);
@@ -183,7 +190,7 @@ export class ColumnarStream {
 
   /** Where the writer counts this stream's input columns: the first decode thread; undefined without threads. */
   get inputCounter(): InputCounter | undefined {
-    return this.pool?.counter;
+    return (this.pool ?? this.counting)?.counter;
   }
 
   /** Decode threads in use (0: decoding on this thread). */

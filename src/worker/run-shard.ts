@@ -55,7 +55,7 @@ import {
 import { InferenceThread, type InferenceResult, type KeptInferenceThreads } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
 import { ColumnarStream, columnarPlanOf, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
-import type { DecodePool, DecodePools } from './decode-thread.js';
+import { DecodePool, type DecodePools } from './decode-thread.js';
 import type { ColumnarPlan } from '../formats/columnar-rows.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
 import { challengerPlanOf } from '../challenger/plan.js';
@@ -307,7 +307,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       shardId,
       path: stream instanceof ColumnarStream ? 'columnar' : 'records',
       format,
-      ...(stream instanceof ColumnarStream ? { decodeThreads: stream.threads } : {}),
+      ...(stream instanceof ColumnarStream
+        ? { decodeThreads: stream.threads, summariesOnThread: stream.inputCounter !== undefined }
+        : {}),
       ...(lent ? { decodeThreadsReused: lent.reused } : {}),
     });
 
@@ -474,7 +476,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   } finally {
     await stream?.close().catch(() => undefined);
     // Lent decode threads go back to the host after a shard that succeeded; otherwise they end with the shard.
-    if (lent && succeeded) deps.decodePools?.keep(lent.threads, lent.plan, lent.pool);
+    if (lent && succeeded && deps.decodePools) deps.decodePools.keep(lent.threads, lent.plan, lent.pool);
     else await lent?.pool.close();
     // Interrupted: a run may still be going in the thread, and the deadline is close; end the thread at once.
     if (deps.signal?.aborted) await thread.terminate();
@@ -843,11 +845,21 @@ function openStream(
   const columnar =
     deps.columnar === false ? undefined : columnarPlanOf(plan.spec, io.identityTypes, challenger);
   if (!columnar) return { stream: new RecordStream(input, plan.spec.input.format, ranges, readOptions) };
-  // Parquet is read column by column on this thread; the decode threads take CSV blocks.
-  const threads =
-    columnar.format === 'parquet'
-      ? 0
-      : (deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes, deps.cores));
+  if (columnar.format === 'parquet') {
+    // Parquet is read column by column on this thread. With another core, one decode thread counts the input
+    // summaries (ColumnarStreamOptions.counting), as the first decode thread of a CSV shard does.
+    const cores = deps.cores ?? os.availableParallelism();
+    const counting =
+      cores > 1 && deps.decodeThreads !== 0
+        ? (deps.decodePools?.take(1, columnar) ?? { pool: DecodePool.start(1, columnar), reused: false })
+        : undefined;
+    const stream = new ColumnarStream(input, ranges, columnar, {
+      threads: 0,
+      ...(counting ? { counting: counting.pool } : {}),
+    });
+    return { stream, ...(counting ? { lent: { threads: 1, plan: columnar, ...counting } } : {}) };
+  }
+  const threads = deps.decodeThreads ?? defaultDecodeThreads(ranges, deps.decodeBlockBytes, deps.cores);
   const taken = threads > 0 ? deps.decodePools?.take(threads, columnar) : undefined;
   const stream = new ColumnarStream(input, ranges, columnar, {
     threads,

@@ -7,6 +7,7 @@
  * checkpoints resumes to exactly the record path's output.
  */
 import { mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -117,7 +118,13 @@ describe('Parquet input on the columnar path', () => {
     const captured = captureLog();
     const marker = await run('columnar', { log: captured.log });
     const reading = captured.lines.find((l) => l.message === 'reading');
-    expect(reading?.fields).toMatchObject({ path: 'columnar', format: 'parquet', decodeThreads: 0 });
+    // Decoded on the main thread; with another core, a decode thread counts the input summaries.
+    expect(reading?.fields).toMatchObject({
+      path: 'columnar',
+      format: 'parquet',
+      decodeThreads: 0,
+      summariesOnThread: os.availableParallelism() > 1,
+    });
     expectIn(comparableMarker(marker), 'columnar').toEqual(comparableMarker(recordPath));
     expect(await expectSameOutput(recordPath, marker)).toEqual({
       rows: recordPath.predictions,
@@ -167,9 +174,18 @@ describe('Parquet input whose feature columns are all numbers', () => {
   it('takes the rows of plain numbers from the columns, the others as before: exactly the record path', async () => {
     expect(records.records).toBe(2 * ROWS);
     expect(Object.keys(records.errorsByReason).sort()).toEqual(['INVALID_VALUE', 'MISSING_VALUE']);
-    const marker = await run('numeric-columnar', {}, numeric);
-    expectIn(comparableMarker(marker), 'columnar').toEqual(comparableMarker(records));
-    expect(await expectSameOutput(records, marker)).toEqual({ rows: records.predictions, differences: 0 });
-    expect(errorLines(marker)).toEqual(errorLines(records));
+    // Summaries counted on a decode thread (the default with two cores), and on this thread (no decode threads).
+    for (const [name, deps] of [
+      ['thread', { cores: 2 }],
+      ['main', { decodeThreads: 0 }],
+    ] as const) {
+      const captured = captureLog();
+      const marker = await run(`numeric-columnar-${name}`, { ...deps, log: captured.log }, numeric);
+      const reading = captured.lines.find((l) => l.message === 'reading');
+      expect(reading?.fields).toMatchObject({ summariesOnThread: name === 'thread' });
+      expectIn(comparableMarker(marker), deps).toEqual(comparableMarker(records));
+      expect(await expectSameOutput(records, marker)).toEqual({ rows: records.predictions, differences: 0 });
+      expect(errorLines(marker)).toEqual(errorLines(records));
+    }
   });
 });
