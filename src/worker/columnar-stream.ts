@@ -40,8 +40,6 @@ import type { ProbeSample } from './batch-size.js';
 import { DecodePool, type InputCounter } from './decode-thread.js';
 import type { ShardBatch, StreamRange } from './record-stream.js';
 
-export { columnarPlanOf } from './columnar-plan.js';
-
 /** The columns of a columnar batch, row i for record i of the batch. */
 export interface ColumnarPart {
   /** Per model input (ColumnarPlan.entries): records x columns values; rows of error records are zeros. */

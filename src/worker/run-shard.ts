@@ -54,7 +54,8 @@ import {
 } from './checkpoint.js';
 import { InferenceThread, type InferenceResult, type KeptInferenceThreads } from './inference-thread.js';
 import { RecordStream, type ShardBatch } from './record-stream.js';
-import { ColumnarStream, columnarPlanOf, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
+import { columnarPlanOf } from './columnar-plan.js';
+import { ColumnarStream, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
 import { DecodePool, type DecodePools } from './decode-thread.js';
 import type { ColumnarPlan } from '../formats/columnar-rows.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
