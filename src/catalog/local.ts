@@ -43,11 +43,18 @@ export interface LocalCatalogOptions {
    * @default none: publishing a run whose files are in S3 fails with a message saying so
    */
   readonly store?: ObjectStore;
+  /**
+   * Told about runs left out of a job's view because their files are gone (deleted by hand, or by a lifecycle
+   * rule), one message each.
+   * @default written to standard error
+   */
+  readonly warn?: (message: string) => void;
 }
 
 export class LocalCatalog implements Catalog {
   readonly path: string;
   private readonly store: ObjectStore | undefined;
+  private readonly warn: (message: string) => void;
   /** Publishes of this instance run one after another: DuckDB allows one writer per file. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -55,6 +62,7 @@ export class LocalCatalog implements Catalog {
   constructor(options: LocalCatalogOptions) {
     this.path = path.resolve(options.path);
     this.store = options.store;
+    this.warn = options.warn ?? ((message) => process.stderr.write(`${message}\n`));
   }
 
   /** Where the local copies of a catalogue's S3 files live. */
@@ -146,8 +154,9 @@ export class LocalCatalog implements Catalog {
           { files: LIST(VARCHAR) },
         );
         await recordRunCost(conn, run);
-        await recreateView(conn, run.table, this.s3CacheDir);
+        const leftOut = await recreateView(conn, run.table, this.s3CacheDir);
         await conn.run('COMMIT');
+        for (const gone of leftOut) this.warn(leftOutMessage(run.table, gone));
       } catch (err) {
         await conn.run('ROLLBACK').catch(() => undefined);
         throw err;
@@ -193,22 +202,52 @@ async function recordRunCost(conn: DuckDBConnection, run: PublishedRun): Promise
   );
 }
 
+/** A published run whose files are no longer all there. */
+interface LeftOutRun {
+  readonly runId: string;
+  readonly missing: number;
+  readonly files: number;
+  /** The first missing file, as the view would have read it. */
+  readonly example: string;
+}
+
 /**
- * Points the job's view at every file of its published runs. A job whose runs wrote no file has no view:
- * `read_parquet` needs at least one file.
+ * Points the job's view at every file of its published runs whose files are all still there, and returns the runs
+ * it left out. Output files can be deleted after a run (by hand, or by an S3 lifecycle rule in the deployed
+ * product), and DuckDB fails a whole `read_parquet` when one file of its list is gone: leaving such a run out, whole
+ * so that no run shows half its rows, keeps every other run queryable, as Glue and Athena do when objects under a
+ * partition are deleted. The run keeps its `_runs` row. A job with no file left has no view: `read_parquet` needs at
+ * least one file.
  */
-async function recreateView(conn: DuckDBConnection, table: string, s3CacheDir: string): Promise<void> {
+async function recreateView(
+  conn: DuckDBConnection,
+  table: string,
+  s3CacheDir: string,
+): Promise<LeftOutRun[]> {
   const result = await conn.runAndReadAll(
-    `SELECT f FROM (SELECT run_date, run_id, unnest(files) AS f FROM ${RUNS_TABLE} WHERE table_name = $1)
+    `SELECT run_id, f FROM (SELECT run_date, run_id, unnest(files) AS f FROM ${RUNS_TABLE} WHERE table_name = $1)
      ORDER BY run_date, run_id, f`,
     [table],
   );
-  const files = result.getRowsJS().map(([uri]) => {
-    if (typeof uri !== 'string')
+  const byRun = new Map<string, string[]>();
+  for (const [runId, uri] of result.getRowsJS()) {
+    if (typeof runId !== 'string' || typeof uri !== 'string')
       throw new Error(`Corrupt catalogue: a file of table ${table} is not a string`);
-    return uri.startsWith('s3://') ? cachedPath(uri, s3CacheDir) : fileUriToPath(uri);
-  });
-  if (files.length === 0) return;
+    const file = uri.startsWith('s3://') ? cachedPath(uri, s3CacheDir) : fileUriToPath(uri);
+    byRun.set(runId, [...(byRun.get(runId) ?? []), file]);
+  }
+  const files: string[] = [];
+  const leftOut: LeftOutRun[] = [];
+  for (const [runId, runFiles] of byRun) {
+    const missing = runFiles.filter((file) => !existsSync(file));
+    if (missing.length === 0) files.push(...runFiles);
+    else leftOut.push({ runId, missing: missing.length, files: runFiles.length, example: missing[0]! });
+  }
+  if (files.length === 0) {
+    // Every file is gone (or none was written): a view over nothing would fail each query that names it.
+    await conn.run(`DROP VIEW IF EXISTS ${quoteIdentifier(table)}`);
+    return leftOut;
+  }
   // One reader per file format (runs of a job may differ in output.format), unioned by column name. DDL takes no
   // parameters, so file lists are inlined as properly escaped string literals.
   const hive = `hive_partitioning = true, union_by_name = true, hive_types = {'run_date': DATE, 'run_id': VARCHAR}`;
@@ -229,6 +268,18 @@ async function recreateView(conn: DuckDBConnection, table: string, s3CacheDir: s
   });
   await conn.run(
     `CREATE OR REPLACE VIEW ${quoteIdentifier(table)} AS ${selects.join(' UNION ALL BY NAME ')}`,
+  );
+  return leftOut;
+}
+
+function leftOutMessage(table: string, run: LeftOutRun): string {
+  const count =
+    run.missing === run.files
+      ? `its ${run.files} file(s) are`
+      : `${run.missing} of its ${run.files} files are`;
+  return (
+    `Catalogue: run ${run.runId} of ${table} is left out of the view ${table}: ${count} gone (${run.example}). ` +
+    `Its row in _runs stays; restore the files and the job's next published run brings it back.`
   );
 }
 
@@ -327,12 +378,29 @@ export async function queryCatalog(dbPath: string, sql: string): Promise<QueryRe
   }
   const { DuckDBTypeId: typeIds } = await duckdb.load();
   return withConnection(file, true, async (conn) => {
-    const reader = await conn.runAndReadAll(sql);
+    const reader = await conn.runAndReadAll(sql).catch((err: unknown) => {
+      throw explainQueryError(err);
+    });
     const columns = reader.columnNames();
     const types = reader.columnTypes();
     const rows = reader.getRowsJS().map((row) => row.map((value, i) => plainValue(value, types[i], typeIds)));
     return { columns, rows };
   });
+}
+
+/**
+ * A view reads the files its runs had when it was last recreated; DuckDB's own words for one deleted since then
+ * name neither the cause nor the way out.
+ */
+function explainQueryError(err: unknown): unknown {
+  const message = err instanceof Error ? err.message : String(err);
+  const gone = /No files found that match the pattern "([^"]+)"/.exec(message);
+  if (!gone) return err;
+  return new Error(
+    `A file that the catalogue's view reads is gone: ${gone[1]}. Restore it, or run the job again: its publish ` +
+      `rebuilds the view without the runs whose files are gone (they keep their rows in _runs).`,
+    { cause: err },
+  );
 }
 
 /** Converts a value read by DuckDB into plain data, guided by its column type where it matters. */

@@ -152,6 +152,60 @@ describe('LocalCatalog', () => {
     await expect(queryCatalog(dbPath, 'SELECT * FROM empty_job')).rejects.toThrow(/empty_job/);
   });
 
+  it('leaves a run whose files are gone out of the view, says so, and keeps its _runs row', async () => {
+    const first = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    const second = runOf('scores', 'run-b', '2024-05-07', [
+      'part-00000-0000.parquet',
+      'part-00001-0000.parquet',
+    ]);
+    const third = runOf('scores', 'run-c', '2024-05-08', ['part-00000-0000.parquet']);
+    await copyTo(first.files[0]!, "SELECT 'a' AS label, 0.5::FLOAT AS score");
+    await copyTo(second.files[0]!, "SELECT 'b0' AS label, 0.25::FLOAT AS score");
+    await copyTo(second.files[1]!, "SELECT 'b1' AS label, 0.75::FLOAT AS score");
+    await copyTo(third.files[0]!, "SELECT 'c' AS label, 1::FLOAT AS score");
+    const warnings: string[] = [];
+    const catalog = new LocalCatalog({ path: dbPath, warn: (message) => warnings.push(message) });
+    await catalog.publishRun(first);
+    await catalog.publishRun(second);
+
+    // The user cleans up: run-a's only file and one of run-b's two go.
+    await rm(fileURLToPath(first.files[0]!));
+    await rm(fileURLToPath(second.files[1]!));
+    // The view made before still names them: a query says which file is gone and what to do.
+    await expect(queryCatalog(dbPath, 'SELECT * FROM scores')).rejects.toThrow(
+      /A file that the catalogue's view reads is gone: .*part-0000[01]-0000\.parquet\. Restore it, or run the job again/,
+    );
+
+    await catalog.publishRun(third);
+    await catalog.close();
+    // run-b is left out whole: no run shows part of its rows.
+    const rows = await queryCatalog(dbPath, 'SELECT run_id, label FROM scores ORDER BY label');
+    expect(rows.rows).toEqual([['run-c', 'c']]);
+    const runs = await queryCatalog(dbPath, 'SELECT run_id FROM _runs ORDER BY run_id');
+    expect(runs.rows).toEqual([['run-a'], ['run-b'], ['run-c']]);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain(
+      'run run-a of scores is left out of the view scores: its 1 file(s) are gone (',
+    );
+    expect(warnings[1]).toContain(
+      'run run-b of scores is left out of the view scores: 1 of its 2 files are gone (',
+    );
+    expect(warnings[1]).toContain(fileURLToPath(second.files[1]!));
+  });
+
+  it('drops the view when every file of the job is gone', async () => {
+    const first = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);
+    await copyTo(first.files[0]!, "SELECT 'a' AS label, 0.5::FLOAT AS score");
+    const warnings: string[] = [];
+    const catalog = new LocalCatalog({ path: dbPath, warn: (message) => warnings.push(message) });
+    await catalog.publishRun(first);
+    await rm(fileURLToPath(first.files[0]!));
+    await catalog.publishRun(runOf('scores', 'run-b', '2024-05-07', []));
+    await expect(queryCatalog(dbPath, 'SELECT * FROM scores')).rejects.toThrow(/scores/);
+    await expect(queryCatalog(dbPath, 'SELECT * FROM scores')).rejects.not.toThrow(/No files found/);
+    expect(warnings).toEqual([expect.stringContaining('run run-a of scores is left out')]);
+  });
+
   it('refuses S3 locations, files outside the partition and bad table names', async () => {
     const catalog = new LocalCatalog({ path: dbPath });
     const run = runOf('scores', 'run-a', '2024-05-06', ['part-00000-0000.parquet']);

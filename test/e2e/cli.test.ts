@@ -133,6 +133,33 @@ describe('batch-infer CLI', () => {
     expect(unknown.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^No local run "no-such-run"/)]);
   });
 
+  it('a run after earlier output files were deleted succeeds, says which run the view leaves out, and queries', () => {
+    const example = path.join(dir, 'example-cleaned');
+    cpSync(path.join(dir, 'example'), example, { recursive: true, filter: (src) => !/[\\/]out$/.test(src) });
+    const state = path.join(dir, 'state-cleaned');
+    const run = () => cli('run', path.join(example, 'job.yaml'), '--json', '--state-dir', state);
+    const first = run();
+    expectIn(first.status, first.stderr).toBe(0);
+    const firstId = String((JSON.parse(first.stdout) as { runId: string }).runId);
+    // The user cleans old outputs but keeps the state folder (and with it the catalogue).
+    rmSync(path.join(example, 'out'), { recursive: true, force: true });
+
+    const second = run();
+    expectIn(second.status, second.stderr).toBe(0);
+    const summary = JSON.parse(second.stdout) as { runId: string; status: string };
+    expect(summary.status).toBe('SUCCEEDED');
+    expect(second.stderr).toContain(`run ${firstId} of breast_cancer is left out of the view breast_cancer`);
+    const query = cli(
+      'query',
+      '--state-dir',
+      state,
+      'select run_id, count(*) as n from breast_cancer group by all',
+    );
+    expectIn(query.status, query.stderr).toBe(0);
+    expect(query.stdout).toMatch(new RegExp(`${summary.runId}\\s+\\|\\s+569`));
+    expect(query.stdout).not.toContain(firstId);
+  });
+
   it('rejects an invalid spec with exit code 2, naming the field, the value and the fix', () => {
     writeFileSync(path.join(dir, 'bad.yaml'), 'name: Bad-Name\ninput: { uri: data/, format: xlsx }\n');
     const result = cli('validate', 'bad.yaml');

@@ -159,7 +159,11 @@ export async function runCommand(
   const store = createObjectStore({ s3Endpoint });
   const catalogFile = resolveCatalogPath(options, io);
   // The store lets the catalogue publish runs whose output is in S3 (ADR 0014).
-  const catalog = new LocalCatalog({ path: catalogFile, store });
+  const catalog = new LocalCatalog({
+    path: catalogFile,
+    store,
+    warn: (message) => io.stderr.write(`${message}\n`),
+  });
   const log = createLogger({ component: 'local' }, { level: io.env.LOG_LEVEL ? undefined : 'warn' });
   const logDir = path.join(dir, 'logs', runId);
   const startedAt = new Date().toISOString();
