@@ -137,6 +137,12 @@ export class WorkerHost {
     return exited;
   }
 
+  /** Waits for its first task without keeping this process alive (an idle host's state); returns itself. */
+  standBy(): this {
+    this.reference(false);
+    return this;
+  }
+
   kill(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }

@@ -4,7 +4,7 @@
  * terminated" and is retried (the retry resumes the shard); a child that exits non-zero otherwise is not retried;
  * stopping the pool retries nothing.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LocalWorkerPool } from '../../src/local/worker-pool.js';
@@ -74,6 +74,15 @@ function isRunningChild(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The live child processes of this process. */
+function childPids(): Set<number> {
+  const pids = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => isRunningChild(pid));
+  return new Set(pids);
 }
 
 /**
@@ -222,6 +231,42 @@ describe('LocalWorkerPool', () => {
     expect(result.failed[0]).toMatchObject({ attempts: 1, exitCode: INTERRUPTED_EXIT_CODE, signal: null });
     expect((await readCheckpointFile(planned))?.chunks.length).toBeGreaterThan(0);
     expect(await planned.store.tryHead(planned.layout.markerUri(0))).toBeUndefined();
+  });
+
+  it('runs the first children in the processes prestart booted, and ends an unused one at close', async () => {
+    const planned = await planWorkerRun(
+      breastCancerSpec(inputDir, path.join(tmp.dir, 'prestart'), {
+        batchSize: 250,
+        shards: { targetRecords: 7_000 },
+      }),
+      'prestart',
+    );
+    expect(planned.plan.shardCount).toBe(3);
+    const before = childPids();
+    const attempts: Attempt[] = [];
+    const p = new LocalWorkerPool({
+      concurrency: 2,
+      logDir: path.join(tmp.dir, 'logs-prestart'),
+      environment: { [WORKER_ENV.executionProviders]: 'cpu', [WORKER_ENV.threads]: '1' },
+      onAttemptStart: ({ index, attempt, pid }) =>
+        attempts.push({ index, attempt, pid, ended: Promise.resolve(), hasEnded: false }),
+    });
+    try {
+      p.prestart(3);
+      // Prestarting again tops up to the count asked for; it starts no more than that.
+      p.prestart(3);
+      const booted = [...childPids()].filter((pid) => !before.has(pid));
+      expect(booted).toHaveLength(3);
+      const result = await p.runJob({ ...job(planned, 3), jobName: 'prestart' });
+      expect(result.failed).toEqual([]);
+      // Every attempt ran in a process started before the job: none was started for it.
+      expect(attempts).toHaveLength(3);
+      for (const a of attempts) expect(booted).toContain(a.pid);
+    } finally {
+      await p.close();
+    }
+    // All of them have exited, the one a child may not have used included.
+    expect([...childPids()].filter((pid) => !before.has(pid))).toEqual([]);
   });
 
   it("says when a worker slot has no child left to start, while the job's other children still run", async () => {
