@@ -200,7 +200,7 @@ async function runLocked(
   });
   // The worker processes boot while the run plans (it mostly waits on storage): the demo's first shard started
   // about 0.7 s after the plan was written when they were started for it.
-  if (!process.env.NO_PRESTART) pool.prestart(workers);
+  pool.prestart(workers);
 
   /** A LambdaInvoke task: the payload goes in, `{ Payload }` comes out, as the lambda:invoke integration does. */
   const lambda =
