@@ -47,7 +47,7 @@ export interface S3FaultRunOutcome {
   readonly cause?: string;
   readonly requests: number;
   readonly faults: number;
-  readonly byKind: Record<S3FaultKind, number>;
+  readonly byKind: Partial<Record<S3FaultKind, number>>;
   /** What did not hold; [] when the run met its expectation. */
   readonly problems: string[];
 }

@@ -42,10 +42,27 @@ export const S3_PART_SIZE = 8 * 1024 * 1024;
 /** Parts uploaded concurrently by one `putStream`. */
 export const S3_UPLOAD_QUEUE_SIZE = 4;
 
+/**
+ * How long a connection to S3 may take to open. The SDK's default is no limit: a connection attempt that is never
+ * answered (a black-holed route, a NAT out of ports) would hold its request until the kernel gives up, minutes later.
+ */
+export const S3_CONNECTION_TIMEOUT_MS = 10_000;
+/**
+ * How long a request may go without a byte sent or received (the AWS CLI's read timeout is 60 s too). The SDK's
+ * default is no limit: a connection that stalls before or during the answer hung the worker, Reconcile or Finalize
+ * until Batch's or Lambda's own timeout. A stalled request fails with TimeoutError, which the SDK retries, and a
+ * body that stalls mid-stream is read again (S3_BODY_READ_ATTEMPTS). A long transfer is not cut while bytes flow.
+ */
+export const S3_SOCKET_TIMEOUT_MS = 60_000;
+
 export interface S3ClientOptions {
   /** S3-compatible endpoint (e.g. a local server); AWS's own endpoint when absent. */
   readonly endpoint?: string;
   readonly region?: string;
+  /** Longest a connection may take to open, in ms. @default S3_CONNECTION_TIMEOUT_MS */
+  readonly connectionTimeoutMs?: number;
+  /** Longest a request may go without a byte sent or received, in ms. @default S3_SOCKET_TIMEOUT_MS */
+  readonly socketTimeoutMs?: number;
 }
 
 /** The region used when none is configured: the AWS environment variables, then us-east-1. */
@@ -66,6 +83,10 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     // workers hit one prefix at once.
     retryMode: 'adaptive',
     maxAttempts: 8,
+    requestHandler: {
+      connectionTimeout: options.connectionTimeoutMs ?? S3_CONNECTION_TIMEOUT_MS,
+      socketTimeout: options.socketTimeoutMs ?? S3_SOCKET_TIMEOUT_MS,
+    },
   });
 }
 

@@ -8,7 +8,12 @@
  * - `reset`: the connection is destroyed before any answer (not forwarded);
  * - `truncated-body`: forwarded, then the answer's body is cut mid-stream (half its declared length) and the
  *   connection destroyed; an answer without a body (HEAD, an empty object) is cut before its headers instead;
- * - `slow`: forwarded after a delay (`slowMs`), the answer intact.
+ * - `slow`: forwarded after a delay (`slowMs`), the answer intact;
+ * - `stall`: never answered, the connection held open (not forwarded);
+ * - `stalled-body`: forwarded, then the answer's body stops mid-stream (half its declared length), the connection
+ *   held open.
+ *
+ * The two stalls are not in the default mix (S3_FAULT_KINDS): each costs the client its socket timeout.
  *
  * Every other request passes through untouched (the Host header stays the proxy's: it is what the client signed).
  * `match` narrows the faults to some requests (e.g. writes of Parquet files), so a run can be failed at one step.
@@ -17,7 +22,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { seededRandom } from './seeded-random.js';
 
-export type S3FaultKind = 'internal-error' | 'slow-down' | 'reset' | 'truncated-body' | 'slow';
+export type S3FaultKind =
+  'internal-error' | 'slow-down' | 'reset' | 'truncated-body' | 'slow' | 'stall' | 'stalled-body';
 export const S3_FAULT_KINDS: readonly S3FaultKind[] = [
   'internal-error',
   'slow-down',
@@ -39,7 +45,7 @@ export interface S3FaultProxyOptions {
   readonly rate: number;
   /** Seed of the PRNG that picks which requests fail and how. */
   readonly seed: number;
-  /** Kinds of fault to pick from, uniformly. @default all of S3_FAULT_KINDS */
+  /** Kinds of fault to pick from, uniformly. @default S3_FAULT_KINDS (every kind but the stalls) */
   readonly kinds?: readonly S3FaultKind[];
   /** Only requests for which this returns true may fail. @default every request */
   readonly match?: (request: S3FaultRequest) => boolean;
@@ -51,7 +57,7 @@ export interface S3FaultProxy {
   /** `http://127.0.0.1:<port>` */
   readonly endpoint: string;
   /** Requests seen, and faults injected by kind. */
-  readonly stats: { requests: number; faults: number; byKind: Record<S3FaultKind, number> };
+  readonly stats: { requests: number; faults: number; byKind: Partial<Record<S3FaultKind, number>> };
   setRate(rate: number): void;
   stop(): Promise<void>;
 }
@@ -77,7 +83,8 @@ export async function startS3FaultProxy(
   const stats = {
     requests: 0,
     faults: 0,
-    byKind: Object.fromEntries(S3_FAULT_KINDS.map((k) => [k, 0])) as Record<S3FaultKind, number>,
+    // One count per kind the proxy picks from.
+    byKind: Object.fromEntries(kinds.map((k) => [k, 0])) as Partial<Record<S3FaultKind, number>>,
   };
 
   const forward = (
@@ -118,7 +125,7 @@ export async function startS3FaultProxy(
       return;
     }
     stats.faults++;
-    stats.byKind[kind]++;
+    stats.byKind[kind] = (stats.byKind[kind] ?? 0) + 1;
     switch (kind) {
       case 'internal-error':
       case 'slow-down':
@@ -135,6 +142,25 @@ export async function startS3FaultProxy(
         return;
       case 'slow':
         setTimeout(() => forward(req, res), slowMs);
+        return;
+      case 'stall':
+        // Held until the client gives up (or the proxy stops): nothing is ever sent back.
+        req.resume();
+        return;
+      case 'stalled-body':
+        forward(req, res, (answer) => {
+          const length = Number(answer.headers['content-length'] ?? 0);
+          res.writeHead(answer.statusCode ?? 200, answer.headers);
+          let sent = 0;
+          const stop = Math.floor(length / 2);
+          answer.on('data', (chunk: Buffer) => {
+            if (sent >= stop) return;
+            const part = chunk.subarray(0, stop - sent);
+            sent += part.length;
+            res.write(part);
+          });
+          return true;
+        });
         return;
       case 'truncated-body':
         forward(req, res, (answer) => {
