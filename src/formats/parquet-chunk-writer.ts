@@ -79,10 +79,11 @@ let database: Promise<DuckDBInstance> | undefined;
 let tableCounter = 0;
 
 /**
- * One in-memory DuckDB per process for all chunk writers (each writer has its own connection and table). Threads:
- * what `configureParquetWriter` set, else DuckDB's default (one per core).
+ * One in-memory DuckDB per process for all chunk writers (each writer has its own connection and table) and the
+ * worker's Parquet input reads (parquet-native.ts). Threads: what `configureParquetWriter` set, else DuckDB's default
+ * (one per core).
  */
-function writerDatabase(): Promise<DuckDBInstance> {
+export function writerDatabase(): Promise<DuckDBInstance> {
   database ??= DuckDBInstance.create(':memory:', {
     ...(writerThreads ? { threads: String(writerThreads) } : {}),
     // Order of rows is part of the output contract (input order within a shard).
@@ -316,10 +317,10 @@ function categorySet(column: ColumnSpec): ReadonlySet<string> {
   return set;
 }
 
-function quoteIdentifier(name: string): string {
+export function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-function quoteString(text: string): string {
+export function quoteString(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }

@@ -5,12 +5,15 @@
  * record (hyparquet's, null for a missing one), judged by the record path's own function, in file row order, with
  * the file row number as the record's offset. So the tensors, error rows and summaries are the record path's.
  */
+import { fileURLToPath } from 'node:url';
 import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import type { InputRange } from '../runs/types.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } from './columnar-rows.js';
 import { NumericColumn, readFlatColumns, valueAt, type FlatColumn } from './parquet-flat.js';
+import type { NativeParquetReader } from './parquet-native.js';
 import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
+import { ObjectChangedError } from '../storage/object-store.js';
 
 /** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
 const BLOCK_ROWS = 65_536;
@@ -62,11 +65,18 @@ class ParquetRows extends ColumnarRows {
   }
 }
 
-/** The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. */
+/**
+ * The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. A local file whose columns
+ * `native` can read is read by it (parquet-native.ts), with its ETag checked against the pin before and after;
+ * any other through hyparquet.
+ */
 export async function* readParquetColumnar(
   store: ObjectStore,
   range: InputRange,
   plan: ColumnarPlan,
+  native?: NativeParquetReader,
+  /** Told which reader reads the range, once it is known. */
+  onReader?: (reader: 'duckdb' | 'hyparquet') => void,
 ): AsyncGenerator<ColumnarBlock, void, undefined> {
   const wanted = [...new Set([...plan.identity, ...inputColumnsOf(plan)])];
   const { file, metadata, columns, groupStart, groupEnd, rowStart } = await openParquetRange(
@@ -76,6 +86,25 @@ export async function* readParquetColumnar(
   );
   const names = columns ?? wanted;
   const rows = new ParquetRows(plan, names);
+  if (native && range.uri.startsWith('file://') && native.canRead(metadata, names)) {
+    let rowEnd = rowStart;
+    for (let g = groupStart; g < groupEnd; g++) rowEnd += Number(metadata.row_groups[g]!.num_rows);
+    await checkPin(store, range);
+    onReader?.('duckdb');
+    for await (const part of native.read(fileURLToPath(range.uri), names, rowStart, rowEnd)) {
+      for (let r = 0; r < part.rows;) {
+        const upto = Math.min(part.rows, r + BLOCK_ROWS - rows.count);
+        rows.addRows(part.data, r, upto, part.offset + r);
+        r = upto;
+        if (rows.count >= BLOCK_ROWS) yield rows.take();
+      }
+    }
+    // A file replaced while DuckDB read it (it reads by path, unpinned) fails the shard, as a pinned read would.
+    await checkPin(store, range);
+    if (rows.count > 0) yield rows.take();
+    return;
+  }
+  onReader?.('hyparquet');
   let groupRow = rowStart;
   for (let g = groupStart; g < groupEnd; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
@@ -91,6 +120,12 @@ export async function* readParquetColumnar(
     groupRow += n;
   }
   if (rows.count > 0) yield rows.take();
+}
+
+/** Fails with ObjectChangedError when the object's ETag is no longer the one the plan pinned. */
+async function checkPin(store: ObjectStore, range: InputRange): Promise<void> {
+  const { etag } = await store.head(range.uri);
+  if (etag !== range.etag) throw new ObjectChangedError(range.uri, range.etag, etag);
 }
 
 /** Row group `g` (`n` rows from file row `groupRow`) through hyparquet's reader: for columns that are not flat. */

@@ -31,6 +31,7 @@ import {
 } from '../formats/csv-columnar.js';
 import { CSV_LINES, loadHeader, valuesFactory, type CsvHeader } from '../formats/csv.js';
 import { readParquetColumnar } from '../formats/parquet-columnar.js';
+import type { NativeParquetReader } from '../formats/parquet-native.js';
 import { visitLines } from '../formats/lines.js';
 import type { DecodedRecord, SourceRecord } from '../formats/records.js';
 import { allocate, tensorOf } from '../inference/dtypes.js';
@@ -114,6 +115,8 @@ export interface ColumnarStreamOptions {
    * this thread): `inputCounter`. @default none: without decode threads the writer counts on this thread
    */
   readonly counting?: DecodePool;
+  /** Reads local Parquet files natively where it can (readParquetColumnar). @default none: hyparquet reads them */
+  readonly parquetReader?: NativeParquetReader;
 }
 
 /** About 4,000 demo records: enough work per message, small enough to spread a shard over every thread. */
@@ -149,6 +152,7 @@ interface Piece {
 export class ColumnarStream {
   private readonly pool: DecodePool | undefined;
   private readonly counting: DecodePool | undefined;
+  private readonly parquetReader: NativeParquetReader | undefined;
   /** Whether `close` ends the pool (it was not lent). */
   private readonly ownsPool: boolean;
   private readonly blockBytes: number;
@@ -161,7 +165,13 @@ export class ColumnarStream {
   private readonly pieces: Piece[] = [];
   private buffered = 0;
   /** Blocks decoded, and error rows per decode thread (logged with the shard; tests check the spread). */
-  readonly stats: { blocks: number; restarts: number; readonly errorRowsByThread: number[] };
+  readonly stats: {
+    blocks: number;
+    restarts: number;
+    readonly errorRowsByThread: number[];
+    /** Parquet ranges read, by reader (readParquetColumnar). */
+    readonly parquetRanges: { duckdb: number; hyparquet: number };
+  };
   private readonly identityValues: (fields: readonly unknown[]) => Record<string, unknown>;
   private readonly widths: number[];
 
@@ -172,6 +182,7 @@ export class ColumnarStream {
     options: ColumnarStreamOptions,
   ) {
     this.ownsPool = options.pool === undefined;
+    this.parquetReader = options.parquetReader;
     this.counting = options.counting;
     this.pool = options.pool ?? (options.threads > 0 ? DecodePool.start(options.threads, plan) : undefined);
     this.blockBytes = Math.max(1, Math.floor(options.blockBytes ?? DEFAULT_BLOCK_BYTES));
@@ -183,6 +194,7 @@ export class ColumnarStream {
       blocks: 0,
       restarts: 0,
       errorRowsByThread: new Array<number>(this.pool?.threads ?? 0).fill(0),
+      parquetRanges: { duckdb: 0, hyparquet: 0 },
     };
   }
 
@@ -341,7 +353,10 @@ export class ColumnarStream {
     for (let slot = first; slot < this.ranges.length; slot++) {
       const { range } = this.ranges[slot]!;
       if (this.plan.format === 'parquet') {
-        for await (const block of readParquetColumnar(this.store, range, this.plan)) {
+        const blocks = readParquetColumnar(this.store, range, this.plan, this.parquetReader, (reader) => {
+          this.stats.parquetRanges[reader]++;
+        });
+        for await (const block of blocks) {
           yield { pending: Promise.resolve(this.piece(slot, block)) };
         }
         continue;

@@ -57,6 +57,7 @@ import { RecordStream, type ShardBatch } from './record-stream.js';
 import { columnarPlanOf } from './columnar-plan.js';
 import { ColumnarStream, defaultDecodeThreads, isColumnar } from './columnar-stream.js';
 import { DecodePool, type DecodePools } from './decode-thread.js';
+import { duckdbParquetReader } from '../formats/parquet-native.js';
 import type { ColumnarPlan } from '../formats/columnar-rows.js';
 import { ChallengerLane, agreeOnResume } from '../challenger/lane.js';
 import { challengerPlanOf } from '../challenger/plan.js';
@@ -143,6 +144,11 @@ export interface WorkerDeps {
    * per batch instead of a record object per line. @default true
    */
   readonly columnar?: boolean;
+  /**
+   * Local Parquet input on the columnar path read by DuckDB (src/formats/parquet-native.ts) where its columns allow;
+   * false reads it through hyparquet as S3 input is. @default true
+   */
+  readonly nativeParquet?: boolean;
   /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core, per block at most */
   readonly decodeThreads?: number;
   /** Cores this process may use (the local pool's share of the machine). @default os.availableParallelism() */
@@ -466,6 +472,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       ms: marker.timings.totalMs,
       timings: marker.timings,
       batchSize,
+      ...(stream instanceof ColumnarStream && plan.spec.input.format === 'parquet'
+        ? { parquetRanges: stream.stats.parquetRanges }
+        : {}),
     });
     return marker;
   } catch (err) {
@@ -857,6 +866,7 @@ function openStream(
     const stream = new ColumnarStream(input, ranges, columnar, {
       threads: 0,
       ...(counting ? { counting: counting.pool } : {}),
+      ...(deps.nativeParquet !== false ? { parquetReader: duckdbParquetReader } : {}),
     });
     return { stream, ...(counting ? { lent: { threads: 1, plan: columnar, ...counting } } : {}) };
   }

@@ -114,9 +114,12 @@ describe('Parquet input on the columnar path', () => {
     expect(recordPath.inputSummaries).toBeDefined();
   });
 
-  it('writes exactly what the record path writes', async () => {
+  it.each([
+    ['DuckDB (local files, the default)', {}, { duckdb: 2, hyparquet: 0 }],
+    ['hyparquet (as S3 input is read)', { nativeParquet: false }, { duckdb: 0, hyparquet: 2 }],
+  ] as const)('writes exactly what the record path writes, read by %s', async (name, deps, ranges) => {
     const captured = captureLog();
-    const marker = await run('columnar', { log: captured.log });
+    const marker = await run(`columnar-${ranges.duckdb}`, { ...deps, log: captured.log });
     const reading = captured.lines.find((l) => l.message === 'reading');
     // Decoded on the main thread; with another core, a decode thread counts the input summaries.
     expect(reading?.fields).toMatchObject({
@@ -125,7 +128,9 @@ describe('Parquet input on the columnar path', () => {
       decodeThreads: 0,
       summariesOnThread: os.availableParallelism() > 1,
     });
-    expectIn(comparableMarker(marker), 'columnar').toEqual(comparableMarker(recordPath));
+    const complete = captured.lines.find((l) => l.message === 'shard complete');
+    expect(complete?.fields).toMatchObject({ parquetRanges: ranges });
+    expectIn(comparableMarker(marker), name).toEqual(comparableMarker(recordPath));
     expect(await expectSameOutput(recordPath, marker)).toEqual({
       rows: recordPath.predictions,
       differences: 0,

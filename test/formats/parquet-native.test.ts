@@ -1,0 +1,185 @@
+/**
+ * Local Parquet files read by DuckDB for the columnar path (src/formats/parquet-native.ts): the values hyparquet's
+ * flat reader gives, row for row, for every column type it takes (nulls in each, several row groups, a row range
+ * that starts and ends inside the file); the column types it leaves to hyparquet; and a file replaced while DuckDB
+ * reads it failing the read as a pinned read would.
+ */
+import { utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { asyncBufferFromFile, parquetMetadataAsync, type FileMetaData } from 'hyparquet';
+import type { ColumnarPlan } from '../../src/formats/columnar-rows.js';
+import { readParquetColumnar } from '../../src/formats/parquet-columnar.js';
+import { NumericColumn, readFlatColumns, valueAt, type FlatColumn } from '../../src/formats/parquet-flat.js';
+import { duckdbParquetReader, type NativeParquetReader } from '../../src/formats/parquet-native.js';
+import { PARQUET_COMPRESSORS } from '../../src/formats/parquet-read.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+import { ObjectChangedError } from '../../src/storage/object-store.js';
+import { pinObjects } from '../../src/storage/pinned.js';
+import { expectIn } from '../support/expect-in.js';
+import { tempDir, type TempDir } from './helpers.js';
+
+let tmp: TempDir;
+let file: string;
+let metadata: FileMetaData;
+beforeAll(async () => {
+  tmp = await tempDir();
+  file = path.join(tmp.dir, 'rows.parquet');
+  await copy(ROWS_SQL, file, 'ROW_GROUP_SIZE 4096');
+  metadata = await parquetMetadataAsync(await asyncBufferFromFile(file));
+});
+afterAll(() => tmp.cleanup());
+
+const q = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+async function copy(select: string, to: string, options: string): Promise<void> {
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    await connection.run(`COPY (${select}) TO ${q(to)} (FORMAT parquet, ${options})`);
+  } finally {
+    connection.closeSync();
+    db.closeSync();
+  }
+}
+
+/** 10,000 rows of each type the native reader takes, with nulls in every column. */
+const ROWS_SQL = `
+  SELECT
+    CASE WHEN i % 97 = 0 THEN NULL WHEN i % 101 = 1 THEN 'nan'::DOUBLE ELSE i * 0.5 END::DOUBLE AS d,
+    CASE WHEN i % 89 = 0 THEN NULL ELSE (i % 1000) / 7 END::FLOAT AS f,
+    CASE WHEN i % 83 = 0 THEN NULL ELSE i - 5000 END::INTEGER AS n,
+    CASE WHEN i % 81 = 0 THEN NULL ELSE (i % 200) - 100 END::SMALLINT AS s,
+    CASE WHEN i % 77 = 0 THEN NULL ELSE (i % 100) - 50 END::TINYINT AS t,
+    CASE WHEN i % 79 = 0 THEN NULL ELSE i * 1000003 END::BIGINT AS b,
+    CASE WHEN i % 73 = 0 THEN NULL ELSE ['M', 'B', 'é'][(i % 3) + 1] END AS category,
+    CASE WHEN i % 71 = 0 THEN NULL ELSE 'P' || lpad(i::VARCHAR, 7, '0') END AS id,
+    CASE WHEN i % 67 = 0 THEN NULL ELSE i % 2 = 0 END AS flag
+  FROM range(10000) t(i)`;
+const COLUMNS = ['d', 'f', 'n', 's', 't', 'b', 'category', 'id', 'flag'];
+
+/** Every row of `columns` in rows [from, to) as hyparquet's flat reader gives them. */
+async function viaHyparquet(columns: string[], from: number, to: number): Promise<unknown[][]> {
+  const buffer = await asyncBufferFromFile(file);
+  const out: unknown[][] = columns.map(() => []);
+  let groupRow = 0;
+  for (let g = 0; g < metadata.row_groups.length; g++) {
+    const n = Number(metadata.row_groups[g]!.num_rows);
+    const data = (await readFlatColumns(buffer, metadata, g, columns, PARQUET_COMPRESSORS))!;
+    for (let r = 0; r < n; r++) {
+      const row = groupRow + r;
+      if (row >= from && row < to) data.forEach((column, k) => out[k]!.push(valueAt(column, r)));
+    }
+    groupRow += n;
+  }
+  return out;
+}
+
+async function viaDuckDb(
+  columns: string[],
+  from: number,
+  to: number,
+): Promise<{ values: unknown[][]; numeric: string[]; offsets: number[] }> {
+  const values: unknown[][] = columns.map(() => []);
+  const offsets: number[] = [];
+  let numeric: string[] = [];
+  for await (const part of duckdbParquetReader.read(file, columns, from, to)) {
+    offsets.push(part.offset);
+    numeric = columns.filter((_, k) => part.data[k] instanceof NumericColumn);
+    part.data.forEach((column: FlatColumn, k) => {
+      for (let r = 0; r < part.rows; r++) values[k]!.push(valueAt(column, r));
+    });
+  }
+  return { values, numeric, offsets };
+}
+
+describe('duckdbParquetReader', () => {
+  it('gives the values hyparquet gives, for every type it takes, over several row groups', async () => {
+    expect(metadata.row_groups.length).toBeGreaterThan(2);
+    expect(duckdbParquetReader.canRead(metadata, COLUMNS)).toBe(true);
+    const native = await viaDuckDb(COLUMNS, 0, 10_000);
+    expectIn(native.values, 'whole file').toEqual(await viaHyparquet(COLUMNS, 0, 10_000));
+    // Numbers as typed arrays, as the flat reader gives them; bigints, strings and booleans as values.
+    expect(native.numeric).toEqual(['d', 'f', 'n', 's', 't']);
+    // Chunks in file order, each starting where the last ended.
+    expect(native.offsets[0]).toBe(0);
+    expect(native.offsets).toEqual([...native.offsets].sort((a, b) => a - b));
+  });
+
+  it('reads exactly the rows asked for, from inside one row group to inside another', async () => {
+    const native = await viaDuckDb(['id', 'd'], 4_000, 8_300);
+    expect(native.offsets[0]).toBe(4_000);
+    expect(native.values[0]).toHaveLength(4_300);
+    expectIn(native.values, 'rows 4000-8299').toEqual(await viaHyparquet(['id', 'd'], 4_000, 8_300));
+  });
+
+  it('leaves to hyparquet the columns it would give differently', async () => {
+    const other = path.join(tmp.dir, 'other.parquet');
+    await copy(
+      `SELECT 1::DOUBLE AS d, 200::UTINYINT AS u, DATE '2020-01-02' AS day, TIMESTAMP '2020-01-02 03:04:05' AS ts,
+              1.5::DECIMAL(9, 2) AS dec, 'x'::BLOB AS blob, [1, 2] AS list, {'a': 1} AS struct`,
+      other,
+      'ROW_GROUP_SIZE 2048',
+    );
+    const meta = await parquetMetadataAsync(await asyncBufferFromFile(other));
+    expect(duckdbParquetReader.canRead(meta, ['d'])).toBe(true);
+    for (const column of ['u', 'day', 'ts', 'dec', 'blob', 'list', 'struct', 'missing']) {
+      expectIn(duckdbParquetReader.canRead(meta, ['d', column]), column).toBe(false);
+    }
+  });
+});
+
+describe('readParquetColumnar with the native reader', () => {
+  const plan: ColumnarPlan = {
+    entries: [{ tensor: 'x', dtype: 'float32', from: { columns: ['d', 'n'] }, missing: 'error' }],
+    identity: ['id', 'category'],
+    format: 'parquet',
+  };
+
+  async function readAll(
+    native: NativeParquetReader | undefined,
+    onReader?: (reader: string) => void,
+  ): Promise<unknown[]> {
+    const store = new LocalObjectStore();
+    const uri = pathToFileURL(file).href;
+    const info = await store.head(uri);
+    const range = { uri, etag: info.etag, size: info.size, start: 0, end: info.size };
+    const blocks: unknown[] = [];
+    for await (const block of readParquetColumnar(
+      pinObjects(store, [range]),
+      range,
+      plan,
+      native,
+      onReader,
+    )) {
+      blocks.push({ ...block, entries: block.entries.map((e) => Array.from(e)) });
+    }
+    return blocks;
+  }
+
+  it('makes the blocks hyparquet makes, and says which reader read the range', async () => {
+    const readers: string[] = [];
+    const native = await readAll(duckdbParquetReader, (r) => readers.push(r));
+    const reference = await readAll(undefined, (r) => readers.push(r));
+    expect(readers).toEqual(['duckdb', 'hyparquet']);
+    expect(native).toEqual(reference);
+  });
+
+  it('fails with ObjectChangedError when the file changes while DuckDB reads it', async () => {
+    // The file is touched (a new modification time: a new ETag) once the first rows are read.
+    const touching: NativeParquetReader = {
+      canRead: (meta, columns) => duckdbParquetReader.canRead(meta, columns),
+      async *read(local, columns, from, to) {
+        let first = true;
+        for await (const part of duckdbParquetReader.read(local, columns, from, to)) {
+          if (first) await utimes(local, new Date(), new Date(Date.now() + 5_000));
+          first = false;
+          yield part;
+        }
+      },
+    };
+    await expect(readAll(touching)).rejects.toBeInstanceOf(ObjectChangedError);
+  });
+});
