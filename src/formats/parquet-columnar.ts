@@ -5,6 +5,11 @@
  * record (hyparquet's, null for a missing one), judged by the record path's own function, in file row order, with
  * the file row number as the record's offset. So the tensors, error rows and summaries are the record path's.
  */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import type { InputRange } from '../runs/types.js';
@@ -65,16 +70,28 @@ class ParquetRows extends ColumnarRows {
   }
 }
 
+/** Parquet files read by a native reader (parquet-native.ts) instead of hyparquet. */
+export interface NativeParquetOptions {
+  readonly reader: NativeParquetReader;
+  /**
+   * Where an object that is not a local file is copied (downloaded, pinned) for the reader when the range is the
+   * whole object: its bytes are all read anyway, and one sequential download costs less than hyparquet's decoding.
+   * The copy is removed when the range is read. @default none: such objects are read through hyparquet
+   */
+  readonly stageDir?: string;
+}
+
 /**
- * The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. A local file whose columns
- * `native` can read is read by it (parquet-native.ts), with its ETag checked against the pin before and after;
- * any other through hyparquet.
+ * The rows of `range` as columnar blocks of at most BLOCK_ROWS rows, in file row order. A file whose columns the
+ * native reader can read is read by it: a local file in place, with its ETag checked against the pin before and
+ * after; another object (S3) from a pinned copy in `stageDir` when the range is the whole object. Anything else
+ * through hyparquet.
  */
 export async function* readParquetColumnar(
   store: ObjectStore,
   range: InputRange,
   plan: ColumnarPlan,
-  native?: NativeParquetReader,
+  native?: NativeParquetOptions,
   /** Told which reader reads the range, once it is known. */
   onReader?: (reader: 'duckdb' | 'hyparquet') => void,
 ): AsyncGenerator<ColumnarBlock, void, undefined> {
@@ -86,21 +103,29 @@ export async function* readParquetColumnar(
   );
   const names = columns ?? wanted;
   const rows = new ParquetRows(plan, names);
-  if (native && range.uri.startsWith('file://') && native.canRead(metadata, names)) {
+  const local = range.uri.startsWith('file://');
+  const whole = groupStart === 0 && groupEnd === metadata.row_groups.length;
+  if (native && (local || (whole && native.stageDir)) && native.reader.canRead(metadata, names)) {
     let rowEnd = rowStart;
     for (let g = groupStart; g < groupEnd; g++) rowEnd += Number(metadata.row_groups[g]!.num_rows);
-    await checkPin(store, range);
-    onReader?.('duckdb');
-    for await (const part of native.read(fileURLToPath(range.uri), names, rowStart, rowEnd)) {
-      for (let r = 0; r < part.rows;) {
-        const upto = Math.min(part.rows, r + BLOCK_ROWS - rows.count);
-        rows.addRows(part.data, r, upto, part.offset + r);
-        r = upto;
-        if (rows.count >= BLOCK_ROWS) yield rows.take();
+    const copy = local ? undefined : await stageCopy(store, range, native.stageDir!);
+    try {
+      if (local) await checkPin(store, range);
+      onReader?.('duckdb');
+      const path = copy ?? fileURLToPath(range.uri);
+      for await (const part of native.reader.read(path, names, rowStart, rowEnd)) {
+        for (let r = 0; r < part.rows;) {
+          const upto = Math.min(part.rows, r + BLOCK_ROWS - rows.count);
+          rows.addRows(part.data, r, upto, part.offset + r);
+          r = upto;
+          if (rows.count >= BLOCK_ROWS) yield rows.take();
+        }
       }
+      // A file replaced while DuckDB read it (it reads by path, unpinned) fails the shard, as a pinned read would.
+      if (local) await checkPin(store, range);
+    } finally {
+      if (copy) await rm(copy, { force: true });
     }
-    // A file replaced while DuckDB read it (it reads by path, unpinned) fails the shard, as a pinned read would.
-    await checkPin(store, range);
     if (rows.count > 0) yield rows.take();
     return;
   }
@@ -120,6 +145,22 @@ export async function* readParquetColumnar(
     groupRow += n;
   }
   if (rows.count > 0) yield rows.take();
+}
+
+/**
+ * The object downloaded (through the pinned store: a replaced object fails with ObjectChangedError) to a file in
+ * `dir` named as the worker's staging files are, so a worker killed before removing it has it removed by the next
+ * (src/worker/staging.ts).
+ */
+async function stageCopy(store: ObjectStore, range: InputRange, dir: string): Promise<string> {
+  const file = join(dir, `batch-infer-${process.pid}-0-0-${randomBytes(8).toString('hex')}.parquet`);
+  try {
+    await pipeline(await store.getStream(range.uri), createWriteStream(file));
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+  return file;
 }
 
 /** Fails with ObjectChangedError when the object's ETag is no longer the one the plan pinned. */

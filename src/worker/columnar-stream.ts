@@ -30,8 +30,7 @@ import {
   type ColumnarPlan,
 } from '../formats/csv-columnar.js';
 import { CSV_LINES, loadHeader, valuesFactory, type CsvHeader } from '../formats/csv.js';
-import { readParquetColumnar } from '../formats/parquet-columnar.js';
-import type { NativeParquetReader } from '../formats/parquet-native.js';
+import { readParquetColumnar, type NativeParquetOptions } from '../formats/parquet-columnar.js';
 import { visitLines } from '../formats/lines.js';
 import type { DecodedRecord, SourceRecord } from '../formats/records.js';
 import { allocate, tensorOf } from '../inference/dtypes.js';
@@ -115,8 +114,8 @@ export interface ColumnarStreamOptions {
    * this thread): `inputCounter`. @default none: without decode threads the writer counts on this thread
    */
   readonly counting?: DecodePool;
-  /** Reads local Parquet files natively where it can (readParquetColumnar). @default none: hyparquet reads them */
-  readonly parquetReader?: NativeParquetReader;
+  /** Reads Parquet files natively where it can (readParquetColumnar). @default none: hyparquet reads them */
+  readonly nativeParquet?: NativeParquetOptions;
 }
 
 /** About 4,000 demo records: enough work per message, small enough to spread a shard over every thread. */
@@ -152,7 +151,7 @@ interface Piece {
 export class ColumnarStream {
   private readonly pool: DecodePool | undefined;
   private readonly counting: DecodePool | undefined;
-  private readonly parquetReader: NativeParquetReader | undefined;
+  private readonly nativeParquet: NativeParquetOptions | undefined;
   /** Whether `close` ends the pool (it was not lent). */
   private readonly ownsPool: boolean;
   private readonly blockBytes: number;
@@ -182,7 +181,7 @@ export class ColumnarStream {
     options: ColumnarStreamOptions,
   ) {
     this.ownsPool = options.pool === undefined;
-    this.parquetReader = options.parquetReader;
+    this.nativeParquet = options.nativeParquet;
     this.counting = options.counting;
     this.pool = options.pool ?? (options.threads > 0 ? DecodePool.start(options.threads, plan) : undefined);
     this.blockBytes = Math.max(1, Math.floor(options.blockBytes ?? DEFAULT_BLOCK_BYTES));
@@ -353,7 +352,7 @@ export class ColumnarStream {
     for (let slot = first; slot < this.ranges.length; slot++) {
       const { range } = this.ranges[slot]!;
       if (this.plan.format === 'parquet') {
-        const blocks = readParquetColumnar(this.store, range, this.plan, this.parquetReader, (reader) => {
+        const blocks = readParquetColumnar(this.store, range, this.plan, this.nativeParquet, (reader) => {
           this.stats.parquetRanges[reader]++;
         });
         for await (const block of blocks) {

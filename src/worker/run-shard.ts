@@ -145,8 +145,9 @@ export interface WorkerDeps {
    */
   readonly columnar?: boolean;
   /**
-   * Local Parquet input on the columnar path read by DuckDB (src/formats/parquet-native.ts) where its columns allow;
-   * false reads it through hyparquet as S3 input is. @default true
+   * Parquet input on the columnar path read by DuckDB (src/formats/parquet-native.ts) where its columns allow: local
+   * files in place, an S3 object whose whole file is the range from a copy in `tmpDir`; false reads all of it
+   * through hyparquet. @default true
    */
   readonly nativeParquet?: boolean;
   /** Threads decoding columnar blocks; 0 decodes on the main thread. @default one per core, per block at most */
@@ -866,7 +867,9 @@ function openStream(
     const stream = new ColumnarStream(input, ranges, columnar, {
       threads: 0,
       ...(counting ? { counting: counting.pool } : {}),
-      ...(deps.nativeParquet !== false ? { parquetReader: duckdbParquetReader } : {}),
+      ...(deps.nativeParquet !== false
+        ? { nativeParquet: { reader: duckdbParquetReader, stageDir: deps.tmpDir ?? os.tmpdir() } }
+        : {}),
     });
     return { stream, ...(counting ? { lent: { threads: 1, plan: columnar, ...counting } } : {}) };
   }

@@ -4,19 +4,23 @@
  * that starts and ends inside the file); the column types it leaves to hyparquet; and a file replaced while DuckDB
  * reads it failing the read as a pinned read would.
  */
-import { utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { asyncBufferFromFile, parquetMetadataAsync, type FileMetaData } from 'hyparquet';
 import type { ColumnarPlan } from '../../src/formats/columnar-rows.js';
-import { readParquetColumnar } from '../../src/formats/parquet-columnar.js';
+import { readParquetColumnar, type NativeParquetOptions } from '../../src/formats/parquet-columnar.js';
 import { NumericColumn, readFlatColumns, valueAt, type FlatColumn } from '../../src/formats/parquet-flat.js';
 import { duckdbParquetReader, type NativeParquetReader } from '../../src/formats/parquet-native.js';
 import { PARQUET_COMPRESSORS } from '../../src/formats/parquet-read.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { ObjectChangedError } from '../../src/storage/object-store.js';
+import { ObjectChangedError, type ByteRange, type ObjectStore } from '../../src/storage/object-store.js';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.js';
+import type { InputRange } from '../../src/runs/types.js';
+import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
+import { startIfMatchProxy, type IfMatchProxy } from '../storage/if-match-proxy.js';
 import { pinObjects } from '../../src/storage/pinned.js';
 import { expectIn } from '../support/expect-in.js';
 import { tempDir, type TempDir } from './helpers.js';
@@ -138,22 +142,27 @@ describe('readParquetColumnar with the native reader', () => {
     format: 'parquet',
   };
 
+  /** Every block of `range` (the whole file when absent) of `uri` in `store`, pinned. */
   async function readAll(
-    native: NativeParquetReader | undefined,
+    native: NativeParquetOptions | undefined,
     onReader?: (reader: string) => void,
+    at: { store: ObjectStore; uri: string; range?: Partial<InputRange> } = {
+      store: new LocalObjectStore(),
+      uri: pathToFileURL(file).href,
+    },
   ): Promise<unknown[]> {
-    const store = new LocalObjectStore();
-    const uri = pathToFileURL(file).href;
-    const info = await store.head(uri);
-    const range = { uri, etag: info.etag, size: info.size, start: 0, end: info.size };
+    const info = await at.store.head(at.uri);
+    const range: InputRange = {
+      uri: at.uri,
+      etag: info.etag,
+      size: info.size,
+      start: 0,
+      end: info.size,
+      ...at.range,
+    };
     const blocks: unknown[] = [];
-    for await (const block of readParquetColumnar(
-      pinObjects(store, [range]),
-      range,
-      plan,
-      native,
-      onReader,
-    )) {
+    const pinned = pinObjects(at.store, [range]);
+    for await (const block of readParquetColumnar(pinned, range, plan, native, onReader)) {
       blocks.push({ ...block, entries: block.entries.map((e) => Array.from(e)) });
     }
     return blocks;
@@ -161,7 +170,7 @@ describe('readParquetColumnar with the native reader', () => {
 
   it('makes the blocks hyparquet makes, and says which reader read the range', async () => {
     const readers: string[] = [];
-    const native = await readAll(duckdbParquetReader, (r) => readers.push(r));
+    const native = await readAll({ reader: duckdbParquetReader }, (r) => readers.push(r));
     const reference = await readAll(undefined, (r) => readers.push(r));
     expect(readers).toEqual(['duckdb', 'hyparquet']);
     expect(native).toEqual(reference);
@@ -180,6 +189,84 @@ describe('readParquetColumnar with the native reader', () => {
         }
       },
     };
-    await expect(readAll(touching)).rejects.toBeInstanceOf(ObjectChangedError);
+    await expect(readAll({ reader: touching })).rejects.toBeInstanceOf(ObjectChangedError);
+  });
+
+  describe('from S3 (s3rver on loopback)', () => {
+    let server: S3TestServer;
+    // s3rver ignores If-Match; the proxy answers a stale one with 412, as S3 does.
+    let proxy: IfMatchProxy;
+    let restoreEnv: () => void;
+    let s3: S3ObjectStore;
+    let stageDir: string;
+    beforeAll(async () => {
+      server = await startS3Server();
+      restoreEnv = useS3TestEnv(server.endpoint);
+      await server.createBucket('pq-input');
+      proxy = await startIfMatchProxy(server.endpoint);
+      s3 = new S3ObjectStore(createS3Client({ endpoint: proxy.endpoint }));
+      await s3.put('s3://pq-input/rows.parquet', await readFile(file));
+      stageDir = path.join(tmp.dir, 'stage');
+      await mkdir(stageDir);
+    }, 60_000);
+    afterAll(async () => {
+      await proxy?.stop();
+      await server?.stop();
+      restoreEnv?.();
+    });
+
+    it('reads a whole object from a pinned copy, which it removes, and makes the same blocks', async () => {
+      const readers: string[] = [];
+      const at = { store: s3, uri: 's3://pq-input/rows.parquet' };
+      const native = await readAll({ reader: duckdbParquetReader, stageDir }, (r) => readers.push(r), at);
+      expect(readers).toEqual(['duckdb']);
+      expect(await readdir(stageDir)).toEqual([]);
+      expect(native).toEqual(await readAll(undefined, undefined, at));
+      // Without a folder to copy to, S3 objects are read through hyparquet.
+      await readAll({ reader: duckdbParquetReader }, (r) => readers.push(r), at);
+      expect(readers).toEqual(['duckdb', 'hyparquet']);
+    });
+
+    it('reads part of an object (some of its row groups) through hyparquet', async () => {
+      const readers: string[] = [];
+      const at = {
+        store: s3,
+        uri: 's3://pq-input/rows.parquet',
+        range: { rowGroupStart: 1, rowGroupEnd: 2, rowStart: Number(metadata.row_groups[0]!.num_rows) },
+      };
+      await readAll({ reader: duckdbParquetReader, stageDir }, (r) => readers.push(r), at);
+      expect(readers).toEqual(['hyparquet']);
+      expect(await readdir(stageDir)).toEqual([]);
+    });
+
+    it('fails with ObjectChangedError, leaving no copy, when the object was replaced after planning', async () => {
+      const info = await s3.head('s3://pq-input/rows.parquet');
+      const range: InputRange = {
+        uri: 's3://pq-input/rows.parquet',
+        etag: info.etag,
+        size: info.size,
+        start: 0,
+        end: info.size,
+      };
+      const pinned = pinObjects(s3, [range]);
+      // The footer is read (pinned) first; the object changes between that and the copy.
+      let replaced = false;
+      const replacing: ObjectStore = Object.assign(Object.create(pinned) as ObjectStore, {
+        getStream: async (uri: string, byteRange?: ByteRange) => {
+          if (!replaced) {
+            replaced = true;
+            // Other bytes: another ETag.
+            await s3.put(
+              's3://pq-input/rows.parquet',
+              Buffer.concat([await readFile(file), Buffer.from('x')]),
+            );
+          }
+          return pinned.getStream(uri, byteRange);
+        },
+      });
+      const blocks = readParquetColumnar(replacing, range, plan, { reader: duckdbParquetReader, stageDir });
+      await expect(blocks.next()).rejects.toBeInstanceOf(ObjectChangedError);
+      expect(await readdir(stageDir)).toEqual([]);
+    });
   });
 });
