@@ -15,6 +15,7 @@ import {
 } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
 import { emitQueueDepth, measureQueue, type QueueDepth } from './depth.js';
+import { awsHttpOptions } from '../../src/runtime/aws-http.js';
 
 const env = readEnv(
   z.object({
@@ -35,7 +36,7 @@ const env = readEnv(
 
 const logger = createFunctionLogger();
 const metrics = createFunctionMetrics();
-export const deps = { batch: new BatchClient({}) };
+export const deps = { batch: new BatchClient(awsHttpOptions()) };
 
 export async function handler(_event: unknown, context?: LambdaContext): Promise<QueueDepth[]> {
   beginInvocation(logger, context);

@@ -21,6 +21,7 @@ import {
   readEnv,
 } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
+import { awsHttpOptions } from '../../src/runtime/aws-http.js';
 
 const env = readEnv(
   z.object({
@@ -34,7 +35,10 @@ const env = readEnv(
 const logger = createFunctionLogger();
 // More attempts than the default 3: a burst of uploads can throttle StartExecution, and a retry here is cheaper than
 // a whole event retry.
-export const deps = { sfn: new SFNClient({ maxAttempts: 6 }), s3: new S3Client({}) };
+export const deps = {
+  sfn: new SFNClient({ maxAttempts: 6, ...awsHttpOptions() }),
+  s3: new S3Client(awsHttpOptions()),
+};
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<TriggerOutcome> {
   beginInvocation(logger, context);

@@ -24,6 +24,7 @@ import {
   readEnv,
 } from '../shared/lambda.js';
 import type { LambdaContext } from '../shared/lambda.js';
+import { awsHttpOptions } from '../../src/runtime/aws-http.js';
 
 const env = readEnv(
   z.object({
@@ -36,7 +37,10 @@ const env = readEnv(
 );
 
 const logger = createFunctionLogger();
-export const deps = { s3: new S3Client({}), sfn: new SFNClient({ maxAttempts: 6 }) };
+export const deps = {
+  s3: new S3Client(awsHttpOptions()),
+  sfn: new SFNClient({ maxAttempts: 6, ...awsHttpOptions() }),
+};
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<VolumeOutcome> {
   beginInvocation(logger, context);

@@ -27,6 +27,7 @@ import {
   type TableInput,
 } from '@aws-sdk/client-glue';
 import type { Catalog, CatalogColumn, PublishedRun } from './catalog.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 
 /** BatchCreatePartition accepts at most 100 partitions per call. */
 export const PARTITION_BATCH = 100;
@@ -128,6 +129,7 @@ export class GlueCatalog implements Catalog {
       new GlueClient({
         ...(options.region !== undefined && { region: options.region }),
         maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        ...awsHttpOptions(),
       });
   }
 

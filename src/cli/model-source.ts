@@ -22,6 +22,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { normalizeUri } from '../storage/uri.js';
 import { CliError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 
 export const REGISTRY_ENV = 'BATCH_INFER_REGISTRY';
 
@@ -138,7 +139,9 @@ export async function sageMakerRegistry(
   // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules.
   const { SageMakerClient } = await import('@aws-sdk/client-sagemaker');
   const { SageMakerModelRegistry } = await import('../registry/sagemaker.js');
-  const client = deps.sagemaker ? deps.sagemaker(region) : new SageMakerClient(region ? { region } : {});
+  const client = deps.sagemaker
+    ? deps.sagemaker(region)
+    : new SageMakerClient({ ...(region ? { region } : {}), ...awsHttpOptions() });
   const resolved = await client.config.region().catch(() => undefined);
   if (!resolved) {
     throw new CliError(

@@ -80,6 +80,7 @@ export interface DeployedPipeline extends PipelineOperate {
 // In stack-outputs.ts, which the CLI loads at every start: this module loads the AWS SDK's clients, only for
 // --stack / --stage.
 import { AwsSetupError } from './stack-outputs.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 export { AwsSetupError, stackNameOfStage } from './stack-outputs.js';
 
 /** Reads the stack's outputs with DescribeStacks and parses the ones the CLI uses. */
@@ -517,7 +518,7 @@ function logFieldsOf(message: string): z.infer<typeof logFieldsSchema> {
 
 /** The backend for a stack, with clients from the SDK's default provider chain (env, ~/.aws/config, profile). */
 export async function awsBackendFor(stackName: string, store: ObjectStore): Promise<AwsBackend> {
-  const cloudFormation = new CloudFormationClient({});
+  const cloudFormation = new CloudFormationClient(awsHttpOptions());
   const region = await cloudFormation.config.region().catch(() => undefined);
   if (!region) {
     throw new AwsSetupError('No AWS region: set AWS_REGION (or a region in ~/.aws/config for AWS_PROFILE)');
@@ -536,9 +537,9 @@ export async function awsBackendFor(stackName: string, store: ObjectStore): Prom
   return new AwsBackend(
     {
       cloudFormation,
-      sfn: new SFNClient({}),
-      batch: new BatchClient({}),
-      logs: new CloudWatchLogsClient({}),
+      sfn: new SFNClient(awsHttpOptions()),
+      batch: new BatchClient(awsHttpOptions()),
+      logs: new CloudWatchLogsClient(awsHttpOptions()),
       store,
     },
     stack,

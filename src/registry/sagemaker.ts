@@ -36,6 +36,7 @@ import type {
   ModelVersion,
   VersionSelector,
 } from './model-registry.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 
 /** The file an uncompressed S3Prefix model source is expected to hold. */
 export const PREFIX_ARTIFACT_FILE = 'model.onnx';
@@ -45,7 +46,7 @@ const PAGE_SIZE = 100;
 
 export class SageMakerModelRegistry implements ListableModelRegistry {
   /** @param client a configured client (region, credentials); defaults to the environment's. */
-  constructor(private readonly client: SageMakerClient = new SageMakerClient({})) {}
+  constructor(private readonly client: SageMakerClient = new SageMakerClient(awsHttpOptions())) {}
 
   async resolve(group: string, selector: VersionSelector): Promise<ModelVersion> {
     const summary = await this.find(group, selector);

@@ -21,6 +21,7 @@ import {
   type FailedJob,
 } from './job-inspector.js';
 import { str } from './loose-json.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 
 /** DescribeJobs takes at most 100 job ids per call. */
 const DESCRIBE_BATCH = 100;
@@ -31,7 +32,7 @@ const LIST_PAGE = 1_000;
 export class AwsBatchJobInspector implements BatchJobInspector {
   private readonly local = new LocalJobInspector();
 
-  constructor(private readonly client: BatchClient = new BatchClient({})) {}
+  constructor(private readonly client: BatchClient = new BatchClient(awsHttpOptions())) {}
 
   async failedJobs(inferError: unknown): Promise<FailedJob[]> {
     const cause = causeOf(inferError);

@@ -36,24 +36,20 @@ import {
   type ReadOptions,
 } from './object-store.js';
 import { parseUri } from './uri.js';
+import { AWS_CONNECTION_TIMEOUT_MS, AWS_SOCKET_TIMEOUT_MS, awsHttpOptions } from '../runtime/aws-http.js';
 
 /** Multipart part size: 8 MiB keeps memory bounded (parts x queue) while staying far below the 10,000-part cap. */
 export const S3_PART_SIZE = 8 * 1024 * 1024;
 /** Parts uploaded concurrently by one `putStream`. */
 export const S3_UPLOAD_QUEUE_SIZE = 4;
 
+/** How long a connection to S3 may take to open (the SDK sets no limit: src/runtime/aws-http.ts). */
+export const S3_CONNECTION_TIMEOUT_MS = AWS_CONNECTION_TIMEOUT_MS;
 /**
- * How long a connection to S3 may take to open. The SDK's default is no limit: a connection attempt that is never
- * answered (a black-holed route, a NAT out of ports) would hold its request until the kernel gives up, minutes later.
+ * How long an S3 request may go without a byte sent or received. A stalled request fails with TimeoutError, which
+ * the SDK retries, and a body that stalls mid-stream is read again (S3_BODY_READ_ATTEMPTS).
  */
-export const S3_CONNECTION_TIMEOUT_MS = 10_000;
-/**
- * How long a request may go without a byte sent or received (the AWS CLI's read timeout is 60 s too). The SDK's
- * default is no limit: a connection that stalls before or during the answer hung the worker, Reconcile or Finalize
- * until Batch's or Lambda's own timeout. A stalled request fails with TimeoutError, which the SDK retries, and a
- * body that stalls mid-stream is read again (S3_BODY_READ_ATTEMPTS). A long transfer is not cut while bytes flow.
- */
-export const S3_SOCKET_TIMEOUT_MS = 60_000;
+export const S3_SOCKET_TIMEOUT_MS = AWS_SOCKET_TIMEOUT_MS;
 
 export interface S3ClientOptions {
   /** S3-compatible endpoint (e.g. a local server); AWS's own endpoint when absent. */
@@ -83,10 +79,10 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     // workers hit one prefix at once.
     retryMode: 'adaptive',
     maxAttempts: 8,
-    requestHandler: {
-      connectionTimeout: options.connectionTimeoutMs ?? S3_CONNECTION_TIMEOUT_MS,
-      socketTimeout: options.socketTimeoutMs ?? S3_SOCKET_TIMEOUT_MS,
-    },
+    ...awsHttpOptions({
+      connectionTimeoutMs: options.connectionTimeoutMs ?? S3_CONNECTION_TIMEOUT_MS,
+      socketTimeoutMs: options.socketTimeoutMs ?? S3_SOCKET_TIMEOUT_MS,
+    }),
   });
 }
 
