@@ -32,7 +32,12 @@ import {
   type PlannedRun,
 } from './helpers.js';
 
-const RECORDS = 12_000;
+/**
+ * Enough for the shard to run well past its second checkpoint: the test must see that checkpoint and signal the
+ * worker before it finishes, and under a full suite's load its polls of the store can lag (12,000 records once
+ * finished unseen).
+ */
+const RECORDS = 30_000;
 
 /** Forwards requests to `target` until `stall()`; from then on, new requests are held open and never answered. */
 async function stallingProxy(target: string): Promise<{
