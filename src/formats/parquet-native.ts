@@ -113,6 +113,10 @@ function columnOf(vector: DuckDBVector, rows: number): FlatColumn {
 export const duckdbParquetReader: NativeParquetReader = {
   canRead(metadata, columns) {
     const elements = topLevel(metadata);
+    // DuckDB matches names without regard to case and adds file_row_number: a file where that could pick another
+    // column than the one asked for is left to hyparquet.
+    const folded = new Set([...elements.keys()].map((name) => name.toLowerCase()));
+    if (folded.size !== elements.size || folded.has('file_row_number')) return false;
     return columns.every((c) => {
       const element = elements.get(c);
       return element !== undefined && sameValues(element);

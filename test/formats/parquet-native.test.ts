@@ -132,6 +132,14 @@ describe('duckdbParquetReader', () => {
     for (const column of ['u', 'day', 'ts', 'dec', 'blob', 'list', 'struct', 'missing']) {
       expectIn(duckdbParquetReader.canRead(meta, ['d', column]), column).toBe(false);
     }
+    // Names DuckDB could take for another column: two that differ only in case, and its own file_row_number.
+    const renamed = (from: string, to: string): FileMetaData => ({
+      ...metadata,
+      schema: metadata.schema.map((e) => (e.name === from ? { ...e, name: to } : e)),
+    });
+    expect(duckdbParquetReader.canRead(metadata, ['d', 'f'])).toBe(true);
+    expect(duckdbParquetReader.canRead(renamed('f', 'D'), ['d'])).toBe(false);
+    expect(duckdbParquetReader.canRead(renamed('f', 'file_row_number'), ['d'])).toBe(false);
   });
 });
 
