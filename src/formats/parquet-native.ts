@@ -129,10 +129,11 @@ export const duckdbParquetReader: NativeParquetReader = {
     let pending: Promise<DuckDBDataChunk | null> | undefined;
     try {
       // file_row_number is each row's number in the file (the record's offset); the filter on it skips the row
-      // groups outside the range. DuckDB keeps the file's row order (preserve_insertion_order).
+      // groups outside the range. DuckDB keeps the file's row order (preserve_insertion_order). Hive partitioning
+      // off: a path like .../date=2024-01-01/part.parquet must not put the folder's value in a column `date`.
       const select = [...columns.map(quoteIdentifier), 'file_row_number'].join(', ');
       const result = await connection.stream(
-        `SELECT ${select} FROM read_parquet(${quoteString(path)}, file_row_number = true) ` +
+        `SELECT ${select} FROM read_parquet(${quoteString(path)}, file_row_number = true, hive_partitioning = false) ` +
           `WHERE file_row_number >= ${rowStart} AND file_row_number < ${rowEnd}`,
       );
       let expected = rowStart;

@@ -119,6 +119,18 @@ describe('duckdbParquetReader', () => {
     expectIn(native.values, 'rows 4000-8299').toEqual(await viaHyparquet(['id', 'd'], 4_000, 8_300));
   });
 
+  it("reads a file in a Hive-style folder as it is: the folder's value does not replace a column's", async () => {
+    const folder = path.join(tmp.dir, 'category=folder');
+    await mkdir(folder);
+    const hive = path.join(folder, 'rows.parquet');
+    await copy(`SELECT category, id FROM (${ROWS_SQL})`, hive, 'ROW_GROUP_SIZE 4096');
+    const values: unknown[] = [];
+    for await (const part of duckdbParquetReader.read(hive, ['category'], 0, 10_000)) {
+      for (let r = 0; r < part.rows; r++) values.push(valueAt(part.data[0]!, r));
+    }
+    expect(values).toEqual((await viaHyparquet(['category'], 0, 10_000))[0]);
+  });
+
   it('leaves to hyparquet the columns it would give differently', async () => {
     const other = path.join(tmp.dir, 'other.parquet');
     await copy(
