@@ -19,6 +19,12 @@ export const DECODE_THREADS_ENV = 'BATCH_INFER_DECODE_THREADS';
  */
 export const CORES_ENV = 'BATCH_INFER_CORES';
 /**
+ * Which reader takes Parquet input for tabular models: `duckdb` (the default) where it can (local files, whole S3
+ * objects, plain column types: src/formats/parquet-native.ts), `hyparquet` for all of it. The way back should a
+ * file read by DuckDB fail where hyparquet reads it (a string column that is not valid UTF-8 is one).
+ */
+export const PARQUET_READER_ENV = 'BATCH_INFER_PARQUET_READER';
+/**
  * URL of a module exporting `now(): number` (milliseconds, monotonic) that run.checkpoint.seconds is measured by
  * instead of performance.now: how a test decides, from outside the worker process, when "a minute" of work has
  * passed (test/worker/manual-clock.ts). Unset in Batch.
@@ -66,6 +72,7 @@ export const workerTuningSchema = z.object({
     z.coerce.number(CORES_RULE).int(CORES_RULE).min(1, CORES_RULE).max(1024, CORES_RULE),
   ),
   [CHECKPOINT_CLOCK_ENV]: unlessEmpty(z.url('must be the URL of a module exporting now()')),
+  [PARQUET_READER_ENV]: unlessEmpty(z.enum(['duckdb', 'hyparquet'], 'must be duckdb or hyparquet')),
 });
 
 /** One line per invalid tuning variable in `env`: `NAME="value": what it must be`; empty when all are valid. */

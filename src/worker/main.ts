@@ -32,6 +32,7 @@ import {
   CHECKPOINT_CLOCK_ENV,
   CHUNK_RECORDS_ENV,
   CORES_ENV,
+  PARQUET_READER_ENV,
   DECODE_THREADS_ENV,
   INTERRUPTED_EXIT_CODE,
   MEMORY_BUDGET_ENV,
@@ -160,6 +161,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
   const chunkRecords = env[CHUNK_RECORDS_ENV];
   const decodeThreads = env[DECODE_THREADS_ENV];
   const cores = env[CORES_ENV];
+  const parquetReader = env[PARQUET_READER_ENV];
   const clockModule = env[CHECKPOINT_CLOCK_ENV];
   const store = createObjectStore();
   try {
@@ -179,6 +181,7 @@ async function runTask(rawEnv: NodeJS.ProcessEnv): Promise<number | 'interrupted
       ...(chunkRecords ? { chunkRecords } : {}),
       ...(decodeThreads !== undefined ? { decodeThreads } : {}),
       ...(cores !== undefined ? { cores } : {}),
+      ...(parquetReader === 'hyparquet' ? { nativeParquet: false } : {}),
       ...(checkpointClock ? { checkpointClock } : {}),
       instance: await detectInstance(rawEnv),
       batchSizes,

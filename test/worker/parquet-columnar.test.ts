@@ -25,8 +25,10 @@ import {
   readCheckpointFile,
   roundedSums,
   runShard,
+  startWorker,
   tempDir,
 } from './helpers.js';
+import { PARQUET_READER_ENV } from '../../src/worker/env.js';
 
 /** Rows per file; DuckDB cuts row groups of 2,048 rows, so each file has three. */
 const ROWS = 5_000;
@@ -116,7 +118,7 @@ describe('Parquet input on the columnar path', () => {
 
   it.each([
     ['DuckDB (local files, the default)', {}, { duckdb: 2, hyparquet: 0 }],
-    ['hyparquet (as S3 input is read)', { nativeParquet: false }, { duckdb: 0, hyparquet: 2 }],
+    ['hyparquet (nativeParquet: false)', { nativeParquet: false }, { duckdb: 0, hyparquet: 2 }],
   ] as const)('writes exactly what the record path writes, read by %s', async (name, deps, ranges) => {
     const captured = captureLog();
     const marker = await run(`columnar-${ranges.duckdb}`, { ...deps, log: captured.log });
@@ -136,6 +138,25 @@ describe('Parquet input on the columnar path', () => {
       differences: 0,
     });
     expect(errorLines(marker)).toEqual(errorLines(recordPath));
+  });
+
+  it('BATCH_INFER_PARQUET_READER=hyparquet makes the worker process read through hyparquet', async () => {
+    for (const [reader, ranges] of [
+      ['hyparquet', { duckdb: 0, hyparquet: 2 }],
+      ['', { duckdb: 2, hyparquet: 0 }],
+    ] as const) {
+      const planned = await planWorkerRun(spec(`env-${reader || 'default'}`));
+      const worker = startWorker(planned.runUri, { [PARQUET_READER_ENV]: reader });
+      const exit = await worker.exited;
+      expectIn(exit.code, worker.output()).toBe(0);
+      const complete = worker
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line.message === 'shard complete');
+      expectIn(complete?.parquetRanges, reader || 'unset').toEqual(ranges);
+    }
   });
 
   it('resumes from a checkpoint inside a row group exactly', async () => {

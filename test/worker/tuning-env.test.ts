@@ -6,6 +6,7 @@ import {
   CORES_ENV,
   DECODE_THREADS_ENV,
   MEMORY_BUDGET_ENV,
+  PARQUET_READER_ENV,
   workerTuningIssues,
   workerTuningSchema,
 } from '../../src/worker/env.js';
@@ -20,8 +21,10 @@ describe('workerTuningIssues', () => {
         [MEMORY_BUDGET_ENV]: '512.5',
         [CHECKPOINT_CLOCK_ENV]: 'file:///clock.mjs',
         [CORES_ENV]: '2',
+        [PARQUET_READER_ENV]: 'hyparquet',
       }),
     ).toEqual([]);
+    expect(workerTuningIssues({ [PARQUET_READER_ENV]: 'duckdb' })).toEqual([]);
     expect(workerTuningIssues({ [DECODE_THREADS_ENV]: '' })).toEqual([]);
     expect(workerTuningSchema.parse({ [DECODE_THREADS_ENV]: '' })[DECODE_THREADS_ENV]).toBeUndefined();
     expect(workerTuningSchema.parse({ [DECODE_THREADS_ENV]: '3' })[DECODE_THREADS_ENV]).toBe(3);
@@ -44,11 +47,13 @@ describe('workerTuningIssues', () => {
         [CHUNK_RECORDS_ENV]: '0',
         [MEMORY_BUDGET_ENV]: 'x',
         [CHECKPOINT_CLOCK_ENV]: 'nope',
+        [PARQUET_READER_ENV]: 'arrow',
       }),
     ).toEqual([
       `${MEMORY_BUDGET_ENV}="x": must be a number of MiB`,
       `${CHUNK_RECORDS_ENV}="0": must be a whole number of records above 0`,
       `${CHECKPOINT_CLOCK_ENV}="nope": must be the URL of a module exporting now()`,
+      `${PARQUET_READER_ENV}="arrow": must be duckdb or hyparquet`,
     ]);
   });
 });
