@@ -274,9 +274,11 @@ async function recreateView(
 
 function leftOutMessage(table: string, run: LeftOutRun): string {
   const count =
-    run.missing === run.files
-      ? `its ${run.files} file(s) are`
-      : `${run.missing} of its ${run.files} files are`;
+    run.missing < run.files
+      ? `${run.missing} of its ${run.files} files are`
+      : run.files === 1
+        ? 'its file is'
+        : `its ${run.files} files are`;
   return (
     `Catalogue: run ${run.runId} of ${table} is left out of the view ${table}: ${count} gone (${run.example}). ` +
     `Its row in _runs stays; restore the files and the job's next published run brings it back.`

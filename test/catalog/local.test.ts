@@ -184,9 +184,7 @@ describe('LocalCatalog', () => {
     const runs = await queryCatalog(dbPath, 'SELECT run_id FROM _runs ORDER BY run_id');
     expect(runs.rows).toEqual([['run-a'], ['run-b'], ['run-c']]);
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toContain(
-      'run run-a of scores is left out of the view scores: its 1 file(s) are gone (',
-    );
+    expect(warnings[0]).toContain('run run-a of scores is left out of the view scores: its file is gone (');
     expect(warnings[1]).toContain(
       'run run-b of scores is left out of the view scores: 1 of its 2 files are gone (',
     );
