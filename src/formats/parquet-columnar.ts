@@ -105,10 +105,13 @@ export async function* readParquetColumnar(
   const rows = new ParquetRows(plan, names);
   const local = range.uri.startsWith('file://');
   const whole = groupStart === 0 && groupEnd === metadata.row_groups.length;
+  /** The first row not yet taken: DuckDB's read may stop at a row hyparquet goes on from. */
+  let from = rowStart;
   if (native && (local || (whole && native.stageDir)) && native.reader.canRead(metadata, names)) {
     let rowEnd = rowStart;
     for (let g = groupStart; g < groupEnd; g++) rowEnd += Number(metadata.row_groups[g]!.num_rows);
     const copy = local ? undefined : await stageCopy(store, range, native.stageDir!);
+    let done = false;
     try {
       if (local) await checkPin(store, range);
       onReader?.('duckdb');
@@ -120,23 +123,35 @@ export async function* readParquetColumnar(
           r = upto;
           if (rows.count >= BLOCK_ROWS) yield rows.take();
         }
+        from = part.offset + part.rows;
       }
       // A file replaced while DuckDB read it (it reads by path, unpinned) fails the shard, as a pinned read would.
       if (local) await checkPin(store, range);
+      done = true;
+    } catch (err) {
+      // DuckDB refuses a string that is not valid UTF-8, where hyparquet (and the record path) decode it with
+      // replacement characters: the rest of the range is read as the record path reads it.
+      if (!isInvalidUtf8(err)) throw err;
     } finally {
       if (copy) await rm(copy, { force: true });
     }
-    if (rows.count > 0) yield rows.take();
-    return;
+    if (done) {
+      if (rows.count > 0) yield rows.take();
+      return;
+    }
   }
   onReader?.('hyparquet');
   let groupRow = rowStart;
   for (let g = groupStart; g < groupEnd; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
+    if (groupRow + n <= from) {
+      groupRow += n;
+      continue;
+    }
     const data =
       (await readFlatColumns(file, metadata, g, names, PARQUET_COMPRESSORS)) ??
       (await readGroup(file, metadata, g, names, groupRow, n));
-    for (let r = 0; r < n;) {
+    for (let r = Math.max(0, from - groupRow); r < n;) {
       const upto = Math.min(n, r + BLOCK_ROWS - rows.count);
       rows.addRows(data, r, upto, groupRow + r);
       r = upto;
@@ -161,6 +176,13 @@ async function stageCopy(store: ObjectStore, range: InputRange, dir: string): Pr
     throw err;
   }
   return file;
+}
+
+/** DuckDB's error for a string value that is not valid UTF-8 (its Parquet reader checks every one). */
+function isInvalidUtf8(err: unknown): boolean {
+  // Not `instanceof Error`: the native binding's errors may come from another realm (a test runner's sandbox).
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message.includes('Invalid string encoding found in Parquet file');
 }
 
 /** Fails with ObjectChangedError when the object's ETag is no longer the one the plan pinned. */

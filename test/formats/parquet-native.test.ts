@@ -4,11 +4,12 @@
  * that starts and ends inside the file); the column types it leaves to hyparquet; and a file replaced while DuckDB
  * reads it failing the read as a pinned read would.
  */
-import { mkdir, readdir, readFile, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { asyncBufferFromFile, parquetMetadataAsync, type FileMetaData } from 'hyparquet';
 import type { ColumnarPlan } from '../../src/formats/columnar-rows.js';
 import { readParquetColumnar, type NativeParquetOptions } from '../../src/formats/parquet-columnar.js';
@@ -194,6 +195,87 @@ describe('readParquetColumnar with the native reader', () => {
     const reference = await readAll(undefined, (r) => readers.push(r));
     expect(readers).toEqual(['duckdb', 'hyparquet']);
     expect(native).toEqual(reference);
+  });
+
+  it('goes on through hyparquet from the row where DuckDB refused a string that is not valid UTF-8', async () => {
+    // Written by hyparquet-writer, which writes a string column's bytes as given: DuckDB refuses row 3,500's, where
+    // hyparquet (and the record path) decode it with a replacement character.
+    const rowsInFile = 5_000;
+    const encoder = new TextEncoder();
+    const bad = path.join(tmp.dir, 'bad-utf8.parquet');
+    await writeFile(
+      bad,
+      new Uint8Array(
+        parquetWriteBuffer({
+          rowGroupSize: 1_000,
+          columnData: [
+            { name: 'd', type: 'DOUBLE', data: Array.from({ length: rowsInFile }, (_, i) => i * 0.25) },
+            { name: 'n', type: 'INT32', data: Array.from({ length: rowsInFile }, (_, i) => i % 7) },
+            {
+              name: 'id',
+              type: 'STRING',
+              data: Array.from({ length: rowsInFile }, (_, i) =>
+                i === 3_500 ? new Uint8Array([0x50, 0xff, 0x51]) : encoder.encode(`P${i}`),
+              ),
+            },
+            {
+              name: 'category',
+              type: 'STRING',
+              data: Array.from({ length: rowsInFile }, (_, i) => `c${i % 3}`),
+            },
+          ],
+        }),
+      ),
+    );
+    const at = { store: new LocalObjectStore(), uri: pathToFileURL(bad).href };
+    const readers: string[] = [];
+    let fromDuckDb = 0;
+    const counting: NativeParquetReader = {
+      canRead: (meta, columns) => duckdbParquetReader.canRead(meta, columns),
+      async *read(local, columns, first, end) {
+        for await (const part of duckdbParquetReader.read(local, columns, first, end)) {
+          fromDuckDb += part.rows;
+          yield part;
+        }
+      },
+    };
+    const native = await readAll({ reader: counting }, (r) => readers.push(r), at);
+    expect(readers).toEqual(['duckdb', 'hyparquet']);
+    // DuckDB's threads read ahead: its error may come before any row (here it did), or after some.
+    expect(fromDuckDb).toBeLessThanOrEqual(3_500);
+    const reference = await readAll(undefined, undefined, at);
+    expect(native).toEqual(reference);
+    expect(JSON.stringify(reference)).toContain('P\uFFFDQ');
+  });
+
+  it('takes the rows DuckDB gave before its refusal once: hyparquet goes on from the next row', async () => {
+    // DuckDB gives two chunks, then refuses (as for a string that is not valid UTF-8).
+    const refusing: NativeParquetReader = {
+      canRead: (meta, columns) => duckdbParquetReader.canRead(meta, columns),
+      async *read(local, columns, first, end) {
+        let parts = 0;
+        for await (const part of duckdbParquetReader.read(local, columns, first, end)) {
+          if (++parts > 2) {
+            throw new Error(
+              'Invalid Input Error: Invalid string encoding found in Parquet file: not valid UTF8!',
+            );
+          }
+          yield part;
+        }
+      },
+    };
+    const readers: string[] = [];
+    const native = await readAll({ reader: refusing }, (r) => readers.push(r));
+    expect(readers).toEqual(['duckdb', 'hyparquet']);
+    expect(native).toEqual(await readAll(undefined));
+    // Any other error of DuckDB's fails the read.
+    const failing: NativeParquetReader = {
+      canRead: refusing.canRead,
+      async *read() {
+        throw new Error('IO Error: No more space left on device');
+      },
+    };
+    await expect(readAll({ reader: failing })).rejects.toThrow(/No more space left on device/);
   });
 
   it('fails with ObjectChangedError when the file changes while DuckDB reads it', async () => {
