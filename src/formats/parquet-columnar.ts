@@ -5,10 +5,8 @@
  * record (hyparquet's, null for a missing one), judged by the record path's own function, in file row order, with
  * the file row number as the record's offset. So the tensors, error rows and summaries are the record path's.
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
@@ -18,7 +16,6 @@ import { ColumnarRows, inputColumnsOf, type ColumnarBlock, type ColumnarPlan } f
 import { NumericColumn, readFlatColumns, valueAt, type FlatColumn } from './parquet-flat.js';
 import type { NativeParquetReader } from './parquet-native.js';
 import { openParquetRange, PARQUET_COMPRESSORS } from './parquet-read.js';
-import { ObjectChangedError } from '../storage/object-store.js';
 
 /** Rows per block at most: a large row group is handed over in pieces, so memory stays that of one group. */
 const BLOCK_ROWS = 65_536;
@@ -74,11 +71,11 @@ class ParquetRows extends ColumnarRows {
 export interface NativeParquetOptions {
   readonly reader: NativeParquetReader;
   /**
-   * Where an object that is not a local file is copied (downloaded, pinned) for the reader when the range is the
-   * whole object: its bytes are all read anyway, and one sequential download costs less than hyparquet's decoding.
-   * The copy is removed when the range is read. @default none: such objects are read through hyparquet
+   * A new local path for a copy of an object that is not a local file, downloaded (pinned) for the reader when the
+   * range is the whole object: its bytes are all read anyway, and one sequential download costs less than hyparquet's
+   * decoding. The copy is removed when the range is read. @default none: such objects are read through hyparquet
    */
-  readonly stageDir?: string;
+  readonly stagePath?: () => string;
 }
 
 /**
@@ -107,10 +104,10 @@ export async function* readParquetColumnar(
   const whole = groupStart === 0 && groupEnd === metadata.row_groups.length;
   /** The first row not yet taken: DuckDB's read may stop at a row hyparquet goes on from. */
   let from = rowStart;
-  if (native && (local || (whole && native.stageDir)) && native.reader.canRead(metadata, names)) {
+  if (native && (local || (whole && native.stagePath)) && native.reader.canRead(metadata, names)) {
     let rowEnd = rowStart;
     for (let g = groupStart; g < groupEnd; g++) rowEnd += Number(metadata.row_groups[g]!.num_rows);
-    const copy = local ? undefined : await stageCopy(store, range, native.stageDir!);
+    const copy = local ? undefined : await stageCopy(store, range, native.stagePath!());
     let done = false;
     try {
       if (local) await checkPin(store, range);
@@ -162,13 +159,8 @@ export async function* readParquetColumnar(
   if (rows.count > 0) yield rows.take();
 }
 
-/**
- * The object downloaded (through the pinned store: a replaced object fails with ObjectChangedError) to a file in
- * `dir` named as the worker's staging files are, so a worker killed before removing it has it removed by the next
- * (src/worker/staging.ts).
- */
-async function stageCopy(store: ObjectStore, range: InputRange, dir: string): Promise<string> {
-  const file = join(dir, `batch-infer-${process.pid}-0-0-${randomBytes(8).toString('hex')}.parquet`);
+/** The object downloaded to `file` through the pinned store (a replaced object fails with ObjectChangedError). */
+async function stageCopy(store: ObjectStore, range: InputRange, file: string): Promise<string> {
   try {
     await pipeline(await store.getStream(range.uri), createWriteStream(file));
   } catch (err) {
@@ -185,10 +177,12 @@ function isInvalidUtf8(err: unknown): boolean {
   return typeof message === 'string' && message.includes('Invalid string encoding found in Parquet file');
 }
 
-/** Fails with ObjectChangedError when the object's ETag is no longer the one the plan pinned. */
+/**
+ * Fails with ObjectChangedError when the object is no longer the one the plan pinned: a one-byte read through the
+ * pinned store, which checks the ETag as every read of the range does.
+ */
 async function checkPin(store: ObjectStore, range: InputRange): Promise<void> {
-  const { etag } = await store.head(range.uri);
-  if (etag !== range.etag) throw new ObjectChangedError(range.uri, range.etag, etag);
+  await store.get(range.uri, { start: 0, end: 1 });
 }
 
 /** Row group `g` (`n` rows from file row `groupRow`) through hyparquet's reader: for columns that are not flat. */

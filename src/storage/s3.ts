@@ -36,28 +36,24 @@ import {
   type ReadOptions,
 } from './object-store.js';
 import { parseUri } from './uri.js';
-import { AWS_CONNECTION_TIMEOUT_MS, AWS_SOCKET_TIMEOUT_MS, awsHttpOptions } from '../runtime/aws-http.js';
+import { awsHttpOptions } from '../runtime/aws-http.js';
 
 /** Multipart part size: 8 MiB keeps memory bounded (parts x queue) while staying far below the 10,000-part cap. */
 export const S3_PART_SIZE = 8 * 1024 * 1024;
 /** Parts uploaded concurrently by one `putStream`. */
 export const S3_UPLOAD_QUEUE_SIZE = 4;
 
-/** How long a connection to S3 may take to open (the SDK sets no limit: src/runtime/aws-http.ts). */
-export const S3_CONNECTION_TIMEOUT_MS = AWS_CONNECTION_TIMEOUT_MS;
-/**
- * How long an S3 request may go without a byte sent or received. A stalled request fails with TimeoutError, which
- * the SDK retries, and a body that stalls mid-stream is read again (S3_BODY_READ_ATTEMPTS).
- */
-export const S3_SOCKET_TIMEOUT_MS = AWS_SOCKET_TIMEOUT_MS;
-
 export interface S3ClientOptions {
   /** S3-compatible endpoint (e.g. a local server); AWS's own endpoint when absent. */
   readonly endpoint?: string;
   readonly region?: string;
-  /** Longest a connection may take to open, in ms. @default S3_CONNECTION_TIMEOUT_MS */
+  /**
+   * Longest a connection may take to open, and a request may go without a byte sent or received, in ms
+   * (src/runtime/aws-http.ts). A stalled request fails with TimeoutError, which the SDK retries; a body that stalls
+   * mid-stream is read again (S3_BODY_READ_ATTEMPTS).
+   * @default AWS_CONNECTION_TIMEOUT_MS and AWS_SOCKET_TIMEOUT_MS
+   */
   readonly connectionTimeoutMs?: number;
-  /** Longest a request may go without a byte sent or received, in ms. @default S3_SOCKET_TIMEOUT_MS */
   readonly socketTimeoutMs?: number;
 }
 
@@ -79,10 +75,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     // workers hit one prefix at once.
     retryMode: 'adaptive',
     maxAttempts: 8,
-    ...awsHttpOptions({
-      connectionTimeoutMs: options.connectionTimeoutMs ?? S3_CONNECTION_TIMEOUT_MS,
-      socketTimeoutMs: options.socketTimeoutMs ?? S3_SOCKET_TIMEOUT_MS,
-    }),
+    ...awsHttpOptions(options),
   });
 }
 

@@ -17,7 +17,7 @@ import { markerCostFields } from '../cost/marker.js';
 import type { ShardInstance } from '../cost/instance.js';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { removeStaleStagingFiles } from './staging.js';
+import { removeStaleStagingFiles, stagingPath } from './staging.js';
 import type * as ort from 'onnxruntime-node';
 import type { CsvReadOptions } from '../formats/csv.js';
 import { warmParquetWriter } from '../formats/parquet-chunk-writer.js';
@@ -307,7 +307,16 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     // ObjectChangedError instead of being read half old, half new.
     const input = pinObjects(store, shard.ranges);
     const remaining = await remainingRanges(input, format, shard.ranges, resume?.position);
-    const opened = openStream(input, plan, io, remaining, readOptions, challengerPlan !== undefined, deps);
+    const opened = openStream(
+      input,
+      plan,
+      shardId,
+      io,
+      remaining,
+      readOptions,
+      challengerPlan !== undefined,
+      deps,
+    );
     stream = opened.stream;
     lent = opened.lent;
     // Which data path reads the shard (docs/adr/0019): typed columns, or a record object per input record.
@@ -847,6 +856,7 @@ interface LentDecodePool {
 function openStream(
   input: ObjectStore,
   plan: Plan,
+  shardId: number,
   io: ModelIo,
   ranges: Awaited<ReturnType<typeof remainingRanges>>,
   readOptions: CsvReadOptions,
@@ -868,7 +878,13 @@ function openStream(
       threads: 0,
       ...(counting ? { counting: counting.pool } : {}),
       ...(deps.nativeParquet !== false
-        ? { nativeParquet: { reader: duckdbParquetReader, stageDir: deps.tmpDir ?? os.tmpdir() } }
+        ? {
+            nativeParquet: {
+              reader: duckdbParquetReader,
+              // Named as the shard's staging files: a killed worker's copy is removed by the next (staging.ts).
+              stagePath: () => stagingPath(deps.tmpDir ?? os.tmpdir(), shardId, 0),
+            },
+          }
         : {}),
     });
     return { stream, ...(counting ? { lent: { threads: 1, plan: columnar, ...counting } } : {}) };

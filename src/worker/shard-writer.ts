@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { SourceRecord } from '../formats/records.js';
 import { encodeChunk } from '../formats/output.js';
 import { columnPlucker, type ColumnPlucker } from '../formats/pluck.js';
@@ -42,6 +41,7 @@ import {
   type Position,
   type StageTimings,
 } from './checkpoint.js';
+import { stagingPath } from './staging.js';
 
 /** Input records per chunk (rounded up to whole batches), unless the spec's run.checkpoint.records says otherwise. */
 export const DEFAULT_CHUNK_RECORDS = DEFAULT_CHECKPOINT_RECORDS;
@@ -470,10 +470,7 @@ export class ShardWriter {
       const info = await store.put(partUri, encoded.body, { contentType: encoded.contentType });
       output = { uri: partUri, rows: chunk.predictions, bytes: info.size, etag: info.etag };
     } else if (parquet && chunk.predictions > 0) {
-      const file = path.join(
-        tmpDir,
-        `batch-infer-${process.pid}-${shardId}-${chunk.index}-${randomBytes(4).toString('hex')}.parquet`,
-      );
+      const file = stagingPath(tmpDir, shardId, chunk.index);
       try {
         await parquet.finish(file);
         const info = await store.putStream(partUri, createReadStream(file), {

@@ -4,10 +4,19 @@
  * workers share one /tmp, those add up (3 of 66 SIGKILLed workers in issue 17). A worker starting up removes the
  * staging files of processes that no longer exist. Files of live processes are never touched.
  */
+import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export const STAGING_FILE = /^batch-infer-(\d+)-\d+-\d+-[0-9a-f]+\.parquet$/;
+
+/** A new staging file's path in `dir` for this process: part `part` of shard `shardId` (STAGING_FILE). */
+export function stagingPath(dir: string, shardId: number, part: number): string {
+  return path.join(
+    dir,
+    `batch-infer-${process.pid}-${shardId}-${part}-${randomBytes(4).toString('hex')}.parquet`,
+  );
+}
 
 /** Whether a process with this id exists (signal 0 checks without signalling; EPERM means it exists). */
 export function processExists(pid: number): boolean {

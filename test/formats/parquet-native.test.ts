@@ -320,7 +320,11 @@ describe('readParquetColumnar with the native reader', () => {
     it('reads a whole object from a pinned copy, which it removes, and makes the same blocks', async () => {
       const readers: string[] = [];
       const at = { store: s3, uri: 's3://pq-input/rows.parquet' };
-      const native = await readAll({ reader: duckdbParquetReader, stageDir }, (r) => readers.push(r), at);
+      const native = await readAll(
+        { reader: duckdbParquetReader, stagePath: () => path.join(stageDir, 'copy.parquet') },
+        (r) => readers.push(r),
+        at,
+      );
       expect(readers).toEqual(['duckdb']);
       expect(await readdir(stageDir)).toEqual([]);
       expect(native).toEqual(await readAll(undefined, undefined, at));
@@ -336,7 +340,11 @@ describe('readParquetColumnar with the native reader', () => {
         uri: 's3://pq-input/rows.parquet',
         range: { rowGroupStart: 1, rowGroupEnd: 2, rowStart: Number(metadata.row_groups[0]!.num_rows) },
       };
-      await readAll({ reader: duckdbParquetReader, stageDir }, (r) => readers.push(r), at);
+      await readAll(
+        { reader: duckdbParquetReader, stagePath: () => path.join(stageDir, 'copy.parquet') },
+        (r) => readers.push(r),
+        at,
+      );
       expect(readers).toEqual(['hyparquet']);
       expect(await readdir(stageDir)).toEqual([]);
     });
@@ -366,7 +374,10 @@ describe('readParquetColumnar with the native reader', () => {
           return pinned.getStream(uri, byteRange);
         },
       });
-      const blocks = readParquetColumnar(replacing, range, plan, { reader: duckdbParquetReader, stageDir });
+      const blocks = readParquetColumnar(replacing, range, plan, {
+        reader: duckdbParquetReader,
+        stagePath: () => path.join(stageDir, 'copy.parquet'),
+      });
       await expect(blocks.next()).rejects.toBeInstanceOf(ObjectChangedError);
       expect(await readdir(stageDir)).toEqual([]);
     });

@@ -1,17 +1,13 @@
 /**
  * Requests to S3 that stall: never answered, or answered with a body that stops mid-stream, the connection held
- * open. The SDK sets no timeout of its own, so before S3_SOCKET_TIMEOUT_MS such a request hung its worker (or
+ * open. The SDK sets no timeout of its own, so before AWS_SOCKET_TIMEOUT_MS such a request hung its worker (or
  * Reconcile, or Finalize) for good; now it fails after the socket's silence and is sent again. s3rver behind
  * test/support/s3-fault-proxy.ts; a test that hangs fails on jest's timeout.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  S3_CONNECTION_TIMEOUT_MS,
-  S3_SOCKET_TIMEOUT_MS,
-  S3ObjectStore,
-  createS3Client,
-} from '../../src/storage/s3.js';
+import { AWS_CONNECTION_TIMEOUT_MS, AWS_SOCKET_TIMEOUT_MS } from '../../src/runtime/aws-http.js';
+import { S3ObjectStore, createS3Client } from '../../src/storage/s3.js';
 import { startS3FaultProxy, type S3FaultKind, type S3FaultProxy } from '../support/s3-fault-proxy.js';
 import { startS3Server, useS3TestEnv, type S3TestServer } from '../support/s3-server.js';
 
@@ -83,8 +79,8 @@ describe('S3 requests that stall', () => {
       // The handler reads its options when it first sends: send one request.
       await new S3ObjectStore(client).head('s3://stall/a.txt');
       expect(handler.httpHandlerConfigs()).toMatchObject({
-        connectionTimeout: S3_CONNECTION_TIMEOUT_MS,
-        socketTimeout: S3_SOCKET_TIMEOUT_MS,
+        connectionTimeout: AWS_CONNECTION_TIMEOUT_MS,
+        socketTimeout: AWS_SOCKET_TIMEOUT_MS,
       });
     } finally {
       client.destroy();

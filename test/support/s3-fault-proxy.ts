@@ -70,6 +70,41 @@ function s3Error(res: http.ServerResponse, status: number, code: string, message
   res.end(body);
 }
 
+/**
+ * Sends the first half of `answer`'s body, then either cuts the connection (`cut`) or holds it open, sending nothing
+ * more. An answer without a body to halve (HEAD, an empty object) is cut before its headers, or the client would wait
+ * for a body that never comes. Returns true: the answer is handled.
+ */
+function halfBody(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  answer: http.IncomingMessage,
+  cut: boolean,
+): true {
+  const length = Number(answer.headers['content-length'] ?? 0);
+  if (cut && (!(length > 1) || req.method === 'HEAD')) {
+    answer.resume();
+    res.destroy();
+    return true;
+  }
+  res.writeHead(answer.statusCode ?? 200, answer.headers);
+  let sent = 0;
+  const half = Math.floor(length / 2);
+  answer.on('data', (chunk: Buffer) => {
+    if (sent >= half) return;
+    const part = chunk.subarray(0, half - sent);
+    sent += part.length;
+    res.write(part);
+    if (cut && sent >= half) {
+      answer.destroy();
+      res.destroy();
+    }
+  });
+  // A body shorter than declared (never expected from S3): cut the connection all the same.
+  if (cut) answer.on('end', () => res.destroy());
+  return true;
+}
+
 export async function startS3FaultProxy(
   targetEndpoint: string,
   options: S3FaultProxyOptions,
@@ -148,47 +183,8 @@ export async function startS3FaultProxy(
         req.resume();
         return;
       case 'stalled-body':
-        forward(req, res, (answer) => {
-          const length = Number(answer.headers['content-length'] ?? 0);
-          res.writeHead(answer.statusCode ?? 200, answer.headers);
-          let sent = 0;
-          const stop = Math.floor(length / 2);
-          answer.on('data', (chunk: Buffer) => {
-            if (sent >= stop) return;
-            const part = chunk.subarray(0, stop - sent);
-            sent += part.length;
-            res.write(part);
-          });
-          return true;
-        });
-        return;
       case 'truncated-body':
-        forward(req, res, (answer) => {
-          const length = Number(answer.headers['content-length'] ?? 0);
-          // A HEAD answer declares the length but has no body: cut it before its headers, or the client would
-          // wait for a body that never comes.
-          if (!(length > 1) || req.method === 'HEAD') {
-            answer.resume();
-            res.destroy();
-            return true;
-          }
-          res.writeHead(answer.statusCode ?? 200, answer.headers);
-          let sent = 0;
-          const cut = Math.floor(length / 2);
-          answer.on('data', (chunk: Buffer) => {
-            if (sent >= cut) return;
-            const part = chunk.subarray(0, cut - sent);
-            sent += part.length;
-            res.write(part);
-            if (sent >= cut) {
-              answer.destroy();
-              res.destroy();
-            }
-          });
-          // A body shorter than declared (never expected from S3): cut the connection all the same.
-          answer.on('end', () => res.destroy());
-          return true;
-        });
+        forward(req, res, (answer) => halfBody(req, res, answer, kind === 'truncated-body'));
         return;
     }
   });
