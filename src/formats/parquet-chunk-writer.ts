@@ -24,9 +24,10 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
+import duckdb from '@duckdb/node-bindings';
+import { fillVector, VECTOR_ROWS, type VectorLayout } from './duckdb-columns.js';
 import {
   checkList,
-  checkScalar,
   DEFAULT_ROW_GROUP_SIZE,
   describe,
   elementTypeOf,
@@ -114,7 +115,9 @@ export function configureParquetWriter(options: { readonly threads?: number }): 
 export class ParquetChunkWriter {
   private rowCount = 0;
   private closed = false;
-  private readonly vectorSize: number;
+  private readonly types: readonly DuckDBType[];
+  /** How each column's vector is filled in bulk (duckdb-columns.ts); undefined: by node-api, value by value. */
+  private readonly layouts: readonly (VectorLayout | undefined)[];
 
   private constructor(
     private readonly columns: readonly ColumnSpec[],
@@ -123,7 +126,8 @@ export class ParquetChunkWriter {
     private readonly appender: DuckDBAppender,
     private readonly rowGroupSize: number,
   ) {
-    this.vectorSize = 2048;
+    this.types = columns.map((c) => tableType(c));
+    this.layouts = columns.map((c) => vectorLayout(c));
   }
 
   static async create(
@@ -170,12 +174,20 @@ export class ParquetChunkWriter {
         );
       }
     });
-    const types = this.columns.map((c) => tableType(c));
-    for (let from = 0; from < rows; from += this.vectorSize) {
-      const n = Math.min(this.vectorSize, rows - from);
-      const chunk = DuckDBDataChunk.create(types, n);
+    for (let from = 0; from < rows; from += VECTOR_ROWS) {
+      const n = Math.min(VECTOR_ROWS, rows - from);
+      const chunk = DuckDBDataChunk.create(this.types, n);
       this.columns.forEach((column, c) => {
-        chunk.setColumnValues(c, duckValues(column, values[c]!, from, n, this.rowCount + from));
+        const layout = this.layouts[c];
+        if (!layout) {
+          chunk.setColumnValues(c, listValues(column, values[c]!, from, n, this.rowCount + from));
+          return;
+        }
+        const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+        const refused = fillVector(vector, layout, values[c]!, from, n, isStagedAsDouble(column));
+        if (refused) {
+          throw refusedError(column, refused.value, this.rowCount + from + refused.row, refused.notAMember);
+        }
       });
       this.appender.appendDataChunk(chunk);
     }
@@ -249,72 +261,72 @@ function checkColumnSpecs(columns: readonly ColumnSpec[]): void {
   }
 }
 
-/** Rows [from, from + n) of one column as DuckDB values, checked like `dataFor`. `base` numbers rows in errors. */
-function duckValues(
+/** How a column's vector is filled in bulk, or undefined for a list column (node-api sets it value by value). */
+function vectorLayout(column: ColumnSpec): VectorLayout | undefined {
+  if (isCategorical(column)) {
+    return { kind: 'enum', codes: new Map([...new Set(column.categories)].map((c, k) => [c, k])) };
+  }
+  if (isStagedAsDouble(column)) return { kind: 'float64' };
+  switch (column.type) {
+    case 'string':
+      return { kind: 'varchar' };
+    case 'float':
+      return { kind: 'float32' };
+    case 'double':
+      return { kind: 'float64' };
+    case 'int':
+      return { kind: 'int32' };
+    case 'bigint':
+      return { kind: 'bigint64' };
+    case 'boolean':
+      return { kind: 'bool' };
+    default:
+      return undefined;
+  }
+}
+
+/** The error for a value a column refuses (row numbered within the file). */
+function refusedError(column: ColumnSpec, v: unknown, row: number, notAMember: boolean): ParquetEncodeError {
+  const { name, type } = column;
+  if (isStagedAsDouble(column)) {
+    return new ParquetEncodeError(
+      `column "${name}" (bigint, safe integers) row ${row}: expected a safe integer, got ${describe(v)}`,
+    );
+  }
+  if (notAMember) {
+    return new ParquetEncodeError(
+      `column "${name}" (${type}) row ${row}: ${describe(v)} is not one of its declared categories`,
+    );
+  }
+  return new ParquetEncodeError(
+    `column "${name}" (${type}) row ${row}: expected ${expectedText(type, v)}, got ${describe(v)}`,
+  );
+}
+
+/**
+ * Rows [from, from + n) of a list column as DuckDB values, checked like `dataFor` (other columns are filled in bulk:
+ * duckdb-columns.ts). `base` numbers rows in errors.
+ */
+function listValues(
   column: ColumnSpec,
   values: ArrayLike<unknown>,
   from: number,
   n: number,
   base: number,
 ): DuckDBValue[] {
-  const { type } = column;
-  if (isStagedAsDouble(column)) return safeIntegers(column, values, from, n, base);
+  const element = elementTypeOf(column.type)!;
   const out = new Array<DuckDBValue>(n);
-  const element = elementTypeOf(type);
-  const categories = isCategorical(column) ? categorySet(column) : undefined;
   for (let i = 0; i < n; i++) {
     const v = values[from + i];
     if (v === null || v === undefined) {
       out[i] = null;
       continue;
     }
-    const checked = element === undefined ? checkScalar(type as ScalarType, v) : checkList(element, v);
-    if (checked === INVALID) {
-      throw new ParquetEncodeError(
-        `column "${column.name}" (${type}) row ${base + i}: expected ${expectedText(type, v)}, got ${describe(v)}`,
-      );
-    }
-    if (categories && !categories.has(checked as string)) {
-      throw new ParquetEncodeError(
-        `column "${column.name}" (${type}) row ${base + i}: ${describe(v)} is not one of its declared categories`,
-      );
-    }
-    out[i] = Array.isArray(checked) ? listValue(checked as DuckDBValue[]) : checked;
+    const checked = checkList(element, v);
+    if (checked === INVALID) throw refusedError(column, v, base + i, false);
+    out[i] = listValue(checked as DuckDBValue[]);
   }
   return out;
-}
-
-/** A `safeIntegers` column's values, checked, as the doubles they are staged as. */
-function safeIntegers(
-  column: ColumnSpec,
-  values: ArrayLike<unknown>,
-  from: number,
-  n: number,
-  base: number,
-): DuckDBValue[] {
-  const out = new Array<DuckDBValue>(n);
-  for (let i = 0; i < n; i++) {
-    const v = values[from + i];
-    if (v === null || v === undefined) out[i] = null;
-    else if (typeof v === 'number' && Number.isSafeInteger(v)) out[i] = v;
-    else {
-      throw new ParquetEncodeError(
-        `column "${column.name}" (bigint, safe integers) row ${base + i}: expected a safe integer, got ${describe(v)}`,
-      );
-    }
-  }
-  return out;
-}
-
-const categorySets = new WeakMap<ColumnSpec, ReadonlySet<string>>();
-
-function categorySet(column: ColumnSpec): ReadonlySet<string> {
-  let set = categorySets.get(column);
-  if (!set) {
-    set = new Set(column.categories);
-    categorySets.set(column, set);
-  }
-  return set;
 }
 
 export function quoteIdentifier(name: string): string {
