@@ -50,19 +50,27 @@ class ParquetRows extends ColumnarRows {
       for (let r = from; r < to; r++) this.add(data, r, offset + r - from);
       return;
     }
+    // Which rows are plain, a column at a time; then each run of plain rows in one go and the others one by one.
     const values = inputs.map((c) => c.values);
-    const nulls = inputs.flatMap((c) => (c.nulls ? [c.nulls] : []));
-    const { ident } = this;
-    for (let r = from; r < to; r++) {
-      let plain = true;
-      for (let k = 0; k < values.length && plain; k++) plain = Number.isFinite(values[k]![r]!);
-      for (let k = 0; k < nulls.length && plain; k++) plain = nulls[k]![r] !== 1;
-      if (!plain) {
+    const plain = new Uint8Array(to - from).fill(1);
+    for (const column of values) {
+      for (let r = from; r < to; r++) if (!Number.isFinite(column[r]!)) plain[r - from] = 0;
+    }
+    for (const c of inputs) {
+      const nulls = c.nulls;
+      if (nulls) for (let r = from; r < to; r++) if (nulls[r] === 1) plain[r - from] = 0;
+    }
+    const identity = this.identityAt.map((at) => data[at]!);
+    for (let r = from; r < to;) {
+      if (plain[r - from] === 0) {
         this.add(data, r, offset + r - from);
+        r++;
         continue;
       }
-      for (let i = 0; i < ident.length; i++) ident[i] = valueAt(data[this.identityAt[i]!]!, r);
-      this.acceptNumbers(offset + r - from, values, r);
+      let end = r + 1;
+      while (end < to && plain[end - from] === 1) end++;
+      this.acceptNumberRows(offset + r - from, values, r, end, identity);
+      r = end;
     }
   }
 }

@@ -114,7 +114,7 @@ describe('ParquetChunkWriter', () => {
     const writer = await ParquetChunkWriter.create(COLUMNS, { rowGroupSize: 1000 });
     // Appends of 3,000 rows (one full vector, one partial), 1 row and 2,100 rows; `f` once from a Float32Array and
     // `d` once from a Float64Array, as the inference thread hands over scores.
-    const parts = [sample(0, 3000), sample(3000, 1), sample(3001, 2100)];
+    const parts: ArrayLike<unknown>[][] = [sample(0, 3000), sample(3000, 1), sample(3001, 2100)];
     parts[2]![1] = Float32Array.from(parts[2]![1]!, (v) => (v as number | undefined) ?? 0);
     parts[2]![2] = Float64Array.from(parts[2]![2]!, (v) => (v as number | null) ?? 0);
     for (const part of parts) writer.append(part, part[0]!.length);
