@@ -72,8 +72,14 @@ export type IdentityColumn =
 export class ColumnarRows {
   /** inputColumnsOf(plan). */
   protected readonly inputs: readonly string[];
-  /** The current record's raw input column values and identity values. */
+  /**
+   * The current record's raw input column values and identity values. An input value that is a number may be in
+   * `rawNumber` instead, flagged in `rawIsNumber` (a double kept unboxed: a number in `raw` is a heap object); a
+   * producer that writes `raw[k]` clears `rawIsNumber[k]`.
+   */
   protected readonly raw: unknown[];
+  protected readonly rawNumber: Float64Array;
+  protected readonly rawIsNumber: Uint8Array;
   protected readonly ident: unknown[];
   private readonly width: number[];
   private readonly integralEntry: boolean[];
@@ -95,6 +101,8 @@ export class ColumnarRows {
     this.integralEntry = plan.entries.map((e) => e.dtype === 'int32' || e.dtype === 'int64');
     this.entryInputs = plan.entries.map((e) => Int32Array.from(e.from.columns, (c) => inputs.indexOf(c)));
     this.raw = new Array<unknown>(inputs.length);
+    this.rawNumber = new Float64Array(inputs.length);
+    this.rawIsNumber = new Uint8Array(inputs.length);
     this.ident = new Array<unknown>(plan.identity.length);
     this.reset();
   }
@@ -182,7 +190,8 @@ export class ColumnarRows {
       const width = this.width[e]!;
       const base = row * width;
       for (let c = 0; c < width; c++) {
-        const raw = this.raw[reads[c]!];
+        const k = reads[c]!;
+        const raw = this.rawIsNumber[k] === 1 ? this.rawNumber[k]! : this.raw[k];
         // The common case without a call: a finite number into a float tensor.
         if (typeof raw === 'number' && !this.integralEntry[e] && Number.isFinite(raw)) {
           values[base + c] = raw;
@@ -202,7 +211,9 @@ export class ColumnarRows {
         values[base + c] = value;
       }
     }
-    for (let k = 0; k < this.raw.length; k++) this.inputValues[k]![row] = summaryValue(this.raw[k]);
+    for (let k = 0; k < this.raw.length; k++) {
+      this.inputValues[k]![row] = this.rawIsNumber[k] === 1 ? this.rawNumber[k]! : summaryValue(this.raw[k]);
+    }
     for (let i = 0; i < this.ident.length; i++) this.identityValues[i]![row] = this.ident[i];
   }
 

@@ -25,7 +25,8 @@ import {
   csvLineDecoder,
   CSV_TYPES,
   NOT_OF_TYPE,
-  parseDecimal,
+  DECIMAL_OUTCOME,
+  parseDecimalInto,
   parsedDecimalEnd,
   parseTyped,
   selectColumns,
@@ -128,7 +129,7 @@ export class ColumnarBlockBuilder extends ColumnarRows {
       return this.viaRecord(bytes, start, end, offset, tooLong, ascii);
     }
     // Fast path: as csv.ts's, but every field lands in `raw` / `ident`; anything unusual goes the record way.
-    const { featureOf, identityOf, raw, ident, expected } = this;
+    const { featureOf, identityOf, raw, rawNumber, rawIsNumber, ident, expected } = this;
     let k = 0;
     let p = start;
     for (;;) {
@@ -136,9 +137,14 @@ export class ColumnarBlockBuilder extends ColumnarRows {
       const id = k < expected ? identityOf[k]! : -1;
       let q = p;
       if (f >= 0 && id < 0) {
-        const value = parseDecimal(bytes, p, end);
-        if (value === undefined) return this.viaRecord(bytes, start, end, offset, tooLong, ascii);
-        raw[f] = value;
+        const outcome = parseDecimalInto(bytes, p, end, rawNumber, f);
+        if (outcome === DECIMAL_OUTCOME.other)
+          return this.viaRecord(bytes, start, end, offset, tooLong, ascii);
+        if (outcome === DECIMAL_OUTCOME.number) rawIsNumber[f] = 1;
+        else {
+          raw[f] = null;
+          rawIsNumber[f] = 0;
+        }
         q = parsedDecimalEnd();
       } else {
         while (q < end) {
@@ -156,7 +162,10 @@ export class ColumnarBlockBuilder extends ColumnarRows {
             if (value === NOT_OF_TYPE) return this.viaRecord(bytes, start, end, offset, tooLong, ascii);
           }
           ident[id] = value;
-          if (f >= 0) raw[f] = value;
+          if (f >= 0) {
+            raw[f] = value;
+            rawIsNumber[f] = 0;
+          }
         }
       }
       k++;
@@ -165,7 +174,10 @@ export class ColumnarBlockBuilder extends ColumnarRows {
       // A trailing comma is one more (empty) field.
       if (p === end) {
         if (k < expected) {
-          if (featureOf[k]! >= 0) raw[featureOf[k]!] = null;
+          if (featureOf[k]! >= 0) {
+            raw[featureOf[k]!] = null;
+            rawIsNumber[featureOf[k]!] = 0;
+          }
           if (identityOf[k]! >= 0) ident[identityOf[k]!] = null;
         }
         k++;
@@ -191,6 +203,7 @@ export class ColumnarBlockBuilder extends ColumnarRows {
     if (!record) return;
     if (record.error) return this.reject(offset, record.error.reason, record.error.message, record.partial);
     const inputs = this.inputs;
+    this.rawIsNumber.fill(0);
     for (let f = 0; f < inputs.length; f++) this.raw[f] = record.values[inputs[f]!];
     for (let i = 0; i < this.plan.identity.length; i++) this.ident[i] = record.values[this.plan.identity[i]!];
     this.accept(offset);

@@ -34,6 +34,7 @@ class ParquetRows extends ColumnarRows {
   /** Row `r` of a group whose columns are `data` (in the order given to the constructor); `offset` its row number. */
   add(data: readonly FlatColumn[], r: number, offset: number): void {
     const { raw, ident } = this;
+    this.rawIsNumber.fill(0);
     for (let f = 0; f < raw.length; f++) raw[f] = valueAt(data[this.inputAt[f]!]!, r);
     for (let i = 0; i < ident.length; i++) ident[i] = valueAt(data[this.identityAt[i]!]!, r);
     this.accept(offset);
