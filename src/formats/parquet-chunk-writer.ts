@@ -77,6 +77,8 @@ function duckType(type: OutputColumnType): DuckDBType | undefined {
 }
 
 let database: Promise<DuckDBInstance> | undefined;
+/** Data chunks kept for reuse, by their column types (ParquetChunkWriter.dataChunk). */
+const sharedChunks = new Map<string, DuckDBDataChunk>();
 let tableCounter = 0;
 
 /**
@@ -116,6 +118,7 @@ export class ParquetChunkWriter {
   private rowCount = 0;
   private closed = false;
   private readonly types: readonly DuckDBType[];
+  private readonly typesKey: string;
   /** How each column's vector is filled in bulk (duckdb-columns.ts); undefined: by node-api, value by value. */
   private readonly layouts: readonly (VectorLayout | undefined)[];
 
@@ -127,6 +130,7 @@ export class ParquetChunkWriter {
     private readonly rowGroupSize: number,
   ) {
     this.types = columns.map((c) => tableType(c));
+    this.typesKey = this.types.map((t) => t.toString()).join('\u0000');
     this.layouts = columns.map((c) => vectorLayout(c));
   }
 
@@ -176,7 +180,7 @@ export class ParquetChunkWriter {
     });
     for (let from = 0; from < rows; from += VECTOR_ROWS) {
       const n = Math.min(VECTOR_ROWS, rows - from);
-      const chunk = DuckDBDataChunk.create(this.types, n);
+      const chunk = this.dataChunk(n);
       this.columns.forEach((column, c) => {
         const layout = this.layouts[c];
         if (!layout) {
@@ -192,6 +196,24 @@ export class ParquetChunkWriter {
       this.appender.appendDataChunk(chunk);
     }
     this.rowCount += rows;
+  }
+
+  /**
+   * A data chunk of the writer's column types, emptied and sized for `rows` rows: one per set of types in the
+   * process, not one per append. A chunk's native memory is freed only when its JavaScript object is collected, and
+   * these objects are too small for V8 to collect them soon: a chunk per 2,048 rows grew the worker's RSS by about
+   * 1.5 MiB per 25,000 rows written (docs/adr/0019, 2026-12-07 afternoon). The appender copies a chunk's rows, and
+   * `append` fills and appends a chunk without yielding, so writers can share one.
+   */
+  private dataChunk(rows: number): DuckDBDataChunk {
+    let chunk = sharedChunks.get(this.typesKey);
+    if (chunk) chunk.reset();
+    else {
+      chunk = DuckDBDataChunk.create(this.types);
+      sharedChunks.set(this.typesKey, chunk);
+    }
+    chunk.rowCount = rows;
+    return chunk;
   }
 
   /** Writes the rows to a Parquet file at `file` (a local path) and releases the table. */
