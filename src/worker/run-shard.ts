@@ -20,7 +20,7 @@ import os from 'node:os';
 import { removeStaleStagingFiles, stagingPath } from './staging.js';
 import type * as ort from 'onnxruntime-node';
 import type { CsvReadOptions } from '../formats/csv.js';
-import { warmParquetWriter } from '../formats/parquet-chunk-writer.js';
+import { configureParquetWriter, warmParquetWriter } from '../formats/parquet-chunk-writer.js';
 import type { DecodedRecord, SourceRecord } from '../formats/records.js';
 import { createFeatureBuilder, type FeatureBuilder } from '../inference/features.js';
 import { loadModelFiles } from '../inference/model-files.js';
@@ -245,6 +245,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   const challengerPlan = challengerPlanOf(plan);
   const startingChallenger = challengerPlan ? startInference(store, challengerPlan, deps) : undefined;
   startingChallenger?.catch(() => undefined);
+  // DuckDB (the Parquet writer, and reader) on this process's share of the cores, not on every core of the machine:
+  // several local workers each with a thread per core only competed for them (docs/adr/0019, 2026-12-07 afternoon).
+  if (deps.cores !== undefined) configureParquetWriter({ threads: deps.cores });
   warmParquetWriter();
   // Settled below; a failure here must not go unhandled while the other reads are awaited.
   starting.catch(() => undefined);
