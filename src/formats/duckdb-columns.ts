@@ -72,6 +72,8 @@ export function fillVector(
   validity.fill(0xff, 0, validityBytes);
   let nulls = 0;
   let bytes: number;
+  // One loop per layout, each storing into one kind of typed array: a shared loop would make every store site see
+  // every array type (megamorphic), on the path that writes every output value.
   switch (layout.kind) {
     case 'float32':
     case 'float64': {

@@ -77,8 +77,13 @@ function duckType(type: OutputColumnType): DuckDBType | undefined {
 }
 
 let database: Promise<DuckDBInstance> | undefined;
-/** Data chunks kept for reuse, by their column types (ParquetChunkWriter.dataChunk). */
+/**
+ * Data chunks kept for reuse, by their column types (ParquetChunkWriter.dataChunk), most recently used last. A few:
+ * a shard's writers share one set of types (a challenger's writer another), but the types change from shard to shard
+ * (the ENUM of a shard's source objects), and a worker host runs many shards.
+ */
 const sharedChunks = new Map<string, DuckDBDataChunk>();
+const SHARED_CHUNKS = 4;
 let tableCounter = 0;
 
 /**
@@ -207,11 +212,14 @@ export class ParquetChunkWriter {
    */
   private dataChunk(rows: number): DuckDBDataChunk {
     let chunk = sharedChunks.get(this.typesKey);
-    if (chunk) chunk.reset();
-    else {
+    if (chunk) {
+      chunk.reset();
+      sharedChunks.delete(this.typesKey);
+    } else {
       chunk = DuckDBDataChunk.create(this.types);
-      sharedChunks.set(this.typesKey, chunk);
+      if (sharedChunks.size >= SHARED_CHUNKS) sharedChunks.delete(sharedChunks.keys().next().value!);
     }
+    sharedChunks.set(this.typesKey, chunk);
     chunk.rowCount = rows;
     return chunk;
   }
@@ -263,10 +271,14 @@ function isCategorical(column: ColumnSpec): boolean {
   return column.type === 'string' && column.categories !== undefined && column.categories.length > 0;
 }
 
+/** A categorical column's ENUM members: distinct (as ENUM needs), in the order of first appearance. */
+function categoryMembers(column: ColumnSpec): string[] {
+  return [...new Set(column.categories)];
+}
+
 /** The column's type in the staging table (an ENUM for a categorical string column). */
 function tableType(column: ColumnSpec): DuckDBType {
-  // ENUM needs distinct members; the order of first appearance is kept.
-  if (isCategorical(column)) return ENUM([...new Set(column.categories)]);
+  if (isCategorical(column)) return ENUM(categoryMembers(column));
   return isStagedAsDouble(column) ? DOUBLE : duckType(column.type)!;
 }
 
@@ -286,7 +298,7 @@ function checkColumnSpecs(columns: readonly ColumnSpec[]): void {
 /** How a column's vector is filled in bulk, or undefined for a list column (node-api sets it value by value). */
 function vectorLayout(column: ColumnSpec): VectorLayout | undefined {
   if (isCategorical(column)) {
-    return { kind: 'enum', codes: new Map([...new Set(column.categories)].map((c, k) => [c, k])) };
+    return { kind: 'enum', codes: new Map(categoryMembers(column).map((c, k) => [c, k])) };
   }
   if (isStagedAsDouble(column)) return { kind: 'float64' };
   switch (column.type) {
@@ -309,20 +321,14 @@ function vectorLayout(column: ColumnSpec): VectorLayout | undefined {
 
 /** The error for a value a column refuses (row numbered within the file). */
 function refusedError(column: ColumnSpec, v: unknown, row: number, notAMember: boolean): ParquetEncodeError {
-  const { name, type } = column;
-  if (isStagedAsDouble(column)) {
-    return new ParquetEncodeError(
-      `column "${name}" (bigint, safe integers) row ${row}: expected a safe integer, got ${describe(v)}`,
-    );
-  }
-  if (notAMember) {
-    return new ParquetEncodeError(
-      `column "${name}" (${type}) row ${row}: ${describe(v)} is not one of its declared categories`,
-    );
-  }
-  return new ParquetEncodeError(
-    `column "${name}" (${type}) row ${row}: expected ${expectedText(type, v)}, got ${describe(v)}`,
-  );
+  const staged = isStagedAsDouble(column);
+  const where = `column "${column.name}" (${staged ? 'bigint, safe integers' : column.type}) row ${row}`;
+  const problem = staged
+    ? `expected a safe integer, got ${describe(v)}`
+    : notAMember
+      ? `${describe(v)} is not one of its declared categories`
+      : `expected ${expectedText(column.type, v)}, got ${describe(v)}`;
+  return new ParquetEncodeError(`${where}: ${problem}`);
 }
 
 /**

@@ -207,6 +207,41 @@ describe('ParquetChunkWriter', () => {
     expect(await rowsOf(files[1]!)).toEqual([...asRows(plain), ...asRows(withNulls)]);
   });
 
+  it('writers of more sets of columns than chunks are kept, appending in turn, each write their own rows', async () => {
+    // Each shard's source objects make a different ENUM: six sets of column types, appended to round-robin twice,
+    // so kept chunks are dropped and made again.
+    const writers = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map((k) =>
+        ParquetChunkWriter.create([
+          { name: '_source', type: 'string', categories: [`file:///in/${k}.csv`, 'file:///in/common.csv'] },
+          { name: '_offset', type: 'bigint', safeIntegers: true },
+        ]),
+      ),
+    );
+    for (const round of [0, 1]) {
+      writers.forEach((w, k) =>
+        w.append(
+          [
+            [`file:///in/${k}.csv`, null],
+            [round, k],
+          ],
+          2,
+        ),
+      );
+    }
+    for (const [k, w] of writers.entries()) {
+      const file = path.join(tmp.dir, `sets-${k}.parquet`);
+      await w.finish(file);
+      const source = `file:///in/${k}.csv`;
+      expectIn(await rowsOf(file), `writer ${k}`).toEqual([
+        { _source: source, _offset: 0n },
+        { _source: null, _offset: BigInt(k) },
+        { _source: source, _offset: 1n },
+        { _source: null, _offset: BigInt(k) },
+      ]);
+    }
+  });
+
   it('refuses a value that does not fit its column, naming the column and its row in the file', async () => {
     const cases: [ColumnSpec, unknown, string][] = [
       [{ name: 'id', type: 'string' }, 7, 'column "id" (string) row 2052: expected a string, got number 7'],
