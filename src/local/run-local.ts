@@ -287,7 +287,7 @@ async function runLocked(
   // Loaded here, for `run` only: the interpreter, and aws-cdk-lib when the definition is rendered, cost every other
   // command's start about 0.7 s.
   // One after the other: jest's ESM loader fails concurrent imports of graphs that share modules.
-  const interpreter = await import('aws-local-stepfunctions');
+  const interpreter = (await import('./interpreter.js')).loadInterpreter();
   const { LOCAL_VALIDATION_OPTIONS, localWorkflowDefinition } = await import('./local-definition.js');
   const machine = new interpreter.StateMachine(
     (await localWorkflowDefinition()) as unknown as StateMachineDefinition,
