@@ -35,7 +35,19 @@ export const MAX_POSITION_SUMMARIES = 16;
 export const MAX_MEAN_DIMENSIONS = 4096;
 
 /** Sparse bin counts: `[binIndex, count]`, ascending by index. */
-const binCountsSchema = z.array(z.tuple([z.number().int(), z.number().int().positive()]));
+const binCountsSchema = z.custom<[number, number][]>(
+  (value) =>
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        Number.isInteger(pair[0]) &&
+        Number.isInteger(pair[1]) &&
+        (pair[1] as number) > 0,
+    ),
+  { message: 'expected [bin index, count] pairs of integers, each count positive' },
+);
 
 export const numericSummarySchema = z.strictObject({
   kind: z.literal('numeric'),

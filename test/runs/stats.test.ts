@@ -131,6 +131,36 @@ describe('numeric bins', () => {
   });
 });
 
+describe('outputSummariesSchema', () => {
+  const withBins = (positive: unknown) => {
+    const summary = numeric([1, 2, 3]);
+    return { score: { ...summary, bins: { ...summary.bins, positive } } };
+  };
+
+  it('accepts the bins an accumulator writes', () => {
+    const summaries = { score: numeric([0.5, 1, 2, -3, 0]) };
+    expect(outputSummariesSchema.parse(JSON.parse(JSON.stringify(summaries)))).toEqual(summaries);
+  });
+
+  it.each([
+    ['a count of 0', [[3, 0]]],
+    ['a fractional index', [[0.5, 2]]],
+    ['a fractional count', [[3, 1.5]]],
+    ['a pair of three', [[3, 1, 1]]],
+    ['a pair of strings', [['3', '1']]],
+    ['not a list', { 3: 1 }],
+  ])('refuses bins with %s, naming the column and the field', (_case, positive) => {
+    const parsed = outputSummariesSchema.safeParse(withBins(positive));
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues).toEqual([
+      expect.objectContaining({
+        path: ['score', 'bins', 'positive'],
+        message: 'expected [bin index, count] pairs of integers, each count positive',
+      }),
+    ]);
+  });
+});
+
 describe('NumericAccumulator.addColumn', () => {
   it('equals add() of the kept values in order, bit for bit (sums, -0, non-finite values, bins)', () => {
     const value = fc.oneof(
