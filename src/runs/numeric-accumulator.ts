@@ -16,9 +16,83 @@ export const BIN_MIN_MAGNITUDE = 1e-12;
 /** The quantiles every numeric summary reports. */
 export const QUANTILES = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99] as const;
 
-/** The bin a finite value falls in: 0 for the zero bin, else ±(index) with the sign of the value (index >= 1). */
-function binIndex(magnitude: number): number {
+/** The bin of a magnitude (>= BIN_MIN_MAGNITUDE, finite), by its definition: ⌈log_γ(magnitude)⌉. */
+export function binIndexByDefinition(magnitude: number): number {
   return Math.ceil(Math.log(magnitude) / LOG_GAMMA);
+}
+
+// The bin of a magnitude without a logarithm per value (the input summaries bin every feature of every record, and
+// the logarithm was 40% of that time). A double's high 32 bits hold its exponent and the top 20 bits of its
+// mantissa; SLOT_BITS of those split each power of two into slots so narrow (a ratio of 1 + 2^-10 from start to end)
+// that a slot holds at most one bin edge, since bins are 2% wide. For each slot, a table keeps the bin of its
+// smallest double and the smallest double of the next bin within it (Infinity if none), both found with
+// binIndexByDefinition itself: as that function never decreases as the magnitude grows, the bin of any double of
+// the slot is then one comparison away, and equals binIndexByDefinition's exactly.
+const SLOT_BITS = 10;
+const SLOTS = 1 << SLOT_BITS;
+/** The mantissa bits below a slot's: a slot spans 2^42 consecutive doubles. */
+const SLOT_SPAN_BITS = 52 - SLOT_BITS;
+const word = new Float64Array(1);
+const words = new Uint32Array(word.buffer);
+/** Index in `words` of a double's high word: 1 on a little-endian machine. */
+const HIGH = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const LOW = 1 - HIGH;
+/** Biased exponents (0-2047) whose slots are built: when a value of that power of two first comes. */
+const built = new Uint8Array(2048);
+/**
+ * Per slot of every exponent (index exponent * SLOTS + slot): its first bin, and its smallest double in the next bin
+ * (Infinity when the slot lies in one bin). Zero-filled and untouched until an exponent is built: 12 KiB of memory
+ * per power of two the values span, of the 24 MiB reserved.
+ */
+const slotBins = new Int32Array(2048 * SLOTS);
+const slotEdges = new Float64Array(2048 * SLOTS);
+
+/** The double whose high word is `high` and whose low word is `low`. */
+function doubleOf(high: number, low: number): number {
+  words[HIGH] = high;
+  words[LOW] = low;
+  return word[0]!;
+}
+
+/** The double `offset` (0 to 2^42 - 1) places after the first of the slot whose high word starts at `slotHigh`. */
+function doubleInSlot(slotHigh: number, offset: number): number {
+  return doubleOf(slotHigh + Math.floor(offset / 2 ** 32), offset % 2 ** 32);
+}
+
+function buildSlots(exponent: number): void {
+  const bins = slotBins.subarray(exponent * SLOTS, (exponent + 1) * SLOTS);
+  const edges = slotEdges.subarray(exponent * SLOTS, (exponent + 1) * SLOTS);
+  for (let slot = 0; slot < SLOTS; slot++) {
+    const slotHigh = ((exponent << 20) | (slot << (SLOT_SPAN_BITS - 32))) >>> 0;
+    const first = binIndexByDefinition(doubleInSlot(slotHigh, 0));
+    const last = binIndexByDefinition(doubleInSlot(slotHigh, 2 ** SLOT_SPAN_BITS - 1));
+    bins[slot] = first;
+    if (last === first) {
+      edges[slot] = Infinity;
+      continue;
+    }
+    // One edge in the slot (last === first + 1): the first double of bin `last`, by bisection over the slot.
+    let below = 0;
+    let at = 2 ** SLOT_SPAN_BITS - 1;
+    while (at - below > 1) {
+      const middle = below + Math.floor((at - below) / 2);
+      if (binIndexByDefinition(doubleInSlot(slotHigh, middle)) === first) below = middle;
+      else at = middle;
+    }
+    edges[slot] = doubleInSlot(slotHigh, at);
+  }
+  built[exponent] = 1;
+}
+
+/** binIndexByDefinition(magnitude), bit for bit, from the slot tables. */
+export function binIndex(magnitude: number): number {
+  word[0] = magnitude;
+  const high = words[HIGH]!;
+  // The sign bit is 0 (a magnitude): the high word's top bits are the exponent, then the slot.
+  const exponent = high >>> 20;
+  if (built[exponent] === 0) buildSlots(exponent);
+  const at = high >>> (SLOT_SPAN_BITS - 32);
+  return magnitude < slotEdges[at]! ? slotBins[at]! : slotBins[at]! + 1;
 }
 
 /** A representative value of positive bin `i`: the point with the same relative distance to both edges. */

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from '@jest/globals';
+import { binIndex, binIndexByDefinition } from '../../src/runs/numeric-accumulator.js';
 import {
   BIN_GAMMA,
   BIN_MIN_MAGNITUDE,
@@ -127,6 +128,45 @@ describe('numeric bins', () => {
         for (const v of values) acc.add(v);
         expect(acc.summary().bins).toEqual(referenceBins(values));
       }),
+    );
+  });
+});
+
+describe('binIndex', () => {
+  /** The doubles `k` steps away from `x` (positive x), by their bit patterns. */
+  const bits = new BigInt64Array(1);
+  const asDouble = new Float64Array(bits.buffer);
+  const stepped = (x: number, k: number): number => {
+    asDouble[0] = x;
+    bits[0] += BigInt(k);
+    return asDouble[0];
+  };
+
+  it('equals the definition on and around every bin edge, from BIN_MIN_MAGNITUDE to the largest double', () => {
+    const lowest = binIndexByDefinition(BIN_MIN_MAGNITUDE);
+    const highest = binIndexByDefinition(Number.MAX_VALUE);
+    let checked = 0;
+    const mismatches: string[] = [];
+    for (let i = lowest; i <= highest; i++) {
+      const edge = BIN_GAMMA ** i;
+      for (let k = -4; k <= 4; k++) {
+        const m = stepped(edge, k);
+        if (!(m >= BIN_MIN_MAGNITUDE && m <= Number.MAX_VALUE)) continue;
+        checked++;
+        if (binIndex(m) !== binIndexByDefinition(m))
+          mismatches.push(`${m}: ${binIndex(m)} vs ${binIndexByDefinition(m)}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+    expect(checked).toBeGreaterThan(9 * 36_000);
+  });
+
+  it('equals the definition for any magnitude', () => {
+    fc.assert(
+      fc.property(fc.double({ min: BIN_MIN_MAGNITUDE, max: Number.MAX_VALUE, noNaN: true }), (m) => {
+        expect(binIndex(m)).toBe(binIndexByDefinition(m));
+      }),
+      { numRuns: 20_000 },
     );
   });
 });
