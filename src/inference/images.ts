@@ -13,10 +13,12 @@
  * Image locations in a column are URIs (s3://, file://) or paths relative to the record's input object.
  */
 import type * as ort from 'onnxruntime-node';
-import sharp, { type OutputInfo } from 'sharp';
+import type * as Sharp from 'sharp';
+import type { OutputInfo } from 'sharp';
 import { ModelError } from '../spec/errors.js';
 import type { ImageInputSpec } from '../spec/model-io.js';
 import { NotFoundError, type ObjectStore } from '../storage/object-store.js';
+import { lazyModule, type LazyModule } from '../runtime/lazy-module.js';
 import { resolveAgainst } from '../storage/uri.js';
 import { describe, tensorOf } from './dtypes.js';
 import { invalid, isMissing, missing, type EntryBuilder, type EntryIssue } from './entry.js';
@@ -27,6 +29,12 @@ import type { TensorInfo } from './session.js';
  * text in the base64 alphabet is the image itself (a JPEG's base64 starts with "/9j/", so a leading slash alone
  * cannot mean a path); else a path starting with /, ./ or ../ names a file.
  */
+/**
+ * sharp (libvips) takes about 0.15 s to load: a worker loads it for a job with image inputs only, as it builds their
+ * entries (imageEntry), instead of every worker as it starts.
+ */
+const sharpLibrary: LazyModule<typeof Sharp> = lazyModule(() => import('sharp'));
+
 const URI = /^[a-z][a-z0-9+.-]*:\/\//i;
 const IMAGE_EXTENSION = /\.(?:png|jpe?g|webp|gif|tiff?|bmp|avif|heic|heif)$/i;
 const BASE64 = /^[A-Za-z0-9+/\s]+={0,2}\s*$/;
@@ -37,6 +45,7 @@ export function imageEntry(
   info: TensorInfo | undefined,
   store: ObjectStore | undefined,
 ): EntryBuilder {
+  sharpLibrary.preload();
   const from = spec.from;
   const channels = from.channels === 'L' ? 1 : 3;
   const height = from.crop?.height ?? from.resize?.height;
@@ -66,6 +75,7 @@ export function imageEntry(
 
   const decode = async (bytes: Uint8Array): Promise<Uint8Array | EntryIssue> => {
     if (letterbox) return decodeLetterboxed(bytes, letterbox);
+    const sharp = (await sharpLibrary.load()).default;
     let pipeline = sharp(bytes)
       .removeAlpha()
       .toColourspace(channels === 1 ? 'b-w' : 'srgb');
@@ -122,6 +132,7 @@ export function imageEntry(
 
   /** keepAspect: scaled to fit (letterbox) or to the height (at most maxWidth wide), then padded to the size. */
   const decodeLetterboxed = async (bytes: Uint8Array, lb: Letterbox): Promise<Uint8Array | EntryIssue> => {
+    const sharp = (await sharpLibrary.load()).default;
     let raw: { data: Buffer; info: OutputInfo };
     try {
       const meta = await sharp(bytes).metadata();
