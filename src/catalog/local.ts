@@ -23,14 +23,15 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { DuckDBConnection, DuckDBType, DuckDBTypeId, JS } from '@duckdb/node-api';
 import type { Catalog, PublishedRun } from './catalog.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { duckDb } from '../formats/duckdb-library.js';
 import { lazyModule, type LazyModule } from '../runtime/lazy-module.js';
 import { parseUri } from '../storage/uri.js';
 
 /**
- * DuckDB, loaded by the first publish or query: about 0.1 s of loading that the CLI's other commands, and a local
- * run until its end, do without (`LocalCatalog.preload` starts it early).
+ * DuckDB, loaded by the first publish or query: about 0.1 s of loading (required, not imported: duckdb-library.ts)
+ * that the CLI's other commands, and a local run until its end, do without (`LocalCatalog.preload` starts it early).
  */
-const duckdb: LazyModule<typeof DuckDb> = lazyModule(() => import('@duckdb/node-api'));
+const duckdb: LazyModule<typeof DuckDb> = lazyModule(() => Promise.resolve().then(() => duckDb().api));
 
 /** Job names are spec identifiers; checked again here because they become SQL identifiers. */
 const TABLE_NAME = /^[a-z][a-z0-9_]*$/;

@@ -11,7 +11,8 @@
  *   the vector's own string heap.
  * A column of another type (lists) is left to node-api.
  */
-import duckdb from '@duckdb/node-bindings';
+import type { Vector } from '@duckdb/node-bindings';
+import { duckDb } from './duckdb-library.js';
 
 /** How a column's values are laid out in its vector; `undefined` where node-api sets the vector. */
 export type VectorLayout =
@@ -59,7 +60,7 @@ const encoder = new TextEncoder();
  * undefined when all were written. Null and undefined values are nulls.
  */
 export function fillVector(
-  vector: duckdb.Vector,
+  vector: Vector,
   layout: VectorLayout,
   values: ArrayLike<unknown>,
   from: number,
@@ -177,6 +178,7 @@ export function fillVector(
           nulls++;
         } else return new RefusedValue(i, v, false);
       }
+      const duckdb = duckDb().bindings;
       duckdb.copy_data_to_vector(vector, 0, scratch.data, 0, n * 16);
       // After the copy, which would overwrite them: these point into the vector's string heap.
       if (long)
@@ -185,12 +187,13 @@ export function fillVector(
       return undefined;
     }
   }
-  duckdb.copy_data_to_vector(vector, 0, scratch.data, 0, bytes);
+  duckDb().bindings.copy_data_to_vector(vector, 0, scratch.data, 0, bytes);
   if (nulls > 0) setValidity(vector, validityBytes);
   return undefined;
 }
 
-function setValidity(vector: duckdb.Vector, bytes: number): void {
+function setValidity(vector: Vector, bytes: number): void {
+  const duckdb = duckDb().bindings;
   duckdb.vector_ensure_validity_writable(vector);
   duckdb.copy_data_to_vector_validity(vector, 0, scratch.validity.buffer, 0, bytes);
 }

@@ -7,24 +7,15 @@
  *
  * Its own module because it loads DuckDB's native binding, which the Lambda bundles must not carry.
  */
-import {
-  BIGINT,
-  BOOLEAN,
-  DOUBLE,
+import type {
+  DuckDBAppender,
+  DuckDBConnection,
   DuckDBDataChunk,
   DuckDBInstance,
-  FLOAT,
-  INTEGER,
-  ENUM,
-  LIST,
-  listValue,
-  VARCHAR,
-  type DuckDBAppender,
-  type DuckDBConnection,
-  type DuckDBType,
-  type DuckDBValue,
+  DuckDBType,
+  DuckDBValue,
 } from '@duckdb/node-api';
-import duckdb from '@duckdb/node-bindings';
+import { duckDb } from './duckdb-library.js';
 import { fillVector, VECTOR_ROWS, type VectorLayout } from './duckdb-columns.js';
 import {
   checkList,
@@ -61,19 +52,33 @@ export interface ChunkWriterOptions {
   readonly rowGroupSize?: number;
 }
 
-const DUCKDB_SCALARS: Record<ScalarType, DuckDBType> = {
-  string: VARCHAR,
-  float: FLOAT,
-  double: DOUBLE,
-  int: INTEGER,
-  bigint: BIGINT,
-  boolean: BOOLEAN,
-};
+/** The output types a chunk writer takes: the scalar ones and lists of them. */
+const WRITABLE_SCALARS: ReadonlySet<string> = new Set<ScalarType>([
+  'string',
+  'float',
+  'double',
+  'int',
+  'bigint',
+  'boolean',
+]);
 
-function duckType(type: OutputColumnType): DuckDBType | undefined {
+function isWritable(type: OutputColumnType): boolean {
+  return elementTypeOf(type) !== undefined || WRITABLE_SCALARS.has(type);
+}
+
+/** The DuckDB type of a writable output type (once DuckDB is loaded). */
+function duckType(type: OutputColumnType): DuckDBType {
+  const { VARCHAR, FLOAT, DOUBLE, INTEGER, BIGINT, BOOLEAN, LIST } = duckDb().api;
+  const scalars: Record<ScalarType, DuckDBType> = {
+    string: VARCHAR,
+    float: FLOAT,
+    double: DOUBLE,
+    int: INTEGER,
+    bigint: BIGINT,
+    boolean: BOOLEAN,
+  };
   const element = elementTypeOf(type);
-  if (element !== undefined) return LIST(DUCKDB_SCALARS[element]);
-  return (DUCKDB_SCALARS as Partial<Record<string, DuckDBType>>)[type];
+  return element !== undefined ? LIST(scalars[element]) : scalars[type as ScalarType];
 }
 
 let database: Promise<DuckDBInstance> | undefined;
@@ -92,17 +97,20 @@ let tableCounter = 0;
  * (one per core).
  */
 export function writerDatabase(): Promise<DuckDBInstance> {
-  database ??= DuckDBInstance.create(':memory:', {
-    ...(writerThreads ? { threads: String(writerThreads) } : {}),
-    // Order of rows is part of the output contract (input order within a shard).
-    preserve_insertion_order: 'true',
-  });
+  // In a `then`: a failure to load DuckDB becomes this promise's rejection, where the callers handle it.
+  database ??= Promise.resolve().then(() =>
+    duckDb().api.DuckDBInstance.create(':memory:', {
+      ...(writerThreads ? { threads: String(writerThreads) } : {}),
+      // Order of rows is part of the output contract (input order within a shard).
+      preserve_insertion_order: 'true',
+    }),
+  );
   return database;
 }
 
 let writerThreads: number | undefined;
 
-/** Creates the writers' DuckDB now (in the background), so the first chunk does not wait for it. */
+/** Loads DuckDB and creates the writers' database now (in the background), so the first chunk does not wait. */
 export function warmParquetWriter(): void {
   writerDatabase().catch(() => {
     // The first ParquetChunkWriter.create reports the error, where it can be handled.
@@ -192,7 +200,7 @@ export class ParquetChunkWriter {
           chunk.setColumnValues(c, listValues(column, values[c]!, from, n, this.rowCount + from));
           return;
         }
-        const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+        const vector = duckDb().bindings.data_chunk_get_vector(chunk.chunk, c);
         const refused = fillVector(vector, layout, values[c]!, from, n, isStagedAsDouble(column));
         if (refused) {
           throw refusedError(column, refused.value, this.rowCount + from + refused.row, refused.notAMember);
@@ -216,7 +224,7 @@ export class ParquetChunkWriter {
       chunk.reset();
       sharedChunks.delete(this.typesKey);
     } else {
-      chunk = DuckDBDataChunk.create(this.types);
+      chunk = duckDb().api.DuckDBDataChunk.create(this.types);
       if (sharedChunks.size >= SHARED_CHUNKS) sharedChunks.delete(sharedChunks.keys().next().value!);
     }
     sharedChunks.set(this.typesKey, chunk);
@@ -278,8 +286,9 @@ function categoryMembers(column: ColumnSpec): string[] {
 
 /** The column's type in the staging table (an ENUM for a categorical string column). */
 function tableType(column: ColumnSpec): DuckDBType {
+  const { ENUM, DOUBLE } = duckDb().api;
   if (isCategorical(column)) return ENUM(categoryMembers(column));
-  return isStagedAsDouble(column) ? DOUBLE : duckType(column.type)!;
+  return isStagedAsDouble(column) ? DOUBLE : duckType(column.type);
 }
 
 function checkColumnSpecs(columns: readonly ColumnSpec[]): void {
@@ -288,7 +297,7 @@ function checkColumnSpecs(columns: readonly ColumnSpec[]): void {
   for (const column of columns) {
     if (column.name === '') throw new ParquetEncodeError('column names must not be empty');
     if (names.has(column.name)) throw new ParquetEncodeError(`column "${column.name}" appears twice`);
-    if (duckType(column.type) === undefined) {
+    if (!isWritable(column.type)) {
       throw new ParquetEncodeError(`column "${column.name}" has unknown type ${String(column.type)}`);
     }
     names.add(column.name);
@@ -343,6 +352,7 @@ function listValues(
   base: number,
 ): DuckDBValue[] {
   const element = elementTypeOf(column.type)!;
+  const { listValue } = duckDb().api;
   const out = new Array<DuckDBValue>(n);
   for (let i = 0; i < n; i++) {
     const v = values[from + i];

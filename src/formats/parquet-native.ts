@@ -12,7 +12,8 @@
  *
  * Its own module because it loads DuckDB's native binding, which the Lambda bundles must not carry.
  */
-import { DuckDBTypeId, type DuckDBDataChunk, type DuckDBVector } from '@duckdb/node-api';
+import type { DuckDBDataChunk, DuckDBTypeId, DuckDBVector } from '@duckdb/node-api';
+import { duckDb } from './duckdb-library.js';
 import type { FileMetaData, SchemaElement } from 'hyparquet';
 import { quoteIdentifier, quoteString, writerDatabase } from './parquet-chunk-writer.js';
 import { NumericColumn, type FlatColumn } from './parquet-flat.js';
@@ -80,14 +81,16 @@ function topLevel(metadata: FileMetaData): Map<string, SchemaElement> {
   return out;
 }
 
-/** Which DuckDB vectors hold numbers in a typed array (NumericColumn). */
-const NUMERIC_VECTORS: ReadonlySet<DuckDBTypeId> = new Set([
-  DuckDBTypeId.DOUBLE,
-  DuckDBTypeId.FLOAT,
-  DuckDBTypeId.INTEGER,
-  DuckDBTypeId.SMALLINT,
-  DuckDBTypeId.TINYINT,
-]);
+let numericVectors: ReadonlySet<DuckDBTypeId> | undefined;
+
+/** Whether vectors of the type hold numbers in a typed array (NumericColumn). */
+function isNumericVector(type: DuckDBTypeId): boolean {
+  if (numericVectors === undefined) {
+    const { DOUBLE, FLOAT, INTEGER, SMALLINT, TINYINT } = duckDb().api.DuckDBTypeId;
+    numericVectors = new Set([DOUBLE, FLOAT, INTEGER, SMALLINT, TINYINT]);
+  }
+  return numericVectors.has(type);
+}
 
 /** One column of a chunk as the flat reader gives it: a NumericColumn, or values with null for a missing one. */
 function columnOf(vector: DuckDBVector, rows: number): FlatColumn {
@@ -95,7 +98,7 @@ function columnOf(vector: DuckDBVector, rows: number): FlatColumn {
     readonly items?: ArrayLike<number>;
     readonly validity?: { itemValid(i: number): boolean };
   };
-  if (NUMERIC_VECTORS.has(vector.type.typeId) && typed.items && typed.validity) {
+  if (isNumericVector(vector.type.typeId) && typed.items && typed.validity) {
     const values = Float64Array.from(typed.items);
     let nulls: Uint8Array | undefined;
     for (let r = 0; r < rows; r++) {

@@ -248,7 +248,6 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   // DuckDB (the Parquet writer, and reader) on this process's share of the cores, not on every core of the machine:
   // several local workers each with a thread per core only competed for them (docs/adr/0019, 2026-12-07 afternoon).
   if (deps.cores !== undefined) configureParquetWriter({ threads: deps.cores });
-  warmParquetWriter();
   // Settled below; a failure here must not go unhandled while the other reads are awaited.
   starting.catch(() => undefined);
   const setup = await Promise.all([
@@ -332,6 +331,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
         : {}),
       ...(lent ? { decodeThreadsReused: lent.reused } : {}),
     });
+    // DuckDB loads (a first shard's worker has not loaded it yet: duckdb-library.ts) and starts its database while the
+    // decode threads read the first records, which this thread would otherwise only wait for.
+    warmParquetWriter();
 
     const base = resume?.timings ?? { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0, totalMs: 0 };
     const spent = { readMs: 0, decodeMs: 0, inferMs: 0, writeMs: 0 };
