@@ -24,6 +24,7 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { DUCKDB_PACKAGES } from '../src/formats/duckdb-library.js';
 import { WORKER_BUNDLE_ENTRIES } from '../src/worker/spawn-thread.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -120,6 +121,11 @@ export async function bundleWorker(dir: string): Promise<{ file: string; imports
       imports.add(imported.path);
     }
   }
+  // Required at run time rather than imported (src/formats/duckdb-library.ts), so absent from the metafile: counted
+  // when the bundle holds the library's code, which names them.
+  const code = readFileSync(file, 'utf8');
+  for (const name of Object.values(DUCKDB_PACKAGES))
+    if (code.includes(JSON.stringify(name))) imports.add(name);
   return { file, imports: [...imports].sort() };
 }
 

@@ -16,6 +16,12 @@ export interface DuckDbLibrary {
   readonly bindings: typeof NodeBindings;
 }
 
+/**
+ * The packages this module requires. esbuild's metafile lists a bundle's imports, not a `createRequire` function's
+ * requires: scripts/worker-image.ts adds these to what the worker image must install.
+ */
+export const DUCKDB_PACKAGES = { api: '@duckdb/node-api', bindings: '@duckdb/node-bindings' } as const;
+
 let loaded: DuckDbLibrary | undefined;
 
 /** DuckDB's packages, loaded on the first call. */
@@ -23,8 +29,8 @@ export function duckDb(): DuckDbLibrary {
   if (loaded === undefined) {
     const requireHere = createRequire(import.meta.url);
     loaded = {
-      api: requireHere('@duckdb/node-api') as typeof NodeApi,
-      bindings: requireHere('@duckdb/node-bindings') as typeof NodeBindings,
+      api: requireHere(DUCKDB_PACKAGES.api) as typeof NodeApi,
+      bindings: requireHere(DUCKDB_PACKAGES.bindings) as typeof NodeBindings,
     };
   }
   return loaded;
