@@ -25,6 +25,7 @@ import {
   expectedText,
   INVALID,
   ParquetEncodeError,
+  SCALAR_TYPES,
   type OutputColumnType,
   type ScalarType,
 } from './parquet-write.js';
@@ -53,14 +54,7 @@ export interface ChunkWriterOptions {
 }
 
 /** The output types a chunk writer takes: the scalar ones and lists of them. */
-const WRITABLE_SCALARS: ReadonlySet<string> = new Set<ScalarType>([
-  'string',
-  'float',
-  'double',
-  'int',
-  'bigint',
-  'boolean',
-]);
+const WRITABLE_SCALARS: ReadonlySet<string> = new Set(SCALAR_TYPES);
 
 function isWritable(type: OutputColumnType): boolean {
   return elementTypeOf(type) !== undefined || WRITABLE_SCALARS.has(type);

@@ -89,7 +89,7 @@ export function encodeParquet(columns: readonly OutputColumn[], options: EncodeO
 }
 
 export type ScalarType = 'string' | 'float' | 'double' | 'int' | 'bigint' | 'boolean';
-const SCALAR_TYPES: readonly ScalarType[] = ['string', 'float', 'double', 'int', 'bigint', 'boolean'];
+export const SCALAR_TYPES: readonly ScalarType[] = ['string', 'float', 'double', 'int', 'bigint', 'boolean'];
 
 /** The element type of an `array<...>` column; undefined for a scalar column. */
 export function elementTypeOf(type: OutputColumnType): ScalarType | undefined {
