@@ -27,7 +27,8 @@ export function binIndexByDefinition(magnitude: number): number {
 // that a slot holds at most one bin edge, since bins are 2% wide. For each slot, a table keeps the bin of its
 // smallest double and the smallest double of the next bin within it (Infinity if none), both found with
 // binIndexByDefinition itself: as that function never decreases as the magnitude grows, the bin of any double of
-// the slot is then one comparison away, and equals binIndexByDefinition's exactly.
+// the slot is then one comparison away, and is binIndexByDefinition's integer (its -0, for magnitudes in (1/γ, 1],
+// comes out as 0: the same bin).
 const SLOT_BITS = 10;
 const SLOTS = 1 << SLOT_BITS;
 /** The mantissa bits below a slot's: a slot spans 2^42 consecutive doubles. */
@@ -84,7 +85,7 @@ function buildSlots(exponent: number): void {
   built[exponent] = 1;
 }
 
-/** binIndexByDefinition(magnitude), bit for bit, from the slot tables. */
+/** binIndexByDefinition(magnitude) from the slot tables: the same integer (0 where the definition gives -0). */
 export function binIndex(magnitude: number): number {
   word[0] = magnitude;
   const high = words[HIGH]!;

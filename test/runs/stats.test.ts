@@ -166,9 +166,11 @@ describe('binIndex', () => {
   it('equals the definition for any magnitude', () => {
     fc.assert(
       fc.property(fc.double({ min: BIN_MIN_MAGNITUDE, max: Number.MAX_VALUE, noNaN: true }), (m) => {
-        expect(binIndex(m)).toBe(binIndexByDefinition(m));
+        // `+ 0`: the definition gives -0 for magnitudes in (1/γ, 1], which is bin 0 like 0 itself.
+        expect(binIndex(m)).toBe(binIndexByDefinition(m) + 0);
       }),
-      { numRuns: 20_000 },
+      // 1/γ, the first value a run of the suite found where the definition gives -0.
+      { numRuns: 20_000, examples: [[0.9801980198019803]] },
     );
   });
 });
