@@ -43,7 +43,8 @@ const built = new Uint8Array(2048);
 /**
  * Per slot of every exponent (index exponent * SLOTS + slot): its first bin, and its smallest double in the next bin
  * (Infinity when the slot lies in one bin). Zero-filled and untouched until an exponent is built: 12 KiB of memory
- * per power of two the values span, of the 24 MiB reserved.
+ * per power of two the values span, of the 24 MiB reserved (which `process.memoryUsage().arrayBuffers` counts and
+ * resident memory does not). Flat arrays: a lookup per exponent in an array of tables measured 20-30% slower.
  */
 const slotBins = new Int32Array(2048 * SLOTS);
 const slotEdges = new Float64Array(2048 * SLOTS);
